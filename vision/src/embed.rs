@@ -1,0 +1,118 @@
+//! Face embedding: an aligned 112×112 crop → a unit-length vector whose cosine similarity to
+//! another person's is low and to the same person's is high.
+
+use std::{path::Path, sync::Mutex};
+
+use image::RgbImage;
+use ndarray::Array4;
+use ort::{environment::Environment, session::Session, value::Tensor};
+
+use crate::{ALIGNED_SIZE, Error, runtime::open_session};
+
+/// A unit-length face embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding(Vec<f32>);
+
+impl Embedding {
+    /// Normalises `values` to unit length; `None` for an empty or all-zero vector.
+    pub fn from_raw(values: Vec<f32>) -> Option<Self> {
+        let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if values.is_empty() || !norm.is_finite() || norm <= f32::EPSILON {
+            return None;
+        }
+        Some(Self(values.into_iter().map(|v| v / norm).collect()))
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.0
+    }
+
+    /// Cosine similarity in [-1, 1] (a dot product, both being unit length).
+    pub fn cosine(&self, other: &Embedding) -> Result<f32, Error> {
+        if self.0.len() != other.0.len() {
+            return Err(Error::DimensionMismatch(self.0.len(), other.0.len()));
+        }
+        Ok(self.0.iter().zip(&other.0).map(|(a, b)| a * b).sum())
+    }
+}
+
+/// MobileFaceNet (192-d). The converted model has a fixed batch of 2: faces are embedded in
+/// pairs, and a lone face is paired with itself.
+pub struct Embedder {
+    session: Mutex<Session>,
+}
+
+const BATCH: usize = 2;
+
+impl Embedder {
+    pub fn load(env: &Environment, model: &Path, intra_threads: usize) -> Result<Self, Error> {
+        Ok(Self {
+            session: open_session(env, model, intra_threads)?,
+        })
+    }
+
+    /// Embeddings of aligned crops, in order.
+    pub fn embed(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>, Error> {
+        let mut out = Vec::with_capacity(faces.len());
+        for pair in faces.chunks(BATCH) {
+            let side = ALIGNED_SIZE as usize;
+            let mut input = Array4::<f32>::zeros((BATCH, 3, side, side));
+            for slot in 0..BATCH {
+                let face = &pair[slot.min(pair.len() - 1)];
+                for (x, y, p) in face.enumerate_pixels() {
+                    for c in 0..3 {
+                        input[[slot, c, y as usize, x as usize]] = (p.0[c] as f32 - 127.5) / 128.0;
+                    }
+                }
+            }
+            let fail = |e: ort::Error| Error::Inference {
+                model: "embedder",
+                reason: e.to_string(),
+            };
+            let tensor = Tensor::from_array(input).map_err(fail)?;
+            let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            let outputs = session.run(ort::inputs![tensor]).map_err(fail)?;
+            let (shape, data) =
+                outputs[0]
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| Error::ModelOutput {
+                        model: "embedder",
+                        reason: e.to_string(),
+                    })?;
+            let dim = shape.last().copied().unwrap_or(0) as usize;
+            if dim == 0 || data.len() != BATCH * dim {
+                return Err(Error::ModelOutput {
+                    model: "embedder",
+                    reason: format!("output shape {shape:?}"),
+                });
+            }
+            for slot in 0..pair.len() {
+                let raw = data[slot * dim..(slot + 1) * dim].to_vec();
+                out.push(Embedding::from_raw(raw).ok_or(Error::ModelOutput {
+                    model: "embedder",
+                    reason: "zero or non-finite embedding".into(),
+                })?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeddings_are_unit_length_and_cosine_is_symmetric() {
+        let a = Embedding::from_raw(vec![3.0, 4.0]).expect("non-zero");
+        let b = Embedding::from_raw(vec![4.0, 3.0]).expect("non-zero");
+        assert!((a.as_slice()[0] - 0.6).abs() < 1e-6);
+        let ab = a.cosine(&b).expect("same dim");
+        assert!((ab - 0.96).abs() < 1e-6);
+        assert_eq!(ab, b.cosine(&a).expect("same dim"));
+        assert!(Embedding::from_raw(vec![0.0, 0.0]).is_none());
+        assert!(Embedding::from_raw(vec![f32::NAN]).is_none());
+        let c = Embedding::from_raw(vec![1.0, 0.0, 0.0]).expect("non-zero");
+        assert!(matches!(a.cosine(&c), Err(Error::DimensionMismatch(2, 3))));
+    }
+}

@@ -1,0 +1,122 @@
+//! The whole pipeline behind one type the node holds for the life of the process.
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+
+use crate::{
+    DecodeLimits, Error,
+    align::align_face,
+    decode::decode_image,
+    detect::{DetectedFace, Detector, DetectorKind},
+    embed::{Embedder, Embedding},
+    quality::{self, Quality, QualityPolicy},
+    runtime::init_runtime,
+};
+
+/// Where the runtime library and models are (the node gets them from the model store).
+#[derive(Debug, Clone)]
+pub struct ModelPaths {
+    pub runtime: PathBuf,
+    pub detector: PathBuf,
+    pub embedder: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub detector: DetectorKind,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_threads: usize,
+    pub quality: QualityPolicy,
+    pub decode: DecodeLimits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            detector: DetectorKind::ShortRange,
+            intra_threads: 1,
+            quality: QualityPolicy::default(),
+            decode: DecodeLimits::default(),
+        }
+    }
+}
+
+/// A face found in a frame, with its quality and, when it passed the gates, its embedding.
+#[derive(Debug, Clone)]
+pub struct AnalyzedFace {
+    pub face: DetectedFace,
+    pub quality: Quality,
+    pub embedding: Option<Embedding>,
+}
+
+/// Detector + embedder, loaded once.
+pub struct Engine {
+    detector: Detector,
+    embedder: Embedder,
+    config: EngineConfig,
+}
+
+impl Engine {
+    pub fn load(paths: &ModelPaths, config: EngineConfig) -> Result<Self, Error> {
+        let env = init_runtime(&paths.runtime)?;
+        let detector =
+            Detector::load(&env, &paths.detector, config.detector, config.intra_threads)?;
+        let embedder = Embedder::load(&env, &paths.embedder, config.intra_threads)?;
+        let engine = Self {
+            detector,
+            embedder,
+            config,
+        };
+        engine.warm_up()?;
+        Ok(engine)
+    }
+
+    /// Runs each model once so the first check-in does not pay for ONNX Runtime's lazy set-up.
+    fn warm_up(&self) -> Result<(), Error> {
+        let blank = RgbImage::new(ALIGNED, ALIGNED);
+        self.detector.detect(&blank)?;
+        self.embedder.embed(std::slice::from_ref(&blank))?;
+        Ok(())
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Decodes image bytes from outside under the configured limits.
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, Error> {
+        decode_image(bytes, &self.config.decode)
+    }
+
+    /// Every face in the frame, largest first, each with its quality; faces that pass the gates
+    /// are embedded (in batches).
+    pub fn analyze(&self, image: &RgbImage) -> Result<Vec<AnalyzedFace>, Error> {
+        let mut faces = self.detector.detect(image)?;
+        faces.sort_by(|a, b| (b.bbox.w * b.bbox.h).total_cmp(&(a.bbox.w * a.bbox.h)));
+        let mut analyzed = Vec::with_capacity(faces.len());
+        let mut crops = Vec::new();
+        let mut crop_owner = Vec::new();
+        for (i, face) in faces.into_iter().enumerate() {
+            let aligned = align_face(image, &face);
+            let quality = quality::assess(image, &face, aligned.as_ref(), &self.config.quality);
+            if let (true, Some(crop)) = (quality.passed(), aligned) {
+                crops.push(crop);
+                crop_owner.push(i);
+            }
+            analyzed.push(AnalyzedFace {
+                face,
+                quality,
+                embedding: None,
+            });
+        }
+        if !crops.is_empty() {
+            for (owner, embedding) in crop_owner.into_iter().zip(self.embedder.embed(&crops)?) {
+                analyzed[owner].embedding = Some(embedding);
+            }
+        }
+        Ok(analyzed)
+    }
+}
+
+const ALIGNED: u32 = crate::ALIGNED_SIZE;

@@ -1,0 +1,29 @@
+//! The face pipeline of a rollcall kiosk: decode → detect → quality → align → embed → match.
+//!
+//! Architecture invariant: this crate does no I/O besides loading model files and the ONNX
+//! Runtime library by the paths it is given. It knows nothing of people, SQL or HTTP: input is
+//! image bytes or a decoded RGB image, output is faces with boxes, keypoints, quality verdicts
+//! and unit-length embeddings, and a [`Gallery`] that answers 1:N top-k by cosine similarity.
+//!
+//! ONNX sessions are created once, reused and safe to share between threads ([`Engine`] is
+//! `Send + Sync`).
+
+mod align;
+mod decode;
+mod detect;
+mod embed;
+mod engine;
+mod error;
+mod gallery;
+mod quality;
+mod runtime;
+
+pub use align::{ALIGNED_SIZE, align_face};
+pub use decode::{DecodeLimits, decode_image};
+pub use detect::{BoxPx, DetectedFace, Detector, DetectorKind, Point};
+pub use embed::{Embedder, Embedding};
+pub use engine::{AnalyzedFace, Engine, EngineConfig, ModelPaths};
+pub use error::Error;
+pub use gallery::{Gallery, Match};
+pub use quality::{Quality, QualityIssue, QualityPolicy};
+pub use runtime::init_runtime;

@@ -1,0 +1,118 @@
+//! The pipeline on the real converted models and the sample photos that `cargo xtask fetch`
+//! stores: known-answer checks of the converted ONNX files (a face where a face is, the same
+//! person close, different people far, a partial face refused).
+
+use std::sync::OnceLock;
+
+use rollcall_models::{Manifest, Store};
+use rollcall_vision::{Engine, EngineConfig, ModelPaths};
+
+fn store_path(name: &str) -> std::path::PathBuf {
+    let manifest = Manifest::embedded().expect("manifest");
+    let store = Store::from_env().expect("store");
+    store
+        .verified(&manifest, name)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let paths = ModelPaths {
+            runtime: store_path("onnxruntime"),
+            detector: store_path("blazeface-short-range"),
+            embedder: store_path("mobilefacenet"),
+        };
+        Engine::load(&paths, EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+fn analyze(sample: &str) -> Vec<rollcall_vision::AnalyzedFace> {
+    let bytes = std::fs::read(store_path(sample)).expect("read sample");
+    let image = engine().decode(&bytes).expect("decode");
+    engine().analyze(&image).expect("analyze")
+}
+
+fn embedding(sample: &str) -> rollcall_vision::Embedding {
+    let faces = analyze(sample);
+    assert!(!faces.is_empty(), "{sample}: no face found");
+    let face = &faces[0];
+    assert!(face.quality.passed(), "{sample}: {:?}", face.quality);
+    face.embedding.clone().expect("embedded")
+}
+
+#[test]
+fn portraits_have_one_good_face_with_sane_keypoints() {
+    for sample in [
+        "sample-obama",
+        "sample-obama2",
+        "sample-obama3",
+        "sample-biden",
+    ] {
+        let faces = analyze(sample);
+        let face = &faces[0];
+        eprintln!(
+            "{sample}: {} faces, best {:?} q {:?}",
+            faces.len(),
+            face.face.bbox,
+            face.quality
+        );
+        assert!(face.face.score > 0.7, "{sample}: score {}", face.face.score);
+        let k = face.face.keypoints;
+        // the subject's right eye is on the image's left, both eyes above the nose, nose above the mouth
+        assert!(k[0].x < k[1].x, "{sample}: eyes {k:?}");
+        assert!(
+            k[0].y < k[2].y && k[1].y < k[2].y && k[2].y < k[3].y,
+            "{sample}: {k:?}"
+        );
+        let b = face.face.bbox;
+        assert!(b.x < k[2].x && k[2].x < b.x + b.w && b.y < k[2].y && k[2].y < b.y + b.h);
+    }
+}
+
+#[test]
+fn same_person_is_close_and_different_people_are_far() {
+    let obama = embedding("sample-obama");
+    let obama2 = embedding("sample-obama2");
+    let obama3 = embedding("sample-obama3");
+    let biden = embedding("sample-biden");
+    let same = [
+        obama.cosine(&obama2).expect("dim"),
+        obama.cosine(&obama3).expect("dim"),
+    ];
+    let diff = [
+        obama.cosine(&biden).expect("dim"),
+        obama2.cosine(&biden).expect("dim"),
+    ];
+    eprintln!("same {same:?} different {diff:?}");
+    for s in same {
+        assert!(s > 0.5, "same person similarity {s}");
+    }
+    for d in diff {
+        assert!(d < 0.4, "different people similarity {d}");
+    }
+}
+
+#[test]
+fn a_partial_face_is_refused_by_the_quality_gates() {
+    for sample in ["sample-obama-partial-face", "sample-obama-partial-face2"] {
+        let faces = analyze(sample);
+        eprintln!(
+            "{sample}: {:?}",
+            faces
+                .iter()
+                .map(|f| (&f.face.bbox, &f.quality))
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            faces.iter().all(|f| f.embedding.is_none()),
+            "{sample}: a partial face must not be embedded"
+        );
+    }
+}
+
+#[test]
+fn a_frame_without_a_face_has_no_faces() {
+    let blank = image::RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
+    assert!(engine().analyze(&blank).expect("analyze").is_empty());
+}

@@ -1,0 +1,37 @@
+//! Developer commands: `cargo xtask fetch | demo | test`.
+//!
+//! The README's two set-up commands are `cargo xtask demo` and `cargo xtask test`; both fetch
+//! what they need first, so they work on a fresh machine.
+
+mod demo;
+mod fetch;
+mod procs;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "rollcall developer commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Download, verify (sha256) and convert the ONNX Runtime library, face models and sample
+    /// photos into $ROLLCALL_HOME (default ~/.local/share/rollcall).
+    Fetch(fetch::Args),
+    /// Build and run cloud + node on embedded SQLite, enrol a person and replay check-ins.
+    Demo(demo::Args),
+    /// Install what the tests need, then run fmt, clippy and the whole test suite.
+    Test(test::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Fetch(args) => fetch::run(&args).map(|_| ()),
+        Cmd::Demo(args) => demo::run(&args),
+        Cmd::Test(args) => test::run(&args),
+    }
+}
