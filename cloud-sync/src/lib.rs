@@ -1,1 +1,20 @@
-//! placeholder
+//! `rollcall-cloud`: the central, multi-tenant server that site nodes sync to and admins use.
+//!
+//! - [`protocol`]: the node ↔ cloud wire types. Always built; the node depends on this crate
+//!   with `default-features = false` and gets only these (plus [`problem`] and [`shutdown`] with
+//!   the `http` feature), not the server.
+//! - `server` (feature `server`): storage, authentication, the HTTP API and metrics.
+//!
+//! Architecture invariant: every row a tenant owns carries `tenant_id`, and every query that
+//! reads or writes one takes the tenant from the authenticated caller, never from the body.
+
+pub mod protocol;
+
+#[cfg(feature = "http")]
+pub mod problem;
+
+#[cfg(feature = "http")]
+pub mod shutdown;
+
+#[cfg(feature = "server")]
+pub mod server;

@@ -1,1 +1,127 @@
-//! placeholder
+//! `rollcall-node`: the site daemon. Wires `vision`, `fraud` and the sync protocol together,
+//! keeps everything in SQLite and serves the kiosk/installer API.
+//!
+//! Architecture invariant: a check-in is decided locally and written durably (event + outbox in
+//! one transaction) before it is answered; the cloud is never waited on.
+
+pub mod api;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod store;
+pub mod sync;
+pub mod vision_setup;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use rollcall_cloud::shutdown;
+
+pub use config::{ConfigError, NodeConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Setup(#[from] vision_setup::SetupError),
+    #[error("sync client: {0}")]
+    Sync(#[from] reqwest::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    AddrFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the node until SIGTERM or Ctrl-C: loads models, opens the store, serves the API and
+/// syncs; on shutdown, finishes in-flight requests and the current sync round.
+pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), RunError> {
+    let data_dir = &config.node.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| RunError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let store = Arc::new(Mutex::new(store::NodeStore::open(&config.database_path())?));
+    let metrics = Arc::new(metrics::Metrics::new());
+
+    let engine = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || vision_setup::load_engine(&config))
+            .await
+            .map_err(|e| RunError::Serve(std::io::Error::other(e)))??
+    };
+    let pipeline = Arc::new(pipeline::Pipeline::new(
+        engine,
+        store.clone(),
+        pipeline::PipelineSettings {
+            site_id: config.node.site_id.clone(),
+            match_threshold: config.vision.match_threshold,
+            policy: config.fraud.clone(),
+            geofences: config.geofences(),
+        },
+        metrics.clone(),
+    )?);
+
+    let (trigger, stop) = shutdown::channel();
+    let sync_task = match &config.cloud {
+        Some(cloud) => {
+            let client = sync::SyncClient::new(cloud, store.clone(), metrics.clone())?;
+            Some(tokio::spawn(client.run(stop.clone())))
+        }
+        None => {
+            tracing::warn!("no [cloud] section: running standalone, events stay in the outbox");
+            None
+        }
+    };
+
+    let state = Arc::new(api::AppState {
+        pipeline,
+        store,
+        metrics,
+        admin_token: config.http.admin_token.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: config.http.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(RunError::Serve)?;
+    if let Some(path) = &addr_file {
+        std::fs::write(path, local.to_string()).map_err(|source| RunError::AddrFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    tracing::info!(addr = %local, site = %config.node.site_id, db = %config.database_path().display(), "rollcall-node listening on http://{local}");
+    let served = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown::signal())
+        .await;
+    trigger.fire();
+    if let Some(task) = sync_task {
+        let _ = task.await;
+    }
+    served.map_err(RunError::Serve)?;
+    tracing::info!("rollcall-node stopped");
+    Ok(())
+}

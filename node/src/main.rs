@@ -1,1 +1,81 @@
-fn main() {}
+//! `rollcall-node`: thin binary over the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rollcall_node::NodeConfig;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "rollcall-node", version, about = "rollcall site daemon")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the node: kiosk API, check-in pipeline, sync.
+    Run {
+        #[arg(
+            long,
+            short,
+            env = "ROLLCALL_NODE_CONFIG",
+            default_value = "/etc/rollcall/node.toml"
+        )]
+        config: PathBuf,
+        /// Write the bound address here once listening (for port 0).
+        #[arg(long)]
+        addr_file: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate a config file and print what it sets up.
+    Check { file: PathBuf },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Cmd::Run { config, addr_file } => {
+            let config = NodeConfig::load(&config)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(rollcall_node::run(config, addr_file))?;
+            Ok(())
+        }
+        Cmd::Config {
+            command: ConfigCmd::Check { file },
+        } => {
+            let c = NodeConfig::load(&file)?;
+            println!("{}: ok", file.display());
+            println!("  site            {}", c.node.site_id);
+            println!("  database        {}", c.database_path().display());
+            println!("  listen          http://{}", c.http.listen);
+            match &c.cloud {
+                Some(cloud) => println!(
+                    "  cloud           {} (every {} ms)",
+                    cloud.url, cloud.sync_interval_ms
+                ),
+                None => println!("  cloud           none (standalone)"),
+            }
+            println!("  match threshold {}", c.vision.match_threshold);
+            println!("  geofences       {}", c.geofences.len());
+            Ok(())
+        }
+    }
+}

@@ -1,1 +1,10 @@
-//! placeholder
+//! Starts the real `rollcall-cloud` and `rollcall-node` binaries for end-to-end tests and for
+//! `cargo xtask demo`: each on a free loopback port, in its own directory, with its log
+//! captured to a file, stopped (SIGTERM, then SIGKILL) when dropped, and its log printed when
+//! the test that owned it panicked.
+
+mod process;
+mod services;
+
+pub use process::{HarnessError, Process, bin_path};
+pub use services::{Cloud, Node, NodeOptions, Site, sample_photo};

@@ -1,0 +1,325 @@
+//! The node's HTTP API: kiosk check-ins, enrolment, local events, health and metrics.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State},
+    http::{StatusCode, header, request::Parts},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use base64::Engine as _;
+use rollcall_cloud::problem::{Json, Problem, ProblemReason};
+use rollcall_fraud::Position;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    metrics::Metrics,
+    pipeline::{Pipeline, PipelineError},
+    store::{NodeStore, Person, StoreError},
+};
+
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub store: Arc<Mutex<NodeStore>>,
+    pub metrics: Arc<Metrics>,
+    pub admin_token: String,
+}
+
+/// Largest request body: a 12 MiB image, base64-encoded, plus JSON around it.
+const MAX_BODY: usize = 17 * 1024 * 1024;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/checkins", post(check_in))
+        .route("/api/v1/people", post(add_person).get(list_people))
+        .route("/api/v1/people/{id}/faces", post(enrol_face))
+        .route("/api/v1/events", get(list_events))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The caller holds the node's admin token (installers, the enrolment page).
+struct Admin;
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <admin token>"))?;
+        let expected = state.admin_token.as_bytes();
+        let same = token.len() == expected.len()
+            && token
+                .bytes()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same {
+            Ok(Admin)
+        } else {
+            Err(Problem::unauthorized("invalid admin token"))
+        }
+    }
+}
+
+fn problem_of(e: PipelineError) -> Problem {
+    let unprocessable = |kind: &str, title: &str, detail: String| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, kind, title, detail)
+    };
+    match e {
+        PipelineError::Image(e) => {
+            unprocessable("invalid-image", "Image cannot be used", e.to_string())
+        }
+        PipelineError::NoFace => unprocessable(
+            "no-face",
+            "No face found",
+            "no face was found in the image; nothing was recorded".into(),
+        ),
+        PipelineError::SeveralFaces(n) => unprocessable(
+            "several-faces",
+            "Several faces",
+            format!("{n} faces in the image; enrol from a photo of one person"),
+        ),
+        PipelineError::Quality(issues) => {
+            let detail = format!(
+                "{}; nothing was recorded",
+                PipelineError::Quality(issues.clone())
+            );
+            unprocessable("face-quality", "Face not good enough", detail).with_reasons(
+                issues
+                    .iter()
+                    .map(|i| ProblemReason {
+                        code: i.code().into(),
+                        text: i.to_string(),
+                    })
+                    .collect(),
+            )
+        }
+        PipelineError::Store(StoreError::NoSuchPerson(id)) => {
+            Problem::not_found(format!("no person with id `{id}`"))
+        }
+        PipelineError::Vision(e) => {
+            tracing::error!(error = %e, "face engine failed");
+            Problem::internal("the face engine failed; nothing was recorded")
+        }
+        PipelineError::Store(e) => {
+            tracing::error!(error = %e, "store failed");
+            Problem::internal("the database failed; nothing was recorded")
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?
+        .map_err(problem_of)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, Problem> {
+    let store = state.store.clone();
+    blocking(move || Ok(store.lock().unwrap_or_else(|p| p.into_inner()).ping()?)).await?;
+    Ok(axum::Json(
+        serde_json::json!({ "status": "ok", "service": "rollcall-node" }),
+    ))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+fn decode_image(b64: &str) -> Result<Vec<u8>, Problem> {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| Problem::bad_request(format!("image_base64 is not valid base64: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckInBody {
+    /// JPEG or PNG, base64.
+    image_base64: String,
+    position: Option<PositionBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PositionBody {
+    lat: f64,
+    lon: f64,
+    accuracy_m: f64,
+}
+
+#[derive(Serialize)]
+struct CheckInResponse {
+    event_id: String,
+    seq: u64,
+    decision: &'static str,
+    person: Option<Person>,
+    similarity: Option<f64>,
+    risk_score: f64,
+    reasons: Vec<rollcall_cloud::protocol::EventReason>,
+}
+
+async fn check_in(
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<CheckInBody>,
+) -> Result<axum::Json<CheckInResponse>, Problem> {
+    let image = decode_image(&body.image_base64)?;
+    let position = body
+        .position
+        .map(|p| Position::new(p.lat, p.lon, p.accuracy_m))
+        .transpose()
+        .map_err(|e| Problem::bad_request(format!("position: {e}")))?;
+    let pipeline = state.pipeline.clone();
+    let outcome = match blocking(move || pipeline.check_in(&image, position)).await {
+        Ok(o) => o,
+        Err(p) => {
+            state.metrics.rejected_frames.inc();
+            return Err(p);
+        }
+    };
+    let e = outcome.event;
+    Ok(axum::Json(CheckInResponse {
+        event_id: e.id,
+        seq: e.seq,
+        decision: e.decision.as_str(),
+        person: outcome.person,
+        similarity: e.similarity,
+        risk_score: e.risk_score,
+        reasons: e.reasons,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPerson {
+    id: Option<String>,
+    display_name: String,
+}
+
+fn valid_person_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+async fn add_person(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Json(body): Json<NewPerson>,
+) -> Result<impl IntoResponse, Problem> {
+    let id = body.id.unwrap_or_else(|| ulid::Ulid::new().to_string());
+    if !valid_person_id(&id) {
+        return Err(Problem::bad_request(
+            "id must be 1-64 characters of letters, digits, -, _ or .",
+        ));
+    }
+    let name = body.display_name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Problem::bad_request(
+            "display_name must be 1-200 characters",
+        ));
+    }
+    let store = state.store.clone();
+    let (id2, name2) = (id.clone(), name.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add_person(&id2, &name2)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    match result {
+        Ok(()) => Ok((
+            StatusCode::CREATED,
+            axum::Json(Person {
+                id,
+                display_name: name,
+                templates: 0,
+            }),
+        )),
+        Err(StoreError::PersonExists(id)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "person-exists",
+            "Person exists",
+            format!("a person with id `{id}` already exists"),
+        )),
+        Err(e) => Err(problem_of(e.into())),
+    }
+}
+
+async fn list_people(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<impl IntoResponse, Problem> {
+    let store = state.store.clone();
+    let people =
+        blocking(move || Ok(store.lock().unwrap_or_else(|p| p.into_inner()).people()?)).await?;
+    Ok(axum::Json(serde_json::json!({ "items": people })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaceBody {
+    image_base64: String,
+}
+
+async fn enrol_face(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Path(person_id): Path<String>,
+    Json(body): Json<FaceBody>,
+) -> Result<impl IntoResponse, Problem> {
+    let image = decode_image(&body.image_base64)?;
+    let pipeline = state.pipeline.clone();
+    let enrolled = blocking(move || pipeline.enrol(&person_id, &image)).await?;
+    Ok((StatusCode::CREATED, axum::Json(enrolled)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventQuery {
+    limit: Option<u32>,
+}
+
+async fn list_events(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("limit must be between 1 and 1000"));
+    }
+    let store = state.store.clone();
+    let events = blocking(move || {
+        Ok(store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .events(limit)?)
+    })
+    .await?;
+    Ok(axum::Json(serde_json::json!({ "items": events })))
+}

@@ -1,0 +1,279 @@
+//! `node.toml`: one typed struct, loaded once, validated with messages that name the file, the
+//! key and the reason.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use rollcall_fraud::{Geofence, Policy};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub http: HttpSection,
+    #[serde(default)]
+    pub cloud: Option<CloudSection>,
+    #[serde(default)]
+    pub vision: VisionSection,
+    #[serde(default)]
+    pub fraud: Policy,
+    #[serde(default, rename = "geofence")]
+    pub geofences: Vec<GeofenceEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    pub site_id: String,
+    /// Directory of the node's SQLite database; relative paths are relative to the config file.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    pub listen: SocketAddr,
+    /// Bearer token for enrolment and administration endpoints.
+    pub admin_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudSection {
+    pub url: String,
+    pub node_token: String,
+    #[serde(default = "default_sync_interval_ms")]
+    pub sync_interval_ms: u64,
+}
+
+fn default_sync_interval_ms() -> u64 {
+    2000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectorChoice {
+    ShortRange,
+    FullRange,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisionSection {
+    pub detector: DetectorChoice,
+    /// Cosine similarity from which the best enrolled person counts as a match.
+    pub match_threshold: f32,
+    pub intra_threads: usize,
+    /// Model cache; `$ROLLCALL_HOME` or `~/.local/share/rollcall` when absent.
+    pub models_dir: Option<PathBuf>,
+}
+
+impl Default for VisionSection {
+    fn default() -> Self {
+        Self {
+            detector: DetectorChoice::ShortRange,
+            // MODELS.md feasibility run: 99.3% genuine accepted, 0.36% impostors at 0.5.
+            match_threshold: 0.5,
+            intra_threads: 1,
+            models_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeofenceEntry {
+    pub name: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let mut config = Self::parse(&file, &text)?;
+        if config.node.data_dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.node.data_dir = base.join(&config.node.data_dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates; `file` names the source in messages.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let config: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        let site = &self.node.site_id;
+        if site.is_empty()
+            || site.len() > 64
+            || !site
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(bad(
+                "node.site_id",
+                format!("must be 1-64 characters of a-z, 0-9, - or _, got `{site}`"),
+            ));
+        }
+        if self.http.admin_token.len() < 16 {
+            return Err(bad(
+                "http.admin_token",
+                "must be at least 16 characters".into(),
+            ));
+        }
+        if let Some(cloud) = &self.cloud {
+            if !(cloud.url.starts_with("http://") || cloud.url.starts_with("https://")) {
+                return Err(bad(
+                    "cloud.url",
+                    format!("must start with http:// or https://, got `{}`", cloud.url),
+                ));
+            }
+            if cloud.node_token.is_empty() {
+                return Err(bad("cloud.node_token", "must not be empty".into()));
+            }
+            if !(100..=3_600_000).contains(&cloud.sync_interval_ms) {
+                return Err(bad(
+                    "cloud.sync_interval_ms",
+                    format!(
+                        "must be between 100 and 3600000, got {}",
+                        cloud.sync_interval_ms
+                    ),
+                ));
+            }
+        }
+        let t = self.vision.match_threshold;
+        if !(t > 0.0 && t < 1.0) {
+            return Err(bad(
+                "vision.match_threshold",
+                format!("must be between 0 and 1 (exclusive), got {t}"),
+            ));
+        }
+        if !(1..=64).contains(&self.vision.intra_threads) {
+            return Err(bad(
+                "vision.intra_threads",
+                format!(
+                    "must be between 1 and 64, got {}",
+                    self.vision.intra_threads
+                ),
+            ));
+        }
+        let p = &self.fraud;
+        if !(0.0 < p.review_at && p.review_at <= p.deny_at && p.deny_at <= 1.0) {
+            return Err(bad(
+                "fraud",
+                format!(
+                    "need 0 < review_at <= deny_at <= 1, got review_at = {} and deny_at = {}",
+                    p.review_at, p.deny_at
+                ),
+            ));
+        }
+        if !(p.max_accuracy_m.is_finite() && p.max_accuracy_m > 0.0) {
+            return Err(bad(
+                "fraud.max_accuracy_m",
+                "must be a positive number of metres".into(),
+            ));
+        }
+        for (i, g) in self.geofences.iter().enumerate() {
+            Geofence::new(&g.name, g.lat, g.lon, g.radius_m)
+                .map_err(|e| bad(&format!("geofence[{i}] ({})", g.name), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub fn geofences(&self) -> Vec<Geofence> {
+        self.geofences
+            .iter()
+            .filter_map(|g| Geofence::new(&g.name, g.lat, g.lon, g.radius_m).ok())
+            .collect()
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.node.data_dir.join("node.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../node.sample.toml");
+
+    #[test]
+    fn the_sample_config_loads() {
+        let c = NodeConfig::parse("node.sample.toml", SAMPLE).expect("sample is valid");
+        assert_eq!(c.node.site_id, "hq");
+        assert_eq!(c.geofences().len(), 1);
+        assert!(c.cloud.is_some());
+    }
+
+    fn error_of(text: &str) -> String {
+        NodeConfig::parse("node.toml", text)
+            .expect_err("invalid")
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_reason() {
+        let e = error_of(&SAMPLE.replace("site_id = \"hq\"", "site_id = \"HQ!\""));
+        assert!(
+            e.starts_with("node.toml: key `node.site_id`: must be"),
+            "{e}"
+        );
+        let e = error_of(&SAMPLE.replace("match_threshold = 0.5", "match_threshold = 1.5"));
+        assert!(
+            e.contains("`vision.match_threshold`") && e.contains("1.5"),
+            "{e}"
+        );
+        let e = error_of(&SAMPLE.replace("radius_m = 150.0", "radius_m = -1.0"));
+        assert!(
+            e.contains("geofence[0] (main-gate)") && e.contains("radius"),
+            "{e}"
+        );
+        let e = error_of(&SAMPLE.replace("lat = 48.8584", "lat = 148.8584"));
+        assert!(e.contains("latitude 148.8584"), "{e}");
+        let e = error_of(&SAMPLE.replace("[vision]", "[vision]\ncolour = \"red\""));
+        assert!(e.starts_with("node.toml: ") && e.contains("colour"), "{e}");
+        let e = error_of(&SAMPLE.replace("listen = \"127.0.0.1:8090\"", "listen = \"nowhere\""));
+        assert!(e.contains("listen"), "{e}");
+        let e = error_of(&SAMPLE.replace("http://127.0.0.1:8080", "ftp://x"));
+        assert!(e.contains("`cloud.url`"), "{e}");
+    }
+}

@@ -1,0 +1,94 @@
+//! Prometheus metrics of the node.
+
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use rollcall_cloud::protocol::Decision;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabel {
+    decision: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    checkins: Family<DecisionLabel, Counter>,
+    pub rejected_frames: Counter,
+    pub outbox_pending: Gauge,
+    pub outbox_dead: Gauge,
+    pub sync_pushes: Counter,
+    pub sync_errors: Counter,
+    pub sync_last_success_ms: Gauge<i64, AtomicI64>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rollcall_node");
+        let m = Self {
+            checkins: Family::default(),
+            rejected_frames: Counter::default(),
+            outbox_pending: Gauge::default(),
+            outbox_dead: Gauge::default(),
+            sync_pushes: Counter::default(),
+            sync_errors: Counter::default(),
+            sync_last_success_ms: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "checkins",
+            "Check-ins decided, by decision",
+            m.checkins.clone(),
+        );
+        registry.register(
+            "rejected_frames",
+            "Check-in frames refused before a decision (no face, poor quality, bad image)",
+            m.rejected_frames.clone(),
+        );
+        registry.register(
+            "outbox_pending",
+            "Events waiting to be synced",
+            m.outbox_pending.clone(),
+        );
+        registry.register(
+            "outbox_dead",
+            "Events the cloud rejected (dead letters)",
+            m.outbox_dead.clone(),
+        );
+        registry.register(
+            "sync_pushes",
+            "Successful sync pushes",
+            m.sync_pushes.clone(),
+        );
+        registry.register("sync_errors", "Failed sync attempts", m.sync_errors.clone());
+        registry.register(
+            "sync_last_success_ms",
+            "Unix time in ms of the last successful sync push",
+            m.sync_last_success_ms.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    pub fn checkin(&self, decision: Decision) {
+        self.checkins
+            .get_or_create(&DecisionLabel {
+                decision: decision.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,243 @@
+//! The check-in and enrolment pipelines: image bytes → faces → match → fraud → one durable
+//! write. Blocking code: the HTTP layer runs it on the blocking pool.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use rollcall_cloud::protocol::{AttendanceEvent, Decision, EventReason, Fix};
+use rollcall_fraud::{CheckInContext, FaceEvidence, Geofence, Policy, Position, Verdict, assess};
+use rollcall_vision::{AnalyzedFace, Embedding, Engine, Gallery, QualityIssue};
+
+use crate::{
+    metrics::Metrics,
+    store::{NodeStore, Person, StoreError, now_ms},
+    vision_setup::EMBEDDER_MODEL,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{0}")]
+    Image(rollcall_vision::Error),
+    #[error("no face found in the image")]
+    NoFace,
+    #[error("{} faces in the image; enrolment needs exactly one", .0)]
+    SeveralFaces(usize),
+    #[error("the face is not good enough: {}", issues_text(.0))]
+    Quality(Vec<QualityIssue>),
+    #[error("face engine failed: {0}")]
+    Vision(rollcall_vision::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn issues_text(issues: &[QualityIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A check-in's result, as the kiosk shows it.
+#[derive(Debug, Clone)]
+pub struct CheckInOutcome {
+    pub event: AttendanceEvent,
+    pub person: Option<Person>,
+}
+
+/// An enrolment's result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Enrolled {
+    pub template_id: String,
+    pub person_id: String,
+    pub eye_distance_px: f32,
+    pub sharpness: Option<f32>,
+}
+
+pub struct Pipeline {
+    engine: Engine,
+    gallery: RwLock<Gallery<String>>,
+    store: Arc<Mutex<NodeStore>>,
+    site_id: String,
+    match_threshold: f32,
+    policy: Policy,
+    geofences: Vec<Geofence>,
+    metrics: Arc<Metrics>,
+}
+
+pub struct PipelineSettings {
+    pub site_id: String,
+    pub match_threshold: f32,
+    pub policy: Policy,
+    pub geofences: Vec<Geofence>,
+}
+
+impl Pipeline {
+    /// Builds the in-memory gallery from the store's templates.
+    pub fn new(
+        engine: Engine,
+        store: Arc<Mutex<NodeStore>>,
+        settings: PipelineSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let mut gallery = Gallery::new();
+        let templates = store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .templates(EMBEDDER_MODEL)?;
+        for t in templates {
+            match Embedding::from_raw(t.vector) {
+                Some(e) => gallery.insert(t.person_id, e),
+                None => tracing::warn!(person = %t.person_id, "skipping a zero face template"),
+            }
+        }
+        tracing::info!(templates = gallery.len(), "gallery loaded");
+        Ok(Self {
+            engine,
+            gallery: RwLock::new(gallery),
+            store,
+            site_id: settings.site_id,
+            match_threshold: settings.match_threshold,
+            policy: settings.policy,
+            geofences: settings.geofences,
+            metrics,
+        })
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, NodeStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decodes and analyses a frame; the largest face must pass the quality gates.
+    fn best_face(&self, image: &[u8]) -> Result<(AnalyzedFace, usize), PipelineError> {
+        let decoded = self.engine.decode(image).map_err(PipelineError::Image)?;
+        let mut faces = self
+            .engine
+            .analyze(&decoded)
+            .map_err(PipelineError::Vision)?;
+        if faces.is_empty() {
+            return Err(PipelineError::NoFace);
+        }
+        let count = faces.len();
+        let best = faces.swap_remove(0);
+        if !best.quality.passed() {
+            return Err(PipelineError::Quality(best.quality.issues));
+        }
+        Ok((best, count))
+    }
+
+    pub fn enrol(&self, person_id: &str, image: &[u8]) -> Result<Enrolled, PipelineError> {
+        if self.store().person(person_id)?.is_none() {
+            return Err(StoreError::NoSuchPerson(person_id.to_owned()).into());
+        }
+        let (face, count) = self.best_face(image)?;
+        if count > 1 {
+            return Err(PipelineError::SeveralFaces(count));
+        }
+        let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
+        let template_id = ulid::Ulid::new().to_string();
+        self.store().add_template(
+            &template_id,
+            person_id,
+            EMBEDDER_MODEL,
+            embedding.as_slice(),
+        )?;
+        self.gallery
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(person_id.to_owned(), embedding);
+        tracing::info!(person = %person_id, template = %template_id, "face enrolled");
+        Ok(Enrolled {
+            template_id,
+            person_id: person_id.to_owned(),
+            eye_distance_px: face.quality.eye_distance_px,
+            sharpness: face.quality.sharpness,
+        })
+    }
+
+    pub fn check_in(
+        &self,
+        image: &[u8],
+        position: Option<Position>,
+    ) -> Result<CheckInOutcome, PipelineError> {
+        let (face, _count) = self.best_face(image)?;
+        let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
+        let top = self
+            .gallery
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .top_k(&embedding, 2);
+
+        let best = top.first();
+        let matched = best.filter(|m| m.similarity >= self.match_threshold);
+        let face_evidence = best.map(|m| FaceEvidence {
+            similarity: m.similarity as f64,
+            margin: top
+                .get(1)
+                .map(|second| (m.similarity - second.similarity) as f64),
+        });
+        let assessment = assess(&CheckInContext {
+            position,
+            geofences: &self.geofences,
+            face: matched.and(face_evidence),
+            policy: &self.policy,
+        });
+        let mut reasons: Vec<EventReason> = assessment
+            .reasons
+            .iter()
+            .map(|r| EventReason {
+                code: r.code.clone(),
+                text: r.text.clone(),
+                weight: r.weight,
+            })
+            .collect();
+        let decision = match (matched, assessment.verdict) {
+            (None, _) => {
+                let text = match best {
+                    None => "no one is enrolled at this site".to_owned(),
+                    Some(m) => format!(
+                        "best similarity {:.2} is below the match threshold {:.2}",
+                        m.similarity, self.match_threshold
+                    ),
+                };
+                reasons.insert(
+                    0,
+                    EventReason {
+                        code: "no_match".into(),
+                        text,
+                        weight: 1.0,
+                    },
+                );
+                Decision::Denied
+            }
+            (Some(_), Verdict::Allow) => Decision::Granted,
+            (Some(_), Verdict::Review) => Decision::Review,
+            (Some(_), Verdict::Deny) => Decision::Denied,
+        };
+        let person_id = matched.map(|m| m.key.clone());
+        let similarity = best.map(|m| m.similarity as f64);
+        let site_id = self.site_id.clone();
+        let event = self.store().record_event(|seq| AttendanceEvent {
+            id: ulid::Ulid::new().to_string(),
+            seq,
+            site_id,
+            person_id: person_id.clone(),
+            decision,
+            similarity,
+            risk_score: assessment.score,
+            reasons,
+            position: position.map(|p| Fix {
+                lat: p.lat,
+                lon: p.lon,
+                accuracy_m: p.accuracy_m,
+            }),
+            node_time_ms: now_ms(),
+        })?;
+        self.metrics.checkin(decision);
+        let person = match &person_id {
+            Some(id) => self.store().person(id)?,
+            None => None,
+        };
+        tracing::info!(event = %event.id, seq = event.seq, decision = decision.as_str(), person = ?person_id, similarity = ?similarity, "check-in");
+        Ok(CheckInOutcome { event, person })
+    }
+}

@@ -1,0 +1,435 @@
+//! The node's SQLite file: people, face templates, attendance events and the sync outbox.
+//!
+//! INVARIANT: an event and its outbox row are written in one transaction with
+//! `synchronous=FULL`, so an event the kiosk was told about is on disk and will be synced.
+
+use std::path::Path;
+
+use rollcall_cloud::protocol::AttendanceEvent;
+use rusqlite::{Connection, OptionalExtension, params};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored row {what} is unreadable: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("no person with id `{0}`")]
+    NoSuchPerson(String),
+    #[error("a person with id `{0}` already exists")]
+    PersonExists(String),
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE people (
+    id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE face_templates (
+    id TEXT PRIMARY KEY,
+    person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    person_id TEXT,
+    decision TEXT NOT NULL,
+    node_time_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY REFERENCES events(seq),
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    done_ms INTEGER
+);
+CREATE INDEX outbox_pending ON outbox (state, seq);
+"#];
+
+/// An enrolled person.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Person {
+    pub id: String,
+    pub display_name: String,
+    pub templates: u32,
+}
+
+/// A stored face template.
+pub struct Template {
+    pub person_id: String,
+    pub vector: Vec<f32>,
+}
+
+/// An event with its sync state, for the local event list.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LocalEvent {
+    #[serde(flatten)]
+    pub event: AttendanceEvent,
+    pub sync_state: String,
+}
+
+/// Outbox totals for metrics and `doctor`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: u64,
+    pub dead: u64,
+    pub oldest_pending_ms: Option<i64>,
+}
+
+pub struct NodeStore {
+    conn: Connection,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl NodeStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = conn.transaction().map_err(open)?;
+            tx.execute_batch(sql).map_err(open)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(open)?;
+            tx.commit().map_err(open)?;
+        }
+        Ok(Self { conn })
+    }
+
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    pub fn add_person(&self, id: &str, display_name: &str) -> Result<(), StoreError> {
+        match self.conn.execute(
+            "INSERT INTO people (id, display_name, created_ms) VALUES (?1, ?2, ?3)",
+            params![id, display_name, now_ms()],
+        ) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::PersonExists(id.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT p.id, p.display_name, (SELECT COUNT(*) FROM face_templates t WHERE t.person_id = p.id)
+                 FROM people p WHERE p.id = ?1",
+                [id],
+                |r| {
+                    Ok(Person {
+                        id: r.get(0)?,
+                        display_name: r.get(1)?,
+                        templates: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn people(&self) -> Result<Vec<Person>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.id, p.display_name, (SELECT COUNT(*) FROM face_templates t WHERE t.person_id = p.id)
+             FROM people p ORDER BY p.display_name, p.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Person {
+                id: r.get(0)?,
+                display_name: r.get(1)?,
+                templates: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn add_template(
+        &self,
+        id: &str,
+        person_id: &str,
+        model: &str,
+        vector: &[f32],
+    ) -> Result<(), StoreError> {
+        if self.person(person_id)?.is_none() {
+            return Err(StoreError::NoSuchPerson(person_id.to_owned()));
+        }
+        let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.conn.execute(
+            "INSERT INTO face_templates (id, person_id, model, vector, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, person_id, model, bytes, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Every template of `model`, to build the in-memory gallery at start.
+    pub fn templates(&self, model: &str) -> Result<Vec<Template>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, person_id, vector FROM face_templates WHERE model = ?1")?;
+        let rows = stmt.query_map([model], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, person_id, bytes) = row?;
+            if bytes.len() % 4 != 0 {
+                return Err(StoreError::Corrupt {
+                    what: format!("face template {id}"),
+                    reason: format!("{} bytes is not a whole number of f32", bytes.len()),
+                });
+            }
+            let vector = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            out.push(Template { person_id, vector });
+        }
+        Ok(out)
+    }
+
+    /// Records a decision: the event (which gets the next sequence number) and its outbox row,
+    /// in one durable transaction. `build` receives the sequence number.
+    pub fn record_event(
+        &mut self,
+        build: impl FnOnce(u64) -> AttendanceEvent,
+    ) -> Result<AttendanceEvent, StoreError> {
+        let tx = self.conn.transaction()?;
+        // AUTOINCREMENT never reuses a number, even after deletes: sequence numbers stay monotonic.
+        let next: i64 = tx.query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) + 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let event = build(next as u64);
+        let body = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt {
+            what: format!("event {}", event.id),
+            reason: e.to_string(),
+        })?;
+        tx.execute(
+            "INSERT INTO events (seq, id, person_id, decision, node_time_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                next,
+                event.id,
+                event.person_id,
+                event.decision.as_str(),
+                event.node_time_ms,
+                body
+            ],
+        )?;
+        tx.execute("INSERT INTO outbox (seq) VALUES (?1)", [next])?;
+        tx.commit()?;
+        Ok(event)
+    }
+
+    /// Newest events first.
+    pub fn events(&self, limit: u32) -> Result<Vec<LocalEvent>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.id, e.body, o.state FROM events e JOIN outbox o ON o.seq = e.seq ORDER BY e.seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body, sync_state) = row?;
+            let event = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                what: format!("event {id}"),
+                reason: e.to_string(),
+            })?;
+            out.push(LocalEvent { event, sync_state });
+        }
+        Ok(out)
+    }
+
+    /// The oldest pending outbox items, in sequence order.
+    pub fn pending(&self, limit: u32) -> Result<Vec<AttendanceEvent>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.id, e.body FROM outbox o JOIN events e ON e.seq = o.seq
+             WHERE o.state = 'pending' ORDER BY o.seq LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row?;
+            out.push(
+                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                    what: format!("event {id}"),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Applies the cloud's answer: acknowledged items are done, rejected ones become dead
+    /// letters with the cloud's reason; anything unanswered stays pending.
+    pub fn apply_ack(
+        &mut self,
+        done: &[String],
+        rejected: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let now = now_ms();
+        for id in done {
+            tx.execute(
+                "UPDATE outbox SET state = 'sent', done_ms = ?1, attempts = attempts + 1, last_error = NULL
+                 WHERE seq = (SELECT seq FROM events WHERE id = ?2) AND state = 'pending'",
+                params![now, id],
+            )?;
+        }
+        for (id, reason) in rejected {
+            tx.execute(
+                "UPDATE outbox SET state = 'dead', done_ms = ?1, attempts = attempts + 1, last_error = ?2
+                 WHERE seq = (SELECT seq FROM events WHERE id = ?3) AND state = 'pending'",
+                params![now, reason, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT
+                (SELECT COUNT(*) FROM outbox WHERE state = 'pending'),
+                (SELECT COUNT(*) FROM outbox WHERE state = 'dead'),
+                (SELECT MIN(e.node_time_ms) FROM outbox o JOIN events e ON e.seq = o.seq WHERE o.state = 'pending')",
+            [],
+            |r| {
+                Ok(OutboxStats {
+                    pending: r.get::<_, i64>(0)? as u64,
+                    dead: r.get::<_, i64>(1)? as u64,
+                    oldest_pending_ms: r.get(2)?,
+                })
+            },
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rollcall_cloud::protocol::Decision;
+
+    use super::*;
+
+    fn event(seq: u64) -> AttendanceEvent {
+        AttendanceEvent {
+            id: format!("01HZZZZZZZZZZZZZZZZZZZZZ{seq:02}"),
+            seq,
+            site_id: "hq".into(),
+            person_id: None,
+            decision: Decision::Denied,
+            similarity: None,
+            risk_score: 0.0,
+            reasons: vec![],
+            position: None,
+            node_time_ms: 1000 + seq as i64,
+        }
+    }
+
+    #[test]
+    fn events_get_monotonic_sequence_numbers_and_outbox_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n.sqlite");
+        let mut store = NodeStore::open(&path).expect("open");
+        let a = store.record_event(event).expect("record");
+        let b = store.record_event(event).expect("record");
+        assert_eq!((a.seq, b.seq), (1, 2));
+        assert_eq!(store.outbox_stats().expect("stats").pending, 2);
+        assert_eq!(store.pending(10).expect("pending").len(), 2);
+
+        store
+            .apply_ack(&[a.id.clone()], &[(b.id.clone(), "site_mismatch".into())])
+            .expect("ack");
+        let stats = store.outbox_stats().expect("stats");
+        assert_eq!((stats.pending, stats.dead), (0, 1));
+        drop(store);
+
+        // Reopening keeps everything and continues the sequence.
+        let mut store = NodeStore::open(&path).expect("reopen");
+        let c = store.record_event(event).expect("record");
+        assert_eq!(c.seq, 3);
+        let states: Vec<_> = store
+            .events(10)
+            .expect("events")
+            .into_iter()
+            .map(|e| e.sync_state)
+            .collect();
+        assert_eq!(states, ["pending", "dead", "sent"]);
+    }
+
+    #[test]
+    fn templates_round_trip_and_need_a_person() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = NodeStore::open(&dir.path().join("n.sqlite")).expect("open");
+        assert!(matches!(
+            store.add_template("t0", "ghost", "m", &[1.0]),
+            Err(StoreError::NoSuchPerson(_))
+        ));
+        store.add_person("ann", "Ann").expect("person");
+        assert!(matches!(
+            store.add_person("ann", "Ann again"),
+            Err(StoreError::PersonExists(_))
+        ));
+        store
+            .add_template("t1", "ann", "m", &[0.5, -0.25])
+            .expect("template");
+        let t = store.templates("m").expect("templates");
+        assert_eq!(t[0].vector, [0.5, -0.25]);
+        assert!(store.templates("other").expect("templates").is_empty());
+        assert_eq!(
+            store
+                .person("ann")
+                .expect("query")
+                .expect("found")
+                .templates,
+            1
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The sync client: pushes the outbox to the cloud in batches, in sequence order, and never
+//! blocks a check-in. Failures back off exponentially with jitter; items the cloud rejects
+//! become dead letters so they never block the ones behind them.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rollcall_cloud::{
+    protocol::{PROTOCOL_VERSION, PushAck, PushBatch},
+    shutdown::Shutdown,
+};
+
+use crate::{
+    config::CloudSection,
+    metrics::Metrics,
+    store::{NodeStore, StoreError, now_ms},
+};
+
+const BATCH: u32 = 500;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("cloud unreachable: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cloud answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Join(String),
+}
+
+pub struct SyncClient {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    interval: Duration,
+    store: Arc<Mutex<NodeStore>>,
+    metrics: Arc<Metrics>,
+}
+
+impl SyncClient {
+    pub fn new(
+        cloud: &CloudSection,
+        store: Arc<Mutex<NodeStore>>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .connect_timeout(Duration::from_secs(5))
+                .build()?,
+            url: format!("{}/api/v1/sync/push", cloud.url.trim_end_matches('/')),
+            token: cloud.node_token.clone(),
+            interval: Duration::from_millis(cloud.sync_interval_ms),
+            store,
+            metrics,
+        })
+    }
+
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut NodeStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, SyncError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
+            .await
+            .map_err(|e| SyncError::Join(e.to_string()))?
+            .map_err(SyncError::from)
+    }
+
+    /// Pushes until the outbox is empty or a push fails; returns how many items were settled.
+    async fn drain(&self) -> Result<usize, SyncError> {
+        let mut settled = 0;
+        loop {
+            let events = self.with_store(|s| s.pending(BATCH)).await?;
+            if events.is_empty() {
+                return Ok(settled);
+            }
+            let n = events.len();
+            let response = self
+                .http
+                .post(&self.url)
+                .bearer_auth(&self.token)
+                .json(&PushBatch {
+                    protocol: PROTOCOL_VERSION,
+                    events,
+                })
+                .send()
+                .await?;
+            let status = response.status();
+            if !status.is_success() {
+                let body = response.text().await.unwrap_or_default();
+                return Err(SyncError::Status {
+                    status: status.as_u16(),
+                    body,
+                });
+            }
+            let ack: PushAck = response.json().await?;
+            for r in &ack.rejected {
+                tracing::warn!(id = %r.id, reason = %r.reason, "cloud rejected an event: moved to dead letters");
+            }
+            let done: Vec<String> = ack.accepted.into_iter().chain(ack.duplicate).collect();
+            let rejected: Vec<(String, String)> =
+                ack.rejected.into_iter().map(|r| (r.id, r.reason)).collect();
+            let acknowledged = done.len() + rejected.len();
+            self.with_store(move |s| s.apply_ack(&done, &rejected))
+                .await?;
+            self.metrics.sync_pushes.inc();
+            self.metrics.sync_last_success_ms.set(now_ms());
+            settled += acknowledged;
+            if acknowledged < n {
+                // The cloud answered for fewer items than sent: try again on the next round
+                // rather than spinning on the same batch.
+                return Ok(settled);
+            }
+        }
+    }
+
+    async fn refresh_gauges(&self) {
+        if let Ok(stats) = self.with_store(|s| s.outbox_stats()).await {
+            self.metrics.outbox_pending.set(stats.pending as i64);
+            self.metrics.outbox_dead.set(stats.dead as i64);
+        }
+    }
+
+    /// Runs until `shutdown` fires.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let mut failures = 0u32;
+        tracing::info!(url = %self.url, "sync client started");
+        loop {
+            let wait = match self.drain().await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(items = n, "synced");
+                    }
+                    failures = 0;
+                    self.interval
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    self.metrics.sync_errors.inc();
+                    let wait = backoff(self.interval, failures);
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "sync failed");
+                    wait
+                }
+            };
+            self.refresh_gauges().await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.wait() => break,
+            }
+        }
+        tracing::info!("sync client stopped");
+    }
+}
+
+/// Exponential back-off from `base`, capped, with up to 25% jitter so that many nodes coming
+/// back online do not hit the cloud in step.
+fn backoff(base: Duration, failures: u32) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << failures.min(10))
+        .min(MAX_BACKOFF);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = exp.mul_f64((nanos % 1000) as f64 / 4000.0);
+    exp + jitter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(500);
+        let one = backoff(base, 1);
+        assert!(one >= Duration::from_millis(1000) && one <= Duration::from_millis(1250));
+        let many = backoff(base, 30);
+        assert!(many >= MAX_BACKOFF && many <= MAX_BACKOFF.mul_f64(1.25));
+    }
+}

@@ -1,0 +1,45 @@
+//! Finds the verified runtime library and models in the model store and loads the engine.
+
+use rollcall_models::{Manifest, Store};
+use rollcall_vision::{DetectorKind, Engine, EngineConfig, ModelPaths};
+
+use crate::config::{DetectorChoice, NodeConfig};
+
+/// Name under which templates are stored: embeddings of different models never mix.
+pub const EMBEDDER_MODEL: &str = "mobilefacenet";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Models(#[from] rollcall_models::Error),
+    #[error(transparent)]
+    Vision(#[from] rollcall_vision::Error),
+}
+
+pub fn model_store(config: &NodeConfig) -> Result<Store, rollcall_models::Error> {
+    match &config.vision.models_dir {
+        Some(dir) => Ok(Store::new(dir)),
+        None => Store::from_env(),
+    }
+}
+
+/// Verifies (sha256 or conversion stamp) and loads the face engine.
+pub fn load_engine(config: &NodeConfig) -> Result<Engine, SetupError> {
+    let manifest = Manifest::embedded()?;
+    let store = model_store(config)?;
+    let detector = match config.vision.detector {
+        DetectorChoice::ShortRange => ("blazeface-short-range", DetectorKind::ShortRange),
+        DetectorChoice::FullRange => ("blazeface-full-range", DetectorKind::FullRange),
+    };
+    let paths = ModelPaths {
+        runtime: store.verified(&manifest, "onnxruntime")?,
+        detector: store.verified(&manifest, detector.0)?,
+        embedder: store.verified(&manifest, EMBEDDER_MODEL)?,
+    };
+    let engine_config = EngineConfig {
+        detector: detector.1,
+        intra_threads: config.vision.intra_threads,
+        ..EngineConfig::default()
+    };
+    Ok(Engine::load(&paths, engine_config)?)
+}

