@@ -385,7 +385,10 @@ mod tests {
         assert_eq!(store.pending(10).expect("pending").len(), 2);
 
         store
-            .apply_ack(&[a.id.clone()], &[(b.id.clone(), "site_mismatch".into())])
+            .apply_ack(
+                std::slice::from_ref(&a.id),
+                &[(b.id.clone(), "site_mismatch".into())],
+            )
             .expect("ack");
         let stats = store.outbox_stats().expect("stats");
         assert_eq!((stats.pending, stats.dead), (0, 1));

@@ -13,6 +13,17 @@ use crate::process::{HarnessError, Process, bin_path};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// A fresh random token (hex), so no two runs share credentials.
+fn random_token(prefix: &str) -> Result<String, HarnessError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| HarnessError::Unexpected(format!("randomness: {e}")))?;
+    Ok(format!(
+        "{prefix}-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
 fn client() -> Result<Client, HarnessError> {
     Ok(Client::builder().timeout(Duration::from_secs(60)).build()?)
 }
@@ -75,7 +86,7 @@ impl Cloud {
         let db = dir.join("cloud.sqlite");
         let addr_file = dir.join("cloud.addr");
         let _ = std::fs::remove_file(&addr_file);
-        let admin_token = "e2e-admin-token-0123456789abcdef".to_owned();
+        let admin_token = random_token("cloud-admin")?;
         let mut cmd = Command::new(bin_path("rollcall-cloud")?);
         cmd.arg("serve")
             .arg("--db")
@@ -178,6 +189,7 @@ impl Node {
         listen: &str,
     ) -> Result<PathBuf, HarnessError> {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let admin_token = random_token("node-admin")?;
         let cloud = match &opts.cloud {
             Some((url, token)) => format!(
                 "[cloud]\nurl = \"{url}\"\nnode_token = \"{token}\"\nsync_interval_ms = {}\n",
@@ -192,7 +204,7 @@ data_dir = "data"
 
 [http]
 listen = "{listen}"
-admin_token = "e2e-node-admin-token-0123456789"
+admin_token = "{admin_token}"
 
 {cloud}
 [[geofence]]
@@ -228,12 +240,21 @@ radius_m = {radius}
             .arg("--addr-file")
             .arg(&addr_file)
             .env("RUST_LOG", "info");
+        let text =
+            std::fs::read_to_string(config).map_err(io(format!("reading {}", config.display())))?;
+        let admin_token = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("admin_token = "))
+            .map(|t| t.trim_matches('"').to_owned())
+            .ok_or_else(|| {
+                HarnessError::Unexpected(format!("{}: no http.admin_token", config.display()))
+            })?;
         let mut process = Process::spawn("rollcall-node", cmd, &dir.join("node.log"))?;
         let url = wait_ready(&mut process, &addr_file)?;
         Ok(Self {
             process,
             url,
-            admin_token: "e2e-node-admin-token-0123456789".into(),
+            admin_token,
             config: config.to_path_buf(),
             http: client()?,
         })

@@ -5,7 +5,6 @@
 
 mod demo;
 mod fetch;
-mod procs;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +25,28 @@ enum Cmd {
     Demo(demo::Args),
     /// Install what the tests need, then run fmt, clippy and the whole test suite.
     Test(test::Args),
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+/// Runs a command from the workspace root, echoing it; fails with its exit status.
+fn run_step(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    println!("\n$ {program} {}", args.join(" "));
+    let status = std::process::Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run {program}: {e}"))?;
+    anyhow::ensure!(
+        status.success(),
+        "`{program} {}` failed ({status})",
+        args.join(" ")
+    );
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
