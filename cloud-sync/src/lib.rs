@@ -1,8 +1,8 @@
 //! `rollcall-cloud`: the central, multi-tenant server that site nodes sync to and admins use.
 //!
 //! - [`protocol`]: the node ↔ cloud wire types. Always built; the node depends on this crate
-//!   with `default-features = false` and gets only these (plus [`problem`] and [`shutdown`] with
-//!   the `http` feature), not the server.
+//!   with `default-features = false` and gets only these (plus [`problem`], [`shutdown`] and
+//!   [`listen`] with the `http` feature, and [`sqlite`] with the `sqlite` feature), not the server.
 //! - `server` (feature `server`): storage, authentication, the HTTP API and metrics.
 //!
 //! Architecture invariant: every row a tenant owns carries `tenant_id`, and every query that
@@ -15,6 +15,12 @@ pub mod problem;
 
 #[cfg(feature = "http")]
 pub mod shutdown;
+
+#[cfg(feature = "http")]
+pub mod listen;
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 #[cfg(feature = "server")]
 pub mod server;

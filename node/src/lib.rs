@@ -37,18 +37,8 @@ pub enum RunError {
     Setup(#[from] vision_setup::SetupError),
     #[error("sync client: {0}")]
     Sync(#[from] reqwest::Error),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {source}", path.display())]
-    AddrFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] rollcall_cloud::listen::ListenError),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -100,19 +90,8 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         metrics,
         admin_token: config.http.admin_token.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| RunError::Bind {
-            addr: config.http.listen,
-            source,
-        })?;
-    let local = listener.local_addr().map_err(RunError::Serve)?;
-    if let Some(path) = &addr_file {
-        std::fs::write(path, local.to_string()).map_err(|source| RunError::AddrFile {
-            path: path.clone(),
-            source,
-        })?;
-    }
+    let (listener, local) =
+        rollcall_cloud::listen::bind(config.http.listen, addr_file.as_deref()).await?;
     tracing::info!(addr = %local, site = %config.node.site_id, db = %config.database_path().display(), "rollcall-node listening on http://{local}");
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown::signal())

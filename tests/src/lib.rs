@@ -7,4 +7,4 @@ mod process;
 mod services;
 
 pub use process::{HarnessError, Process, bin_path};
-pub use services::{Cloud, Node, NodeOptions, Site, sample_photo};
+pub use services::{AT_GATE, Cloud, DEMO_SITE, FAR_AWAY, Node, NodeOptions, Site, sample_photo};

@@ -33,6 +33,22 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
     move |source| HarnessError::Io { what, source }
 }
 
+/// `GET url+path` with an admin token; the `items` of the answer.
+fn admin_items(
+    http: &Client,
+    url: &str,
+    path: &str,
+    token: &str,
+) -> Result<Vec<Value>, HarnessError> {
+    let body: Value = http
+        .get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()?
+        .error_for_status()?
+        .json()?;
+    Ok(body["items"].as_array().cloned().unwrap_or_default())
+}
+
 /// Waits for the server to write its address, then for `/healthz` to answer 200.
 fn wait_ready(proc: &mut Process, addr_file: &Path) -> Result<String, HarnessError> {
     let http = client()?;
@@ -141,14 +157,7 @@ impl Cloud {
 
     /// The tenant's events as the admin API lists them.
     pub fn events(&self) -> Result<Vec<Value>, HarnessError> {
-        let body: Value = self
-            .http
-            .get(format!("{}/api/v1/events", self.url))
-            .bearer_auth(&self.admin_token)
-            .send()?
-            .error_for_status()?
-            .json()?;
-        Ok(body["items"].as_array().cloned().unwrap_or_default())
+        admin_items(&self.http, &self.url, "/api/v1/events", &self.admin_token)
     }
 
     pub fn get(&self, path: &str) -> Result<reqwest::blocking::Response, HarnessError> {
@@ -163,6 +172,17 @@ pub struct Site {
     pub lon: f64,
     pub radius_m: f64,
 }
+
+/// The site of the end-to-end tests and the demo: 150 m around a gate in Paris.
+pub const DEMO_SITE: Site = Site {
+    lat: 48.8584,
+    lon: 2.2945,
+    radius_m: 150.0,
+};
+/// A fix 20 m from the gate with 10 m accuracy: inside the geofence.
+pub const AT_GATE: (f64, f64, f64) = (48.85858, 2.2945, 10.0);
+/// A fix about 5 km north of the gate.
+pub const FAR_AWAY: (f64, f64, f64) = (48.9034, 2.2945, 10.0);
 
 /// What `Node::start` writes into the node's config file.
 pub struct NodeOptions {
@@ -322,14 +342,7 @@ radius_m = {radius}
 
     /// The node's own events, newest first.
     pub fn events(&self) -> Result<Vec<Value>, HarnessError> {
-        let body: Value = self
-            .http
-            .get(format!("{}/api/v1/events", self.url))
-            .bearer_auth(&self.admin_token)
-            .send()?
-            .error_for_status()?
-            .json()?;
-        Ok(body["items"].as_array().cloned().unwrap_or_default())
+        admin_items(&self.http, &self.url, "/api/v1/events", &self.admin_token)
     }
 
     pub fn get(&self, path: &str) -> Result<reqwest::blocking::Response, HarnessError> {

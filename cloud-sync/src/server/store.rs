@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::protocol::{AttendanceEvent, PushAck, Rejected, StoredEvent};
+use crate::sqlite::{now_ms, open_migrated};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -13,7 +14,7 @@ pub enum StoreError {
     Open {
         path: String,
         #[source]
-        source: rusqlite::Error,
+        source: crate::sqlite::OpenError,
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -69,38 +70,12 @@ pub struct CloudStore {
     conn: Connection,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl CloudStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let open = |source| StoreError::Open {
+        let conn = open_migrated(path, MIGRATIONS).map_err(|source| StoreError::Open {
             path: path.display().to_string(),
             source,
-        };
-        let mut conn = Connection::open(path).map_err(open)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(open)?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = conn.transaction().map_err(open)?;
-            tx.execute_batch(sql).map_err(open)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)
-                .map_err(open)?;
-            tx.commit().map_err(open)?;
-        }
+        })?;
         Ok(Self { conn })
     }
 
