@@ -1,5 +1,7 @@
 //! The site's enrolled faces in memory, searched 1:N by cosine similarity.
 
+use std::{collections::HashMap, hash::Hash};
+
 use crate::embed::Embedding;
 
 /// One candidate of a search.
@@ -15,7 +17,7 @@ pub struct Gallery<K> {
     entries: Vec<(K, Embedding)>,
 }
 
-impl<K: Clone + PartialEq> Gallery<K> {
+impl<K: Clone + Eq + Hash> Gallery<K> {
     pub fn new() -> Self {
         Self {
             entries: Vec::new(),
@@ -42,20 +44,23 @@ impl<K: Clone + PartialEq> Gallery<K> {
     /// The best `k` distinct keys, each scored by its best template, highest first. Templates of
     /// a different dimension than the probe are skipped.
     pub fn top_k(&self, probe: &Embedding, k: usize) -> Vec<Match<K>> {
-        let mut best: Vec<Match<K>> = Vec::new();
+        let mut per_key: HashMap<&K, f32> = HashMap::new();
         for (key, template) in &self.entries {
             let Ok(similarity) = probe.cosine(template) else {
                 continue;
             };
-            match best.iter_mut().find(|m| &m.key == key) {
-                Some(m) if m.similarity >= similarity => {}
-                Some(m) => m.similarity = similarity,
-                None => best.push(Match {
-                    key: key.clone(),
-                    similarity,
-                }),
-            }
+            per_key
+                .entry(key)
+                .and_modify(|s| *s = s.max(similarity))
+                .or_insert(similarity);
         }
+        let mut best: Vec<Match<K>> = per_key
+            .into_iter()
+            .map(|(key, similarity)| Match {
+                key: key.clone(),
+                similarity,
+            })
+            .collect();
         best.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
         best.truncate(k);
         best

@@ -197,10 +197,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("== fetching models, runtime and sample photos");
     crate::fetch::run(&crate::fetch::Args::default())?;
     println!("\n== building rollcall-node and rollcall-cloud");
-    crate::run_step(
-        "cargo",
-        &["build", "-p", "rollcall-node", "-p", "rollcall-cloud"],
-    )?;
+    // The same selection as `cargo xtask test` builds, so features unify and nothing is
+    // compiled twice.
+    crate::run_step("cargo", &["build", "--workspace", "--bins"])?;
 
     let Script { enrol, attempts } = match &args.photos {
         Some(dir) => user_photos(dir)?,
