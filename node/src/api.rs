@@ -11,7 +11,7 @@ use axum::{
 };
 use base64::Engine as _;
 use rollcall_cloud::problem::{Json, Problem, ProblemReason};
-use rollcall_fraud::Position;
+use rollcall_fraud::Fix;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -167,6 +167,38 @@ struct PositionBody {
     accuracy_m: f64,
 }
 
+impl PositionBody {
+    /// A fix the kiosk could have measured; anything else is a malformed request.
+    fn into_fix(self) -> Result<Fix, Problem> {
+        if !(-90.0..=90.0).contains(&self.lat) {
+            return Err(Problem::bad_request(format!(
+                "position: latitude {} is outside [-90, 90]",
+                self.lat
+            )));
+        }
+        if !(-180.0..=180.0).contains(&self.lon) {
+            return Err(Problem::bad_request(format!(
+                "position: longitude {} is outside [-180, 180]",
+                self.lon
+            )));
+        }
+        if !(self.accuracy_m.is_finite() && self.accuracy_m >= 0.0) {
+            return Err(Problem::bad_request(
+                "position: accuracy_m must be zero or positive",
+            ));
+        }
+        Ok(Fix {
+            lat: self.lat,
+            lon: self.lon,
+            accuracy_m: self.accuracy_m,
+            fix_time_ms: None,
+            mock: false,
+            satellites: None,
+            provider: None,
+        })
+    }
+}
+
 #[derive(Serialize)]
 struct CheckInResponse {
     event_id: String,
@@ -183,11 +215,7 @@ async fn check_in(
     Json(body): Json<CheckInBody>,
 ) -> Result<axum::Json<CheckInResponse>, Problem> {
     let image = decode_image(&body.image_base64)?;
-    let position = body
-        .position
-        .map(|p| Position::new(p.lat, p.lon, p.accuracy_m))
-        .transpose()
-        .map_err(|e| Problem::bad_request(format!("position: {e}")))?;
+    let position = body.position.map(PositionBody::into_fix).transpose()?;
     let pipeline = state.pipeline.clone();
     let outcome = match blocking(move || pipeline.check_in(&image, position)).await {
         Ok(o) => o,

@@ -195,24 +195,11 @@ impl NodeConfig {
                 ),
             ));
         }
-        let p = &self.fraud;
-        if !(0.0 < p.review_at && p.review_at <= p.deny_at && p.deny_at <= 1.0) {
-            return Err(bad(
-                "fraud",
-                format!(
-                    "need 0 < review_at <= deny_at <= 1, got review_at = {} and deny_at = {}",
-                    p.review_at, p.deny_at
-                ),
-            ));
-        }
-        if !(p.max_accuracy_m.is_finite() && p.max_accuracy_m > 0.0) {
-            return Err(bad(
-                "fraud.max_accuracy_m",
-                "must be a positive number of metres".into(),
-            ));
-        }
+        self.fraud
+            .validate()
+            .map_err(|(key, reason)| bad(&format!("fraud.{key}"), reason))?;
         for (i, g) in self.geofences.iter().enumerate() {
-            Geofence::new(&g.name, g.lat, g.lon, g.radius_m)
+            Geofence::circle(&g.name, g.lat, g.lon, g.radius_m)
                 .map_err(|e| bad(&format!("geofence[{i}] ({})", g.name), e.to_string()))?;
         }
         Ok(())
@@ -221,7 +208,7 @@ impl NodeConfig {
     pub fn geofences(&self) -> Vec<Geofence> {
         self.geofences
             .iter()
-            .filter_map(|g| Geofence::new(&g.name, g.lat, g.lon, g.radius_m).ok())
+            .filter_map(|g| Geofence::circle(&g.name, g.lat, g.lon, g.radius_m).ok())
             .collect()
     }
 
@@ -265,6 +252,13 @@ mod tests {
         let e = error_of(&SAMPLE.replace("radius_m = 150.0", "radius_m = -1.0"));
         assert!(
             e.contains("geofence[0] (main-gate)") && e.contains("radius"),
+            "{e}"
+        );
+        let e = error_of(&SAMPLE.replace("review_at = 0.6", "review_at = 0.9"));
+        assert!(e.contains("key `fraud.deny_at`"), "{e}");
+        let e = error_of(&SAMPLE.replace("[fraud]", "[fraud]\ndisabled = [\"teleport\"]"));
+        assert!(
+            e.contains("key `fraud.disabled`") && e.contains("teleport"),
             "{e}"
         );
         let e = error_of(&SAMPLE.replace("lat = 48.8584", "lat = 148.8584"));

@@ -4,8 +4,11 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use rollcall_cloud::protocol::{AttendanceEvent, Decision, EventReason, Fix};
-use rollcall_fraud::{CheckInContext, FaceEvidence, Geofence, Policy, Position, Verdict, assess};
+use rollcall_fraud::{
+    CheckInContext, FaceResult, Fix as GpsFix, Geofence, PastEvent, Policy, Verdict, assess,
+};
 use rollcall_vision::{AnalyzedFace, Embedding, Engine, Gallery, QualityIssue};
+use sha2::{Digest, Sha256};
 
 use crate::{
     metrics::Metrics,
@@ -52,6 +55,10 @@ pub struct Enrolled {
     pub eye_distance_px: f32,
     pub sharpness: Option<f32>,
 }
+
+/// How far back, and how many of, a person's events the fraud rules see.
+const HISTORY_MS: i64 = 24 * 3600 * 1000;
+const HISTORY_EVENTS: u32 = 50;
 
 pub struct Pipeline {
     engine: Engine,
@@ -154,12 +161,31 @@ impl Pipeline {
         })
     }
 
+    /// The person's events of the last day, as the fraud rules see them.
+    fn history(&self, person_id: &str, now: i64) -> Result<Vec<PastEvent>, StoreError> {
+        let events = self
+            .store()
+            .person_history(person_id, now - HISTORY_MS, HISTORY_EVENTS)?;
+        Ok(events
+            .into_iter()
+            .map(|e| PastEvent {
+                at_ms: e.node_time_ms,
+                person_id: e.person_id,
+                lat: e.position.map(|p| p.lat),
+                lon: e.position.map(|p| p.lon),
+                accuracy_m: e.position.map(|p| p.accuracy_m),
+                inside: Vec::new(),
+                ..PastEvent::default()
+            })
+            .collect())
+    }
+
     pub fn check_in(
         &self,
         image: &[u8],
-        position: Option<Position>,
+        position: Option<GpsFix>,
     ) -> Result<CheckInOutcome, PipelineError> {
-        let (face, _count) = self.best_face(image)?;
+        let (face, count) = self.best_face(image)?;
         let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
         let top = self
             .gallery
@@ -169,23 +195,40 @@ impl Pipeline {
 
         let best = top.first();
         let matched = best.filter(|m| m.similarity >= self.match_threshold);
-        let face_evidence = best.map(|m| FaceEvidence {
-            similarity: m.similarity as f64,
-            margin: top
-                .get(1)
-                .map(|second| (m.similarity - second.similarity) as f64),
-        });
-        let assessment = assess(&CheckInContext {
-            position,
-            geofences: &self.geofences,
-            face: matched.and(face_evidence),
-            policy: &self.policy,
-        });
+        let now = now_ms();
+        let person_id = matched.map(|m| m.key.clone());
+        let history = match &person_id {
+            Some(id) => self.history(id, now)?,
+            None => Vec::new(),
+        };
+        let assessment = assess(
+            &CheckInContext {
+                at_ms: now,
+                fix: position.clone(),
+                face: Some(FaceResult {
+                    person_id: person_id.clone(),
+                    similarity: best.map(|m| m.similarity as f64),
+                    margin: match (matched, top.get(1)) {
+                        (Some(m), Some(second)) => Some((m.similarity - second.similarity) as f64),
+                        _ => None,
+                    },
+                    liveness: None,
+                    faces_in_frame: count as u32,
+                    frame_hash: Some(hex::encode(Sha256::digest(image))),
+                    perceptual_hash: None,
+                }),
+                person_id: person_id.clone(),
+                history,
+                geofences: self.geofences.clone(),
+                ..CheckInContext::default()
+            },
+            &self.policy,
+        );
         let mut reasons: Vec<EventReason> = assessment
             .reasons
             .iter()
             .map(|r| EventReason {
-                code: r.code.clone(),
+                code: r.code.as_str().to_owned(),
                 text: r.text.clone(),
                 weight: r.weight,
             })
@@ -213,7 +256,6 @@ impl Pipeline {
             (Some(_), Verdict::Review) => Decision::Review,
             (Some(_), Verdict::Deny) => Decision::Denied,
         };
-        let person_id = matched.map(|m| m.key.clone());
         let similarity = best.map(|m| m.similarity as f64);
         let site_id = self.site_id.clone();
         let event = self.store().record_event(|seq| AttendanceEvent {
@@ -230,7 +272,7 @@ impl Pipeline {
                 lon: p.lon,
                 accuracy_m: p.accuracy_m,
             }),
-            node_time_ms: now_ms(),
+            node_time_ms: now,
         })?;
         self.metrics.checkin(decision);
         let person = match &person_id {

@@ -263,6 +263,34 @@ impl NodeStore {
         Ok(out)
     }
 
+    /// A person's events since `since_ms` (newest first, at most `limit`), as the fraud rules
+    /// see them.
+    pub fn person_history(
+        &self,
+        person_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<AttendanceEvent>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, body FROM events WHERE person_id = ?1 AND node_time_ms >= ?2
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![person_id, since_ms, limit], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row?;
+            out.push(
+                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                    what: format!("event {id}"),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
     /// The oldest pending outbox items, in sequence order.
     pub fn pending(&self, limit: u32) -> Result<Vec<AttendanceEvent>, StoreError> {
         let mut stmt = self.conn.prepare(

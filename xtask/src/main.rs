@@ -25,6 +25,8 @@ enum Cmd {
     Demo(demo::Args),
     /// Install what the tests need, then run fmt, clippy and the whole test suite.
     Test(test::Args),
+    /// Fetch, then run the benchmarks of the hot paths and print their figures.
+    Bench,
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -54,5 +56,16 @@ fn main() -> anyhow::Result<()> {
         Cmd::Fetch(args) => fetch::run(&args).map(|_| ()),
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Test(args) => test::run(&args),
+        Cmd::Bench => {
+            fetch::run(&fetch::Args::default())?;
+            run_step(
+                "cargo",
+                &["bench", "-p", "rollcall-vision", "--bench", "pipeline"],
+            )?;
+            run_step(
+                "cargo",
+                &["bench", "-p", "rollcall-fraud", "--bench", "assess"],
+            )
+        }
     }
 }
