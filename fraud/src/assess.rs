@@ -20,7 +20,8 @@ pub fn assess(ctx: &CheckInContext, policy: &Policy) -> Assessment {
         })
         .collect();
     reasons.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.code.cmp(&b.code)));
-    let score = reasons.iter().map(|r| r.weight).sum::<f64>().min(1.0);
+    // A fold from +0.0: `Iterator::sum` of no floats is -0.0, which would show as "-0.00".
+    let score = reasons.iter().fold(0.0, |acc, r| acc + r.weight).min(1.0);
     let denied_outright_by = reasons
         .iter()
         .map(|r| r.code)
@@ -105,6 +106,23 @@ mod tests {
             a.explain()
         );
         assert!(a.codes().contains(&Code::LowGpsAccuracy));
+        let clean = assess(
+            &context(48.8584, 2.2945, 5.0, vec![]),
+            &Policy {
+                min_match_margin: 0.0,
+                ..Policy::default()
+            },
+        );
+        assert!(
+            clean.reasons.iter().all(|r| r.code == Code::MultipleFaces),
+            "{clean:?}"
+        );
+        let none = assess(&CheckInContext::default(), &Policy::default());
+        assert!(
+            none.score == 0.0 && none.score.is_sign_positive(),
+            "{}",
+            none.score
+        );
     }
 
     fn any_f64() -> impl Strategy<Value = f64> {

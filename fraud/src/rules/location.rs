@@ -230,12 +230,17 @@ fn impossible_travel(ctx: &CheckInContext, fix: &Fix, policy: &Policy, out: &mut
         }
     }
     if let Some((kmh, km, minutes)) = worst {
+        let apart = if minutes < 2.0 {
+            format!("{:.0} s", minutes * 60.0)
+        } else {
+            format!("{minutes:.0} min")
+        };
         out.push(finding(
             Code::ImpossibleTravel,
             1.0,
             &[("speed_kmh", kmh), ("distance_km", km), ("minutes", minutes)],
             format!(
-                "{km:.1} km from the person's event {minutes:.0} min apart needs {kmh:.0} km/h, which no allowed means of transport covers"
+                "{km:.1} km from the person's event {apart} apart needs {kmh:.0} km/h, which no allowed means of transport covers"
             ),
         ));
     }
