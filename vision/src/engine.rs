@@ -1,6 +1,9 @@
 //! The whole pipeline behind one type the node holds for the life of the process.
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use image::RgbImage;
 
@@ -50,6 +53,14 @@ pub struct AnalyzedFace {
     pub embedding: Option<Embedding>,
 }
 
+/// How long each stage of [`Engine::analyze_timed`] took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    pub detect: Duration,
+    pub align_and_quality: Duration,
+    pub embed: Duration,
+}
+
 /// Detector + embedder, loaded once.
 pub struct Engine {
     detector: Detector,
@@ -92,7 +103,19 @@ impl Engine {
     /// Every face in the frame, largest first, each with its quality; faces that pass the gates
     /// are embedded (in batches).
     pub fn analyze(&self, image: &RgbImage) -> Result<Vec<AnalyzedFace>, Error> {
+        self.analyze_timed(image).map(|(faces, _)| faces)
+    }
+
+    /// [`Engine::analyze`], with the time each stage took.
+    pub fn analyze_timed(
+        &self,
+        image: &RgbImage,
+    ) -> Result<(Vec<AnalyzedFace>, StageTimes), Error> {
+        let mut times = StageTimes::default();
+        let t = Instant::now();
         let mut faces = self.detector.detect(image)?;
+        times.detect = t.elapsed();
+        let t = Instant::now();
         faces.sort_by(|a, b| (b.bbox.w * b.bbox.h).total_cmp(&(a.bbox.w * a.bbox.h)));
         let mut analyzed = Vec::with_capacity(faces.len());
         let mut crops = Vec::new();
@@ -110,12 +133,15 @@ impl Engine {
                 embedding: None,
             });
         }
+        times.align_and_quality = t.elapsed();
+        let t = Instant::now();
         if !crops.is_empty() {
             for (owner, embedding) in crop_owner.into_iter().zip(self.embedder.embed(&crops)?) {
                 analyzed[owner].embedding = Some(embedding);
             }
         }
-        Ok(analyzed)
+        times.embed = t.elapsed();
+        Ok((analyzed, times))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The face pipeline of a rollcall kiosk: decode → detect → quality → align → embed → match.
 //!
 //! Architecture invariant: this crate does no I/O besides loading model files and the ONNX
-//! Runtime library by the paths it is given. It knows nothing of people, SQL or HTTP: input is
+//! Runtime library by the paths it is given (and, with the `eval` feature, reading a labelled
+//! photo folder for the `face-eval` tool). It knows nothing of people, SQL or HTTP: input is
 //! image bytes or a decoded RGB image, output is faces with boxes, keypoints, quality verdicts
 //! and unit-length embeddings, and a [`Gallery`] that answers 1:N top-k by cosine similarity.
 //!
@@ -14,15 +15,20 @@ mod detect;
 mod embed;
 mod engine;
 mod error;
+pub mod eval;
+#[cfg(feature = "eval")]
+pub mod eval_folder;
 mod gallery;
 mod quality;
+#[cfg(feature = "eval")]
+pub mod roc_plot;
 mod runtime;
 
 pub use align::{ALIGNED_SIZE, align_face};
 pub use decode::{DecodeLimits, decode_image};
 pub use detect::{BoxPx, DetectedFace, Detector, DetectorKind, Point};
 pub use embed::{Embedder, Embedding};
-pub use engine::{AnalyzedFace, Engine, EngineConfig, ModelPaths};
+pub use engine::{AnalyzedFace, Engine, EngineConfig, ModelPaths, StageTimes};
 pub use error::Error;
 pub use gallery::{Gallery, Match};
 pub use quality::{Quality, QualityIssue, QualityPolicy};

@@ -21,6 +21,8 @@ const SYSTEM_NEEDS: &[(&str, &[&str], &str)] = &[
     ("python3", &["-m", "venv", "--help"], "python3-venv"),
     // Fetching npm packages (npm pack).
     ("npm", &["--version"], "npm"),
+    // The font of the face-eval ROC plot.
+    ("test", &["-f", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"], "fonts-dejavu-core"),
 ];
 
 fn have(program: &str, args: &[&str]) -> bool {
