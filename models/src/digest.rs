@@ -19,6 +19,11 @@ pub fn sha256_file(path: &Path) -> Result<String, Error> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Lower-case hex sha256 of bytes.
+pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Fails with [`Error::ChecksumMismatch`] unless `path` hashes to `expected`.
 pub(crate) fn verify(path: &Path, expected: &str) -> Result<(), Error> {
     let actual = sha256_file(path)?;

@@ -127,6 +127,17 @@ impl<'a> Fetcher<'a> {
                 run(Command::new(venv.join("bin").join(conv))
                     .arg(&file)
                     .arg(&tmp))?;
+                if let Some(patch) = &artefact.patch {
+                    bar.set_message(format!("{}: patching ({patch})", artefact.name));
+                    let script = crate::patches::script(patch)
+                        .ok_or_else(|| Error::UnknownArtefact(patch.clone()))?;
+                    let script_path = venv.join(format!("{patch}.py"));
+                    fs::write(&script_path, script).at(&script_path)?;
+                    run(Command::new(venv.join("bin").join("python"))
+                        .arg(&script_path)
+                        .arg(&tmp)
+                        .arg(&tmp))?;
+                }
                 fs::rename(&tmp, &onnx).at(&onnx)?;
                 fs::write(&stamp, wanted).at(&stamp)?;
                 outcome = Outcome::Converted;

@@ -15,6 +15,7 @@ mod digest;
 mod error;
 mod fetch;
 mod manifest;
+mod patches;
 mod store;
 
 pub use digest::sha256_file;

@@ -71,6 +71,9 @@ pub struct Artefact {
     /// Name of a `[converter.*]` that turns the file into ONNX, if it is not ONNX already.
     #[serde(default)]
     pub convert: Option<String>,
+    /// A patch (`models/patches/<name>.py`) run on the converted model.
+    #[serde(default)]
+    pub patch: Option<String>,
     #[serde(default)]
     pub training_data_risk: Option<String>,
     #[serde(default)]
@@ -166,6 +169,20 @@ impl Manifest {
                     "artefact `{}`: path `{}` must be relative, without `..`",
                     a.name, a.path
                 )));
+            }
+            if let Some(patch) = &a.patch {
+                if a.convert.is_none() {
+                    return Err(bad(format!(
+                        "artefact `{}`: a patch applies to converted models only",
+                        a.name
+                    )));
+                }
+                if crate::patches::script(patch).is_none() {
+                    return Err(bad(format!(
+                        "artefact `{}`: unknown patch `{patch}`",
+                        a.name
+                    )));
+                }
             }
             if let Some(conv) = &a.convert
                 && !raw.converter.contains_key(conv)
@@ -274,6 +291,13 @@ licence = "MIT"
 
         let e = error_of(&artefact(good_sha).replace("package/a.bin", "../etc/passwd"));
         assert!(e.contains("without `..`"), "{e}");
+
+        let e = error_of(&artefact(&format!("{good_sha}\npatch = \"dynamic_batch\"")));
+        assert!(e.contains("converted models only"), "{e}");
+        let e = error_of(&artefact(&format!(
+            "{good_sha}\nconvert = \"c\"\npatch = \"nope\"\n[converter.c]\npython_requirements = []"
+        )));
+        assert!(e.contains("unknown patch `nope`"), "{e}");
 
         let e = error_of(&artefact(&format!("{good_sha}\nsurprise = 1")));
         assert!(e.contains("surprise"), "{e}");

@@ -68,10 +68,17 @@ impl Store {
             .join(format!("{}.stamp", artefact.name))
     }
 
-    /// What a conversion's stamp file holds: the source's sha256 and the converter's pins.
+    /// What a conversion's stamp file holds: the source's sha256, the converter's pins and the
+    /// patch (with the sha256 of its script), so that changing any of them converts again.
     pub(crate) fn stamp_text(artefact: &Artefact, spec: &ConverterSpec) -> String {
+        let patch = artefact
+            .patch
+            .as_deref()
+            .and_then(|p| crate::patches::script(p).map(|s| (p, s)))
+            .map(|(p, s)| format!("patch {p} {}", crate::digest::sha256_bytes(s.as_bytes())))
+            .unwrap_or_default();
         format!(
-            "{}\n{}\n",
+            "{}\n{}\n{patch}\n",
             artefact.sha256,
             spec.python_requirements.join(" ")
         )

@@ -36,28 +36,50 @@ impl Embedding {
     }
 }
 
-/// MobileFaceNet (192-d). The converted model has a fixed batch of 2: faces are embedded in
-/// pairs, and a lone face is paired with itself.
+/// MobileFaceNet (192-d). With a dynamic batch (the fetched model is patched so), all faces of
+/// a frame run as one batch, up to [`MAX_BATCH`]; a model with a fixed batch gets chunks of
+/// that size, the last padded by repeating a face.
 pub struct Embedder {
     session: Mutex<Session>,
+    /// `Some(n)`: the model only takes batches of exactly `n`.
+    fixed_batch: Option<usize>,
 }
 
-const BATCH: usize = 2;
+/// Most faces embedded in one run.
+pub const MAX_BATCH: usize = 8;
 
 impl Embedder {
     pub fn load(env: &Environment, model: &Path, intra_threads: usize) -> Result<Self, Error> {
+        let session = open_session(env, model, intra_threads)?;
+        let fixed_batch = {
+            let s = session.lock().unwrap_or_else(|p| p.into_inner());
+            s.inputs()
+                .first()
+                .and_then(|i| i.dtype().tensor_shape())
+                .and_then(|shape| shape.first().copied())
+                .filter(|d| *d > 0)
+                .map(|d| d as usize)
+        };
         Ok(Self {
-            session: open_session(env, model, intra_threads)?,
+            session,
+            fixed_batch,
         })
+    }
+
+    /// The batch size the model insists on, if any.
+    pub fn fixed_batch(&self) -> Option<usize> {
+        self.fixed_batch
     }
 
     /// Embeddings of aligned crops, in order.
     pub fn embed(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>, Error> {
         let mut out = Vec::with_capacity(faces.len());
-        for pair in faces.chunks(BATCH) {
+        let chunk = self.fixed_batch.unwrap_or(MAX_BATCH);
+        for pair in faces.chunks(chunk) {
+            let batch = self.fixed_batch.unwrap_or(pair.len());
             let side = ALIGNED_SIZE as usize;
-            let mut input = Array4::<f32>::zeros((BATCH, 3, side, side));
-            for slot in 0..BATCH {
+            let mut input = Array4::<f32>::zeros((batch, 3, side, side));
+            for slot in 0..batch {
                 let face = &pair[slot.min(pair.len() - 1)];
                 for (x, y, p) in face.enumerate_pixels() {
                     for c in 0..3 {
@@ -80,7 +102,7 @@ impl Embedder {
                         reason: e.to_string(),
                     })?;
             let dim = shape.last().copied().unwrap_or(0) as usize;
-            if dim == 0 || data.len() != BATCH * dim {
+            if dim == 0 || data.len() != batch * dim {
                 return Err(Error::ModelOutput {
                     model: "embedder",
                     reason: format!("output shape {shape:?}"),

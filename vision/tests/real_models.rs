@@ -116,3 +116,32 @@ fn a_frame_without_a_face_has_no_faces() {
     let blank = image::RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
     assert!(engine().analyze(&blank).expect("analyze").is_empty());
 }
+
+#[test]
+fn the_fetched_embedder_has_a_dynamic_batch_and_batching_does_not_change_embeddings() {
+    let env = rollcall_vision::init_runtime(&store_path("onnxruntime")).expect("runtime");
+    let embedder =
+        rollcall_vision::Embedder::load(&env, &store_path("mobilefacenet"), 1).expect("embedder");
+    assert_eq!(
+        embedder.fixed_batch(),
+        None,
+        "the dynamic_batch patch was applied"
+    );
+    let crops: Vec<image::RgbImage> = ["sample-obama", "sample-biden", "sample-obama2"]
+        .iter()
+        .map(|s| {
+            let bytes = std::fs::read(store_path(s)).expect("read");
+            let img = engine().decode(&bytes).expect("decode");
+            let face = engine().analyze(&img).expect("analyze").remove(0).face;
+            rollcall_vision::align_face(&img, &face).expect("aligned")
+        })
+        .collect();
+    let together = embedder.embed(&crops).expect("batch of 3");
+    for (crop, batched) in crops.iter().zip(&together) {
+        let alone = embedder
+            .embed(std::slice::from_ref(crop))
+            .expect("batch of 1");
+        let sim = alone[0].cosine(batched).expect("dim");
+        assert!(sim > 0.9999, "batch changed the embedding: {sim}");
+    }
+}

@@ -27,7 +27,7 @@ pub fn run(args: &Args) -> anyhow::Result<Store> {
         let what = match outcome {
             Outcome::Cached => "verified (cached)",
             Outcome::Fetched => "fetched and verified",
-            Outcome::Converted => "fetched, verified and converted to ONNX",
+            Outcome::Converted => "source verified, converted to ONNX",
         };
         println!("  {name:<28} {what}");
     }

@@ -22,7 +22,11 @@ const SYSTEM_NEEDS: &[(&str, &[&str], &str)] = &[
     // Fetching npm packages (npm pack).
     ("npm", &["--version"], "npm"),
     // The font of the face-eval ROC plot.
-    ("test", &["-f", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"], "fonts-dejavu-core"),
+    (
+        "test",
+        &["-f", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"],
+        "fonts-dejavu-core",
+    ),
 ];
 
 fn have(program: &str, args: &[&str]) -> bool {
