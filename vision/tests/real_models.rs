@@ -145,3 +145,84 @@ fn the_fetched_embedder_has_a_dynamic_batch_and_batching_does_not_change_embeddi
         assert!(sim > 0.9999, "batch changed the embedding: {sim}");
     }
 }
+
+fn encode(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encode");
+    out.into_inner()
+}
+
+#[test]
+fn odd_frames_get_a_clear_answer_never_a_panic() {
+    let photo = std::fs::read(store_path("sample-obama")).expect("read");
+    let colour = image::load_from_memory(&photo).expect("decode");
+    let grey = image::DynamicImage::ImageLuma8(colour.to_luma8());
+    let grey16 = image::DynamicImage::ImageLuma16(colour.to_luma16());
+    let rgb16 = image::DynamicImage::ImageRgb16(colour.to_rgb16());
+    let rotated = colour.rotate90();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "1x1 PNG",
+            encode(
+                &image::DynamicImage::new_rgb8(1, 1),
+                image::ImageFormat::Png,
+            ),
+        ),
+        (
+            "black 640x480 JPEG",
+            encode(
+                &image::DynamicImage::new_rgb8(640, 480),
+                image::ImageFormat::Jpeg,
+            ),
+        ),
+        (
+            "white 3x3000 PNG",
+            encode(
+                &image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+                    3,
+                    3000,
+                    image::Rgb([255, 255, 255]),
+                )),
+                image::ImageFormat::Png,
+            ),
+        ),
+        ("greyscale JPEG", encode(&grey, image::ImageFormat::Jpeg)),
+        (
+            "16-bit greyscale PNG",
+            encode(&grey16, image::ImageFormat::Png),
+        ),
+        ("16-bit RGB PNG", encode(&rgb16, image::ImageFormat::Png)),
+        ("rotated 90°", encode(&rotated, image::ImageFormat::Jpeg)),
+        ("truncated JPEG", photo[..photo.len() / 3].to_vec()),
+        ("JPEG header only", photo[..200].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        match engine().decode(&bytes) {
+            Err(e) => eprintln!("{name}: refused: {e}"),
+            Ok(img) => {
+                let faces = engine()
+                    .analyze(&img)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                eprintln!("{name}: {} face(s)", faces.len());
+            }
+        }
+    }
+    // Colour is not needed to recognise someone: the greyscale copy matches the original.
+    let embed = |bytes: &[u8]| {
+        let img = engine().decode(bytes).expect("decode");
+        engine()
+            .analyze(&img)
+            .expect("analyze")
+            .remove(0)
+            .embedding
+            .expect("embedded")
+    };
+    let sim = embed(&photo)
+        .cosine(&embed(&encode(&grey, image::ImageFormat::Png)))
+        .expect("dim");
+    assert!(sim > 0.8, "greyscale similarity {sim}");
+    let sim16 = embed(&photo)
+        .cosine(&embed(&encode(&rgb16, image::ImageFormat::Png)))
+        .expect("dim");
+    assert!(sim16 > 0.95, "16-bit similarity {sim16}");
+}
