@@ -104,6 +104,18 @@ fn problem_of(e: PipelineError) -> Problem {
                     .collect(),
             )
         }
+        e @ PipelineError::Duplicate { .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "duplicate-enrolment",
+            "Face already enrolled",
+            e.to_string(),
+        ),
+        e @ PipelineError::TooManyTemplates(_) => Problem::new(
+            StatusCode::CONFLICT,
+            "too-many-templates",
+            "Too many face templates",
+            e.to_string(),
+        ),
         PipelineError::Store(StoreError::NoSuchPerson(id)) => {
             Problem::not_found(format!("no person with id `{id}`"))
         }

@@ -84,6 +84,8 @@ pub struct VisionSection {
     pub detector: DetectorChoice,
     /// Cosine similarity from which the best enrolled person counts as a match.
     pub match_threshold: f32,
+    /// The best person must lead the second by this much, or the match is ambiguous.
+    pub min_margin: f32,
     pub intra_threads: usize,
     /// Model cache; `$ROLLCALL_HOME` or `~/.local/share/rollcall` when absent.
     pub models_dir: Option<PathBuf>,
@@ -95,6 +97,7 @@ impl Default for VisionSection {
             detector: DetectorChoice::ShortRange,
             // MODELS.md feasibility run: 99.3% genuine accepted, 0.36% impostors at 0.5.
             match_threshold: 0.5,
+            min_margin: 0.02,
             intra_threads: 1,
             models_dir: None,
         }
@@ -184,6 +187,13 @@ impl NodeConfig {
             return Err(bad(
                 "vision.match_threshold",
                 format!("must be between 0 and 1 (exclusive), got {t}"),
+            ));
+        }
+        let m = self.vision.min_margin;
+        if !(0.0..1.0).contains(&m) {
+            return Err(bad(
+                "vision.min_margin",
+                format!("must be at least 0 and below 1, got {m}"),
             ));
         }
         if !(1..=64).contains(&self.vision.intra_threads) {

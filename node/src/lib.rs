@@ -66,6 +66,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         pipeline::PipelineSettings {
             site_id: config.node.site_id.clone(),
             match_threshold: config.vision.match_threshold,
+            min_margin: config.vision.min_margin,
             policy: config.fraud.clone(),
             geofences: config.geofences(),
         },

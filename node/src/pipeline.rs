@@ -7,7 +7,7 @@ use rollcall_cloud::protocol::{AttendanceEvent, Decision, EventReason, Fix};
 use rollcall_fraud::{
     CheckInContext, FaceResult, Fix as GpsFix, Geofence, PastEvent, Policy, Verdict, assess,
 };
-use rollcall_vision::{AnalyzedFace, Embedding, Engine, Gallery, QualityIssue};
+use rollcall_vision::{AnalyzedFace, Embedding, Engine, Gallery, Identification, QualityIssue};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -28,6 +28,12 @@ pub enum PipelineError {
     Quality(Vec<QualityIssue>),
     #[error("face engine failed: {0}")]
     Vision(rollcall_vision::Error),
+    #[error(
+        "this face already matches enrolled person `{other}` (similarity {similarity:.2}): not enrolling it as someone else"
+    )]
+    Duplicate { other: String, similarity: f32 },
+    #[error("person already has {0} face templates, the most allowed")]
+    TooManyTemplates(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -56,6 +62,9 @@ pub struct Enrolled {
     pub sharpness: Option<f32>,
 }
 
+/// Enrolment takes 1 to this many photos per person.
+pub const MAX_TEMPLATES_PER_PERSON: usize = 5;
+
 /// How far back, and how many of, a person's events the fraud rules see.
 const HISTORY_MS: i64 = 24 * 3600 * 1000;
 const HISTORY_EVENTS: u32 = 50;
@@ -66,6 +75,7 @@ pub struct Pipeline {
     store: Arc<Mutex<NodeStore>>,
     site_id: String,
     match_threshold: f32,
+    min_margin: f32,
     policy: Policy,
     geofences: Vec<Geofence>,
     metrics: Arc<Metrics>,
@@ -74,6 +84,7 @@ pub struct Pipeline {
 pub struct PipelineSettings {
     pub site_id: String,
     pub match_threshold: f32,
+    pub min_margin: f32,
     pub policy: Policy,
     pub geofences: Vec<Geofence>,
 }
@@ -104,6 +115,7 @@ impl Pipeline {
             store,
             site_id: settings.site_id,
             match_threshold: settings.match_threshold,
+            min_margin: settings.min_margin,
             policy: settings.policy,
             geofences: settings.geofences,
             metrics,
@@ -141,6 +153,23 @@ impl Pipeline {
             return Err(PipelineError::SeveralFaces(count));
         }
         let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
+        // INVARIANT: the checks and the insert happen under one write lock, so two concurrent
+        // enrolments cannot both pass the duplicate check.
+        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        let existing = gallery.templates_of(&person_id.to_owned());
+        if existing >= MAX_TEMPLATES_PER_PERSON {
+            return Err(PipelineError::TooManyTemplates(existing));
+        }
+        if let Some(other) = gallery
+            .top_k(&embedding, 2)
+            .into_iter()
+            .find(|m| m.key != person_id && m.similarity >= self.match_threshold)
+        {
+            return Err(PipelineError::Duplicate {
+                other: other.key,
+                similarity: other.similarity,
+            });
+        }
         let template_id = ulid::Ulid::new().to_string();
         self.store().add_template(
             &template_id,
@@ -148,10 +177,7 @@ impl Pipeline {
             EMBEDDER_MODEL,
             embedding.as_slice(),
         )?;
-        self.gallery
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(person_id.to_owned(), embedding);
+        gallery.insert(person_id.to_owned(), embedding);
         tracing::info!(person = %person_id, template = %template_id, "face enrolled");
         Ok(Enrolled {
             template_id,
@@ -187,16 +213,55 @@ impl Pipeline {
     ) -> Result<CheckInOutcome, PipelineError> {
         let (face, count) = self.best_face(image)?;
         let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
-        let top = self
+        let identification = self
             .gallery
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .top_k(&embedding, 2);
-
-        let best = top.first();
-        let matched = best.filter(|m| m.similarity >= self.match_threshold);
+            .identify(&embedding, self.match_threshold, self.min_margin);
+        // (matched person, best similarity, margin to the second person, why not matched)
+        let (matched, best_similarity, margin, no_match): (
+            Option<String>,
+            Option<f32>,
+            Option<f32>,
+            Option<EventReason>,
+        ) = match identification {
+            Identification::Match {
+                key,
+                similarity,
+                margin,
+            } => (Some(key), Some(similarity), margin, None),
+            Identification::Ambiguous { best, second } => (
+                None,
+                Some(best.similarity),
+                Some(best.similarity - second.similarity),
+                Some(EventReason {
+                    code: "ambiguous_match".into(),
+                    text: format!(
+                        "matches two enrolled people almost equally ({:.2} and {:.2}, need a lead of {:.2}): not deciding between them",
+                        best.similarity, second.similarity, self.min_margin
+                    ),
+                    weight: 1.0,
+                }),
+            ),
+            Identification::NoMatch { best } => (
+                None,
+                best.as_ref().map(|b| b.similarity),
+                None,
+                Some(EventReason {
+                    code: "no_match".into(),
+                    text: match best {
+                        None => "no one is enrolled at this site".to_owned(),
+                        Some(m) => format!(
+                            "best similarity {:.2} is below the match threshold {:.2}",
+                            m.similarity, self.match_threshold
+                        ),
+                    },
+                    weight: 1.0,
+                }),
+            ),
+        };
         let now = now_ms();
-        let person_id = matched.map(|m| m.key.clone());
+        let person_id = matched;
         let history = match &person_id {
             Some(id) => self.history(id, now)?,
             None => Vec::new(),
@@ -207,11 +272,8 @@ impl Pipeline {
                 fix: position.clone(),
                 face: Some(FaceResult {
                     person_id: person_id.clone(),
-                    similarity: best.map(|m| m.similarity as f64),
-                    margin: match (matched, top.get(1)) {
-                        (Some(m), Some(second)) => Some((m.similarity - second.similarity) as f64),
-                        _ => None,
-                    },
+                    similarity: best_similarity.map(f64::from),
+                    margin: margin.filter(|_| person_id.is_some()).map(f64::from),
                     liveness: None,
                     faces_in_frame: count as u32,
                     frame_hash: Some(hex::encode(Sha256::digest(image))),
@@ -233,30 +295,17 @@ impl Pipeline {
                 weight: r.weight,
             })
             .collect();
-        let decision = match (matched, assessment.verdict) {
-            (None, _) => {
-                let text = match best {
-                    None => "no one is enrolled at this site".to_owned(),
-                    Some(m) => format!(
-                        "best similarity {:.2} is below the match threshold {:.2}",
-                        m.similarity, self.match_threshold
-                    ),
-                };
-                reasons.insert(
-                    0,
-                    EventReason {
-                        code: "no_match".into(),
-                        text,
-                        weight: 1.0,
-                    },
-                );
+        let decision = match (&person_id, no_match, assessment.verdict) {
+            (_, Some(reason), _) => {
+                reasons.insert(0, reason);
                 Decision::Denied
             }
-            (Some(_), Verdict::Allow) => Decision::Granted,
-            (Some(_), Verdict::Review) => Decision::Review,
-            (Some(_), Verdict::Deny) => Decision::Denied,
+            (None, None, _) => Decision::Denied,
+            (Some(_), None, Verdict::Allow) => Decision::Granted,
+            (Some(_), None, Verdict::Review) => Decision::Review,
+            (Some(_), None, Verdict::Deny) => Decision::Denied,
         };
-        let similarity = best.map(|m| m.similarity as f64);
+        let similarity = best_similarity.map(f64::from);
         let site_id = self.site_id.clone();
         let event = self.store().record_event(|seq| AttendanceEvent {
             id: ulid::Ulid::new().to_string(),

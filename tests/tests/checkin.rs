@@ -375,3 +375,73 @@ fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
         .collect();
     assert_eq!(seqs, [2, 1]);
 }
+
+#[test]
+fn enrolment_refuses_a_face_of_someone_else_and_caps_templates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions {
+            site_id: "hq".into(),
+            site: SITE,
+            cloud: None,
+            sync_interval_ms: 1000,
+        },
+    )
+    .expect("node starts");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let face = |file: &str| json!({ "image_base64": base64_of(&photo(file)) });
+
+    // Someone else's account with Obama's face: refused, naming whom it matches.
+    let (status, _) = node
+        .post_json(
+            "/api/v1/people",
+            &json!({ "id": "mallory", "display_name": "Mallory" }),
+            true,
+        )
+        .expect("post");
+    assert_eq!(status, 201);
+    let (status, body) = node
+        .post_json("/api/v1/people/mallory/faces", &face("sample-obama2"), true)
+        .expect("post");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["type"], "urn:rollcall:problem:duplicate-enrolment");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("`obama`"),
+        "{body}"
+    );
+
+    // Up to five templates per person.
+    for file in [
+        "sample-obama2",
+        "sample-obama3",
+        "sample-obama",
+        "sample-obama2",
+    ] {
+        let (status, body) = node
+            .post_json("/api/v1/people/obama/faces", &face(file), true)
+            .expect("post");
+        assert_eq!(status, 201, "{file}: {body}");
+    }
+    let (status, body) = node
+        .post_json("/api/v1/people/obama/faces", &face("sample-obama3"), true)
+        .expect("post");
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (409, Some("urn:rollcall:problem:too-many-templates")),
+        "{body}"
+    );
+    let (_, people) = node
+        .post_json("/api/v1/people", &json!({}), true)
+        .expect("post");
+    assert!(
+        people["type"].is_string(),
+        "creating a person needs a name: {people}"
+    );
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

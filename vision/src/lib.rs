@@ -30,6 +30,6 @@ pub use detect::{BoxPx, DetectedFace, Detector, DetectorKind, Point};
 pub use embed::{Embedder, Embedding};
 pub use engine::{AnalyzedFace, Engine, EngineConfig, ModelPaths, StageTimes};
 pub use error::Error;
-pub use gallery::{Gallery, Match};
+pub use gallery::{Gallery, Identification, Match};
 pub use quality::{Quality, QualityIssue, QualityPolicy};
 pub use runtime::init_runtime;
