@@ -35,6 +35,7 @@ pub fn load_engine(config: &NodeConfig) -> Result<Engine, SetupError> {
         runtime: store.verified(&manifest, "onnxruntime")?,
         detector: store.verified(&manifest, detector.0)?,
         embedder: store.verified(&manifest, EMBEDDER_MODEL)?,
+        mesh: Some(store.verified(&manifest, "face-landmark")?),
     };
     let engine_config = EngineConfig {
         detector: detector.1,

@@ -56,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     runtime: path("onnxruntime")?,
                     detector: path(detector)?,
                     embedder: path("mobilefacenet")?,
+                    mesh: Some(path("face-landmark")?),
                 },
                 EngineConfig {
                     detector: kind,

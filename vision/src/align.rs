@@ -99,7 +99,7 @@ pub fn align_face(image: &RgbImage, face: &DetectedFace) -> Option<RgbImage> {
 }
 
 /// Bilinear sample with edge clamping (pixels outside the image repeat the border).
-fn bilinear(image: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
+pub(crate) fn bilinear(image: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
     let (w, h) = image.dimensions();
     if w == 0 || h == 0 {
         return Rgb([0, 0, 0]);

@@ -13,6 +13,7 @@ use crate::{
     decode::decode_image,
     detect::{DetectedFace, Detector, DetectorKind},
     embed::{Embedder, Embedding},
+    landmarks::{Mesh, MeshModel},
     quality::{self, Quality, QualityPolicy},
     runtime::init_runtime,
 };
@@ -23,6 +24,8 @@ pub struct ModelPaths {
     pub runtime: PathBuf,
     pub detector: PathBuf,
     pub embedder: PathBuf,
+    /// The face-mesh model; with it, faces get a pose gate and a [`Mesh`] for liveness.
+    pub mesh: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,12 +54,16 @@ pub struct AnalyzedFace {
     pub face: DetectedFace,
     pub quality: Quality,
     pub embedding: Option<Embedding>,
+    /// Landmarks, pose and eye openness, when the mesh model is loaded and the face passed the
+    /// other gates.
+    pub mesh: Option<Mesh>,
 }
 
 /// How long each stage of [`Engine::analyze_timed`] took.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StageTimes {
     pub detect: Duration,
+    /// Alignment, quality gates and, with the mesh model, the mesh.
     pub align_and_quality: Duration,
     pub embed: Duration,
 }
@@ -65,6 +72,7 @@ pub struct StageTimes {
 pub struct Engine {
     detector: Detector,
     embedder: Embedder,
+    mesh: Option<MeshModel>,
     config: EngineConfig,
 }
 
@@ -74,9 +82,15 @@ impl Engine {
         let detector =
             Detector::load(&env, &paths.detector, config.detector, config.intra_threads)?;
         let embedder = Embedder::load(&env, &paths.embedder, config.intra_threads)?;
+        let mesh = paths
+            .mesh
+            .as_ref()
+            .map(|p| MeshModel::load(&env, p, config.intra_threads))
+            .transpose()?;
         let engine = Self {
             detector,
             embedder,
+            mesh,
             config,
         };
         engine.warm_up()?;
@@ -122,7 +136,15 @@ impl Engine {
         let mut crop_owner = Vec::new();
         for (i, face) in faces.into_iter().enumerate() {
             let aligned = align_face(image, &face);
-            let quality = quality::assess(image, &face, aligned.as_ref(), &self.config.quality);
+            let mut quality = quality::assess(image, &face, aligned.as_ref(), &self.config.quality);
+            let mesh = match &self.mesh {
+                Some(model) if quality.passed() => {
+                    let mesh = model.mesh(image, &face)?;
+                    quality::assess_pose(&mut quality, &mesh.pose, &self.config.quality);
+                    Some(mesh)
+                }
+                _ => None,
+            };
             if let (true, Some(crop)) = (quality.passed(), aligned) {
                 crops.push(crop);
                 crop_owner.push(i);
@@ -131,6 +153,7 @@ impl Engine {
                 face,
                 quality,
                 embedding: None,
+                mesh,
             });
         }
         times.align_and_quality = t.elapsed();

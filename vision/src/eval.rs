@@ -162,9 +162,10 @@ mod tests {
         assert_eq!(s.tar(0.5), 0.75);
         assert_eq!(s.far(0.5), 0.125);
         assert_eq!(s.balanced_accuracy(0.5), (0.75 + 0.875) / 2.0);
+        // At 0.4 every genuine pair passes and one impostor in eight: better balanced than 0.7.
         let (t, acc) = s.best_threshold();
-        assert_eq!(t, 0.7);
-        assert_eq!(acc, (0.75 + 1.0) / 2.0);
+        assert_eq!(t, 0.4);
+        assert_eq!(acc, (1.0 + 0.875) / 2.0);
         assert_eq!(s.tar_at_far(0.0), (0.75, 0.7));
         let (eer, _) = s.eer();
         assert!((0.0..=0.25).contains(&eer), "{eer}");

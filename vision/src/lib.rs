@@ -19,6 +19,8 @@ pub mod eval;
 #[cfg(feature = "eval")]
 pub mod eval_folder;
 mod gallery;
+mod landmarks;
+pub mod liveness;
 mod quality;
 #[cfg(feature = "eval")]
 pub mod roc_plot;
@@ -31,5 +33,6 @@ pub use embed::{Embedder, Embedding};
 pub use engine::{AnalyzedFace, Engine, EngineConfig, ModelPaths, StageTimes};
 pub use error::Error;
 pub use gallery::{Gallery, Identification, Match};
+pub use landmarks::{Mesh, MeshModel, Pose};
 pub use quality::{Quality, QualityIssue, QualityPolicy};
 pub use runtime::init_runtime;

@@ -14,6 +14,9 @@ pub struct QualityPolicy {
     pub max_outside_fraction: f32,
     /// Minimum variance of the Laplacian of the aligned grey crop (sharpness).
     pub min_sharpness: f32,
+    /// Largest head turn and nod (degrees) accepted, when the face mesh is loaded.
+    pub max_yaw_deg: f32,
+    pub max_pitch_deg: f32,
 }
 
 impl Default for QualityPolicy {
@@ -22,6 +25,8 @@ impl Default for QualityPolicy {
             min_eye_distance_px: 24.0,
             max_outside_fraction: 0.05,
             min_sharpness: 20.0,
+            max_yaw_deg: 40.0,
+            max_pitch_deg: 35.0,
         }
     }
 }
@@ -35,6 +40,13 @@ pub enum QualityIssue {
     Truncated { outside_fraction: f32 },
     /// The face is out of focus or moving.
     Blurry { sharpness: f32, min: f32 },
+    /// The head is turned or tilted too far from the camera.
+    Pose {
+        yaw: f32,
+        pitch: f32,
+        max_yaw: f32,
+        max_pitch: f32,
+    },
 }
 
 impl QualityIssue {
@@ -44,6 +56,7 @@ impl QualityIssue {
             QualityIssue::TooSmall { .. } => "face_too_small",
             QualityIssue::Truncated { .. } => "face_truncated",
             QualityIssue::Blurry { .. } => "face_blurry",
+            QualityIssue::Pose { .. } => "face_pose",
         }
     }
 }
@@ -67,6 +80,15 @@ impl std::fmt::Display for QualityIssue {
                 f,
                 "face blurry: sharpness {sharpness:.1}, need {min:.1} (hold still)"
             ),
+            QualityIssue::Pose {
+                yaw,
+                pitch,
+                max_yaw,
+                max_pitch,
+            } => write!(
+                f,
+                "head turned {yaw:.0}° and nodded {pitch:.0}° (at most {max_yaw:.0}° and {max_pitch:.0}°): look at the camera"
+            ),
         }
     }
 }
@@ -84,6 +106,18 @@ pub struct Quality {
 impl Quality {
     pub fn passed(&self) -> bool {
         self.issues.is_empty()
+    }
+}
+
+/// Adds the pose gate's verdict for a face the mesh has measured.
+pub(crate) fn assess_pose(quality: &mut Quality, pose: &crate::Pose, policy: &QualityPolicy) {
+    if pose.yaw.abs() > policy.max_yaw_deg || pose.pitch.abs() > policy.max_pitch_deg {
+        quality.issues.push(QualityIssue::Pose {
+            yaw: pose.yaw,
+            pitch: pose.pitch,
+            max_yaw: policy.max_yaw_deg,
+            max_pitch: policy.max_pitch_deg,
+        });
     }
 }
 
@@ -213,6 +247,38 @@ mod tests {
         assert!((cut.outside_fraction - 0.5).abs() < 1e-6);
         let small = assess(&image, &face_at(50.0, 30.0, 10.0), None, &policy);
         assert_eq!(small.issues[0].code(), "face_too_small");
+    }
+
+    #[test]
+    fn pose_gate() {
+        let policy = QualityPolicy::default();
+        let mut q = assess(
+            &RgbImage::new(200, 200),
+            &face_at(50.0, 100.0, 40.0),
+            None,
+            &policy,
+        );
+        assess_pose(
+            &mut q,
+            &crate::Pose {
+                yaw: 10.0,
+                pitch: -5.0,
+                roll: 30.0,
+            },
+            &policy,
+        );
+        assert!(q.passed());
+        assess_pose(
+            &mut q,
+            &crate::Pose {
+                yaw: -55.0,
+                pitch: 0.0,
+                roll: 0.0,
+            },
+            &policy,
+        );
+        assert_eq!(q.issues[0].code(), "face_pose");
+        assert!(q.issues[0].to_string().contains("look at the camera"));
     }
 
     #[test]

@@ -45,6 +45,7 @@ fn verification_and_identification_accuracy_hold() {
             runtime: path("onnxruntime"),
             detector: path("blazeface-short-range"),
             embedder: path("mobilefacenet"),
+            mesh: Some(path("face-landmark")),
         },
         EngineConfig::default(),
     )

@@ -22,6 +22,7 @@ fn engine() -> &'static Engine {
             runtime: store_path("onnxruntime"),
             detector: store_path("blazeface-short-range"),
             embedder: store_path("mobilefacenet"),
+            mesh: Some(store_path("face-landmark")),
         };
         Engine::load(&paths, EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"))
     })
@@ -225,4 +226,98 @@ fn odd_frames_get_a_clear_answer_never_a_panic() {
         .cosine(&embed(&encode(&rgb16, image::ImageFormat::Png)))
         .expect("dim");
     assert!(sim16 > 0.95, "16-bit similarity {sim16}");
+}
+
+fn mesh_model() -> &'static rollcall_vision::MeshModel {
+    static MESH: OnceLock<rollcall_vision::MeshModel> = OnceLock::new();
+    MESH.get_or_init(|| {
+        let env = rollcall_vision::init_runtime(&store_path("onnxruntime")).expect("runtime");
+        rollcall_vision::MeshModel::load(&env, &store_path("face-landmark"), 1).expect("mesh model")
+    })
+}
+
+#[test]
+fn the_mesh_sees_frontal_open_eyed_portraits_and_follows_a_rotation() {
+    for sample in ["sample-obama", "sample-obama2", "sample-biden"] {
+        let bytes = std::fs::read(store_path(sample)).expect("read");
+        let img = engine().decode(&bytes).expect("decode");
+        let face = engine().analyze(&img).expect("analyze").remove(0).face;
+        let mesh = mesh_model().mesh(&img, &face).expect("mesh");
+        eprintln!(
+            "{sample}: presence {:.2} pose {:?} eyes {:?}",
+            mesh.presence, mesh.pose, mesh.eye_openness
+        );
+        assert!(mesh.presence > 0.9, "{sample}: presence {}", mesh.presence);
+        assert!(
+            mesh.pose.yaw.abs() < 25.0
+                && mesh.pose.pitch.abs() < 25.0
+                && mesh.pose.roll.abs() < 15.0,
+            "{sample}: {:?}",
+            mesh.pose
+        );
+        assert!(
+            mesh.eye_openness.iter().all(|e| (0.15..0.6).contains(e)),
+            "{sample}: eyes {:?}",
+            mesh.eye_openness
+        );
+        // The nose tip (mesh point 1) lies inside the detector's box.
+        let nose = mesh.points[1];
+        let b = face.bbox;
+        assert!(b.x < nose[0] && nose[0] < b.x + b.w && b.y < nose[1] && nose[1] < b.y + b.h);
+
+        // The same face turned a quarter clockwise: the roll follows. (biden.jpg holds several
+        // people, and the largest face after turning need not be his.)
+        if sample == "sample-biden" {
+            continue;
+        }
+        let turned = image::DynamicImage::ImageRgb8(img.clone())
+            .rotate90()
+            .to_rgb8();
+        let f = engine().analyze(&turned).expect("analyze").remove(0);
+        let m = mesh_model().mesh(&turned, &f.face).expect("mesh");
+        let expected = mesh.pose.roll + 90.0;
+        eprintln!(
+            "{sample} rotated: roll {:.0}, expected {expected:.0}",
+            m.pose.roll
+        );
+        assert!(
+            (m.pose.roll - expected).abs() < 12.0,
+            "{sample} rotated: roll {} vs {expected}",
+            m.pose.roll
+        );
+    }
+}
+
+#[test]
+fn active_liveness_on_real_frames_a_still_photo_fails_a_head_turn_passes() {
+    use rollcall_vision::liveness::{Challenge, ChallengePolicy, FrameObservation, evaluate};
+    let bytes = std::fs::read(store_path("sample-obama2")).expect("read");
+    let frame = engine().decode(&bytes).expect("decode");
+    let mirrored = image::imageops::flip_horizontal(&frame);
+    let mesh_of = |img: &image::RgbImage| {
+        let face = engine().analyze(img).expect("analyze").remove(0).face;
+        mesh_model().mesh(img, &face).expect("mesh")
+    };
+    let (a, b) = (mesh_of(&frame), mesh_of(&mirrored));
+    eprintln!("yaw {:.1} mirrored {:.1}", a.pose.yaw, b.pose.yaw);
+    // Known answer: a mirror image turns the head the other way by as much.
+    assert!(
+        a.pose.yaw.abs() > 8.0,
+        "obama2.jpg is turned: {}",
+        a.pose.yaw
+    );
+    assert!(
+        (a.pose.yaw + b.pose.yaw).abs() < 5.0,
+        "{} vs {}",
+        a.pose.yaw,
+        b.pose.yaw
+    );
+
+    let policy = ChallengePolicy::default();
+    let still: Vec<FrameObservation> = (0..6).map(|_| (&a).into()).collect();
+    let r = evaluate(&still, Challenge::Any, &policy);
+    assert!(!r.passed, "a still photo passed: {r:?}");
+    let turn: Vec<FrameObservation> = [&a, &a, &b, &b, &a].into_iter().map(Into::into).collect();
+    let r = evaluate(&turn, Challenge::TurnHead, &policy);
+    assert!(r.passed && r.turn_deg > 15.0, "{r:?}");
 }

@@ -77,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             runtime: store.verified(&manifest, "onnxruntime")?,
             detector: store.verified(&manifest, detector_model)?,
             embedder: store.verified(&manifest, "mobilefacenet")?,
+            mesh: Some(store.verified(&manifest, "face-landmark")?),
         },
         EngineConfig {
             detector: args.detector,
