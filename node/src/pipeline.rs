@@ -103,9 +103,11 @@ impl Pipeline {
             .unwrap_or_else(|p| p.into_inner())
             .templates(EMBEDDER_MODEL)?;
         for t in templates {
-            match Embedding::from_raw(t.vector) {
-                Some(e) => gallery.insert(t.person_id, e),
-                None => tracing::warn!(person = %t.person_id, "skipping a zero face template"),
+            let person = t.person_id.clone();
+            match Embedding::from_raw(t.vector).map(|e| gallery.insert(t.person_id, e)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => tracing::warn!(%person, error = %e, "skipping a face template"),
+                None => tracing::warn!(%person, "skipping a zero face template"),
             }
         }
         tracing::info!(templates = gallery.len(), "gallery loaded");
@@ -170,6 +172,14 @@ impl Pipeline {
                 similarity: other.similarity,
             });
         }
+        // Checked before anything is stored, so the insert below cannot fail.
+        if let Some(dim) = gallery.dim()
+            && dim != embedding.as_slice().len()
+        {
+            return Err(PipelineError::Vision(
+                rollcall_vision::Error::DimensionMismatch(dim, embedding.as_slice().len()),
+            ));
+        }
         let template_id = ulid::Ulid::new().to_string();
         self.store().add_template(
             &template_id,
@@ -177,7 +187,9 @@ impl Pipeline {
             EMBEDDER_MODEL,
             embedding.as_slice(),
         )?;
-        gallery.insert(person_id.to_owned(), embedding);
+        gallery
+            .insert(person_id.to_owned(), embedding)
+            .map_err(PipelineError::Vision)?;
         tracing::info!(person = %person_id, template = %template_id, "face enrolled");
         Ok(Enrolled {
             template_id,

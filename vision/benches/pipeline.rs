@@ -74,7 +74,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    // 1:N search over 10 000 random 192-d templates.
+    // 1:N top-5 over random unit vectors of the embedder's size, next to a raw scan (sum) of the
+    // same number of bytes: how close the search comes to memory bandwidth.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
         seed ^= seed << 13;
@@ -82,15 +83,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed ^= seed << 17;
         (seed >> 11) as f32 / (1u64 << 53) as f32 - 0.5
     };
-    let mut gallery = Gallery::new();
-    for i in 0..10_000u32 {
-        if let Some(e) = Embedding::from_raw((0..192).map(|_| next()).collect()) {
-            gallery.insert(i, e);
+    let sizes: Vec<usize> = match std::env::var("ROLLCALL_BENCH_GALLERY") {
+        Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![10_000, 100_000, 1_000_000],
+    };
+    for n in sizes {
+        let mut gallery = Gallery::new();
+        let mut raw: Vec<f32> = Vec::with_capacity(n * 192);
+        for i in 0..n as u32 {
+            let v: Vec<f32> = (0..192).map(|_| next()).collect();
+            if let Some(e) = Embedding::from_raw(v) {
+                raw.extend_from_slice(e.as_slice());
+                gallery.insert(i, e)?;
+            }
         }
+        let probe = Embedding::from_raw((0..192).map(|_| next()).collect()).ok_or("zero probe")?;
+        let runs = if n >= 1_000_000 { 10 } else { 30 };
+        measure(&format!("gallery top-5 over {n} templates"), runs, || {
+            std::hint::black_box(gallery.top_k(&probe, 5));
+        });
+        measure(
+            &format!("raw scan of the same {} MiB", raw.len() * 4 / (1 << 20)),
+            runs,
+            || {
+                std::hint::black_box(raw.iter().sum::<f32>());
+            },
+        );
     }
-    let probe = Embedding::from_raw((0..192).map(|_| next()).collect()).ok_or("zero probe")?;
-    measure("gallery top-2 over 10 000 templates", 50, || {
-        let _ = gallery.top_k(&probe, 2);
-    });
     Ok(())
 }

@@ -128,7 +128,8 @@ pub fn rank1(samples: &[Sample]) -> (usize, usize) {
     let mut probes = Vec::new();
     for s in sorted {
         if enrolled.insert(s.person.clone()) {
-            gallery.insert(s.person.clone(), s.embedding.clone());
+            // Every sample comes from one embedder, so all share one dimension.
+            let _ = gallery.insert(s.person.clone(), s.embedding.clone());
         } else {
             probes.push(s);
         }

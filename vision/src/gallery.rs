@@ -28,58 +28,151 @@ pub enum Identification<K> {
 }
 
 /// Enrolled templates, each under a key (a person id); a person may have several.
-#[derive(Debug, Clone, Default)]
+///
+/// Templates live in one flat row-major `f32` matrix so a search is a straight scan the
+/// compiler vectorises; each row points to its key by a dense index, so the best score per
+/// person is kept in a plain vector rather than a map.
+#[derive(Debug, Clone)]
 pub struct Gallery<K> {
-    entries: Vec<(K, Embedding)>,
+    dim: usize,
+    data: Vec<f32>,
+    owners: Vec<u32>,
+    keys: Vec<K>,
+    index: HashMap<K, u32>,
+}
+
+impl<K> Default for Gallery<K> {
+    fn default() -> Self {
+        Self {
+            dim: 0,
+            data: Vec::new(),
+            owners: Vec::new(),
+            keys: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+/// Dot product with eight independent accumulators, so it vectorises.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 impl<K: Clone + Eq + Hash> Gallery<K> {
     pub fn new() -> Self {
-        Self {
-            entries: Vec::new(),
-        }
+        Self::default()
     }
 
-    pub fn insert(&mut self, key: K, embedding: Embedding) {
-        self.entries.push((key, embedding));
+    /// The templates' dimension; `None` while the gallery is empty (any is accepted then).
+    pub fn dim(&self) -> Option<usize> {
+        (!self.owners.is_empty()).then_some(self.dim)
+    }
+
+    /// Adds a template; all templates must have the dimension of the first.
+    pub fn insert(&mut self, key: K, embedding: Embedding) -> Result<(), crate::Error> {
+        let v = embedding.as_slice();
+        if self.owners.is_empty() {
+            self.dim = v.len();
+        } else if v.len() != self.dim {
+            return Err(crate::Error::DimensionMismatch(self.dim, v.len()));
+        }
+        let owner = match self.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = self.keys.len() as u32;
+                self.keys.push(key.clone());
+                self.index.insert(key, i);
+                i
+            }
+        };
+        self.data.extend_from_slice(v);
+        self.owners.push(owner);
+        Ok(())
     }
 
     /// Removes every template of `key`.
     pub fn remove(&mut self, key: &K) {
-        self.entries.retain(|(k, _)| k != key);
+        let Some(&gone) = self.index.get(key) else {
+            return;
+        };
+        let dim = self.dim;
+        let mut data = Vec::with_capacity(self.data.len());
+        let mut owners = Vec::with_capacity(self.owners.len());
+        for (row, &o) in self.owners.iter().enumerate() {
+            if o != gone {
+                data.extend_from_slice(&self.data[row * dim..(row + 1) * dim]);
+                // Keys after the removed one shift down by one.
+                owners.push(if o > gone { o - 1 } else { o });
+            }
+        }
+        self.data = data;
+        self.owners = owners;
+        self.keys.remove(gone as usize);
+        self.index.remove(key);
+        for i in self.index.values_mut() {
+            if *i > gone {
+                *i -= 1;
+            }
+        }
     }
 
+    /// Number of templates.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.owners.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.owners.is_empty()
     }
 
-    /// The best `k` distinct keys, each scored by its best template, highest first. Templates of
-    /// a different dimension than the probe are skipped.
+    /// The best `k` distinct keys, each scored by its best template, highest first. A probe of
+    /// another dimension matches nothing.
     pub fn top_k(&self, probe: &Embedding, k: usize) -> Vec<Match<K>> {
-        let mut per_key: HashMap<&K, f32> = HashMap::new();
-        for (key, template) in &self.entries {
-            let Ok(similarity) = probe.cosine(template) else {
-                continue;
-            };
-            per_key
-                .entry(key)
-                .and_modify(|s| *s = s.max(similarity))
-                .or_insert(similarity);
+        let p = probe.as_slice();
+        if p.len() != self.dim || self.keys.is_empty() || k == 0 {
+            return Vec::new();
         }
-        let mut best: Vec<Match<K>> = per_key
+        let mut best = vec![f32::NEG_INFINITY; self.keys.len()];
+        for (row, &owner) in self.data.chunks_exact(self.dim).zip(&self.owners) {
+            let s = dot(p, row);
+            let b = &mut best[owner as usize];
+            if s > *b {
+                *b = s;
+            }
+        }
+        let mut order: Vec<u32> = (0..best.len() as u32).collect();
+        let k = k.min(order.len());
+        let by_score = |a: &u32, b: &u32| {
+            best[*b as usize]
+                .total_cmp(&best[*a as usize])
+                .then(a.cmp(b))
+        };
+        if k < order.len() {
+            order.select_nth_unstable_by(k - 1, by_score);
+            order.truncate(k);
+        }
+        order.sort_by(by_score);
+        order
             .into_iter()
-            .map(|(key, similarity)| Match {
-                key: key.clone(),
-                similarity,
+            .map(|i| Match {
+                key: self.keys[i as usize].clone(),
+                similarity: best[i as usize],
             })
-            .collect();
-        best.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        best.truncate(k);
-        best
+            .collect()
     }
 }
 
@@ -110,7 +203,10 @@ impl<K: Clone + Eq + Hash> Gallery<K> {
 
     /// How many templates `key` has.
     pub fn templates_of(&self, key: &K) -> usize {
-        self.entries.iter().filter(|(k, _)| k == key).count()
+        match self.index.get(key) {
+            Some(i) => self.owners.iter().filter(|o| *o == i).count(),
+            None => 0,
+        }
     }
 }
 
@@ -125,10 +221,10 @@ mod tests {
     #[test]
     fn top_k_ranks_people_by_their_best_template() {
         let mut g = Gallery::new();
-        g.insert("ann", e(&[1.0, 0.0]));
-        g.insert("bob", e(&[0.6, 0.8]));
-        g.insert("bob", e(&[0.9, 0.1]));
-        g.insert("cy", e(&[-1.0, 0.0]));
+        g.insert("ann", e(&[1.0, 0.0])).expect("same dim");
+        g.insert("bob", e(&[0.6, 0.8])).expect("same dim");
+        g.insert("bob", e(&[0.9, 0.1])).expect("same dim");
+        g.insert("cy", e(&[-1.0, 0.0])).expect("same dim");
         let top = g.top_k(&e(&[1.0, 0.05]), 2);
         assert_eq!(top.len(), 2);
         assert_eq!(top[0].key, "ann");
@@ -138,6 +234,18 @@ mod tests {
         assert_eq!(g.top_k(&e(&[1.0, 0.0]), 1)[0].key, "bob");
         assert_eq!(g.len(), 3);
         assert_eq!(g.templates_of(&"bob"), 2);
+        assert!(
+            g.insert("dan", e(&[1.0, 0.0, 0.0])).is_err(),
+            "another dimension"
+        );
+        g.remove(&"bob");
+        assert_eq!(
+            g.top_k(&e(&[0.0, 1.0]), 5)
+                .iter()
+                .map(|m| m.key)
+                .collect::<Vec<_>>(),
+            ["cy"]
+        );
     }
 
     #[test]
@@ -147,14 +255,14 @@ mod tests {
             g.identify(&e(&[1.0, 0.0]), 0.5, 0.05),
             Identification::NoMatch { best: None }
         ));
-        g.insert("ann", e(&[1.0, 0.0]));
+        g.insert("ann", e(&[1.0, 0.0])).expect("same dim");
         match g.identify(&e(&[1.0, 0.1]), 0.5, 0.05) {
             Identification::Match {
                 key, margin: None, ..
             } => assert_eq!(key, "ann"),
             other => panic!("{other:?}"),
         }
-        g.insert("bea", e(&[0.98, 0.2]));
+        g.insert("bea", e(&[0.98, 0.2])).expect("same dim");
         assert!(matches!(
             g.identify(&e(&[1.0, 0.1]), 0.5, 0.05),
             Identification::Ambiguous { .. }
@@ -183,7 +291,7 @@ mod tests {
                 let sim = probe.cosine(&t).expect("dim");
                 let best = reference.entry(key).or_insert(f32::MIN);
                 *best = best.max(sim);
-                g.insert(key, t);
+                g.insert(key, t).expect("same dim");
             }
             let got = g.top_k(&probe, k);
             let mut want: Vec<(u8, f32)> = reference.into_iter().collect();
