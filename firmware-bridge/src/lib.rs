@@ -4,14 +4,22 @@
 //! Architecture invariant: knows nothing of people or decisions. Bytes from the bus are outside
 //! input: every parser here returns an error for bad bytes and never panics.
 //!
-//! Built so far: packet framing ([`Packet`], [`FrameReader`]) with checksum and CRC-16, and the
-//! command/reply codes. The bus task, secure channel and supervision come with the
-//! firmware-bridge issue.
+//! Built so far: packet framing ([`Packet`], [`FrameReader`]) with checksum and CRC-16, the
+//! command/reply codes, reply parsing ([`Reply`], Wiegand 26 decoding) and a blocking
+//! [`ControlPanel`] (sequence numbers, reply window, retries, online/offline per PD) over a
+//! [`Transport`] such as a [`SerialTransport`]. It is tested against LibOSDP's PD on a pty. The
+//! async bus task, secure channel and supervision loop come with the firmware-bridge issue.
 
 mod codes;
+mod cp;
 mod packet;
 mod reader;
+mod reply;
+mod transport;
 
-pub use codes::{Command, Reply};
+pub use codes::{Command, Reply as ReplyCode};
+pub use cp::{BusStats, ControlPanel, CpError, PdState};
 pub use packet::{Integrity, Packet, PacketError, SecurityBlock, Sequence, checksum, crc16};
 pub use reader::{FrameReader, ReadEvent};
+pub use reply::{Capability, CardRead, PdIdentity, Reply, ReplyError};
+pub use transport::{SerialTransport, Transport};

@@ -21,6 +21,8 @@ const SYSTEM_NEEDS: &[(&str, &[&str], &str)] = &[
     ("python3", &["-m", "venv", "--help"], "python3-venv"),
     // Fetching npm packages (npm pack).
     ("npm", &["--version"], "npm"),
+    // The pty pairs the OSDP tests put a PD and the control panel on.
+    ("socat", &["-V"], "socat"),
     // The font of the face-eval ROC plot.
     (
         "test",
@@ -50,6 +52,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
 
     step("install what the tests need", &mut ensure_system_packages)?;
+    step(
+        "python test peers (target/test-venv)",
+        &mut ensure_test_venv,
+    )?;
     step("fetch models, runtime and sample photos", &mut || {
         crate::fetch::run(&crate::fetch::Args::default()).map(|_| ())
     })?;
@@ -130,4 +136,33 @@ fn ensure_system_packages() -> anyhow::Result<()> {
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(&missing);
     crate::run_step("apt-get", &args)
+}
+
+/// The virtual environment of the Python test peers (LibOSDP's PD), pinned by
+/// `tests/peers/requirements.txt`; rebuilt when that file changes.
+fn ensure_test_venv() -> anyhow::Result<()> {
+    let root = crate::workspace_root();
+    let venv = root.join("target/test-venv");
+    let requirements = root.join("tests/peers/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let marker = venv.join("rollcall-requirements.txt");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        println!("  up to date: {}", venv.display());
+        return Ok(());
+    }
+    let venv_str = venv.display().to_string();
+    crate::run_step("python3", &["-m", "venv", "--clear", &venv_str])?;
+    let pip = venv.join("bin/pip").display().to_string();
+    crate::run_step(
+        &pip,
+        &[
+            "install",
+            "--quiet",
+            "-r",
+            &requirements.display().to_string(),
+        ],
+    )?;
+    std::fs::write(&marker, wanted).with_context(|| format!("writing {}", marker.display()))?;
+    Ok(())
 }
