@@ -8,8 +8,10 @@
 //! command/reply codes, reply parsing ([`Reply`], Wiegand 26 decoding) and a blocking
 //! [`ControlPanel`] (sequence numbers, reply window, retries, online/offline per PD) over a
 //! [`Transport`] such as a [`SerialTransport`]. It is tested against LibOSDP's PD on a pty. The
-//! async bus task, secure channel and supervision loop come with the firmware-bridge issue.
+//! [`Bus`] task (a thread owning the port: polling, re-identification, requests, events). Secure
+//! channel, LED/buzzer/text and door supervision come with the firmware-bridge issue.
 
+mod bus;
 mod codes;
 mod cp;
 mod packet;
@@ -17,6 +19,7 @@ mod reader;
 mod reply;
 mod transport;
 
+pub use bus::{Bus, BusConfig, BusError, BusEvent, BusHandle};
 pub use codes::{Command, Reply as ReplyCode};
 pub use cp::{BusStats, ControlPanel, CpError, PdState};
 pub use packet::{Integrity, Packet, PacketError, SecurityBlock, Sequence, checksum, crc16};

@@ -208,3 +208,66 @@ fn identifies_pulses_reads_a_card_and_notices_the_pd_going_away() {
     assert!(matches!(cp.poll(ADDRESS), Err(CpError::Timeout { .. })));
     assert!(!cp.pd(ADDRESS).expect("configured").online);
 }
+
+#[test]
+fn the_bus_task_reports_online_cards_and_offline_and_runs_pulses() {
+    use rollcall_firmware_bridge::{Bus, BusConfig, BusEvent};
+    let Some(python) = python() else { return };
+    let mut peer = Peer::start(&python);
+    let transport =
+        SerialTransport::open(&peer.cp_end.display().to_string(), 115_200).expect("open the pty");
+    let (bus, events) = Bus::spawn(
+        transport,
+        BusConfig {
+            addresses: vec![ADDRESS],
+            reconnect_interval: Duration::from_millis(300),
+            ..BusConfig::default()
+        },
+    );
+    let next = |what: &str| {
+        events
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no {what} event"))
+    };
+    match next("online") {
+        BusEvent::Online { pd, identity } => {
+            assert_eq!((pd, identity.serial_number), (ADDRESS, 0x1234_5678))
+        }
+        other => panic!("{other:?}"),
+    }
+    bus.handle()
+        .pulse_output(ADDRESS, 0, Duration::from_millis(1500))
+        .expect("pulse");
+    let cmd = peer
+        .next_with("command", Duration::from_secs(5))
+        .expect("the PD saw OUT");
+    assert_eq!(
+        (
+            cmd["command"]["output_no"].as_u64(),
+            cmd["command"]["timer_count"].as_u64()
+        ),
+        (Some(0), Some(15)),
+        "{cmd}"
+    );
+
+    peer.send(serde_json::json!({ "card": "0123abcd", "bits": 32 }));
+    match next("card") {
+        BusEvent::CardRead { pd, card } => assert_eq!(
+            (pd, card.bits, card.data),
+            (ADDRESS, 32, vec![0x01, 0x23, 0xab, 0xcd])
+        ),
+        other => panic!("{other:?}"),
+    }
+    drop(std::mem::replace(
+        &mut peer.pd,
+        Kid::spawn(&mut Command::new("true")),
+    ));
+    assert_eq!(next("offline"), BusEvent::Offline { pd: ADDRESS });
+    assert!(
+        bus.handle()
+            .pulse_output(ADDRESS, 0, Duration::from_millis(100))
+            .is_err(),
+        "no relay on a dead PD"
+    );
+    bus.stop();
+}
