@@ -25,6 +25,7 @@ pub struct AppState {
     pub store: Arc<Mutex<NodeStore>>,
     pub metrics: Arc<Metrics>,
     pub admin_token: String,
+    pub turnstile: Option<crate::turnstile::Turnstile>,
 }
 
 /// Largest request body: a 12 MiB image, base64-encoded, plus JSON around it.
@@ -220,6 +221,8 @@ struct CheckInResponse {
     similarity: Option<f64>,
     risk_score: f64,
     reasons: Vec<rollcall_cloud::protocol::EventReason>,
+    /// `opened`, `closed` (not granted), `not_configured`, or `failed: <why>`.
+    turnstile: String,
 }
 
 async fn check_in(
@@ -237,7 +240,28 @@ async fn check_in(
         }
     };
     let e = outcome.event;
+    // The event is already durable: the gate opens only now, and a relay failure never loses it.
+    let turnstile = match (&state.turnstile, e.decision) {
+        (None, _) => "not_configured".to_owned(),
+        (Some(_), d) if d != rollcall_cloud::protocol::Decision::Granted => "closed".to_owned(),
+        (Some(t), _) => {
+            let t = t.clone();
+            match tokio::task::spawn_blocking(move || t.open_for_one()).await {
+                Ok(Ok(())) => {
+                    state.metrics.turnstile_pulses.inc();
+                    "opened".to_owned()
+                }
+                Ok(Err(err)) => {
+                    state.metrics.turnstile_failures.inc();
+                    tracing::error!(event = %e.id, error = %err, "granted, but the turnstile did not open");
+                    format!("failed: {err}")
+                }
+                Err(err) => format!("failed: {err}"),
+            }
+        }
+    };
     Ok(axum::Json(CheckInResponse {
+        turnstile,
         event_id: e.id,
         seq: e.seq,
         decision: e.decision.as_str(),

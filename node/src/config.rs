@@ -40,6 +40,34 @@ pub struct NodeConfig {
     pub fraud: Policy,
     #[serde(default, rename = "geofence")]
     pub geofences: Vec<GeofenceEntry>,
+    /// The OSDP bus of the reader and turnstile; without it no relay is driven.
+    #[serde(default)]
+    pub osdp: Option<OsdpSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsdpSection {
+    /// Serial device of the RS-485 adapter, e.g. `/dev/ttyUSB0`.
+    pub port: String,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// OSDP address of the reader/turnstile controller (0–126).
+    pub address: u8,
+    /// Which output of that PD drives the turnstile relay.
+    #[serde(default)]
+    pub turnstile_output: u8,
+    /// How long the relay stays on for one passage.
+    #[serde(default = "default_pulse_ms")]
+    pub pulse_ms: u64,
+}
+
+fn default_baud() -> u32 {
+    9600
+}
+
+fn default_pulse_ms() -> u64 {
+    1500
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +236,32 @@ impl NodeConfig {
         self.fraud
             .validate()
             .map_err(|(key, reason)| bad(&format!("fraud.{key}"), reason))?;
+        if let Some(o) = &self.osdp {
+            if o.port.is_empty() {
+                return Err(bad("osdp.port", "must name a serial device".into()));
+            }
+            if ![9600, 19200, 38400, 57600, 115_200, 230_400].contains(&o.baud) {
+                return Err(bad(
+                    "osdp.baud",
+                    format!(
+                        "must be one of 9600, 19200, 38400, 57600, 115200, 230400; got {}",
+                        o.baud
+                    ),
+                ));
+            }
+            if o.address > 126 {
+                return Err(bad(
+                    "osdp.address",
+                    format!("must be 0-126 (127 is broadcast), got {}", o.address),
+                ));
+            }
+            if !(100..=60_000).contains(&o.pulse_ms) {
+                return Err(bad(
+                    "osdp.pulse_ms",
+                    format!("must be between 100 and 60000, got {}", o.pulse_ms),
+                ));
+            }
+        }
         for (i, g) in self.geofences.iter().enumerate() {
             Geofence::circle(&g.name, g.lat, g.lon, g.radius_m)
                 .map_err(|e| bad(&format!("geofence[{i}] ({})", g.name), e.to_string()))?;
@@ -271,6 +325,22 @@ mod tests {
             e.contains("key `fraud.disabled`") && e.contains("teleport"),
             "{e}"
         );
+        let osdp = "\n[osdp]\nport = \"/dev/ttyUSB0\"\naddress = 1\n";
+        let c = NodeConfig::parse("node.toml", &format!("{SAMPLE}{osdp}")).expect("valid osdp");
+        assert_eq!(
+            c.osdp.as_ref().map(|o| (o.baud, o.pulse_ms)),
+            Some((9600, 1500))
+        );
+        let e = error_of(&format!(
+            "{SAMPLE}{}",
+            osdp.replace("address = 1", "address = 127")
+        ));
+        assert!(
+            e.contains("`osdp.address`") && e.contains("broadcast"),
+            "{e}"
+        );
+        let e = error_of(&format!("{SAMPLE}{osdp}baud = 1234\n"));
+        assert!(e.contains("`osdp.baud`"), "{e}");
         let e = error_of(&SAMPLE.replace("lat = 48.8584", "lat = 148.8584"));
         assert!(e.contains("latitude 148.8584"), "{e}");
         let e = error_of(&SAMPLE.replace("[vision]", "[vision]\ncolour = \"red\""));

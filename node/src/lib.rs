@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod store;
 pub mod sync;
+pub mod turnstile;
 pub mod vision_setup;
 
 use std::{
@@ -37,6 +38,12 @@ pub enum RunError {
     Setup(#[from] vision_setup::SetupError),
     #[error("sync client: {0}")]
     Sync(#[from] reqwest::Error),
+    #[error("OSDP port {port}: {source}")]
+    Osdp {
+        port: String,
+        #[source]
+        source: serialport::Error,
+    },
     #[error(transparent)]
     Listen(#[from] rollcall_cloud::listen::ListenError),
     #[error("server error: {0}")]
@@ -85,11 +92,27 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         }
     };
 
+    let (bus, turnstile) = match &config.osdp {
+        Some(osdp) => {
+            let (bus, t) =
+                turnstile::start(osdp, metrics.clone()).map_err(|source| RunError::Osdp {
+                    port: osdp.port.clone(),
+                    source,
+                })?;
+            tracing::info!(turnstile = %t.describe(), port = %osdp.port, "OSDP bus started");
+            (Some(bus), Some(t))
+        }
+        None => {
+            tracing::warn!("no [osdp] section: no turnstile relay will be driven");
+            (None, None)
+        }
+    };
     let state = Arc::new(api::AppState {
         pipeline,
         store,
         metrics,
         admin_token: config.http.admin_token.clone(),
+        turnstile,
     });
     let (listener, local) =
         rollcall_cloud::listen::bind(config.http.listen, addr_file.as_deref()).await?;
@@ -100,6 +123,10 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
     trigger.fire();
     if let Some(task) = sync_task {
         let _ = task.await;
+    }
+    if let Some(bus) = bus {
+        let _ = tokio::task::spawn_blocking(move || bus.stop()).await;
+        tracing::info!("OSDP bus stopped");
     }
     served.map_err(RunError::Serve)?;
     tracing::info!("rollcall-node stopped");

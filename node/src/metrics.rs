@@ -23,6 +23,12 @@ pub struct Metrics {
     pub sync_pushes: Counter,
     pub sync_errors: Counter,
     pub sync_last_success_ms: Gauge<i64, AtomicI64>,
+    pub osdp_pd_online: Gauge,
+    pub osdp_alarms: Counter,
+    pub osdp_card_reads: Counter,
+    pub osdp_faults: Counter,
+    pub turnstile_pulses: Counter,
+    pub turnstile_failures: Counter,
 }
 
 impl Metrics {
@@ -36,6 +42,12 @@ impl Metrics {
             sync_pushes: Counter::default(),
             sync_errors: Counter::default(),
             sync_last_success_ms: Gauge::default(),
+            osdp_pd_online: Gauge::default(),
+            osdp_alarms: Counter::default(),
+            osdp_card_reads: Counter::default(),
+            osdp_faults: Counter::default(),
+            turnstile_pulses: Counter::default(),
+            turnstile_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -68,6 +80,36 @@ impl Metrics {
             "sync_last_success_ms",
             "Unix time in ms of the last successful sync push",
             m.sync_last_success_ms.clone(),
+        );
+        registry.register(
+            "osdp_pd_online",
+            "1 while the OSDP reader answers",
+            m.osdp_pd_online.clone(),
+        );
+        registry.register(
+            "osdp_alarms",
+            "OSDP alarms (reader offline)",
+            m.osdp_alarms.clone(),
+        );
+        registry.register(
+            "osdp_card_reads",
+            "Cards read by the OSDP reader",
+            m.osdp_card_reads.clone(),
+        );
+        registry.register(
+            "osdp_faults",
+            "Malformed or refused OSDP exchanges",
+            m.osdp_faults.clone(),
+        );
+        registry.register(
+            "turnstile_pulses",
+            "Turnstile relay pulses acknowledged",
+            m.turnstile_pulses.clone(),
+        );
+        registry.register(
+            "turnstile_failures",
+            "Granted check-ins whose relay pulse failed",
+            m.turnstile_failures.clone(),
         );
         Self { registry, ..m }
     }

@@ -3,8 +3,10 @@
 //! captured to a file, stopped (SIGTERM, then SIGKILL) when dropped, and its log printed when
 //! the test that owned it panicked.
 
+mod osdp_peer;
 mod process;
 mod services;
 
+pub use osdp_peer::{OsdpPeer, osdp_python};
 pub use process::{HarnessError, Process, bin_path};
 pub use services::{AT_GATE, Cloud, DEMO_SITE, FAR_AWAY, Node, NodeOptions, Site, sample_photo};

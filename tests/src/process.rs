@@ -99,6 +99,42 @@ impl Process {
         })
     }
 
+    /// Like [`Process::spawn`], with stdin and stdout piped to the caller (stderr to the log).
+    pub fn spawn_piped(
+        name: &str,
+        mut cmd: Command,
+        log: &Path,
+    ) -> Result<(Self, std::process::ChildStdin, std::process::ChildStdout), HarnessError> {
+        let io = |what: &str| {
+            let what = format!("{what} for {name}");
+            move |source| HarnessError::Io { what, source }
+        };
+        let err = File::create(log).map_err(io("creating the log file"))?;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err));
+        // SAFETY: as in `spawn`: prctl only, no parent memory touched.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(io("starting"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(HarnessError::Unexpected(format!("{name}: no pipes")));
+        };
+        Ok((
+            Self {
+                name: name.to_owned(),
+                child: Some(child),
+                log: log.to_path_buf(),
+            },
+            stdin,
+            stdout,
+        ))
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -191,6 +191,8 @@ pub struct NodeOptions {
     /// Cloud URL and node token; `None` runs the node standalone.
     pub cloud: Option<(String, String)>,
     pub sync_interval_ms: u64,
+    /// Serial port and PD address of the turnstile's OSDP bus, if any.
+    pub osdp: Option<(PathBuf, u8)>,
 }
 
 /// A running `rollcall-node` with its own SQLite file.
@@ -217,6 +219,13 @@ impl Node {
             ),
             None => String::new(),
         };
+        let osdp = match &opts.osdp {
+            Some((port, address)) => format!(
+                "[osdp]\nport = \"{}\"\nbaud = 115200\naddress = {address}\nturnstile_output = 0\npulse_ms = 1500\n",
+                port.display()
+            ),
+            None => String::new(),
+        };
         let text = format!(
             r#"[node]
 site_id = "{site}"
@@ -227,6 +236,7 @@ listen = "{listen}"
 admin_token = "{admin_token}"
 
 {cloud}
+{osdp}
 [[geofence]]
 name = "main-gate"
 lat = {lat}

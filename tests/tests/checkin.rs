@@ -112,6 +112,7 @@ fn enrol_check_in_and_sync_end_to_end() {
             site: SITE,
             cloud: Some((cloud.url.clone(), token)),
             sync_interval_ms: 200,
+            osdp: None,
         },
     )
     .expect("node starts");
@@ -248,6 +249,7 @@ fn bad_requests_get_problem_documents_and_change_nothing() {
             site: SITE,
             cloud: None,
             sync_interval_ms: 1000,
+            osdp: None,
         },
     )
     .expect("node starts");
@@ -326,6 +328,7 @@ fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
         site: SITE,
         cloud: Some((format!("http://{addr}"), token)),
         sync_interval_ms: 200,
+        osdp: None,
     };
     let node = Node::start(&node_dir, &opts).expect("node starts");
     node.enrol("obama", "Barack Obama", &photo("sample-obama"))
@@ -386,6 +389,7 @@ fn enrolment_refuses_a_face_of_someone_else_and_caps_templates() {
             site: SITE,
             cloud: None,
             sync_interval_ms: 1000,
+            osdp: None,
         },
     )
     .expect("node starts");

@@ -17,6 +17,7 @@ fn both_servers_stop_cleanly_on_sigterm() {
             site: DEMO_SITE,
             cloud: Some((cloud.url.clone(), token)),
             sync_interval_ms: 200,
+            osdp: None,
         },
     )
     .expect("node starts");
@@ -52,6 +53,7 @@ fn config_check_reports_file_key_and_reason() {
         site: DEMO_SITE,
         cloud: None,
         sync_interval_ms: 1000,
+        osdp: None,
     };
     let good = Node::write_config(dir.path(), &opts, "127.0.0.1:0").expect("config");
     let out = Command::new(bin_path("rollcall-node").expect("built"))
@@ -92,6 +94,7 @@ fn the_node_refuses_to_start_without_its_models() {
         site: DEMO_SITE,
         cloud: None,
         sync_interval_ms: 1000,
+        osdp: None,
     };
     let config = Node::write_config(dir.path(), &opts, "127.0.0.1:0").expect("config");
     let out = Command::new(bin_path("rollcall-node").expect("built"))

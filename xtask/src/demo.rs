@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use rollcall_tests::{
-    AT_GATE, Cloud, DEMO_SITE as SITE, FAR_AWAY, Node, NodeOptions, sample_photo,
+    AT_GATE, Cloud, DEMO_SITE as SITE, FAR_AWAY, Node, NodeOptions, OsdpPeer, sample_photo,
 };
 use serde_json::Value;
 
@@ -175,9 +175,10 @@ fn show(label: &str, status: u16, body: &Value) -> String {
         .map_or("-".into(), |s| format!("{s:.2}"));
     let risk = body["risk_score"].as_f64().unwrap_or(0.0);
     println!(
-        "  check-in {label:<36} → {:<8} {who} (similarity {sim}, risk {risk:.2}, event #{})",
+        "  check-in {label:<36} → {:<8} {who} (similarity {sim}, risk {risk:.2}, event #{}, turnstile {})",
         decision.to_uppercase(),
-        body["seq"]
+        body["seq"],
+        body["turnstile"].as_str().unwrap_or("?")
     );
     for r in body["reasons"].as_array().into_iter().flatten() {
         println!(
@@ -194,7 +195,10 @@ fn show(label: &str, status: u16, body: &Value) -> String {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    println!("== fetching models, runtime and sample photos");
+    println!("== installing what the demo needs (socat, the LibOSDP reader emulator)");
+    crate::test::ensure_system_packages()?;
+    crate::test::ensure_test_venv()?;
+    println!("\n== fetching models, runtime and sample photos");
     crate::fetch::run(&crate::fetch::Args::default())?;
     println!("\n== building rollcall-node and rollcall-cloud");
     // The same selection as `cargo xtask test` builds, so features unify and nothing is
@@ -216,6 +220,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     let cloud = Cloud::start(&demo_dir.join("cloud"), None)?;
     let (node_id, token) = cloud.register_node("hq")?;
+    // The reader and turnstile controller: LibOSDP's PD on a virtual serial port.
+    let mut reader = OsdpPeer::start(&demo_dir.join("osdp"), 101)?;
     let node = Node::start(
         &demo_dir.join("node"),
         &NodeOptions {
@@ -223,6 +229,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             site: SITE,
             cloud: Some((cloud.url.clone(), token)),
             sync_interval_ms: 500,
+            osdp: Some((reader.cp_port().to_path_buf(), 101)),
         },
     )?;
     println!("  cloud  {}  (tenant acme)", cloud.url);
@@ -245,10 +252,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("\n== check-ins");
     let mut wrong = Vec::new();
     let mut recorded = 0;
+    let mut attempts_granted = 0;
     for a in &attempts {
         let (status, body) = node.check_in(&a.photo, Some(a.position))?;
         if status == 200 {
             recorded += 1;
+        }
+        if body["decision"] == "granted" {
+            attempts_granted += 1;
         }
         let got = show(&a.label, status, &body);
         if let Some(expect) = a.expect
@@ -257,7 +268,32 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             wrong.push(format!("{}: expected {expect}, got {got}", a.label));
         }
     }
-    println!("  turnstile: not built yet (the firmware-bridge issue): no relay was pulsed");
+    let pulses = reader.commands_so_far();
+    println!(
+        "  turnstile: the emulated OSDP controller (PD 101 on {}) received {} relay pulse(s): {}",
+        reader.cp_port().display(),
+        pulses.len(),
+        pulses
+            .iter()
+            .map(|c| format!(
+                "output {} for {} ms",
+                c["output_no"],
+                c["timer_count"].as_u64().unwrap_or(0) * 100
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let granted = attempts_granted;
+    if args.photos.is_none() && pulses.len() != granted {
+        wrong.push(format!(
+            "{granted} granted check-ins but {} relay pulses",
+            pulses.len()
+        ));
+    }
+    reader.present_card("0123abcd", 32)?;
+    println!(
+        "  reader: a 32-bit card was presented; the node logs the read (card check-ins come with the node issue)"
+    );
 
     println!("\n== sync");
     let t = Instant::now();
@@ -303,6 +339,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "  logs             {} and {}",
         cloud.process.log_path().display(),
         node.process.log_path().display()
+    );
+    println!(
+        "  OSDP reader      PD 101 (LibOSDP) on {}; its log: {}",
+        reader.cp_port().display(),
+        demo_dir.join("osdp/osdp-pd.log").display()
     );
     println!(
         "  (demo ready {:.0} s after start)",

@@ -104,7 +104,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Installs the Debian packages of [`SYSTEM_NEEDS`] that are missing (as root, with apt-get).
-fn ensure_system_packages() -> anyhow::Result<()> {
+pub fn ensure_system_packages() -> anyhow::Result<()> {
     let mut missing: Vec<&str> = SYSTEM_NEEDS
         .iter()
         .filter(|(program, args, _)| !have(program, args))
@@ -140,7 +140,7 @@ fn ensure_system_packages() -> anyhow::Result<()> {
 
 /// The virtual environment of the Python test peers (LibOSDP's PD), pinned by
 /// `tests/peers/requirements.txt`; rebuilt when that file changes.
-fn ensure_test_venv() -> anyhow::Result<()> {
+pub fn ensure_test_venv() -> anyhow::Result<()> {
     let root = crate::workspace_root();
     let venv = root.join("target/test-venv");
     let requirements = root.join("tests/peers/requirements.txt");

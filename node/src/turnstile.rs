@@ -1,0 +1,89 @@
+//! The turnstile and reader on the site's OSDP bus: the bus task is started from `[osdp]`, a
+//! granted check-in pulses the turnstile relay for one passage, and bus events (PD online and
+//! offline alarms, card reads, faults) go to the log and the metrics.
+
+use std::{sync::Arc, time::Duration};
+
+use rollcall_firmware_bridge::{Bus, BusConfig, BusError, BusEvent, BusHandle, SerialTransport};
+
+use crate::{config::OsdpSection, metrics::Metrics};
+
+/// Opens the turnstile for one person.
+#[derive(Clone)]
+pub struct Turnstile {
+    bus: BusHandle,
+    pd: u8,
+    output: u8,
+    pulse: Duration,
+}
+
+impl Turnstile {
+    /// Pulses the relay; blocking (waits for the PD's ACK).
+    pub fn open_for_one(&self) -> Result<(), BusError> {
+        self.bus.pulse_output(self.pd, self.output, self.pulse)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "output {} of PD {} for {} ms",
+            self.output,
+            self.pd,
+            self.pulse.as_millis()
+        )
+    }
+}
+
+/// Opens the serial port and starts the bus task and its event logger.
+pub fn start(
+    config: &OsdpSection,
+    metrics: Arc<Metrics>,
+) -> Result<(Bus, Turnstile), serialport::Error> {
+    let transport = SerialTransport::open(&config.port, config.baud)?;
+    let (bus, events) = Bus::spawn(
+        transport,
+        BusConfig {
+            addresses: vec![config.address],
+            ..BusConfig::default()
+        },
+    );
+    let port = config.port.clone();
+    let spawned = std::thread::Builder::new()
+        .name("osdp-events".into())
+        .spawn(move || {
+            for event in events {
+                match event {
+                    BusEvent::Online { pd, identity } => {
+                        metrics.osdp_pd_online.set(1);
+                        tracing::info!(pd, %port, vendor = format!("{:06x}", identity.vendor_code), model = identity.model, serial = identity.serial_number, "OSDP reader online");
+                    }
+                    BusEvent::Offline { pd } => {
+                        metrics.osdp_pd_online.set(0);
+                        metrics.osdp_alarms.inc();
+                        tracing::warn!(pd, %port, "ALARM: OSDP reader offline");
+                    }
+                    BusEvent::CardRead { pd, card } => {
+                        metrics.osdp_card_reads.inc();
+                        match card.wiegand26() {
+                            Some((facility, number)) => tracing::info!(pd, facility, number, "card read (Wiegand 26)"),
+                            None => tracing::info!(pd, bits = card.bits, "card read"),
+                        }
+                    }
+                    BusEvent::Keypad { pd, keys } => tracing::info!(pd, keys = keys.len(), "keypad input"),
+                    BusEvent::Fault { pd, error } => {
+                        metrics.osdp_faults.inc();
+                        tracing::warn!(pd, %error, "OSDP fault");
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the OSDP event logger");
+    }
+    let turnstile = Turnstile {
+        bus: bus.handle(),
+        pd: config.address,
+        output: config.turnstile_output,
+        pulse: Duration::from_millis(config.pulse_ms),
+    };
+    Ok((bus, turnstile))
+}

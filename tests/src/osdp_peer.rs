@@ -1,0 +1,155 @@
+//! An independent OSDP peripheral on a virtual serial port, for tests and the demo: LibOSDP's
+//! PD (`tests/peers/osdp_pd.py`, PyPI `libosdp` in `target/test-venv`) on one end of a pty pair
+//! made by `socat`; the control panel opens [`OsdpPeer::cp_port`].
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{ChildStdin, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::process::{HarnessError, Process};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The test venv's Python if it has `osdp` and `socat` is installed; else why not.
+pub fn osdp_python() -> Result<PathBuf, String> {
+    let p = std::env::var_os("ROLLCALL_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/test-venv/bin/python"));
+    let has_osdp = Command::new(&p)
+        .args(["-c", "import osdp"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_osdp {
+        return Err(format!(
+            "{} cannot import osdp (`cargo xtask test` installs the test venv)",
+            p.display()
+        ));
+    }
+    let socat = Command::new("socat")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !socat {
+        return Err("socat is not installed (`cargo xtask test` installs it)".into());
+    }
+    Ok(p)
+}
+
+pub struct OsdpPeer {
+    pd: Option<Process>,
+    _socat: Process,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Value>,
+    cp_port: PathBuf,
+    pub address: u8,
+}
+
+impl OsdpPeer {
+    /// Starts the pty pair and the PD at `address`; waits until the PD is ready.
+    pub fn start(dir: &Path, address: u8) -> Result<Self, HarnessError> {
+        let python = osdp_python().map_err(HarnessError::Unexpected)?;
+        std::fs::create_dir_all(dir).map_err(|source| HarnessError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
+        let (pd_end, cp_end) = (dir.join("osdp-pd"), dir.join("osdp-cp"));
+        let mut socat_cmd = Command::new("socat");
+        socat_cmd
+            .arg(format!("pty,raw,echo=0,link={}", pd_end.display()))
+            .arg(format!("pty,raw,echo=0,link={}", cp_end.display()));
+        let mut socat = Process::spawn("socat", socat_cmd, &dir.join("socat.log"))?;
+        socat.wait_until(Duration::from_secs(10), || {
+            pd_end.exists() && cp_end.exists()
+        })?;
+
+        let mut cmd = Command::new(python);
+        cmd.arg(workspace().join("tests/peers/osdp_pd.py"))
+            .arg(&pd_end)
+            .arg(address.to_string());
+        let (mut pd, stdin, stdout) =
+            Process::spawn_piped("osdp-pd", cmd, &dir.join("osdp-pd.log"))?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        let mut ready = false;
+        pd.wait_until(Duration::from_secs(30), || {
+            ready = ready || lines.try_recv().is_ok_and(|v| v["ready"] == true);
+            ready
+        })?;
+        Ok(Self {
+            pd: Some(pd),
+            _socat: socat,
+            stdin: Some(stdin),
+            lines,
+            cp_port: cp_end,
+            address,
+        })
+    }
+
+    /// The serial device the control panel opens.
+    pub fn cp_port(&self) -> &Path {
+        &self.cp_port
+    }
+
+    /// Asks the PD to report a card read (`hex` bytes, `bits` long).
+    pub fn present_card(&mut self, hex: &str, bits: u16) -> Result<(), HarnessError> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| HarnessError::Unexpected("the PD was stopped".into()))?;
+        writeln!(
+            stdin,
+            "{}",
+            serde_json::json!({ "card": hex, "bits": bits })
+        )
+        .and_then(|()| stdin.flush())
+        .map_err(|source| HarnessError::Io {
+            what: "writing to the PD".into(),
+            source,
+        })
+    }
+
+    /// The next command the PD received, within `timeout`.
+    pub fn next_command(&self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v.get("command").is_some() => return Some(v["command"].clone()),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Every command received so far, without waiting.
+    pub fn commands_so_far(&self) -> Vec<Value> {
+        self.lines
+            .try_iter()
+            .filter_map(|v| v.get("command").cloned())
+            .collect()
+    }
+
+    /// Kills the PD (the reader loses power); the pty stays.
+    pub fn kill_pd(&mut self) {
+        self.stdin = None;
+        if let Some(mut pd) = self.pd.take() {
+            pd.stop(Duration::from_millis(100));
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The node drives a real OSDP peripheral: LibOSDP's PD on a pty stands in for the reader and
+//! turnstile controller. A granted check-in pulses the relay (after the event is stored), a
+//! denied one does not; card reads and a PD that dies show in the metrics; a relay that cannot
+//! be pulsed never loses the event.
+
+use std::time::{Duration, Instant};
+
+use rollcall_tests::{AT_GATE, DEMO_SITE, Node, NodeOptions, OsdpPeer, osdp_python, sample_photo};
+
+fn photo(name: &str) -> Vec<u8> {
+    sample_photo(name).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch`)"))
+}
+
+fn metric(node: &Node, line: &str) -> bool {
+    node.get("/metrics")
+        .and_then(|r| Ok(r.text()?))
+        .is_ok_and(|t| t.lines().any(|l| l == line))
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
+    if let Err(why) = osdp_python() {
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut peer = OsdpPeer::start(&dir.path().join("osdp"), 101).expect("PD starts");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions {
+            site_id: "hq".into(),
+            site: DEMO_SITE,
+            cloud: None,
+            sync_interval_ms: 1000,
+            osdp: Some((peer.cp_port().to_path_buf(), 101)),
+        },
+    )
+    .expect("node starts");
+    wait_for("the reader to come online", || {
+        metric(&node, "rollcall_node_osdp_pd_online 1")
+    });
+
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let (status, body) = node
+        .check_in(&photo("sample-obama2"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(
+        (
+            status,
+            body["decision"].as_str(),
+            body["turnstile"].as_str()
+        ),
+        (200, Some("granted"), Some("opened")),
+        "{body}"
+    );
+    let out = peer
+        .next_command(Duration::from_secs(5))
+        .expect("the PD got OUT");
+    assert_eq!(
+        (out["output_no"].as_u64(), out["timer_count"].as_u64()),
+        (Some(0), Some(15)),
+        "{out}"
+    );
+
+    let (status, body) = node
+        .check_in(&photo("sample-biden"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(
+        (
+            status,
+            body["decision"].as_str(),
+            body["turnstile"].as_str()
+        ),
+        (200, Some("denied"), Some("closed")),
+        "{body}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        peer.commands_so_far().is_empty(),
+        "a denied check-in must not pulse the relay"
+    );
+
+    peer.present_card("0123abcd", 32).expect("card");
+    wait_for("the card read", || {
+        metric(&node, "rollcall_node_osdp_card_reads_total 1")
+    });
+
+    // The reader loses power: an alarm, and a granted check-in is still recorded.
+    peer.kill_pd();
+    wait_for("the offline alarm", || {
+        metric(&node, "rollcall_node_osdp_alarms_total 1")
+    });
+    let (status, body) = node
+        .check_in(&photo("sample-obama3"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(
+        (status, body["decision"].as_str()),
+        (200, Some("granted")),
+        "{body}"
+    );
+    assert!(
+        body["turnstile"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("failed"),
+        "{body}"
+    );
+    assert_eq!(node.events().expect("events").len(), 3);
+    assert!(metric(&node, "rollcall_node_turnstile_failures_total 1"));
+}
