@@ -24,5 +24,5 @@ pub use codes::{Command, Reply as ReplyCode};
 pub use cp::{BusStats, ControlPanel, CpError, PdState};
 pub use packet::{Integrity, Packet, PacketError, SecurityBlock, Sequence, checksum, crc16};
 pub use reader::{FrameReader, ReadEvent};
-pub use reply::{Capability, CardRead, PdIdentity, Reply, ReplyError};
+pub use reply::{Capability, CardRead, PdIdentity, Reply, ReplyError, wiegand26_frame};
 pub use transport::{SerialTransport, Transport};

@@ -142,6 +142,15 @@ impl Reply {
     }
 }
 
+/// The 26-bit Wiegand (H10301) frame of (facility, card): even parity, 8-bit facility, 16-bit
+/// card number, odd parity, left-aligned in 4 bytes as readers send it.
+pub fn wiegand26_frame(facility: u8, card: u16) -> [u8; 4] {
+    let payload = ((facility as u32) << 16) | card as u32;
+    let even = (payload >> 12).count_ones() % 2;
+    let odd = 1 - (payload & 0xFFF).count_ones() % 2;
+    (((even << 25) | (payload << 1) | odd) << 6).to_be_bytes()
+}
+
 impl CardRead {
     /// The card number of a 26-bit Wiegand read (H10301): 8-bit facility code and 16-bit card
     /// number between two parity bits; `None` for another length or a parity error.
@@ -166,15 +175,8 @@ mod tests {
 
     use super::*;
 
-    /// A 26-bit H10301 frame for (facility, card), left-aligned in 4 bytes.
-    pub(crate) fn wiegand26_bytes(facility: u8, card: u16) -> Vec<u8> {
-        let payload = ((facility as u32) << 16) | card as u32;
-        let first = payload >> 12;
-        let second = payload & 0xFFF;
-        let even = first.count_ones() % 2;
-        let odd = 1 - second.count_ones() % 2;
-        let raw = (even << 25) | (payload << 1) | odd;
-        (raw << 6).to_be_bytes().to_vec()
+    fn wiegand26_bytes(facility: u8, card: u16) -> Vec<u8> {
+        wiegand26_frame(facility, card).to_vec()
     }
 
     #[test]

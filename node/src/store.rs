@@ -275,20 +275,7 @@ impl NodeStore {
             "SELECT id, body FROM events WHERE person_id = ?1 AND node_time_ms >= ?2
              ORDER BY seq DESC LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![person_id, since_ms, limit], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, body) = row?;
-            out.push(
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                    what: format!("event {id}"),
-                    reason: e.to_string(),
-                })?,
-            );
-        }
-        Ok(out)
+        event_bodies(stmt.query(params![person_id, since_ms, limit])?)
     }
 
     /// The oldest pending outbox items, in sequence order.
@@ -297,20 +284,7 @@ impl NodeStore {
             "SELECT e.id, e.body FROM outbox o JOIN events e ON e.seq = o.seq
              WHERE o.state = 'pending' ORDER BY o.seq LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, body) = row?;
-            out.push(
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                    what: format!("event {id}"),
-                    reason: e.to_string(),
-                })?,
-            );
-        }
-        Ok(out)
+        event_bodies(stmt.query([limit])?)
     }
 
     /// Applies the cloud's answer: acknowledged items are done, rejected ones become dead
@@ -356,6 +330,21 @@ impl NodeStore {
             },
         )?)
     }
+}
+
+/// Parses `(id, body)` rows into events; a body that does not parse is reported by id.
+fn event_bodies(mut rows: rusqlite::Rows<'_>) -> Result<Vec<AttendanceEvent>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (id, body): (String, String) = (row.get(0)?, row.get(1)?);
+        out.push(
+            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                what: format!("event {id}"),
+                reason: e.to_string(),
+            })?,
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -9,4 +9,7 @@ mod services;
 
 pub use osdp_peer::{OsdpPeer, osdp_python};
 pub use process::{HarnessError, Process, bin_path};
-pub use services::{AT_GATE, Cloud, DEMO_SITE, FAR_AWAY, Node, NodeOptions, Site, sample_photo};
+pub use services::{
+    AT_GATE, Cloud, DEMO_SITE, FAR_AWAY, Node, NodeOptions, Site, reason_codes, sample_photo,
+    wait_for,
+};

@@ -195,6 +195,49 @@ pub struct NodeOptions {
     pub osdp: Option<(PathBuf, u8)>,
 }
 
+impl NodeOptions {
+    /// A node of site `hq` at [`DEMO_SITE`] with no cloud and no OSDP bus.
+    pub fn standalone() -> Self {
+        Self {
+            site_id: "hq".into(),
+            site: DEMO_SITE,
+            cloud: None,
+            sync_interval_ms: 1000,
+            osdp: None,
+        }
+    }
+
+    /// The same, syncing to `cloud_url` with `token` every 200 ms.
+    pub fn synced(cloud_url: &str, token: String) -> Self {
+        Self {
+            cloud: Some((cloud_url.to_owned(), token)),
+            sync_interval_ms: 200,
+            ..Self::standalone()
+        }
+    }
+}
+
+/// The reason codes of a decision or problem document, in order.
+pub fn reason_codes(body: &Value) -> Vec<String> {
+    body["reasons"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `f` every 100 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A running `rollcall-node` with its own SQLite file.
 pub struct Node {
     pub process: Process,

@@ -1,12 +1,12 @@
 //! The first end-to-end check-in: real `rollcall-cloud` and `rollcall-node` binaries, real
 //! ONNX models, real SQLite files, sample photos fetched from PyPI.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rollcall_tests::{
-    AT_GATE, Cloud, DEMO_SITE as SITE, FAR_AWAY, Node, NodeOptions, sample_photo,
+    AT_GATE, Cloud, FAR_AWAY, Node, NodeOptions, reason_codes, sample_photo, wait_for,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn photo(name: &str) -> Vec<u8> {
     sample_photo(name).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch`)"))
@@ -81,25 +81,6 @@ impl PngGrey {
     }
 }
 
-fn codes(body: &Value) -> Vec<String> {
-    body["reasons"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .filter_map(|x| x["code"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn enrol_check_in_and_sync_end_to_end() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -107,13 +88,7 @@ fn enrol_check_in_and_sync_end_to_end() {
     let (_node_id, token) = cloud.register_node("hq").expect("node registered");
     let node = Node::start(
         &dir.path().join("node"),
-        &NodeOptions {
-            site_id: "hq".into(),
-            site: SITE,
-            cloud: Some((cloud.url.clone(), token)),
-            sync_interval_ms: 200,
-            osdp: None,
-        },
+        &NodeOptions::synced(&cloud.url, token),
     )
     .expect("node starts");
 
@@ -141,7 +116,7 @@ fn enrol_check_in_and_sync_end_to_end() {
         .expect("check-in");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["decision"], "denied", "{body}");
-    assert_eq!(codes(&body)[0], "no_match", "{body}");
+    assert_eq!(reason_codes(&body)[0], "no_match", "{body}");
     assert!(body["person"].is_null());
 
     // The enrolled person, 5 km from the site: denied by the geofence, with the distance.
@@ -151,7 +126,7 @@ fn enrol_check_in_and_sync_end_to_end() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["decision"], "denied", "{body}");
     assert!(
-        codes(&body).contains(&"outside_geofence".to_owned()),
+        reason_codes(&body).contains(&"outside_geofence".to_owned()),
         "{body}"
     );
 
@@ -167,7 +142,7 @@ fn enrol_check_in_and_sync_end_to_end() {
         .expect("check-in");
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["type"], "urn:rollcall:problem:face-quality", "{body}");
-    assert_eq!(codes(&body), ["face_truncated"], "{body}");
+    assert_eq!(reason_codes(&body), ["face_truncated"], "{body}");
     // Not an image at all.
     let (status, body) = node
         .post_json(
@@ -242,17 +217,8 @@ fn enrol_check_in_and_sync_end_to_end() {
 #[test]
 fn bad_requests_get_problem_documents_and_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(
-        &dir.path().join("node"),
-        &NodeOptions {
-            site_id: "hq".into(),
-            site: SITE,
-            cloud: None,
-            sync_interval_ms: 1000,
-            osdp: None,
-        },
-    )
-    .expect("node starts");
+    let node =
+        Node::start(&dir.path().join("node"), &NodeOptions::standalone()).expect("node starts");
     // Enrolment needs the admin token.
     let (status, body) = node
         .post_json(
@@ -323,13 +289,7 @@ fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
         // dropped: the cloud stops
     };
     let node_dir = dir.path().join("node");
-    let opts = NodeOptions {
-        site_id: "hq".into(),
-        site: SITE,
-        cloud: Some((format!("http://{addr}"), token)),
-        sync_interval_ms: 200,
-        osdp: None,
-    };
+    let opts = NodeOptions::synced(&format!("http://{addr}"), token);
     let node = Node::start(&node_dir, &opts).expect("node starts");
     node.enrol("obama", "Barack Obama", &photo("sample-obama"))
         .expect("enrolled");
@@ -382,17 +342,8 @@ fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
 #[test]
 fn enrolment_refuses_a_face_of_someone_else_and_caps_templates() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(
-        &dir.path().join("node"),
-        &NodeOptions {
-            site_id: "hq".into(),
-            site: SITE,
-            cloud: None,
-            sync_interval_ms: 1000,
-            osdp: None,
-        },
-    )
-    .expect("node starts");
+    let node =
+        Node::start(&dir.path().join("node"), &NodeOptions::standalone()).expect("node starts");
     node.enrol("obama", "Barack Obama", &photo("sample-obama"))
         .expect("enrolled");
     let face = |file: &str| json!({ "image_base64": base64_of(&photo(file)) });

@@ -3,7 +3,7 @@
 
 use std::{process::Command, time::Duration};
 
-use rollcall_tests::{Cloud, DEMO_SITE, Node, NodeOptions, bin_path};
+use rollcall_tests::{Cloud, Node, NodeOptions, bin_path};
 
 #[test]
 fn both_servers_stop_cleanly_on_sigterm() {
@@ -12,13 +12,7 @@ fn both_servers_stop_cleanly_on_sigterm() {
     let (_id, token) = cloud.register_node("hq").expect("registered");
     let mut node = Node::start(
         &dir.path().join("node"),
-        &NodeOptions {
-            site_id: "hq".into(),
-            site: DEMO_SITE,
-            cloud: Some((cloud.url.clone(), token)),
-            sync_interval_ms: 200,
-            osdp: None,
-        },
+        &NodeOptions::synced(&cloud.url, token),
     )
     .expect("node starts");
 
@@ -48,13 +42,7 @@ fn both_servers_stop_cleanly_on_sigterm() {
 #[test]
 fn config_check_reports_file_key_and_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = NodeOptions {
-        site_id: "hq".into(),
-        site: DEMO_SITE,
-        cloud: None,
-        sync_interval_ms: 1000,
-        osdp: None,
-    };
+    let opts = NodeOptions::standalone();
     let good = Node::write_config(dir.path(), &opts, "127.0.0.1:0").expect("config");
     let out = Command::new(bin_path("rollcall-node").expect("built"))
         .args(["config", "check"])
@@ -89,13 +77,7 @@ fn config_check_reports_file_key_and_reason() {
 #[test]
 fn the_node_refuses_to_start_without_its_models() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = NodeOptions {
-        site_id: "hq".into(),
-        site: DEMO_SITE,
-        cloud: None,
-        sync_interval_ms: 1000,
-        osdp: None,
-    };
+    let opts = NodeOptions::standalone();
     let config = Node::write_config(dir.path(), &opts, "127.0.0.1:0").expect("config");
     let out = Command::new(bin_path("rollcall-node").expect("built"))
         .args(["run", "--config"])

@@ -3,9 +3,9 @@
 //! denied one does not; card reads and a PD that dies show in the metrics; a relay that cannot
 //! be pulsed never loses the event.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rollcall_tests::{AT_GATE, DEMO_SITE, Node, NodeOptions, OsdpPeer, osdp_python, sample_photo};
+use rollcall_tests::{AT_GATE, Node, NodeOptions, OsdpPeer, osdp_python, sample_photo, wait_for};
 
 fn photo(name: &str) -> Vec<u8> {
     sample_photo(name).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch`)"))
@@ -15,17 +15,6 @@ fn metric(node: &Node, line: &str) -> bool {
     node.get("/metrics")
         .and_then(|r| Ok(r.text()?))
         .is_ok_and(|t| t.lines().any(|l| l == line))
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -40,15 +29,12 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
     let node = Node::start(
         &dir.path().join("node"),
         &NodeOptions {
-            site_id: "hq".into(),
-            site: DEMO_SITE,
-            cloud: None,
-            sync_interval_ms: 1000,
             osdp: Some((peer.cp_port().to_path_buf(), 101)),
+            ..NodeOptions::standalone()
         },
     )
     .expect("node starts");
-    wait_for("the reader to come online", || {
+    wait_for("the reader to come online", Duration::from_secs(20), || {
         metric(&node, "rollcall_node_osdp_pd_online 1")
     });
 
@@ -94,13 +80,13 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
     );
 
     peer.present_card("0123abcd", 32).expect("card");
-    wait_for("the card read", || {
+    wait_for("the card read", Duration::from_secs(20), || {
         metric(&node, "rollcall_node_osdp_card_reads_total 1")
     });
 
     // The reader loses power: an alarm, and a granted check-in is still recorded.
     peer.kill_pd();
-    wait_for("the offline alarm", || {
+    wait_for("the offline alarm", Duration::from_secs(20), || {
         metric(&node, "rollcall_node_osdp_alarms_total 1")
     });
     let (status, body) = node

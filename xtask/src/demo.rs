@@ -9,7 +9,8 @@ use std::{
 
 use anyhow::{Context, bail};
 use rollcall_tests::{
-    AT_GATE, Cloud, DEMO_SITE as SITE, FAR_AWAY, Node, NodeOptions, OsdpPeer, sample_photo,
+    AT_GATE, Cloud, DEMO_SITE as SITE, FAR_AWAY, Node, NodeOptions, OsdpPeer, reason_codes,
+    sample_photo,
 };
 use serde_json::Value;
 
@@ -142,17 +143,6 @@ fn user_photos(dir: &Path) -> anyhow::Result<Script> {
     Ok(Script { enrol, attempts })
 }
 
-fn codes(body: &Value) -> Vec<String> {
-    body["reasons"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .filter_map(|x| x["code"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Prints one decision; returns the outcome as `decision[:first reason]` for checking.
 fn show(label: &str, status: u16, body: &Value) -> String {
     if status != 200 {
@@ -162,7 +152,7 @@ fn show(label: &str, status: u16, body: &Value) -> String {
             .trim_start_matches("urn:rollcall:problem:");
         println!("  check-in {label:<36} → REJECTED ({status} {kind})");
         println!("      {}", body["detail"].as_str().unwrap_or(""));
-        let first = codes(body)
+        let first = reason_codes(body)
             .into_iter()
             .next()
             .unwrap_or_else(|| kind.to_owned());
@@ -187,7 +177,7 @@ fn show(label: &str, status: u16, body: &Value) -> String {
             r["text"].as_str().unwrap_or("")
         );
     }
-    match codes(body).into_iter().next() {
+    match reason_codes(body).into_iter().next() {
         Some(code) if decision != "granted" => format!("{decision}:{code}"),
         _ => decision.to_owned(),
     }
@@ -225,11 +215,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let node = Node::start(
         &demo_dir.join("node"),
         &NodeOptions {
-            site_id: "hq".into(),
-            site: SITE,
-            cloud: Some((cloud.url.clone(), token)),
             sync_interval_ms: 500,
             osdp: Some((reader.cp_port().to_path_buf(), 101)),
+            ..NodeOptions::synced(&cloud.url, token)
         },
     )?;
     println!("  cloud  {}  (tenant acme)", cloud.url);
