@@ -9,9 +9,10 @@ use std::{
 
 use crate::{
     codes::Command,
-    packet::{Packet, PacketError, Sequence},
+    packet::{Packet, PacketError, SecurityBlock, Sequence},
     reader::{FrameReader, ReadEvent},
     reply::{Capability, PdIdentity, Reply, ReplyError},
+    secure::{ScKey, SessionKeys, same_mac},
     transport::Transport,
 };
 
@@ -27,6 +28,8 @@ pub enum CpError {
     Unexpected { address: u8, reply: Reply },
     #[error("PD {0:#04x} is not configured on this bus")]
     UnknownPd(u8),
+    #[error("secure channel with PD {address:#04x}: {reason}")]
+    SecureChannel { address: u8, reason: String },
     #[error(transparent)]
     Packet(#[from] PacketError),
     #[error(transparent)]
@@ -41,6 +44,36 @@ pub struct PdState {
     pub identity: Option<PdIdentity>,
     pub capabilities: Vec<Capability>,
     sequence: Sequence,
+    secure: Option<Session>,
+}
+
+/// An established secure channel: the session keys and the two MAC chains.
+#[derive(Clone)]
+struct Session {
+    keys: SessionKeys,
+    /// The last command MAC (the IV of the next reply's MAC).
+    c_mac: [u8; 16],
+    /// The last reply MAC (the IV of the next command's MAC).
+    r_mac: [u8; 16],
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session(…)")
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        self.c_mac == other.c_mac && self.r_mac == other.r_mac
+    }
+}
+
+impl PdState {
+    /// True while a secure channel is established with this PD.
+    pub fn secure(&self) -> bool {
+        self.secure.is_some()
+    }
 }
 
 /// Counters of what went wrong on the bus, for logs and metrics.
@@ -79,6 +112,7 @@ impl<T: Transport> ControlPanel<T> {
                             identity: None,
                             capabilities: Vec::new(),
                             sequence: Sequence::RESET,
+                            secure: None,
                         },
                     )
                 })
@@ -98,23 +132,72 @@ impl<T: Transport> ControlPanel<T> {
     }
 
     /// Sends a command and returns the PD's reply. Retries with the same sequence number on
-    /// silence; after the last attempt the PD is offline and its sequence restarts at 0.
+    /// silence; after the last attempt the PD is offline, its sequence restarts at 0 and any
+    /// secure channel is closed. Inside a secure channel the command is MACed (and its data
+    /// encrypted) and the reply must carry a valid MAC.
     pub fn command(
         &mut self,
         address: u8,
         command: Command,
         data: &[u8],
     ) -> Result<Reply, CpError> {
-        let sequence = self
+        let packet = self.exchange(address, command as u8, data, None)?;
+        Reply::parse(packet.code, &packet.data).map_err(|e| {
+            self.stats.bad_replies += 1;
+            tracing::warn!(pd = address, error = %e, "malformed reply");
+            e.into()
+        })
+    }
+
+    /// One command/reply exchange; `handshake` is the security block of CHLNG/SCRYPT.
+    fn exchange(
+        &mut self,
+        address: u8,
+        code: u8,
+        data: &[u8],
+        handshake: Option<SecurityBlock>,
+    ) -> Result<Packet, CpError> {
+        let pd = self
             .pds
-            .get(&address)
-            .ok_or(CpError::UnknownPd(address))?
-            .sequence;
-        let bytes = Packet::command(address, sequence, command as u8, data.to_vec()).encode()?;
+            .get_mut(&address)
+            .ok_or(CpError::UnknownPd(address))?;
+        let sequence = pd.sequence;
+        let mut packet = Packet::command(address, sequence, code, data.to_vec());
+        let (bytes, sent_mac) = match (&mut pd.secure, handshake) {
+            (_, Some(block)) => {
+                packet.security = Some(block);
+                (packet.encode()?, None)
+            }
+            (Some(session), None) => {
+                let kind = if data.is_empty() { 0x15 } else { 0x17 };
+                packet.security = Some(SecurityBlock {
+                    kind,
+                    data: Vec::new(),
+                });
+                if !data.is_empty() {
+                    packet.data = session.keys.encrypt(&session.r_mac, data);
+                }
+                let (keys, iv) = (session.keys.clone(), session.r_mac);
+                let mut full = [0u8; 16];
+                let bytes = packet.encode_sealed(|m| {
+                    full = keys.mac(&iv, m);
+                    [full[0], full[1], full[2], full[3]]
+                })?;
+                (bytes, Some(full))
+            }
+            (None, None) => (packet.encode()?, None),
+        };
+        if let (Some(mac), Some(session)) = (
+            sent_mac,
+            self.pds.get_mut(&address).and_then(|p| p.secure.as_mut()),
+        ) {
+            session.c_mac = mac;
+        }
         let attempts = self.retries + 1;
         for attempt in 1..=attempts {
             self.transport.send(&bytes)?;
             if let Some(reply) = self.await_reply(address, sequence)? {
+                let reply = self.open_reply(address, reply)?;
                 let pd = self
                     .pds
                     .get_mut(&address)
@@ -135,12 +218,136 @@ impl<T: Transport> ControlPanel<T> {
             }
             pd.online = false;
             pd.sequence = Sequence::RESET;
+            pd.secure = None;
         }
         Err(CpError::Timeout { address, attempts })
     }
 
+    /// Checks a reply's MAC and decrypts its data when a secure channel is open.
+    fn open_reply(&mut self, address: u8, mut reply: Packet) -> Result<Packet, CpError> {
+        let Some(pd) = self.pds.get_mut(&address) else {
+            return Err(CpError::UnknownPd(address));
+        };
+        let Some(session) = pd.secure.as_mut() else {
+            return Ok(reply);
+        };
+        let fail = |reason: &str| CpError::SecureChannel {
+            address,
+            reason: reason.to_owned(),
+        };
+        let kind = reply.security.as_ref().map(|s| s.kind);
+        let Some(got) = reply.mac.filter(|_| matches!(kind, Some(0x16 | 0x18))) else {
+            pd.secure = None;
+            return Err(fail("the reply is not MACed: session closed"));
+        };
+        let bytes = reply.encode()?;
+        let crc_len = match reply.integrity {
+            crate::packet::Integrity::Crc16 => 2,
+            crate::packet::Integrity::Checksum => 1,
+        };
+        let expected = session
+            .keys
+            .mac(&session.c_mac, &bytes[..bytes.len() - crc_len - 4]);
+        if !same_mac(&expected[..4], &got) {
+            pd.secure = None;
+            return Err(fail("the reply's MAC is wrong: session closed"));
+        }
+        session.r_mac = expected;
+        if kind == Some(0x18) {
+            reply.data = session
+                .keys
+                .decrypt(&session.c_mac, &reply.data)
+                .ok_or_else(|| fail("the reply's data does not decrypt"))?;
+        }
+        Ok(reply)
+    }
+
+    /// Opens a secure channel: CHLNG with a fresh random, checks the PD's cryptogram (proof that
+    /// it holds `key`), SCRYPT with ours, and checks the initial R-MAC.
+    pub fn establish_secure_channel(&mut self, address: u8, key: ScKey) -> Result<(), CpError> {
+        let fail = |reason: String| CpError::SecureChannel { address, reason };
+        let pd = self
+            .pds
+            .get_mut(&address)
+            .ok_or(CpError::UnknownPd(address))?;
+        pd.secure = None;
+        let mut cp_random = [0u8; 8];
+        getrandom::fill(&mut cp_random).map_err(|e| fail(format!("no randomness: {e}")))?;
+        let block = |kind| SecurityBlock {
+            kind,
+            data: vec![key.selector()],
+        };
+        let ccrypt = self.exchange(
+            address,
+            Command::Challenge as u8,
+            &cp_random,
+            Some(block(0x11)),
+        )?;
+        if ccrypt.code != 0x76 || ccrypt.data.len() != 32 {
+            return Err(fail(format!(
+                "expected CCRYPT with 32 bytes, got reply {:#04x} with {}",
+                ccrypt.code,
+                ccrypt.data.len()
+            )));
+        }
+        let mut pd_random = [0u8; 8];
+        pd_random.copy_from_slice(&ccrypt.data[8..16]);
+        let keys = SessionKeys::derive(key.bytes(), &cp_random);
+        if !same_mac(
+            &keys.client_cryptogram(&cp_random, &pd_random),
+            &ccrypt.data[16..32],
+        ) {
+            return Err(fail(
+                "the PD's cryptogram does not match: it holds another key".into(),
+            ));
+        }
+        let server = keys.server_cryptogram(&cp_random, &pd_random);
+        let rmac = self.exchange(
+            address,
+            Command::ServerCryptogram as u8,
+            &server,
+            Some(block(0x13)),
+        )?;
+        let accepted = rmac.security.as_ref().and_then(|s| s.data.first()) == Some(&0x01);
+        let expected = keys.initial_rmac(&server);
+        if rmac.code != 0x78 || !accepted || !same_mac(&rmac.data, &expected) {
+            return Err(fail(
+                "the PD refused our cryptogram or sent a wrong initial R-MAC".into(),
+            ));
+        }
+        let pd = self
+            .pds
+            .get_mut(&address)
+            .ok_or(CpError::UnknownPd(address))?;
+        pd.secure = Some(Session {
+            keys,
+            c_mac: [0; 16],
+            r_mac: expected,
+        });
+        tracing::info!(pd = address, key = ?key, "secure channel established");
+        Ok(())
+    }
+
+    /// Installs the PD's own SCBK (osdp_KEYSET, inside a secure channel); the current session
+    /// ends and the next one must be opened with the new key.
+    pub fn install_key(&mut self, address: u8, scbk: [u8; 16]) -> Result<(), CpError> {
+        if !self.pds.get(&address).is_some_and(PdState::secure) {
+            return Err(CpError::SecureChannel {
+                address,
+                reason: "KEYSET is only sent inside a secure channel".into(),
+            });
+        }
+        let mut data = vec![0x01, 16];
+        data.extend_from_slice(&scbk);
+        self.expect_ack(address, Command::KeySet, &data)?;
+        if let Some(pd) = self.pds.get_mut(&address) {
+            pd.secure = None;
+        }
+        Ok(())
+    }
+
     /// Reads until a reply from `address` with `sequence` arrives or the window closes.
-    fn await_reply(&mut self, address: u8, sequence: Sequence) -> Result<Option<Reply>, CpError> {
+    fn await_reply(&mut self, address: u8, sequence: Sequence) -> Result<Option<Packet>, CpError> {
         let deadline = Instant::now() + self.reply_timeout;
         let mut buf = [0u8; 512];
         loop {
@@ -149,14 +356,7 @@ impl<T: Transport> ControlPanel<T> {
                     ReadEvent::Packet(p)
                         if p.reply && p.address == address && p.sequence == sequence =>
                     {
-                        return match Reply::parse(p.code, &p.data) {
-                            Ok(r) => Ok(Some(r)),
-                            Err(e) => {
-                                self.stats.bad_replies += 1;
-                                tracing::warn!(pd = address, error = %e, "malformed reply");
-                                Err(e.into())
-                            }
-                        };
+                        return Ok(Some(p));
                     }
                     // Our own command echoed by a half-duplex adapter, or a stale reply.
                     ReadEvent::Packet(_) => {}

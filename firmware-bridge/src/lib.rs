@@ -17,6 +17,7 @@ mod cp;
 mod packet;
 mod reader;
 mod reply;
+mod secure;
 mod transport;
 
 pub use bus::{Bus, BusConfig, BusError, BusEvent, BusHandle};
@@ -25,4 +26,5 @@ pub use cp::{BusStats, ControlPanel, CpError, PdState};
 pub use packet::{Integrity, Packet, PacketError, SecurityBlock, Sequence, checksum, crc16};
 pub use reader::{FrameReader, ReadEvent};
 pub use reply::{Capability, CardRead, PdIdentity, Reply, ReplyError, wiegand26_frame};
+pub use secure::{SCBK_DEFAULT, ScKey};
 pub use transport::{SerialTransport, Transport};

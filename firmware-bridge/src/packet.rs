@@ -181,6 +181,33 @@ impl Packet {
         Ok(out)
     }
 
+    /// Encodes a secure-channel packet whose MAC covers the bytes before it: `mac_of` receives
+    /// SOM … last data byte (with LEN already counting the MAC and the integrity bytes) and
+    /// returns the 4 MAC bytes; the checksum or CRC is computed last.
+    pub fn encode_sealed(
+        &self,
+        mac_of: impl FnOnce(&[u8]) -> [u8; 4],
+    ) -> Result<Vec<u8>, PacketError> {
+        let with_placeholder = Packet {
+            mac: Some([0; 4]),
+            ..self.clone()
+        };
+        let mut bytes = with_placeholder.encode()?;
+        let integrity = match self.integrity {
+            Integrity::Checksum => 1,
+            Integrity::Crc16 => 2,
+        };
+        let mac_at = bytes.len() - integrity - 4;
+        let mac = mac_of(&bytes[..mac_at]);
+        bytes[mac_at..mac_at + 4].copy_from_slice(&mac);
+        bytes.truncate(mac_at + 4);
+        match self.integrity {
+            Integrity::Checksum => bytes.push(checksum(&bytes)),
+            Integrity::Crc16 => bytes.extend(crc16(&bytes).to_le_bytes()),
+        }
+        Ok(bytes)
+    }
+
     /// Decodes exactly one packet (starting at SOM, without the mark byte).
     pub fn decode(bytes: &[u8]) -> Result<Self, PacketError> {
         if bytes.len() < HEADER + 2 {

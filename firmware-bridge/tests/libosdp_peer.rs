@@ -139,3 +139,69 @@ fn the_bus_task_reports_online_cards_and_offline_and_runs_pulses() {
     );
     bus.stop();
 }
+
+#[test]
+fn secure_channel_with_the_default_key_then_an_installed_key() {
+    use rollcall_firmware_bridge::{PdState, ScKey};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(peer) = peer(&dir) else { return };
+    let mut cp = control_panel(&peer);
+    cp.identify(ADDRESS).expect("plain ID");
+
+    // Install mode: the PD accepts SCBK-D; then everything is MACed and encrypted.
+    cp.establish_secure_channel(ADDRESS, ScKey::Default)
+        .expect("SC with SCBK-D");
+    assert!(cp.pd(ADDRESS).is_some_and(PdState::secure));
+    let (id, _) = cp.identify(ADDRESS).expect("ID over the secure channel");
+    assert_eq!(id.serial_number, 0x1234_5678);
+    cp.pulse_output(ADDRESS, 1, Duration::from_millis(300))
+        .expect("OUT over the secure channel");
+    let cmd = peer
+        .next_command(Duration::from_secs(5))
+        .expect("the PD decrypted OUT");
+    assert_eq!(cmd["timer_count"].as_u64(), Some(3), "{cmd}");
+    for _ in 0..5 {
+        assert_eq!(cp.poll(ADDRESS).expect("MAC chain holds"), Reply::Ack);
+    }
+
+    // Install the site's own key; the session ends and the next one needs that key.
+    let key: [u8; 16] = *b"rollcall-site-k1";
+    cp.install_key(ADDRESS, key).expect("KEYSET");
+    assert!(!cp.pd(ADDRESS).is_some_and(PdState::secure));
+    let wrong = cp.establish_secure_channel(ADDRESS, ScKey::Scbk(*b"not-the-site-key"));
+    assert!(
+        matches!(wrong, Err(CpError::SecureChannel { .. })),
+        "{wrong:?}"
+    );
+    cp.establish_secure_channel(ADDRESS, ScKey::Scbk(key))
+        .expect("SC with the installed key");
+    assert_eq!(cp.poll(ADDRESS).expect("poll"), Reply::Ack);
+    cp.pulse_output(ADDRESS, 0, Duration::from_millis(200))
+        .expect("OUT");
+    // The PD's application saw the KEYSET (to store the key), then the OUT.
+    let keyset = peer
+        .next_command(Duration::from_secs(5))
+        .expect("the PD got KEYSET");
+    assert_eq!(
+        keyset["data"].as_str(),
+        Some("726f6c6c63616c6c2d736974652d6b31"),
+        "{keyset}"
+    );
+    let cmd = peer
+        .next_command(Duration::from_secs(5))
+        .expect("the PD got OUT");
+    assert_eq!(cmd["output_no"].as_u64(), Some(0), "{cmd}");
+    // Only one control panel owns the port at a time.
+    let second = SerialTransport::open(&peer.cp_port().display().to_string(), 115_200);
+    assert!(
+        second.is_err(),
+        "a second control panel opened the same port"
+    );
+    drop(cp);
+    // KEYSET outside a secure channel is refused before anything is sent.
+    let mut plain = control_panel(&peer);
+    assert!(matches!(
+        plain.install_key(ADDRESS, key),
+        Err(CpError::SecureChannel { .. })
+    ));
+}

@@ -7,6 +7,8 @@ as a JSON line on stdout, and submits events it reads as JSON lines on stdin:
     {"quit": true}                          stop
 
 Usage: osdp_pd.py DEVICE ADDRESS
+
+Without a key the PD is in install mode (it accepts the default key SCBK-D, and an osdp_KEYSET).
 """
 import json
 import os
@@ -61,6 +63,7 @@ def main():
         (Capability.AudibleControl, 1, 1),
         (Capability.CardDataFormat, 1, 1),
         (Capability.TextOutput, 1, 1),
+        (Capability.CommunicationSecurity, 1, 1),
     ])
 
     def on_command(cmd):
