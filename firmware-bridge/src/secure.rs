@@ -166,7 +166,7 @@ impl SessionKeys {
 
     /// Decrypts message data and strips the 0x80 0… padding; `None` when it is malformed.
     pub(crate) fn decrypt(&self, chain: &[u8; 16], data: &[u8]) -> Option<Vec<u8>> {
-        if data.is_empty() || data.len() % 16 != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(16) {
             return None;
         }
         let mut out = data.to_vec();
