@@ -314,6 +314,32 @@ mod tests {
         assert_eq!(crc16(b"123456789"), 0xE5CC);
     }
 
+    /// CRC and checksum examples of the OSDP specification (SIA, Annex E), as reproduced in
+    /// libosdp's tests/unit-tests/test-sc-sia-vectors.c.
+    #[test]
+    fn specification_annex_e_integrity_vectors() {
+        let crc1 = [
+            0x53, 0x7F, 0x0D, 0x00, 0x04, 0x6E, 0x00, 0x80, 0x25, 0x00, 0x00,
+        ];
+        assert_eq!(crc16(&crc1).to_le_bytes(), [0x6E, 0x38]);
+        let crc2 = [0x53, 0x00, 0x09, 0x00, 0x04, 0x61, 0x00];
+        assert_eq!(crc16(&crc2).to_le_bytes(), [0xC0, 0x66]);
+        let sum1 = [
+            0x53, 0x7F, 0x0C, 0x00, 0x00, 0x6E, 0x00, 0x80, 0x25, 0x00, 0x00,
+        ];
+        assert_eq!(checksum(&sum1), 0x0F);
+        let sum2 = [0x53, 0x00, 0x08, 0x00, 0x00, 0x61, 0x00];
+        assert_eq!(checksum(&sum2), 0x44);
+        // The second example is a whole packet: osdp_ID to PD 0 with CRC.
+        let mut packet = crc2.to_vec();
+        packet.extend([0xC0, 0x66]);
+        let p = Packet::decode(&packet).expect("valid packet");
+        assert_eq!(
+            (p.address, p.code, p.data.as_slice()),
+            (0, 0x61, &[0u8][..])
+        );
+    }
+
     #[test]
     fn checksum_makes_the_sum_zero() {
         let bytes = [0x53, 0x01, 0x08, 0x00, 0x00, 0x60];

@@ -156,10 +156,12 @@ impl SessionKeys {
         padded.resize(padded.len().div_ceil(16) * 16, 0);
         let mut iv = chain.map(|b| !b);
         for block in padded.chunks_exact_mut(16) {
-            let b: &mut [u8; 16] = block.try_into().unwrap_or_else(|_| unreachable!());
-            xor(b, &iv);
-            encrypt_block(&self.enc, b);
-            iv = *b;
+            let mut b = [0u8; 16];
+            b.copy_from_slice(block);
+            xor(&mut b, &iv);
+            encrypt_block(&self.enc, &mut b);
+            block.copy_from_slice(&b);
+            iv = b;
         }
         padded
     }
@@ -215,6 +217,58 @@ mod tests {
             &[
                 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x3B, 0x3C, 0x3D,
                 0x3E, 0x3F
+            ]
+        );
+    }
+
+    /// The secure-channel example of the OSDP specification (SIA, Annex E), as reproduced in
+    /// libosdp's tests/unit-tests/test-sc-sia-vectors.c: SCBK-D, RND.A = B0…B7, RND.B = A0…A7.
+    #[test]
+    fn specification_annex_e_vectors() {
+        let rnd_a = [0xB0, 0xB1, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7];
+        let rnd_b = [0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7];
+        let keys = SessionKeys::derive(&SCBK_DEFAULT, &rnd_a);
+        assert_eq!(
+            keys.mac1,
+            [
+                0x5E, 0x86, 0xC6, 0x76, 0x60, 0x3B, 0xDE, 0xE2, 0xD8, 0xBE, 0xAF, 0xE1, 0x78, 0x63,
+                0x73, 0x32
+            ]
+        );
+        assert_eq!(
+            keys.mac2,
+            [
+                0x6F, 0xDA, 0x86, 0xE8, 0x57, 0x77, 0x7E, 0x81, 0x13, 0x20, 0x35, 0x75, 0x82, 0x39,
+                0x17, 0x2E
+            ]
+        );
+        assert_eq!(
+            keys.enc,
+            [
+                0xBF, 0x8D, 0xC2, 0xA8, 0x32, 0x9A, 0xCB, 0x8C, 0x67, 0xC6, 0xD0, 0xCD, 0x9A, 0x45,
+                0x16, 0x82
+            ]
+        );
+        let server = keys.server_cryptogram(&rnd_a, &rnd_b);
+        assert_eq!(
+            server,
+            [
+                0x26, 0xD3, 0x35, 0x6E, 0x07, 0x76, 0x2D, 0x26, 0x28, 0x01, 0xFC, 0x8E, 0x66, 0x65,
+                0xA8, 0x91
+            ]
+        );
+        assert_eq!(
+            keys.client_cryptogram(&rnd_a, &rnd_b),
+            [
+                0xFD, 0xE5, 0xD2, 0xF4, 0x28, 0xEC, 0x16, 0x31, 0x24, 0x71, 0xEA, 0x3C, 0x02, 0xBD,
+                0x77, 0x96
+            ]
+        );
+        assert_eq!(
+            keys.initial_rmac(&server),
+            [
+                0xB2, 0xA3, 0x00, 0x57, 0xEB, 0x98, 0xBA, 0x22, 0x29, 0xEC, 0x1F, 0x87, 0x56, 0x62,
+                0xB5, 0x24
             ]
         );
     }
