@@ -11,6 +11,7 @@ use std::{
 use crate::{
     cp::{ControlPanel, CpError},
     reply::{CardRead, PdIdentity, Reply},
+    signals::LedColor,
     transport::Transport,
 };
 
@@ -82,6 +83,14 @@ enum Request {
         duration: Duration,
         done: Sender<Result<(), BusError>>,
     },
+    /// Reader feedback: an LED colour for a while, and optionally beeps.
+    Signal {
+        pd: u8,
+        color: LedColor,
+        duration: Duration,
+        beeps: u8,
+        done: Sender<Result<(), BusError>>,
+    },
     Stop,
 }
 
@@ -94,14 +103,38 @@ pub struct BusHandle {
 impl BusHandle {
     /// Pulses `output` of PD `pd` for `duration` (one passage), waiting for the PD's ACK.
     pub fn pulse_output(&self, pd: u8, output: u8, duration: Duration) -> Result<(), BusError> {
+        self.request(|done| Request::Pulse {
+            pd,
+            output,
+            duration,
+            done,
+        })
+    }
+
+    /// Shows `color` on the reader's first LED for `duration`, with `beeps` short beeps.
+    pub fn signal(
+        &self,
+        pd: u8,
+        color: LedColor,
+        duration: Duration,
+        beeps: u8,
+    ) -> Result<(), BusError> {
+        self.request(|done| Request::Signal {
+            pd,
+            color,
+            duration,
+            beeps,
+            done,
+        })
+    }
+
+    fn request(
+        &self,
+        make: impl FnOnce(Sender<Result<(), BusError>>) -> Request,
+    ) -> Result<(), BusError> {
         let (done, result) = mpsc::channel();
         self.requests
-            .send(Request::Pulse {
-                pd,
-                output,
-                duration,
-                done,
-            })
+            .send(make(done))
             .map_err(|_| BusError::Stopped)?;
         // The poll round in progress plus the command's own retries.
         let wait = Duration::from_secs(5);
@@ -226,6 +259,25 @@ fn run<T: Transport>(
                         .pulse_output(pd, output, duration)
                         .map_err(|e| BusError::Command(e.to_string()));
                     let _ = done.send(r);
+                }
+                Ok(Request::Signal {
+                    pd,
+                    color,
+                    duration,
+                    beeps,
+                    done,
+                }) => {
+                    let mut r = cp.led(pd, 0, 0, color, Some(duration));
+                    if r.is_ok() && beeps > 0 {
+                        r = cp.buzz(
+                            pd,
+                            0,
+                            Duration::from_millis(200),
+                            Duration::from_millis(100),
+                            beeps,
+                        );
+                    }
+                    let _ = done.send(r.map_err(|e| BusError::Command(e.to_string())));
                 }
                 Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => break,

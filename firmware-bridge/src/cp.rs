@@ -13,6 +13,7 @@ use crate::{
     reader::{FrameReader, ReadEvent},
     reply::{Capability, PdIdentity, Reply, ReplyError},
     secure::{ScKey, SessionKeys, same_mac},
+    signals::{LedColor, buzzer_record, led_record, text_record},
     transport::Transport,
 };
 
@@ -412,6 +413,55 @@ impl<T: Transport> ControlPanel<T> {
         let [lo, hi] = ticks.to_le_bytes();
         // Control code 5: temporary on, then resume the permanent state.
         self.expect_ack(address, Command::Output, &[output, 5, lo, hi])
+    }
+
+    /// Shows `color` on LED `led` of reader `reader`: for `duration`, or permanently (`None`).
+    pub fn led(
+        &mut self,
+        address: u8,
+        reader: u8,
+        led: u8,
+        color: LedColor,
+        duration: Option<Duration>,
+    ) -> Result<(), CpError> {
+        self.expect_ack(
+            address,
+            Command::Led,
+            &led_record(reader, led, color, duration),
+        )
+    }
+
+    /// Beeps `count` times.
+    pub fn buzz(
+        &mut self,
+        address: u8,
+        reader: u8,
+        on: Duration,
+        off: Duration,
+        count: u8,
+    ) -> Result<(), CpError> {
+        self.expect_ack(
+            address,
+            Command::Buzzer,
+            &buzzer_record(reader, on, off, count),
+        )
+    }
+
+    /// Writes `text` on the reader's display.
+    pub fn text(
+        &mut self,
+        address: u8,
+        reader: u8,
+        row: u8,
+        column: u8,
+        text: &str,
+        temporary_seconds: Option<u8>,
+    ) -> Result<(), CpError> {
+        self.expect_ack(
+            address,
+            Command::Text,
+            &text_record(reader, row, column, text, temporary_seconds),
+        )
     }
 
     fn expect_ack(&mut self, address: u8, command: Command, data: &[u8]) -> Result<(), CpError> {

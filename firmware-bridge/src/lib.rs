@@ -18,6 +18,7 @@ mod packet;
 mod reader;
 mod reply;
 mod secure;
+mod signals;
 mod transport;
 
 pub use bus::{Bus, BusConfig, BusError, BusEvent, BusHandle};
@@ -27,4 +28,5 @@ pub use packet::{Integrity, Packet, PacketError, SecurityBlock, Sequence, checks
 pub use reader::{FrameReader, ReadEvent};
 pub use reply::{Capability, CardRead, PdIdentity, Reply, ReplyError, wiegand26_frame};
 pub use secure::{SCBK_DEFAULT, ScKey};
+pub use signals::LedColor;
 pub use transport::{SerialTransport, Transport};

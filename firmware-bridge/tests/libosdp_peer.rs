@@ -129,6 +129,15 @@ fn the_bus_task_reports_online_cards_and_offline_and_runs_pulses() {
         }
         other => panic!("{other:?}"),
     }
+    // Power loss: the offline alarm (after the attempts of one poll); power back: re-identified
+    // and online again.
+    peer.kill_pd();
+    assert_eq!(next("offline"), BusEvent::Offline { pd: ADDRESS });
+    peer.restart_pd().expect("the PD restarts");
+    match next("online again") {
+        BusEvent::Online { pd, .. } => assert_eq!(pd, ADDRESS),
+        other => panic!("{other:?}"),
+    }
     peer.kill_pd();
     assert_eq!(next("offline"), BusEvent::Offline { pd: ADDRESS });
     assert!(
@@ -204,4 +213,57 @@ fn secure_channel_with_the_default_key_then_an_installed_key() {
         plain.install_key(ADDRESS, key),
         Err(CpError::SecureChannel { .. })
     ));
+}
+
+#[test]
+fn led_buzzer_and_text_reach_the_reader() {
+    use rollcall_firmware_bridge::LedColor;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(peer) = peer(&dir) else { return };
+    let mut cp = control_panel(&peer);
+    cp.led(ADDRESS, 0, 0, LedColor::Green, Some(Duration::from_secs(2)))
+        .expect("LED");
+    let led = peer
+        .next_command(Duration::from_secs(5))
+        .expect("the PD got LED");
+    assert_eq!(
+        led["on_color"].as_u64(),
+        Some(LedColor::Green as u64),
+        "{led}"
+    );
+    assert_eq!(led["timer_count"].as_u64(), Some(20), "{led}");
+    cp.buzz(
+        ADDRESS,
+        0,
+        Duration::from_millis(300),
+        Duration::from_millis(200),
+        3,
+    )
+    .expect("BUZ");
+    let buz = peer
+        .next_command(Duration::from_secs(5))
+        .expect("the PD got BUZ");
+    assert_eq!(
+        (
+            buz["on_count"].as_u64(),
+            buz["off_count"].as_u64(),
+            buz["rep_count"].as_u64()
+        ),
+        (Some(3), Some(2), Some(3)),
+        "{buz}"
+    );
+    cp.text(ADDRESS, 0, 1, 0, "Welcome", Some(5)).expect("TEXT");
+    let text = peer
+        .next_command(Duration::from_secs(5))
+        .expect("the PD got TEXT");
+    assert_eq!(text["data"].as_str(), Some("Welcome"), "{text}");
+    assert_eq!(
+        (
+            text["offset_row"].as_u64(),
+            text["temp_time"].as_u64(),
+            text["control_code"].as_u64()
+        ),
+        (Some(1), Some(5), Some(3)),
+        "{text}"
+    );
 }

@@ -241,17 +241,26 @@ async fn check_in(
     };
     let e = outcome.event;
     // The event is already durable: the gate opens only now, and a relay failure never loses it.
-    let turnstile = match (&state.turnstile, e.decision) {
-        (None, _) => "not_configured".to_owned(),
-        (Some(_), d) if d != rollcall_cloud::protocol::Decision::Granted => "closed".to_owned(),
-        (Some(t), _) => {
-            let t = t.clone();
-            match tokio::task::spawn_blocking(move || t.open_for_one()).await {
-                Ok(Ok(())) => {
+    let turnstile = match state.turnstile.clone() {
+        None => "not_configured".to_owned(),
+        Some(t) => {
+            let decision = e.decision;
+            let result = tokio::task::spawn_blocking(move || {
+                let opened = (decision == rollcall_cloud::protocol::Decision::Granted)
+                    .then(|| t.open_for_one());
+                if let Err(err) = t.signal(decision) {
+                    tracing::warn!(error = %err, "reader LED/buzzer feedback failed");
+                }
+                opened
+            })
+            .await;
+            match result {
+                Ok(None) => "closed".to_owned(),
+                Ok(Some(Ok(()))) => {
                     state.metrics.turnstile_pulses.inc();
                     "opened".to_owned()
                 }
-                Ok(Err(err)) => {
+                Ok(Some(Err(err))) => {
                     state.metrics.turnstile_failures.inc();
                     tracing::error!(event = %e.id, error = %err, "granted, but the turnstile did not open");
                     format!("failed: {err}")

@@ -4,7 +4,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use rollcall_firmware_bridge::{Bus, BusConfig, BusError, BusEvent, BusHandle, SerialTransport};
+use rollcall_cloud::protocol::Decision;
+use rollcall_firmware_bridge::{
+    Bus, BusConfig, BusError, BusEvent, BusHandle, LedColor, SerialTransport,
+};
 
 use crate::{config::OsdpSection, metrics::Metrics};
 
@@ -21,6 +24,18 @@ impl Turnstile {
     /// Pulses the relay; blocking (waits for the PD's ACK).
     pub fn open_for_one(&self) -> Result<(), BusError> {
         self.bus.pulse_output(self.pd, self.output, self.pulse)
+    }
+
+    /// Reader feedback for a decision: green for granted, amber and a beep for review, red and
+    /// two beeps for denied, each for two seconds.
+    pub fn signal(&self, decision: Decision) -> Result<(), BusError> {
+        let (color, beeps) = match decision {
+            Decision::Granted => (LedColor::Green, 0),
+            Decision::Review => (LedColor::Amber, 1),
+            Decision::Denied => (LedColor::Red, 2),
+        };
+        self.bus
+            .signal(self.pd, color, Duration::from_secs(2), beeps)
     }
 
     pub fn describe(&self) -> String {

@@ -51,13 +51,43 @@ pub struct OsdpPeer {
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<Value>,
     cp_port: PathBuf,
+    pd_port: PathBuf,
+    dir: PathBuf,
     pub address: u8,
+}
+
+/// Starts the PD process on `pd_port`; returns it with its stdin and a channel of its lines,
+/// once it says it is ready.
+fn start_pd(
+    dir: &Path,
+    pd_port: &Path,
+    address: u8,
+) -> Result<(Process, ChildStdin, mpsc::Receiver<Value>), HarnessError> {
+    let python = osdp_python().map_err(HarnessError::Unexpected)?;
+    let mut cmd = Command::new(python);
+    cmd.arg(workspace().join("tests/peers/osdp_pd.py"))
+        .arg(pd_port)
+        .arg(address.to_string());
+    let (mut pd, stdin, stdout) = Process::spawn_piped("osdp-pd", cmd, &dir.join("osdp-pd.log"))?;
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let mut ready = false;
+    pd.wait_until(Duration::from_secs(30), || {
+        ready = ready || lines.try_recv().is_ok_and(|v| v["ready"] == true);
+        ready
+    })?;
+    Ok((pd, stdin, lines))
 }
 
 impl OsdpPeer {
     /// Starts the pty pair and the PD at `address`; waits until the PD is ready.
     pub fn start(dir: &Path, address: u8) -> Result<Self, HarnessError> {
-        let python = osdp_python().map_err(HarnessError::Unexpected)?;
         std::fs::create_dir_all(dir).map_err(|source| HarnessError::Io {
             what: format!("creating {}", dir.display()),
             source,
@@ -72,31 +102,15 @@ impl OsdpPeer {
             pd_end.exists() && cp_end.exists()
         })?;
 
-        let mut cmd = Command::new(python);
-        cmd.arg(workspace().join("tests/peers/osdp_pd.py"))
-            .arg(&pd_end)
-            .arg(address.to_string());
-        let (mut pd, stdin, stdout) =
-            Process::spawn_piped("osdp-pd", cmd, &dir.join("osdp-pd.log"))?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        let mut ready = false;
-        pd.wait_until(Duration::from_secs(30), || {
-            ready = ready || lines.try_recv().is_ok_and(|v| v["ready"] == true);
-            ready
-        })?;
+        let (pd, stdin, lines) = start_pd(dir, &pd_end, address)?;
         Ok(Self {
             pd: Some(pd),
             _socat: socat,
             stdin: Some(stdin),
             lines,
             cp_port: cp_end,
+            pd_port: pd_end,
+            dir: dir.to_path_buf(),
             address,
         })
     }
@@ -143,6 +157,16 @@ impl OsdpPeer {
             .try_iter()
             .filter_map(|v| v.get("command").cloned())
             .collect()
+    }
+
+    /// Starts the PD again on the same port (the reader gets its power back).
+    pub fn restart_pd(&mut self) -> Result<(), HarnessError> {
+        self.kill_pd();
+        let (pd, stdin, lines) = start_pd(&self.dir, &self.pd_port, self.address)?;
+        self.pd = Some(pd);
+        self.stdin = Some(stdin);
+        self.lines = lines;
+        Ok(())
     }
 
     /// Kills the PD (the reader loses power); the pty stays.

@@ -73,10 +73,23 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
         (200, Some("denied"), Some("closed")),
         "{body}"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The granted check-in's green light, then the denial's red light and two beeps; no relay.
+    let mut seen = Vec::new();
+    while let Some(c) = peer.next_command(Duration::from_secs(2)) {
+        seen.push(c);
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    let colors: Vec<_> = seen.iter().filter_map(|c| c["on_color"].as_u64()).collect();
+    assert_eq!(colors, [2, 1], "green then red: {seen:?}");
     assert!(
-        peer.commands_so_far().is_empty(),
-        "a denied check-in must not pulse the relay"
+        seen.iter().any(|c| c["rep_count"].as_u64() == Some(2)),
+        "two beeps: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|c| c.get("output_no").is_none()),
+        "a denied check-in must not pulse the relay: {seen:?}"
     );
 
     peer.present_card("0123abcd", 32).expect("card");

@@ -256,9 +256,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             wrong.push(format!("{}: expected {expect}, got {got}", a.label));
         }
     }
-    let pulses = reader.commands_so_far();
+    let commands = reader.commands_so_far();
+    let pulses: Vec<_> = commands
+        .iter()
+        .filter(|c| c.get("output_no").is_some())
+        .collect();
+    let lights = commands
+        .iter()
+        .filter(|c| c.get("on_color").is_some())
+        .count();
     println!(
-        "  turnstile: the emulated OSDP controller (PD 101 on {}) received {} relay pulse(s): {}",
+        "  turnstile: the emulated OSDP controller (PD 101 on {}) received {} relay pulse(s) ({}) and {lights} LED signal(s)",
         reader.cp_port().display(),
         pulses.len(),
         pulses
