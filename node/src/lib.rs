@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod metrics;
+pub mod osdp_tools;
 pub mod pipeline;
 pub mod store;
 pub mod sync;

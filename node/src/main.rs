@@ -34,6 +34,40 @@ enum Cmd {
         #[command(subcommand)]
         command: ConfigCmd,
     },
+    /// Installer tools for the OSDP reader/turnstile bus.
+    Osdp {
+        /// Serial device of the RS-485 adapter.
+        #[arg(long)]
+        port: String,
+        #[arg(long, default_value_t = 9600)]
+        baud: u32,
+        #[command(subcommand)]
+        command: OsdpCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum OsdpCmd {
+    /// Find the PDs on the port and print their identity and capabilities.
+    Scan {
+        /// Addresses to try, e.g. `0-126` or `1,2,5-9`.
+        #[arg(long, default_value = "0-126")]
+        addresses: String,
+    },
+    /// Print live events of a PD (cards, keypad, online/offline) until Ctrl-C.
+    Watch {
+        #[arg(long)]
+        address: u8,
+    },
+    /// Pulse an output (test the turnstile relay).
+    Pulse {
+        #[arg(long)]
+        address: u8,
+        #[arg(long, default_value_t = 0)]
+        output: u8,
+        #[arg(long, default_value_t = 1500)]
+        ms: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -58,6 +92,51 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?
                 .block_on(rollcall_node::run(config, addr_file))?;
+            Ok(())
+        }
+        Cmd::Osdp {
+            port,
+            baud,
+            command,
+        } => {
+            use rollcall_node::osdp_tools;
+            let mut out = std::io::stdout();
+            match command {
+                OsdpCmd::Scan { addresses } => {
+                    let found = osdp_tools::scan(
+                        &port,
+                        baud,
+                        &osdp_tools::parse_addresses(&addresses)?,
+                        &mut out,
+                    )?;
+                    anyhow::ensure!(found > 0, "no PD answered on {port}");
+                }
+                OsdpCmd::Pulse {
+                    address,
+                    output,
+                    ms,
+                } => {
+                    osdp_tools::pulse(
+                        &port,
+                        baud,
+                        address,
+                        output,
+                        std::time::Duration::from_millis(ms),
+                        &mut out,
+                    )?;
+                }
+                OsdpCmd::Watch { address } => {
+                    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let flag = stop.clone();
+                    ctrlc::set_handler(move || {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst)
+                    })
+                    .context("installing the Ctrl-C handler")?;
+                    osdp_tools::watch(&port, baud, address, &mut out, || {
+                        stop.load(std::sync::atomic::Ordering::SeqCst)
+                    })?;
+                }
+            }
             Ok(())
         }
         Cmd::Config {
