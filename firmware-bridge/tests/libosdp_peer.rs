@@ -267,3 +267,83 @@ fn led_buzzer_and_text_reach_the_reader() {
         "{text}"
     );
 }
+
+#[test]
+fn two_pds_on_one_bus_are_addressed_and_polled_in_turn() {
+    use rollcall_firmware_bridge::{Bus, BusConfig, BusEvent};
+    if let Err(why) = osdp_python() {
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut peer = OsdpPeer::start_bus(dir.path(), &[101, 102]).expect("two PDs start");
+    let transport = SerialTransport::open(&peer.cp_port().display().to_string(), 115_200)
+        .expect("open the pty");
+    let (bus, events) = Bus::spawn(
+        transport,
+        BusConfig {
+            addresses: vec![101, 102],
+            ..BusConfig::default()
+        },
+    );
+    let mut online = std::collections::BTreeMap::new();
+    while online.len() < 2 {
+        match events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("both come online")
+        {
+            BusEvent::Online { pd, identity } => {
+                online.insert(pd, identity.serial_number);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        online.into_iter().collect::<Vec<_>>(),
+        [(101, 0x1234_5678), (102, 0x1234_5679)]
+    );
+
+    // Each relay command reaches the PD it names, and only that one.
+    bus.handle()
+        .pulse_output(102, 1, Duration::from_millis(400))
+        .expect("pulse 102");
+    bus.handle()
+        .pulse_output(101, 0, Duration::from_millis(800))
+        .expect("pulse 101");
+    let a = peer
+        .next_command(Duration::from_secs(5))
+        .expect("a command");
+    let b = peer
+        .next_command(Duration::from_secs(5))
+        .expect("a command");
+    assert_eq!(
+        (
+            a["pd"].as_u64(),
+            a["output_no"].as_u64(),
+            a["timer_count"].as_u64()
+        ),
+        (Some(102), Some(1), Some(4)),
+        "{a}"
+    );
+    assert_eq!(
+        (
+            b["pd"].as_u64(),
+            b["output_no"].as_u64(),
+            b["timer_count"].as_u64()
+        ),
+        (Some(101), Some(0), Some(8)),
+        "{b}"
+    );
+
+    // A card on the second reader is reported as coming from it.
+    peer.present_card_on(102, "cafe", 16).expect("card");
+    match events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("card event")
+    {
+        BusEvent::CardRead { pd, card } => assert_eq!((pd, card.data), (102, vec![0xca, 0xfe])),
+        other => panic!("{other:?}"),
+    }
+    bus.stop();
+}

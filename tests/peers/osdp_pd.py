@@ -1,47 +1,65 @@
 #!/usr/bin/env python3
-"""An independent OSDP peripheral (PD) for rollcall's serial tests, built on LibOSDP (PyPI
-`libosdp`). It speaks OSDP on DEVICE (one end of a pty pair), prints every command it receives
-as a JSON line on stdout, and submits events it reads as JSON lines on stdin:
+"""Independent OSDP peripherals (PDs) for rollcall's serial tests, built on LibOSDP (PyPI
+`libosdp`). One PD per ADDRESS shares DEVICE (one end of a pty pair) like devices on one RS-485
+bus: every byte from the control panel reaches every PD, and each answers only to its address.
+Every command a PD receives is printed as a JSON line on stdout (with the PD's address); JSON
+lines on stdin submit events:
 
-    {"card": "<hex bytes>", "bits": 26}     a Wiegand card read
-    {"quit": true}                          stop
+    {"card": "<hex bytes>", "bits": 26, "pd": 101}   a Wiegand card read (pd: the first if absent)
+    {"quit": true}                                    stop
 
-Usage: osdp_pd.py DEVICE ADDRESS
+Usage: osdp_pd.py DEVICE ADDRESS [ADDRESS ...]
 
-Without a key the PD is in install mode (it accepts the default key SCBK-D, and an osdp_KEYSET).
+Without a key each PD is in install mode (it accepts the default key SCBK-D, and osdp_KEYSET).
 """
 import json
 import os
 import sys
 import termios
 import threading
-import time
 import tty
 
 from osdp import (Capability, CardFormat, Channel, Event, LogLevel, PDCapabilities, PDInfo,
                   PdId, PeripheralDevice)
 
 
-class PtyChannel(Channel):
+class Bus:
+    """The shared line: one reader thread copies incoming bytes to every PD's queue."""
+
     def __init__(self, path):
-        super().__init__()
-        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
         tty.setraw(self.fd)
-        attrs = termios.tcgetattr(self.fd)
-        attrs[4] = attrs[5] = termios.B115200
-        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        self.lock = threading.Lock()
+        self.inboxes = []
+        threading.Thread(target=self.pump, daemon=True).start()
+
+    def pump(self):
+        while True:
+            data = os.read(self.fd, 512)
+            with self.lock:
+                for inbox in self.inboxes:
+                    inbox.extend(data)
+
+    def channel(self):
+        inbox = bytearray()
+        with self.lock:
+            self.inboxes.append(inbox)
+        return BusChannel(self, inbox)
+
+
+class BusChannel(Channel):
+    def __init__(self, bus, inbox):
+        super().__init__()
+        self.bus, self.inbox = bus, inbox
 
     def read(self, max_bytes):
-        try:
-            return os.read(self.fd, max_bytes)
-        except BlockingIOError:
-            return b""
+        with self.bus.lock:
+            data = bytes(self.inbox[:max_bytes])
+            del self.inbox[:max_bytes]
+        return data
 
     def write(self, buf):
-        try:
-            return os.write(self.fd, bytes(buf))
-        except BlockingIOError:
-            return 0
+        return os.write(self.bus.fd, bytes(buf))
 
     def flush(self):
         pass
@@ -52,11 +70,10 @@ def emit(obj):
           flush=True)
 
 
-def main():
-    device, address = sys.argv[1], int(sys.argv[2])
-    info = PDInfo(address, PtyChannel(device), scbk=None, name="rollcall-test-pd",
-                  id=PdId(version=2, model=7, vendor_code=0x00A1B2, serial_number=0x12345678,
-                          firmware_version=0x010203))
+def make_pd(bus, address):
+    info = PDInfo(address, bus.channel(), scbk=None, name=f"rollcall-test-pd-{address}",
+                  id=PdId(version=2, model=7, vendor_code=0x00A1B2,
+                          serial_number=0x12345678 + (address - 101), firmware_version=0x010203))
     caps = PDCapabilities([
         (Capability.OutputControl, 1, 2),
         (Capability.LEDControl, 1, 1),
@@ -67,19 +84,28 @@ def main():
     ])
 
     def on_command(cmd):
+        cmd = dict(cmd)
+        cmd["pd"] = address
         emit({"command": cmd})
         return 0, None
 
     pd = PeripheralDevice(info, caps, log_level=LogLevel.Warning, command_handler=on_command)
     pd.start()
-    emit({"ready": True})
+    return pd
+
+
+def main():
+    device, addresses = sys.argv[1], [int(a) for a in sys.argv[2:]]
+    bus = Bus(device)
+    pds = {a: make_pd(bus, a) for a in addresses}
+    emit({"ready": True, "pds": addresses})
     for line in sys.stdin:
         msg = json.loads(line)
         if msg.get("quit"):
             break
         if "card" in msg:
             data = bytes.fromhex(msg["card"])
-            pd.submit_event({
+            pds[msg.get("pd", addresses[0])].submit_event({
                 "event": Event.CardRead,
                 "reader_no": 0,
                 "direction": 0,
@@ -88,7 +114,8 @@ def main():
                 "data": data,
             })
             emit({"submitted": msg})
-    pd.stop()
+    for pd in pds.values():
+        pd.stop()
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ pub struct OsdpPeer {
     cp_port: PathBuf,
     pd_port: PathBuf,
     dir: PathBuf,
-    pub address: u8,
+    pub addresses: Vec<u8>,
 }
 
 /// Starts the PD process on `pd_port`; returns it with its stdin and a channel of its lines,
@@ -61,13 +61,13 @@ pub struct OsdpPeer {
 fn start_pd(
     dir: &Path,
     pd_port: &Path,
-    address: u8,
+    addresses: &[u8],
 ) -> Result<(Process, ChildStdin, mpsc::Receiver<Value>), HarnessError> {
     let python = osdp_python().map_err(HarnessError::Unexpected)?;
     let mut cmd = Command::new(python);
     cmd.arg(workspace().join("tests/peers/osdp_pd.py"))
         .arg(pd_port)
-        .arg(address.to_string());
+        .args(addresses.iter().map(u8::to_string));
     let (mut pd, stdin, stdout) = Process::spawn_piped("osdp-pd", cmd, &dir.join("osdp-pd.log"))?;
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -88,6 +88,11 @@ fn start_pd(
 impl OsdpPeer {
     /// Starts the pty pair and the PD at `address`; waits until the PD is ready.
     pub fn start(dir: &Path, address: u8) -> Result<Self, HarnessError> {
+        Self::start_bus(dir, &[address])
+    }
+
+    /// Starts the pty pair and one PD per address, all on the same line (multi-drop).
+    pub fn start_bus(dir: &Path, addresses: &[u8]) -> Result<Self, HarnessError> {
         std::fs::create_dir_all(dir).map_err(|source| HarnessError::Io {
             what: format!("creating {}", dir.display()),
             source,
@@ -102,7 +107,7 @@ impl OsdpPeer {
             pd_end.exists() && cp_end.exists()
         })?;
 
-        let (pd, stdin, lines) = start_pd(dir, &pd_end, address)?;
+        let (pd, stdin, lines) = start_pd(dir, &pd_end, addresses)?;
         Ok(Self {
             pd: Some(pd),
             _socat: socat,
@@ -111,7 +116,7 @@ impl OsdpPeer {
             cp_port: cp_end,
             pd_port: pd_end,
             dir: dir.to_path_buf(),
-            address,
+            addresses: addresses.to_vec(),
         })
     }
 
@@ -120,8 +125,14 @@ impl OsdpPeer {
         &self.cp_port
     }
 
-    /// Asks the PD to report a card read (`hex` bytes, `bits` long).
+    /// Asks the (first) PD to report a card read (`hex` bytes, `bits` long).
     pub fn present_card(&mut self, hex: &str, bits: u16) -> Result<(), HarnessError> {
+        let first = self.addresses.first().copied().unwrap_or(0);
+        self.present_card_on(first, hex, bits)
+    }
+
+    /// Asks PD `pd` to report a card read.
+    pub fn present_card_on(&mut self, pd: u8, hex: &str, bits: u16) -> Result<(), HarnessError> {
         let stdin = self
             .stdin
             .as_mut()
@@ -129,7 +140,7 @@ impl OsdpPeer {
         writeln!(
             stdin,
             "{}",
-            serde_json::json!({ "card": hex, "bits": bits })
+            serde_json::json!({ "card": hex, "bits": bits, "pd": pd })
         )
         .and_then(|()| stdin.flush())
         .map_err(|source| HarnessError::Io {
@@ -162,7 +173,7 @@ impl OsdpPeer {
     /// Starts the PD again on the same port (the reader gets its power back).
     pub fn restart_pd(&mut self) -> Result<(), HarnessError> {
         self.kill_pd();
-        let (pd, stdin, lines) = start_pd(&self.dir, &self.pd_port, self.address)?;
+        let (pd, stdin, lines) = start_pd(&self.dir, &self.pd_port, &self.addresses)?;
         self.pd = Some(pd);
         self.stdin = Some(stdin);
         self.lines = lines;
