@@ -65,6 +65,17 @@ fn main() -> anyhow::Result<()> {
             run_step(
                 "cargo",
                 &["bench", "-p", "rollcall-fraud", "--bench", "assess"],
+            )?;
+            test::ensure_test_venv()?;
+            run_step(
+                "cargo",
+                &[
+                    "bench",
+                    "-p",
+                    "rollcall-firmware-bridge",
+                    "--bench",
+                    "poll_rtt",
+                ],
             )
         }
     }
