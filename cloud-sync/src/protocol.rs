@@ -105,6 +105,16 @@ pub struct NodeCredential {
     pub token: String,
 }
 
+/// What the cloud knows of the calling node (`GET /api/v1/sync/whoami`), with its clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeIdentity {
+    pub node_id: String,
+    pub site_id: String,
+    pub tenant: String,
+    /// Server wall clock, ms since the Unix epoch.
+    pub server_time_ms: i64,
+}
+
 /// An event as the admin API lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {

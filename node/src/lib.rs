@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod doctor;
 pub mod metrics;
 pub mod osdp_tools;
 pub mod pipeline;

@@ -29,6 +29,16 @@ enum Cmd {
         #[arg(long)]
         addr_file: Option<PathBuf>,
     },
+    /// Check everything an installer needs: config, models, runtime, database, reader, cloud, clock.
+    Doctor {
+        #[arg(
+            long,
+            short,
+            env = "ROLLCALL_NODE_CONFIG",
+            default_value = "/etc/rollcall/node.toml"
+        )]
+        config: PathBuf,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -92,6 +102,23 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?
                 .block_on(rollcall_node::run(config, addr_file))?;
+            Ok(())
+        }
+        Cmd::Doctor { config } => {
+            let checks = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(rollcall_node::doctor::run(&config));
+            for c in &checks {
+                println!("{}", c.line());
+            }
+            let failed = checks
+                .iter()
+                .filter(|c| c.status == rollcall_node::doctor::Status::Fail)
+                .count();
+            anyhow::ensure!(failed == 0, "{failed} check(s) failed");
+            println!("all checks passed");
             Ok(())
         }
         Cmd::Osdp {

@@ -104,6 +104,22 @@ impl NodeStore {
         Ok(Self { conn })
     }
 
+    /// `PRAGMA integrity_check`, and a write transaction rolled back: the file is sound and
+    /// writable.
+    pub fn health_check(&self) -> Result<(), StoreError> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if verdict != "ok" {
+            return Err(StoreError::Corrupt {
+                what: "database".into(),
+                reason: verdict,
+            });
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+        Ok(())
+    }
+
     pub fn ping(&self) -> Result<(), StoreError> {
         self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())

@@ -23,13 +23,21 @@ pub fn model_store(config: &NodeConfig) -> Result<Store, rollcall_models::Error>
     }
 }
 
+/// The detector artefact the config selects.
+pub fn detector_model(config: &NodeConfig) -> &'static str {
+    match config.vision.detector {
+        DetectorChoice::ShortRange => "blazeface-short-range",
+        DetectorChoice::FullRange => "blazeface-full-range",
+    }
+}
+
 /// Verifies (sha256 or conversion stamp) and loads the face engine.
 pub fn load_engine(config: &NodeConfig) -> Result<Engine, SetupError> {
     let manifest = Manifest::embedded()?;
     let store = model_store(config)?;
     let detector = match config.vision.detector {
-        DetectorChoice::ShortRange => ("blazeface-short-range", DetectorKind::ShortRange),
-        DetectorChoice::FullRange => ("blazeface-full-range", DetectorKind::FullRange),
+        DetectorChoice::ShortRange => (detector_model(config), DetectorKind::ShortRange),
+        DetectorChoice::FullRange => (detector_model(config), DetectorKind::FullRange),
     };
     let paths = ModelPaths {
         runtime: store.verified(&manifest, "onnxruntime")?,

@@ -19,8 +19,8 @@ use super::{
 use crate::{
     problem::{Json, Problem},
     protocol::{
-        EventPage, MAX_BATCH_ITEMS, NodeCredential, PROTOCOL_VERSION, PushAck, PushBatch,
-        RegisterNode,
+        EventPage, MAX_BATCH_ITEMS, NodeCredential, NodeIdentity, PROTOCOL_VERSION, PushAck,
+        PushBatch, RegisterNode,
     },
 };
 
@@ -38,6 +38,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/nodes", post(register_node))
         .route("/api/v1/sync/push", post(push))
+        .route("/api/v1/sync/whoami", get(whoami))
         .route("/api/v1/events", get(list_events))
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(state)
@@ -161,6 +162,16 @@ async fn push(
     }
     tracing::info!(node = %node_id, accepted = ack.accepted.len(), duplicate = ack.duplicate.len(), rejected = ack.rejected.len(), "sync push");
     Ok(axum::Json(ack))
+}
+
+/// A node checks its credential and the server's clock (`rollcall-node doctor`).
+async fn whoami(State(state): State<Arc<AppState>>, Node(node): Node) -> axum::Json<NodeIdentity> {
+    axum::Json(NodeIdentity {
+        node_id: node.id,
+        site_id: node.site_id,
+        tenant: state.tenant.clone(),
+        server_time_ms: crate::sqlite::now_ms(),
+    })
 }
 
 #[derive(Deserialize)]

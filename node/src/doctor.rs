@@ -1,0 +1,293 @@
+//! `rollcall-node doctor`: everything an installer needs to know before leaving a site, as a
+//! checklist — config, models, ONNX Runtime, the database, the OSDP reader, the cloud and the
+//! clock.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use rollcall_cloud::protocol::NodeIdentity;
+use rollcall_firmware_bridge::{ControlPanel, CpError, SerialTransport};
+use rollcall_models::Manifest;
+
+use crate::{
+    config::NodeConfig,
+    store::{NodeStore, now_ms},
+    vision_setup,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// One line of the checklist.
+    pub fn line(&self) -> String {
+        let mark = match self.status {
+            Status::Ok => "[ ok ]",
+            Status::Warn => "[warn]",
+            Status::Fail => "[FAIL]",
+            Status::Skipped => "[ -- ]",
+        };
+        format!("{mark} {:<10} {}", self.name, self.detail)
+    }
+}
+
+/// Clock skew against the cloud beyond which check-ins are flagged (the fraud rules' default).
+const SKEW_FAIL: Duration = Duration::from_secs(120);
+const SKEW_WARN: Duration = Duration::from_secs(5);
+
+/// Runs every check; later checks that need an earlier one are skipped when it failed.
+pub async fn run(config_path: &Path) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let config = match NodeConfig::load(config_path) {
+        Ok(c) => {
+            checks.push(Check::new(
+                "config",
+                Status::Ok,
+                format!("{}: site {}", config_path.display(), c.node.site_id),
+            ));
+            c
+        }
+        Err(e) => {
+            checks.push(Check::new("config", Status::Fail, e.to_string()));
+            return checks;
+        }
+    };
+    checks.push(models(&config));
+    checks.push(engine(&config).await);
+    checks.push(database(&config).await);
+    checks.push(osdp(&config).await);
+    checks.extend(cloud(&config).await);
+    checks
+}
+
+fn models(config: &NodeConfig) -> Check {
+    let verify = || -> Result<String, rollcall_models::Error> {
+        let manifest = Manifest::embedded()?;
+        let store = vision_setup::model_store(config)?;
+        let names = [
+            "onnxruntime",
+            vision_setup::detector_model(config),
+            vision_setup::EMBEDDER_MODEL,
+            "face-landmark",
+        ];
+        for n in names {
+            store.verified(&manifest, n)?;
+        }
+        Ok(format!(
+            "{} verified in {}",
+            names.join(", "),
+            store.root().display()
+        ))
+    };
+    match verify() {
+        Ok(detail) => Check::new("models", Status::Ok, detail),
+        Err(e) => Check::new("models", Status::Fail, e.to_string()),
+    }
+}
+
+async fn engine(config: &NodeConfig) -> Check {
+    let config = config.clone();
+    let t = Instant::now();
+    match tokio::task::spawn_blocking(move || vision_setup::load_engine(&config)).await {
+        Ok(Ok(_)) => Check::new(
+            "runtime",
+            Status::Ok,
+            format!(
+                "ONNX Runtime and the face models load and run ({} ms)",
+                t.elapsed().as_millis()
+            ),
+        ),
+        Ok(Err(e)) => Check::new("runtime", Status::Fail, e.to_string()),
+        Err(e) => Check::new("runtime", Status::Fail, e.to_string()),
+    }
+}
+
+async fn database(config: &NodeConfig) -> Check {
+    let path = config.database_path();
+    let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let store = NodeStore::open(&path).map_err(|e| e.to_string())?;
+        store.health_check().map_err(|e| e.to_string())?;
+        let stats = store.outbox_stats().map_err(|e| e.to_string())?;
+        let oldest = stats
+            .oldest_pending_ms
+            .map(|t| format!(", oldest {} s old", (now_ms() - t) / 1000))
+            .unwrap_or_default();
+        Ok(format!(
+            "{}: integrity ok, writable; outbox {} pending{oldest}, {} dead letters",
+            path.display(),
+            stats.pending,
+            stats.dead
+        ))
+    })
+    .await;
+    match result {
+        Ok(Ok(detail)) => Check::new("database", Status::Ok, detail),
+        Ok(Err(e)) => Check::new("database", Status::Fail, e),
+        Err(e) => Check::new("database", Status::Fail, e.to_string()),
+    }
+}
+
+async fn osdp(config: &NodeConfig) -> Check {
+    let Some(o) = config.osdp.clone() else {
+        return Check::new(
+            "osdp",
+            Status::Skipped,
+            "no [osdp] section: no reader or turnstile configured",
+        );
+    };
+    let result = tokio::task::spawn_blocking(move || -> Check {
+        let transport = match SerialTransport::open(&o.port, o.baud) {
+            Ok(t) => t,
+            Err(e) => {
+                return Check::new(
+                    "osdp",
+                    Status::Fail,
+                    format!(
+                        "{}: {e} (is rollcall-node running and holding the port?)",
+                        o.port
+                    ),
+                );
+            }
+        };
+        let mut cp = ControlPanel::new(transport, &[o.address], Duration::from_millis(200), 2);
+        match cp.identify(o.address) {
+            Ok((id, _)) => Check::new(
+                "osdp",
+                Status::Ok,
+                format!(
+                    "PD {} on {} answers: vendor {:06x} model {} serial {:08x}",
+                    o.address, o.port, id.vendor_code, id.model, id.serial_number
+                ),
+            ),
+            Err(CpError::Timeout { .. }) => Check::new(
+                "osdp",
+                Status::Fail,
+                format!(
+                    "PD {} on {} does not answer (wiring, address, baud {}?)",
+                    o.address, o.port, o.baud
+                ),
+            ),
+            Err(e) => Check::new("osdp", Status::Fail, e.to_string()),
+        }
+    })
+    .await;
+    result.unwrap_or_else(|e| Check::new("osdp", Status::Fail, e.to_string()))
+}
+
+async fn cloud(config: &NodeConfig) -> Vec<Check> {
+    let Some(cloud) = &config.cloud else {
+        return vec![Check::new(
+            "cloud",
+            Status::Skipped,
+            "no [cloud] section: standalone",
+        )];
+    };
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return vec![Check::new("cloud", Status::Fail, e.to_string())],
+    };
+    let url = format!("{}/api/v1/sync/whoami", cloud.url.trim_end_matches('/'));
+    let sent = now_ms();
+    let response = match client.get(&url).bearer_auth(&cloud.node_token).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return vec![Check::new(
+                "cloud",
+                Status::Fail,
+                format!("{} unreachable: {e}", cloud.url),
+            )];
+        }
+    };
+    let received = now_ms();
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return vec![Check::new(
+            "cloud",
+            Status::Fail,
+            format!(
+                "{} rejected the node credentials (cloud.node_token): revoked or mistyped",
+                cloud.url
+            ),
+        )];
+    }
+    let identity: NodeIdentity = match response.error_for_status() {
+        Ok(r) => match r.json().await {
+            Ok(i) => i,
+            Err(e) => {
+                return vec![Check::new(
+                    "cloud",
+                    Status::Fail,
+                    format!("unexpected answer: {e}"),
+                )];
+            }
+        },
+        Err(e) => return vec![Check::new("cloud", Status::Fail, e.to_string())],
+    };
+    let mut checks = Vec::new();
+    if identity.site_id == config.node.site_id {
+        checks.push(Check::new(
+            "cloud",
+            Status::Ok,
+            format!(
+                "{} knows this node as {} (tenant {}, site {})",
+                cloud.url, identity.node_id, identity.tenant, identity.site_id
+            ),
+        ));
+    } else {
+        checks.push(Check::new(
+            "cloud",
+            Status::Fail,
+            format!(
+                "the credentials belong to site {}, but node.site_id is {}: events would be rejected",
+                identity.site_id, config.node.site_id
+            ),
+        ));
+    }
+    // The server's clock at the midpoint of the request.
+    let skew_ms = (identity.server_time_ms - (sent + received) / 2).abs();
+    let skew = Duration::from_millis(skew_ms as u64);
+    let status = if skew > SKEW_FAIL {
+        Status::Fail
+    } else if skew > SKEW_WARN {
+        Status::Warn
+    } else {
+        Status::Ok
+    };
+    checks.push(Check::new(
+        "clock",
+        status,
+        format!(
+            "{:.1} s from the cloud's clock (request took {} ms)",
+            skew_ms as f64 / 1000.0,
+            received - sent
+        ),
+    ));
+    checks
+}

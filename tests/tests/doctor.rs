@@ -1,0 +1,101 @@
+//! `rollcall-node doctor` gives an installer a true checklist: all green on a good site, and a
+//! precise failure for each thing that is wrong.
+
+use std::process::Command;
+
+use rollcall_tests::{Cloud, Node, NodeOptions, OsdpPeer, bin_path, osdp_python};
+
+fn doctor(config: &std::path::Path, env: &[(&str, &std::path::Path)]) -> (bool, String) {
+    let mut cmd = Command::new(bin_path("rollcall-node").expect("built"));
+    cmd.args(["doctor", "--config"]).arg(config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn doctor_checks_config_models_runtime_database_reader_cloud_and_clock() {
+    if let Err(why) = osdp_python() {
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud starts");
+    let (node_id, token) = cloud.register_node("hq").expect("registered");
+    let peer = OsdpPeer::start(&dir.path().join("osdp"), 101).expect("PD starts");
+    let node_dir = dir.path().join("node");
+    let opts = NodeOptions {
+        osdp: Some((peer.cp_port().to_path_buf(), 101)),
+        ..NodeOptions::synced(&cloud.url, token.clone())
+    };
+    let config = Node::write_config(&node_dir, &opts, "127.0.0.1:0").expect("config");
+
+    let (ok, text) = doctor(&config, &[]);
+    assert!(ok, "{text}");
+    for line in [
+        "[ ok ] config",
+        "[ ok ] models",
+        "[ ok ] runtime",
+        "[ ok ] database",
+        "[ ok ] osdp",
+        "[ ok ] cloud",
+        "[ ok ] clock",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    assert!(
+        text.contains(&node_id) && text.contains("PD 101") && text.contains("integrity ok"),
+        "{text}"
+    );
+
+    // No models where the node looks for them.
+    let (ok, text) = doctor(&config, &[("ROLLCALL_HOME", &dir.path().join("empty"))]);
+    assert!(!ok);
+    assert!(
+        text.contains("[FAIL] models") && text.contains("cargo xtask fetch"),
+        "{text}"
+    );
+
+    // A revoked or mistyped token.
+    let bad = node_dir.join("bad-token.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&config)
+            .expect("read")
+            .replace(&token, "not-the-token"),
+    )
+    .expect("write");
+    let (ok, text) = doctor(&bad, &[]);
+    assert!(!ok);
+    assert!(
+        text.contains("[FAIL] cloud") && text.contains("rejected the node credentials"),
+        "{text}"
+    );
+
+    // The daemon holds the port: the doctor says so instead of fighting over it.
+    let node = Node::start_with_config(&node_dir, &config).expect("node starts");
+    let (ok, text) = doctor(&config, &[]);
+    assert!(!ok);
+    assert!(
+        text.contains("[FAIL] osdp") && text.contains("is rollcall-node running"),
+        "{text}"
+    );
+    drop(node);
+
+    // A config that does not load stops the checklist at the first line.
+    let broken = node_dir.join("broken.toml");
+    std::fs::write(&broken, "[node]\nsite_id = 7\n").expect("write");
+    let (ok, text) = doctor(&broken, &[]);
+    assert!(
+        !ok && text.contains("[FAIL] config") && !text.contains("models"),
+        "{text}"
+    );
+}
