@@ -76,6 +76,10 @@ pub struct NodeSection {
     pub site_id: String,
     /// Directory of the node's SQLite database; relative paths are relative to the config file.
     pub data_dir: PathBuf,
+    /// The key that seals face templates; `<data_dir>/template.key` when absent (created at
+    /// first start). Relative paths are relative to the config file.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,9 +153,14 @@ impl NodeConfig {
             source,
         })?;
         let mut config = Self::parse(&file, &text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if config.node.data_dir.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             config.node.data_dir = base.join(&config.node.data_dir);
+        }
+        if let Some(k) = &config.node.key_file
+            && k.is_relative()
+        {
+            config.node.key_file = Some(base.join(k));
         }
         Ok(config)
     }
@@ -274,6 +283,13 @@ impl NodeConfig {
             .iter()
             .filter_map(|g| Geofence::circle(&g.name, g.lat, g.lon, g.radius_m).ok())
             .collect()
+    }
+
+    pub fn template_key_path(&self) -> PathBuf {
+        self.node
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.node.data_dir.join("template.key"))
     }
 
     pub fn database_path(&self) -> PathBuf {

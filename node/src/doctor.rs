@@ -14,6 +14,7 @@ use rollcall_models::Manifest;
 use crate::{
     config::NodeConfig,
     store::{NodeStore, now_ms},
+    template_key::TemplateKey,
     vision_setup,
 };
 
@@ -126,20 +127,25 @@ async fn engine(config: &NodeConfig) -> Check {
 
 async fn database(config: &NodeConfig) -> Check {
     let path = config.database_path();
+    let key_path = config.template_key_path();
     let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let store = NodeStore::open(&path).map_err(|e| e.to_string())?;
+        let key = TemplateKey::load_or_create(&key_path).map_err(|e| e.to_string())?;
+        let store = NodeStore::open(&path, key).map_err(|e| e.to_string())?;
         store.health_check().map_err(|e| e.to_string())?;
+        // Every template must open with this node's key.
+        let templates = store.templates(vision_setup::EMBEDDER_MODEL).map_err(|e| e.to_string())?.len();
         let stats = store.outbox_stats().map_err(|e| e.to_string())?;
         let oldest = stats
             .oldest_pending_ms
             .map(|t| format!(", oldest {} s old", (now_ms() - t) / 1000))
             .unwrap_or_default();
         Ok(format!(
-            "{}: integrity ok, writable; outbox {} pending{oldest}, {} dead letters",
+            "{}: integrity ok, writable; {templates} face templates open with {}; outbox {} pending{oldest}, {} dead letters",
             path.display(),
+            key_path.display(),
             stats.pending,
             stats.dead
         ))

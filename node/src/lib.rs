@@ -12,6 +12,7 @@ pub mod osdp_tools;
 pub mod pipeline;
 pub mod store;
 pub mod sync;
+pub mod template_key;
 pub mod turnstile;
 pub mod vision_setup;
 
@@ -37,6 +38,8 @@ pub enum RunError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
+    Key(#[from] template_key::KeyError),
+    #[error(transparent)]
     Setup(#[from] vision_setup::SetupError),
     #[error("sync client: {0}")]
     Sync(#[from] reqwest::Error),
@@ -60,7 +63,11 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         path: data_dir.clone(),
         source,
     })?;
-    let store = Arc::new(Mutex::new(store::NodeStore::open(&config.database_path())?));
+    let key = template_key::TemplateKey::load_or_create(&config.template_key_path())?;
+    let store = Arc::new(Mutex::new(store::NodeStore::open(
+        &config.database_path(),
+        key,
+    )?));
     let metrics = Arc::new(metrics::Metrics::new());
 
     let engine = {

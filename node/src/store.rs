@@ -6,6 +6,8 @@
 use std::path::Path;
 
 use rollcall_cloud::protocol::AttendanceEvent;
+
+use crate::template_key::TemplateKey;
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +26,12 @@ pub enum StoreError {
     NoSuchPerson(String),
     #[error("a person with id `{0}` already exists")]
     PersonExists(String),
+    #[error("template key: {0}")]
+    Key(#[from] crate::template_key::KeyError),
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE people (
     id TEXT PRIMARY KEY,
     display_name TEXT NOT NULL,
@@ -55,7 +60,11 @@ CREATE TABLE outbox (
     done_ms INTEGER
 );
 CREATE INDEX outbox_pending ON outbox (state, seq);
-"#];
+"#,
+    // Templates are sealed with the node's template key; rows written before are sealed when
+    // the store is next opened (NodeStore::open).
+    "ALTER TABLE face_templates ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;",
+];
 
 /// An enrolled person.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -89,19 +98,57 @@ pub struct OutboxStats {
 
 pub struct NodeStore {
     conn: Connection,
+    key: TemplateKey,
+}
+
+/// What a sealed template is bound to: it cannot be moved to another row, person or model.
+fn template_context(id: &str, person_id: &str, model: &str) -> String {
+    format!("rollcall-template-v1|{id}|{person_id}|{model}")
 }
 
 pub use rollcall_cloud::sqlite::now_ms;
 
 impl NodeStore {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (and migrates) the database; templates are sealed and opened with `key`.
+    pub fn open(path: &Path, key: TemplateKey) -> Result<Self, StoreError> {
         let conn = rollcall_cloud::sqlite::open_migrated(path, MIGRATIONS).map_err(|source| {
             StoreError::Open {
                 path: path.display().to_string(),
                 source,
             }
         })?;
-        Ok(Self { conn })
+        let mut store = Self { conn, key };
+        store.seal_plain_templates()?;
+        Ok(store)
+    }
+
+    /// Seals templates stored before sealing existed, in one transaction.
+    fn seal_plain_templates(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let plain: Vec<(String, String, String, Vec<u8>)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, person_id, model, vector FROM face_templates WHERE sealed = 0",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, person, model, vector) in &plain {
+            let sealed = self
+                .key
+                .seal(&template_context(id, person, model), vector)?;
+            tx.execute(
+                "UPDATE face_templates SET vector = ?1, sealed = 1 WHERE id = ?2",
+                params![sealed, id],
+            )?;
+        }
+        tx.commit()?;
+        if !plain.is_empty() {
+            tracing::info!(
+                templates = plain.len(),
+                "sealed face templates stored in the clear"
+            );
+        }
+        Ok(())
     }
 
     /// `PRAGMA integrity_check`, and a write transaction rolled back: the file is sound and
@@ -184,9 +231,12 @@ impl NodeStore {
             return Err(StoreError::NoSuchPerson(person_id.to_owned()));
         }
         let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let sealed = self
+            .key
+            .seal(&template_context(id, person_id, model), &bytes)?;
         self.conn.execute(
-            "INSERT INTO face_templates (id, person_id, model, vector, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, person_id, model, bytes, now_ms()],
+            "INSERT INTO face_templates (id, person_id, model, vector, created_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+            params![id, person_id, model, sealed, now_ms()],
         )?;
         Ok(())
     }
@@ -205,7 +255,14 @@ impl NodeStore {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, person_id, bytes) = row?;
+            let (id, person_id, sealed) = row?;
+            let bytes = self
+                .key
+                .open(&template_context(&id, &person_id, model), &sealed)
+                .map_err(|e| StoreError::Corrupt {
+                    what: format!("face template {id}"),
+                    reason: e.to_string(),
+                })?;
             if bytes.len() % 4 != 0 {
                 return Err(StoreError::Corrupt {
                     what: format!("face template {id}"),
@@ -369,6 +426,74 @@ mod tests {
 
     use super::*;
 
+    fn key() -> TemplateKey {
+        TemplateKey::from_bytes(&[42; 32])
+    }
+
+    #[test]
+    fn templates_are_sealed_on_disk_and_need_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n.sqlite");
+        let store = NodeStore::open(&path, key()).expect("open");
+        store.add_person("ann", "Ann").expect("person");
+        store
+            .add_template("t1", "ann", "m", &[0.25, 0.5])
+            .expect("template");
+        let raw: Vec<u8> = store
+            .conn
+            .query_row("SELECT vector FROM face_templates", [], |r| r.get(0))
+            .expect("row");
+        let plain: Vec<u8> = [0.25f32, 0.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert!(
+            !raw.windows(plain.len()).any(|w| w == plain),
+            "the embedding is stored in the clear"
+        );
+        drop(store);
+        let other = NodeStore::open(&path, TemplateKey::from_bytes(&[1; 32])).expect("opens");
+        let e = other.templates("m").err().expect("wrong key").to_string();
+        assert!(e.contains("t1") && e.contains("key"), "{e}");
+        assert_eq!(
+            NodeStore::open(&path, key())
+                .expect("open")
+                .templates("m")
+                .expect("key")
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn templates_stored_in_the_clear_are_sealed_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n.sqlite");
+        {
+            let store = NodeStore::open(&path, key()).expect("open");
+            store.add_person("ann", "Ann").expect("person");
+            let plain: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+            store
+                .conn
+                .execute(
+                    "INSERT INTO face_templates (id, person_id, model, vector, created_ms, sealed) VALUES ('old', 'ann', 'm', ?1, 0, 0)",
+                    [plain],
+                )
+                .expect("an old clear row");
+        }
+        let store = NodeStore::open(&path, key()).expect("reopen seals");
+        let sealed: i64 = store
+            .conn
+            .query_row(
+                "SELECT sealed FROM face_templates WHERE id = 'old'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("row");
+        assert_eq!(sealed, 1);
+        assert_eq!(store.templates("m").expect("open")[0].vector, [1.0, 2.0]);
+    }
+
     fn event(seq: u64) -> AttendanceEvent {
         AttendanceEvent {
             id: format!("01HZZZZZZZZZZZZZZZZZZZZZ{seq:02}"),
@@ -388,7 +513,7 @@ mod tests {
     fn events_get_monotonic_sequence_numbers_and_outbox_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("n.sqlite");
-        let mut store = NodeStore::open(&path).expect("open");
+        let mut store = NodeStore::open(&path, key()).expect("open");
         let a = store.record_event(event).expect("record");
         let b = store.record_event(event).expect("record");
         assert_eq!((a.seq, b.seq), (1, 2));
@@ -406,7 +531,7 @@ mod tests {
         drop(store);
 
         // Reopening keeps everything and continues the sequence.
-        let mut store = NodeStore::open(&path).expect("reopen");
+        let mut store = NodeStore::open(&path, key()).expect("reopen");
         let c = store.record_event(event).expect("record");
         assert_eq!(c.seq, 3);
         let states: Vec<_> = store
@@ -421,7 +546,7 @@ mod tests {
     #[test]
     fn templates_round_trip_and_need_a_person() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = NodeStore::open(&dir.path().join("n.sqlite")).expect("open");
+        let store = NodeStore::open(&dir.path().join("n.sqlite"), key()).expect("open");
         assert!(matches!(
             store.add_template("t0", "ghost", "m", &[1.0]),
             Err(StoreError::NoSuchPerson(_))
