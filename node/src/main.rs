@@ -14,30 +14,32 @@ struct Cli {
     command: Cmd,
 }
 
+/// The node's config file.
+#[derive(clap::Args)]
+struct ConfigPath {
+    #[arg(
+        long,
+        short,
+        env = "ROLLCALL_NODE_CONFIG",
+        default_value = "/etc/rollcall/node.toml"
+    )]
+    config: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the node: kiosk API, check-in pipeline, sync.
     Run {
-        #[arg(
-            long,
-            short,
-            env = "ROLLCALL_NODE_CONFIG",
-            default_value = "/etc/rollcall/node.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigPath,
         /// Write the bound address here once listening (for port 0).
         #[arg(long)]
         addr_file: Option<PathBuf>,
     },
     /// Check everything an installer needs: config, models, runtime, database, reader, cloud, clock.
     Doctor {
-        #[arg(
-            long,
-            short,
-            env = "ROLLCALL_NODE_CONFIG",
-            default_value = "/etc/rollcall/node.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigPath,
     },
     /// Configuration tools.
     Config {
@@ -86,6 +88,13 @@ enum ConfigCmd {
     Check { file: PathBuf },
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -96,20 +105,12 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Cmd::Run { config, addr_file } => {
-            let config = NodeConfig::load(&config)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?
-                .block_on(rollcall_node::run(config, addr_file))?;
+            let config = NodeConfig::load(&config.config)?;
+            runtime()?.block_on(rollcall_node::run(config, addr_file))?;
             Ok(())
         }
         Cmd::Doctor { config } => {
-            let checks = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?
-                .block_on(rollcall_node::doctor::run(&config));
+            let checks = runtime()?.block_on(rollcall_node::doctor::run(&config.config));
             for c in &checks {
                 println!("{}", c.line());
             }
