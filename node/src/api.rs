@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub admin_token: String,
     pub turnstile: Option<crate::turnstile::Turnstile>,
+    /// Where the kiosk stands, for check-ins that come without a GPS fix.
+    pub kiosk_position: Option<Fix>,
 }
 
 /// Largest request body: a 12 MiB image, base64-encoded, plus JSON around it.
@@ -33,6 +35,8 @@ const MAX_BODY: usize = 17 * 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(to_kiosk))
+        .route("/kiosk", get(kiosk_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/checkins", post(check_in))
@@ -140,6 +144,27 @@ async fn blocking<T: Send + 'static>(
         .map_err(problem_of)
 }
 
+/// `/` is the kiosk (query kept: `/?auto=1` → `/kiosk?auto=1`).
+async fn to_kiosk(
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> axum::response::Redirect {
+    match query {
+        Some(q) => axum::response::Redirect::temporary(&format!("/kiosk?{q}")),
+        None => axum::response::Redirect::temporary("/kiosk"),
+    }
+}
+
+/// The kiosk page: camera, check-in button, the decision in big letters.
+async fn kiosk_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        include_str!("../kiosk/index.html"),
+    )
+}
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, Problem> {
     let store = state.store.clone();
     blocking(move || Ok(store.lock().unwrap_or_else(|p| p.into_inner()).ping()?)).await?;
@@ -230,7 +255,11 @@ async fn check_in(
     Json(body): Json<CheckInBody>,
 ) -> Result<axum::Json<CheckInResponse>, Problem> {
     let image = decode_image(&body.image_base64)?;
-    let position = body.position.map(PositionBody::into_fix).transpose()?;
+    // A fixed kiosk sends no fix: its configured position stands in for one.
+    let position = match body.position {
+        Some(p) => Some(p.into_fix()?),
+        None => state.kiosk_position.clone(),
+    };
     let pipeline = state.pipeline.clone();
     let outcome = match blocking(move || pipeline.check_in(&image, position)).await {
         Ok(o) => o,

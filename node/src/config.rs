@@ -43,6 +43,22 @@ pub struct NodeConfig {
     /// The OSDP bus of the reader and turnstile; without it no relay is driven.
     #[serde(default)]
     pub osdp: Option<OsdpSection>,
+    #[serde(default)]
+    pub kiosk: Option<KioskSection>,
+}
+
+/// A fixed kiosk: where it stands, used for check-ins that come without a GPS fix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KioskSection {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default = "default_kiosk_accuracy")]
+    pub accuracy_m: f64,
+}
+
+fn default_kiosk_accuracy() -> f64 {
+    5.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,6 +285,17 @@ impl NodeConfig {
                     "osdp.pulse_ms",
                     format!("must be between 100 and 60000, got {}", o.pulse_ms),
                 ));
+            }
+        }
+        if let Some(k) = &self.kiosk {
+            if !(-90.0..=90.0).contains(&k.lat) || !(-180.0..=180.0).contains(&k.lon) {
+                return Err(bad(
+                    "kiosk",
+                    format!("lat/lon {}, {} are not a position", k.lat, k.lon),
+                ));
+            }
+            if !(k.accuracy_m.is_finite() && k.accuracy_m >= 0.0) {
+                return Err(bad("kiosk.accuracy_m", "must be zero or positive".into()));
             }
         }
         for (i, g) in self.geofences.iter().enumerate() {

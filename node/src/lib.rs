@@ -122,6 +122,15 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         metrics,
         admin_token: config.http.admin_token.clone(),
         turnstile,
+        kiosk_position: config.kiosk.as_ref().map(|k| rollcall_fraud::Fix {
+            lat: k.lat,
+            lon: k.lon,
+            accuracy_m: k.accuracy_m,
+            fix_time_ms: None,
+            mock: false,
+            satellites: None,
+            provider: Some("kiosk".into()),
+        }),
     });
     let (listener, local) =
         rollcall_cloud::listen::bind(config.http.listen, addr_file.as_deref()).await?;

@@ -3,10 +3,12 @@
 //! captured to a file, stopped (SIGTERM, then SIGKILL) when dropped, and its log printed when
 //! the test that owned it panicked.
 
+mod browser;
 mod osdp_peer;
 mod process;
 mod services;
 
+pub use browser::{Browser, browser_available, y4m_from_photo};
 pub use osdp_peer::{OsdpPeer, osdp_python};
 pub use process::{HarnessError, Process, bin_path};
 pub use services::{

@@ -193,6 +193,8 @@ pub struct NodeOptions {
     pub sync_interval_ms: u64,
     /// Serial port and PD address of the turnstile's OSDP bus, if any.
     pub osdp: Option<(PathBuf, u8)>,
+    /// A fixed kiosk's position (lat, lon, accuracy), used when a check-in has no fix.
+    pub kiosk: Option<(f64, f64, f64)>,
 }
 
 impl NodeOptions {
@@ -204,6 +206,7 @@ impl NodeOptions {
             cloud: None,
             sync_interval_ms: 1000,
             osdp: None,
+            kiosk: None,
         }
     }
 
@@ -269,6 +272,12 @@ impl Node {
             ),
             None => String::new(),
         };
+        let kiosk = match opts.kiosk {
+            Some((lat, lon, acc)) => {
+                format!("[kiosk]\nlat = {lat}\nlon = {lon}\naccuracy_m = {acc}\n")
+            }
+            None => String::new(),
+        };
         let text = format!(
             r#"[node]
 site_id = "{site}"
@@ -280,6 +289,7 @@ admin_token = "{admin_token}"
 
 {cloud}
 {osdp}
+{kiosk}
 [[geofence]]
 name = "main-gate"
 lat = {lat}

@@ -313,8 +313,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     println!("\n== where to look");
     println!(
-        "  kiosk page       not built yet (the node issue); the kiosk API is POST {}/api/v1/checkins",
-        node.url
+        "  kiosk page       {}/kiosk (camera + check-in; the API is POST {}/api/v1/checkins)",
+        node.url, node.url
     );
     println!(
         "  node events      curl -H 'Authorization: Bearer {}' {}/api/v1/events",

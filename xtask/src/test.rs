@@ -23,6 +23,9 @@ const SYSTEM_NEEDS: &[(&str, &[&str], &str)] = &[
     ("npm", &["--version"], "npm"),
     // The pty pairs the OSDP tests put a PD and the control panel on.
     ("socat", &["-V"], "socat"),
+    // The browser of the kiosk page test, and its WebDriver.
+    ("chromium", &["--version"], "chromium"),
+    ("chromedriver", &["--version"], "chromium-driver"),
     // The font of the face-eval ROC plot.
     (
         "test",
