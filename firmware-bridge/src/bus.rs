@@ -11,6 +11,7 @@ use std::{
 use crate::{
     cp::{ControlPanel, CpError},
     reply::{CardRead, PdIdentity, Reply},
+    secure::ScKey,
     signals::LedColor,
     transport::Transport,
 };
@@ -25,6 +26,9 @@ pub struct BusConfig {
     pub poll_interval: Duration,
     /// How often an offline PD is tried again.
     pub reconnect_interval: Duration,
+    /// When set, every PD must open a secure channel with this key before it is used: a PD that
+    /// cannot is reported (`Fault`) and never polled or pulsed in the clear.
+    pub secure: Option<ScKey>,
 }
 
 impl Default for BusConfig {
@@ -35,6 +39,7 @@ impl Default for BusConfig {
             retries: 2,
             poll_interval: Duration::from_millis(50),
             reconnect_interval: Duration::from_secs(2),
+            secure: None,
         }
     }
 }
@@ -74,6 +79,8 @@ pub enum BusError {
     Busy(Duration),
     #[error("{0}")]
     Command(String),
+    #[error("PD {0} is offline, or has no secure channel where one is required")]
+    NotReady(u8),
 }
 
 enum Request {
@@ -192,6 +199,25 @@ impl Bus {
     }
 }
 
+/// A PD is used when it answers and, if the bus requires it, holds a secure channel.
+fn usable<T: Transport>(cp: &ControlPanel<T>, pd: u8, config: &BusConfig) -> bool {
+    cp.pd(pd)
+        .is_some_and(|s| s.online && (config.secure.is_none() || s.secure()))
+}
+
+/// Identifies a PD and, when required, opens the secure channel.
+fn connect<T: Transport>(
+    cp: &mut ControlPanel<T>,
+    pd: u8,
+    config: &BusConfig,
+) -> Result<PdIdentity, CpError> {
+    let (identity, _) = cp.identify(pd)?;
+    if let Some(key) = config.secure {
+        cp.establish_secure_channel(pd, key)?;
+    }
+    Ok(identity)
+}
+
 fn run<T: Transport>(
     transport: T,
     config: BusConfig,
@@ -210,14 +236,13 @@ fn run<T: Transport>(
     };
     loop {
         for (i, &pd) in config.addresses.iter().enumerate() {
-            let online = cp.pd(pd).is_some_and(|s| s.online);
-            if !online {
+            if !usable(&cp, pd, &config) {
                 if last_try[i].is_some_and(|t| t.elapsed() < config.reconnect_interval) {
                     continue;
                 }
                 last_try[i] = Some(Instant::now());
-                match cp.identify(pd) {
-                    Ok((identity, _)) => emit(BusEvent::Online { pd, identity }),
+                match connect(&mut cp, pd, &config) {
+                    Ok(identity) => emit(BusEvent::Online { pd, identity }),
                     Err(CpError::Timeout { .. }) => {}
                     Err(e) => emit(BusEvent::Fault {
                         pd,
@@ -255,9 +280,12 @@ fn run<T: Transport>(
                     duration,
                     done,
                 }) => {
-                    let r = cp
-                        .pulse_output(pd, output, duration)
-                        .map_err(|e| BusError::Command(e.to_string()));
+                    let r = if usable(&cp, pd, &config) {
+                        cp.pulse_output(pd, output, duration)
+                            .map_err(|e| BusError::Command(e.to_string()))
+                    } else {
+                        Err(BusError::NotReady(pd))
+                    };
                     let _ = done.send(r);
                 }
                 Ok(Request::Signal {
@@ -267,6 +295,10 @@ fn run<T: Transport>(
                     beeps,
                     done,
                 }) => {
+                    if !usable(&cp, pd, &config) {
+                        let _ = done.send(Err(BusError::NotReady(pd)));
+                        continue;
+                    }
                     let mut r = cp.led(pd, 0, 0, color, Some(duration));
                     if r.is_ok() && beeps > 0 {
                         r = cp.buzz(

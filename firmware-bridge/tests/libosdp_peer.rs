@@ -347,3 +347,55 @@ fn two_pds_on_one_bus_are_addressed_and_polled_in_turn() {
     }
     bus.stop();
 }
+
+#[test]
+fn a_bus_that_requires_the_secure_channel_uses_only_pds_that_hold_the_key() {
+    use rollcall_firmware_bridge::{Bus, BusConfig, BusEvent, ScKey};
+    if let Err(why) = osdp_python() {
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let key = *b"site-key-0123456";
+    for (pd_key, expect_online) in [(key, true), (*b"another-key-9876", false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let peer = OsdpPeer::start_with_key(dir.path(), ADDRESS, pd_key).expect("PD starts");
+        let transport = SerialTransport::open(&peer.cp_port().display().to_string(), 115_200)
+            .expect("open the pty");
+        let (bus, events) = Bus::spawn(
+            transport,
+            BusConfig {
+                addresses: vec![ADDRESS],
+                secure: Some(ScKey::Scbk(key)),
+                ..BusConfig::default()
+            },
+        );
+        let first = events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an event");
+        if expect_online {
+            assert!(matches!(first, BusEvent::Online { .. }), "{first:?}");
+            bus.handle()
+                .pulse_output(ADDRESS, 0, Duration::from_millis(500))
+                .expect("pulse over SC");
+            let cmd = peer
+                .next_command(Duration::from_secs(5))
+                .expect("the PD got OUT");
+            assert_eq!(cmd["timer_count"].as_u64(), Some(5), "{cmd}");
+        } else {
+            let BusEvent::Fault { error, .. } = first else {
+                panic!("a PD with another key must not come online: {first:?}");
+            };
+            assert!(error.contains("secure channel"), "{error}");
+            let refused = bus
+                .handle()
+                .pulse_output(ADDRESS, 0, Duration::from_millis(500));
+            assert!(
+                refused.is_err(),
+                "no relay in the clear on a secure-only bus"
+            );
+            assert!(peer.next_command(Duration::from_millis(500)).is_none());
+        }
+        bus.stop();
+    }
+}

@@ -76,6 +76,35 @@ pub struct OsdpSection {
     /// How long the relay stays on for one passage.
     #[serde(default = "default_pulse_ms")]
     pub pulse_ms: u64,
+    /// `required`: the PD is only used inside an OSDP secure channel opened with `scbk`;
+    /// `off` (default): plain OSDP.
+    #[serde(default)]
+    pub secure_channel: SecureChannelMode,
+    /// The PD's secure channel base key, 32 hex digits (keep this file private).
+    #[serde(default)]
+    pub scbk: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecureChannelMode {
+    #[default]
+    Off,
+    Required,
+}
+
+impl OsdpSection {
+    /// The key the bus must use, when the secure channel is required (validated at load).
+    pub fn secure_key(&self) -> Option<[u8; 16]> {
+        match self.secure_channel {
+            SecureChannelMode::Off => None,
+            SecureChannelMode::Required => self
+                .scbk
+                .as_deref()
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|k| k.try_into().ok()),
+        }
+    }
 }
 
 fn default_baud() -> u32 {
@@ -280,6 +309,22 @@ impl NodeConfig {
                     format!("must be 0-126 (127 is broadcast), got {}", o.address),
                 ));
             }
+            let key_ok = o
+                .scbk
+                .as_deref()
+                .is_some_and(|h| h.len() == 32 && hex::decode(h).is_ok());
+            if o.scbk.is_some() && !key_ok {
+                return Err(bad(
+                    "osdp.scbk",
+                    "must be 32 hex digits (a 16-byte key)".into(),
+                ));
+            }
+            if o.secure_channel == SecureChannelMode::Required && o.scbk.is_none() {
+                return Err(bad(
+                    "osdp.scbk",
+                    "secure_channel = \"required\" needs the PD's key here".into(),
+                ));
+            }
             if !(100..=60_000).contains(&o.pulse_ms) {
                 return Err(bad(
                     "osdp.pulse_ms",
@@ -382,6 +427,19 @@ mod tests {
             e.contains("`osdp.address`") && e.contains("broadcast"),
             "{e}"
         );
+        let e = error_of(&format!("{SAMPLE}{osdp}secure_channel = \"required\"\n"));
+        assert!(
+            e.contains("`osdp.scbk`") && e.contains("needs the PD's key"),
+            "{e}"
+        );
+        let e = error_of(&format!("{SAMPLE}{osdp}scbk = \"abc\"\n"));
+        assert!(e.contains("32 hex digits"), "{e}");
+        let c = NodeConfig::parse(
+            "node.toml",
+            &format!("{SAMPLE}{osdp}secure_channel = \"required\"\nscbk = \"000102030405060708090a0b0c0d0e0f\"\n"),
+        )
+        .expect("valid");
+        assert_eq!(c.osdp.and_then(|o| o.secure_key()).map(|k| k[15]), Some(15));
         let e = error_of(&format!("{SAMPLE}{osdp}baud = 1234\n"));
         assert!(e.contains("`osdp.baud`"), "{e}");
         let e = error_of(&SAMPLE.replace("lat = 48.8584", "lat = 148.8584"));

@@ -8,7 +8,7 @@ use std::{
 };
 
 use rollcall_cloud::protocol::NodeIdentity;
-use rollcall_firmware_bridge::{ControlPanel, CpError, SerialTransport};
+use rollcall_firmware_bridge::{ControlPanel, CpError, ScKey, SerialTransport};
 use rollcall_models::Manifest;
 
 use crate::{
@@ -182,14 +182,23 @@ async fn osdp(config: &NodeConfig) -> Check {
         };
         let mut cp = ControlPanel::new(transport, &[o.address], Duration::from_millis(200), 2);
         match cp.identify(o.address) {
-            Ok((id, _)) => Check::new(
-                "osdp",
-                Status::Ok,
-                format!(
+            Ok((id, _)) => {
+                let answers = format!(
                     "PD {} on {} answers: vendor {:06x} model {} serial {:08x}",
                     o.address, o.port, id.vendor_code, id.model, id.serial_number
-                ),
-            ),
+                );
+                match o.secure_key() {
+                    None => Check::new("osdp", Status::Ok, answers),
+                    Some(key) => match cp.establish_secure_channel(o.address, ScKey::Scbk(key)) {
+                        Ok(()) => Check::new(
+                            "osdp",
+                            Status::Ok,
+                            format!("{answers}; secure channel open with osdp.scbk"),
+                        ),
+                        Err(e) => Check::new("osdp", Status::Fail, format!("{answers}, but {e}")),
+                    },
+                }
+            }
             Err(CpError::Timeout { .. }) => Check::new(
                 "osdp",
                 Status::Fail,

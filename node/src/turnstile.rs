@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use rollcall_cloud::protocol::Decision;
 use rollcall_firmware_bridge::{
-    Bus, BusConfig, BusError, BusEvent, BusHandle, LedColor, SerialTransport,
+    Bus, BusConfig, BusError, BusEvent, BusHandle, LedColor, ScKey, SerialTransport,
 };
 
 use crate::{config::OsdpSection, metrics::Metrics};
@@ -58,6 +58,7 @@ pub fn start(
         transport,
         BusConfig {
             addresses: vec![config.address],
+            secure: config.secure_key().map(ScKey::Scbk),
             ..BusConfig::default()
         },
     );

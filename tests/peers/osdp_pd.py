@@ -8,9 +8,10 @@ lines on stdin submit events:
     {"card": "<hex bytes>", "bits": 26, "pd": 101}   a Wiegand card read (pd: the first if absent)
     {"quit": true}                                    stop
 
-Usage: osdp_pd.py DEVICE ADDRESS [ADDRESS ...]
+Usage: osdp_pd.py DEVICE ADDRESS [ADDRESS ...] [--scbk HEX]
 
-Without a key each PD is in install mode (it accepts the default key SCBK-D, and osdp_KEYSET).
+Without --scbk each PD is in install mode (it accepts the default key SCBK-D, and osdp_KEYSET);
+with it, each PD holds that secure channel base key (16 bytes in hex).
 """
 import json
 import os
@@ -70,8 +71,8 @@ def emit(obj):
           flush=True)
 
 
-def make_pd(bus, address):
-    info = PDInfo(address, bus.channel(), scbk=None, name=f"rollcall-test-pd-{address}",
+def make_pd(bus, address, scbk):
+    info = PDInfo(address, bus.channel(), scbk=scbk, name=f"rollcall-test-pd-{address}",
                   id=PdId(version=2, model=7, vendor_code=0x00A1B2,
                           serial_number=0x12345678 + (address - 101), firmware_version=0x010203))
     caps = PDCapabilities([
@@ -95,9 +96,15 @@ def make_pd(bus, address):
 
 
 def main():
-    device, addresses = sys.argv[1], [int(a) for a in sys.argv[2:]]
+    args = sys.argv[1:]
+    scbk = None
+    if "--scbk" in args:
+        i = args.index("--scbk")
+        scbk = bytes.fromhex(args[i + 1])
+        del args[i:i + 2]
+    device, addresses = args[0], [int(a) for a in args[1:]]
     bus = Bus(device)
-    pds = {a: make_pd(bus, a) for a in addresses}
+    pds = {a: make_pd(bus, a, scbk) for a in addresses}
     emit({"ready": True, "pds": addresses})
     for line in sys.stdin:
         msg = json.loads(line)

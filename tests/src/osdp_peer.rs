@@ -54,6 +54,7 @@ pub struct OsdpPeer {
     pd_port: PathBuf,
     dir: PathBuf,
     pub addresses: Vec<u8>,
+    scbk: Option<[u8; 16]>,
 }
 
 /// Starts the PD process on `pd_port`; returns it with its stdin and a channel of its lines,
@@ -62,12 +63,17 @@ fn start_pd(
     dir: &Path,
     pd_port: &Path,
     addresses: &[u8],
+    scbk: Option<[u8; 16]>,
 ) -> Result<(Process, ChildStdin, mpsc::Receiver<Value>), HarnessError> {
     let python = osdp_python().map_err(HarnessError::Unexpected)?;
     let mut cmd = Command::new(python);
     cmd.arg(workspace().join("tests/peers/osdp_pd.py"))
         .arg(pd_port)
         .args(addresses.iter().map(u8::to_string));
+    if let Some(key) = scbk {
+        cmd.arg("--scbk")
+            .arg(key.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    }
     let (mut pd, stdin, stdout) = Process::spawn_piped("osdp-pd", cmd, &dir.join("osdp-pd.log"))?;
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -93,6 +99,19 @@ impl OsdpPeer {
 
     /// Starts the pty pair and one PD per address, all on the same line (multi-drop).
     pub fn start_bus(dir: &Path, addresses: &[u8]) -> Result<Self, HarnessError> {
+        Self::start_with(dir, addresses, None)
+    }
+
+    /// Starts a PD that already holds `scbk` (not in install mode).
+    pub fn start_with_key(dir: &Path, address: u8, scbk: [u8; 16]) -> Result<Self, HarnessError> {
+        Self::start_with(dir, &[address], Some(scbk))
+    }
+
+    fn start_with(
+        dir: &Path,
+        addresses: &[u8],
+        scbk: Option<[u8; 16]>,
+    ) -> Result<Self, HarnessError> {
         std::fs::create_dir_all(dir).map_err(|source| HarnessError::Io {
             what: format!("creating {}", dir.display()),
             source,
@@ -107,7 +126,7 @@ impl OsdpPeer {
             pd_end.exists() && cp_end.exists()
         })?;
 
-        let (pd, stdin, lines) = start_pd(dir, &pd_end, addresses)?;
+        let (pd, stdin, lines) = start_pd(dir, &pd_end, addresses, scbk)?;
         Ok(Self {
             pd: Some(pd),
             _socat: socat,
@@ -117,6 +136,7 @@ impl OsdpPeer {
             pd_port: pd_end,
             dir: dir.to_path_buf(),
             addresses: addresses.to_vec(),
+            scbk,
         })
     }
 
@@ -173,7 +193,7 @@ impl OsdpPeer {
     /// Starts the PD again on the same port (the reader gets its power back).
     pub fn restart_pd(&mut self) -> Result<(), HarnessError> {
         self.kill_pd();
-        let (pd, stdin, lines) = start_pd(&self.dir, &self.pd_port, &self.addresses)?;
+        let (pd, stdin, lines) = start_pd(&self.dir, &self.pd_port, &self.addresses, self.scbk)?;
         self.pd = Some(pd);
         self.stdin = Some(stdin);
         self.lines = lines;

@@ -195,6 +195,8 @@ pub struct NodeOptions {
     pub osdp: Option<(PathBuf, u8)>,
     /// A fixed kiosk's position (lat, lon, accuracy), used when a check-in has no fix.
     pub kiosk: Option<(f64, f64, f64)>,
+    /// Require the OSDP secure channel with this SCBK.
+    pub osdp_scbk: Option<[u8; 16]>,
 }
 
 impl NodeOptions {
@@ -207,6 +209,7 @@ impl NodeOptions {
             sync_interval_ms: 1000,
             osdp: None,
             kiosk: None,
+            osdp_scbk: None,
         }
     }
 
@@ -265,9 +268,16 @@ impl Node {
             ),
             None => String::new(),
         };
+        let secure = match opts.osdp_scbk {
+            Some(k) => format!(
+                "secure_channel = \"required\"\nscbk = \"{}\"\n",
+                k.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
+            None => String::new(),
+        };
         let osdp = match &opts.osdp {
             Some((port, address)) => format!(
-                "[osdp]\nport = \"{}\"\nbaud = 115200\naddress = {address}\nturnstile_output = 0\npulse_ms = 1500\n",
+                "[osdp]\nport = \"{}\"\nbaud = 115200\naddress = {address}\nturnstile_output = 0\npulse_ms = 1500\n{secure}",
                 port.display()
             ),
             None => String::new(),

@@ -120,3 +120,63 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
     assert_eq!(node.events().expect("events").len(), 3);
     assert!(metric(&node, "rollcall_node_turnstile_failures_total 1"));
 }
+
+#[test]
+fn a_site_that_requires_the_secure_channel_opens_the_gate_only_through_it() {
+    if let Err(why) = osdp_python() {
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let key = *b"site-key-0123456";
+    for (pd_key, opens) in [(key, true), (*b"stolen-reader-99", false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let peer =
+            OsdpPeer::start_with_key(&dir.path().join("osdp"), 101, pd_key).expect("PD starts");
+        let node = Node::start(
+            &dir.path().join("node"),
+            &NodeOptions {
+                osdp: Some((peer.cp_port().to_path_buf(), 101)),
+                osdp_scbk: Some(key),
+                ..NodeOptions::standalone()
+            },
+        )
+        .expect("node starts");
+        node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+            .expect("enrolled");
+        if opens {
+            wait_for("the reader", Duration::from_secs(20), || {
+                metric(&node, "rollcall_node_osdp_pd_online 1")
+            });
+        } else {
+            wait_for("the refusal", Duration::from_secs(20), || {
+                !metric(&node, "rollcall_node_osdp_faults_total 0")
+            });
+        }
+        let (status, body) = node
+            .check_in(&photo("sample-obama2"), Some(AT_GATE))
+            .expect("check-in");
+        assert_eq!(
+            (status, body["decision"].as_str()),
+            (200, Some("granted")),
+            "{body}"
+        );
+        let turnstile = body["turnstile"].as_str().unwrap_or("");
+        if opens {
+            assert_eq!(turnstile, "opened", "{body}");
+            assert!(
+                peer.next_command(Duration::from_secs(5))
+                    .is_some_and(|c| c["timer_count"] == 15)
+            );
+        } else {
+            assert!(
+                turnstile.starts_with("failed"),
+                "a reader with another key must not be used: {body}"
+            );
+            assert!(
+                node.process.log_text().contains("secure channel"),
+                "the refusal is logged"
+            );
+        }
+    }
+}
