@@ -64,6 +64,17 @@ pub enum BusEvent {
         pd: u8,
         keys: Vec<u8>,
     },
+    /// The PD's inputs changed (door contact, exit button…), true when active.
+    Inputs {
+        pd: u8,
+        inputs: Vec<bool>,
+    },
+    /// Tamper switch or power failure, reported by the PD.
+    LocalStatus {
+        pd: u8,
+        tamper: bool,
+        power_failure: bool,
+    },
     /// A reply the bus could not use (malformed, NAK to a poll…), counted and reported.
     Fault {
         pd: u8,
@@ -255,6 +266,15 @@ fn run<T: Transport>(
                 Ok(Reply::Ack | Reply::Busy) => {}
                 Ok(Reply::Raw(card)) => emit(BusEvent::CardRead { pd, card }),
                 Ok(Reply::Keypad { keys, .. }) => emit(BusEvent::Keypad { pd, keys }),
+                Ok(Reply::InputStatus(inputs)) => emit(BusEvent::Inputs { pd, inputs }),
+                Ok(Reply::LocalStatus {
+                    tamper,
+                    power_failure,
+                }) => emit(BusEvent::LocalStatus {
+                    pd,
+                    tamper,
+                    power_failure,
+                }),
                 Ok(other) => emit(BusEvent::Fault {
                     pd,
                     error: format!("unexpected reply to POLL: {other:?}"),

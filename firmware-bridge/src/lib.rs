@@ -14,6 +14,7 @@
 mod bus;
 mod codes;
 mod cp;
+mod door;
 mod packet;
 mod reader;
 mod reply;
@@ -24,6 +25,7 @@ mod transport;
 pub use bus::{Bus, BusConfig, BusError, BusEvent, BusHandle};
 pub use codes::{Command, Reply as ReplyCode};
 pub use cp::{BusStats, ControlPanel, CpError, PdState};
+pub use door::{DoorAlarm, DoorMonitor};
 pub use packet::{Integrity, Packet, PacketError, SecurityBlock, Sequence, checksum, crc16};
 pub use reader::{FrameReader, ReadEvent};
 pub use reply::{Capability, CardRead, PdIdentity, Reply, ReplyError, wiegand26_frame};

@@ -46,6 +46,15 @@ pub enum Reply {
         reader: u8,
         keys: Vec<u8>,
     },
+    /// osdp_ISTATR: one entry per input, true when active (door contact open, button pressed).
+    InputStatus(Vec<bool>),
+    /// osdp_OSTATR: one entry per output, true when on.
+    OutputStatus(Vec<bool>),
+    /// osdp_LSTATR: tamper switch and power failure.
+    LocalStatus {
+        tamper: bool,
+        power_failure: bool,
+    },
     Busy,
     /// Recognised code whose contents this control panel does not interpret yet.
     Other {
@@ -134,6 +143,17 @@ impl Reply {
                     keys: data[2..2 + data[1] as usize].to_vec(),
                 }
             }
+            Code::InputStatus => Reply::InputStatus(data.iter().map(|b| *b != 0).collect()),
+            Code::OutputStatus => Reply::OutputStatus(data.iter().map(|b| *b != 0).collect()),
+            Code::LocalStatus => {
+                if data.len() < 2 {
+                    return Err(len("2"));
+                }
+                Reply::LocalStatus {
+                    tamper: data[0] != 0,
+                    power_failure: data[1] != 0,
+                }
+            }
             _ => Reply::Other {
                 code,
                 data: data.to_vec(),
@@ -213,6 +233,18 @@ mod tests {
             ])
         );
         assert_eq!(Reply::parse(0x41, &[3]), Ok(Reply::Nak { reason: 3 }));
+        assert_eq!(
+            Reply::parse(0x49, &[1, 0]),
+            Ok(Reply::InputStatus(vec![true, false]))
+        );
+        assert_eq!(
+            Reply::parse(0x48, &[0, 1]),
+            Ok(Reply::LocalStatus {
+                tamper: false,
+                power_failure: true
+            })
+        );
+        assert!(Reply::parse(0x48, &[0]).is_err());
         let mut raw = vec![0, 1, 26, 0];
         raw.extend(wiegand26_bytes(12, 3456));
         let Ok(Reply::Raw(card)) = Reply::parse(0x50, &raw) else {

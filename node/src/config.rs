@@ -83,6 +83,24 @@ pub struct OsdpSection {
     /// The PD's secure channel base key, 32 hex digits (keep this file private).
     #[serde(default)]
     pub scbk: Option<String>,
+    /// The PD input wired to the door contact (active = open); enables door-forced and
+    /// held-open alarms.
+    #[serde(default)]
+    pub door_contact_input: Option<u8>,
+    /// After a grant, how long the door may be opened for that passage.
+    #[serde(default = "default_grant_window_s")]
+    pub grant_window_s: u64,
+    /// How long the door may stay open.
+    #[serde(default = "default_held_open_s")]
+    pub held_open_s: u64,
+}
+
+fn default_grant_window_s() -> u64 {
+    10
+}
+
+fn default_held_open_s() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -323,6 +341,15 @@ impl NodeConfig {
                 return Err(bad(
                     "osdp.scbk",
                     "secure_channel = \"required\" needs the PD's key here".into(),
+                ));
+            }
+            if !(1..=600).contains(&o.grant_window_s) || !(1..=3600).contains(&o.held_open_s) {
+                return Err(bad(
+                    "osdp.grant_window_s",
+                    format!(
+                        "grant_window_s must be 1-600 and held_open_s 1-3600, got {} and {}",
+                        o.grant_window_s, o.held_open_s
+                    ),
                 ));
             }
             if !(100..=60_000).contains(&o.pulse_ms) {

@@ -29,6 +29,13 @@ pub struct Metrics {
     pub osdp_faults: Counter,
     pub turnstile_pulses: Counter,
     pub turnstile_failures: Counter,
+    door_alarms: Family<KindLabel, Counter>,
+    pub tamper_alarms: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 impl Metrics {
@@ -48,6 +55,8 @@ impl Metrics {
             osdp_faults: Counter::default(),
             turnstile_pulses: Counter::default(),
             turnstile_failures: Counter::default(),
+            door_alarms: Family::default(),
+            tamper_alarms: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -111,6 +120,16 @@ impl Metrics {
             "Granted check-ins whose relay pulse failed",
             m.turnstile_failures.clone(),
         );
+        registry.register(
+            "door_alarms",
+            "Door alarms, by kind (forced, held_open)",
+            m.door_alarms.clone(),
+        );
+        registry.register(
+            "tamper_alarms",
+            "Tamper or power-failure reports from the reader",
+            m.tamper_alarms.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -120,6 +139,10 @@ impl Metrics {
                 decision: decision.as_str(),
             })
             .inc();
+    }
+
+    pub fn door_alarm(&self, kind: &'static str) {
+        self.door_alarms.get_or_create(&KindLabel { kind }).inc();
     }
 
     pub fn encode(&self) -> String {

@@ -195,6 +195,22 @@ pub fn watch(
             BusEvent::Keypad { pd, keys } => {
                 writeln!(out, "keypad: PD {pd} {}", String::from_utf8_lossy(&keys))?
             }
+            BusEvent::Inputs { pd, inputs } => writeln!(
+                out,
+                "inputs: PD {pd} {}",
+                inputs
+                    .iter()
+                    .map(|i| if *i { '1' } else { '0' })
+                    .collect::<String>()
+            )?,
+            BusEvent::LocalStatus {
+                pd,
+                tamper,
+                power_failure,
+            } => writeln!(
+                out,
+                "local status: PD {pd} tamper {tamper} power failure {power_failure}"
+            )?,
             BusEvent::Fault { pd, error } => writeln!(out, "fault: PD {pd} {error}")?,
         }
         out.flush()?;

@@ -2,11 +2,15 @@
 //! granted check-in pulses the turnstile relay for one passage, and bus events (PD online and
 //! offline alarms, card reads, faults) go to the log and the metrics.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, mpsc::RecvTimeoutError},
+    time::{Duration, Instant},
+};
 
 use rollcall_cloud::protocol::Decision;
 use rollcall_firmware_bridge::{
-    Bus, BusConfig, BusError, BusEvent, BusHandle, LedColor, ScKey, SerialTransport,
+    Bus, BusConfig, BusError, BusEvent, BusHandle, DoorAlarm, DoorMonitor, LedColor, ScKey,
+    SerialTransport,
 };
 
 use crate::{config::OsdpSection, metrics::Metrics};
@@ -18,12 +22,20 @@ pub struct Turnstile {
     pd: u8,
     output: u8,
     pulse: Duration,
+    /// Door supervision, when a door contact is wired.
+    door: Option<Arc<Mutex<DoorMonitor>>>,
 }
 
 impl Turnstile {
     /// Pulses the relay; blocking (waits for the PD's ACK).
     pub fn open_for_one(&self) -> Result<(), BusError> {
-        self.bus.pulse_output(self.pd, self.output, self.pulse)
+        self.bus.pulse_output(self.pd, self.output, self.pulse)?;
+        if let Some(door) = &self.door {
+            door.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .granted(Instant::now());
+        }
+        Ok(())
     }
 
     /// Reader feedback for a decision: green for granted, amber and a beep for review, red and
@@ -63,11 +75,63 @@ pub fn start(
         },
     );
     let port = config.port.clone();
+    let door = config.door_contact_input.map(|_| {
+        Arc::new(Mutex::new(DoorMonitor::new(
+            Duration::from_secs(config.grant_window_s),
+            Duration::from_secs(config.held_open_s),
+        )))
+    });
+    let (door_events, contact) = (door.clone(), config.door_contact_input);
+    let report = {
+        let metrics = metrics.clone();
+        move |alarm: DoorAlarm| match alarm {
+            DoorAlarm::Forced => {
+                metrics.door_alarm("forced");
+                tracing::warn!("ALARM: door forced open (no grant before it opened)");
+            }
+            DoorAlarm::HeldOpen { open_for } => {
+                metrics.door_alarm("held_open");
+                tracing::warn!(seconds = open_for.as_secs(), "ALARM: door held open");
+            }
+            DoorAlarm::Secured => tracing::info!("door closed again: alarm cleared"),
+        }
+    };
     let spawned = std::thread::Builder::new()
         .name("osdp-events".into())
-        .spawn(move || {
-            for event in events {
+        .spawn(move || loop {
+            let event = match events.recv_timeout(Duration::from_millis(500)) {
+                Ok(e) => e,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(alarm) = door_events
+                        .as_ref()
+                        .and_then(|d| d.lock().unwrap_or_else(|p| p.into_inner()).tick(Instant::now()))
+                    {
+                        report(alarm);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            {
                 match event {
+                    BusEvent::Inputs { pd, inputs } => {
+                        tracing::info!(pd, ?inputs, "inputs changed");
+                        if let (Some(door), Some(i)) = (&door_events, contact)
+                            && let Some(&open) = inputs.get(i as usize)
+                            && let Some(alarm) = door
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .contact(open, Instant::now())
+                        {
+                            report(alarm);
+                        }
+                    }
+                    BusEvent::LocalStatus { pd, tamper, power_failure } => {
+                        if tamper || power_failure {
+                            metrics.tamper_alarms.inc();
+                            tracing::warn!(pd, tamper, power_failure, "ALARM: reader tamper or power failure");
+                        }
+                    }
                     BusEvent::Online { pd, identity } => {
                         metrics.osdp_pd_online.set(1);
                         tracing::info!(pd, %port, vendor = format!("{:06x}", identity.vendor_code), model = identity.model, serial = identity.serial_number, "OSDP reader online");
@@ -100,6 +164,7 @@ pub fn start(
         pd: config.address,
         output: config.turnstile_output,
         pulse: Duration::from_millis(config.pulse_ms),
+        door,
     };
     Ok((bus, turnstile))
 }

@@ -6,6 +6,8 @@ Every command a PD receives is printed as a JSON line on stdout (with the PD's a
 lines on stdin submit events:
 
     {"card": "<hex bytes>", "bits": 26, "pd": 101}   a Wiegand card read (pd: the first if absent)
+    {"inputs": [1, 0], "pd": 101}                    input status (0: door contact, 1: exit button)
+    {"local": [1, 0], "pd": 101}                     local status (tamper, power failure)
     {"quit": true}                                    stop
 
 Usage: osdp_pd.py DEVICE ADDRESS [ADDRESS ...] [--scbk HEX]
@@ -21,7 +23,7 @@ import threading
 import tty
 
 from osdp import (Capability, CardFormat, Channel, Event, LogLevel, PDCapabilities, PDInfo,
-                  PdId, PeripheralDevice)
+                  PdId, PeripheralDevice, StatusReportType)
 
 
 class Bus:
@@ -76,6 +78,7 @@ def make_pd(bus, address, scbk):
                   id=PdId(version=2, model=7, vendor_code=0x00A1B2,
                           serial_number=0x12345678 + (address - 101), firmware_version=0x010203))
     caps = PDCapabilities([
+        (Capability.ContactStatusMonitoring, 1, 2),
         (Capability.OutputControl, 1, 2),
         (Capability.LEDControl, 1, 1),
         (Capability.AudibleControl, 1, 1),
@@ -121,6 +124,14 @@ def main():
                 "data": data,
             })
             emit({"submitted": msg})
+        for key, kind in (("inputs", StatusReportType.Input), ("local", StatusReportType.Local)):
+            if key in msg:
+                pds[msg.get("pd", addresses[0])].submit_event({
+                    "event": Event.Status,
+                    "type": kind,
+                    "report": bytes(msg[key]),
+                })
+                emit({"submitted": msg})
     for pd in pds.values():
         pd.stop()
 

@@ -151,22 +151,39 @@ impl OsdpPeer {
         self.present_card_on(first, hex, bits)
     }
 
-    /// Asks PD `pd` to report a card read.
-    pub fn present_card_on(&mut self, pd: u8, hex: &str, bits: u16) -> Result<(), HarnessError> {
+    /// Asks PD `pd` to report its inputs (0: door contact open, 1: exit button pressed).
+    pub fn set_inputs(&mut self, pd: u8, inputs: &[u8]) -> Result<(), HarnessError> {
+        self.send(serde_json::json!({ "inputs": inputs, "pd": pd }))
+    }
+
+    /// Asks PD `pd` to report tamper and power-failure state.
+    pub fn set_local_status(
+        &mut self,
+        pd: u8,
+        tamper: bool,
+        power_failure: bool,
+    ) -> Result<(), HarnessError> {
+        self.send(
+            serde_json::json!({ "local": [u8::from(tamper), u8::from(power_failure)], "pd": pd }),
+        )
+    }
+
+    fn send(&mut self, message: Value) -> Result<(), HarnessError> {
         let stdin = self
             .stdin
             .as_mut()
             .ok_or_else(|| HarnessError::Unexpected("the PD was stopped".into()))?;
-        writeln!(
-            stdin,
-            "{}",
-            serde_json::json!({ "card": hex, "bits": bits, "pd": pd })
-        )
-        .and_then(|()| stdin.flush())
-        .map_err(|source| HarnessError::Io {
-            what: "writing to the PD".into(),
-            source,
-        })
+        writeln!(stdin, "{message}")
+            .and_then(|()| stdin.flush())
+            .map_err(|source| HarnessError::Io {
+                what: "writing to the PD".into(),
+                source,
+            })
+    }
+
+    /// Asks PD `pd` to report a card read.
+    pub fn present_card_on(&mut self, pd: u8, hex: &str, bits: u16) -> Result<(), HarnessError> {
+        self.send(serde_json::json!({ "card": hex, "bits": bits, "pd": pd }))
     }
 
     /// The next command the PD received, within `timeout`.

@@ -197,6 +197,8 @@ pub struct NodeOptions {
     pub kiosk: Option<(f64, f64, f64)>,
     /// Require the OSDP secure channel with this SCBK.
     pub osdp_scbk: Option<[u8; 16]>,
+    /// Door supervision: (door contact input, held-open limit in seconds).
+    pub door: Option<(u8, u64)>,
 }
 
 impl NodeOptions {
@@ -210,6 +212,7 @@ impl NodeOptions {
             osdp: None,
             kiosk: None,
             osdp_scbk: None,
+            door: None,
         }
     }
 
@@ -274,6 +277,12 @@ impl Node {
                 k.iter().map(|b| format!("{b:02x}")).collect::<String>()
             ),
             None => String::new(),
+        };
+        let secure = match opts.door {
+            Some((input, held)) => {
+                format!("{secure}door_contact_input = {input}\nheld_open_s = {held}\n")
+            }
+            None => secure,
         };
         let osdp = match &opts.osdp {
             Some((port, address)) => format!(

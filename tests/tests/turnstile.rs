@@ -180,3 +180,59 @@ fn a_site_that_requires_the_secure_channel_opens_the_gate_only_through_it() {
         }
     }
 }
+
+#[test]
+fn door_forced_held_open_and_tamper_alarms() {
+    if let Err(why) = osdp_python() {
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut peer = OsdpPeer::start(&dir.path().join("osdp"), 101).expect("PD starts");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions {
+            osdp: Some((peer.cp_port().to_path_buf(), 101)),
+            door: Some((0, 2)),
+            ..NodeOptions::standalone()
+        },
+    )
+    .expect("node starts");
+    wait_for("the reader", Duration::from_secs(20), || {
+        metric(&node, "rollcall_node_osdp_pd_online 1")
+    });
+
+    // The door opens with no grant: forced.
+    peer.set_inputs(101, &[1, 0]).expect("door open");
+    wait_for("the forced alarm", Duration::from_secs(20), || {
+        metric(&node, "rollcall_node_door_alarms_total{kind=\"forced\"} 1")
+    });
+    peer.set_inputs(101, &[0, 0]).expect("door closed");
+
+    // A granted passage opens it without an alarm, but left open past 2 s it is held open.
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let (_, body) = node
+        .check_in(&photo("sample-obama2"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(body["turnstile"], "opened", "{body}");
+    peer.set_inputs(101, &[1, 0]).expect("door open");
+    wait_for("the held-open alarm", Duration::from_secs(20), || {
+        metric(
+            &node,
+            "rollcall_node_door_alarms_total{kind=\"held_open\"} 1",
+        )
+    });
+    assert!(
+        metric(&node, "rollcall_node_door_alarms_total{kind=\"forced\"} 1"),
+        "the granted opening was not forced"
+    );
+    peer.set_inputs(101, &[0, 0]).expect("door closed");
+
+    peer.set_local_status(101, true, false).expect("tamper");
+    wait_for("the tamper alarm", Duration::from_secs(20), || {
+        metric(&node, "rollcall_node_tamper_alarms_total 1")
+    });
+    assert!(node.process.log_text().contains("ALARM: door forced open"));
+}
