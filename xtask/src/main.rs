@@ -5,6 +5,7 @@
 
 mod demo;
 mod fetch;
+mod fuzz;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Cmd {
     Test(test::Args),
     /// Fetch, then run the benchmarks of the hot paths and print their figures.
     Bench,
+    /// Run every fuzz target (cargo-fuzz, installed if missing) for a while each.
+    Fuzz(fuzz::Args),
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -56,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Fetch(args) => fetch::run(&args).map(|_| ()),
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Test(args) => test::run(&args),
+        Cmd::Fuzz(args) => fuzz::run(&args),
         Cmd::Bench => {
             fetch::run(&fetch::Args::default())?;
             run_step(

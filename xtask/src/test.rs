@@ -80,6 +80,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             )
         })?;
     }
+    step(
+        "fuzz targets compile (run them with cargo xtask fuzz)",
+        &mut || {
+            let target_dir = crate::workspace_root().join("target/fuzz-check");
+            crate::run_step(
+                "cargo",
+                &[
+                    "check",
+                    "--manifest-path",
+                    "fuzz/Cargo.toml",
+                    "--bins",
+                    "--target-dir",
+                    &target_dir.display().to_string(),
+                ],
+            )
+        },
+    )?;
     step("build the binaries the end-to-end tests run", &mut || {
         crate::run_step("cargo", &["build", "--workspace", "--bins"])
     })?;

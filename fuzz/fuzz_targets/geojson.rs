@@ -1,0 +1,9 @@
+//! Site polygons from installers: GeoJSON parsing and validation never panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = rollcall_fraud::geojson::parse(text);
+    }
+});
