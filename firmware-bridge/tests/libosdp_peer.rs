@@ -5,16 +5,14 @@
 use std::time::{Duration, Instant};
 
 use rollcall_firmware_bridge::{ControlPanel, CpError, Reply, SerialTransport};
-use rollcall_tests::{OsdpPeer, osdp_python};
+use rollcall_tests::{OsdpPeer, environment_ready, osdp_python};
 
 const ADDRESS: u8 = 101;
 
 /// A PD on a fresh pty pair, or `None` where the test environment is not installed (a
 /// developer's plain `cargo test`; CI always has it).
 fn peer(dir: &tempfile::TempDir) -> Option<OsdpPeer> {
-    if let Err(why) = osdp_python() {
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipped: {why}");
+    if !environment_ready(osdp_python()) {
         return None;
     }
     Some(OsdpPeer::start(dir.path(), ADDRESS).expect("the PD starts"))
@@ -271,9 +269,7 @@ fn led_buzzer_and_text_reach_the_reader() {
 #[test]
 fn two_pds_on_one_bus_are_addressed_and_polled_in_turn() {
     use rollcall_firmware_bridge::{Bus, BusConfig, BusEvent};
-    if let Err(why) = osdp_python() {
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipped: {why}");
+    if !environment_ready(osdp_python()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -351,9 +347,7 @@ fn two_pds_on_one_bus_are_addressed_and_polled_in_turn() {
 #[test]
 fn a_bus_that_requires_the_secure_channel_uses_only_pds_that_hold_the_key() {
     use rollcall_firmware_bridge::{Bus, BusConfig, BusEvent, ScKey};
-    if let Err(why) = osdp_python() {
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipped: {why}");
+    if !environment_ready(osdp_python()) {
         return;
     }
     let key = *b"site-key-0123456";
