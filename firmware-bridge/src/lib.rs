@@ -28,7 +28,10 @@ pub use cp::{BusStats, ControlPanel, CpError, PdState};
 pub use door::{DoorAlarm, DoorMonitor};
 pub use packet::{Integrity, Packet, PacketError, SecurityBlock, Sequence, checksum, crc16};
 pub use reader::{FrameReader, ReadEvent};
-pub use reply::{Capability, CardRead, PdIdentity, Reply, ReplyError, wiegand26_frame};
+pub use reply::{
+    Capability, CardRead, PdIdentity, Reply, ReplyError, WiegandCard, wiegand_frame,
+    wiegand26_frame,
+};
 pub use secure::{SCBK_DEFAULT, ScKey};
 pub use signals::LedColor;
 pub use transport::{SerialTransport, Transport};

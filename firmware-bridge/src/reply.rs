@@ -162,31 +162,101 @@ impl Reply {
     }
 }
 
-/// The 26-bit Wiegand (H10301) frame of (facility, card): even parity, 8-bit facility, 16-bit
-/// card number, odd parity, left-aligned in 4 bytes as readers send it.
-pub fn wiegand26_frame(facility: u8, card: u16) -> [u8; 4] {
-    let payload = ((facility as u32) << 16) | card as u32;
-    let even = (payload >> 12).count_ones() % 2;
-    let odd = 1 - (payload & 0xFFF).count_ones() % 2;
-    (((even << 25) | (payload << 1) | odd) << 6).to_be_bytes()
+/// A decoded Wiegand card number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WiegandCard {
+    /// 26 (H10301), 34 (H10306) or 37 (H10304).
+    pub bits: u16,
+    pub facility: u32,
+    pub number: u32,
 }
 
 impl CardRead {
-    /// The card number of a 26-bit Wiegand read (H10301): 8-bit facility code and 16-bit card
-    /// number between two parity bits; `None` for another length or a parity error.
-    pub fn wiegand26(&self) -> Option<(u8, u16)> {
-        if self.bits != 26 || self.data.len() < 4 {
+    /// The frame as an integer of `bits` bits (the reader sends them left-aligned).
+    fn frame(&self) -> Option<u64> {
+        let bits = self.bits as usize;
+        if bits == 0 || bits > 64 || self.data.len() < bits.div_ceil(8) {
             return None;
         }
-        let raw = u32::from_be_bytes([self.data[0], self.data[1], self.data[2], self.data[3]]) >> 6;
-        let even = (raw >> 25) & 1;
-        let odd = raw & 1;
-        let first = (raw >> 13) & 0xFFF;
-        let second = (raw >> 1) & 0xFFF;
-        let even_ok = (first.count_ones() + even).is_multiple_of(2);
-        let odd_ok = (second.count_ones() + odd) % 2 == 1;
-        (even_ok && odd_ok).then_some((((raw >> 17) & 0xFF) as u8, ((raw >> 1) & 0xFFFF) as u16))
+        let mut v = 0u64;
+        for i in 0..bits {
+            let bit = (self.data[i / 8] >> (7 - i % 8)) & 1;
+            v = (v << 1) | bit as u64;
+        }
+        Some(v)
     }
+
+    /// The card of a 26-bit Wiegand read (H10301): 8-bit facility code and 16-bit card number;
+    /// `None` for another length or a parity error.
+    pub fn wiegand26(&self) -> Option<(u8, u16)> {
+        let card = self.wiegand().filter(|c| c.bits == 26)?;
+        Some((card.facility as u8, card.number as u16))
+    }
+
+    /// The card of a 26-, 34- or 37-bit Wiegand read (H10301, H10306, H10304), parity checked:
+    /// the leading bit is even parity and the trailing bit odd parity, each over half the frame.
+    pub fn wiegand(&self) -> Option<WiegandCard> {
+        // (frame bits, facility bits, number bits, even-parity span, odd-parity span), spans as
+        // (first, last) bit positions counted from 1 at the left.
+        let (facility_bits, number_bits, even, odd) = match self.bits {
+            26 => (8, 16, (2, 13), (14, 25)),
+            34 => (16, 16, (2, 17), (18, 33)),
+            37 => (16, 19, (2, 19), (19, 36)),
+            _ => return None,
+        };
+        let n = self.bits as u32;
+        let v = self.frame()?;
+        let bit = |pos: u32| (v >> (n - pos)) & 1;
+        let ones = |(a, b): (u32, u32)| (a..=b).map(bit).sum::<u64>();
+        let even_ok = (ones(even) + bit(1)).is_multiple_of(2);
+        let odd_ok = !(ones(odd) + bit(n)).is_multiple_of(2);
+        if !(even_ok && odd_ok) {
+            return None;
+        }
+        let payload = (v >> 1) & ((1u64 << (n - 2)) - 1);
+        Some(WiegandCard {
+            bits: self.bits,
+            facility: (payload >> number_bits) as u32 & ((1u32 << facility_bits) - 1),
+            number: (payload & ((1u64 << number_bits) - 1)) as u32,
+        })
+    }
+}
+
+/// The Wiegand frame of (facility, number) in `bits` = 26, 34 or 37 bits, left-aligned in
+/// bytes as readers send it, with both parity bits.
+pub fn wiegand_frame(bits: u16, facility: u32, number: u32) -> Option<Vec<u8>> {
+    let (facility_bits, number_bits, even, odd): (u32, u32, (u32, u32), (u32, u32)) = match bits {
+        26 => (8, 16, (2, 13), (14, 25)),
+        34 => (16, 16, (2, 17), (18, 33)),
+        37 => (16, 19, (2, 19), (19, 36)),
+        _ => return None,
+    };
+    if facility >= 1 << facility_bits || number >= 1 << number_bits {
+        return None;
+    }
+    let n = bits as u32;
+    let payload = ((facility as u64) << number_bits) | number as u64;
+    let mut v = payload << 1;
+    let bit = |v: u64, pos: u32| (v >> (n - pos)) & 1;
+    let ones = |v: u64, (a, b): (u32, u32)| (a..=b).map(|p| bit(v, p)).sum::<u64>();
+    if ones(v, even) % 2 == 1 {
+        v |= 1 << (n - 1);
+    }
+    if ones(v, odd) % 2 == 0 {
+        v |= 1;
+    }
+    let bytes = (n as usize).div_ceil(8);
+    let aligned = v << (bytes as u32 * 8 - n);
+    Some(aligned.to_be_bytes()[8 - bytes..].to_vec())
+}
+
+/// The 26-bit Wiegand (H10301) frame of (facility, card), in the 4 bytes readers send.
+pub fn wiegand26_frame(facility: u8, card: u16) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    if let Some(frame) = wiegand_frame(26, facility as u32, card as u32) {
+        out.copy_from_slice(&frame);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -275,6 +345,21 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn wiegand_34_and_37_round_trip_and_catch_a_flipped_bit(facility in 0u32..65536, number in 0u32..(1 << 19), bit in 0usize..37) {
+            for (bits, max_number) in [(34u16, 1u32 << 16), (37, 1 << 19)] {
+                let number = number % max_number;
+                let data = wiegand_frame(bits, facility, number).expect("in range");
+                let read = CardRead { reader: 0, format: 1, bits, data: data.clone() };
+                prop_assert_eq!(read.wiegand(), Some(WiegandCard { bits, facility, number }));
+                let b = bit % bits as usize;
+                let mut flipped = data;
+                flipped[b / 8] ^= 0x80 >> (b % 8);
+                let read = CardRead { data: flipped, ..read };
+                prop_assert_ne!(read.wiegand(), Some(WiegandCard { bits, facility, number }));
+            }
+        }
+
         #[test]
         fn wiegand26_round_trips_and_catches_a_flipped_bit(facility in any::<u8>(), card in any::<u16>(), bit in 0u32..26) {
             let data = wiegand26_bytes(facility, card);

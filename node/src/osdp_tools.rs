@@ -177,10 +177,11 @@ pub fn watch(
                 writeln!(out, "online: PD {pd} serial {:08x}", identity.serial_number)?
             }
             BusEvent::Offline { pd } => writeln!(out, "OFFLINE: PD {pd} stopped answering")?,
-            BusEvent::CardRead { pd, card } => match card.wiegand26() {
-                Some((facility, number)) => writeln!(
+            BusEvent::CardRead { pd, card } => match card.wiegand() {
+                Some(c) => writeln!(
                     out,
-                    "card: PD {pd} Wiegand-26 facility {facility} number {number}"
+                    "card: PD {pd} Wiegand-{} facility {} number {}",
+                    c.bits, c.facility, c.number
                 )?,
                 None => writeln!(
                     out,

@@ -143,8 +143,8 @@ pub fn start(
                     }
                     BusEvent::CardRead { pd, card } => {
                         metrics.osdp_card_reads.inc();
-                        match card.wiegand26() {
-                            Some((facility, number)) => tracing::info!(pd, facility, number, "card read (Wiegand 26)"),
+                        match card.wiegand() {
+                            Some(c) => tracing::info!(pd, bits = c.bits, facility = c.facility, number = c.number, "card read (Wiegand)"),
                             None => tracing::info!(pd, bits = card.bits, "card read"),
                         }
                     }
