@@ -415,6 +415,33 @@ impl<T: Transport> ControlPanel<T> {
         self.expect_ack(address, Command::Output, &[output, 5, lo, hi])
     }
 
+    /// osdp_ISTAT: the PD's inputs now (true = active).
+    pub fn input_status(&mut self, address: u8) -> Result<Vec<bool>, CpError> {
+        match self.command(address, Command::InputStatus, &[])? {
+            Reply::InputStatus(inputs) => Ok(inputs),
+            reply => Err(unexpected(address, reply)),
+        }
+    }
+
+    /// osdp_OSTAT: the PD's outputs now (true = on).
+    pub fn output_status(&mut self, address: u8) -> Result<Vec<bool>, CpError> {
+        match self.command(address, Command::OutputStatus, &[])? {
+            Reply::OutputStatus(outputs) => Ok(outputs),
+            reply => Err(unexpected(address, reply)),
+        }
+    }
+
+    /// osdp_LSTAT: tamper and power failure, as `(tamper, power_failure)`.
+    pub fn local_status(&mut self, address: u8) -> Result<(bool, bool), CpError> {
+        match self.command(address, Command::LocalStatus, &[])? {
+            Reply::LocalStatus {
+                tamper,
+                power_failure,
+            } => Ok((tamper, power_failure)),
+            reply => Err(unexpected(address, reply)),
+        }
+    }
+
     /// Shows `color` on LED `led` of reader `reader`: for `duration`, or permanently (`None`).
     pub fn led(
         &mut self,
@@ -561,6 +588,25 @@ mod tests {
         let seqs: Vec<u8> = c.transport.sent.iter().map(|p| p.sequence.get()).collect();
         assert_eq!(seqs, [0, 1, 1, 0]);
         assert_eq!(c.stats().timeouts, 1);
+    }
+
+    #[test]
+    fn status_queries_send_their_command_and_read_their_reply() {
+        let mut c = cp(vec![
+            Some((0x49, vec![1, 0, 1])),
+            Some((0x4A, vec![0, 1])),
+            Some((0x48, vec![1, 0])),
+            Some((0x40, vec![])),
+        ]);
+        assert_eq!(c.input_status(0x65).expect("ISTATR"), [true, false, true]);
+        assert_eq!(c.output_status(0x65).expect("OSTATR"), [false, true]);
+        assert_eq!(c.local_status(0x65).expect("LSTATR"), (true, false));
+        assert!(
+            matches!(c.input_status(0x65), Err(CpError::Unexpected { .. })),
+            "ACK is not an input report"
+        );
+        let codes: Vec<u8> = c.transport.sent.iter().map(|p| p.code).collect();
+        assert_eq!(codes, [0x65, 0x66, 0x64, 0x65]);
     }
 
     #[test]
