@@ -29,6 +29,8 @@ pub enum CpError {
     Unexpected { address: u8, reply: Reply },
     #[error("PD {0:#04x} is not configured on this bus")]
     UnknownPd(u8),
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("secure channel with PD {address:#04x}: {reason}")]
     SecureChannel { address: u8, reason: String },
     #[error(transparent)]
@@ -415,6 +417,33 @@ impl<T: Transport> ControlPanel<T> {
         self.expect_ack(address, Command::Output, &[output, 5, lo, hi])
     }
 
+    /// osdp_COMSET: moves the PD to `new_address` at `baud`. On the PD's osdp_COM answer the PD
+    /// is known under its new address (the bus must then be reopened at the new baud, if it
+    /// changed).
+    pub fn comset(&mut self, address: u8, new_address: u8, baud: u32) -> Result<(), CpError> {
+        if new_address > 126 {
+            return Err(CpError::InvalidArgument(format!(
+                "new address {new_address} is outside 0-126"
+            )));
+        }
+        let mut data = vec![new_address];
+        data.extend(baud.to_le_bytes());
+        match self.command(address, Command::ComSet, &data)? {
+            Reply::Other { code: 0x54, data } if data.first() == Some(&new_address) => {
+                if let Some(mut pd) = self.pds.remove(&address) {
+                    pd.address = new_address;
+                    pd.sequence = Sequence::RESET;
+                    pd.online = false;
+                    pd.secure = None;
+                    self.pds.insert(new_address, pd);
+                }
+                Ok(())
+            }
+            Reply::Nak { reason } => Err(CpError::Nak { address, reason }),
+            reply => Err(unexpected(address, reply)),
+        }
+    }
+
     /// osdp_ISTAT: the PD's inputs now (true = active).
     pub fn input_status(&mut self, address: u8) -> Result<Vec<bool>, CpError> {
         match self.command(address, Command::InputStatus, &[])? {
@@ -621,5 +650,9 @@ mod tests {
         let out = &c.transport.sent[0];
         assert_eq!((out.code, out.data.as_slice()), (0x68, &[0, 5, 5, 0][..]));
         assert!(matches!(c.poll(0x66), Err(CpError::UnknownPd(0x66))));
+        assert!(matches!(
+            c.comset(0x65, 127, 9600),
+            Err(CpError::InvalidArgument(_))
+        ));
     }
 }

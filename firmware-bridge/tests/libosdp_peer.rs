@@ -393,3 +393,20 @@ fn a_bus_that_requires_the_secure_channel_uses_only_pds_that_hold_the_key() {
         bus.stop();
     }
 }
+
+#[test]
+fn comset_moves_the_pd_to_a_new_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(peer) = peer(&dir) else { return };
+    let mut cp = control_panel(&peer);
+    cp.identify(ADDRESS).expect("ID at the old address");
+    cp.comset(ADDRESS, 42, 115_200)
+        .expect("COMSET acknowledged with COM");
+    assert!(cp.pd(ADDRESS).is_none() && cp.pd(42).is_some());
+    let (id, _) = cp.identify(42).expect("ID at the new address");
+    assert_eq!(id.serial_number, 0x1234_5678);
+    let cmd = peer
+        .next_command(Duration::from_secs(5))
+        .expect("the PD's application saw COMSET");
+    assert_eq!(cmd["address"].as_u64(), Some(42), "{cmd}");
+}
