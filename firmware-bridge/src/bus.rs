@@ -109,6 +109,13 @@ enum Request {
         beeps: u8,
         done: Sender<Result<(), BusError>>,
     },
+    /// Text on the reader's display, for `seconds` (temporary) or permanently.
+    Text {
+        pd: u8,
+        text: String,
+        seconds: Option<u8>,
+        done: Sender<Result<(), BusError>>,
+    },
     Stop,
 }
 
@@ -142,6 +149,16 @@ impl BusHandle {
             color,
             duration,
             beeps,
+            done,
+        })
+    }
+
+    /// Writes `text` on the reader's first display line, for `seconds` or permanently.
+    pub fn text(&self, pd: u8, text: &str, seconds: Option<u8>) -> Result<(), BusError> {
+        self.request(|done| Request::Text {
+            pd,
+            text: text.to_owned(),
+            seconds,
             done,
         })
     }
@@ -330,6 +347,20 @@ fn run<T: Transport>(
                         );
                     }
                     let _ = done.send(r.map_err(|e| BusError::Command(e.to_string())));
+                }
+                Ok(Request::Text {
+                    pd,
+                    text,
+                    seconds,
+                    done,
+                }) => {
+                    let r = if usable(&cp, pd, &config) {
+                        cp.text(pd, 0, 0, 0, &text, seconds)
+                            .map_err(|e| BusError::Command(e.to_string()))
+                    } else {
+                        Err(BusError::NotReady(pd))
+                    };
+                    let _ = done.send(r);
                 }
                 Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => break,

@@ -274,11 +274,18 @@ async fn check_in(
         None => "not_configured".to_owned(),
         Some(t) => {
             let decision = e.decision;
+            let greeting = outcome.person.as_ref().map(|p| p.display_name.clone());
             let result = tokio::task::spawn_blocking(move || {
                 let opened = (decision == rollcall_cloud::protocol::Decision::Granted)
                     .then(|| t.open_for_one());
                 if let Err(err) = t.signal(decision) {
                     tracing::warn!(error = %err, "reader LED/buzzer feedback failed");
+                }
+                if let Some(name) =
+                    greeting.filter(|_| decision == rollcall_cloud::protocol::Decision::Granted)
+                    && let Err(err) = t.greet(&name)
+                {
+                    tracing::warn!(error = %err, "reader display feedback failed");
                 }
                 opened
             })

@@ -50,6 +50,11 @@ impl Turnstile {
             .signal(self.pd, color, Duration::from_secs(2), beeps)
     }
 
+    /// Greets the person on the reader's display for a few seconds.
+    pub fn greet(&self, name: &str) -> Result<(), BusError> {
+        self.bus.text(self.pd, &format!("Welcome {name}"), Some(4))
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "output {} of PD {} for {} ms",

@@ -73,11 +73,12 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
         (200, Some("denied"), Some("closed")),
         "{body}"
     );
-    // The granted check-in's green light, then the denial's red light and two beeps; no relay.
+    // The granted check-in's green light and greeting, then the denial's red light and two
+    // beeps; no relay.
     let mut seen = Vec::new();
     while let Some(c) = peer.next_command(Duration::from_secs(2)) {
         seen.push(c);
-        if seen.len() == 3 {
+        if seen.len() == 4 {
             break;
         }
     }
@@ -86,6 +87,11 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
     assert!(
         seen.iter().any(|c| c["rep_count"].as_u64() == Some(2)),
         "two beeps: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|c| c["data"].as_str() == Some("Welcome Barack Obama")),
+        "the reader greets the person: {seen:?}"
     );
     assert!(
         seen.iter().all(|c| c.get("output_no").is_none()),
