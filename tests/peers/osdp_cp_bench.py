@@ -43,7 +43,17 @@ def main():
 
     cp = ControlPanel([PDInfo(address, PtyChannel(device), scbk=None)], log_level=LogLevel.Warning,
                       command_completion_handler=completed)
-    cp.start()
+    # The same 1 ms service loop as the test PD (LibOSDP's start() sleeps 20 ms per round).
+    cp.event, cp.lock = threading.Event(), threading.Lock()
+
+    def service():
+        while not cp.event.is_set():
+            with cp.lock:
+                cp.ctx.refresh()
+            time.sleep(0.001)
+
+    cp.thread = threading.Thread(target=service, daemon=True)
+    cp.thread.start()
     if not cp.online_wait_all(timeout=20):
         print(json.dumps({"error": "PD never came online"}), flush=True)
         sys.exit(1)

@@ -20,6 +20,7 @@ import os
 import sys
 import termios
 import threading
+import time
 import tty
 
 from osdp import (Capability, CardFormat, Channel, Event, LogLevel, PDCapabilities, PDInfo,
@@ -94,7 +95,19 @@ def make_pd(bus, address, scbk):
         return 0, None
 
     pd = PeripheralDevice(info, caps, log_level=LogLevel.Warning, command_handler=on_command)
-    pd.start()
+    # LibOSDP's own start() services the line every 20 ms; a PD on a real bus answers within a
+    # few milliseconds, so this loop services it every millisecond (stop() still works: it uses
+    # the same event, lock and thread attributes).
+    pd.event, pd.lock = threading.Event(), threading.Lock()
+
+    def service():
+        while not pd.event.is_set():
+            with pd.lock:
+                pd.ctx.refresh()
+            time.sleep(0.001)
+
+    pd.thread = threading.Thread(target=service, name=f"pd-{address}", daemon=True)
+    pd.thread.start()
     return pd
 
 
