@@ -94,8 +94,13 @@ impl Embedder {
             let tensor = Tensor::from_array(input).map_err(fail)?;
             let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
             let outputs = session.run(ort::inputs![tensor]).map_err(fail)?;
+            // A model without an output is a wrong model file, not a reason to panic.
+            let (_, first) = outputs.iter().next().ok_or(Error::ModelOutput {
+                model: "embedder",
+                reason: "the model has no output".into(),
+            })?;
             let (shape, data) =
-                outputs[0]
+                first
                     .try_extract_tensor::<f32>()
                     .map_err(|e| Error::ModelOutput {
                         model: "embedder",
