@@ -181,6 +181,13 @@ pub struct VisionSection {
     pub match_threshold: f32,
     /// The best person must lead the second by this much, or the match is ambiguous.
     pub min_margin: f32,
+    /// Keep a granted check-in's face as a new template (up to five per person) when it is a
+    /// clear match (at least `learn_min_similarity`) that adds something (below
+    /// `learn_max_similarity` to every template the person has): the gallery follows slow
+    /// changes of appearance.
+    pub learn_templates: bool,
+    pub learn_min_similarity: f32,
+    pub learn_max_similarity: f32,
     pub intra_threads: usize,
     /// Model cache; `$ROLLCALL_HOME` or `~/.local/share/rollcall` when absent.
     pub models_dir: Option<PathBuf>,
@@ -193,6 +200,9 @@ impl Default for VisionSection {
             // MODELS.md feasibility run: 99.3% genuine accepted, 0.36% impostors at 0.5.
             match_threshold: 0.5,
             min_margin: 0.02,
+            learn_templates: false,
+            learn_min_similarity: 0.65,
+            learn_max_similarity: 0.9,
             intra_threads: 1,
             models_dir: None,
         }
@@ -287,6 +297,19 @@ impl NodeConfig {
             return Err(bad(
                 "vision.match_threshold",
                 format!("must be between 0 and 1 (exclusive), got {t}"),
+            ));
+        }
+        let (lo, hi) = (
+            self.vision.learn_min_similarity,
+            self.vision.learn_max_similarity,
+        );
+        if !(self.vision.match_threshold <= lo && lo < hi && hi <= 1.0) {
+            return Err(bad(
+                "vision.learn_min_similarity",
+                format!(
+                    "need match_threshold <= learn_min_similarity < learn_max_similarity <= 1, got {} <= {lo} < {hi}",
+                    self.vision.match_threshold
+                ),
             ));
         }
         let m = self.vision.min_margin;
@@ -426,6 +449,12 @@ mod tests {
         let e = error_of(&SAMPLE.replace("match_threshold = 0.5", "match_threshold = 1.5"));
         assert!(
             e.contains("`vision.match_threshold`") && e.contains("1.5"),
+            "{e}"
+        );
+        let e =
+            error_of(&SAMPLE.replace("learn_max_similarity = 0.9", "learn_max_similarity = 0.6"));
+        assert!(
+            e.contains("`vision.learn_min_similarity`") && e.contains("0.65 < 0.6"),
             "{e}"
         );
         let e = error_of(&SAMPLE.replace("radius_m = 150.0", "radius_m = -1.0"));

@@ -83,6 +83,10 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
             site_id: config.node.site_id.clone(),
             match_threshold: config.vision.match_threshold,
             min_margin: config.vision.min_margin,
+            learn: config.vision.learn_templates.then_some((
+                config.vision.learn_min_similarity,
+                config.vision.learn_max_similarity,
+            )),
             policy: config.fraud.clone(),
             geofences: config.geofences(),
         },

@@ -76,6 +76,7 @@ pub struct Pipeline {
     site_id: String,
     match_threshold: f32,
     min_margin: f32,
+    learn: Option<(f32, f32)>,
     policy: Policy,
     geofences: Vec<Geofence>,
     metrics: Arc<Metrics>,
@@ -85,6 +86,8 @@ pub struct PipelineSettings {
     pub site_id: String,
     pub match_threshold: f32,
     pub min_margin: f32,
+    /// `(min, max)` similarity for keeping a granted check-in's face as a template.
+    pub learn: Option<(f32, f32)>,
     pub policy: Policy,
     pub geofences: Vec<Geofence>,
 }
@@ -118,6 +121,7 @@ impl Pipeline {
             site_id: settings.site_id,
             match_threshold: settings.match_threshold,
             min_margin: settings.min_margin,
+            learn: settings.learn,
             policy: settings.policy,
             geofences: settings.geofences,
             metrics,
@@ -216,6 +220,41 @@ impl Pipeline {
                 ..PastEvent::default()
             })
             .collect())
+    }
+
+    /// The template update policy: keeps the face of a granted check-in as a new template when
+    /// it matches the person clearly but differs from every template they have, up to
+    /// [`MAX_TEMPLATES_PER_PERSON`].
+    fn learn(&self, person_id: &str, embedding: &Embedding) -> Result<(), PipelineError> {
+        let Some((min, max)) = self.learn else {
+            return Ok(());
+        };
+        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        let key = person_id.to_owned();
+        if gallery.templates_of(&key) >= MAX_TEMPLATES_PER_PERSON {
+            return Ok(());
+        }
+        // The person's own best template is the one to compare with.
+        let closest = gallery
+            .top_k(embedding, MAX_TEMPLATES_PER_PERSON * 4)
+            .into_iter()
+            .find(|m| m.key == key)
+            .map(|m| m.similarity);
+        let Some(similarity) = closest.filter(|s| (min..max).contains(s)) else {
+            return Ok(());
+        };
+        let template_id = ulid::Ulid::new().to_string();
+        self.store().add_template(
+            &template_id,
+            person_id,
+            EMBEDDER_MODEL,
+            embedding.as_slice(),
+        )?;
+        gallery
+            .insert(key, embedding.clone())
+            .map_err(PipelineError::Vision)?;
+        tracing::info!(person = %person_id, template = %template_id, similarity, "kept a check-in face as a new template");
+        Ok(())
     }
 
     pub fn check_in(
@@ -336,6 +375,11 @@ impl Pipeline {
             node_time_ms: now,
         })?;
         self.metrics.checkin(decision);
+        if decision == Decision::Granted
+            && let Some(id) = &person_id
+        {
+            self.learn(id, &embedding)?;
+        }
         let person = match &person_id {
             Some(id) => self.store().person(id)?,
             None => None,

@@ -199,6 +199,8 @@ pub struct NodeOptions {
     pub osdp_scbk: Option<[u8; 16]>,
     /// Door supervision: (door contact input, held-open limit in seconds).
     pub door: Option<(u8, u64)>,
+    /// Turn on `vision.learn_templates` (granted check-ins may add templates).
+    pub learn_templates: bool,
 }
 
 impl NodeOptions {
@@ -213,6 +215,7 @@ impl NodeOptions {
             kiosk: None,
             osdp_scbk: None,
             door: None,
+            learn_templates: false,
         }
     }
 
@@ -309,12 +312,18 @@ admin_token = "{admin_token}"
 {cloud}
 {osdp}
 {kiosk}
+{vision}
 [[geofence]]
 name = "main-gate"
 lat = {lat}
 lon = {lon}
 radius_m = {radius}
 "#,
+            vision = if opts.learn_templates {
+                "[vision]\nlearn_templates = true\n"
+            } else {
+                ""
+            },
             site = opts.site_id,
             lat = opts.site.lat,
             lon = opts.site.lon,
@@ -420,6 +429,11 @@ radius_m = {radius}
         let text = r.text()?;
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok((status, value))
+    }
+
+    /// The enrolled people, with their template counts.
+    pub fn people(&self) -> Result<Vec<Value>, HarnessError> {
+        admin_items(&self.http, &self.url, "/api/v1/people", &self.admin_token)
     }
 
     /// The node's own events, newest first.

@@ -400,3 +400,39 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn granted_check_ins_teach_the_gallery_only_when_asked_and_only_new_faces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let templates = |node: &Node| -> u64 {
+        node.people().expect("people")[0]["templates"]
+            .as_u64()
+            .expect("templates")
+    };
+    let run = |name: &str, learn: bool| -> Vec<u64> {
+        let node = Node::start(
+            &dir.path().join(name),
+            &NodeOptions {
+                learn_templates: learn,
+                ..NodeOptions::standalone()
+            },
+        )
+        .expect("node starts");
+        node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+            .expect("enrolled");
+        let mut counts = vec![templates(&node)];
+        // A clear match that looks different from the enrolment photo, then the same again:
+        // the second adds nothing new and must not be kept twice.
+        for file in ["sample-obama2", "sample-obama2"] {
+            let (status, body) = node
+                .check_in(&photo(file), Some(AT_GATE))
+                .expect("check-in");
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["decision"], "granted", "{file}: {body}");
+            counts.push(templates(&node));
+        }
+        counts
+    };
+    assert_eq!(run("plain", false), [1, 1, 1], "learning is off by default");
+    assert_eq!(run("learning", true), [1, 2, 2]);
+}
