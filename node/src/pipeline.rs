@@ -176,24 +176,7 @@ impl Pipeline {
                 similarity: other.similarity,
             });
         }
-        // Checked before anything is stored, so the insert below cannot fail.
-        if let Some(dim) = gallery.dim()
-            && dim != embedding.as_slice().len()
-        {
-            return Err(PipelineError::Vision(
-                rollcall_vision::Error::DimensionMismatch(dim, embedding.as_slice().len()),
-            ));
-        }
-        let template_id = ulid::Ulid::new().to_string();
-        self.store().add_template(
-            &template_id,
-            person_id,
-            EMBEDDER_MODEL,
-            embedding.as_slice(),
-        )?;
-        gallery
-            .insert(person_id.to_owned(), embedding)
-            .map_err(PipelineError::Vision)?;
+        let template_id = self.keep_template(&mut gallery, person_id, embedding)?;
         tracing::info!(person = %person_id, template = %template_id, "face enrolled");
         Ok(Enrolled {
             template_id,
@@ -243,6 +226,27 @@ impl Pipeline {
         let Some(similarity) = closest.filter(|s| (min..max).contains(s)) else {
             return Ok(());
         };
+        let template_id = self.keep_template(&mut gallery, person_id, embedding.clone())?;
+        tracing::info!(person = %person_id, template = %template_id, similarity, "kept a check-in face as a new template");
+        Ok(())
+    }
+
+    /// Stores a template and adds it to the gallery (whose write lock the caller holds);
+    /// returns the template's id.
+    fn keep_template(
+        &self,
+        gallery: &mut Gallery<String>,
+        person_id: &str,
+        embedding: Embedding,
+    ) -> Result<String, PipelineError> {
+        // Checked before anything is stored, so the insert below cannot fail.
+        if let Some(dim) = gallery.dim()
+            && dim != embedding.as_slice().len()
+        {
+            return Err(PipelineError::Vision(
+                rollcall_vision::Error::DimensionMismatch(dim, embedding.as_slice().len()),
+            ));
+        }
         let template_id = ulid::Ulid::new().to_string();
         self.store().add_template(
             &template_id,
@@ -251,10 +255,9 @@ impl Pipeline {
             embedding.as_slice(),
         )?;
         gallery
-            .insert(key, embedding.clone())
+            .insert(person_id.to_owned(), embedding)
             .map_err(PipelineError::Vision)?;
-        tracing::info!(person = %person_id, template = %template_id, similarity, "kept a check-in face as a new template");
-        Ok(())
+        Ok(template_id)
     }
 
     pub fn check_in(
