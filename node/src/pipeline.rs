@@ -320,6 +320,18 @@ impl Pipeline {
             Some(id) => self.history(id, now)?,
             None => Vec::new(),
         };
+        // The kiosk is the device: a frame it has taken before, whoever it showed, is a replay.
+        let frame_sha256 = hex::encode(Sha256::digest(image));
+        let device_history = self
+            .store()
+            .frame_seen(&frame_sha256, now - HISTORY_MS)?
+            .map(|at_ms| PastEvent {
+                at_ms,
+                frame_hash: Some(frame_sha256.clone()),
+                ..PastEvent::default()
+            })
+            .into_iter()
+            .collect();
         let assessment = assess(
             &CheckInContext {
                 at_ms: now,
@@ -330,11 +342,12 @@ impl Pipeline {
                     margin: margin.filter(|_| person_id.is_some()).map(f64::from),
                     liveness: None,
                     faces_in_frame: count as u32,
-                    frame_hash: Some(hex::encode(Sha256::digest(image))),
+                    frame_hash: Some(frame_sha256.clone()),
                     perceptual_hash: None,
                 }),
                 person_id: person_id.clone(),
                 history,
+                device_history,
                 geofences: self.geofences.clone(),
                 ..CheckInContext::default()
             },
@@ -361,22 +374,24 @@ impl Pipeline {
         };
         let similarity = best_similarity.map(f64::from);
         let site_id = self.site_id.clone();
-        let event = self.store().record_event(|seq| AttendanceEvent {
-            id: ulid::Ulid::new().to_string(),
-            seq,
-            site_id,
-            person_id: person_id.clone(),
-            decision,
-            similarity,
-            risk_score: assessment.score,
-            reasons,
-            position: position.map(|p| Fix {
-                lat: p.lat,
-                lon: p.lon,
-                accuracy_m: p.accuracy_m,
-            }),
-            node_time_ms: now,
-        })?;
+        let event = self
+            .store()
+            .record_event(Some(&frame_sha256), |seq| AttendanceEvent {
+                id: ulid::Ulid::new().to_string(),
+                seq,
+                site_id,
+                person_id: person_id.clone(),
+                decision,
+                similarity,
+                risk_score: assessment.score,
+                reasons,
+                position: position.map(|p| Fix {
+                    lat: p.lat,
+                    lon: p.lon,
+                    accuracy_m: p.accuracy_m,
+                }),
+                node_time_ms: now,
+            })?;
         self.metrics.checkin(decision);
         if decision == Decision::Granted
             && let Some(id) = &person_id

@@ -64,6 +64,10 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     // Templates are sealed with the node's template key; rows written before are sealed when
     // the store is next opened (NodeStore::open).
     "ALTER TABLE face_templates ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;",
+    // The sha256 of a check-in's frame, kept on the node only (it is not part of the synced
+    // event), so that a resubmitted image is recognised as a replay.
+    "ALTER TABLE events ADD COLUMN frame_sha256 TEXT;
+     CREATE INDEX events_frame ON events (frame_sha256) WHERE frame_sha256 IS NOT NULL;",
 ];
 
 /// An enrolled person.
@@ -280,8 +284,11 @@ impl NodeStore {
 
     /// Records a decision: the event (which gets the next sequence number) and its outbox row,
     /// in one durable transaction. `build` receives the sequence number.
+    /// Stores an event (and its outbox row) built for the next sequence number; `frame_sha256`
+    /// is the hex sha256 of the check-in's frame, if it had one.
     pub fn record_event(
         &mut self,
+        frame_sha256: Option<&str>,
         build: impl FnOnce(u64) -> AttendanceEvent,
     ) -> Result<AttendanceEvent, StoreError> {
         let tx = self.conn.transaction()?;
@@ -297,14 +304,16 @@ impl NodeStore {
             reason: e.to_string(),
         })?;
         tx.execute(
-            "INSERT INTO events (seq, id, person_id, decision, node_time_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events (seq, id, person_id, decision, node_time_ms, body, frame_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 next,
                 event.id,
                 event.person_id,
                 event.decision.as_str(),
                 event.node_time_ms,
-                body
+                body,
+                frame_sha256
             ],
         )?;
         tx.execute("INSERT INTO outbox (seq) VALUES (?1)", [next])?;
@@ -349,6 +358,16 @@ impl NodeStore {
              ORDER BY seq DESC LIMIT ?3",
         )?;
         event_bodies(stmt.query(params![person_id, since_ms, limit])?)
+    }
+
+    /// When (node time, ms) a frame with this sha256 was last checked in, at or after
+    /// `since_ms`.
+    pub fn frame_seen(&self, frame_sha256: &str, since_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(node_time_ms) FROM events WHERE frame_sha256 = ?1 AND node_time_ms >= ?2",
+            params![frame_sha256, since_ms],
+            |r| r.get::<_, Option<i64>>(0),
+        )?)
     }
 
     /// The oldest pending outbox items, in sequence order.
@@ -514,8 +533,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("n.sqlite");
         let mut store = NodeStore::open(&path, key()).expect("open");
-        let a = store.record_event(event).expect("record");
-        let b = store.record_event(event).expect("record");
+        let a = store.record_event(None, event).expect("record");
+        let b = store.record_event(None, event).expect("record");
         assert_eq!((a.seq, b.seq), (1, 2));
         assert_eq!(store.outbox_stats().expect("stats").pending, 2);
         assert_eq!(store.pending(10).expect("pending").len(), 2);
@@ -528,19 +547,25 @@ mod tests {
             .expect("ack");
         let stats = store.outbox_stats().expect("stats");
         assert_eq!((stats.pending, stats.dead), (0, 1));
+        // Frame hashes are remembered for replay checks, within the asked-for window.
+        store.record_event(Some("ab12"), event).expect("record");
+        assert_eq!(store.frame_seen("ab12", 0).expect("seen"), Some(1003));
+        assert_eq!(store.frame_seen("ab12", 1004).expect("seen"), None);
+        assert_eq!(store.frame_seen("cd34", 0).expect("seen"), None);
+
         drop(store);
 
         // Reopening keeps everything and continues the sequence.
         let mut store = NodeStore::open(&path, key()).expect("reopen");
-        let c = store.record_event(event).expect("record");
-        assert_eq!(c.seq, 3);
+        let c = store.record_event(None, event).expect("record");
+        assert_eq!(c.seq, 4);
         let states: Vec<_> = store
             .events(10)
             .expect("events")
             .into_iter()
             .map(|e| e.sync_state)
             .collect();
-        assert_eq!(states, ["pending", "dead", "sent"]);
+        assert_eq!(states, ["pending", "pending", "dead", "sent"]);
     }
 
     #[test]

@@ -402,7 +402,7 @@ fn base64_of(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn granted_check_ins_teach_the_gallery_only_when_asked_and_only_new_faces() {
+fn granted_check_ins_teach_the_gallery_only_when_asked_and_replays_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let templates = |node: &Node| -> u64 {
         node.people().expect("people")[0]["templates"]
@@ -421,14 +421,20 @@ fn granted_check_ins_teach_the_gallery_only_when_asked_and_only_new_faces() {
         node.enrol("obama", "Barack Obama", &photo("sample-obama"))
             .expect("enrolled");
         let mut counts = vec![templates(&node)];
-        // A clear match that looks different from the enrolment photo, then the same again:
-        // the second adds nothing new and must not be kept twice.
-        for file in ["sample-obama2", "sample-obama2"] {
+        // A clear match that looks different from the enrolment photo: granted, and learnt
+        // when asked. The very same frame again is a replay: denied, and teaches nothing.
+        for (file, decision) in [("sample-obama2", "granted"), ("sample-obama2", "denied")] {
             let (status, body) = node
                 .check_in(&photo(file), Some(AT_GATE))
                 .expect("check-in");
             assert_eq!(status, 200, "{body}");
-            assert_eq!(body["decision"], "granted", "{file}: {body}");
+            assert_eq!(body["decision"], decision, "{file}: {body}");
+            if decision == "denied" {
+                assert!(
+                    reason_codes(&body).contains(&"replayed_frame".to_owned()),
+                    "{body}"
+                );
+            }
             counts.push(templates(&node));
         }
         counts

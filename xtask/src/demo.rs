@@ -81,10 +81,17 @@ fn samples() -> anyhow::Result<Script> {
             "denied:no_match",
         )?,
         attempt(
-            "obama3.jpg 5 km away",
-            "sample-obama3",
+            "obama.jpg 5 km away",
+            "sample-obama",
             FAR_AWAY,
             "denied:outside_geofence",
+        )?,
+        // A camera never takes the same frame twice: the same image again is a replay.
+        attempt(
+            "obama2.jpg again (the same frame)",
+            "sample-obama2",
+            AT_GATE,
+            "denied:replayed_frame",
         )?,
         attempt(
             "obama_partial_face.jpg at the gate",
