@@ -213,17 +213,7 @@ impl Pipeline {
             return Ok(());
         };
         let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
-        let key = person_id.to_owned();
-        if gallery.templates_of(&key) >= MAX_TEMPLATES_PER_PERSON {
-            return Ok(());
-        }
-        // The person's own best template is the one to compare with.
-        let closest = gallery
-            .top_k(embedding, MAX_TEMPLATES_PER_PERSON * 4)
-            .into_iter()
-            .find(|m| m.key == key)
-            .map(|m| m.similarity);
-        let Some(similarity) = closest.filter(|s| (min..max).contains(s)) else {
+        let Some(similarity) = worth_learning(&gallery, person_id, embedding, (min, max)) else {
             return Ok(());
         };
         let template_id = self.keep_template(&mut gallery, person_id, embedding.clone())?;
@@ -404,5 +394,63 @@ impl Pipeline {
         };
         tracing::info!(event = %event.id, seq = event.seq, decision = decision.as_str(), person = ?person_id, similarity = ?similarity, "check-in");
         Ok(CheckInOutcome { event, person })
+    }
+}
+
+/// The similarity to `person_id`'s closest template when `embedding` should become a new
+/// template of theirs: they have room for one, and it is within `[min, max)` of the closest.
+fn worth_learning(
+    gallery: &Gallery<String>,
+    person_id: &str,
+    embedding: &Embedding,
+    (min, max): (f32, f32),
+) -> Option<f32> {
+    let key = person_id.to_owned();
+    if gallery.templates_of(&key) >= MAX_TEMPLATES_PER_PERSON {
+        return None;
+    }
+    // A granted face's best match is this person's, so a short list holds their closest
+    // template; a scan of the whole gallery would cost tens of ms at a million templates.
+    gallery
+        .top_k(embedding, MAX_TEMPLATES_PER_PERSON * 4)
+        .into_iter()
+        .find(|m| m.key == key)
+        .map(|m| m.similarity)
+        .filter(|s| (min..max).contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit vector at `degrees` from the x axis in the x/y plane, cosine = cos(angle).
+    fn at(degrees: f32) -> Embedding {
+        let r = degrees.to_radians();
+        Embedding::from_raw(vec![r.cos(), r.sin(), 0.0]).expect("embedding")
+    }
+
+    #[test]
+    fn only_clear_but_new_faces_are_learnt_and_only_while_there_is_room() {
+        let mut gallery = Gallery::new();
+        gallery.insert("ann".to_owned(), at(0.0)).expect("insert");
+        gallery.insert("bob".to_owned(), at(90.0)).expect("insert");
+        let bounds = (0.65, 0.9);
+        // cos 35° = 0.82: a clear match that adds something.
+        let s = worth_learning(&gallery, "ann", &at(35.0), bounds).expect("learnt");
+        assert!((s - 0.819).abs() < 0.01, "{s}");
+        // cos 10° = 0.98: nearly a copy of what is there.
+        assert_eq!(worth_learning(&gallery, "ann", &at(10.0), bounds), None);
+        // cos 60° = 0.5: too far to trust, though it is still closer to ann than to bob.
+        assert_eq!(worth_learning(&gallery, "ann", &at(-60.0), bounds), None);
+        // Compared with ann's own templates (0.5), not with whoever is closest (bob, at 0.87).
+        assert_eq!(worth_learning(&gallery, "ann", &at(60.0), bounds), None);
+        for _ in 1..MAX_TEMPLATES_PER_PERSON {
+            gallery.insert("ann".to_owned(), at(-90.0)).expect("insert");
+        }
+        assert_eq!(
+            worth_learning(&gallery, "ann", &at(35.0), bounds),
+            None,
+            "full"
+        );
     }
 }
