@@ -143,6 +143,14 @@ pub struct NodeSection {
     /// first start). Relative paths are relative to the config file.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// Days an event is kept on the node once the cloud has it (or, standalone, at all);
+    /// events the cloud has not acknowledged are never deleted. 0 keeps everything.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    90
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,6 +272,15 @@ impl NodeConfig {
             return Err(bad(
                 "node.site_id",
                 format!("must be 1-64 characters of a-z, 0-9, - or _, got `{site}`"),
+            ));
+        }
+        if self.node.retention_days > 3650 {
+            return Err(bad(
+                "node.retention_days",
+                format!(
+                    "must be at most 3650 (ten years; 0 keeps everything), got {}",
+                    self.node.retention_days
+                ),
             ));
         }
         if self.http.admin_token.len() < 16 {
@@ -455,6 +472,11 @@ mod tests {
             error_of(&SAMPLE.replace("learn_max_similarity = 0.9", "learn_max_similarity = 0.6"));
         assert!(
             e.contains("`vision.learn_min_similarity`") && e.contains("0.65 < 0.6"),
+            "{e}"
+        );
+        let e = error_of(&SAMPLE.replace("retention_days = 90", "retention_days = 99999"));
+        assert!(
+            e.contains("`node.retention_days`") && e.contains("99999"),
             "{e}"
         );
         let e = error_of(&SAMPLE.replace("radius_m = 150.0", "radius_m = -1.0"));

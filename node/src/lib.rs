@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod metrics;
 pub mod osdp_tools;
 pub mod pipeline;
+pub mod retention;
 pub mod store;
 pub mod sync;
 pub mod template_key;
@@ -105,6 +106,15 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         }
     };
 
+    let retention_task = (config.node.retention_days > 0).then(|| {
+        tokio::spawn(retention::run(
+            store.clone(),
+            config.node.retention_days,
+            config.cloud.is_none(),
+            stop.clone(),
+        ))
+    });
+
     let (bus, turnstile) = match &config.osdp {
         Some(osdp) => {
             let (bus, t) =
@@ -144,6 +154,9 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         .await;
     trigger.fire();
     if let Some(task) = sync_task {
+        let _ = task.await;
+    }
+    if let Some(task) = retention_task {
         let _ = task.await;
     }
     if let Some(bus) = bus {

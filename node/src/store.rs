@@ -370,6 +370,33 @@ impl NodeStore {
         )?)
     }
 
+    /// Deletes events older than `before_ms` (node time) that the cloud has acknowledged or
+    /// rejected (and, with `unsynced_too` on a node without a cloud, pending ones); returns how
+    /// many went. The sequence numbers of later events do not change.
+    pub fn prune(&mut self, before_ms: i64, unsynced_too: bool) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let states = if unsynced_too {
+            "('sent', 'dead', 'pending')"
+        } else {
+            "('sent', 'dead')"
+        };
+        let doomed = format!(
+            "SELECT e.seq FROM events e JOIN outbox o ON o.seq = e.seq
+             WHERE e.node_time_ms < ?1 AND o.state IN {states}"
+        );
+        tx.execute(
+            &format!("DELETE FROM outbox WHERE seq IN ({doomed})"),
+            [before_ms],
+        )?;
+        // Every event is written with its outbox row, so one without is one chosen above.
+        let n = tx.execute(
+            "DELETE FROM events WHERE node_time_ms < ?1 AND seq NOT IN (SELECT seq FROM outbox)",
+            [before_ms],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// The oldest pending outbox items, in sequence order.
     pub fn pending(&self, limit: u32) -> Result<Vec<AttendanceEvent>, StoreError> {
         let mut stmt = self.conn.prepare(
@@ -553,6 +580,13 @@ mod tests {
         assert_eq!(store.frame_seen("ab12", 1004).expect("seen"), None);
         assert_eq!(store.frame_seen("cd34", 0).expect("seen"), None);
 
+        // Retention: only acknowledged or rejected events before the cut-off go; pending stay.
+        // Now: a (1001) sent, b (1002) dead, the frame event (1003) pending.
+        assert_eq!(store.prune(1003, false).expect("prune"), 2);
+        assert_eq!(store.events(10).expect("events").len(), 1);
+        assert_eq!(store.prune(i64::MAX, false).expect("prune"), 0);
+        assert_eq!(store.outbox_stats().expect("stats").pending, 1);
+
         drop(store);
 
         // Reopening keeps everything and continues the sequence.
@@ -565,7 +599,12 @@ mod tests {
             .into_iter()
             .map(|e| e.sync_state)
             .collect();
-        assert_eq!(states, ["pending", "pending", "dead", "sent"]);
+        assert_eq!(states, ["pending", "pending"]);
+        // Standalone, pending events age out too.
+        assert_eq!(store.prune(i64::MAX, true).expect("prune"), 2);
+        assert!(store.events(10).expect("events").is_empty());
+        let d = store.record_event(None, event).expect("record");
+        assert_eq!(d.seq, 5, "numbers are never reused");
     }
 
     #[test]

@@ -442,3 +442,60 @@ fn granted_check_ins_teach_the_gallery_only_when_asked_and_replays_are_refused()
     assert_eq!(run("plain", false), [1, 1, 1], "learning is off by default");
     assert_eq!(run("learning", true), [1, 2, 2]);
 }
+
+#[test]
+fn old_synced_events_age_out_but_unsynced_ones_never_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node_dir = dir.path().join("node");
+    let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud starts");
+    let (_id, token) = cloud.register_node("hq").expect("registered");
+    let node = Node::start(&node_dir, &NodeOptions::synced(&cloud.url, token)).expect("node");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    for file in ["sample-obama2", "sample-biden"] {
+        node.check_in(&photo(file), Some(AT_GATE))
+            .expect("check-in");
+    }
+    wait_for("both events in the cloud", Duration::from_secs(20), || {
+        cloud.events().map(|e| e.len() == 2).unwrap_or(false)
+    });
+    wait_for("both events marked sent", Duration::from_secs(20), || {
+        node.events()
+            .map(|e| e.iter().all(|x| x["sync_state"] == "sent"))
+            .unwrap_or(false)
+    });
+    drop(cloud);
+    let (_, pending) = node
+        .check_in(&photo("sample-obama3"), Some(AT_GATE))
+        .expect("check-in");
+    let pending_id = pending["event_id"].as_str().expect("event id").to_owned();
+
+    // 100 days pass (the default retention is 90) while the cloud stays away.
+    let config = node.config.clone();
+    drop(node);
+    let db = rusqlite::Connection::open(node_dir.join("data/node.sqlite")).expect("open db");
+    let aged = db
+        .execute(
+            "UPDATE events SET node_time_ms = node_time_ms - 100 * 86400000",
+            [],
+        )
+        .expect("age events");
+    assert_eq!(aged, 3);
+    drop(db);
+
+    let node = Node::start_with_config(&node_dir, &config).expect("node restarts");
+    wait_for(
+        "the synced events to be pruned",
+        Duration::from_secs(20),
+        || node.events().map(|e| e.len() == 1).unwrap_or(false),
+    );
+    let events = node.events().expect("events");
+    assert_eq!(events[0]["id"], pending_id.as_str(), "{events:?}");
+    assert_eq!(events[0]["sync_state"], "pending");
+    assert!(
+        node.process
+            .log_text()
+            .contains("retention: deleted old events"),
+        "the pruning is logged"
+    );
+}
