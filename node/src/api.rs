@@ -41,7 +41,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/checkins", post(check_in))
         .route("/api/v1/people", post(add_person).get(list_people))
+        .route("/api/v1/people/{id}", axum::routing::delete(delete_person))
         .route("/api/v1/people/{id}/faces", post(enrol_face))
+        .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/events", get(list_events))
         .fallback(|| async { Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -404,6 +406,32 @@ async fn enrol_face(
     let pipeline = state.pipeline.clone();
     let enrolled = blocking(move || pipeline.enrol(&person_id, &image)).await?;
     Ok((StatusCode::CREATED, axum::Json(enrolled)))
+}
+
+/// Deletes a person and their face templates (204); their past events stay.
+async fn delete_person(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Path(person_id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let pipeline = state.pipeline.clone();
+    blocking(move || pipeline.delete_person(&person_id, "admin")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_audit(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<impl IntoResponse, Problem> {
+    let store = state.store.clone();
+    let items = blocking(move || {
+        Ok(store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .audit(1000)?)
+    })
+    .await?;
+    Ok(axum::Json(serde_json::json!({ "items": items })))
 }
 
 #[derive(Deserialize)]

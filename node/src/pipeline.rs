@@ -205,6 +205,17 @@ impl Pipeline {
             .collect())
     }
 
+    /// Deletes a person, their templates (from the database and the live gallery) and logs it;
+    /// returns how many templates went.
+    pub fn delete_person(&self, person_id: &str, actor: &str) -> Result<u32, PipelineError> {
+        // Under the gallery's write lock, so no check-in matches a half-deleted person.
+        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        let templates = self.store().delete_person(person_id, actor)?;
+        gallery.remove(&person_id.to_owned());
+        tracing::info!(person = %person_id, templates, actor, "person deleted");
+        Ok(templates)
+    }
+
     /// The template update policy: keeps the face of a granted check-in as a new template when
     /// it matches the person clearly but differs from every template they have, up to
     /// [`MAX_TEMPLATES_PER_PERSON`].

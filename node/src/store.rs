@@ -68,7 +68,27 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     // event), so that a resubmitted image is recognised as a replay.
     "ALTER TABLE events ADD COLUMN frame_sha256 TEXT;
      CREATE INDEX events_frame ON events (frame_sha256) WHERE frame_sha256 IS NOT NULL;",
+    // Who did what to whom on this node (deleting a person, for a start).
+    "CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );",
 ];
+
+/// One line of the node's audit log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
 
 /// An enrolled person.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -207,6 +227,52 @@ impl NodeStore {
                 },
             )
             .optional()?)
+    }
+
+    /// Deletes a person and all their face templates, and writes `person.deleted` to the audit
+    /// log, in one transaction; returns how many templates went. Their past events stay: they
+    /// are the attendance record (and age out with retention).
+    pub fn delete_person(&mut self, id: &str, actor: &str) -> Result<u32, StoreError> {
+        let tx = self.conn.transaction()?;
+        let name: Option<String> = tx
+            .query_row("SELECT display_name FROM people WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(name) = name else {
+            return Err(StoreError::NoSuchPerson(id.to_owned()));
+        };
+        let templates = tx.execute("DELETE FROM face_templates WHERE person_id = ?1", [id])?;
+        tx.execute("DELETE FROM people WHERE id = ?1", [id])?;
+        tx.execute(
+            "INSERT INTO audit (at_ms, actor, action, subject, detail) VALUES (?1, ?2, 'person.deleted', ?3, ?4)",
+            params![
+                now_ms(),
+                actor,
+                id,
+                format!("{name}; {templates} face template(s) deleted")
+            ],
+        )?;
+        tx.commit()?;
+        Ok(templates as u32)
+    }
+
+    /// The audit log, newest first.
+    pub fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at_ms, actor, action, subject, detail FROM audit ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                at_ms: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                subject: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn people(&self) -> Result<Vec<Person>, StoreError> {

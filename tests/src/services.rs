@@ -436,6 +436,24 @@ radius_m = {radius}
         admin_items(&self.http, &self.url, "/api/v1/people", &self.admin_token)
     }
 
+    /// The `items` of an admin list endpoint.
+    pub fn admin_list(&self, path: &str) -> Result<Vec<Value>, HarnessError> {
+        admin_items(&self.http, &self.url, path, &self.admin_token)
+    }
+
+    /// Sends an admin DELETE; returns the status and the JSON body (`null` when empty).
+    pub fn http_delete(&self, path: &str) -> Result<(u16, Value), HarnessError> {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()?;
+        let status = r.status().as_u16();
+        let text = r.text()?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
     /// The node's own events, newest first.
     pub fn events(&self) -> Result<Vec<Value>, HarnessError> {
         admin_items(&self.http, &self.url, "/api/v1/events", &self.admin_token)

@@ -499,3 +499,62 @@ fn old_synced_events_age_out_but_unsynced_ones_never_do() {
         "the pruning is logged"
     );
 }
+
+#[test]
+fn deleting_a_person_forgets_their_face_keeps_their_record_and_is_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node =
+        Node::start(&dir.path().join("node"), &NodeOptions::standalone()).expect("node starts");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let (_, body) = node
+        .check_in(&photo("sample-obama2"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(body["decision"], "granted", "{body}");
+
+    let delete = |id: &str| {
+        node.http_delete(&format!("/api/v1/people/{id}"))
+            .expect("delete")
+    };
+    let (status, body) = delete("obama");
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = delete("obama");
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (404, Some("urn:rollcall:problem:not-found")),
+        "{body}"
+    );
+
+    // Not in the gallery any more, not in the list; the earlier check-in stays on record.
+    let (_, body) = node
+        .check_in(&photo("sample-obama3"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(reason_codes(&body)[0], "no_match", "{body}");
+    assert!(node.people().expect("people").is_empty());
+    let events = node.events().expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["person_id"], "obama");
+
+    // The audit log says who deleted whom and what went.
+    let audit = node.admin_list("/api/v1/audit").expect("audit");
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["action"], "person.deleted");
+    assert_eq!(audit[0]["subject"], "obama");
+    assert_eq!(audit[0]["actor"], "admin");
+    assert!(
+        audit[0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("1 face template(s) deleted"),
+        "{audit:?}"
+    );
+    // And it survives a restart of the node with the person still gone.
+    let config = node.config.clone();
+    drop(node);
+    let node = Node::start_with_config(&dir.path().join("node"), &config).expect("restarts");
+    let (_, body) = node
+        .check_in(&photo("sample-obama"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(reason_codes(&body)[0], "no_match", "{body}");
+    assert_eq!(node.admin_list("/api/v1/audit").expect("audit").len(), 1);
+}
