@@ -49,6 +49,18 @@ fn admin_items(
     Ok(body["items"].as_array().cloned().unwrap_or_default())
 }
 
+/// A response's status and body: its JSON, `null` when empty, else the text as a string.
+fn status_and_json(r: reqwest::blocking::Response) -> Result<(u16, Value), HarnessError> {
+    let status = r.status().as_u16();
+    let text = r.text()?;
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Ok((status, value))
+}
+
 /// Waits for the server to write its address, then for `/healthz` to answer 200.
 fn wait_ready(proc: &mut Process, addr_file: &Path) -> Result<String, HarnessError> {
     let http = client()?;
@@ -424,11 +436,7 @@ radius_m = {radius}
         if admin {
             req = req.bearer_auth(&self.admin_token);
         }
-        let r = req.send()?;
-        let status = r.status().as_u16();
-        let text = r.text()?;
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, value))
+        status_and_json(req.send()?)
     }
 
     /// The enrolled people, with their template counts.
@@ -448,10 +456,7 @@ radius_m = {radius}
             .delete(format!("{}{path}", self.url))
             .bearer_auth(&self.admin_token)
             .send()?;
-        let status = r.status().as_u16();
-        let text = r.text()?;
-        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok((status, value))
+        status_and_json(r)
     }
 
     /// The node's own events, newest first.
