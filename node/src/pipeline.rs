@@ -397,7 +397,10 @@ impl Pipeline {
         if decision == Decision::Granted
             && let Some(id) = &person_id
         {
-            self.learn(id, &embedding)?;
+            // The check-in is decided and recorded: failing to learn from it must not undo that.
+            if let Err(e) = self.learn(id, &embedding) {
+                tracing::warn!(person = %id, error = %e, "could not keep the check-in face as a template");
+            }
         }
         let person = match &person_id {
             Some(id) => self.store().person(id)?,
