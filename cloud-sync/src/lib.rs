@@ -2,7 +2,7 @@
 //!
 //! - [`protocol`]: the node ↔ cloud wire types. Always built; the node depends on this crate
 //!   with `default-features = false` and gets only these (plus [`problem`], [`shutdown`] and
-//!   [`listen`] with the `http` feature, and [`sqlite`] with the `sqlite` feature), not the server.
+//!   [`listen`] and [`logging`] with the `http` feature, and [`sqlite`] with the `sqlite` feature), not the server.
 //! - `server` (feature `server`): storage, authentication, the HTTP API and metrics.
 //!
 //! Architecture invariant: every row a tenant owns carries `tenant_id`, and every query that
@@ -18,6 +18,9 @@ pub mod shutdown;
 
 #[cfg(feature = "http")]
 pub mod listen;
+
+#[cfg(feature = "http")]
+pub mod logging;
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rollcall_node::NodeConfig;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "rollcall-node", version, about = "rollcall site daemon")]
@@ -96,13 +95,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        // Colours only on a terminal: log files and journald get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    rollcall_cloud::logging::init();
     match Cli::parse().command {
         Cmd::Run { config, addr_file } => {
             let config = NodeConfig::load(&config.config)?;
