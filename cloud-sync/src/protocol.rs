@@ -66,6 +66,11 @@ pub struct AttendanceEvent {
     pub position: Option<Fix>,
     /// Node wall clock at the decision, milliseconds since the Unix epoch.
     pub node_time_ms: i64,
+    /// The card presented with the face (`facility:number`, or `raw:bits:hex`), when the
+    /// check-in was card + face or a card alone; absent for face-only check-ins (and from
+    /// nodes older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
 }
 
 /// Node → cloud: a batch of outbox items.
@@ -150,10 +155,21 @@ mod tests {
                 accuracy_m: 3.0,
             }),
             node_time_ms: 1_700_000_000_000,
+            card: None,
         };
         let json = serde_json::to_string(&e).expect("serialise");
         assert!(json.contains("\"decision\":\"granted\""));
         let back: AttendanceEvent = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, e);
+        // A face-only event says nothing of cards, which is also how older nodes wrote it.
+        assert!(!json.contains("card"), "{json}");
+        let carded = AttendanceEvent {
+            card: Some("12:3456".into()),
+            ..e
+        };
+        let json = serde_json::to_string(&carded).expect("serialise");
+        assert!(json.contains("\"card\":\"12:3456\""), "{json}");
+        let back: AttendanceEvent = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, carded);
     }
 }

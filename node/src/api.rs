@@ -1,6 +1,9 @@
 //! The node's HTTP API: kiosk check-ins, enrolment, local events, health and metrics.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use axum::{
     Router,
@@ -22,6 +25,8 @@ use crate::{
 
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
+    /// A card presented at the reader, waiting for its holder's face.
+    pub cards: Arc<crate::card::CardGate>,
     pub store: Arc<Mutex<NodeStore>>,
     pub metrics: Arc<Metrics>,
     pub admin_token: String,
@@ -40,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/checkins", post(check_in))
+        .route("/api/v1/kiosk/card", get(waiting_card))
         .route("/api/v1/people", post(add_person).get(list_people))
         .route("/api/v1/people/{id}", axum::routing::delete(delete_person))
         .route("/api/v1/people/{id}/faces", post(enrol_face))
@@ -239,12 +245,21 @@ impl PositionBody {
     }
 }
 
+/// What the kiosk may show of a person (not their card number).
+#[derive(Serialize)]
+struct KioskPerson {
+    id: String,
+    display_name: String,
+}
+
 #[derive(Serialize)]
 struct CheckInResponse {
     event_id: String,
     seq: u64,
     decision: &'static str,
-    person: Option<Person>,
+    person: Option<KioskPerson>,
+    /// `face`, or `card_and_face` when a card was presented first.
+    credential: &'static str,
     similarity: Option<f64>,
     risk_score: f64,
     reasons: Vec<rollcall_cloud::protocol::EventReason>,
@@ -263,10 +278,16 @@ async fn check_in(
         None => state.kiosk_position.clone(),
     };
     let pipeline = state.pipeline.clone();
-    let outcome = match blocking(move || pipeline.check_in(&image, position)).await {
+    let card = state.cards.take(Instant::now());
+    let presented = card.as_ref().map(|(c, _)| c.clone());
+    let outcome = match blocking(move || pipeline.check_in(&image, position, presented)).await {
         Ok(o) => o,
         Err(p) => {
             state.metrics.rejected_frames.inc();
+            // Nothing was decided: the card still waits for a usable frame.
+            if let Some((c, at)) = card {
+                state.cards.give_back(c, at);
+            }
             return Err(p);
         }
     };
@@ -312,11 +333,31 @@ async fn check_in(
         event_id: e.id,
         seq: e.seq,
         decision: e.decision.as_str(),
-        person: outcome.person,
+        credential: if e.card.is_some() {
+            "card_and_face"
+        } else {
+            "face"
+        },
+        person: outcome.person.map(|p| KioskPerson {
+            id: p.id,
+            display_name: p.display_name,
+        }),
         similarity: e.similarity,
         risk_score: e.risk_score,
         reasons: e.reasons,
     }))
+}
+
+/// The card waiting for a face, for the kiosk's prompt: whose it is and for how long.
+async fn waiting_card(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let card = state
+        .cards
+        .peek(Instant::now())
+        .map(|(c, left)| serde_json::json!({ "display_name": c.display_name, "seconds_left": left.as_secs_f64() }));
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(serde_json::json!({ "card": card })),
+    )
 }
 
 #[derive(Deserialize)]
@@ -324,6 +365,8 @@ async fn check_in(
 struct NewPerson {
     id: Option<String>,
     display_name: String,
+    /// The card they present at the reader: `facility:number` or `raw:BITS:HEX`.
+    card: Option<String>,
 }
 
 fn valid_person_id(id: &str) -> bool {
@@ -351,13 +394,19 @@ async fn add_person(
             "display_name must be 1-200 characters",
         ));
     }
+    let card = body
+        .card
+        .as_deref()
+        .map(crate::card::parse_card_key)
+        .transpose()
+        .map_err(|e| Problem::bad_request(format!("card: {e}")))?;
     let store = state.store.clone();
-    let (id2, name2) = (id.clone(), name.clone());
+    let (id2, name2, card2) = (id.clone(), name.clone(), card.clone());
     let result = tokio::task::spawn_blocking(move || {
         store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .add_person(&id2, &name2)
+            .add_person(&id2, &name2, card2.as_deref())
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?;
@@ -368,7 +417,14 @@ async fn add_person(
                 id,
                 display_name: name,
                 templates: 0,
+                card,
             }),
+        )),
+        Err(StoreError::CardTaken(card)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "card-taken",
+            "Card already issued",
+            format!("card `{card}` already belongs to another person"),
         )),
         Err(StoreError::PersonExists(id)) => Err(Problem::new(
             StatusCode::CONFLICT,

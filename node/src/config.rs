@@ -93,6 +93,17 @@ pub struct OsdpSection {
     /// How long the door may stay open.
     #[serde(default = "default_held_open_s")]
     pub held_open_s: u64,
+    /// After a card is read, how long its holder has to show their face at the kiosk (the
+    /// check-in is then card + face: the face must be the holder's).
+    #[serde(default = "default_card_window_s")]
+    pub card_window_s: u64,
+    /// Every check-in needs a card first; a face alone is denied `card_required`.
+    #[serde(default)]
+    pub require_card: bool,
+}
+
+fn default_card_window_s() -> u64 {
+    15
 }
 
 fn default_grant_window_s() -> u64 {
@@ -392,6 +403,12 @@ impl NodeConfig {
                     ),
                 ));
             }
+            if !(1..=300).contains(&o.card_window_s) {
+                return Err(bad(
+                    "osdp.card_window_s",
+                    format!("must be between 1 and 300 seconds, got {}", o.card_window_s),
+                ));
+            }
             if !(100..=60_000).contains(&o.pulse_ms) {
                 return Err(bad(
                     "osdp.pulse_ms",
@@ -518,6 +535,17 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.osdp.and_then(|o| o.secure_key()).map(|k| k[15]), Some(15));
+        let e = error_of(&format!("{SAMPLE}{osdp}card_window_s = 0\n"));
+        assert!(
+            e.contains("`osdp.card_window_s`") && e.contains("got 0"),
+            "{e}"
+        );
+        let c = NodeConfig::parse("node.toml", &format!("{SAMPLE}{osdp}require_card = true\n"))
+            .expect("valid");
+        assert_eq!(
+            c.osdp.map(|o| (o.require_card, o.card_window_s)),
+            Some((true, 15))
+        );
         let e = error_of(&format!("{SAMPLE}{osdp}baud = 1234\n"));
         assert!(e.contains("`osdp.baud`"), "{e}");
         let e = error_of(&SAMPLE.replace("lat = 48.8584", "lat = 148.8584"));

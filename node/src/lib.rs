@@ -5,6 +5,7 @@
 //! one transaction) before it is answered; the cloud is never waited on.
 
 pub mod api;
+pub mod card;
 pub mod config;
 pub mod doctor;
 pub mod metrics;
@@ -20,6 +21,7 @@ pub mod vision_setup;
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use rollcall_cloud::shutdown;
@@ -90,6 +92,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
             )),
             policy: config.fraud.clone(),
             geofences: config.geofences(),
+            require_card: config.osdp.as_ref().is_some_and(|o| o.require_card),
         },
         metrics.clone(),
     )?);
@@ -115,13 +118,17 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         ))
     });
 
+    let card_window = Duration::from_secs(config.osdp.as_ref().map_or(15, |o| o.card_window_s));
+    let cards = Arc::new(card::CardGate::new(card_window));
     let (bus, turnstile) = match &config.osdp {
         Some(osdp) => {
-            let (bus, t) =
-                turnstile::start(osdp, metrics.clone()).map_err(|source| RunError::Osdp {
+            let on_card = card_handler(pipeline.clone(), cards.clone(), card_window);
+            let (bus, t) = turnstile::start(osdp, metrics.clone(), on_card).map_err(|source| {
+                RunError::Osdp {
                     port: osdp.port.clone(),
                     source,
-                })?;
+                }
+            })?;
             tracing::info!(turnstile = %t.describe(), port = %osdp.port, "OSDP bus started");
             (Some(bus), Some(t))
         }
@@ -132,6 +139,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
     };
     let state = Arc::new(api::AppState {
         pipeline,
+        cards,
         store,
         metrics,
         admin_token: config.http.admin_token.clone(),
@@ -166,4 +174,38 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
     served.map_err(RunError::Serve)?;
     tracing::info!("rollcall-node stopped");
     Ok(())
+}
+
+/// A card read: its holder waits at the gate for their face (amber light and a prompt on the
+/// reader); an unknown card is recorded as a denied attempt and refused at the reader.
+fn card_handler(
+    pipeline: Arc<pipeline::Pipeline>,
+    cards: Arc<card::CardGate>,
+    window: Duration,
+) -> turnstile::OnCard {
+    Box::new(move |reader, read| {
+        let key = card::card_key(read);
+        let feedback = match pipeline.card_presented(&key) {
+            Ok(Some(person)) => {
+                let name = person.display_name.clone();
+                cards.present(
+                    card::PresentedCard {
+                        card: key,
+                        person_id: person.id,
+                        display_name: person.display_name,
+                    },
+                    Instant::now(),
+                );
+                reader.card_accepted(&name, window)
+            }
+            Ok(None) => reader.card_refused(),
+            Err(e) => {
+                tracing::error!(card = %key, error = %e, "cannot handle a card read");
+                reader.card_refused()
+            }
+        };
+        if let Err(e) = feedback {
+            tracing::warn!(error = %e, "reader feedback for a card failed");
+        }
+    })
 }

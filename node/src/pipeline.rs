@@ -5,12 +5,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rollcall_cloud::protocol::{AttendanceEvent, Decision, EventReason, Fix};
 use rollcall_fraud::{
-    CheckInContext, FaceResult, Fix as GpsFix, Geofence, PastEvent, Policy, Verdict, assess,
+    CheckInContext, Credential, FaceResult, Fix as GpsFix, Geofence, PastEvent, Policy, Verdict,
+    assess,
 };
 use rollcall_vision::{AnalyzedFace, Embedding, Engine, Gallery, Identification, QualityIssue};
 use sha2::{Digest, Sha256};
 
 use crate::{
+    card::PresentedCard,
     metrics::Metrics,
     store::{NodeStore, Person, StoreError, now_ms},
     vision_setup::EMBEDDER_MODEL,
@@ -79,7 +81,28 @@ pub struct Pipeline {
     learn: Option<(f32, f32)>,
     policy: Policy,
     geofences: Vec<Geofence>,
+    require_card: bool,
     metrics: Arc<Metrics>,
+}
+
+/// Who the face in a check-in is, and why no one may be granted, if so.
+struct FaceVerdict {
+    /// The person the face matched (1:N, or the card holder when their card settled a near
+    /// tie between them and someone else).
+    face_person: Option<String>,
+    /// The best similarity (to the card holder, when there is a card).
+    similarity: Option<f32>,
+    /// The lead of the best person over the second.
+    margin: Option<f32>,
+    refusal: Option<EventReason>,
+}
+
+fn refusal(code: &str, text: String) -> Option<EventReason> {
+    Some(EventReason {
+        code: code.into(),
+        text,
+        weight: 1.0,
+    })
 }
 
 pub struct PipelineSettings {
@@ -90,6 +113,8 @@ pub struct PipelineSettings {
     pub learn: Option<(f32, f32)>,
     pub policy: Policy,
     pub geofences: Vec<Geofence>,
+    /// Every check-in needs a card presented at the reader first (card + face).
+    pub require_card: bool,
 }
 
 impl Pipeline {
@@ -124,6 +149,7 @@ impl Pipeline {
             learn: settings.learn,
             policy: settings.policy,
             geofences: settings.geofences,
+            require_card: settings.require_card,
             metrics,
         })
     }
@@ -261,62 +287,154 @@ impl Pipeline {
         Ok(template_id)
     }
 
+    /// Decides who the face is, 1:N, or 1:1 against the holder of a presented card.
+    fn identify(&self, embedding: &Embedding, card: Option<&PresentedCard>) -> FaceVerdict {
+        let gallery = self.gallery.read().unwrap_or_else(|p| p.into_inner());
+        let identification = gallery.identify(embedding, self.match_threshold, self.min_margin);
+        let Some(card) = card else {
+            return match identification {
+                Identification::Match {
+                    key,
+                    similarity,
+                    margin,
+                } => FaceVerdict {
+                    face_person: Some(key),
+                    similarity: Some(similarity),
+                    margin,
+                    refusal: None,
+                },
+                Identification::Ambiguous { best, second } => FaceVerdict {
+                    face_person: None,
+                    similarity: Some(best.similarity),
+                    margin: Some(best.similarity - second.similarity),
+                    refusal: refusal(
+                        "ambiguous_match",
+                        format!(
+                            "matches two enrolled people almost equally ({:.2} and {:.2}, need a lead of {:.2}): not deciding between them",
+                            best.similarity, second.similarity, self.min_margin
+                        ),
+                    ),
+                },
+                Identification::NoMatch { best } => FaceVerdict {
+                    face_person: None,
+                    similarity: best.as_ref().map(|b| b.similarity),
+                    margin: None,
+                    refusal: refusal(
+                        "no_match",
+                        match best {
+                            None => "no one is enrolled at this site".to_owned(),
+                            Some(m) => format!(
+                                "best similarity {:.2} is below the match threshold {:.2}",
+                                m.similarity, self.match_threshold
+                            ),
+                        },
+                    ),
+                },
+            };
+        };
+        let holder = &card.person_id;
+        let to_holder = gallery.similarity_to(holder, embedding);
+        let (face_person, margin) = match identification {
+            Identification::Match { key, margin, .. } => (Some(key), margin),
+            // The card settles a near tie, but only in its holder's favour.
+            Identification::Ambiguous { best, second }
+                if (&best.key == holder || &second.key == holder)
+                    && to_holder.is_some_and(|s| s >= self.match_threshold) =>
+            {
+                (
+                    Some(holder.clone()),
+                    Some(best.similarity - second.similarity),
+                )
+            }
+            Identification::Ambiguous { best, second } => {
+                (None, Some(best.similarity - second.similarity))
+            }
+            Identification::NoMatch { .. } => (None, None),
+        };
+        let refusal = match to_holder {
+            None => refusal(
+                "not_enrolled",
+                format!(
+                    "the card of {} was presented, but no face of theirs is enrolled",
+                    card.display_name
+                ),
+            ),
+            Some(_) if face_person.as_ref() == Some(holder) => None,
+            Some(s) => refusal(
+                "card_face_mismatch",
+                format!(
+                    "the card belongs to {}, but the face is not theirs (similarity {s:.2}, needs {:.2} and to be the best match)",
+                    card.display_name, self.match_threshold
+                ),
+            ),
+        };
+        FaceVerdict {
+            face_person,
+            similarity: to_holder,
+            margin,
+            refusal,
+        }
+    }
+
+    /// A card read at the reader: its holder, who now has the card window to show their
+    /// face; an unknown card is recorded as a denied attempt, and `None` is returned.
+    pub fn card_presented(&self, card: &str) -> Result<Option<Person>, PipelineError> {
+        if let Some(person) = self.store().person_by_card(card)? {
+            tracing::info!(person = %person.id, card, "card presented: waiting for the face");
+            return Ok(Some(person));
+        }
+        let site_id = self.site_id.clone();
+        let now = now_ms();
+        let event = self.store().record_event(None, |seq| AttendanceEvent {
+            id: ulid::Ulid::new().to_string(),
+            seq,
+            site_id,
+            person_id: None,
+            decision: Decision::Denied,
+            similarity: None,
+            risk_score: 0.0,
+            reasons: vec![EventReason {
+                code: "unknown_card".into(),
+                text: format!("card {card} belongs to no one enrolled at this site"),
+                weight: 1.0,
+            }],
+            position: None,
+            node_time_ms: now,
+            card: Some(card.to_owned()),
+        })?;
+        self.metrics.checkin(Decision::Denied);
+        tracing::info!(event = %event.id, seq = event.seq, card, "unknown card: denied");
+        Ok(None)
+    }
+
+    /// Checks a person in from a frame; with `card`, the face must be the card holder's.
     pub fn check_in(
         &self,
         image: &[u8],
         position: Option<GpsFix>,
+        card: Option<PresentedCard>,
     ) -> Result<CheckInOutcome, PipelineError> {
         let (face, count) = self.best_face(image)?;
         let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
-        let identification = self
-            .gallery
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .identify(&embedding, self.match_threshold, self.min_margin);
-        // (matched person, best similarity, margin to the second person, why not matched)
-        let (matched, best_similarity, margin, no_match): (
-            Option<String>,
-            Option<f32>,
-            Option<f32>,
-            Option<EventReason>,
-        ) = match identification {
-            Identification::Match {
-                key,
-                similarity,
-                margin,
-            } => (Some(key), Some(similarity), margin, None),
-            Identification::Ambiguous { best, second } => (
-                None,
-                Some(best.similarity),
-                Some(best.similarity - second.similarity),
-                Some(EventReason {
-                    code: "ambiguous_match".into(),
-                    text: format!(
-                        "matches two enrolled people almost equally ({:.2} and {:.2}, need a lead of {:.2}): not deciding between them",
-                        best.similarity, second.similarity, self.min_margin
-                    ),
-                    weight: 1.0,
-                }),
-            ),
-            Identification::NoMatch { best } => (
-                None,
-                best.as_ref().map(|b| b.similarity),
-                None,
-                Some(EventReason {
-                    code: "no_match".into(),
-                    text: match best {
-                        None => "no one is enrolled at this site".to_owned(),
-                        Some(m) => format!(
-                            "best similarity {:.2} is below the match threshold {:.2}",
-                            m.similarity, self.match_threshold
-                        ),
-                    },
-                    weight: 1.0,
-                }),
-            ),
-        };
+        let FaceVerdict {
+            face_person,
+            similarity: best_similarity,
+            margin,
+            refusal: mut no_match,
+        } = self.identify(&embedding, card.as_ref());
+        if self.require_card && card.is_none() {
+            no_match = refusal(
+                "card_required",
+                "this entrance needs your card and your face: present the card at the reader first"
+                    .into(),
+            );
+        }
         let now = now_ms();
-        let person_id = matched;
+        // Whom the decision is about: the card holder, or whoever the face matched.
+        let person_id = match &card {
+            Some(c) => Some(c.person_id.clone()),
+            None => face_person.clone(),
+        };
         let history = match &person_id {
             Some(id) => self.history(id, now)?,
             None => Vec::new(),
@@ -338,14 +456,20 @@ impl Pipeline {
                 at_ms: now,
                 fix: position.clone(),
                 face: Some(FaceResult {
-                    person_id: person_id.clone(),
+                    person_id: face_person.clone(),
                     similarity: best_similarity.map(f64::from),
-                    margin: margin.filter(|_| person_id.is_some()).map(f64::from),
+                    margin: margin.filter(|_| face_person.is_some()).map(f64::from),
                     liveness: None,
                     faces_in_frame: count as u32,
                     frame_hash: Some(frame_sha256.clone()),
                     perceptual_hash: None,
                 }),
+                credential: match &card {
+                    Some(c) => Credential::CardAndFace {
+                        person_id: c.person_id.clone(),
+                    },
+                    None => Credential::Face,
+                },
                 person_id: person_id.clone(),
                 history,
                 device_history,
@@ -392,6 +516,7 @@ impl Pipeline {
                     accuracy_m: p.accuracy_m,
                 }),
                 node_time_ms: now,
+                card: card.map(|c| c.card),
             })?;
         self.metrics.checkin(decision);
         if decision == Decision::Granted

@@ -26,6 +26,8 @@ pub enum StoreError {
     NoSuchPerson(String),
     #[error("a person with id `{0}` already exists")]
     PersonExists(String),
+    #[error("card `{0}` already belongs to someone else")]
+    CardTaken(String),
     #[error("template key: {0}")]
     Key(#[from] crate::template_key::KeyError),
 }
@@ -77,6 +79,9 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
         subject TEXT NOT NULL,
         detail TEXT NOT NULL
     );",
+    // The card a person presents at the reader (see `card::card_key`); one holder per card.
+    "ALTER TABLE people ADD COLUMN card TEXT;
+     CREATE UNIQUE INDEX people_card ON people (card) WHERE card IS NOT NULL;",
 ];
 
 /// One line of the node's audit log.
@@ -96,6 +101,23 @@ pub struct Person {
     pub id: String,
     pub display_name: String,
     pub templates: u32,
+    /// The card they present at the reader, if they have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
+}
+
+/// Selects people as [`person_row`] reads them; append a `WHERE`/`ORDER BY`.
+const PERSON_SELECT: &str = "SELECT p.id, p.display_name,
+        (SELECT COUNT(*) FROM face_templates t WHERE t.person_id = p.id), p.card
+     FROM people p";
+
+fn person_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
+    Ok(Person {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        templates: r.get(2)?,
+        card: r.get(3)?,
+    })
 }
 
 /// A stored face template.
@@ -196,12 +218,25 @@ impl NodeStore {
         Ok(())
     }
 
-    pub fn add_person(&self, id: &str, display_name: &str) -> Result<(), StoreError> {
+    /// Adds a person, with the card they will present if they have one (already normalised by
+    /// `card::parse_card_key`).
+    pub fn add_person(
+        &self,
+        id: &str,
+        display_name: &str,
+        card: Option<&str>,
+    ) -> Result<(), StoreError> {
         match self.conn.execute(
-            "INSERT INTO people (id, display_name, created_ms) VALUES (?1, ?2, ?3)",
-            params![id, display_name, now_ms()],
+            "INSERT INTO people (id, display_name, created_ms, card) VALUES (?1, ?2, ?3, ?4)",
+            params![id, display_name, now_ms(), card],
         ) {
             Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation
+                    && msg.contains("people.card") =>
+            {
+                Err(StoreError::CardTaken(card.unwrap_or_default().to_owned()))
+            }
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
@@ -215,16 +250,21 @@ impl NodeStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT p.id, p.display_name, (SELECT COUNT(*) FROM face_templates t WHERE t.person_id = p.id)
-                 FROM people p WHERE p.id = ?1",
+                &format!("{PERSON_SELECT} WHERE p.id = ?1"),
                 [id],
-                |r| {
-                    Ok(Person {
-                        id: r.get(0)?,
-                        display_name: r.get(1)?,
-                        templates: r.get(2)?,
-                    })
-                },
+                person_row,
+            )
+            .optional()?)
+    }
+
+    /// The holder of a card.
+    pub fn person_by_card(&self, card: &str) -> Result<Option<Person>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{PERSON_SELECT} WHERE p.card = ?1"),
+                [card],
+                person_row,
             )
             .optional()?)
     }
@@ -276,17 +316,10 @@ impl NodeStore {
     }
 
     pub fn people(&self) -> Result<Vec<Person>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT p.id, p.display_name, (SELECT COUNT(*) FROM face_templates t WHERE t.person_id = p.id)
-             FROM people p ORDER BY p.display_name, p.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Person {
-                id: r.get(0)?,
-                display_name: r.get(1)?,
-                templates: r.get(2)?,
-            })
-        })?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{PERSON_SELECT} ORDER BY p.display_name, p.id"))?;
+        let rows = stmt.query_map([], person_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -547,7 +580,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("n.sqlite");
         let store = NodeStore::open(&path, key()).expect("open");
-        store.add_person("ann", "Ann").expect("person");
+        store.add_person("ann", "Ann", None).expect("person");
         store
             .add_template("t1", "ann", "m", &[0.25, 0.5])
             .expect("template");
@@ -583,7 +616,7 @@ mod tests {
         let path = dir.path().join("n.sqlite");
         {
             let store = NodeStore::open(&path, key()).expect("open");
-            store.add_person("ann", "Ann").expect("person");
+            store.add_person("ann", "Ann", None).expect("person");
             let plain: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
             store
                 .conn
@@ -618,6 +651,7 @@ mod tests {
             reasons: vec![],
             position: None,
             node_time_ms: 1000 + seq as i64,
+            card: None,
         }
     }
 
@@ -674,6 +708,36 @@ mod tests {
     }
 
     #[test]
+    fn a_card_has_one_holder_and_finds_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = NodeStore::open(&dir.path().join("n.sqlite"), key()).expect("open");
+        store
+            .add_person("ann", "Ann", Some("12:3456"))
+            .expect("ann");
+        store.add_person("bob", "Bob", None).expect("bob");
+        store
+            .add_person("cid", "Cid", None)
+            .expect("cardless people do not clash");
+        assert!(matches!(
+            store.add_person("dan", "Dan", Some("12:3456")),
+            Err(StoreError::CardTaken(c)) if c == "12:3456"
+        ));
+        assert!(
+            store.person("dan").expect("query").is_none(),
+            "nothing half-written"
+        );
+        let ann = store
+            .person_by_card("12:3456")
+            .expect("query")
+            .expect("found");
+        assert_eq!(
+            (ann.id.as_str(), ann.card.as_deref()),
+            ("ann", Some("12:3456"))
+        );
+        assert!(store.person_by_card("12:3457").expect("query").is_none());
+    }
+
+    #[test]
     fn templates_round_trip_and_need_a_person() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = NodeStore::open(&dir.path().join("n.sqlite"), key()).expect("open");
@@ -681,9 +745,9 @@ mod tests {
             store.add_template("t0", "ghost", "m", &[1.0]),
             Err(StoreError::NoSuchPerson(_))
         ));
-        store.add_person("ann", "Ann").expect("person");
+        store.add_person("ann", "Ann", None).expect("person");
         assert!(matches!(
-            store.add_person("ann", "Ann again"),
+            store.add_person("ann", "Ann again", None),
             Err(StoreError::PersonExists(_))
         ));
         store

@@ -9,8 +9,8 @@ use std::{
 
 use rollcall_cloud::protocol::Decision;
 use rollcall_firmware_bridge::{
-    Bus, BusConfig, BusError, BusEvent, BusHandle, DoorAlarm, DoorMonitor, LedColor, ScKey,
-    SerialTransport,
+    Bus, BusConfig, BusError, BusEvent, BusHandle, CardRead, DoorAlarm, DoorMonitor, LedColor,
+    ScKey, SerialTransport,
 };
 
 use crate::{config::OsdpSection, metrics::Metrics};
@@ -55,6 +55,19 @@ impl Turnstile {
         self.bus.text(self.pd, &format!("Welcome {name}"), Some(4))
     }
 
+    /// A card was accepted: amber while its holder's face is awaited, and a prompt.
+    pub fn card_accepted(&self, name: &str, window: Duration) -> Result<(), BusError> {
+        self.bus.signal(self.pd, LedColor::Amber, window, 0)?;
+        self.bus
+            .text(self.pd, &format!("{name}: look at the camera"), Some(4))
+    }
+
+    /// An unknown card: red, two beeps, and the reason on the display.
+    pub fn card_refused(&self) -> Result<(), BusError> {
+        self.signal(Decision::Denied)?;
+        self.bus.text(self.pd, "Unknown card", Some(4))
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "output {} of PD {} for {} ms",
@@ -65,10 +78,15 @@ impl Turnstile {
     }
 }
 
-/// Opens the serial port and starts the bus task and its event logger.
+/// What the node does with a card read (on the bus event thread; it may block briefly).
+pub type OnCard = Box<dyn Fn(&Turnstile, &CardRead) + Send>;
+
+/// Opens the serial port and starts the bus task and its event thread, which logs bus events,
+/// supervises the door and hands card reads to `on_card`.
 pub fn start(
     config: &OsdpSection,
     metrics: Arc<Metrics>,
+    on_card: OnCard,
 ) -> Result<(Bus, Turnstile), serialport::Error> {
     let transport = SerialTransport::open(&config.port, config.baud)?;
     let (bus, events) = Bus::spawn(
@@ -86,7 +104,15 @@ pub fn start(
             Duration::from_secs(config.held_open_s),
         )))
     });
-    let (door_events, contact) = (door.clone(), config.door_contact_input);
+    let turnstile = Turnstile {
+        bus: bus.handle(),
+        pd: config.address,
+        output: config.turnstile_output,
+        pulse: Duration::from_millis(config.pulse_ms),
+        door: door.clone(),
+    };
+    let reader = turnstile.clone();
+    let (door_events, contact) = (door, config.door_contact_input);
     let report = {
         let metrics = metrics.clone();
         move |alarm: DoorAlarm| match alarm {
@@ -152,6 +178,7 @@ pub fn start(
                             Some(c) => tracing::info!(pd, bits = c.bits, facility = c.facility, number = c.number, "card read (Wiegand)"),
                             None => tracing::info!(pd, bits = card.bits, "card read"),
                         }
+                        on_card(&reader, &card);
                     }
                     BusEvent::Keypad { pd, keys } => tracing::info!(pd, keys = keys.len(), "keypad input"),
                     BusEvent::Fault { pd, error } => {
@@ -164,12 +191,5 @@ pub fn start(
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the OSDP event logger");
     }
-    let turnstile = Turnstile {
-        bus: bus.handle(),
-        pd: config.address,
-        output: config.turnstile_output,
-        pulse: Duration::from_millis(config.pulse_ms),
-        door,
-    };
     Ok((bus, turnstile))
 }

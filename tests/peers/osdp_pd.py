@@ -8,6 +8,10 @@ lines on stdin submit events:
     {"card": "<hex bytes>", "bits": 26, "pd": 101}   a Wiegand card read (pd: the first if absent)
     {"inputs": [1, 0], "pd": 101}                    input status (0: door contact, 1: exit button)
     {"local": [1, 0], "pd": 101}                     local status (tamper, power failure)
+    {"watch_db": "PATH"}                              on each output command, count the granted
+                                                      events committed in the node's SQLite file
+                                                      at PATH (a second, read-only process) and
+                                                      add it to the printed command
     {"quit": true}                                    stop
 
 Usage: osdp_pd.py DEVICE ADDRESS [ADDRESS ...] [--scbk HEX]
@@ -17,6 +21,7 @@ with it, each PD holds that secure channel base key (16 bytes in hex).
 """
 import json
 import os
+import sqlite3
 import sys
 import termios
 import threading
@@ -69,6 +74,18 @@ class BusChannel(Channel):
         pass
 
 
+WATCHED = {"db": None}
+
+
+def granted_committed():
+    """Granted events in the watched node database, as another process sees them now."""
+    db = sqlite3.connect(f"file:{WATCHED['db']}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT COUNT(*) FROM events WHERE decision = 'granted'").fetchone()[0]
+    finally:
+        db.close()
+
+
 def emit(obj):
     print(json.dumps(obj, default=lambda b: b.hex() if isinstance(b, (bytes, bytearray)) else str(b)),
           flush=True)
@@ -91,6 +108,8 @@ def make_pd(bus, address, scbk):
     def on_command(cmd):
         cmd = dict(cmd)
         cmd["pd"] = address
+        if WATCHED["db"] and "output_no" in cmd:
+            cmd["granted_committed"] = granted_committed()
         emit({"command": cmd})
         return 0, None
 
@@ -126,6 +145,9 @@ def main():
         msg = json.loads(line)
         if msg.get("quit"):
             break
+        if "watch_db" in msg:
+            WATCHED["db"] = msg["watch_db"]
+            emit({"watching": msg["watch_db"]})
         if "card" in msg:
             data = bytes.fromhex(msg["card"])
             pds[msg.get("pd", addresses[0])].submit_event({

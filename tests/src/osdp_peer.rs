@@ -151,6 +151,26 @@ impl OsdpPeer {
         self.present_card_on(first, hex, bits)
     }
 
+    /// From now on, each output command the PD receives is printed with `granted_committed`:
+    /// how many granted events the node's database at `db` holds at that moment, read by the
+    /// PD's own process (so a relay pulsed before its event was committed shows up). Call it
+    /// before the control panel sends commands: lines before the answer are dropped.
+    pub fn watch_database(&mut self, db: &Path) -> Result<(), HarnessError> {
+        self.send(serde_json::json!({ "watch_db": db }))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v.get("watching").is_some() => return Ok(()),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Err(HarnessError::Unexpected(format!(
+            "the PD did not start watching {}",
+            db.display()
+        )))
+    }
+
     /// Asks PD `pd` to report its inputs (0: door contact open, 1: exit button pressed).
     pub fn set_inputs(&mut self, pd: u8, inputs: &[u8]) -> Result<(), HarnessError> {
         self.send(serde_json::json!({ "inputs": inputs, "pd": pd }))
@@ -224,4 +244,25 @@ impl OsdpPeer {
             pd.stop(Duration::from_millis(100));
         }
     }
+}
+
+/// A node whose `[osdp]` bus is a LibOSDP reader at address 101 (`opts` gives the rest), once
+/// the reader is online; `None` where LibOSDP is missing (see [`crate::environment_ready`]).
+pub fn node_on_reader(dir: &Path, opts: crate::NodeOptions) -> Option<(OsdpPeer, crate::Node)> {
+    if !crate::environment_ready(osdp_python()) {
+        return None;
+    }
+    let peer = OsdpPeer::start(&dir.join("osdp"), 101).expect("PD starts");
+    let node = crate::Node::start(
+        &dir.join("node"),
+        &crate::NodeOptions {
+            osdp: Some((peer.cp_port().to_path_buf(), 101)),
+            ..opts
+        },
+    )
+    .expect("node starts");
+    crate::wait_for("the reader to come online", Duration::from_secs(20), || {
+        node.has_metric("rollcall_node_osdp_pd_online 1")
+    });
+    Some((peer, node))
 }

@@ -213,6 +213,8 @@ pub struct NodeOptions {
     pub door: Option<(u8, u64)>,
     /// Turn on `vision.learn_templates` (granted check-ins may add templates).
     pub learn_templates: bool,
+    /// More lines for the `[osdp]` section (e.g. `card_window_s = 3`).
+    pub osdp_extra: String,
 }
 
 impl NodeOptions {
@@ -228,6 +230,7 @@ impl NodeOptions {
             osdp_scbk: None,
             door: None,
             learn_templates: false,
+            osdp_extra: String::new(),
         }
     }
 
@@ -251,6 +254,17 @@ pub fn reason_codes(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The string values at `keys` of `v` (a key starting with `/` is a JSON pointer), for
+/// asserting several fields of an answer at once.
+pub fn fields<'a>(v: &'a Value, keys: &[&str]) -> Vec<Option<&'a str>> {
+    keys.iter()
+        .map(|k| match k.strip_prefix('/') {
+            Some(_) => v.pointer(k).and_then(Value::as_str),
+            None => v[*k].as_str(),
+        })
+        .collect()
 }
 
 /// Polls `f` every 100 ms until it holds; panics with `what` after `timeout`.
@@ -301,8 +315,9 @@ impl Node {
         };
         let osdp = match &opts.osdp {
             Some((port, address)) => format!(
-                "[osdp]\nport = \"{}\"\nbaud = 115200\naddress = {address}\nturnstile_output = 0\npulse_ms = 1500\n{secure}",
-                port.display()
+                "[osdp]\nport = \"{}\"\nbaud = 115200\naddress = {address}\nturnstile_output = 0\npulse_ms = 1500\n{secure}{}\n",
+                port.display(),
+                opts.osdp_extra
             ),
             None => String::new(),
         };
@@ -423,6 +438,23 @@ radius_m = {radius}
             body["position"] = json!({ "lat": lat, "lon": lon, "accuracy_m": accuracy_m });
         }
         self.post_json("/api/v1/checkins", &body, false)
+    }
+
+    /// Checks `photo` in at `position` and returns the node's decision; panics with the
+    /// answer unless it is a 200.
+    pub fn decide(&self, photo: &[u8], position: Option<(f64, f64, f64)>) -> Value {
+        match self.check_in(photo, position) {
+            Ok((200, body)) => body,
+            Ok((status, body)) => panic!("check-in answered {status}: {body}"),
+            Err(e) => panic!("check-in failed: {e}"),
+        }
+    }
+
+    /// Whether `/metrics` has exactly this line.
+    pub fn has_metric(&self, line: &str) -> bool {
+        self.get("/metrics")
+            .and_then(|r| Ok(r.text()?))
+            .is_ok_and(|t| t.lines().any(|l| l == line))
     }
 
     /// Posts JSON, with the admin token if `admin`; returns status and JSON body.

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use rollcall_tests::{
-    AT_GATE, Node, NodeOptions, OsdpPeer, environment_ready, osdp_python, sample_photo, wait_for,
+    AT_GATE, Node, NodeOptions, OsdpPeer, environment_ready, node_on_reader, osdp_python,
+    sample_photo, wait_for,
 };
 
 fn photo(name: &str) -> Vec<u8> {
@@ -14,29 +15,15 @@ fn photo(name: &str) -> Vec<u8> {
 }
 
 fn metric(node: &Node, line: &str) -> bool {
-    node.get("/metrics")
-        .and_then(|r| Ok(r.text()?))
-        .is_ok_and(|t| t.lines().any(|l| l == line))
+    node.has_metric(line)
 }
 
 #[test]
 fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
-    if !environment_ready(osdp_python()) {
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut peer = OsdpPeer::start(&dir.path().join("osdp"), 101).expect("PD starts");
-    let node = Node::start(
-        &dir.path().join("node"),
-        &NodeOptions {
-            osdp: Some((peer.cp_port().to_path_buf(), 101)),
-            ..NodeOptions::standalone()
-        },
-    )
-    .expect("node starts");
-    wait_for("the reader to come online", Duration::from_secs(20), || {
-        metric(&node, "rollcall_node_osdp_pd_online 1")
-    });
+    let Some((mut peer, node)) = node_on_reader(dir.path(), NodeOptions::standalone()) else {
+        return;
+    };
 
     node.enrol("obama", "Barack Obama", &photo("sample-obama"))
         .expect("enrolled");
@@ -123,7 +110,13 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
             .starts_with("failed"),
         "{body}"
     );
-    assert_eq!(node.events().expect("events").len(), 3);
+    // Two check-ins, the card no one holds (recorded as a denied attempt), this check-in.
+    let events = node.events().expect("events");
+    assert_eq!(events.len(), 4);
+    assert!(
+        events.iter().any(|e| e["card"] == "raw:32:0123abcd"),
+        "{events:?}"
+    );
     assert!(metric(&node, "rollcall_node_turnstile_failures_total 1"));
 }
 
@@ -187,23 +180,14 @@ fn a_site_that_requires_the_secure_channel_opens_the_gate_only_through_it() {
 
 #[test]
 fn door_forced_held_open_and_tamper_alarms() {
-    if !environment_ready(osdp_python()) {
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut peer = OsdpPeer::start(&dir.path().join("osdp"), 101).expect("PD starts");
-    let node = Node::start(
-        &dir.path().join("node"),
-        &NodeOptions {
-            osdp: Some((peer.cp_port().to_path_buf(), 101)),
-            door: Some((0, 2)),
-            ..NodeOptions::standalone()
-        },
-    )
-    .expect("node starts");
-    wait_for("the reader", Duration::from_secs(20), || {
-        metric(&node, "rollcall_node_osdp_pd_online 1")
-    });
+    let opts = NodeOptions {
+        door: Some((0, 2)),
+        ..NodeOptions::standalone()
+    };
+    let Some((mut peer, node)) = node_on_reader(dir.path(), opts) else {
+        return;
+    };
 
     // The door opens with no grant: forced.
     peer.set_inputs(101, &[1, 0]).expect("door open");
@@ -237,4 +221,31 @@ fn door_forced_held_open_and_tamper_alarms() {
         metric(&node, "rollcall_node_tamper_alarms_total 1")
     });
     assert!(node.process.log_text().contains("ALARM: door forced open"));
+}
+
+/// The relay is pulsed only after the granted event is committed: the PD's process reads the
+/// node's SQLite file the moment each OUT command arrives and must already see the grant.
+#[test]
+fn the_relay_is_pulsed_only_after_the_event_is_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((mut peer, node)) = node_on_reader(dir.path(), NodeOptions::standalone()) else {
+        return;
+    };
+    peer.watch_database(&dir.path().join("node/data/node.sqlite"))
+        .expect("watching");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    for (grants, frame) in [(1, "sample-obama2"), (2, "sample-obama3")] {
+        let body = node.decide(&photo(frame), Some(AT_GATE));
+        assert_eq!(body["turnstile"], "opened", "{body}");
+        let out = std::iter::from_fn(|| peer.next_command(Duration::from_secs(5)))
+            .find(|c| c.get("output_no").is_some())
+            .expect("the PD got OUT");
+        assert_eq!(
+            out["granted_committed"].as_u64(),
+            Some(grants),
+            "when the relay command reached the PD, the database held {} granted events: {out}",
+            out["granted_committed"]
+        );
+    }
 }

@@ -201,6 +201,22 @@ impl<K: Clone + Eq + Hash> Gallery<K> {
         }
     }
 
+    /// The similarity of `probe` to `key`'s closest template (a 1:1 verification, as with a
+    /// card that names the person); `None` when `key` has no template or the dimension differs.
+    pub fn similarity_to(&self, key: &K, probe: &Embedding) -> Option<f32> {
+        let owner = *self.index.get(key)?;
+        let p = probe.as_slice();
+        if p.len() != self.dim {
+            return None;
+        }
+        self.data
+            .chunks_exact(self.dim)
+            .zip(&self.owners)
+            .filter(|(_, o)| **o == owner)
+            .map(|(row, _)| dot(p, row))
+            .reduce(f32::max)
+    }
+
     /// How many templates `key` has.
     pub fn templates_of(&self, key: &K) -> usize {
         match self.index.get(key) {
@@ -276,7 +292,8 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// top_k agrees with a brute-force reference: every key's best similarity, sorted.
+        /// top_k and similarity_to agree with a brute-force reference: every key's best
+        /// similarity, sorted.
         #[test]
         fn top_k_matches_brute_force(
             templates in proptest::collection::vec((0u8..6, proptest::collection::vec(-1.0f32..1.0, 4)), 1..40),
@@ -292,6 +309,13 @@ mod tests {
                 let best = reference.entry(key).or_insert(f32::MIN);
                 *best = best.max(sim);
                 g.insert(key, t).expect("same dim");
+            }
+            for key in 0u8..7 {
+                match (g.similarity_to(&key, &probe), reference.get(&key)) {
+                    (Some(got), Some(want)) => prop_assert!((got - want).abs() < 1e-6),
+                    (None, None) => {}
+                    (got, want) => prop_assert!(false, "key {}: {:?} vs {:?}", key, got, want),
+                }
             }
             let got = g.top_k(&probe, k);
             let mut want: Vec<(u8, f32)> = reference.into_iter().collect();

@@ -294,6 +294,7 @@ mod tests {
             reasons: vec![],
             position: None,
             node_time_ms: seq as i64,
+            card: None,
         }
     }
 

@@ -1,0 +1,284 @@
+//! Card + face check-ins through a real OSDP reader (LibOSDP's PD on a pty): a card read makes
+//! the next kiosk frame a 1:1 check of the card holder's face; another face with that card is
+//! a buddy punch and is denied; an unknown card is recorded and refused at the reader; a card
+//! expires after its window; a site may require the card.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use rollcall_firmware_bridge::wiegand_frame;
+use rollcall_tests::{
+    AT_GATE, Node, NodeOptions, OsdpPeer, fields, node_on_reader, reason_codes, sample_photo,
+    wait_for,
+};
+use serde_json::{Value, json};
+
+fn photo(name: &str) -> Vec<u8> {
+    sample_photo(name).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch`)"))
+}
+
+/// The hex frame of a 26-bit Wiegand card, as the reader sends it.
+fn card(facility: u32, number: u32) -> String {
+    let frame = wiegand_frame(26, facility, number).expect("a 26-bit card");
+    frame.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn add_person(node: &Node, id: &str, name: &str, card: &str, face: Option<&str>) {
+    let (status, body) = node
+        .post_json(
+            "/api/v1/people",
+            &json!({ "id": id, "display_name": name, "card": card }),
+            true,
+        )
+        .expect("create");
+    assert_eq!(status, 201, "{body}");
+    if let Some(face) = face {
+        let image = base64::engine::general_purpose::STANDARD.encode(photo(face));
+        let (status, body) = node
+            .post_json(
+                &format!("/api/v1/people/{id}/faces"),
+                &json!({ "image_base64": image }),
+                true,
+            )
+            .expect("enrol");
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+fn waiting_card(node: &Node) -> Value {
+    node.get("/api/v1/kiosk/card")
+        .and_then(|r| Ok(r.json::<Value>()?))
+        .map(|v| v["card"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn site(dir: &std::path::Path, osdp_extra: &str) -> Option<(OsdpPeer, Node)> {
+    node_on_reader(
+        dir,
+        NodeOptions {
+            osdp_extra: osdp_extra.into(),
+            ..NodeOptions::standalone()
+        },
+    )
+}
+
+/// Presents a card and waits until the node holds it for `name`'s face.
+fn present(peer: &mut OsdpPeer, node: &Node, hex: &str, name: &str) {
+    peer.present_card(hex, 26).expect("card");
+    wait_for("the node to hold the card", Duration::from_secs(20), || {
+        waiting_card(node)["display_name"].as_str() == Some(name)
+    });
+}
+
+/// The PD's commands until `quiet` passes without one.
+fn drain(peer: &OsdpPeer, quiet: Duration) -> Vec<Value> {
+    std::iter::from_fn(|| peer.next_command(quiet)).collect()
+}
+
+#[test]
+fn a_card_makes_the_next_face_a_one_to_one_check_of_its_holder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((mut peer, node)) = site(dir.path(), "card_window_s = 4") else {
+        return;
+    };
+    add_person(
+        &node,
+        "obama",
+        "Barack Obama",
+        "12:3456",
+        Some("sample-obama"),
+    );
+    add_person(
+        &node,
+        "biden",
+        "Joe Biden",
+        "012:07777",
+        Some("sample-biden"),
+    );
+    // Typed cards are normalised, checked and unique.
+    let people = node.people().expect("people");
+    assert!(people.iter().any(|p| p["card"] == "12:7777"), "{people:?}");
+    for (card, status, kind) in [("12", 400, "bad-request"), ("12:3456", 409, "card-taken")] {
+        let (got, body) = node
+            .post_json(
+                "/api/v1/people",
+                &json!({ "id": "x", "display_name": "X", "card": card }),
+                true,
+            )
+            .expect("post");
+        assert_eq!(got, status, "{body}");
+        assert!(
+            body["type"].as_str().is_some_and(|t| t.ends_with(kind)),
+            "{body}"
+        );
+    }
+    drain(&peer, Duration::from_millis(300));
+
+    // Obama's card, then his face: granted as card + face, and the reader prompted him.
+    present(&mut peer, &node, &card(12, 3456), "Barack Obama");
+    let body = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+    assert_eq!(
+        fields(
+            &body,
+            &["decision", "credential", "/person/id", "turnstile"]
+        ),
+        [
+            Some("granted"),
+            Some("card_and_face"),
+            Some("obama"),
+            Some("opened")
+        ],
+        "{body}"
+    );
+    assert!(
+        body["person"].get("card").is_none(),
+        "the kiosk is not told card numbers: {body}"
+    );
+    let seen = drain(&peer, Duration::from_millis(500));
+    assert!(
+        seen.iter().any(|c| c["on_color"].as_u64() == Some(3)),
+        "amber while the face is awaited: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|c| c["data"].as_str() == Some("Barack Obama: look at the camera")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|c| c["output_no"].as_u64() == Some(0)),
+        "relay: {seen:?}"
+    );
+    assert_eq!(
+        waiting_card(&node),
+        Value::Null,
+        "a card serves one check-in"
+    );
+
+    // Obama's card with Biden's face: a buddy punch, denied, recorded against the card holder.
+    present(&mut peer, &node, &card(12, 3456), "Barack Obama");
+    let body = node.decide(&photo("sample-biden"), Some(AT_GATE));
+    assert_eq!(
+        fields(&body, &["decision", "turnstile"]),
+        [Some("denied"), Some("closed")],
+        "{body}"
+    );
+    let codes = reason_codes(&body);
+    assert_eq!(
+        codes.first().map(String::as_str),
+        Some("card_face_mismatch"),
+        "{body}"
+    );
+    assert!(codes.iter().any(|c| c == "buddy_punch_suspected"), "{body}");
+    let seen = drain(&peer, Duration::from_millis(500));
+    assert!(
+        seen.iter().all(|c| c.get("output_no").is_none()),
+        "no relay: {seen:?}"
+    );
+
+    // A card no one holds: a denied event with the card, red light and a message at the reader.
+    peer.present_card(&card(12, 9999), 26).expect("card");
+    wait_for("the unknown card's event", Duration::from_secs(20), || {
+        node.events()
+            .is_ok_and(|e| e.iter().any(|e| e["card"] == "12:9999"))
+    });
+    let events = node.events().expect("events");
+    let unknown = events
+        .iter()
+        .find(|e| e["card"] == "12:9999")
+        .expect("event");
+    assert_eq!(
+        (
+            fields(unknown, &["decision", "person_id"]),
+            reason_codes(unknown)
+        ),
+        (vec![Some("denied"), None], vec!["unknown_card".to_owned()]),
+        "{unknown}"
+    );
+    let seen = drain(&peer, Duration::from_millis(500));
+    assert!(
+        seen.iter().any(|c| c["on_color"].as_u64() == Some(1)),
+        "red: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|c| c["data"].as_str() == Some("Unknown card")),
+        "{seen:?}"
+    );
+    assert_eq!(waiting_card(&node), Value::Null);
+
+    // The stored events carry the card; the buddy punch is Obama's denied attempt.
+    let punch = events
+        .iter()
+        .find(|e| reason_codes(e).first().map(String::as_str) == Some("card_face_mismatch"))
+        .expect("the buddy punch is stored");
+    assert_eq!(
+        fields(punch, &["person_id", "card"]),
+        [Some("obama"), Some("12:3456")]
+    );
+
+    // A card not followed by a face within its window expires: the next check-in is face only.
+    present(&mut peer, &node, &card(12, 7777), "Joe Biden");
+    wait_for("the card to expire", Duration::from_secs(10), || {
+        waiting_card(&node) == Value::Null
+    });
+    let body = node.decide(&photo("sample-obama3"), Some(AT_GATE));
+    assert_eq!(
+        fields(&body, &["decision", "credential"]),
+        [Some("granted"), Some("face")],
+        "{body}"
+    );
+
+    // A frame that cannot be used does not use up the card.
+    present(&mut peer, &node, &card(12, 7777), "Joe Biden");
+    let (status, _) = node
+        .check_in(&photo("sample-obama-partial-face"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(status, 422);
+    assert_eq!(waiting_card(&node)["display_name"], "Joe Biden");
+}
+
+#[test]
+fn a_site_that_requires_cards_denies_a_face_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((mut peer, node)) = site(dir.path(), "require_card = true") else {
+        return;
+    };
+    add_person(
+        &node,
+        "obama",
+        "Barack Obama",
+        "12:3456",
+        Some("sample-obama"),
+    );
+    let body = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+    assert_eq!(
+        (
+            fields(&body, &["decision"]),
+            reason_codes(&body).first().cloned()
+        ),
+        (vec![Some("denied")], Some("card_required".to_owned())),
+        "{body}"
+    );
+    present(&mut peer, &node, &card(12, 3456), "Barack Obama");
+    let body = node.decide(&photo("sample-obama3"), Some(AT_GATE));
+    assert_eq!(
+        fields(&body, &["decision", "credential"]),
+        [Some("granted"), Some("card_and_face")],
+        "{body}"
+    );
+
+    // Obama's card but no face of his enrolled any more is refused for that reason.
+    let (status, _) = node.http_delete("/api/v1/people/obama").expect("delete");
+    assert_eq!(status, 204);
+    add_person(&node, "obama2", "Barack Obama", "12:3456", None);
+    present(&mut peer, &node, &card(12, 3456), "Barack Obama");
+    let body = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+    assert_eq!(
+        (
+            fields(&body, &["decision"]),
+            reason_codes(&body).first().cloned()
+        ),
+        (vec![Some("denied")], Some("not_enrolled".to_owned())),
+        "{body}"
+    );
+}
