@@ -185,6 +185,14 @@ impl Process {
         }
     }
 
+    /// SIGKILL now (a power cut, as far as the process can tell) and reap it.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; returns the exit status if it stopped by itself.
     pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
