@@ -70,6 +70,10 @@ fn main() -> anyhow::Result<()> {
                 "cargo",
                 &["bench", "-p", "rollcall-fraud", "--bench", "assess"],
             )?;
+            run_step(
+                "cargo",
+                &["bench", "-p", "rollcall-node", "--bench", "checkin"],
+            )?;
             test::ensure_test_venv()?;
             run_step(
                 "cargo",
