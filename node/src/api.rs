@@ -7,7 +7,7 @@ use std::{
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State},
+    extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, State},
     http::{StatusCode, header, request::Parts},
     response::IntoResponse,
     routing::{get, post},
@@ -205,6 +205,90 @@ struct CheckInBody {
     position: Option<PositionBody>,
 }
 
+/// The context part of a multipart check-in.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CheckInContext {
+    position: Option<PositionBody>,
+}
+
+/// A check-in request: JSON `{image_base64, position?}`, or `multipart/form-data` with an
+/// `image` part (the JPEG/PNG bytes) and an optional `context` part (JSON `{position?}`), as a
+/// camera or a native kiosk app sends it without base64's third more bytes.
+struct CheckInRequest {
+    image: Vec<u8>,
+    position: Option<PositionBody>,
+}
+
+impl FromRequest<Arc<AppState>> for CheckInRequest {
+    type Rejection = Problem;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Problem> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !content_type.starts_with("multipart/form-data") {
+            let Json(body) = Json::<CheckInBody>::from_request(req, state).await?;
+            return Ok(Self {
+                image: decode_image(&body.image_base64)?,
+                position: body.position,
+            });
+        }
+        let bad = |e: axum::extract::multipart::MultipartError| {
+            Problem::new(
+                e.status(),
+                "invalid-body",
+                "Invalid request body",
+                e.body_text(),
+            )
+        };
+        let mut form = axum::extract::Multipart::from_request(req, state)
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    e.status(),
+                    "invalid-body",
+                    "Invalid request body",
+                    e.body_text(),
+                )
+            })?;
+        let (mut image, mut context) = (None, None);
+        while let Some(field) = form.next_field().await.map_err(bad)? {
+            match field.name() {
+                Some("image") if image.is_none() => {
+                    image = Some(field.bytes().await.map_err(bad)?.to_vec());
+                }
+                Some("context") if context.is_none() => {
+                    let text = field.bytes().await.map_err(bad)?;
+                    context = Some(serde_json::from_slice::<CheckInContext>(&text).map_err(
+                        |e| Problem::bad_request(format!("the context part is not valid: {e}")),
+                    )?);
+                }
+                Some(name @ ("image" | "context")) => {
+                    return Err(Problem::bad_request(format!("more than one `{name}` part")));
+                }
+                other => {
+                    return Err(Problem::bad_request(format!(
+                        "unexpected part {:?}: a check-in has an `image` part and an optional `context` part",
+                        other.unwrap_or("")
+                    )));
+                }
+            }
+        }
+        let image = image.ok_or_else(|| Problem::bad_request("no `image` part"))?;
+        Ok(Self {
+            image,
+            position: context.unwrap_or_default().position,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PositionBody {
@@ -269,9 +353,9 @@ struct CheckInResponse {
 
 async fn check_in(
     State(state): State<Arc<AppState>>,
-    Json(body): Json<CheckInBody>,
+    body: CheckInRequest,
 ) -> Result<axum::Json<CheckInResponse>, Problem> {
-    let image = decode_image(&body.image_base64)?;
+    let image = body.image;
     // A fixed kiosk sends no fix: its configured position stands in for one.
     let position = match body.position {
         Some(p) => Some(p.into_fix()?),

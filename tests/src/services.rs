@@ -450,6 +450,20 @@ radius_m = {radius}
         }
     }
 
+    /// Posts `body` as it is, with `content_type` (none if empty); returns status and body.
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Value), HarnessError> {
+        let mut req = self.http.post(format!("{}{path}", self.url)).body(body);
+        if !content_type.is_empty() {
+            req = req.header("content-type", content_type);
+        }
+        status_and_json(req.send()?)
+    }
+
     /// Whether `/metrics` has exactly this line.
     pub fn has_metric(&self, line: &str) -> bool {
         self.get("/metrics")

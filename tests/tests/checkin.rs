@@ -558,3 +558,166 @@ fn deleting_a_person_forgets_their_face_keeps_their_record_and_is_audited() {
     assert_eq!(reason_codes(&body)[0], "no_match", "{body}");
     assert_eq!(node.admin_list("/api/v1/audit").expect("audit").len(), 1);
 }
+
+/// A `multipart/form-data` body with the given (name, content type, bytes) parts.
+fn multipart(parts: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "rollcall-test-boundary-7c1e";
+    let mut body = Vec::new();
+    for (name, content_type, bytes) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A small JPEG whose header claims `width`×`height` pixels (a decompression bomb's shape).
+fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(16, 16, image::Rgb([90, 90, 90]));
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut jpeg, image::ImageFormat::Jpeg)
+        .expect("encode");
+    let mut jpeg = jpeg.into_inner();
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("baseline SOF0 marker");
+    // FF C0, length (2), precision (1), height (2), width (2).
+    jpeg[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+    jpeg
+}
+
+#[test]
+fn multipart_check_ins_and_hostile_bodies_get_clear_answers_and_store_nothing_bad() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node =
+        Node::start(&dir.path().join("node"), &NodeOptions::standalone()).expect("node starts");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+
+    // The raw JPEG and a JSON context, as a camera or a native app posts them.
+    let (lat, lon, accuracy_m) = AT_GATE;
+    let context = json!({ "position": { "lat": lat, "lon": lon, "accuracy_m": accuracy_m } });
+    let (content_type, body) = multipart(&[
+        ("image", "image/jpeg", &photo("sample-obama2")),
+        (
+            "context",
+            "application/json",
+            context.to_string().as_bytes(),
+        ),
+    ]);
+    let (status, answer) = node
+        .post_raw("/api/v1/checkins", &content_type, body)
+        .expect("post");
+    assert_eq!(
+        (status, answer["decision"].as_str()),
+        (200, Some("granted")),
+        "{answer}"
+    );
+    // Without a context the check-in has no fix (and this node no kiosk position).
+    let (content_type, body) = multipart(&[("image", "image/jpeg", &photo("sample-obama3"))]);
+    let (status, answer) = node
+        .post_raw("/api/v1/checkins", &content_type, body)
+        .expect("post");
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        reason_codes(&answer).iter().any(|c| c == "no_position"),
+        "{answer}"
+    );
+
+    let truncated = {
+        let jpeg = photo("sample-obama");
+        jpeg[..jpeg.len() / 2].to_vec()
+    };
+    let huge = jpeg_claiming(10_000, 10_000);
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let cases: Vec<(&str, String, Vec<u8>, u16)> = vec![
+        (
+            "truncated JPEG",
+            "application/json".into(),
+            json!({ "image_base64": b64(&truncated) }).to_string().into_bytes(),
+            422,
+        ),
+        (
+            "100-megapixel JPEG",
+            "application/json".into(),
+            json!({ "image_base64": b64(&huge) }).to_string().into_bytes(),
+            422,
+        ),
+        ("wrong content type", "text/plain".into(), b"hello".to_vec(), 415),
+        ("no content type", String::new(), b"{}".to_vec(), 415),
+        (
+            "malformed JSON",
+            "application/json".into(),
+            b"{\"image_base64\": ".to_vec(),
+            400,
+        ),
+        (
+            "NaN coordinates",
+            "application/json".into(),
+            br#"{"image_base64": "aGVsbG8=", "position": {"lat": NaN, "lon": 0, "accuracy_m": 5}}"#
+                .to_vec(),
+            400,
+        ),
+        (
+            "infinite accuracy",
+            "application/json".into(),
+            br#"{"image_base64": "aGVsbG8=", "position": {"lat": 1, "lon": 0, "accuracy_m": 1e999}}"#
+                .to_vec(),
+            400,
+        ),
+        (
+            "oversized body",
+            "application/json".into(),
+            vec![b' '; 18 * 1024 * 1024],
+            413,
+        ),
+    ];
+    let (multipart_type, no_image) = multipart(&[("context", "application/json", b"{}")]);
+    let (_, unknown_part) = multipart(&[("photo", "image/jpeg", b"xx")]);
+    let (_, bad_context) = multipart(&[
+        ("image", "image/jpeg", &photo("sample-obama")),
+        ("context", "application/json", b"{\"position\": 5}"),
+    ]);
+    let (_, huge_part) = multipart(&[("image", "image/jpeg", &huge)]);
+    let cases = cases.into_iter().chain([
+        ("multipart without image", multipart_type.clone(), no_image, 400),
+        ("multipart with an unknown part", multipart_type.clone(), unknown_part, 400),
+        ("multipart with a bad context", multipart_type.clone(), bad_context, 400),
+        ("multipart 100-megapixel image", multipart_type.clone(), huge_part, 422),
+        (
+            "multipart cut short",
+            multipart_type.clone(),
+            b"--rollcall-test-boundary-7c1e\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc".to_vec(),
+            400,
+        ),
+    ]);
+    for (what, content_type, body, want) in cases {
+        let (status, answer) = node
+            .post_raw("/api/v1/checkins", &content_type, body)
+            .expect("post");
+        assert_eq!(status, want, "{what}: {answer}");
+        assert!(
+            answer["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:rollcall:problem:")),
+            "{what}: a problem document, got {answer}"
+        );
+    }
+    // Only the two multipart check-ins were recorded, and the node still serves.
+    assert_eq!(node.events().expect("events").len(), 2);
+    let (status, _) = node
+        .check_in(&photo("sample-biden"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(status, 200);
+}

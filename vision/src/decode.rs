@@ -46,6 +46,14 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Err
     ) {
         return Err(Error::ImageDecode("unrecognised format".into()));
     }
+    // The JPEG decoder fills a cut-short file with grey and carries on; a half-uploaded frame
+    // must not be judged as if it were whole.
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(Error::ImageDecode(
+            "the JPEG is cut short (it never reaches its end-of-image marker): a truncated upload?"
+                .into(),
+        ));
+    }
     let mut l = Limits::default();
     l.max_image_width = Some(limits.max_width);
     l.max_image_height = Some(limits.max_height);
@@ -56,6 +64,58 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Err
     let mut image = DynamicImage::from_decoder(decoder).map_err(bad)?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
+}
+
+/// Whether a JPEG's segments and entropy-coded data run to an end-of-image marker. Segments
+/// are skipped by their lengths, so a thumbnail's own end marker inside EXIF does not count;
+/// bytes after the end (some cameras append data) are allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        if bytes.get(i) != Some(&0xFF) {
+            return false;
+        }
+        while bytes.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else {
+            return false;
+        };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            // Standalone markers: restart intervals, TEM.
+            0xD0..=0xD7 | 0x01 => continue,
+            _ => {
+                let Some(len) = bytes.get(i..i + 2) else {
+                    return false;
+                };
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if len < 2 {
+                    return false;
+                }
+                i += len;
+                if i > bytes.len() {
+                    return false;
+                }
+                if marker == 0xDA {
+                    // Entropy-coded data up to the next marker (FF 00 is a stuffed FF, FF D0-D7
+                    // restart markers belong to the data).
+                    loop {
+                        match (bytes.get(i), bytes.get(i + 1)) {
+                            (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => i += 2,
+                            (Some(0xFF), Some(_)) => break,
+                            (Some(_), _) => i += 1,
+                            (None, _) => return false,
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +158,31 @@ mod tests {
         ));
     }
 
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Jpeg)
+            .expect("encode");
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_cut_short_jpeg_is_refused_but_data_after_its_end_is_not() {
+        let whole = jpeg(64, 48);
+        assert!(jpeg_is_complete(&whole));
+        assert!(decode_image(&whole, &DecodeLimits::default()).is_ok());
+        for cut in [whole.len() - 1, whole.len() - 2, whole.len() / 2, 40] {
+            let e = decode_image(&whole[..cut], &DecodeLimits::default());
+            assert!(
+                matches!(&e, Err(Error::ImageDecode(m)) if m.contains("cut short")),
+                "cut at {cut}: {e:?}"
+            );
+        }
+        let mut appended = whole.clone();
+        appended.extend_from_slice(b"trailer written by some cameras");
+        assert!(decode_image(&appended, &DecodeLimits::default()).is_ok());
+    }
+
     #[test]
     fn refuses_garbage() {
         assert!(decode_image(b"not an image", &DecodeLimits::default()).is_err());
@@ -111,6 +196,15 @@ mod tests {
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = decode_image(&bytes, &DecodeLimits::default());
+            let _ = jpeg_is_complete(&bytes);
+        }
+
+        /// Any prefix of a JPEG that stops before its end marker is incomplete.
+        #[test]
+        fn every_proper_prefix_of_a_jpeg_is_incomplete(cut in 0usize..1000) {
+            let whole = jpeg(24, 16);
+            let cut = cut % (whole.len() - 1);
+            proptest::prop_assert!(!jpeg_is_complete(&whole[..cut]));
         }
     }
 }
