@@ -69,7 +69,7 @@ fn people(first: usize, n: usize, dim: usize, seed: &mut u64) -> Vec<ImportedPer
                 id: format!("p{i:06}"),
                 display_name: format!("Person {i}"),
                 card: None,
-                template: v,
+                templates: vec![v],
             }
         })
         .collect()

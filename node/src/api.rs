@@ -49,6 +49,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/people", post(add_person).get(list_people))
         .route("/api/v1/people/{id}", axum::routing::delete(delete_person))
         .route("/api/v1/people/{id}/faces", post(enrol_face))
+        .route("/enrol", get(enrolment_page))
+        .route("/api/v1/enrolment/check", post(check_enrolment_face))
+        .route("/api/v1/enrolments", post(enrol_person))
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/events", get(list_events))
         .fallback(|| async { Problem::not_found("no such route") })
@@ -123,6 +126,29 @@ fn problem_of(e: PipelineError) -> Problem {
             "Face already enrolled",
             e.to_string(),
         ),
+        e @ PipelineError::UnusableFrames(_) => {
+            let PipelineError::UnusableFrames(problems) = &e else {
+                unreachable!("matched above")
+            };
+            let reasons = problems
+                .iter()
+                .map(|p| ProblemReason {
+                    code: p.code.clone(),
+                    text: format!("photo {}: {}", p.frame, p.text),
+                })
+                .collect();
+            unprocessable(
+                "enrolment-photos",
+                "Enrolment photos cannot be used",
+                format!("{e}; nothing was stored"),
+            )
+            .with_reasons(reasons)
+        }
+        e @ PipelineError::DifferentPeople { .. } => unprocessable(
+            "different-people",
+            "Photos of different people",
+            format!("{e}; nothing was stored"),
+        ),
         e @ PipelineError::TooManyTemplates(_) => Problem::new(
             StatusCode::CONFLICT,
             "too-many-templates",
@@ -132,6 +158,18 @@ fn problem_of(e: PipelineError) -> Problem {
         PipelineError::Store(StoreError::NoSuchPerson(id)) => {
             Problem::not_found(format!("no person with id `{id}`"))
         }
+        PipelineError::Store(StoreError::CardTaken(card)) => Problem::new(
+            StatusCode::CONFLICT,
+            "card-taken",
+            "Card already issued",
+            format!("card `{card}` already belongs to another person"),
+        ),
+        PipelineError::Store(StoreError::PersonExists(id)) => Problem::new(
+            StatusCode::CONFLICT,
+            "person-exists",
+            "Person exists",
+            format!("a person with id `{id}` already exists"),
+        ),
         PipelineError::Vision(e) => {
             tracing::error!(error = %e, "face engine failed");
             Problem::internal("the face engine failed; nothing was recorded")
@@ -164,12 +202,17 @@ async fn to_kiosk(
 
 /// The kiosk page: camera, check-in button, the decision in big letters.
 async fn kiosk_page() -> impl IntoResponse {
+    html_page(include_str!("../kiosk/index.html"))
+}
+
+/// A page served by the node itself (no CDN), never cached: a node update changes it.
+fn html_page(page: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        include_str!("../kiosk/index.html"),
+        page,
     )
 }
 
@@ -461,63 +504,111 @@ fn valid_person_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+impl NewPerson {
+    /// The person to create: id (a new ULID if none), trimmed name, normalised card.
+    fn validate(self) -> Result<Person, Problem> {
+        let id = self.id.unwrap_or_else(|| ulid::Ulid::new().to_string());
+        if !valid_person_id(&id) {
+            return Err(Problem::bad_request(
+                "id must be 1-64 characters of letters, digits, -, _ or .",
+            ));
+        }
+        let display_name = self.display_name.trim().to_owned();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(Problem::bad_request(
+                "display_name must be 1-200 characters",
+            ));
+        }
+        let card = self
+            .card
+            .as_deref()
+            .map(crate::card::parse_card_key)
+            .transpose()
+            .map_err(|e| Problem::bad_request(format!("card: {e}")))?;
+        Ok(Person {
+            id,
+            display_name,
+            templates: 0,
+            card,
+        })
+    }
+}
+
 async fn add_person(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
     Json(body): Json<NewPerson>,
 ) -> Result<impl IntoResponse, Problem> {
-    let id = body.id.unwrap_or_else(|| ulid::Ulid::new().to_string());
-    if !valid_person_id(&id) {
-        return Err(Problem::bad_request(
-            "id must be 1-64 characters of letters, digits, -, _ or .",
-        ));
-    }
-    let name = body.display_name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Problem::bad_request(
-            "display_name must be 1-200 characters",
-        ));
-    }
-    let card = body
-        .card
-        .as_deref()
-        .map(crate::card::parse_card_key)
-        .transpose()
-        .map_err(|e| Problem::bad_request(format!("card: {e}")))?;
+    let person = body.validate()?;
     let store = state.store.clone();
-    let (id2, name2, card2) = (id.clone(), name.clone(), card.clone());
-    let result = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .add_person(&id2, &name2, card2.as_deref())
+    let p = person.clone();
+    blocking(move || {
+        Ok(store.lock().unwrap_or_else(|p| p.into_inner()).add_person(
+            &p.id,
+            &p.display_name,
+            p.card.as_deref(),
+        )?)
     })
-    .await
-    .map_err(|e| Problem::internal(e.to_string()))?;
-    match result {
-        Ok(()) => Ok((
-            StatusCode::CREATED,
-            axum::Json(Person {
-                id,
-                display_name: name,
-                templates: 0,
-                card,
-            }),
-        )),
-        Err(StoreError::CardTaken(card)) => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "card-taken",
-            "Card already issued",
-            format!("card `{card}` already belongs to another person"),
-        )),
-        Err(StoreError::PersonExists(id)) => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "person-exists",
-            "Person exists",
-            format!("a person with id `{id}` already exists"),
-        )),
-        Err(e) => Err(problem_of(e.into())),
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(person)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEnrolment {
+    id: Option<String>,
+    display_name: String,
+    card: Option<String>,
+    /// 1 to 5 photos of the person, JPEG or PNG, base64.
+    images_base64: Vec<String>,
+}
+
+/// Enrols a new person from several photos in one step (the enrolment page's confirm): all
+/// photos are checked first, then the person and their templates are stored together.
+async fn enrol_person(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Json(body): Json<NewEnrolment>,
+) -> Result<impl IntoResponse, Problem> {
+    let most = crate::pipeline::MAX_TEMPLATES_PER_PERSON;
+    if !(1..=most).contains(&body.images_base64.len()) {
+        return Err(Problem::bad_request(format!(
+            "images_base64 must hold 1 to {most} photos, got {}",
+            body.images_base64.len()
+        )));
     }
+    let mut person = NewPerson {
+        id: body.id,
+        display_name: body.display_name,
+        card: body.card,
+    }
+    .validate()?;
+    let images = body
+        .images_base64
+        .iter()
+        .map(|b| decode_image(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pipeline = state.pipeline.clone();
+    let p = person.clone();
+    person.templates = blocking(move || pipeline.enrol_person(&p, &images)).await? as u32;
+    Ok((StatusCode::CREATED, axum::Json(person)))
+}
+
+/// Judges one captured frame for enrolment; nothing is stored.
+async fn check_enrolment_face(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Json(body): Json<FaceBody>,
+) -> Result<impl IntoResponse, Problem> {
+    let image = decode_image(&body.image_base64)?;
+    let pipeline = state.pipeline.clone();
+    let check = blocking(move || pipeline.check_face(&image)).await?;
+    Ok(axum::Json(check))
+}
+
+/// The supervisor's enrolment page: capture 3-5 frames with feedback, then confirm.
+async fn enrolment_page() -> impl IntoResponse {
+    html_page(include_str!("../kiosk/enrol.html"))
 }
 
 async fn list_people(

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     card::PresentedCard,
     metrics::Metrics,
-    store::{NodeStore, Person, StoreError, now_ms},
+    store::{ImportedPerson, NodeStore, Person, StoreError, now_ms},
     vision_setup::EMBEDDER_MODEL,
 };
 
@@ -36,6 +36,17 @@ pub enum PipelineError {
     Duplicate { other: String, similarity: f32 },
     #[error("person already has {0} face templates, the most allowed")]
     TooManyTemplates(usize),
+    #[error("{} of the enrolment photos cannot be used", .0.len())]
+    UnusableFrames(Vec<FrameProblem>),
+    #[error(
+        "photos {first} and {second} do not show the same person (similarity {similarity:.2}, needs {threshold:.2})"
+    )]
+    DifferentPeople {
+        first: usize,
+        second: usize,
+        similarity: f32,
+        threshold: f32,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -46,6 +57,49 @@ fn issues_text(issues: &[QualityIssue]) -> String {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Why one photo of an enrolment cannot be used (photos are numbered from 1).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FrameProblem {
+    pub frame: usize,
+    pub code: String,
+    pub text: String,
+}
+
+impl FrameProblem {
+    fn of(frame: usize, e: &PipelineError) -> Self {
+        let code = match e {
+            PipelineError::Image(_) => "invalid_image".to_owned(),
+            PipelineError::NoFace => "no_face".to_owned(),
+            PipelineError::SeveralFaces(_) => "several_faces".to_owned(),
+            PipelineError::Quality(issues) => issues
+                .first()
+                .map_or("face_quality", |i| i.code())
+                .to_owned(),
+            _ => "unusable".to_owned(),
+        };
+        Self {
+            frame,
+            code,
+            text: e.to_string(),
+        }
+    }
+}
+
+/// What the enrolment page shows for one captured frame before anything is stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FaceCheck {
+    /// The frame can be one of the enrolment photos.
+    pub usable: bool,
+    pub faces: usize,
+    /// Every reason it cannot (codes and plain words).
+    pub issues: Vec<FrameProblem>,
+    pub eye_distance_px: Option<f32>,
+    pub sharpness: Option<f32>,
+    /// The enrolled person this face already matches, if any (enrolling it as someone else
+    /// would be refused).
+    pub matches_person: Option<String>,
 }
 
 /// A check-in's result, as the kiosk shows it.
@@ -176,15 +230,145 @@ impl Pipeline {
         Ok((best, count))
     }
 
+    /// The one good, embedded face an enrolment photo must show.
+    fn enrolment_face(&self, image: &[u8]) -> Result<(AnalyzedFace, Embedding), PipelineError> {
+        let (mut face, count) = self.best_face(image)?;
+        if count > 1 {
+            return Err(PipelineError::SeveralFaces(count));
+        }
+        let embedding = face.embedding.take().ok_or(PipelineError::NoFace)?;
+        Ok((face, embedding))
+    }
+
+    /// Judges a captured frame for enrolment without storing anything: the supervisor's
+    /// feedback while capturing.
+    pub fn check_face(&self, image: &[u8]) -> Result<FaceCheck, PipelineError> {
+        let decoded = self.engine.decode(image).map_err(PipelineError::Image)?;
+        let faces = self
+            .engine
+            .analyze(&decoded)
+            .map_err(PipelineError::Vision)?;
+        let mut issues = Vec::new();
+        let best = faces.first();
+        match best {
+            None => issues.push(FrameProblem::of(1, &PipelineError::NoFace)),
+            Some(face) => {
+                for issue in &face.quality.issues {
+                    issues.push(FrameProblem {
+                        frame: 1,
+                        code: issue.code().to_owned(),
+                        text: issue.to_string(),
+                    });
+                }
+                if faces.len() > 1 {
+                    issues.push(FrameProblem::of(
+                        1,
+                        &PipelineError::SeveralFaces(faces.len()),
+                    ));
+                }
+            }
+        }
+        let matches_person = best
+            .and_then(|f| f.embedding.as_ref())
+            .and_then(|e| {
+                self.gallery
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .top_k(e, 1)
+                    .into_iter()
+                    .find(|m| m.similarity >= self.match_threshold)
+            })
+            .map(|m| m.key);
+        Ok(FaceCheck {
+            usable: issues.is_empty() && best.is_some_and(|f| f.embedding.is_some()),
+            faces: faces.len(),
+            issues,
+            eye_distance_px: best.map(|f| f.quality.eye_distance_px),
+            sharpness: best.and_then(|f| f.quality.sharpness),
+            matches_person,
+        })
+    }
+
+    /// Enrols a new person from 1 to [`MAX_TEMPLATES_PER_PERSON`] photos, all or nothing:
+    /// every photo must show one good face, all of the same person, and none may match
+    /// someone already enrolled; then the person and their templates are stored in one
+    /// transaction. Returns the number of templates.
+    pub fn enrol_person(
+        &self,
+        person: &Person,
+        images: &[Vec<u8>],
+    ) -> Result<usize, PipelineError> {
+        if images.is_empty() || images.len() > MAX_TEMPLATES_PER_PERSON {
+            return Err(PipelineError::TooManyTemplates(images.len()));
+        }
+        let mut embeddings = Vec::with_capacity(images.len());
+        let mut problems = Vec::new();
+        for (i, image) in images.iter().enumerate() {
+            match self.enrolment_face(image) {
+                Ok((_, e)) => embeddings.push(e),
+                Err(e @ (PipelineError::Vision(_) | PipelineError::Store(_))) => return Err(e),
+                Err(e) => problems.push(FrameProblem::of(i + 1, &e)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(PipelineError::UnusableFrames(problems));
+        }
+        for (i, a) in embeddings.iter().enumerate() {
+            for (j, b) in embeddings.iter().enumerate().skip(i + 1) {
+                let similarity = a.cosine(b).map_err(PipelineError::Vision)?;
+                if similarity < self.match_threshold {
+                    return Err(PipelineError::DifferentPeople {
+                        first: i + 1,
+                        second: j + 1,
+                        similarity,
+                        threshold: self.match_threshold,
+                    });
+                }
+            }
+        }
+        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        for e in &embeddings {
+            if let Some(dim) = gallery.dim()
+                && dim != e.as_slice().len()
+            {
+                return Err(PipelineError::Vision(
+                    rollcall_vision::Error::DimensionMismatch(dim, e.as_slice().len()),
+                ));
+            }
+            if let Some(other) = gallery
+                .top_k(e, 1)
+                .into_iter()
+                .find(|m| m.similarity >= self.match_threshold)
+            {
+                return Err(PipelineError::Duplicate {
+                    other: other.key,
+                    similarity: other.similarity,
+                });
+            }
+        }
+        self.store().import_people(
+            EMBEDDER_MODEL,
+            &[ImportedPerson {
+                id: person.id.clone(),
+                display_name: person.display_name.clone(),
+                card: person.card.clone(),
+                templates: embeddings.iter().map(|e| e.as_slice().to_vec()).collect(),
+            }],
+        )?;
+        for e in embeddings {
+            gallery
+                .insert(person.id.clone(), e)
+                .map_err(PipelineError::Vision)?;
+        }
+        tracing::info!(person = %person.id, templates = images.len(), "person enrolled");
+        Ok(images.len())
+    }
+
     pub fn enrol(&self, person_id: &str, image: &[u8]) -> Result<Enrolled, PipelineError> {
         if self.store().person(person_id)?.is_none() {
             return Err(StoreError::NoSuchPerson(person_id.to_owned()).into());
         }
-        let (face, count) = self.best_face(image)?;
-        if count > 1 {
-            return Err(PipelineError::SeveralFaces(count));
-        }
-        let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
+        let (face, embedding) = self.enrolment_face(image)?;
         // INVARIANT: the checks and the insert happen under one write lock, so two concurrent
         // enrolments cannot both pass the duplicate check.
         let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());

@@ -115,6 +115,24 @@ const PERSON_SELECT: &str = "SELECT p.id, p.display_name,
         (SELECT COUNT(*) FROM face_templates t WHERE t.person_id = p.id), p.card
      FROM people p";
 
+/// A failed insert into `people`: the card or the id was taken, or the database failed.
+fn person_insert_error(e: rusqlite::Error, id: &str, card: Option<&str>) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(msg))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+                && msg.contains("people.card") =>
+        {
+            StoreError::CardTaken(card.unwrap_or_default().to_owned())
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::PersonExists(id.to_owned())
+        }
+        e => e.into(),
+    }
+}
+
 fn person_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
     Ok(Person {
         id: r.get(0)?,
@@ -124,12 +142,12 @@ fn person_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
     })
 }
 
-/// A person to import with one face template.
+/// A person to store with their face templates.
 pub struct ImportedPerson {
     pub id: String,
     pub display_name: String,
     pub card: Option<String>,
-    pub template: Vec<f32>,
+    pub templates: Vec<Vec<f32>>,
 }
 
 /// A stored face template.
@@ -238,24 +256,13 @@ impl NodeStore {
         display_name: &str,
         card: Option<&str>,
     ) -> Result<(), StoreError> {
-        match self.conn.execute(
-            "INSERT INTO people (id, display_name, created_ms, card) VALUES (?1, ?2, ?3, ?4)",
-            params![id, display_name, now_ms(), card],
-        ) {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation
-                    && msg.contains("people.card") =>
-            {
-                Err(StoreError::CardTaken(card.unwrap_or_default().to_owned()))
-            }
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::PersonExists(id.to_owned()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.conn
+            .execute(
+                "INSERT INTO people (id, display_name, created_ms, card) VALUES (?1, ?2, ?3, ?4)",
+                params![id, display_name, now_ms(), card],
+            )
+            .map_err(|e| person_insert_error(e, id, card))?;
+        Ok(())
     }
 
     pub fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
@@ -335,8 +342,8 @@ impl NodeStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Adds many people, each with one template of `model`, in one transaction (a site's
-    /// roll from another system, or the gallery of a benchmark): all or nothing.
+    /// Adds people with their templates of `model` in one transaction (an enrolment from
+    /// several photos, a site's roll from another system): all or nothing.
     pub fn import_people(
         &mut self,
         model: &str,
@@ -354,20 +361,15 @@ impl NodeStore {
             for p in people {
                 person
                     .execute(params![p.id, p.display_name, now, p.card])
-                    .map_err(|e| match e {
-                        rusqlite::Error::SqliteFailure(f, _)
-                            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                        {
-                            StoreError::PersonExists(p.id.clone())
-                        }
-                        e => e.into(),
-                    })?;
-                let id = ulid::Ulid::new().to_string();
-                let bytes: Vec<u8> = p.template.iter().flat_map(|v| v.to_le_bytes()).collect();
-                let sealed = self
-                    .key
-                    .seal(&template_context(&id, &p.id, model), &bytes)?;
-                template.execute(params![id, p.id, model, sealed, now])?;
+                    .map_err(|e| person_insert_error(e, &p.id, p.card.as_deref()))?;
+                for vector in &p.templates {
+                    let id = ulid::Ulid::new().to_string();
+                    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    let sealed = self
+                        .key
+                        .seal(&template_context(&id, &p.id, model), &bytes)?;
+                    template.execute(params![id, p.id, model, sealed, now])?;
+                }
             }
         }
         tx.commit()?;
@@ -796,7 +798,7 @@ mod tests {
             id: id.into(),
             display_name: id.to_uppercase(),
             card: None,
-            template: vec![x, 1.0],
+            templates: vec![vec![x, 1.0]],
         };
         store
             .import_people("m", &[person("a", 0.5), person("b", -0.5)])
