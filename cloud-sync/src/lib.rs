@@ -25,5 +25,8 @@ pub mod logging;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+#[cfg(feature = "bundle")]
+pub mod bundle;
+
 #[cfg(feature = "server")]
 pub mod server;

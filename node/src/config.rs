@@ -158,6 +158,14 @@ pub struct NodeSection {
     /// events the cloud has not acknowledged are never deleted. 0 keeps everything.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// The tenant this node belongs to (its slug in the cloud); needed to accept config
+    /// bundles.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The tenant's Ed25519 public key (64 hex digits, from the cloud's
+    /// `GET /api/v1/signing-key`): `rollcall-node flash` accepts only bundles it signed.
+    #[serde(default)]
+    pub bundle_public_key: Option<String>,
 }
 
 fn default_retention_days() -> u32 {
@@ -292,6 +300,17 @@ impl NodeConfig {
                     "must be at most 3650 (ten years; 0 keeps everything), got {}",
                     self.node.retention_days
                 ),
+            ));
+        }
+        if let Some(key) = &self.node.bundle_public_key
+            && let Err(e) = rollcall_cloud::bundle::parse_public_key(key)
+        {
+            return Err(bad("node.bundle_public_key", e.to_string()));
+        }
+        if self.node.bundle_public_key.is_some() != self.node.tenant.is_some() {
+            return Err(bad(
+                "node.tenant",
+                "node.tenant and node.bundle_public_key go together: set both to accept config bundles, or neither".into(),
             ));
         }
         if self.http.admin_token.len() < 16 {
@@ -535,6 +554,19 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.osdp.and_then(|o| o.secure_key()).map(|k| k[15]), Some(15));
+        let e = error_of(&SAMPLE.replace(
+            "[node]\n",
+            "[node]\ntenant = \"acme\"\nbundle_public_key = \"abcd\"\n",
+        ));
+        assert!(
+            e.contains("`node.bundle_public_key`") && e.contains("Ed25519"),
+            "{e}"
+        );
+        let e = error_of(&SAMPLE.replace("[node]\n", "[node]\ntenant = \"acme\"\n"));
+        assert!(
+            e.contains("`node.tenant`") && e.contains("go together"),
+            "{e}"
+        );
         let e = error_of(&format!("{SAMPLE}{osdp}card_window_s = 0\n"));
         assert!(
             e.contains("`osdp.card_window_s`") && e.contains("got 0"),

@@ -8,6 +8,7 @@ pub mod api;
 pub mod card;
 pub mod config;
 pub mod doctor;
+pub mod flash;
 pub mod metrics;
 pub mod osdp_tools;
 pub mod pipeline;
@@ -58,13 +59,49 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
 }
 
-/// Runs the node until SIGTERM or Ctrl-C: loads models, opens the store, serves the API and
-/// syncs; on shutdown, finishes in-flight requests and the current sync round.
-pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), RunError> {
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM or Ctrl-C: the process should end.
+    Stop,
+    /// SIGHUP (a flashed config): run again on the config file as it now is.
+    Reload,
+}
+
+/// Resolves on SIGHUP; never, where it cannot be listened to.
+fn hangup() -> impl std::future::Future<Output = ()> {
+    let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        match signal {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: a flashed config needs a restart");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Runs the node until SIGTERM or Ctrl-C (or SIGHUP, to reload its config): loads models,
+/// opens the store, serves the API and syncs; on shutdown, finishes in-flight requests and the
+/// current sync round.
+pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit, RunError> {
     let data_dir = &config.node.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|source| RunError::DataDir {
         path: data_dir.clone(),
         source,
+    })?;
+    // Listening for SIGHUP before the pid file names this process: a flash that reads the pid
+    // must not find the signal's default action (termination) still in place.
+    let reload = hangup();
+    let pid_file = flash::pid_path(&config);
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(|source| {
+        RunError::DataDir {
+            path: pid_file.clone(),
+            source,
+        }
     })?;
     let key = template_key::TemplateKey::load_or_create(&config.template_key_path())?;
     let store = Arc::new(Mutex::new(store::NodeStore::open(
@@ -157,8 +194,21 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
     let (listener, local) =
         rollcall_cloud::listen::bind(config.http.listen, addr_file.as_deref()).await?;
     tracing::info!(addr = %local, site = %config.node.site_id, db = %config.database_path().display(), "rollcall-node listening on http://{local}");
+    let exit = Arc::new(Mutex::new(Exit::Stop));
+    let stop_or_reload = {
+        let exit = exit.clone();
+        async move {
+            tokio::select! {
+                () = shutdown::signal() => {}
+                () = reload => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    *exit.lock().unwrap_or_else(|p| p.into_inner()) = Exit::Reload;
+                }
+            }
+        }
+    };
     let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown::signal())
+        .with_graceful_shutdown(stop_or_reload)
         .await;
     trigger.fire();
     if let Some(task) = sync_task {
@@ -172,8 +222,12 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<(), R
         tracing::info!("OSDP bus stopped");
     }
     served.map_err(RunError::Serve)?;
-    tracing::info!("rollcall-node stopped");
-    Ok(())
+    let exit = *exit.lock().unwrap_or_else(|p| p.into_inner());
+    if exit == Exit::Stop {
+        let _ = std::fs::remove_file(&pid_file);
+        tracing::info!("rollcall-node stopped");
+    }
+    Ok(exit)
 }
 
 /// A card read: its holder waits at the gate for their face (amber light and a prompt on the

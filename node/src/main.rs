@@ -40,6 +40,18 @@ enum Cmd {
         #[command(flatten)]
         config: ConfigPath,
     },
+    /// Install a config bundle signed by the tenant in the cloud (verified against this node's
+    /// `node.bundle_public_key`, tenant and site; newer than the last one), keeping the previous
+    /// config for `--rollback`; a running node reloads.
+    Flash {
+        #[command(flatten)]
+        config: ConfigPath,
+        /// The bundle file (`POST /api/v1/config-bundles` on the cloud).
+        bundle: Option<PathBuf>,
+        /// Put back the config the last flash replaced.
+        #[arg(long, conflicts_with = "bundle")]
+        rollback: bool,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -98,8 +110,48 @@ fn main() -> anyhow::Result<()> {
     rollcall_cloud::logging::init();
     match Cli::parse().command {
         Cmd::Run { config, addr_file } => {
-            let config = NodeConfig::load(&config.config)?;
-            runtime()?.block_on(rollcall_node::run(config, addr_file))?;
+            let path = config.config;
+            let mut config = NodeConfig::load(&path)?;
+            let runtime = runtime()?;
+            loop {
+                match runtime.block_on(rollcall_node::run(config.clone(), addr_file.clone()))? {
+                    rollcall_node::Exit::Stop => return Ok(()),
+                    rollcall_node::Exit::Reload => match NodeConfig::load(&path) {
+                        Ok(new) => config = new,
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "the config file is invalid now: running on with the one loaded before"
+                        ),
+                    },
+                }
+            }
+        }
+        Cmd::Flash {
+            config,
+            bundle,
+            rollback,
+        } => {
+            let done = match (bundle, rollback) {
+                (Some(bundle), false) => rollcall_node::flash::flash(&config.config, &bundle)?,
+                (None, true) => rollcall_node::flash::rollback(&config.config)?,
+                _ => anyhow::bail!("give a BUNDLE file, or --rollback"),
+            };
+            let serial = |s: Option<u64>| s.map_or("none".to_owned(), |s| s.to_string());
+            println!(
+                "{}: {} bundle serial {} (was {})",
+                config.config.display(),
+                if rollback {
+                    "rolled back to"
+                } else {
+                    "flashed"
+                },
+                serial(done.serial),
+                serial(done.previous_serial)
+            );
+            match done.reloaded {
+                Some(pid) => println!("the running node (pid {pid}) is reloading its config"),
+                None => println!("no running node found: the config applies at its next start"),
+            }
             Ok(())
         }
         Cmd::Doctor { config } => {

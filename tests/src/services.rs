@@ -61,6 +61,18 @@ fn status_and_json(r: reqwest::blocking::Response) -> Result<(u16, Value), Harne
     Ok((status, value))
 }
 
+/// The `http.admin_token` of a node config file.
+fn admin_token_of(config: &Path) -> Result<String, HarnessError> {
+    let text =
+        std::fs::read_to_string(config).map_err(io(format!("reading {}", config.display())))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("admin_token = "))
+        .map(|t| t.trim_matches('"').to_owned())
+        .ok_or_else(|| {
+            HarnessError::Unexpected(format!("{}: no http.admin_token", config.display()))
+        })
+}
+
 /// Waits for the server to write its address, then for `/healthz` to answer 200.
 fn wait_ready(proc: &mut Process, addr_file: &Path) -> Result<String, HarnessError> {
     let http = client()?;
@@ -175,6 +187,27 @@ impl Cloud {
     pub fn get(&self, path: &str) -> Result<reqwest::blocking::Response, HarnessError> {
         Ok(self.http.get(format!("{}{path}", self.url)).send()?)
     }
+
+    /// GETs `path` as the admin; returns status and JSON body.
+    pub fn admin_get(&self, path: &str) -> Result<(u16, Value), HarnessError> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()?;
+        status_and_json(r)
+    }
+
+    /// POSTs JSON to `path` as the admin; returns status and JSON body.
+    pub fn admin_post(&self, path: &str, body: &Value) -> Result<(u16, Value), HarnessError> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()?;
+        status_and_json(r)
+    }
 }
 
 /// The site a node guards: a circular geofence.
@@ -215,6 +248,8 @@ pub struct NodeOptions {
     pub learn_templates: bool,
     /// More lines for the `[osdp]` section (e.g. `card_window_s = 3`).
     pub osdp_extra: String,
+    /// More lines for the `[node]` section (e.g. the tenant and its bundle key).
+    pub node_extra: String,
 }
 
 impl NodeOptions {
@@ -231,6 +266,7 @@ impl NodeOptions {
             door: None,
             learn_templates: false,
             osdp_extra: String::new(),
+            node_extra: String::new(),
         }
     }
 
@@ -331,6 +367,7 @@ impl Node {
             r#"[node]
 site_id = "{site}"
 data_dir = "data"
+{node_extra}
 
 [http]
 listen = "{listen}"
@@ -352,6 +389,7 @@ radius_m = {radius}
                 ""
             },
             site = opts.site_id,
+            node_extra = opts.node_extra,
             lat = opts.site.lat,
             lon = opts.site.lon,
             radius = opts.site.radius_m,
@@ -367,6 +405,14 @@ radius_m = {radius}
         Self::start_with_config(dir, &config)
     }
 
+    /// After the node was told to reload its config (SIGHUP): waits until it listens again
+    /// (the caller removed `dir/node.addr` before) and takes its new address and admin token.
+    pub fn await_restart(&mut self, dir: &Path) -> Result<(), HarnessError> {
+        self.url = wait_ready(&mut self.process, &dir.join("node.addr"))?;
+        self.admin_token = admin_token_of(&self.config)?;
+        Ok(())
+    }
+
     /// Starts a node on an existing config file in `dir`.
     pub fn start_with_config(dir: &Path, config: &Path) -> Result<Self, HarnessError> {
         let addr_file = dir.join("node.addr");
@@ -378,15 +424,7 @@ radius_m = {radius}
             .arg("--addr-file")
             .arg(&addr_file)
             .env("RUST_LOG", "info");
-        let text =
-            std::fs::read_to_string(config).map_err(io(format!("reading {}", config.display())))?;
-        let admin_token = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("admin_token = "))
-            .map(|t| t.trim_matches('"').to_owned())
-            .ok_or_else(|| {
-                HarnessError::Unexpected(format!("{}: no http.admin_token", config.display()))
-            })?;
+        let admin_token = admin_token_of(config)?;
         let mut process = Process::spawn("rollcall-node", cmd, &dir.join("node.log"))?;
         let url = wait_ready(&mut process, &addr_file)?;
         Ok(Self {

@@ -40,6 +40,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/sync/push", post(push))
         .route("/api/v1/sync/whoami", get(whoami))
         .route("/api/v1/events", get(list_events))
+        .route("/api/v1/signing-key", get(signing_key))
+        .route("/api/v1/config-bundles", post(sign_config_bundle))
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(state)
 }
@@ -197,4 +199,79 @@ async fn list_events(
     })
     .await?;
     Ok(axum::Json(EventPage { items }))
+}
+
+/// The tenant's bundle signer (its key is made on first use).
+async fn signer(state: &AppState) -> Result<crate::bundle::BundleSigner, Problem> {
+    let tenant_id = state.tenant_id;
+    let secret = with_store(state, move |s| s.signing_secret(tenant_id)).await?;
+    Ok(crate::bundle::BundleSigner::from_secret(secret))
+}
+
+/// The public key a node's config must trust (`node.bundle_public_key`) to accept this
+/// tenant's config bundles.
+async fn signing_key(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<impl IntoResponse, Problem> {
+    let signer = signer(&state).await?;
+    Ok(axum::Json(serde_json::json!({
+        "tenant": state.tenant,
+        "algorithm": "ed25519",
+        "public_key": signer.public_key_hex(),
+        "key_id": signer.key_id(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleRequest {
+    site_id: String,
+    /// The node's complete config file.
+    config_toml: String,
+}
+
+/// Signs a node config for a site: the installer downloads the bundle and runs
+/// `rollcall-node flash BUNDLE` at the site.
+async fn sign_config_bundle(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Json(req): Json<BundleRequest>,
+) -> Result<impl IntoResponse, Problem> {
+    if !valid_site_id(&req.site_id) {
+        return Err(Problem::bad_request(
+            "site_id must be 1-64 characters of a-z, 0-9, - or _",
+        ));
+    }
+    if req.config_toml.len() > crate::bundle::MAX_BUNDLE_BYTES / 2 {
+        return Err(Problem::bad_request("config_toml is larger than 512 KiB"));
+    }
+    // The node validates the whole config when it is flashed; here it must at least be TOML
+    // and be for this site.
+    let parsed: toml::Table = req
+        .config_toml
+        .parse()
+        .map_err(|e| Problem::bad_request(format!("config_toml is not valid TOML: {e}")))?;
+    let site_in_config = parsed
+        .get("node")
+        .and_then(|n| n.get("site_id"))
+        .and_then(|v| v.as_str());
+    if site_in_config != Some(req.site_id.as_str()) {
+        return Err(Problem::bad_request(format!(
+            "config_toml: node.site_id is {site_in_config:?}, but the bundle is for site `{}`",
+            req.site_id
+        )));
+    }
+    let signer = signer(&state).await?;
+    let (tenant_id, site) = (state.tenant_id, req.site_id.clone());
+    let serial = with_store(&state, move |s| s.next_bundle_serial(tenant_id, &site)).await?;
+    let bundle = signer.sign(
+        &state.tenant,
+        &req.site_id,
+        serial,
+        crate::sqlite::now_ms(),
+        req.config_toml,
+    );
+    tracing::info!(site = %req.site_id, serial, key = %bundle.key_id, "config bundle signed");
+    Ok((StatusCode::CREATED, axum::Json(bundle)))
 }

@@ -18,6 +18,8 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("the tenant's signing key cannot be read or made")]
+    Key,
     #[error("stored event {id} is unreadable: {source}")]
     Corrupt {
         id: String,
@@ -26,7 +28,8 @@ pub enum StoreError {
     },
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id INTEGER PRIMARY KEY,
     slug TEXT NOT NULL UNIQUE,
@@ -56,7 +59,21 @@ CREATE TABLE events (
     UNIQUE (node_id, seq)
 );
 CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
-"#];
+"#,
+    // Each tenant's Ed25519 key for node config bundles, and the last bundle serial per site.
+    // The secret is stored as it is: protect the database file like the key it holds.
+    "CREATE TABLE signing_keys (
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id),
+        secret BLOB NOT NULL CHECK (length(secret) = 32),
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE bundle_serials (
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        site_id TEXT NOT NULL,
+        serial INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, site_id)
+    );",
+];
 
 /// A registered node, as authentication finds it.
 #[derive(Debug, Clone)]
@@ -95,6 +112,44 @@ impl CloudStore {
             .query_row("SELECT id FROM tenants WHERE slug = ?1", [slug], |r| {
                 r.get(0)
             })?)
+    }
+
+    /// The tenant's bundle signing key, created on first use.
+    pub fn signing_secret(&mut self, tenant_id: i64) -> Result<[u8; 32], StoreError> {
+        let tx = self.conn.transaction()?;
+        let existing: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT secret FROM signing_keys WHERE tenant_id = ?1",
+                [tenant_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let secret = match existing {
+            Some(bytes) => bytes.try_into().map_err(|_| StoreError::Key)?,
+            None => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret).map_err(|_| StoreError::Key)?;
+                tx.execute(
+                    "INSERT INTO signing_keys (tenant_id, secret, created_ms) VALUES (?1, ?2, ?3)",
+                    params![tenant_id, secret.to_vec(), now_ms()],
+                )?;
+                secret
+            }
+        };
+        tx.commit()?;
+        Ok(secret)
+    }
+
+    /// The next bundle serial of a site (1, 2, 3, …), taken for good.
+    pub fn next_bundle_serial(&mut self, tenant_id: i64, site_id: &str) -> Result<u64, StoreError> {
+        let serial: i64 = self.conn.query_row(
+            "INSERT INTO bundle_serials (tenant_id, site_id, serial) VALUES (?1, ?2, 1)
+             ON CONFLICT (tenant_id, site_id) DO UPDATE SET serial = serial + 1
+             RETURNING serial",
+            params![tenant_id, site_id],
+            |r| r.get(0),
+        )?;
+        Ok(serial.unsigned_abs())
     }
 
     pub fn register_node(
@@ -345,6 +400,22 @@ mod tests {
                 .collect::<Vec<_>>(),
             [C, A]
         );
+    }
+
+    #[test]
+    fn each_tenant_keeps_one_signing_key_and_serials_only_grow() {
+        let (_d, mut store, node) = setup();
+        let acme = node.tenant_id;
+        let key = store.signing_secret(acme).expect("key");
+        assert_eq!(store.signing_secret(acme).expect("key"), key, "kept");
+        let other = store.ensure_tenant("globex").expect("tenant");
+        assert_ne!(store.signing_secret(other).expect("key"), key);
+        let serials: Vec<u64> = (0..3)
+            .map(|_| store.next_bundle_serial(acme, "hq").expect("serial"))
+            .collect();
+        assert_eq!(serials, [1, 2, 3]);
+        assert_eq!(store.next_bundle_serial(acme, "depot").expect("serial"), 1);
+        assert_eq!(store.next_bundle_serial(other, "hq").expect("serial"), 1);
     }
 
     #[test]
