@@ -53,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/enrolment/check", post(check_enrolment_face))
         .route("/api/v1/enrolments", post(enrol_person))
         .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/alarms", get(list_alarms))
         .route("/api/v1/events", get(list_events))
         .fallback(|| async { Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -648,6 +649,22 @@ async fn delete_person(
     let pipeline = state.pipeline.clone();
     blocking(move || pipeline.delete_person(&person_id, "admin")).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The site's hardware alarms, newest first.
+async fn list_alarms(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<impl IntoResponse, Problem> {
+    let store = state.store.clone();
+    let items = blocking(move || {
+        Ok(store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .alarms(1000)?)
+    })
+    .await?;
+    Ok(axum::Json(serde_json::json!({ "items": items })))
 }
 
 async fn list_audit(

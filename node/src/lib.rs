@@ -160,12 +160,11 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
     let (bus, turnstile) = match &config.osdp {
         Some(osdp) => {
             let on_card = card_handler(pipeline.clone(), cards.clone(), card_window);
-            let (bus, t) = turnstile::start(osdp, metrics.clone(), on_card).map_err(|source| {
-                RunError::Osdp {
+            let (bus, t) = turnstile::start(osdp, metrics.clone(), store.clone(), on_card)
+                .map_err(|source| RunError::Osdp {
                     port: osdp.port.clone(),
                     source,
-                }
-            })?;
+                })?;
             tracing::info!(turnstile = %t.describe(), port = %osdp.port, "OSDP bus started");
             (Some(bus), Some(t))
         }

@@ -86,6 +86,14 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     // these, both scanned whole tables (10 ms at 10 000 templates, see benches/checkin.rs).
     "CREATE INDEX face_templates_person ON face_templates (person_id);
      CREATE INDEX events_person ON events (person_id, node_time_ms) WHERE person_id IS NOT NULL;",
+    // Alarms from the site's hardware: door forced or held open, reader offline, tamper.
+    "CREATE TABLE alarms (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        pd INTEGER,
+        detail TEXT NOT NULL
+    );",
 ];
 
 /// One line of the node's audit log.
@@ -96,6 +104,18 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub subject: String,
+    pub detail: String,
+}
+
+/// An alarm raised by the site's hardware.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Alarm {
+    pub seq: i64,
+    pub at_ms: i64,
+    /// `door_forced`, `door_held_open`, `door_secured`, `reader_offline`, `reader_online`,
+    /// `tamper`, `power_failure`.
+    pub kind: String,
+    pub pd: Option<u8>,
     pub detail: String,
 }
 
@@ -314,6 +334,32 @@ impl NodeStore {
         )?;
         tx.commit()?;
         Ok(templates as u32)
+    }
+
+    /// Stores an alarm (durably: it is evidence, like an event).
+    pub fn record_alarm(&self, kind: &str, pd: Option<u8>, detail: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO alarms (at_ms, kind, pd, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![now_ms(), kind, pd, detail],
+        )?;
+        Ok(())
+    }
+
+    /// The alarms, newest first.
+    pub fn alarms(&self, limit: u32) -> Result<Vec<Alarm>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at_ms, kind, pd, detail FROM alarms ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(Alarm {
+                seq: r.get(0)?,
+                at_ms: r.get(1)?,
+                kind: r.get(2)?,
+                pd: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The audit log, newest first.
@@ -758,6 +804,30 @@ mod tests {
         assert!(store.events(10).expect("events").is_empty());
         let d = store.record_event(None, event).expect("record");
         assert_eq!(d.seq, 5, "numbers are never reused");
+    }
+
+    #[test]
+    fn a_reader_in_another_connection_does_not_block_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n.sqlite");
+        let mut store = NodeStore::open(&path, key()).expect("open");
+        store.record_event(None, event).expect("first");
+        // A report tool holding a read transaction open (WAL: readers see a snapshot).
+        let reader = Connection::open(&path).expect("reader");
+        reader.execute_batch("BEGIN").expect("begin");
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(count(&reader), 1);
+        store
+            .record_event(None, event)
+            .expect("the writer commits while the reader reads");
+        store.record_alarm("tamper", Some(1), "x").expect("alarm");
+        assert_eq!(count(&reader), 1, "the reader keeps its snapshot");
+        reader.execute_batch("COMMIT").expect("end");
+        assert_eq!(count(&reader), 2);
+        assert_eq!(store.alarms(10).expect("alarms")[0].kind, "tamper");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rollcall_firmware_bridge::{
     ScKey, SerialTransport,
 };
 
-use crate::{config::OsdpSection, metrics::Metrics};
+use crate::{config::OsdpSection, metrics::Metrics, store::NodeStore};
 
 /// Opens the turnstile for one person.
 #[derive(Clone)]
@@ -86,6 +86,7 @@ pub type OnCard = Box<dyn Fn(&Turnstile, &CardRead) + Send>;
 pub fn start(
     config: &OsdpSection,
     metrics: Arc<Metrics>,
+    store: Arc<Mutex<NodeStore>>,
     on_card: OnCard,
 ) -> Result<(Bus, Turnstile), serialport::Error> {
     let transport = SerialTransport::open(&config.port, config.baud)?;
@@ -113,18 +114,42 @@ pub fn start(
     };
     let reader = turnstile.clone();
     let (door_events, contact) = (door, config.door_contact_input);
+    let pd = config.address;
+    // Alarms are evidence: stored like events (a failure to store is logged, the alarm still
+    // reaches the log and the metrics).
+    let record = move |kind: &str, detail: String| {
+        if let Err(e) = store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record_alarm(kind, Some(pd), &detail)
+        {
+            tracing::error!(kind, error = %e, "cannot store an alarm");
+        }
+    };
     let report = {
         let metrics = metrics.clone();
+        let record = record.clone();
         move |alarm: DoorAlarm| match alarm {
             DoorAlarm::Forced => {
                 metrics.door_alarm("forced");
                 tracing::warn!("ALARM: door forced open (no grant before it opened)");
+                record(
+                    "door_forced",
+                    "the door opened with no grant before it".into(),
+                );
             }
             DoorAlarm::HeldOpen { open_for } => {
                 metrics.door_alarm("held_open");
                 tracing::warn!(seconds = open_for.as_secs(), "ALARM: door held open");
+                record(
+                    "door_held_open",
+                    format!("the door has been open for {} s", open_for.as_secs()),
+                );
             }
-            DoorAlarm::Secured => tracing::info!("door closed again: alarm cleared"),
+            DoorAlarm::Secured => {
+                tracing::info!("door closed again: alarm cleared");
+                record("door_secured", "the door closed again".into());
+            }
         }
     };
     let spawned = std::thread::Builder::new()
@@ -162,8 +187,17 @@ pub fn start(
                             metrics.tamper_alarms.inc();
                             tracing::warn!(pd, tamper, power_failure, "ALARM: reader tamper or power failure");
                         }
+                        if tamper {
+                            record("tamper", format!("PD {pd} reports its tamper switch"));
+                        }
+                        if power_failure {
+                            record("power_failure", format!("PD {pd} reports a power failure"));
+                        }
                     }
                     BusEvent::Online { pd, identity } => {
+                        if metrics.osdp_pd_online.get() == 0 && metrics.osdp_alarms.get() > 0 {
+                            record("reader_online", format!("PD {pd} answers again"));
+                        }
                         metrics.osdp_pd_online.set(1);
                         tracing::info!(pd, %port, vendor = format!("{:06x}", identity.vendor_code), model = identity.model, serial = identity.serial_number, "OSDP reader online");
                     }
@@ -171,6 +205,7 @@ pub fn start(
                         metrics.osdp_pd_online.set(0);
                         metrics.osdp_alarms.inc();
                         tracing::warn!(pd, %port, "ALARM: OSDP reader offline");
+                        record("reader_offline", format!("PD {pd} on {port} stopped answering"));
                     }
                     BusEvent::CardRead { pd, card } => {
                         metrics.osdp_card_reads.inc();

@@ -95,6 +95,9 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
     wait_for("the offline alarm", Duration::from_secs(20), || {
         metric(&node, "rollcall_node_osdp_alarms_total 1")
     });
+    let alarms = node.admin_list("/api/v1/alarms").expect("alarms");
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0]["kind"], "reader_offline", "{alarms:?}");
     let (status, body) = node
         .check_in(&photo("sample-obama3"), Some(AT_GATE))
         .expect("check-in");
@@ -118,6 +121,19 @@ fn a_granted_check_in_opens_the_turnstile_and_a_denied_one_does_not() {
         "{events:?}"
     );
     assert!(metric(&node, "rollcall_node_turnstile_failures_total 1"));
+
+    // Power comes back: the reader answers again, and that is on record too.
+    peer.restart_pd().expect("PD restarts");
+    wait_for("the reader back online", Duration::from_secs(30), || {
+        metric(&node, "rollcall_node_osdp_pd_online 1")
+    });
+    let kinds: Vec<_> = node
+        .admin_list("/api/v1/alarms")
+        .expect("alarms")
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(kinds, ["reader_online", "reader_offline"]);
 }
 
 #[test]
@@ -221,6 +237,32 @@ fn door_forced_held_open_and_tamper_alarms() {
         metric(&node, "rollcall_node_tamper_alarms_total 1")
     });
     assert!(node.process.log_text().contains("ALARM: door forced open"));
+
+    // Each alarm is stored, oldest last, with the PD it came from.
+    let mut kinds = Vec::new();
+    wait_for("the stored alarms", Duration::from_secs(20), || {
+        kinds = node
+            .admin_list("/api/v1/alarms")
+            .expect("alarms")
+            .iter()
+            .map(|a| {
+                assert_eq!(a["pd"], 101, "{a}");
+                a["kind"].as_str().unwrap_or("").to_owned()
+            })
+            .collect();
+        kinds.len() >= 5
+    });
+    assert_eq!(
+        kinds,
+        [
+            "tamper",
+            "door_secured",
+            "door_held_open",
+            "door_secured",
+            "door_forced"
+        ],
+        "newest first"
+    );
 }
 
 /// The relay is pulsed only after the granted event is committed: the PD's process reads the
