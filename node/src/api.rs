@@ -616,10 +616,7 @@ async fn list_people(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
 ) -> Result<impl IntoResponse, Problem> {
-    let store = state.store.clone();
-    let people =
-        blocking(move || Ok(store.lock().unwrap_or_else(|p| p.into_inner()).people()?)).await?;
-    Ok(axum::Json(serde_json::json!({ "items": people })))
+    items(&state, NodeStore::people).await
 }
 
 #[derive(Deserialize)]
@@ -651,35 +648,30 @@ async fn delete_person(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `{"items": [...]}` of a store listing, read off the async threads.
+async fn items<T: Serialize + Send + 'static>(
+    state: &AppState,
+    list: impl FnOnce(&NodeStore) -> Result<Vec<T>, StoreError> + Send + 'static,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    let store = state.store.clone();
+    let items =
+        blocking(move || Ok(list(&store.lock().unwrap_or_else(|p| p.into_inner()))?)).await?;
+    Ok(axum::Json(serde_json::json!({ "items": items })))
+}
+
 /// The site's hardware alarms, newest first.
 async fn list_alarms(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
 ) -> Result<impl IntoResponse, Problem> {
-    let store = state.store.clone();
-    let items = blocking(move || {
-        Ok(store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .alarms(1000)?)
-    })
-    .await?;
-    Ok(axum::Json(serde_json::json!({ "items": items })))
+    items(&state, |s| s.alarms(1000)).await
 }
 
 async fn list_audit(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
 ) -> Result<impl IntoResponse, Problem> {
-    let store = state.store.clone();
-    let items = blocking(move || {
-        Ok(store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .audit(1000)?)
-    })
-    .await?;
-    Ok(axum::Json(serde_json::json!({ "items": items })))
+    items(&state, |s| s.audit(1000)).await
 }
 
 #[derive(Deserialize)]
@@ -698,13 +690,5 @@ async fn list_events(
     if !(1..=1000).contains(&limit) {
         return Err(Problem::bad_request("limit must be between 1 and 1000"));
     }
-    let store = state.store.clone();
-    let events = blocking(move || {
-        Ok(store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .events(limit)?)
-    })
-    .await?;
-    Ok(axum::Json(serde_json::json!({ "items": events })))
+    items(&state, move |s| s.events(limit)).await
 }
