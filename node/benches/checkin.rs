@@ -165,6 +165,7 @@ fn main() -> Result<(), Error> {
             policy: rollcall_fraud::Policy::default(),
             geofences: config.geofences(),
             require_card: false,
+            keep_frames: rollcall_node::config::KeepFrames::None,
         },
         Arc::new(Metrics::new()),
     )?;

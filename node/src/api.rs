@@ -55,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/alarms", get(list_alarms))
         .route("/api/v1/events", get(list_events))
+        .route("/api/v1/events/{id}/frame", get(event_frame))
         .fallback(|| async { Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -691,4 +692,33 @@ async fn list_events(
         return Err(Problem::bad_request("limit must be between 1 and 1000"));
     }
     items(&state, move |s| s.events(limit)).await
+}
+
+/// The frame kept with an event (by `[privacy] keep_frames`), as it was posted.
+async fn event_frame(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Path(event_id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let store = state.store.clone();
+    let id = event_id.clone();
+    let frame = blocking(move || Ok(store.lock().unwrap_or_else(|p| p.into_inner()).frame(&id)?))
+        .await?
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "no frame is kept for event `{event_id}` (the site keeps none, or it expired)"
+            ))
+        })?;
+    let content_type = if frame.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        frame,
+    ))
 }

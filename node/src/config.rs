@@ -45,6 +45,44 @@ pub struct NodeConfig {
     pub osdp: Option<OsdpSection>,
     #[serde(default)]
     pub kiosk: Option<KioskSection>,
+    #[serde(default)]
+    pub privacy: PrivacySection,
+}
+
+/// Which check-in frames the node keeps (sealed with the node's key, for review).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepFrames {
+    /// None: only each frame's sha256 is stored (to recognise replays).
+    #[default]
+    None,
+    /// Frames of denied and review check-ins, for a supervisor to look at.
+    Denied,
+    /// Every frame.
+    All,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySection {
+    #[serde(default)]
+    pub keep_frames: KeepFrames,
+    /// How long a kept frame stays before it is deleted.
+    #[serde(default = "default_frame_ttl_hours")]
+    pub frame_ttl_hours: u32,
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        Self {
+            keep_frames: KeepFrames::None,
+            frame_ttl_hours: default_frame_ttl_hours(),
+        }
+    }
+}
+
+fn default_frame_ttl_hours() -> u32 {
+    72
 }
 
 /// A fixed kiosk: where it stands, used for check-ins that come without a GPS fix.
@@ -313,6 +351,15 @@ impl NodeConfig {
                 "node.tenant and node.bundle_public_key go together: set both to accept config bundles, or neither".into(),
             ));
         }
+        if !(1..=2160).contains(&self.privacy.frame_ttl_hours) {
+            return Err(bad(
+                "privacy.frame_ttl_hours",
+                format!(
+                    "must be between 1 and 2160 (90 days), got {}",
+                    self.privacy.frame_ttl_hours
+                ),
+            ));
+        }
         if self.http.admin_token.len() < 16 {
             return Err(bad(
                 "http.admin_token",
@@ -567,6 +614,15 @@ mod tests {
             e.contains("`node.tenant`") && e.contains("go together"),
             "{e}"
         );
+        let e = error_of(&format!(
+            "{SAMPLE}\n[privacy]\nkeep_frames = \"denied\"\nframe_ttl_hours = 0\n"
+        ));
+        assert!(
+            e.contains("`privacy.frame_ttl_hours`") && e.contains("got 0"),
+            "{e}"
+        );
+        let e = error_of(&format!("{SAMPLE}\n[privacy]\nkeep_frames = \"some\"\n"));
+        assert!(e.contains("keep_frames") || e.contains("some"), "{e}");
         let e = error_of(&format!("{SAMPLE}{osdp}card_window_s = 0\n"));
         assert!(
             e.contains("`osdp.card_window_s`") && e.contains("got 0"),

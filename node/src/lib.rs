@@ -130,6 +130,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
             policy: config.fraud.clone(),
             geofences: config.geofences(),
             require_card: config.osdp.as_ref().is_some_and(|o| o.require_card),
+            keep_frames: config.privacy.keep_frames,
         },
         metrics.clone(),
     )?);
@@ -146,11 +147,16 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
         }
     };
 
-    let retention_task = (config.node.retention_days > 0).then(|| {
+    let frame_ttl = (config.privacy.keep_frames != config::KeepFrames::None)
+        .then(|| Duration::from_secs(u64::from(config.privacy.frame_ttl_hours) * 3600));
+    let retention_task = (config.node.retention_days > 0 || frame_ttl.is_some()).then(|| {
         tokio::spawn(retention::run(
             store.clone(),
-            config.node.retention_days,
-            config.cloud.is_none(),
+            retention::Policy {
+                days: config.node.retention_days,
+                standalone: config.cloud.is_none(),
+                frame_ttl,
+            },
             stop.clone(),
         ))
     });

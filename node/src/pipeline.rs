@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     card::PresentedCard,
+    config::KeepFrames,
     metrics::Metrics,
     store::{ImportedPerson, NodeStore, Person, StoreError, now_ms},
     vision_setup::EMBEDDER_MODEL,
@@ -136,6 +137,7 @@ pub struct Pipeline {
     policy: Policy,
     geofences: Vec<Geofence>,
     require_card: bool,
+    keep_frames: KeepFrames,
     metrics: Arc<Metrics>,
 }
 
@@ -169,6 +171,8 @@ pub struct PipelineSettings {
     pub geofences: Vec<Geofence>,
     /// Every check-in needs a card presented at the reader first (card + face).
     pub require_card: bool,
+    /// Which check-in frames are kept (sealed) with their event.
+    pub keep_frames: KeepFrames,
 }
 
 impl Pipeline {
@@ -204,6 +208,7 @@ impl Pipeline {
             policy: settings.policy,
             geofences: settings.geofences,
             require_card: settings.require_card,
+            keep_frames: settings.keep_frames,
             metrics,
         })
     }
@@ -683,9 +688,15 @@ impl Pipeline {
         };
         let similarity = best_similarity.map(f64::from);
         let site_id = self.site_id.clone();
-        let event = self
-            .store()
-            .record_event(Some(&frame_sha256), |seq| AttendanceEvent {
+        let keep = match self.keep_frames {
+            KeepFrames::None => false,
+            KeepFrames::Denied => decision != Decision::Granted,
+            KeepFrames::All => true,
+        };
+        let event = self.store().record_event_keeping(
+            Some(&frame_sha256),
+            keep.then_some(image),
+            |seq| AttendanceEvent {
                 id: ulid::Ulid::new().to_string(),
                 seq,
                 site_id,
@@ -701,7 +712,8 @@ impl Pipeline {
                 }),
                 node_time_ms: now,
                 card: card.map(|c| c.card),
-            })?;
+            },
+        )?;
         self.metrics.checkin(decision);
         if decision == Decision::Granted
             && let Some(id) = &person_id

@@ -1,30 +1,55 @@
-//! Retention: deletes old events the node no longer needs, at start and then hourly.
+//! Retention: deletes old events the node no longer needs and kept frames past their TTL, at
+//! start and then hourly.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rollcall_cloud::shutdown::Shutdown;
 
-use crate::store::{NodeStore, now_ms};
+use crate::store::{NodeStore, StoreError, now_ms};
 
 const EVERY: Duration = Duration::from_secs(3600);
 
-/// Prunes events older than `days` (see [`NodeStore::prune`]) until `stop` fires; with
-/// `standalone`, events never sent anywhere age out too.
-pub async fn run(store: Arc<Mutex<NodeStore>>, days: u32, standalone: bool, mut stop: Shutdown) {
+/// What to delete.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Events older than this many days (see [`NodeStore::prune`]); 0 keeps them.
+    pub days: u32,
+    /// Events never sent anywhere age out too (no cloud configured).
+    pub standalone: bool,
+    /// Kept frames older than this; `None` when no frames are kept.
+    pub frame_ttl: Option<Duration>,
+}
+
+/// One round: (events, frames) deleted.
+fn prune(store: &Mutex<NodeStore>, policy: Policy) -> Result<(usize, usize), StoreError> {
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    let now = now_ms();
+    let events = match policy.days {
+        0 => 0,
+        days => store.prune(now - i64::from(days) * 86_400_000, policy.standalone)?,
+    };
+    let frames = match policy.frame_ttl {
+        Some(ttl) => store.prune_frames(now - ttl.as_millis() as i64)?,
+        None => 0,
+    };
+    Ok((events, frames))
+}
+
+/// Prunes by `policy` until `stop` fires.
+pub async fn run(store: Arc<Mutex<NodeStore>>, policy: Policy, mut stop: Shutdown) {
     loop {
         let store = store.clone();
-        let before_ms = now_ms() - i64::from(days) * 86_400_000;
-        let pruned = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .prune(before_ms, standalone)
-        })
-        .await;
-        match pruned {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(events = n, days, "retention: deleted old events"),
+        match tokio::task::spawn_blocking(move || prune(&store, policy)).await {
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((events, frames))) => {
+                tracing::info!(
+                    events,
+                    frames,
+                    days = policy.days,
+                    "retention: deleted old events and frames"
+                );
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "retention: pruning failed"),
             Err(e) => tracing::error!(error = %e, "retention: pruning task failed"),
         }

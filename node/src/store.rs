@@ -94,6 +94,14 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
         pd INTEGER,
         detail TEXT NOT NULL
     );",
+    // Check-in frames kept by the site's privacy policy, sealed, deleted after their TTL (and
+    // with their event).
+    "CREATE TABLE frames (
+        event_seq INTEGER PRIMARY KEY REFERENCES events(seq) ON DELETE CASCADE,
+        sealed BLOB NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX frames_created ON frames (created_ms);",
 ];
 
 /// One line of the node's audit log.
@@ -198,6 +206,10 @@ pub struct NodeStore {
 }
 
 /// What a sealed template is bound to: it cannot be moved to another row, person or model.
+fn frame_context(event_id: &str) -> String {
+    format!("rollcall-frame-v1|{event_id}")
+}
+
 fn template_context(id: &str, person_id: &str, model: &str) -> String {
     format!("rollcall-template-v1|{id}|{person_id}|{model}")
 }
@@ -322,6 +334,11 @@ impl NodeStore {
             return Err(StoreError::NoSuchPerson(id.to_owned()));
         };
         let templates = tx.execute("DELETE FROM face_templates WHERE person_id = ?1", [id])?;
+        // Their face in kept frames goes too; the events stay as the attendance record.
+        tx.execute(
+            "DELETE FROM frames WHERE event_seq IN (SELECT seq FROM events WHERE person_id = ?1)",
+            [id],
+        )?;
         tx.execute("DELETE FROM people WHERE id = ?1", [id])?;
         tx.execute(
             "INSERT INTO audit (at_ms, actor, action, subject, detail) VALUES (?1, ?2, 'person.deleted', ?3, ?4)",
@@ -489,6 +506,17 @@ impl NodeStore {
         frame_sha256: Option<&str>,
         build: impl FnOnce(u64) -> AttendanceEvent,
     ) -> Result<AttendanceEvent, StoreError> {
+        self.record_event_keeping(frame_sha256, None, build)
+    }
+
+    /// [`NodeStore::record_event`], keeping the check-in's frame (sealed) in the same
+    /// transaction when `frame` is given.
+    pub fn record_event_keeping(
+        &mut self,
+        frame_sha256: Option<&str>,
+        frame: Option<&[u8]>,
+        build: impl FnOnce(u64) -> AttendanceEvent,
+    ) -> Result<AttendanceEvent, StoreError> {
         let tx = self.conn.transaction()?;
         // AUTOINCREMENT never reuses a number, even after deletes: sequence numbers stay monotonic.
         let next: i64 = tx.query_row(
@@ -515,8 +543,44 @@ impl NodeStore {
             ],
         )?;
         tx.execute("INSERT INTO outbox (seq) VALUES (?1)", [next])?;
+        if let Some(frame) = frame {
+            let sealed = self.key.seal(&frame_context(&event.id), frame)?;
+            tx.execute(
+                "INSERT INTO frames (event_seq, sealed, created_ms) VALUES (?1, ?2, ?3)",
+                params![next, sealed, now_ms()],
+            )?;
+        }
         tx.commit()?;
         Ok(event)
+    }
+
+    /// The kept frame of an event, unsealed; `None` if none was kept (or it expired).
+    pub fn frame(&self, event_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT f.sealed FROM frames f JOIN events e ON e.seq = f.event_seq WHERE e.id = ?1",
+                [event_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        sealed
+            .map(|s| {
+                self.key
+                    .open(&frame_context(event_id), &s)
+                    .map_err(|_| StoreError::Corrupt {
+                        what: format!("frame of event {event_id}"),
+                        reason: "it does not open with this node's key".into(),
+                    })
+            })
+            .transpose()
+    }
+
+    /// Deletes kept frames stored before `before_ms`; returns how many.
+    pub fn prune_frames(&self, before_ms: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM frames WHERE created_ms < ?1", [before_ms])?)
     }
 
     /// Newest events first.
@@ -828,6 +892,57 @@ mod tests {
         reader.execute_batch("COMMIT").expect("end");
         assert_eq!(count(&reader), 2);
         assert_eq!(store.alarms(10).expect("alarms")[0].kind, "tamper");
+    }
+
+    #[test]
+    fn kept_frames_are_sealed_expire_and_go_with_their_event_or_person() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = NodeStore::open(&dir.path().join("n.sqlite"), key()).expect("open");
+        store.add_person("ann", "Ann", None).expect("person");
+        let jpeg = b"\xFF\xD8 a frame of ann \xFF\xD9".to_vec();
+        let with_person = |seq| AttendanceEvent {
+            person_id: Some("ann".into()),
+            ..event(seq)
+        };
+        let a = store
+            .record_event_keeping(Some("aa"), Some(&jpeg), with_person)
+            .expect("record");
+        let b = store
+            .record_event_keeping(Some("bb"), Some(&jpeg), event)
+            .expect("record");
+        let c = store.record_event(Some("cc"), event).expect("record");
+        assert_eq!(store.frame(&a.id).expect("frame"), Some(jpeg.clone()));
+        assert_eq!(store.frame(&c.id).expect("frame"), None, "not kept");
+        let raw: Vec<u8> = store
+            .conn
+            .query_row(
+                "SELECT sealed FROM frames WHERE event_seq = ?1",
+                [b.seq as i64],
+                |r| r.get(0),
+            )
+            .expect("row");
+        assert!(
+            !raw.windows(jpeg.len()).any(|w| w == jpeg.as_slice()),
+            "stored sealed, not in the clear"
+        );
+        // Deleting the person deletes their frames, not their events.
+        store.delete_person("ann", "test").expect("delete");
+        assert_eq!(store.frame(&a.id).expect("frame"), None);
+        assert_eq!(store.events(10).expect("events").len(), 3);
+        // The TTL, then an event's frame goes with the event.
+        assert_eq!(store.prune_frames(now_ms() - 60_000).expect("prune"), 0);
+        assert_eq!(store.prune_frames(now_ms() + 1).expect("prune"), 1);
+        assert_eq!(store.frame(&b.id).expect("frame"), None);
+        let d = store
+            .record_event_keeping(Some("dd"), Some(&jpeg), event)
+            .expect("record");
+        store.prune(i64::MAX, true).expect("prune events");
+        assert_eq!(store.frame(&d.id).expect("frame"), None);
+        let left: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM frames", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 0);
     }
 
     #[test]

@@ -250,6 +250,8 @@ pub struct NodeOptions {
     pub osdp_extra: String,
     /// More lines for the `[node]` section (e.g. the tenant and its bundle key).
     pub node_extra: String,
+    /// More sections at the end of the file (e.g. `[privacy]`).
+    pub more_sections: String,
 }
 
 impl NodeOptions {
@@ -267,6 +269,7 @@ impl NodeOptions {
             learn_templates: false,
             osdp_extra: String::new(),
             node_extra: String::new(),
+            more_sections: String::new(),
         }
     }
 
@@ -382,7 +385,7 @@ name = "main-gate"
 lat = {lat}
 lon = {lon}
 radius_m = {radius}
-"#,
+{more}"#,
             vision = if opts.learn_templates {
                 "[vision]\nlearn_templates = true\n"
             } else {
@@ -390,6 +393,7 @@ radius_m = {radius}
             },
             site = opts.site_id,
             node_extra = opts.node_extra,
+            more = opts.more_sections,
             lat = opts.site.lat,
             lon = opts.site.lon,
             radius = opts.site.radius_m,
@@ -500,6 +504,23 @@ radius_m = {radius}
             req = req.header("content-type", content_type);
         }
         status_and_json(req.send()?)
+    }
+
+    /// GETs `path` with the admin token; returns status, content type and the raw body.
+    pub fn admin_get_bytes(&self, path: &str) -> Result<(u16, String, Vec<u8>), HarnessError> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()?;
+        let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        Ok((status, content_type, r.bytes()?.to_vec()))
     }
 
     /// Whether `/metrics` has exactly this line.

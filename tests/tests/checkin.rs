@@ -6,7 +6,7 @@ use std::time::Duration;
 use rollcall_tests::{
     AT_GATE, Cloud, FAR_AWAY, Node, NodeOptions, reason_codes, sample_photo, wait_for,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn photo(name: &str) -> Vec<u8> {
     sample_photo(name).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch`)"))
@@ -720,4 +720,62 @@ fn multipart_check_ins_and_hostile_bodies_get_clear_answers_and_store_nothing_ba
         .check_in(&photo("sample-biden"), Some(AT_GATE))
         .expect("check-in");
     assert_eq!(status, 200);
+}
+
+#[test]
+fn denied_frames_are_kept_sealed_for_review_and_deleted_after_their_ttl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node_dir = dir.path().join("node");
+    let node = Node::start(
+        &node_dir,
+        &NodeOptions {
+            more_sections: "[privacy]\nkeep_frames = \"denied\"\nframe_ttl_hours = 1\n".into(),
+            ..NodeOptions::standalone()
+        },
+    )
+    .expect("node starts");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let granted = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+    let stranger = photo("sample-biden");
+    let denied = node.decide(&stranger, Some(AT_GATE));
+    assert_eq!(denied["decision"], "denied", "{denied}");
+    let frame_of = |node: &Node, event: &Value| {
+        node.admin_get_bytes(&format!(
+            "/api/v1/events/{}/frame",
+            event["event_id"].as_str().expect("event id")
+        ))
+        .expect("get")
+    };
+    let (status, content_type, bytes) = frame_of(&node, &denied);
+    assert_eq!((status, content_type.as_str()), (200, "image/jpeg"));
+    assert!(bytes == stranger, "the frame comes back as it was posted");
+    assert_eq!(
+        frame_of(&node, &granted).0,
+        404,
+        "granted frames are not kept"
+    );
+    let anonymous = node
+        .get(&format!(
+            "/api/v1/events/{}/frame",
+            denied["event_id"].as_str().expect("id")
+        ))
+        .expect("get");
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    // Two hours pass: the frame outlives its one-hour TTL and is deleted at the next start;
+    // the event stays.
+    let config = node.config.clone();
+    drop(node);
+    let db = rusqlite::Connection::open(node_dir.join("data/node.sqlite")).expect("open db");
+    let aged = db
+        .execute("UPDATE frames SET created_ms = created_ms - 7200000", [])
+        .expect("age frames");
+    assert_eq!(aged, 1);
+    drop(db);
+    let node = Node::start_with_config(&node_dir, &config).expect("node restarts");
+    wait_for("the expired frame to go", Duration::from_secs(20), || {
+        frame_of(&node, &denied).0 == 404
+    });
+    assert_eq!(node.events().expect("events").len(), 2);
 }
