@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub kiosk: Option<KioskSection>,
     #[serde(default)]
     pub privacy: PrivacySection,
+    /// Polygons read from `node.geofence_file` by [`NodeConfig::load`].
+    #[serde(skip)]
+    pub polygon_geofences: Vec<Geofence>,
 }
 
 /// Which check-in frames the node keeps (sealed with the node's key, for review).
@@ -196,6 +199,10 @@ pub struct NodeSection {
     /// events the cloud has not acknowledged are never deleted. 0 keeps everything.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// A GeoJSON file (RFC 7946 Polygon/MultiPolygon, Feature or FeatureCollection) of the
+    /// site's outline, in addition to the `[[geofence]]` circles; relative to the config file.
+    #[serde(default)]
+    pub geofence_file: Option<PathBuf>,
     /// The tenant this node belongs to (its slug in the cloud); needed to accept config
     /// bundles.
     #[serde(default)]
@@ -299,6 +306,22 @@ impl NodeConfig {
             && k.is_relative()
         {
             config.node.key_file = Some(base.join(k));
+        }
+        if let Some(g) = &config.node.geofence_file {
+            let g = if g.is_relative() {
+                base.join(g)
+            } else {
+                g.clone()
+            };
+            let invalid = |reason: String| ConfigError::Invalid {
+                file: file.clone(),
+                key: "node.geofence_file".into(),
+                reason: format!("{}: {reason}", g.display()),
+            };
+            let text = std::fs::read_to_string(&g).map_err(|e| invalid(e.to_string()))?;
+            config.polygon_geofences =
+                rollcall_fraud::geojson::parse(&text).map_err(|e| invalid(e.to_string()))?;
+            config.node.geofence_file = Some(g);
         }
         Ok(config)
     }
@@ -500,10 +523,12 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// The `[[geofence]]` circles and the polygons of `node.geofence_file`.
     pub fn geofences(&self) -> Vec<Geofence> {
         self.geofences
             .iter()
             .filter_map(|g| Geofence::circle(&g.name, g.lat, g.lon, g.radius_m).ok())
+            .chain(self.polygon_geofences.iter().cloned())
             .collect()
     }
 
@@ -537,6 +562,39 @@ mod tests {
         NodeConfig::parse("node.toml", text)
             .expect_err("invalid")
             .to_string()
+    }
+
+    #[test]
+    fn a_geojson_outline_adds_polygon_geofences_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outline = r#"{"type": "Feature", "properties": {"name": "yard"},
+            "geometry": {"type": "Polygon", "coordinates": [[[2.29, 48.85], [2.30, 48.85], [2.30, 48.86], [2.29, 48.86], [2.29, 48.85]]]}}"#;
+        std::fs::write(dir.path().join("site.geojson"), outline).expect("write");
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            SAMPLE.replace("[node]\n", "[node]\ngeofence_file = \"site.geojson\"\n"),
+        )
+        .expect("write");
+        let c = NodeConfig::load(&config).expect("loads");
+        let names: Vec<_> = c.geofences().iter().map(|g| g.name().to_owned()).collect();
+        assert_eq!(names, ["main-gate", "yard"]);
+
+        std::fs::write(
+            dir.path().join("site.geojson"),
+            r#"{"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}"#,
+        )
+        .expect("write");
+        let e = NodeConfig::load(&config)
+            .expect_err("a ring of two points")
+            .to_string();
+        assert!(
+            e.contains("`node.geofence_file`") && e.contains("site.geojson"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("site.geojson")).expect("rm");
+        let e = NodeConfig::load(&config).expect_err("missing").to_string();
+        assert!(e.contains("`node.geofence_file`"), "{e}");
     }
 
     #[test]

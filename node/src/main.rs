@@ -228,7 +228,7 @@ fn main() -> anyhow::Result<()> {
                 None => println!("  cloud           none (standalone)"),
             }
             println!("  match threshold {}", c.vision.match_threshold);
-            println!("  geofences       {}", c.geofences.len());
+            println!("  geofences       {}", c.geofences().len());
             Ok(())
         }
     }
