@@ -168,6 +168,7 @@ fn main() -> Result<(), Error> {
             keep_frames: rollcall_node::config::KeepFrames::None,
         },
         Arc::new(Metrics::new()),
+        Arc::new(rollcall_node::live::LiveFeed::new()),
     )?;
     // The person in the frames is enrolled too, so check-ins take the granted path (with
     // their history) as at a real gate.

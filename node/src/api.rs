@@ -27,6 +27,9 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// A card presented at the reader, waiting for its holder's face.
     pub cards: Arc<crate::card::CardGate>,
+    pub live: Arc<crate::live::LiveFeed>,
+    /// Fires when the node starts shutting down (ends the live feed's streams).
+    pub stop: rollcall_cloud::shutdown::Shutdown,
     pub store: Arc<Mutex<NodeStore>>,
     pub metrics: Arc<Metrics>,
     pub admin_token: String,
@@ -54,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/enrolments", post(enrol_person))
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/alarms", get(list_alarms))
+        .route("/api/v1/live", get(live_feed))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/events/{id}/frame", get(event_frame))
         .fallback(|| async { Problem::not_found("no such route") })
@@ -721,4 +725,35 @@ async fn event_frame(
         ],
         frame,
     ))
+}
+
+/// Decisions and alarms as they happen, as Server-Sent Events (`event: decision|alarm|lagged`,
+/// `data:` JSON), for a guard's monitor; a comment every 15 s keeps proxies from closing it.
+async fn live_feed(State(state): State<Arc<AppState>>, _admin: Admin) -> impl IntoResponse {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let start = (state.live.subscribe(), state.stop.clone());
+    let items = futures_util::stream::unfold(start, |(mut rx, mut stop)| async move {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            () = stop.wait() => return None,
+        };
+        let event = match received {
+            Ok(item) => {
+                let kind = match &item {
+                    crate::live::LiveItem::Decision { .. } => "decision",
+                    crate::live::LiveItem::Alarm { .. } => "alarm",
+                };
+                Event::default()
+                    .event(kind)
+                    .data(serde_json::to_string(&item).unwrap_or_default())
+            }
+            Err(RecvError::Lagged(n)) => Event::default()
+                .event("lagged")
+                .data(format!("{{\"missed\": {n}}}")),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(event), (rx, stop)))
+    });
+    Sse::new(items).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
 }

@@ -9,6 +9,7 @@ pub mod card;
 pub mod config;
 pub mod doctor;
 pub mod flash;
+pub mod live;
 pub mod metrics;
 pub mod osdp_tools;
 pub mod pipeline;
@@ -109,6 +110,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
         key,
     )?));
     let metrics = Arc::new(metrics::Metrics::new());
+    let live = Arc::new(live::LiveFeed::new());
 
     let engine = {
         let config = config.clone();
@@ -133,9 +135,11 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
             keep_frames: config.privacy.keep_frames,
         },
         metrics.clone(),
+        live.clone(),
     )?);
 
     let (trigger, stop) = shutdown::channel();
+    let trigger = Arc::new(trigger);
     let sync_task = match &config.cloud {
         Some(cloud) => {
             let client = sync::SyncClient::new(cloud, store.clone(), metrics.clone())?;
@@ -166,11 +170,12 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
     let (bus, turnstile) = match &config.osdp {
         Some(osdp) => {
             let on_card = card_handler(pipeline.clone(), cards.clone(), card_window);
-            let (bus, t) = turnstile::start(osdp, metrics.clone(), store.clone(), on_card)
-                .map_err(|source| RunError::Osdp {
-                    port: osdp.port.clone(),
-                    source,
-                })?;
+            let (bus, t) =
+                turnstile::start(osdp, metrics.clone(), store.clone(), live.clone(), on_card)
+                    .map_err(|source| RunError::Osdp {
+                        port: osdp.port.clone(),
+                        source,
+                    })?;
             tracing::info!(turnstile = %t.describe(), port = %osdp.port, "OSDP bus started");
             (Some(bus), Some(t))
         }
@@ -182,6 +187,8 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
     let state = Arc::new(api::AppState {
         pipeline,
         cards,
+        live,
+        stop: stop.clone(),
         store,
         metrics,
         admin_token: config.http.admin_token.clone(),
@@ -201,7 +208,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
     tracing::info!(addr = %local, site = %config.node.site_id, db = %config.database_path().display(), "rollcall-node listening on http://{local}");
     let exit = Arc::new(Mutex::new(Exit::Stop));
     let stop_or_reload = {
-        let exit = exit.clone();
+        let (exit, trigger) = (exit.clone(), trigger.clone());
         async move {
             tokio::select! {
                 () = shutdown::signal() => {}
@@ -210,11 +217,14 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
                     *exit.lock().unwrap_or_else(|p| p.into_inner()) = Exit::Reload;
                 }
             }
+            // Before the server drains: long-lived responses (the live feed) end now.
+            trigger.fire();
         }
     };
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(stop_or_reload)
         .await;
+    // Also when serving failed without a signal: the background tasks must end.
     trigger.fire();
     if let Some(task) = sync_task {
         let _ = task.await;

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     card::PresentedCard,
     config::KeepFrames,
+    live::{LiveFeed, LiveItem},
     metrics::Metrics,
     store::{ImportedPerson, NodeStore, Person, StoreError, now_ms},
     vision_setup::EMBEDDER_MODEL,
@@ -139,6 +140,7 @@ pub struct Pipeline {
     require_card: bool,
     keep_frames: KeepFrames,
     metrics: Arc<Metrics>,
+    live: Arc<LiveFeed>,
 }
 
 /// Who the face in a check-in is, and why no one may be granted, if so.
@@ -182,6 +184,7 @@ impl Pipeline {
         store: Arc<Mutex<NodeStore>>,
         settings: PipelineSettings,
         metrics: Arc<Metrics>,
+        live: Arc<LiveFeed>,
     ) -> Result<Self, StoreError> {
         let mut gallery = Gallery::new();
         let templates = store
@@ -210,6 +213,7 @@ impl Pipeline {
             require_card: settings.require_card,
             keep_frames: settings.keep_frames,
             metrics,
+            live,
         })
     }
 
@@ -476,6 +480,20 @@ impl Pipeline {
         Ok(template_id)
     }
 
+    /// Tells the live feed about a recorded decision.
+    fn publish(&self, event: &AttendanceEvent, person: Option<&Person>, credential: &'static str) {
+        self.live.publish(LiveItem::Decision {
+            event_id: event.id.clone(),
+            seq: event.seq,
+            decision: event.decision.as_str(),
+            person_id: event.person_id.clone(),
+            display_name: person.map(|p| p.display_name.clone()),
+            credential,
+            reason: event.reasons.first().map(|r| r.text.clone()),
+            at_ms: event.node_time_ms,
+        });
+    }
+
     /// Decides who the face is, 1:N, or 1:1 against the holder of a presented card.
     fn identify(&self, embedding: &Embedding, card: Option<&PresentedCard>) -> FaceVerdict {
         let gallery = self.gallery.read().unwrap_or_else(|p| p.into_inner());
@@ -592,6 +610,7 @@ impl Pipeline {
             card: Some(card.to_owned()),
         })?;
         self.metrics.checkin(Decision::Denied);
+        self.publish(&event, None, "card");
         tracing::info!(event = %event.id, seq = event.seq, card, "unknown card: denied");
         Ok(None)
     }
@@ -727,6 +746,12 @@ impl Pipeline {
             Some(id) => self.store().person(id)?,
             None => None,
         };
+        let credential = if event.card.is_some() {
+            "card_and_face"
+        } else {
+            "face"
+        };
+        self.publish(&event, person.as_ref(), credential);
         tracing::info!(event = %event.id, seq = event.seq, decision = decision.as_str(), person = ?person_id, similarity = ?similarity, "check-in");
         Ok(CheckInOutcome { event, person })
     }

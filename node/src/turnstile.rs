@@ -13,7 +13,12 @@ use rollcall_firmware_bridge::{
     ScKey, SerialTransport,
 };
 
-use crate::{config::OsdpSection, metrics::Metrics, store::NodeStore};
+use crate::{
+    config::OsdpSection,
+    live::{LiveFeed, LiveItem},
+    metrics::Metrics,
+    store::NodeStore,
+};
 
 /// Opens the turnstile for one person.
 #[derive(Clone)]
@@ -87,6 +92,7 @@ pub fn start(
     config: &OsdpSection,
     metrics: Arc<Metrics>,
     store: Arc<Mutex<NodeStore>>,
+    live: Arc<LiveFeed>,
     on_card: OnCard,
 ) -> Result<(Bus, Turnstile), serialport::Error> {
     let transport = SerialTransport::open(&config.port, config.baud)?;
@@ -118,6 +124,12 @@ pub fn start(
     // Alarms are evidence: stored like events (a failure to store is logged, the alarm still
     // reaches the log and the metrics).
     let record = move |kind: &str, detail: String| {
+        live.publish(LiveItem::Alarm {
+            kind: kind.to_owned(),
+            pd: Some(pd),
+            detail: detail.clone(),
+            at_ms: crate::store::now_ms(),
+        });
         if let Err(e) = store
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -523,6 +523,42 @@ radius_m = {radius}
         Ok((status, content_type, r.bytes()?.to_vec()))
     }
 
+    /// Subscribes to the node's live feed (`GET /api/v1/live`, SSE): each `(event, data)` as
+    /// it arrives, read on a thread of its own until the node ends the stream.
+    pub fn live(&self) -> Result<std::sync::mpsc::Receiver<(String, Value)>, HarnessError> {
+        use std::io::BufRead;
+        let response = Client::builder()
+            .timeout(None)
+            .build()?
+            .get(format!("{}/api/v1/live", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()?;
+        if response.status().as_u16() != 200 {
+            return Err(HarnessError::Unexpected(format!(
+                "live feed: {}",
+                response.status()
+            )));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut event = String::new();
+            for line in std::io::BufReader::new(response)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = e.to_owned();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    let value = serde_json::from_str(data).unwrap_or(Value::Null);
+                    if tx.send((std::mem::take(&mut event), value)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     /// Whether `/metrics` has exactly this line.
     pub fn has_metric(&self, line: &str) -> bool {
         self.get("/metrics")

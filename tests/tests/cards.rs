@@ -78,9 +78,10 @@ fn drain(peer: &OsdpPeer, quiet: Duration) -> Vec<Value> {
 #[test]
 fn a_card_makes_the_next_face_a_one_to_one_check_of_its_holder() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some((mut peer, node)) = site(dir.path(), "card_window_s = 4") else {
+    let Some((mut peer, mut node)) = site(dir.path(), "card_window_s = 4") else {
         return;
     };
+    let live = node.live().expect("live feed");
     add_person(
         &node,
         "obama",
@@ -235,6 +236,27 @@ fn a_card_makes_the_next_face_a_one_to_one_check_of_its_holder() {
         .expect("check-in");
     assert_eq!(status, 422);
     assert_eq!(waiting_card(&node)["display_name"], "Joe Biden");
+
+    // A monitor on the live feed saw every decision as it happened, in order.
+    let seen: Vec<(String, Value)> = live.try_iter().collect();
+    let decisions: Vec<Vec<Option<&str>>> = seen
+        .iter()
+        .filter(|(kind, _)| kind == "decision")
+        .map(|(_, d)| fields(d, &["decision", "credential", "display_name"]))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            [Some("granted"), Some("card_and_face"), Some("Barack Obama")],
+            [Some("denied"), Some("card_and_face"), Some("Barack Obama")],
+            [Some("denied"), Some("card"), None],
+            [Some("granted"), Some("face"), Some("Barack Obama")],
+        ],
+        "{seen:?}"
+    );
+    // And the node still stops at once, the feed open.
+    let stopped = node.process.stop(Duration::from_secs(10));
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
 }
 
 #[test]

@@ -204,6 +204,7 @@ fn door_forced_held_open_and_tamper_alarms() {
     let Some((mut peer, node)) = node_on_reader(dir.path(), opts) else {
         return;
     };
+    let live = node.live().expect("live feed");
 
     // The door opens with no grant: forced.
     peer.set_inputs(101, &[1, 0]).expect("door open");
@@ -262,6 +263,25 @@ fn door_forced_held_open_and_tamper_alarms() {
             "door_forced"
         ],
         "newest first"
+    );
+    // The live feed carried them as they happened (and the granted passage between).
+    let fed: Vec<String> = live
+        .try_iter()
+        .map(|(kind, item)| match kind.as_str() {
+            "alarm" => item["kind"].as_str().unwrap_or("").to_owned(),
+            _ => kind,
+        })
+        .collect();
+    assert_eq!(
+        fed,
+        [
+            "door_forced",
+            "door_secured",
+            "decision",
+            "door_held_open",
+            "door_secured",
+            "tamper"
+        ]
     );
 }
 
