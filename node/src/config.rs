@@ -111,6 +111,10 @@ pub struct OsdpSection {
     pub baud: u32,
     /// OSDP address of the reader/turnstile controller (0–126).
     pub address: u8,
+    /// More readers on the same line (e.g. the exit side), by address: their cards start
+    /// card + face check-ins too, and their alarms are recorded; the relay stays on `address`.
+    #[serde(default)]
+    pub readers: Vec<u8>,
     /// Which output of that PD drives the turnstile relay.
     #[serde(default)]
     pub turnstile_output: u8,
@@ -461,6 +465,15 @@ impl NodeConfig {
                     ),
                 ));
             }
+            let mut seen = std::collections::BTreeSet::from([o.address]);
+            if let Some(bad_pd) = o.readers.iter().find(|a| **a > 126 || !seen.insert(**a)) {
+                return Err(bad(
+                    "osdp.readers",
+                    format!(
+                        "address {bad_pd} is repeated or not 0-126 (each PD on the line needs its own)"
+                    ),
+                ));
+            }
             if o.address > 126 {
                 return Err(bad(
                     "osdp.address",
@@ -692,6 +705,14 @@ mod tests {
             c.osdp.map(|o| (o.require_card, o.card_window_s)),
             Some((true, 15))
         );
+        let e = error_of(&format!("{SAMPLE}{osdp}readers = [2, 1]\n"));
+        assert!(
+            e.contains("`osdp.readers`") && e.contains("address 1"),
+            "{e}"
+        );
+        let c = NodeConfig::parse("node.toml", &format!("{SAMPLE}{osdp}readers = [2, 3]\n"))
+            .expect("valid");
+        assert_eq!(c.osdp.map(|o| o.readers), Some(vec![2, 3]));
         let e = error_of(&format!("{SAMPLE}{osdp}baud = 1234\n"));
         assert!(e.contains("`osdp.baud`"), "{e}");
         let e = error_of(&SAMPLE.replace("lat = 48.8584", "lat = 148.8584"));

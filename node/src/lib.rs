@@ -252,7 +252,7 @@ fn card_handler(
     cards: Arc<card::CardGate>,
     window: Duration,
 ) -> turnstile::OnCard {
-    Box::new(move |reader, read| {
+    Box::new(move |reader, pd, read| {
         let key = card::card_key(read);
         let feedback = match pipeline.card_presented(&key) {
             Ok(Some(person)) => {
@@ -265,12 +265,12 @@ fn card_handler(
                     },
                     Instant::now(),
                 );
-                reader.card_accepted(&name, window)
+                reader.card_accepted(pd, &name, window)
             }
-            Ok(None) => reader.card_refused(),
+            Ok(None) => reader.card_refused(pd),
             Err(e) => {
                 tracing::error!(card = %key, error = %e, "cannot handle a card read");
-                reader.card_refused()
+                reader.card_refused(pd)
             }
         };
         if let Err(e) = feedback {

@@ -92,7 +92,7 @@ impl Metrics {
         );
         registry.register(
             "osdp_pd_online",
-            "1 while the OSDP reader answers",
+            "OSDP PDs (turnstile controller and readers) answering now",
             m.osdp_pd_online.clone(),
         );
         registry.register(

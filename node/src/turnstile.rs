@@ -3,6 +3,7 @@
 //! offline alarms, card reads, faults) go to the log and the metrics.
 
 use std::{
+    collections::BTreeSet,
     sync::{Arc, Mutex, mpsc::RecvTimeoutError},
     time::{Duration, Instant},
 };
@@ -60,17 +61,19 @@ impl Turnstile {
         self.bus.text(self.pd, &format!("Welcome {name}"), Some(4))
     }
 
-    /// A card was accepted: amber while its holder's face is awaited, and a prompt.
-    pub fn card_accepted(&self, name: &str, window: Duration) -> Result<(), BusError> {
-        self.bus.signal(self.pd, LedColor::Amber, window, 0)?;
+    /// A card was accepted at reader `pd`: amber while its holder's face is awaited, and a
+    /// prompt.
+    pub fn card_accepted(&self, pd: u8, name: &str, window: Duration) -> Result<(), BusError> {
+        self.bus.signal(pd, LedColor::Amber, window, 0)?;
         self.bus
-            .text(self.pd, &format!("{name}: look at the camera"), Some(4))
+            .text(pd, &format!("{name}: look at the camera"), Some(4))
     }
 
-    /// An unknown card: red, two beeps, and the reason on the display.
-    pub fn card_refused(&self) -> Result<(), BusError> {
-        self.signal(Decision::Denied)?;
-        self.bus.text(self.pd, "Unknown card", Some(4))
+    /// An unknown card at reader `pd`: red, two beeps, and the reason on the display.
+    pub fn card_refused(&self, pd: u8) -> Result<(), BusError> {
+        self.bus
+            .signal(pd, LedColor::Red, Duration::from_secs(2), 2)?;
+        self.bus.text(pd, "Unknown card", Some(4))
     }
 
     pub fn describe(&self) -> String {
@@ -83,8 +86,8 @@ impl Turnstile {
     }
 }
 
-/// What the node does with a card read (on the bus event thread; it may block briefly).
-pub type OnCard = Box<dyn Fn(&Turnstile, &CardRead) + Send>;
+/// What the node does with a card read at a PD (on the bus event thread; it may block briefly).
+pub type OnCard = Box<dyn Fn(&Turnstile, u8, &CardRead) + Send>;
 
 /// Opens the serial port and starts the bus task and its event thread, which logs bus events,
 /// supervises the door and hands card reads to `on_card`.
@@ -99,7 +102,9 @@ pub fn start(
     let (bus, events) = Bus::spawn(
         transport,
         BusConfig {
-            addresses: vec![config.address],
+            addresses: std::iter::once(config.address)
+                .chain(config.readers.iter().copied())
+                .collect(),
             secure: config.secure_key().map(ScKey::Scbk),
             ..BusConfig::default()
         },
@@ -120,10 +125,10 @@ pub fn start(
     };
     let reader = turnstile.clone();
     let (door_events, contact) = (door, config.door_contact_input);
-    let pd = config.address;
+    let door_pd = config.address;
     // Alarms are evidence: stored like events (a failure to store is logged, the alarm still
     // reaches the log and the metrics).
-    let record = move |kind: &str, detail: String| {
+    let record = move |kind: &str, pd: u8, detail: String| {
         live.publish(LiveItem::Alarm {
             kind: kind.to_owned(),
             pd: Some(pd),
@@ -147,6 +152,7 @@ pub fn start(
                 tracing::warn!("ALARM: door forced open (no grant before it opened)");
                 record(
                     "door_forced",
+                    door_pd,
                     "the door opened with no grant before it".into(),
                 );
             }
@@ -155,15 +161,18 @@ pub fn start(
                 tracing::warn!(seconds = open_for.as_secs(), "ALARM: door held open");
                 record(
                     "door_held_open",
+                    door_pd,
                     format!("the door has been open for {} s", open_for.as_secs()),
                 );
             }
             DoorAlarm::Secured => {
                 tracing::info!("door closed again: alarm cleared");
-                record("door_secured", "the door closed again".into());
+                record("door_secured", door_pd, "the door closed again".into());
             }
         }
     };
+    // PDs answering now, and those that went offline at some point (their return is recorded).
+    let (mut online, mut lost) = (BTreeSet::new(), BTreeSet::new());
     let spawned = std::thread::Builder::new()
         .name("osdp-events".into())
         .spawn(move || loop {
@@ -184,7 +193,8 @@ pub fn start(
                 match event {
                     BusEvent::Inputs { pd, inputs } => {
                         tracing::info!(pd, ?inputs, "inputs changed");
-                        if let (Some(door), Some(i)) = (&door_events, contact)
+                        if pd == door_pd
+                            && let (Some(door), Some(i)) = (&door_events, contact)
                             && let Some(&open) = inputs.get(i as usize)
                             && let Some(alarm) = door
                                 .lock()
@@ -200,24 +210,27 @@ pub fn start(
                             tracing::warn!(pd, tamper, power_failure, "ALARM: reader tamper or power failure");
                         }
                         if tamper {
-                            record("tamper", format!("PD {pd} reports its tamper switch"));
+                            record("tamper", pd, format!("PD {pd} reports its tamper switch"));
                         }
                         if power_failure {
-                            record("power_failure", format!("PD {pd} reports a power failure"));
+                            record("power_failure", pd, format!("PD {pd} reports a power failure"));
                         }
                     }
                     BusEvent::Online { pd, identity } => {
-                        if metrics.osdp_pd_online.get() == 0 && metrics.osdp_alarms.get() > 0 {
-                            record("reader_online", format!("PD {pd} answers again"));
+                        if lost.contains(&pd) && !online.contains(&pd) {
+                            record("reader_online", pd, format!("PD {pd} answers again"));
                         }
-                        metrics.osdp_pd_online.set(1);
+                        online.insert(pd);
+                        metrics.osdp_pd_online.set(online.len() as i64);
                         tracing::info!(pd, %port, vendor = format!("{:06x}", identity.vendor_code), model = identity.model, serial = identity.serial_number, "OSDP reader online");
                     }
                     BusEvent::Offline { pd } => {
-                        metrics.osdp_pd_online.set(0);
+                        online.remove(&pd);
+                        lost.insert(pd);
+                        metrics.osdp_pd_online.set(online.len() as i64);
                         metrics.osdp_alarms.inc();
                         tracing::warn!(pd, %port, "ALARM: OSDP reader offline");
-                        record("reader_offline", format!("PD {pd} on {port} stopped answering"));
+                        record("reader_offline", pd, format!("PD {pd} on {port} stopped answering"));
                     }
                     BusEvent::CardRead { pd, card } => {
                         metrics.osdp_card_reads.inc();
@@ -225,7 +238,7 @@ pub fn start(
                             Some(c) => tracing::info!(pd, bits = c.bits, facility = c.facility, number = c.number, "card read (Wiegand)"),
                             None => tracing::info!(pd, bits = card.bits, "card read"),
                         }
-                        on_card(&reader, &card);
+                        on_card(&reader, pd, &card);
                     }
                     BusEvent::Keypad { pd, keys } => tracing::info!(pd, keys = keys.len(), "keypad input"),
                     BusEvent::Fault { pd, error } => {

@@ -45,6 +45,17 @@ fn add_person(node: &Node, id: &str, name: &str, card: &str, face: Option<&str>)
     }
 }
 
+/// Obama, enrolled from one photo, holding card 12:3456.
+fn add_obama(node: &Node) {
+    add_person(
+        node,
+        "obama",
+        "Barack Obama",
+        "12:3456",
+        Some("sample-obama"),
+    );
+}
+
 fn waiting_card(node: &Node) -> Value {
     node.get("/api/v1/kiosk/card")
         .and_then(|r| Ok(r.json::<Value>()?))
@@ -82,13 +93,7 @@ fn a_card_makes_the_next_face_a_one_to_one_check_of_its_holder() {
         return;
     };
     let live = node.live().expect("live feed");
-    add_person(
-        &node,
-        "obama",
-        "Barack Obama",
-        "12:3456",
-        Some("sample-obama"),
-    );
+    add_obama(&node);
     add_person(
         &node,
         "biden",
@@ -265,13 +270,7 @@ fn a_site_that_requires_cards_denies_a_face_alone() {
     let Some((mut peer, node)) = site(dir.path(), "require_card = true") else {
         return;
     };
-    add_person(
-        &node,
-        "obama",
-        "Barack Obama",
-        "12:3456",
-        Some("sample-obama"),
-    );
+    add_obama(&node);
     let body = node.decide(&photo("sample-obama2"), Some(AT_GATE));
     assert_eq!(
         (
@@ -303,4 +302,58 @@ fn a_site_that_requires_cards_denies_a_face_alone() {
         (vec![Some("denied")], Some("not_enrolled".to_owned())),
         "{body}"
     );
+}
+
+#[test]
+fn a_second_reader_on_the_line_takes_cards_and_reports_its_own_alarms() {
+    if !rollcall_tests::environment_ready(rollcall_tests::osdp_python()) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut peer = OsdpPeer::start_bus(&dir.path().join("osdp"), &[101, 102]).expect("PDs start");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions {
+            osdp: Some((peer.cp_port().to_path_buf(), 101)),
+            osdp_extra: "readers = [102]".into(),
+            ..NodeOptions::standalone()
+        },
+    )
+    .expect("node starts");
+    wait_for("both PDs online", Duration::from_secs(30), || {
+        node.has_metric("rollcall_node_osdp_pd_online 2")
+    });
+    add_obama(&node);
+    drain(&peer, Duration::from_millis(300));
+
+    // The exit reader (102) takes the card and prompts; the turnstile (101) opens.
+    peer.present_card_on(102, &card(12, 3456), 26)
+        .expect("card");
+    wait_for("the node to hold the card", Duration::from_secs(20), || {
+        waiting_card(&node)["display_name"] == "Barack Obama"
+    });
+    let body = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+    assert_eq!(
+        fields(&body, &["decision", "credential", "turnstile"]),
+        [Some("granted"), Some("card_and_face"), Some("opened")],
+        "{body}"
+    );
+    let seen = drain(&peer, Duration::from_millis(500));
+    assert!(
+        seen.iter()
+            .any(|c| c["pd"] == 102 && c["on_color"].as_u64() == Some(3)),
+        "amber on the reader that read the card: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|c| c["pd"] == 101 && c["output_no"].as_u64() == Some(0)),
+        "the relay is the turnstile's: {seen:?}"
+    );
+
+    // Its tamper switch is its own alarm.
+    peer.set_local_status(102, true, false).expect("tamper");
+    wait_for("the tamper alarm", Duration::from_secs(20), || {
+        node.admin_list("/api/v1/alarms")
+            .is_ok_and(|a| a.iter().any(|a| a["kind"] == "tamper" && a["pd"] == 102))
+    });
 }
