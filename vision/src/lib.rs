@@ -22,6 +22,7 @@ mod gallery;
 mod landmarks;
 pub mod liveness;
 mod quality;
+mod quantized;
 #[cfg(feature = "eval")]
 pub mod roc_plot;
 mod runtime;
