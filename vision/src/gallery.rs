@@ -410,6 +410,29 @@ mod tests {
             g.remove(&key);
         }
         check(&g, &kept, &mut random);
+        // Past QUANTIZED_FROM templates, identify takes the int8 path and decides the same.
+        for i in 20_000..20_000 + QUANTIZED_FROM as u32 {
+            g.insert(i, Embedding::from_raw(random(192)).expect("unit"))
+                .expect("insert");
+        }
+        for base in kept.iter().step_by(2_000) {
+            let probe: Vec<f32> = base
+                .iter()
+                .zip(random(192))
+                .map(|(b, e)| b + 0.2 * e)
+                .collect();
+            let probe = Embedding::from_raw(probe).expect("probe");
+            let exact = g.top_k(&probe, 2);
+            let decided = g.identify(&probe, 0.5, 0.05);
+            match decided {
+                Identification::Match {
+                    key, similarity, ..
+                } => {
+                    assert_eq!((key, similarity), (exact[0].key, exact[0].similarity));
+                }
+                other => assert!(exact[0].similarity < 0.5, "{other:?} vs {exact:?}"),
+            }
+        }
     }
 
     use proptest::prelude::*;
