@@ -413,6 +413,8 @@ async fn check_in(
     let pipeline = state.pipeline.clone();
     let card = state.cards.take(Instant::now());
     let presented = card.as_ref().map(|(c, _)| c.clone());
+    // The decision is shown on the reader that read the card (the relay is the turnstile's).
+    let reader = card.as_ref().map(|(c, _)| c.reader);
     let outcome = match blocking(move || pipeline.check_in(&image, position, presented)).await {
         Ok(o) => o,
         Err(p) => {
@@ -434,12 +436,12 @@ async fn check_in(
             let result = tokio::task::spawn_blocking(move || {
                 let opened = (decision == rollcall_cloud::protocol::Decision::Granted)
                     .then(|| t.open_for_one());
-                if let Err(err) = t.signal(decision) {
+                if let Err(err) = t.signal(reader, decision) {
                     tracing::warn!(error = %err, "reader LED/buzzer feedback failed");
                 }
                 if let Some(name) =
                     greeting.filter(|_| decision == rollcall_cloud::protocol::Decision::Granted)
-                    && let Err(err) = t.greet(&name)
+                    && let Err(err) = t.greet(reader, &name)
                 {
                     tracing::warn!(error = %err, "reader display feedback failed");
                 }

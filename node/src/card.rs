@@ -56,6 +56,8 @@ pub struct PresentedCard {
     pub card: String,
     pub person_id: String,
     pub display_name: String,
+    /// The OSDP address of the reader it was read on (the decision's feedback goes there).
+    pub reader: u8,
 }
 
 /// At most one presented card at a time (one reader, one queue): a newer card replaces an
@@ -177,6 +179,7 @@ mod tests {
             card: n.into(),
             person_id: n.into(),
             display_name: n.into(),
+            reader: 1,
         };
         gate.present(card("1:1"), t0);
         assert_eq!(

@@ -262,6 +262,7 @@ fn card_handler(
                         card: key,
                         person_id: person.id,
                         display_name: person.display_name,
+                        reader: pd,
                     },
                     Instant::now(),
                 );

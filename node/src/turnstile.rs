@@ -44,21 +44,23 @@ impl Turnstile {
         Ok(())
     }
 
-    /// Reader feedback for a decision: green for granted, amber and a beep for review, red and
-    /// two beeps for denied, each for two seconds.
-    pub fn signal(&self, decision: Decision) -> Result<(), BusError> {
+    /// Reader feedback for a decision on reader `pd` (the turnstile's when `None`): green for
+    /// granted, amber and a beep for review, red and two beeps for denied, each for two seconds.
+    pub fn signal(&self, pd: Option<u8>, decision: Decision) -> Result<(), BusError> {
         let (color, beeps) = match decision {
             Decision::Granted => (LedColor::Green, 0),
             Decision::Review => (LedColor::Amber, 1),
             Decision::Denied => (LedColor::Red, 2),
         };
         self.bus
-            .signal(self.pd, color, Duration::from_secs(2), beeps)
+            .signal(pd.unwrap_or(self.pd), color, Duration::from_secs(2), beeps)
     }
 
-    /// Greets the person on the reader's display for a few seconds.
-    pub fn greet(&self, name: &str) -> Result<(), BusError> {
-        self.bus.text(self.pd, &format!("Welcome {name}"), Some(4))
+    /// Greets the person on reader `pd`'s display (the turnstile's when `None`) for a few
+    /// seconds.
+    pub fn greet(&self, pd: Option<u8>, name: &str) -> Result<(), BusError> {
+        self.bus
+            .text(pd.unwrap_or(self.pd), &format!("Welcome {name}"), Some(4))
     }
 
     /// A card was accepted at reader `pd`: amber while its holder's face is awaited, and a

@@ -349,6 +349,16 @@ fn a_second_reader_on_the_line_takes_cards_and_reports_its_own_alarms() {
             .any(|c| c["pd"] == 101 && c["output_no"].as_u64() == Some(0)),
         "the relay is the turnstile's: {seen:?}"
     );
+    assert!(
+        seen.iter()
+            .any(|c| c["pd"] == 102 && c["on_color"].as_u64() == Some(2)),
+        "green on the reader the person stands at: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|c| c["pd"] == 102 && c["data"] == "Welcome Barack Obama"),
+        "{seen:?}"
+    );
 
     // Its tamper switch is its own alarm.
     peer.set_local_status(102, true, false).expect("tamper");
