@@ -8,6 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use rollcall_tests::{
     AT_GATE, Cloud, DEMO_SITE as SITE, FAR_AWAY, Node, NodeOptions, OsdpPeer, reason_codes,
     sample_photo,
@@ -293,10 +294,21 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             pulses.len()
         ));
     }
-    reader.present_card("0123abcd", 32)?;
-    println!(
-        "  reader: a 32-bit card was presented; the node logs the read (card check-ins come with the node issue)"
-    );
+    if args.photos.is_none() {
+        let (card_recorded, card_granted) = card_check_ins(&node, &mut reader, &mut wrong)?;
+        recorded += card_recorded;
+        // The commands the PD received since those counted above.
+        let pulses = reader
+            .commands_so_far()
+            .iter()
+            .filter(|c| c.get("output_no").is_some())
+            .count();
+        if pulses != card_granted {
+            wrong.push(format!(
+                "{card_granted} granted card check-ins but {pulses} relay pulses"
+            ));
+        }
+    }
 
     println!("\n== sync");
     let t = Instant::now();
@@ -325,6 +337,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     println!(
         "  node events      curl -H 'Authorization: Bearer {}' {}/api/v1/events",
+        node.admin_token, node.url
+    );
+    println!(
+        "  enrolment page   {}/enrol (admin token {})",
+        node.url, node.admin_token
+    );
+    println!(
+        "  live decisions   curl -N -H 'Authorization: Bearer {}' {}/api/v1/live",
         node.admin_token, node.url
     );
     println!("  node metrics     {}/metrics", node.url);
@@ -372,4 +392,86 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     drop(cloud);
     println!("stopped cleanly; the data stays in {}", demo_dir.display());
     Ok(())
+}
+
+/// The top of a full-length portrait, 4:3: how someone standing at the kiosk fills its camera
+/// (and a frame the node has not seen, so it is no replay).
+fn head_and_shoulders(photo: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let img = image::load_from_memory(photo).context("decoding the sample photo")?;
+    let (w, h) = (img.width(), img.height());
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.crop_imm(0, 0, w, (w * 3 / 4).min(h))
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .context("encoding the crop")?;
+    Ok(out.into_inner())
+}
+
+/// Card + face at the reader: Joe Biden is enrolled with card 12:3456, presents it and looks at
+/// the camera (granted, card + face); then a card no one holds is refused at the reader.
+/// Returns (events recorded, grants).
+fn card_check_ins(
+    node: &Node,
+    reader: &mut OsdpPeer,
+    wrong: &mut Vec<String>,
+) -> anyhow::Result<(usize, usize)> {
+    println!("\n== card + face at the reader");
+    let biden = sample_photo("sample-biden")?;
+    let (status, body) = node.post_json(
+        "/api/v1/enrolments",
+        &serde_json::json!({
+            "id": "person-2", "display_name": "Joe Biden", "card": "12:3456",
+            "images_base64": [base64::engine::general_purpose::STANDARD.encode(&biden)],
+        }),
+        true,
+    )?;
+    anyhow::ensure!(status == 201, "enrolling Joe Biden: {status} {body}");
+    println!("  enrolled Joe Biden as person-2 with card 12:3456");
+    let card_hex = |facility, number| -> anyhow::Result<String> {
+        let frame = rollcall_firmware_bridge::wiegand_frame(26, facility, number)
+            .context("a 26-bit card")?;
+        Ok(frame.iter().map(|b| format!("{b:02x}")).collect())
+    };
+    reader.present_card(&card_hex(12, 3456)?, 26)?;
+    let waiting = |node: &Node| {
+        node.get("/api/v1/kiosk/card")
+            .and_then(|r| Ok(r.json::<Value>()?))
+            .map(|v| v["card"]["display_name"].as_str() == Some("Joe Biden"))
+            .unwrap_or(false)
+    };
+    let t = Instant::now();
+    while !waiting(node) && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = node.check_in(&head_and_shoulders(&biden)?, Some(AT_GATE))?;
+    let got = show("card 12:3456, then Biden's face", status, &body);
+    if got != "granted" || body["credential"] != "card_and_face" {
+        wrong.push(format!(
+            "card + face: expected granted (card_and_face), got {got} ({})",
+            body["credential"]
+        ));
+    }
+    reader.present_card(&card_hex(12, 9999)?, 26)?;
+    let t = Instant::now();
+    let refused = loop {
+        let events = node.events()?;
+        if let Some(e) = events.iter().find(|e| e["card"] == "12:9999") {
+            break Some(e.clone());
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    match &refused {
+        Some(e) => println!(
+            "  card 12:9999, no one's                        → {} ({}): red light and \"Unknown card\" on the reader",
+            e["decision"].as_str().unwrap_or("?").to_uppercase(),
+            e["reasons"][0]["code"].as_str().unwrap_or("?")
+        ),
+        None => wrong.push("the unknown card was not recorded".into()),
+    }
+    Ok((
+        1 + usize::from(refused.is_some()),
+        usize::from(got == "granted"),
+    ))
 }
