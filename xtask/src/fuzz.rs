@@ -20,6 +20,7 @@ pub const TARGETS: &[&str] = &[
     "osdp_packet",
     "osdp_secure",
     "image_decode",
+    "decode_detect",
     "geojson",
     "node_config",
     "sync_push",
