@@ -132,10 +132,11 @@ fn problem_of(e: PipelineError) -> Problem {
             "Face already enrolled",
             e.to_string(),
         ),
-        e @ PipelineError::UnusableFrames(_) => {
-            let PipelineError::UnusableFrames(problems) = &e else {
-                unreachable!("matched above")
-            };
+        PipelineError::UnusableFrames(problems) => {
+            let detail = format!(
+                "{}; nothing was stored",
+                PipelineError::UnusableFrames(problems.clone())
+            );
             let reasons = problems
                 .iter()
                 .map(|p| ProblemReason {
@@ -146,7 +147,7 @@ fn problem_of(e: PipelineError) -> Problem {
             unprocessable(
                 "enrolment-photos",
                 "Enrolment photos cannot be used",
-                format!("{e}; nothing was stored"),
+                detail,
             )
             .with_reasons(reasons)
         }

@@ -337,23 +337,7 @@ impl Pipeline {
         }
         let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
         for e in &embeddings {
-            if let Some(dim) = gallery.dim()
-                && dim != e.as_slice().len()
-            {
-                return Err(PipelineError::Vision(
-                    rollcall_vision::Error::DimensionMismatch(dim, e.as_slice().len()),
-                ));
-            }
-            if let Some(other) = gallery
-                .top_k(e, 1)
-                .into_iter()
-                .find(|m| m.similarity >= self.match_threshold)
-            {
-                return Err(PipelineError::Duplicate {
-                    other: other.key,
-                    similarity: other.similarity,
-                });
-            }
+            self.fits_as_template_of(&gallery, &person.id, e)?;
         }
         self.store().import_people(
             EMBEDDER_MODEL,
@@ -385,16 +369,7 @@ impl Pipeline {
         if existing >= MAX_TEMPLATES_PER_PERSON {
             return Err(PipelineError::TooManyTemplates(existing));
         }
-        if let Some(other) = gallery
-            .top_k(&embedding, 2)
-            .into_iter()
-            .find(|m| m.key != person_id && m.similarity >= self.match_threshold)
-        {
-            return Err(PipelineError::Duplicate {
-                other: other.key,
-                similarity: other.similarity,
-            });
-        }
+        self.fits_as_template_of(&gallery, person_id, &embedding)?;
         let template_id = self.keep_template(&mut gallery, person_id, embedding)?;
         tracing::info!(person = %person_id, template = %template_id, "face enrolled");
         Ok(Enrolled {
@@ -435,6 +410,28 @@ impl Pipeline {
         Ok(templates)
     }
 
+    /// An enrolment face may become `person_id`'s template: the gallery takes its dimension and
+    /// it does not match anyone else at the match threshold (a duplicate enrolment).
+    fn fits_as_template_of(
+        &self,
+        gallery: &Gallery<String>,
+        person_id: &str,
+        embedding: &Embedding,
+    ) -> Result<(), PipelineError> {
+        same_dimension(gallery, embedding)?;
+        match gallery
+            .top_k(embedding, 2)
+            .into_iter()
+            .find(|m| m.key != person_id && m.similarity >= self.match_threshold)
+        {
+            Some(other) => Err(PipelineError::Duplicate {
+                other: other.key,
+                similarity: other.similarity,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The template update policy: keeps the face of a granted check-in as a new template when
     /// it matches the person clearly but differs from every template they have, up to
     /// [`MAX_TEMPLATES_PER_PERSON`].
@@ -460,13 +457,7 @@ impl Pipeline {
         embedding: Embedding,
     ) -> Result<String, PipelineError> {
         // Checked before anything is stored, so the insert below cannot fail.
-        if let Some(dim) = gallery.dim()
-            && dim != embedding.as_slice().len()
-        {
-            return Err(PipelineError::Vision(
-                rollcall_vision::Error::DimensionMismatch(dim, embedding.as_slice().len()),
-            ));
-        }
+        same_dimension(gallery, &embedding)?;
         let template_id = ulid::Ulid::new().to_string();
         self.store().add_template(
             &template_id,
@@ -754,6 +745,16 @@ impl Pipeline {
         self.publish(&event, person.as_ref(), credential);
         tracing::info!(event = %event.id, seq = event.seq, decision = decision.as_str(), person = ?person_id, similarity = ?similarity, "check-in");
         Ok(CheckInOutcome { event, person })
+    }
+}
+
+/// The gallery takes `embedding` (all templates have one dimension).
+fn same_dimension(gallery: &Gallery<String>, embedding: &Embedding) -> Result<(), PipelineError> {
+    match gallery.dim() {
+        Some(dim) if dim != embedding.as_slice().len() => Err(PipelineError::Vision(
+            rollcall_vision::Error::DimensionMismatch(dim, embedding.as_slice().len()),
+        )),
+        _ => Ok(()),
     }
 }
 
