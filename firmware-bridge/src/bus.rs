@@ -259,18 +259,30 @@ fn run<T: Transport>(
         config.retries,
     );
     let mut last_try: Vec<Option<Instant>> = vec![None; config.addresses.len()];
+    // Whether each PD was last reported online: it may stop answering a poll or a command,
+    // and either way the offline event goes out once.
+    let mut reported = vec![false; config.addresses.len()];
     let emit = |e: BusEvent| {
         let _ = events.send(e);
     };
     loop {
         for (i, &pd) in config.addresses.iter().enumerate() {
             if !usable(&cp, pd, &config) {
+                if std::mem::take(&mut reported[i]) {
+                    // It stopped answering a command (LED, text, relay) between polls.
+                    last_try[i] = Some(Instant::now());
+                    emit(BusEvent::Offline { pd });
+                    continue;
+                }
                 if last_try[i].is_some_and(|t| t.elapsed() < config.reconnect_interval) {
                     continue;
                 }
                 last_try[i] = Some(Instant::now());
                 match connect(&mut cp, pd, &config) {
-                    Ok(identity) => emit(BusEvent::Online { pd, identity }),
+                    Ok(identity) => {
+                        reported[i] = true;
+                        emit(BusEvent::Online { pd, identity });
+                    }
                     Err(CpError::Timeout { .. }) => {}
                     Err(e) => emit(BusEvent::Fault {
                         pd,
@@ -298,7 +310,9 @@ fn run<T: Transport>(
                 }),
                 Err(CpError::Timeout { .. }) => {
                     last_try[i] = Some(Instant::now());
-                    emit(BusEvent::Offline { pd });
+                    if std::mem::take(&mut reported[i]) {
+                        emit(BusEvent::Offline { pd });
+                    }
                 }
                 Err(e) => emit(BusEvent::Fault {
                     pd,

@@ -147,6 +147,47 @@ fn the_bus_task_reports_online_cards_and_offline_and_runs_pulses() {
     bus.stop();
 }
 
+/// A PD that dies between polls is noticed by the command sent to it (a reader light after a
+/// card, say): the offline event still goes out, once.
+#[test]
+fn a_pd_that_stops_answering_a_command_is_reported_offline_once() {
+    use rollcall_firmware_bridge::{Bus, BusConfig, BusEvent, LedColor};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(mut peer) = peer(&dir) else { return };
+    let transport = SerialTransport::open(&peer.cp_port().display().to_string(), 115_200)
+        .expect("open the pty");
+    // Polls a second apart: the command below is served before the next poll.
+    let (bus, events) = Bus::spawn(
+        transport,
+        BusConfig {
+            addresses: vec![ADDRESS],
+            poll_interval: Duration::from_secs(1),
+            reconnect_interval: Duration::from_secs(30),
+            ..BusConfig::default()
+        },
+    );
+    match events.recv_timeout(Duration::from_secs(10)) {
+        Ok(BusEvent::Online { pd, .. }) => assert_eq!(pd, ADDRESS),
+        other => panic!("{other:?}"),
+    }
+    peer.kill_pd();
+    assert!(
+        bus.handle()
+            .signal(ADDRESS, LedColor::Red, Duration::from_secs(1), 0)
+            .is_err(),
+        "nobody answers the LED command"
+    );
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(10)).ok(),
+        Some(BusEvent::Offline { pd: ADDRESS })
+    );
+    assert!(
+        events.recv_timeout(Duration::from_secs(3)).is_err(),
+        "one offline event, not one per round"
+    );
+    bus.stop();
+}
+
 #[test]
 fn secure_channel_with_the_default_key_then_an_installed_key() {
     use rollcall_firmware_bridge::{PdState, ScKey};
