@@ -14,15 +14,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve the API on an embedded SQLite database until SIGTERM or Ctrl-C.
+    /// Serve the API until SIGTERM or Ctrl-C.
     Serve {
-        /// SQLite database file (created if missing).
+        /// A SQLite file (created if missing), or a PostgreSQL URL `postgres://ROLE@HOST/DB`
+        /// for several replicas on one database (ROLE must not bypass row-level security).
         #[arg(
             long,
             env = "ROLLCALL_CLOUD_DB",
             default_value = "rollcall-cloud.sqlite"
         )]
-        db: PathBuf,
+        db: String,
+        /// PostgreSQL only: a URL for the role that owns the schema and runs migrations at
+        /// start-up (then granting `--db`'s role what it needs); default: `--db`'s role.
+        #[arg(long, env = "ROLLCALL_CLOUD_DB_MIGRATE_URL", hide_env_values = true)]
+        db_migrate_url: Option<String>,
         #[arg(long, env = "ROLLCALL_CLOUD_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Bearer token of the bootstrap administrator (at least 16 characters).
@@ -42,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Serve {
             db,
+            db_migrate_url,
             listen,
             admin_token,
             tenant,
@@ -50,15 +56,18 @@ fn main() -> anyhow::Result<()> {
             if admin_token.len() < 16 {
                 bail!("--admin-token (ROLLCALL_CLOUD_ADMIN_TOKEN) must be at least 16 characters");
             }
-            if tenant.is_empty()
-                || !tenant
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            if !rollcall_cloud::server::tenancy::valid_slug(&tenant) {
+                bail!(
+                    "--tenant must be a slug of 2-63 characters of a-z, 0-9 and - (not at either end), got `{tenant}`"
+                );
+            }
+            let database = rollcall_cloud::server::Backend::parse(&db, db_migrate_url);
+            if matches!(database, rollcall_cloud::server::Backend::Sqlite(_)) && db.contains("://")
             {
-                bail!("--tenant must be a slug of a-z, 0-9 and -, got `{tenant}`");
+                bail!("--db `{db}`: not a file path, and the only URL scheme known is postgres://");
             }
             let config = rollcall_cloud::server::Config {
-                database: db,
+                database,
                 listen,
                 admin_token,
                 tenant,

@@ -12,7 +12,7 @@ pub use browser::{Browser, browser_available, y4m_from_photo};
 pub use osdp_peer::{OsdpPeer, node_on_reader, osdp_python};
 pub use process::{HarnessError, Process, bin_path};
 pub use services::{
-    AT_GATE, Cloud, DEMO_SITE, FAR_AWAY, Node, NodeOptions, Site, fields, reason_codes,
+    AT_GATE, Cloud, CloudDb, DEMO_SITE, FAR_AWAY, Node, NodeOptions, Site, fields, reason_codes,
     sample_photo, wait_for,
 };
 

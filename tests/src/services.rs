@@ -2,12 +2,15 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
+    sync::Arc,
     time::Duration,
 };
 
 use base64::Engine as _;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
+
+use rollcall_cloud::server::store::scratch::ScratchDatabase;
 
 use crate::process::{HarnessError, Process, bin_path};
 
@@ -110,28 +113,77 @@ pub fn sample_photo(artefact: &str) -> Result<Vec<u8>, HarnessError> {
     std::fs::read(&path).map_err(io(format!("reading {}", path.display())))
 }
 
-/// A running `rollcall-cloud` on an embedded SQLite file.
+/// Where a test cloud keeps its data.
+#[derive(Clone)]
+pub enum CloudDb {
+    /// `dir/cloud.sqlite`.
+    Sqlite,
+    /// A scratch PostgreSQL database of its own; keep the `Arc` to restart a cloud on the same
+    /// data (it is dropped with the last holder).
+    Postgres(Arc<ScratchDatabase>),
+}
+
+impl CloudDb {
+    /// A fresh scratch database on the local PostgreSQL (see [`rollcall_cloud::server::store::scratch::admin_url`]).
+    pub fn postgres() -> Result<Self, HarnessError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(io("starting a runtime"))?;
+        let db = runtime
+            .block_on(ScratchDatabase::create())
+            .map_err(|e| HarnessError::Unexpected(format!("scratch PostgreSQL database: {e}")))?;
+        Ok(CloudDb::Postgres(Arc::new(db)))
+    }
+
+    /// Both backends, for tests that must pass on each.
+    pub fn both() -> Result<[Self; 2], HarnessError> {
+        Ok([CloudDb::Sqlite, CloudDb::postgres()?])
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            CloudDb::Sqlite => "sqlite",
+            CloudDb::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// A running `rollcall-cloud`.
 pub struct Cloud {
     pub process: Process,
     pub url: String,
     pub admin_token: String,
+    /// The SQLite file (also written, unused, for a PostgreSQL cloud).
     pub db: PathBuf,
+    pub backend: CloudDb,
     http: Client,
 }
 
 impl Cloud {
     /// Starts a cloud in `dir` (database `dir/cloud.sqlite`) on a free port, or on `listen`.
     pub fn start(dir: &Path, listen: Option<SocketAddr>) -> Result<Self, HarnessError> {
+        Self::start_on(dir, listen, CloudDb::Sqlite)
+    }
+
+    /// Starts a cloud in `dir` on the given database.
+    pub fn start_on(
+        dir: &Path,
+        listen: Option<SocketAddr>,
+        backend: CloudDb,
+    ) -> Result<Self, HarnessError> {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let db = dir.join("cloud.sqlite");
         let addr_file = dir.join("cloud.addr");
         let _ = std::fs::remove_file(&addr_file);
         let admin_token = random_token("cloud-admin")?;
         let mut cmd = Command::new(bin_path("rollcall-cloud")?);
-        cmd.arg("serve")
-            .arg("--db")
-            .arg(&db)
-            .arg("--listen")
+        cmd.arg("serve").arg("--db");
+        match &backend {
+            CloudDb::Sqlite => cmd.arg(&db),
+            CloudDb::Postgres(pg) => cmd.arg(&pg.url),
+        };
+        cmd.arg("--listen")
             .arg(listen.map_or("127.0.0.1:0".to_owned(), |a| a.to_string()))
             .arg("--addr-file")
             .arg(&addr_file)
@@ -146,6 +198,7 @@ impl Cloud {
             url,
             admin_token,
             db,
+            backend,
             http: client()?,
         })
     }
@@ -194,6 +247,17 @@ impl Cloud {
             .http
             .get(format!("{}{path}", self.url))
             .bearer_auth(&self.admin_token)
+            .send()?;
+        status_and_json(r)
+    }
+
+    /// PATCHes `path` with JSON as the admin; returns status and JSON body.
+    pub fn admin_patch(&self, path: &str, body: &Value) -> Result<(u16, Value), HarnessError> {
+        let r = self
+            .http
+            .patch(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(body)
             .send()?;
         status_and_json(r)
     }

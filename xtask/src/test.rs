@@ -59,6 +59,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "python test peers (target/test-venv)",
         &mut ensure_test_venv,
     )?;
+    step(
+        "PostgreSQL for the cloud's scale-out backend",
+        &mut ensure_postgres,
+    )?;
     step("fetch models, runtime and sample photos", &mut || {
         crate::fetch::run(&crate::fetch::Args::default()).map(|_| ())
     })?;
@@ -120,6 +124,54 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("  {:<48} {:>7.1} s", name, d.as_secs_f64());
     }
     println!("  {:<48} {:>7.1} s", "total", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Where the tests reach PostgreSQL's administrator (the cloud's tests make scratch databases
+/// and roles through it); `ROLLCALL_PG_ADMIN_URL` overrides the local default.
+const PG_ADDR: &str = "127.0.0.1:5432";
+
+fn postgres_answers() -> bool {
+    PG_ADDR.parse().is_ok_and(|addr| {
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+    })
+}
+
+/// Makes sure a PostgreSQL server listens on 127.0.0.1:5432: starts the Debian cluster if it is
+/// installed but stopped, installs the `postgresql` package if it is missing. (Skipped when
+/// `ROLLCALL_PG_ADMIN_URL` points the tests elsewhere.)
+pub fn ensure_postgres() -> anyhow::Result<()> {
+    if std::env::var_os("ROLLCALL_PG_ADMIN_URL").is_some() || postgres_answers() {
+        println!("PostgreSQL answers");
+        return Ok(());
+    }
+    let clusters = std::path::Path::new("/etc/postgresql");
+    if !clusters.exists() {
+        crate::run_step("apt-get", &["update"])?;
+        crate::run_step(
+            "apt-get",
+            &["install", "-y", "--no-install-recommends", "postgresql"],
+        )?;
+    }
+    let version = std::fs::read_dir(clusters)
+        .with_context(|| format!("reading {}", clusters.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .max()
+        .context("no PostgreSQL cluster under /etc/postgresql")?;
+    crate::run_step(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &version, "main", "start"],
+    )?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while !postgres_answers() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "PostgreSQL {version} started but does not answer on {PG_ADDR}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!("PostgreSQL {version} started");
     Ok(())
 }
 

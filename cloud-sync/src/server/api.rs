@@ -1,10 +1,10 @@
 //! HTTP routes of the cloud: health, metrics, node registration, sync push, event listing.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::{Query, State},
+    extract::{Path, Query, State},
     http::{StatusCode, header},
     response::IntoResponse,
     routing::{get, post},
@@ -12,9 +12,10 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    auth::{self, Admin, Node},
+    auth::{self, Admin, Node, PlatformAdmin},
     metrics::{Metrics, ResultLabel},
-    store::CloudStore,
+    store::{Store, StoreError, Tenant, TenantStatus},
+    tenancy,
 };
 use crate::{
     problem::{Json, Problem},
@@ -25,9 +26,9 @@ use crate::{
 };
 
 pub(crate) struct AppState {
-    pub store: Arc<Mutex<CloudStore>>,
+    pub store: Store,
     pub admin_token_sha256: String,
-    pub tenant_id: i64,
+    /// The bootstrap tenant, administered with the bootstrap token.
     pub tenant: String,
     pub metrics: Metrics,
 }
@@ -42,30 +43,39 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/signing-key", get(signing_key))
         .route("/api/v1/config-bundles", post(sign_config_bundle))
+        .route(
+            "/api/v1/platform/tenants",
+            get(list_tenants).post(create_tenant),
+        )
+        .route(
+            "/api/v1/platform/tenants/{slug}",
+            get(get_tenant).patch(update_tenant),
+        )
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(state)
 }
 
-/// Runs a store call off the async threads.
-async fn with_store<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&mut CloudStore) -> Result<T, super::StoreError> + Send + 'static,
-) -> Result<T, Problem> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?
-        .map_err(|e| {
+/// A store failure as the client sees it: a conflict says what clashed; anything else is logged
+/// and answered without internals.
+pub(crate) fn store_problem(e: StoreError) -> Problem {
+    match e {
+        StoreError::Conflict(detail) => {
+            Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+        }
+        e => {
             tracing::error!(error = %e, "store error");
             Problem::internal("the database failed; the request was not applied")
-        })
+        }
+    }
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, Problem> {
-    with_store(&state, |s| s.ping()).await?;
-    Ok(axum::Json(
-        serde_json::json!({ "status": "ok", "service": "rollcall-cloud" }),
-    ))
+    state.store.ping().await.map_err(store_problem)?;
+    Ok(axum::Json(serde_json::json!({
+        "status": "ok",
+        "service": "rollcall-cloud",
+        "database": state.store.backend_name(),
+    })))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -87,7 +97,7 @@ fn valid_site_id(s: &str) -> bool {
 
 async fn register_node(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(scope): Admin,
     Json(req): Json<RegisterNode>,
 ) -> Result<impl IntoResponse, Problem> {
     if !valid_site_id(&req.site_id) {
@@ -95,23 +105,23 @@ async fn register_node(
             "site_id must be 1-64 characters of a-z, 0-9, - or _",
         ));
     }
-    let token = auth::new_token().map_err(|e| Problem::internal(e.to_string()))?;
+    let token = auth::new_node_token(scope.slug()).map_err(|e| Problem::internal(e.to_string()))?;
     let node_id = format!(
         "node-{}",
         &auth::new_token().map_err(|e| Problem::internal(e.to_string()))?[..16]
     );
     let hash = auth::token_hash(&token);
-    let (tenant_id, id, site) = (state.tenant_id, node_id.clone(), req.site_id.clone());
-    with_store(&state, move |s| {
-        s.register_node(tenant_id, &id, &site, &hash)
-    })
-    .await?;
+    state
+        .store
+        .register_node(&scope, &node_id, &req.site_id, &hash)
+        .await
+        .map_err(store_problem)?;
     tracing::info!(node = %node_id, site = %req.site_id, "node registered");
     Ok((
         StatusCode::CREATED,
         axum::Json(NodeCredential {
             node_id,
-            tenant: state.tenant.clone(),
+            tenant: scope.slug().to_owned(),
             site_id: req.site_id,
             token,
         }),
@@ -120,7 +130,7 @@ async fn register_node(
 
 async fn push(
     State(state): State<Arc<AppState>>,
-    Node(node): Node,
+    Node { scope, row: node }: Node,
     Json(batch): Json<PushBatch>,
 ) -> Result<axum::Json<PushAck>, Problem> {
     if batch.protocol != PROTOCOL_VERSION {
@@ -146,7 +156,11 @@ async fn push(
         ));
     }
     let node_id = node.id.clone();
-    let ack = with_store(&state, move |s| s.ingest(&node, &batch.events)).await?;
+    let ack = state
+        .store
+        .ingest(&scope, &node, batch.events)
+        .await
+        .map_err(store_problem)?;
     state.metrics.sync_batches.inc();
     for (result, n) in [
         ("accepted", ack.accepted.len()),
@@ -167,11 +181,11 @@ async fn push(
 }
 
 /// A node checks its credential and the server's clock (`rollcall-node doctor`).
-async fn whoami(State(state): State<Arc<AppState>>, Node(node): Node) -> axum::Json<NodeIdentity> {
+async fn whoami(Node { scope, row: node }: Node) -> axum::Json<NodeIdentity> {
     axum::Json(NodeIdentity {
         node_id: node.id,
         site_id: node.site_id,
-        tenant: state.tenant.clone(),
+        tenant: scope.slug().to_owned(),
         server_time_ms: crate::sqlite::now_ms(),
     })
 }
@@ -185,7 +199,7 @@ struct EventQuery {
 
 async fn list_events(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(scope): Admin,
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<EventPage>, Problem> {
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
@@ -193,18 +207,24 @@ async fn list_events(
     if !(1..=1000).contains(&limit) {
         return Err(Problem::bad_request("limit must be between 1 and 1000"));
     }
-    let tenant_id = state.tenant_id;
-    let items = with_store(&state, move |s| {
-        s.events(tenant_id, q.site_id.as_deref(), limit)
-    })
-    .await?;
+    let items = state
+        .store
+        .events(&scope, q.site_id, limit)
+        .await
+        .map_err(store_problem)?;
     Ok(axum::Json(EventPage { items }))
 }
 
 /// The tenant's bundle signer (its key is made on first use).
-async fn signer(state: &AppState) -> Result<crate::bundle::BundleSigner, Problem> {
-    let tenant_id = state.tenant_id;
-    let secret = with_store(state, move |s| s.signing_secret(tenant_id)).await?;
+async fn signer(
+    state: &AppState,
+    scope: &super::store::TenantScope,
+) -> Result<crate::bundle::BundleSigner, Problem> {
+    let secret = state
+        .store
+        .signing_secret(scope)
+        .await
+        .map_err(store_problem)?;
     Ok(crate::bundle::BundleSigner::from_secret(secret))
 }
 
@@ -212,11 +232,11 @@ async fn signer(state: &AppState) -> Result<crate::bundle::BundleSigner, Problem
 /// tenant's config bundles.
 async fn signing_key(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(scope): Admin,
 ) -> Result<impl IntoResponse, Problem> {
-    let signer = signer(&state).await?;
+    let signer = signer(&state, &scope).await?;
     Ok(axum::Json(serde_json::json!({
-        "tenant": state.tenant,
+        "tenant": scope.slug(),
         "algorithm": "ed25519",
         "public_key": signer.public_key_hex(),
         "key_id": signer.key_id(),
@@ -235,7 +255,7 @@ struct BundleRequest {
 /// `rollcall-node flash BUNDLE` at the site.
 async fn sign_config_bundle(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(scope): Admin,
     Json(req): Json<BundleRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     if !valid_site_id(&req.site_id) {
@@ -262,11 +282,14 @@ async fn sign_config_bundle(
             req.site_id
         )));
     }
-    let signer = signer(&state).await?;
-    let (tenant_id, site) = (state.tenant_id, req.site_id.clone());
-    let serial = with_store(&state, move |s| s.next_bundle_serial(tenant_id, &site)).await?;
+    let signer = signer(&state, &scope).await?;
+    let serial = state
+        .store
+        .next_bundle_serial(&scope, &req.site_id)
+        .await
+        .map_err(store_problem)?;
     let bundle = signer.sign(
-        &state.tenant,
+        scope.slug(),
         &req.site_id,
         serial,
         crate::sqlite::now_ms(),
@@ -274,4 +297,93 @@ async fn sign_config_bundle(
     );
     tracing::info!(site = %req.site_id, serial, key = %bundle.key_id, "config bundle signed");
     Ok((StatusCode::CREATED, axum::Json(bundle)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    slug: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantPatch {
+    name: Option<String>,
+    status: Option<TenantStatus>,
+}
+
+fn check_name(name: &str) -> Result<(), Problem> {
+    match tenancy::invalid_name(name) {
+        Some(why) => Err(Problem::bad_request(why)),
+        None => Ok(()),
+    }
+}
+
+async fn list_tenants(
+    State(state): State<Arc<AppState>>,
+    _platform: PlatformAdmin,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    let items = state.store.tenants().await.map_err(store_problem)?;
+    Ok(axum::Json(serde_json::json!({ "items": items })))
+}
+
+/// A new tenant, active at once. Its slug is permanent (it names the tenant's host and is part
+/// of its nodes' credentials).
+async fn create_tenant(
+    State(state): State<Arc<AppState>>,
+    _platform: PlatformAdmin,
+    Json(req): Json<NewTenant>,
+) -> Result<impl IntoResponse, Problem> {
+    if !tenancy::valid_slug(&req.slug) {
+        return Err(Problem::bad_request(
+            "slug must be 2-63 characters of a-z, 0-9 and -, not starting or ending with -",
+        ));
+    }
+    check_name(&req.name)?;
+    let tenant = state
+        .store
+        .create_tenant(&req.slug, req.name.trim())
+        .await
+        .map_err(store_problem)?;
+    tracing::info!(tenant = %tenant.slug, "tenant created");
+    Ok((StatusCode::CREATED, axum::Json(tenant)))
+}
+
+async fn get_tenant(
+    State(state): State<Arc<AppState>>,
+    _platform: PlatformAdmin,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<Tenant>, Problem> {
+    state
+        .store
+        .tenant(&slug)
+        .await
+        .map_err(store_problem)?
+        .map(axum::Json)
+        .ok_or_else(|| Problem::not_found(format!("no tenant `{slug}`")))
+}
+
+/// Renames, suspends or reactivates a tenant. A suspended tenant's nodes and administrators get
+/// 403 `tenant-suspended` on every request until it is reactivated; nothing is deleted.
+async fn update_tenant(
+    State(state): State<Arc<AppState>>,
+    _platform: PlatformAdmin,
+    Path(slug): Path<String>,
+    Json(patch): Json<TenantPatch>,
+) -> Result<axum::Json<Tenant>, Problem> {
+    if let Some(name) = &patch.name {
+        check_name(name)?;
+    }
+    let status = patch.status;
+    let tenant = state
+        .store
+        .update_tenant(&slug, patch.name.map(|n| n.trim().to_owned()), status)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(|| Problem::not_found(format!("no tenant `{slug}`")))?;
+    if let Some(status) = status {
+        tracing::warn!(tenant = %slug, status = status.as_str(), "tenant status changed");
+    }
+    Ok(axum::Json(tenant))
 }

@@ -1,12 +1,18 @@
-//! Who is calling: the bootstrap administrator or a registered node, by bearer token.
-//! Tokens are random 256-bit values; only their sha256 is stored.
+//! Who is calling: the platform operator, a tenant administrator or a registered node, by
+//! bearer token. Tokens are random 256-bit values; only their sha256 is stored.
 
 use std::sync::Arc;
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{StatusCode, request::Parts},
+};
 use sha2::{Digest, Sha256};
 
-use super::{api::AppState, store::NodeRow};
+use super::{
+    api::AppState,
+    store::{NodeRow, TenantScope},
+};
 use crate::problem::Problem;
 
 pub(crate) fn token_hash(token: &str) -> String {
@@ -42,42 +48,103 @@ fn same_digest(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The caller is the administrator.
-pub(crate) struct Admin;
+/// A node token: `<tenant slug>.<64 hex digits>`. The slug lets the server resolve the tenant
+/// first and look the node up under that tenant's scope (row-level security on PostgreSQL).
+pub(crate) fn new_node_token(tenant: &str) -> Result<String, getrandom::Error> {
+    Ok(format!("{tenant}.{}", new_token()?))
+}
+
+fn tenant_of_node_token(token: &str) -> Option<&str> {
+    token
+        .split_once('.')
+        .map(|(slug, _)| slug)
+        .filter(|slug| super::tenancy::valid_slug(slug))
+}
+
+/// The active tenant named `slug`: unknown → 401 (the credential is not valid here), suspended
+/// → 403 with a clear problem document.
+pub(crate) async fn active_scope(state: &AppState, slug: &str) -> Result<TenantScope, Problem> {
+    let tenant = state
+        .store
+        .tenant(slug)
+        .await
+        .map_err(super::api::store_problem)?
+        .ok_or_else(|| Problem::unauthorized("unknown tenant in credential"))?;
+    tenant.scope().ok_or_else(|| suspended(slug))
+}
+
+pub(crate) fn suspended(slug: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "tenant-suspended",
+        "Tenant suspended",
+        format!(
+            "tenant `{slug}` is suspended; its administrators can contact the platform operator"
+        ),
+    )
+}
+
+fn is_admin(parts: &Parts, state: &AppState) -> Result<(), Problem> {
+    let token = bearer(parts)?;
+    if same_digest(&token_hash(token), &state.admin_token_sha256) {
+        Ok(())
+    } else {
+        Err(Problem::unauthorized("invalid administrator token"))
+    }
+}
+
+/// The caller is the platform operator (the bootstrap administrator token): manages tenants.
+pub(crate) struct PlatformAdmin;
+
+impl FromRequestParts<Arc<AppState>> for PlatformAdmin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
+        is_admin(parts, state)?;
+        Ok(PlatformAdmin)
+    }
+}
+
+/// The caller administers the server's bootstrap tenant (the same token, until users and roles
+/// arrive); carries that tenant's scope, refused while the tenant is suspended.
+pub(crate) struct Admin(pub TenantScope);
 
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
-        let token = bearer(parts)?;
-        if same_digest(&token_hash(token), &state.admin_token_sha256) {
-            Ok(Admin)
-        } else {
-            Err(Problem::unauthorized("invalid administrator token"))
-        }
+        is_admin(parts, state)?;
+        Ok(Admin(active_scope(state, &state.tenant).await?))
     }
 }
 
-/// The caller is this registered, unrevoked node.
-pub(crate) struct Node(pub NodeRow);
+/// The caller is this registered, unrevoked node of an active tenant.
+pub(crate) struct Node {
+    pub scope: TenantScope,
+    pub row: NodeRow,
+}
 
 impl FromRequestParts<Arc<AppState>> for Node {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
-        let hash = token_hash(bearer(parts)?);
-        let store = state.store.clone();
-        let row = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .node_by_token_hash(&hash)
-        })
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?
-        .map_err(|e| Problem::internal(e.to_string()))?;
-        row.map(Node)
-            .ok_or_else(|| Problem::unauthorized("unknown or revoked node token"))
+        let token = bearer(parts)?;
+        let unknown = || Problem::unauthorized("unknown or revoked node token");
+        let slug = tenant_of_node_token(token).ok_or_else(unknown)?;
+        let scope = active_scope(state, slug).await.map_err(|p| {
+            if p.status == StatusCode::FORBIDDEN {
+                p
+            } else {
+                unknown()
+            }
+        })?;
+        let row = state
+            .store
+            .node_by_token_hash(&scope, &token_hash(token))
+            .await
+            .map_err(super::api::store_problem)?
+            .ok_or_else(unknown)?;
+        Ok(Node { scope, row })
     }
 }
 
@@ -93,5 +160,9 @@ mod tests {
         assert!(!same_digest(&a, ""));
         assert_eq!(new_token().expect("random").len(), 64);
         assert_ne!(new_token().expect("random"), new_token().expect("random"));
+        let node = new_node_token("acme").expect("random");
+        assert_eq!(tenant_of_node_token(&node), Some("acme"));
+        assert_eq!(tenant_of_node_token("no-dot"), None);
+        assert_eq!(tenant_of_node_token("Bad_Slug.abc"), None);
     }
 }

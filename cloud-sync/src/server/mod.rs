@@ -3,17 +3,18 @@
 mod api;
 mod auth;
 mod metrics;
-mod store;
+pub mod store;
+pub mod tenancy;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-pub use store::{CloudStore, StoreError};
+pub use store::{Backend, Store, StoreError};
 
 /// Everything `rollcall-cloud serve` needs, validated by the binary.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// SQLite file (created if missing).
-    pub database: PathBuf,
+    /// SQLite file or PostgreSQL database.
+    pub database: Backend,
     pub listen: SocketAddr,
     /// Bearer token of the bootstrap administrator (identity and roles come with the
     /// cloud-core issue).
@@ -36,17 +37,16 @@ pub enum ServeError {
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests and returns.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let store = CloudStore::open(&config.database)?;
-    let tenant_id = store.ensure_tenant(&config.tenant)?;
+    let store = Store::open(&config.database).await?;
+    store.ensure_tenant(&config.tenant, &config.tenant).await?;
     let state = Arc::new(api::AppState {
-        store: Arc::new(std::sync::Mutex::new(store)),
+        store,
         admin_token_sha256: auth::token_hash(&config.admin_token),
-        tenant_id,
         tenant: config.tenant.clone(),
         metrics: metrics::Metrics::new(),
     });
     let (listener, local) = crate::listen::bind(config.listen, config.addr_file.as_deref()).await?;
-    tracing::info!(addr = %local, db = %config.database.display(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
+    tracing::info!(addr = %local, db = %config.database.describe(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(crate::shutdown::signal())
         .await

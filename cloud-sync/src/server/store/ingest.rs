@@ -1,0 +1,168 @@
+//! How a pushed batch is judged, the same on every backend: the backend reports what it already
+//! holds for the batch's ids and sequence numbers, [`plan`] decides, the backend writes the
+//! accepted events in the same transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use super::NodeRow;
+use crate::protocol::{AttendanceEvent, PushAck, Rejected};
+
+/// What the database already holds that the batch could collide with.
+#[derive(Debug, Default)]
+pub struct Existing {
+    /// Event id → (node id, sequence number) of the stored event, within the tenant.
+    pub by_id: HashMap<String, (String, u64)>,
+    /// Sequence numbers of this node already stored, with the id stored under each.
+    pub by_seq: HashMap<u64, String>,
+}
+
+/// The outcome of a batch before it is written.
+#[derive(Debug, Default)]
+pub struct Plan<'a> {
+    pub insert: Vec<&'a AttendanceEvent>,
+    pub ack: PushAck,
+}
+
+/// Decides each event of a batch: accepted (to insert), duplicate (stored before with the same
+/// node and sequence number, or repeated within the batch) or rejected with a reason. A rejected
+/// item never blocks the ones behind it.
+pub fn plan<'a>(node: &NodeRow, events: &'a [AttendanceEvent], existing: &Existing) -> Plan<'a> {
+    let mut out = Plan::default();
+    let mut ids_in_batch: HashMap<&str, u64> = HashMap::new();
+    let mut seqs_in_batch: HashSet<u64> = HashSet::new();
+    for e in events {
+        if let Some(reason) = invalid(node, e) {
+            out.ack.rejected.push(Rejected {
+                id: e.id.clone(),
+                reason,
+            });
+            continue;
+        }
+        let stored = existing
+            .by_id
+            .get(&e.id)
+            .map(|(n, s)| (n.as_str(), *s))
+            .or_else(|| {
+                ids_in_batch
+                    .get(e.id.as_str())
+                    .map(|s| (node.id.as_str(), *s))
+            });
+        match stored {
+            Some((owner, seq)) if owner == node.id && seq == e.seq => {
+                out.ack.duplicate.push(e.id.clone());
+                continue;
+            }
+            Some(_) => {
+                out.ack.rejected.push(Rejected {
+                    id: e.id.clone(),
+                    reason:
+                        "id_conflict: this id is already stored for another node or sequence number"
+                            .into(),
+                });
+                continue;
+            }
+            None => {}
+        }
+        if existing.by_seq.contains_key(&e.seq) || seqs_in_batch.contains(&e.seq) {
+            out.ack.rejected.push(Rejected {
+                id: e.id.clone(),
+                reason: format!(
+                    "sequence_conflict: sequence number {} is already stored with another id",
+                    e.seq
+                ),
+            });
+            continue;
+        }
+        ids_in_batch.insert(&e.id, e.seq);
+        seqs_in_batch.insert(e.seq);
+        out.ack.accepted.push(e.id.clone());
+        out.insert.push(e);
+    }
+    out
+}
+
+/// Why an event cannot be stored, if it cannot.
+fn invalid(node: &NodeRow, e: &AttendanceEvent) -> Option<String> {
+    if !ulid_like(&e.id) {
+        return Some("invalid_id: event id must be a 26-character ULID".into());
+    }
+    if e.site_id != node.site_id {
+        return Some(format!(
+            "site_mismatch: this node is registered for site `{}`, not `{}`",
+            node.site_id, e.site_id
+        ));
+    }
+    if e.seq == 0 || e.seq > i64::MAX as u64 {
+        return Some("invalid_seq: sequence numbers start at 1".into());
+    }
+    if !(0.0..=1.0).contains(&e.risk_score) {
+        return Some("invalid_score: risk_score must be in [0, 1]".into());
+    }
+    None
+}
+
+fn ulid_like(id: &str) -> bool {
+    id.len() == 26
+        && id.bytes().all(|b| {
+            b.is_ascii_digit()
+                || (b.is_ascii_uppercase() && !matches!(b, b'I' | b'L' | b'O' | b'U'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_event as event;
+    use proptest::prelude::*;
+
+    fn node() -> NodeRow {
+        NodeRow {
+            id: "n1".into(),
+            tenant_id: 1,
+            site_id: "hq".into(),
+        }
+    }
+
+    #[test]
+    fn repeats_within_a_batch_are_duplicates_or_conflicts() {
+        let a = "01HZZZZZZZZZZZZZZZZZZZZZZA";
+        let b = "01HZZZZZZZZZZZZZZZZZZZZZZB";
+        let events = [
+            event(a, 1, "hq"),
+            event(a, 1, "hq"),
+            event(b, 1, "hq"),
+            event(a, 2, "hq"),
+        ];
+        let p = plan(&node(), &events, &Existing::default());
+        assert_eq!(p.ack.accepted, [a]);
+        assert_eq!(p.ack.duplicate, [a]);
+        assert!(p.ack.rejected[0].reason.starts_with("sequence_conflict"));
+        assert!(p.ack.rejected[1].reason.starts_with("id_conflict"));
+        assert_eq!(p.insert.len(), 1);
+    }
+
+    proptest! {
+        /// Every item gets exactly one outcome, in batch order within each list, and nothing
+        /// accepted collides with another accepted item or with what is stored.
+        #[test]
+        fn every_item_has_one_outcome(items in proptest::collection::vec((0u8..6, 0u64..6, any::<bool>()), 0..40),
+                                      stored in proptest::collection::vec((0u8..6, 1u64..6), 0..6)) {
+            let id = |i: u8| format!("01HZZZZZZZZZZZZZZZZZZZZZZ{}", (b'A' + i) as char);
+            let events: Vec<_> = items.iter().map(|&(i, s, here)| event(&id(i), s, if here { "hq" } else { "elsewhere" })).collect();
+            let mut existing = Existing::default();
+            for &(i, s) in &stored {
+                if existing.by_seq.contains_key(&s) || existing.by_id.contains_key(&id(i)) { continue; }
+                existing.by_id.insert(id(i), ("n1".into(), s));
+                existing.by_seq.insert(s, id(i));
+            }
+            let p = plan(&node(), &events, &existing);
+            prop_assert_eq!(p.ack.accepted.len() + p.ack.duplicate.len() + p.ack.rejected.len(), events.len());
+            let mut ids = HashSet::new();
+            let mut seqs = HashSet::new();
+            for e in &p.insert {
+                prop_assert!(ids.insert(e.id.clone()) && !existing.by_id.contains_key(&e.id));
+                prop_assert!(seqs.insert(e.seq) && !existing.by_seq.contains_key(&e.seq));
+            }
+        }
+    }
+}

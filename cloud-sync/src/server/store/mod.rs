@@ -1,0 +1,471 @@
+//! The cloud's storage, on two backends with one schema and one test suite: SQLite (one file,
+//! the embedded default) and PostgreSQL (several replicas on one database, tenant isolation also
+//! enforced by row-level security).
+//!
+//! Every tenant-owned row carries `tenant_id`, and every method that touches one takes a
+//! [`TenantScope`]. A scope can only be had from a [`Tenant`] this module loaded, and only while
+//! that tenant is active: a query that is not scoped to a resolved tenant does not compile.
+
+mod ingest;
+mod postgres;
+pub mod scratch;
+mod sqlite;
+#[cfg(test)]
+mod suite;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use serde::Serialize;
+
+use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: crate::sqlite::OpenError,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {}", pg_detail(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(String),
+    #[error(
+        "PostgreSQL role `{role}` can bypass row-level security (superuser or BYPASSRLS): \
+         connect as a role without them, so that tenant isolation is enforced by the database too"
+    )]
+    BypassesRls { role: String },
+    #[error(
+        "the PostgreSQL schema is at version {found}, newer than this program knows ({known}): \
+         refusing to touch it (upgrade the program)"
+    )]
+    TooNew { found: i32, known: usize },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(
+        "PostgreSQL table `{table}` is not protected by a forced row-level security policy: \
+         the schema was altered outside rollcall; refusing to serve"
+    )]
+    Unprotected { table: String },
+    #[error("the tenant's signing key cannot be read or made")]
+    Key,
+    #[error("stored event {id} is unreadable: {source}")]
+    Corrupt {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// The driver's own text is only "db error": say what the server said, or what failed below.
+fn pg_detail(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Where the cloud keeps its data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// One SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database. `url` is what the server runs as (a role that cannot bypass
+    /// row-level security); `migrate_url`, if given, a role that owns the schema and runs the
+    /// migrations at start-up (otherwise `url`'s role does).
+    Postgres {
+        url: String,
+        migrate_url: Option<String>,
+    },
+}
+
+impl Backend {
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else a SQLite file path
+    /// (`sqlite:` prefix optional).
+    pub fn parse(database: &str, migrate_url: Option<String>) -> Self {
+        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            Backend::Postgres {
+                url: database.to_owned(),
+                migrate_url,
+            }
+        } else {
+            Backend::Sqlite(PathBuf::from(
+                database.strip_prefix("sqlite:").unwrap_or(database),
+            ))
+        }
+    }
+
+    /// For logs: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Backend::Postgres { url, .. } => redact_password(url),
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        if s == "active" {
+            TenantStatus::Active
+        } else {
+            TenantStatus::Suspended
+        }
+    }
+}
+
+/// A tenant as stored. Only this module makes one (the private field), so a [`TenantScope`]
+/// always stands for a tenant that was looked up.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    #[serde(skip)]
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub created_ms: i64,
+    #[serde(skip)]
+    _loaded: Loaded,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Loaded;
+
+impl Tenant {
+    /// The scope for queries on this tenant's rows; `None` while it is suspended.
+    pub fn scope(&self) -> Option<TenantScope> {
+        (self.status == TenantStatus::Active).then(|| TenantScope {
+            id: self.id,
+            slug: self.slug.clone(),
+        })
+    }
+}
+
+/// Proof that a request was resolved to an active tenant; every query on tenant-owned rows
+/// takes one. On PostgreSQL it also sets `rollcall.tenant_id` for row-level security.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantScope {
+    id: i64,
+    slug: String,
+}
+
+impl TenantScope {
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+}
+
+/// A registered node, as authentication finds it.
+#[derive(Debug, Clone)]
+pub struct NodeRow {
+    pub id: String,
+    pub tenant_id: i64,
+    pub site_id: String,
+}
+
+/// The cloud's storage: cheap to clone, safe to share between requests.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(Arc<Mutex<SqliteStore>>),
+    Postgres(PgStore),
+}
+
+impl Store {
+    pub async fn open(backend: &Backend) -> Result<Self, StoreError> {
+        match backend {
+            Backend::Sqlite(path) => {
+                let path = path.clone();
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+                Ok(Store::Sqlite(Arc::new(Mutex::new(store))))
+            }
+            Backend::Postgres { url, migrate_url } => Ok(Store::Postgres(
+                PgStore::open(url, migrate_url.as_deref()).await?,
+            )),
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Checks the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => blocking(s, |s| s.ping()).await,
+            Store::Postgres(p) => p.ping().await,
+        }
+    }
+
+    /// Creates the tenant if it does not exist (the server's bootstrap tenant).
+    pub async fn ensure_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
+        let (slug, name) = (slug.to_owned(), name.to_owned());
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.ensure_tenant(&slug, &name)).await,
+            Store::Postgres(p) => p.ensure_tenant(&slug, &name).await,
+        }
+    }
+
+    /// A new tenant; [`StoreError::Conflict`] if the slug is taken.
+    pub async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
+        let (slug, name) = (slug.to_owned(), name.to_owned());
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.create_tenant(&slug, &name)).await,
+            Store::Postgres(p) => p.create_tenant(&slug, &name).await,
+        }
+    }
+
+    pub async fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        let slug = slug.to_owned();
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.tenant(&slug)).await,
+            Store::Postgres(p) => p.tenant(&slug).await,
+        }
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        match self {
+            Store::Sqlite(s) => blocking(s, |s| s.tenants()).await,
+            Store::Postgres(p) => p.tenants().await,
+        }
+    }
+
+    /// Changes a tenant's name and/or status; `None` if there is no such tenant.
+    pub async fn update_tenant(
+        &self,
+        slug: &str,
+        name: Option<String>,
+        status: Option<TenantStatus>,
+    ) -> Result<Option<Tenant>, StoreError> {
+        let slug = slug.to_owned();
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.update_tenant(&slug, name, status)).await,
+            Store::Postgres(p) => p.update_tenant(&slug, name, status).await,
+        }
+    }
+
+    /// The tenant's bundle signing key, created on first use.
+    pub async fn signing_secret(&self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
+        let scope = scope.clone();
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.signing_secret(&scope)).await,
+            Store::Postgres(p) => p.signing_secret(&scope).await,
+        }
+    }
+
+    /// The next bundle serial of a site (1, 2, 3, …), taken for good.
+    pub async fn next_bundle_serial(
+        &self,
+        scope: &TenantScope,
+        site_id: &str,
+    ) -> Result<u64, StoreError> {
+        let (scope, site) = (scope.clone(), site_id.to_owned());
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.next_bundle_serial(&scope, &site)).await,
+            Store::Postgres(p) => p.next_bundle_serial(&scope, &site).await,
+        }
+    }
+
+    pub async fn register_node(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        site_id: &str,
+        token_sha256: &str,
+    ) -> Result<(), StoreError> {
+        let (scope, node, site, hash) = (
+            scope.clone(),
+            node_id.to_owned(),
+            site_id.to_owned(),
+            token_sha256.to_owned(),
+        );
+        match self {
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.register_node(&scope, &node, &site, &hash)).await
+            }
+            Store::Postgres(p) => p.register_node(&scope, &node, &site, &hash).await,
+        }
+    }
+
+    /// The tenant's unrevoked node with this token hash.
+    pub async fn node_by_token_hash(
+        &self,
+        scope: &TenantScope,
+        hash: &str,
+    ) -> Result<Option<NodeRow>, StoreError> {
+        let (scope, hash) = (scope.clone(), hash.to_owned());
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.node_by_token_hash(&scope, &hash)).await,
+            Store::Postgres(p) => p.node_by_token_hash(&scope, &hash).await,
+        }
+    }
+
+    /// Stores a batch in one transaction: each event once (idempotent by id), duplicates
+    /// acknowledged, invalid items rejected without blocking the others.
+    pub async fn ingest(
+        &self,
+        scope: &TenantScope,
+        node: &NodeRow,
+        events: Vec<AttendanceEvent>,
+    ) -> Result<PushAck, StoreError> {
+        let (scope, node) = (scope.clone(), node.clone());
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.ingest(&scope, &node, &events)).await,
+            Store::Postgres(p) => p.ingest(&scope, &node, &events).await,
+        }
+    }
+
+    /// The tenant's events, newest first, optionally for one site.
+    pub async fn events(
+        &self,
+        scope: &TenantScope,
+        site_id: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let scope = scope.clone();
+        match self {
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.events(&scope, site_id.as_deref(), limit)).await
+            }
+            Store::Postgres(p) => p.events(&scope, site_id.as_deref(), limit).await,
+        }
+    }
+}
+
+/// Runs a SQLite call off the async threads.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Mutex<SqliteStore>>,
+    f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+fn decode_event(
+    id: String,
+    node_id: String,
+    received_ms: i64,
+    body: &str,
+) -> Result<StoredEvent, StoreError> {
+    let event = serde_json::from_str(body).map_err(|source| StoreError::Corrupt { id, source })?;
+    Ok(StoredEvent {
+        event,
+        node_id,
+        received_ms,
+    })
+}
+
+fn encode_event(e: &AttendanceEvent) -> Result<String, StoreError> {
+    serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
+        id: e.id.clone(),
+        source,
+    })
+}
+
+/// A granted event of site `site` for the tests.
+#[cfg(test)]
+pub(crate) fn test_event(id: &str, seq: u64, site: &str) -> AttendanceEvent {
+    AttendanceEvent {
+        id: id.into(),
+        seq,
+        site_id: site.into(),
+        person_id: Some("p".into()),
+        decision: crate::protocol::Decision::Granted,
+        similarity: Some(0.9),
+        risk_score: 0.0,
+        reasons: vec![],
+        position: None,
+        node_time_ms: seq as i64,
+        card: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_told_by_the_url() {
+        assert_eq!(
+            Backend::parse("cloud.sqlite", None),
+            Backend::Sqlite("cloud.sqlite".into())
+        );
+        assert_eq!(
+            Backend::parse("sqlite:/var/x.db", None),
+            Backend::Sqlite("/var/x.db".into())
+        );
+        assert!(matches!(
+            Backend::parse("postgresql://u@h/db", None),
+            Backend::Postgres { .. }
+        ));
+        assert_eq!(
+            Backend::parse("postgres://app:s3cret@db:5432/rc", None).describe(),
+            "postgres://app@db:5432/rc"
+        );
+    }
+
+    #[test]
+    fn only_an_active_tenant_gives_a_scope() {
+        let mut t = Tenant {
+            id: 3,
+            slug: "acme".into(),
+            name: "Acme".into(),
+            status: TenantStatus::Active,
+            created_ms: 0,
+            _loaded: Loaded,
+        };
+        assert_eq!(t.scope().map(|s| s.id()), Some(3));
+        t.status = TenantStatus::Suspended;
+        assert!(t.scope().is_none());
+    }
+}

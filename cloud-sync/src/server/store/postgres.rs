@@ -1,0 +1,515 @@
+//! The cloud's PostgreSQL backend: a connection pool, migrations at start-up under an advisory
+//! lock (several replicas may start at once), and row-level security on every tenant-owned table.
+//! Each transaction that touches tenant rows first sets `rollcall.tenant_id` (transaction-local),
+//! and the policies compare every row's `tenant_id` with it; the server refuses to run as a
+//! role that could bypass them.
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    Loaded, NodeRow, StoreError, Tenant, TenantScope, TenantStatus, decode_event, encode_event,
+    ingest,
+};
+use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
+use crate::sqlite::now_ms;
+
+/// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE FUNCTION rollcall_tenant() RETURNS bigint LANGUAGE sql STABLE AS
+    $$ SELECT NULLIF(current_setting('rollcall.tenant_id', true), '')::bigint $$;
+
+-- Platform-level: who the tenants are. Not tenant-owned, so not under row-level security.
+CREATE TABLE tenants (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    slug TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    site_id TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_ms BIGINT NOT NULL,
+    revoked_ms BIGINT,
+    last_seen_ms BIGINT
+);
+CREATE TABLE events (
+    id TEXT NOT NULL,
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    site_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    person_id TEXT,
+    decision TEXT NOT NULL,
+    node_time_ms BIGINT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (node_id, seq)
+);
+CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
+CREATE TABLE signing_keys (
+    tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id),
+    secret BYTEA NOT NULL CHECK (length(secret) = 32),
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE bundle_serials (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    site_id TEXT NOT NULL,
+    serial BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, site_id)
+);
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['nodes', 'events', 'signing_keys', 'bundle_serials'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (tenant_id = rollcall_tenant())
+                        WITH CHECK (tenant_id = rollcall_tenant())', t);
+    END LOOP;
+END $$;
+"#];
+
+/// Tables that must carry a tenant-isolation policy: checked against the catalog at every
+/// start-up, and by the tests against every table that has a `tenant_id` column.
+pub const TENANT_TABLES: &[&str] = &["nodes", "events", "signing_keys", "bundle_serials"];
+
+/// Serialises migrations between replicas that start together.
+const MIGRATION_LOCK: i64 = 0x726f_6c6c_6361_6c6c; // "rollcall"
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn pool_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Pool(e.to_string())
+}
+
+impl PgStore {
+    pub async fn open(url: &str, migrate_url: Option<&str>) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url.parse()?;
+        let app_role = config.get_user().map(str::to_owned);
+        if let Some(migrate_url) = migrate_url {
+            let (mut client, conn) = tokio_postgres::connect(migrate_url, NoTls).await?;
+            let driver = tokio::spawn(conn);
+            let result = migrate(&mut client, app_role.as_deref()).await;
+            drop(client);
+            let _ = driver.await;
+            result?;
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(pool_err)?;
+        let store = Self { pool };
+        let mut client = store.client().await?;
+        let row = client
+            .query_one(
+                "SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await?;
+        if row.get::<_, bool>(1) {
+            return Err(StoreError::BypassesRls { role: row.get(0) });
+        }
+        if migrate_url.is_none() {
+            migrate(&mut client, None).await?;
+        }
+        for table in TENANT_TABLES {
+            let protected: bool = client
+                .query_one(
+                    "SELECT coalesce((SELECT c.relrowsecurity AND c.relforcerowsecurity
+                                        AND EXISTS (SELECT 1 FROM pg_policies p
+                                                    WHERE p.schemaname = n.nspname AND p.tablename = c.relname)
+                                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                      WHERE c.relname = $1 AND n.nspname = current_schema()), false)",
+                    &[table],
+                )
+                .await?
+                .get(0);
+            if !protected {
+                return Err(StoreError::Unprotected {
+                    table: (*table).to_owned(),
+                });
+            }
+        }
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    pub async fn ensure_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO tenants (slug, name, created_ms) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING",
+                &[&slug, &name, &now_ms()],
+            )
+            .await?;
+        self.tenant(slug)
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
+    }
+
+    pub async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "INSERT INTO tenants (slug, name, created_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (slug) DO NOTHING RETURNING {TENANT_COLUMNS}"
+                ),
+                &[&slug, &name, &now_ms()],
+            )
+            .await?;
+        row.map(|r| tenant_row(&r))
+            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` already exists")))
+    }
+
+    pub async fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1"),
+                &[&slug],
+            )
+            .await?;
+        Ok(row.map(|r| tenant_row(&r)))
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"),
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(tenant_row).collect())
+    }
+
+    pub async fn update_tenant(
+        &self,
+        slug: &str,
+        name: Option<String>,
+        status: Option<TenantStatus>,
+    ) -> Result<Option<Tenant>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "UPDATE tenants SET name = coalesce($2, name), status = coalesce($3, status)
+                     WHERE slug = $1 RETURNING {TENANT_COLUMNS}"
+                ),
+                &[&slug, &name, &status.map(TenantStatus::as_str)],
+            )
+            .await?;
+        Ok(row.map(|r| tenant_row(&r)))
+    }
+
+    pub async fn signing_secret(&self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|_| StoreError::Key)?;
+        tx.execute(
+            "INSERT INTO signing_keys (tenant_id, secret, created_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id) DO NOTHING",
+            &[&scope.id, &fresh.as_slice(), &now_ms()],
+        )
+        .await?;
+        let secret: Vec<u8> = tx
+            .query_one(
+                "SELECT secret FROM signing_keys WHERE tenant_id = $1",
+                &[&scope.id],
+            )
+            .await?
+            .get(0);
+        tx.commit().await?;
+        secret.try_into().map_err(|_| StoreError::Key)
+    }
+
+    pub async fn next_bundle_serial(
+        &self,
+        scope: &TenantScope,
+        site_id: &str,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let serial: i64 = tx
+            .query_one(
+                "INSERT INTO bundle_serials (tenant_id, site_id, serial) VALUES ($1, $2, 1)
+                 ON CONFLICT (tenant_id, site_id) DO UPDATE SET serial = bundle_serials.serial + 1
+                 RETURNING serial",
+                &[&scope.id, &site_id],
+            )
+            .await?
+            .get(0);
+        tx.commit().await?;
+        Ok(serial.unsigned_abs())
+    }
+
+    pub async fn register_node(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        site_id: &str,
+        token_sha256: &str,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        tx.execute(
+            "INSERT INTO nodes (id, tenant_id, site_id, token_sha256, created_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[&node_id, &scope.id, &site_id, &token_sha256, &now_ms()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn node_by_token_hash(
+        &self,
+        scope: &TenantScope,
+        hash: &str,
+    ) -> Result<Option<NodeRow>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let row = tx
+            .query_opt(
+                "SELECT id, tenant_id, site_id FROM nodes
+                 WHERE token_sha256 = $1 AND tenant_id = $2 AND revoked_ms IS NULL",
+                &[&hash, &scope.id],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(row.map(|r| NodeRow {
+            id: r.get(0),
+            tenant_id: r.get(1),
+            site_id: r.get(2),
+        }))
+    }
+
+    pub async fn ingest(
+        &self,
+        scope: &TenantScope,
+        node: &NodeRow,
+        events: &[AttendanceEvent],
+    ) -> Result<PushAck, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let received = now_ms();
+        // One push per node at a time: a retried request racing its original waits here and
+        // then sees the first one's rows as duplicates.
+        tx.execute("SELECT 1 FROM nodes WHERE id = $1 FOR UPDATE", &[&node.id])
+            .await?;
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let seqs: Vec<i64> = events
+            .iter()
+            .map(|e| i64::try_from(e.seq).unwrap_or(i64::MAX))
+            .collect();
+        let mut existing = ingest::Existing::default();
+        for r in tx
+            .query(
+                "SELECT id, node_id, seq FROM events WHERE tenant_id = $1 AND id = ANY($2)",
+                &[&scope.id, &ids],
+            )
+            .await?
+        {
+            existing
+                .by_id
+                .insert(r.get(0), (r.get(1), r.get::<_, i64>(2).unsigned_abs()));
+        }
+        for r in tx
+            .query(
+                "SELECT seq, id FROM events WHERE node_id = $1 AND seq = ANY($2)",
+                &[&node.id, &seqs],
+            )
+            .await?
+        {
+            existing
+                .by_seq
+                .insert(r.get::<_, i64>(0).unsigned_abs(), r.get(1));
+        }
+        let plan = ingest::plan(node, events, &existing);
+        if !plan.insert.is_empty() {
+            let mut cols = InsertColumns::default();
+            for e in &plan.insert {
+                cols.push(e)?;
+            }
+            tx.execute(
+                "INSERT INTO events (id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body)
+                 SELECT u.id, $1, $2, $3, u.seq, u.person_id, u.decision, u.node_time_ms, $4, u.body
+                 FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[])
+                      AS u(id, seq, person_id, decision, node_time_ms, body)",
+                &[
+                    &scope.id,
+                    &node.id,
+                    &node.site_id,
+                    &received,
+                    &cols.id,
+                    &cols.seq,
+                    &cols.person_id,
+                    &cols.decision,
+                    &cols.node_time_ms,
+                    &cols.body,
+                ],
+            )
+            .await?;
+        }
+        tx.execute(
+            "UPDATE nodes SET last_seen_ms = $1 WHERE id = $2",
+            &[&received, &node.id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(plan.ack)
+    }
+
+    pub async fn events(
+        &self,
+        scope: &TenantScope,
+        site_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let rows = tx
+            .query(
+                "SELECT id, node_id, received_ms, body FROM events
+                 WHERE tenant_id = $1 AND ($2::text IS NULL OR site_id = $2)
+                 ORDER BY node_time_ms DESC, seq DESC LIMIT $3",
+                &[&scope.id, &site_id, &i64::from(limit)],
+            )
+            .await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|r| decode_event(r.get(0), r.get(1), r.get(2), r.get::<_, &str>(3)))
+            .collect()
+    }
+}
+
+/// The accepted events of a batch as one array per column, for a single `unnest` insert.
+#[derive(Default)]
+struct InsertColumns {
+    id: Vec<String>,
+    seq: Vec<i64>,
+    person_id: Vec<Option<String>>,
+    decision: Vec<&'static str>,
+    node_time_ms: Vec<i64>,
+    body: Vec<String>,
+}
+
+impl InsertColumns {
+    fn push(&mut self, e: &AttendanceEvent) -> Result<(), StoreError> {
+        self.id.push(e.id.clone());
+        self.seq.push(i64::try_from(e.seq).unwrap_or(i64::MAX));
+        self.person_id.push(e.person_id.clone());
+        self.decision.push(e.decision.as_str());
+        self.node_time_ms.push(e.node_time_ms);
+        self.body.push(encode_event(e)?);
+        Ok(())
+    }
+}
+
+const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms";
+
+fn tenant_row(r: &Row) -> Tenant {
+    Tenant {
+        id: r.get(0),
+        slug: r.get(1),
+        name: r.get(2),
+        status: TenantStatus::parse(r.get::<_, &str>(3)),
+        created_ms: r.get(4),
+        _loaded: Loaded,
+    }
+}
+
+/// A transaction whose row-level security sees only `scope`'s rows.
+async fn scoped<'a>(
+    client: &'a mut Object,
+    scope: &TenantScope,
+) -> Result<Transaction<'a>, StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT set_config('rollcall.tenant_id', $1, true)",
+        &[&scope.id.to_string()],
+    )
+    .await?;
+    Ok(tx)
+}
+
+/// Brings the schema up to date in one transaction, under an advisory lock; grants the app role
+/// (when it is not the one migrating) what it needs on the tables.
+async fn migrate(
+    client: &mut tokio_postgres::Client,
+    grant_to: Option<&str>,
+) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS rollcall_schema (version INT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+    )
+    .await?;
+    let version: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM rollcall_schema", &[])
+        .await?
+        .get(0);
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO rollcall_schema (version, applied_ms) VALUES ($1, $2)",
+            &[&(i as i32 + 1), &now_ms()],
+        )
+        .await?;
+        tracing::info!(version = i + 1, "PostgreSQL schema migrated");
+    }
+    if let Some(role) = grant_to {
+        let current: String = tx.query_one("SELECT current_user::text", &[]).await?.get(0);
+        if current != role {
+            let role = quote_ident(role);
+            tx.batch_execute(&format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+                 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+            ))
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A PostgreSQL identifier, quoted.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

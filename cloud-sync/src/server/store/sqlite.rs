@@ -1,0 +1,376 @@
+//! The cloud's SQLite backend: one file, one connection behind a mutex (SQLite has one writer
+//! anyway), WAL and `synchronous=FULL` as everywhere in rollcall.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    Loaded, NodeRow, StoreError, Tenant, TenantScope, TenantStatus, decode_event, encode_event,
+    ingest,
+};
+use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
+use crate::sqlite::{now_ms, open_migrated};
+
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE tenants (
+    id INTEGER PRIMARY KEY,
+    slug TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    site_id TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER,
+    last_seen_ms INTEGER
+);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    site_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    person_id TEXT,
+    decision TEXT NOT NULL,
+    node_time_ms INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (node_id, seq)
+);
+CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
+"#,
+    // Each tenant's Ed25519 key for node config bundles, and the last bundle serial per site.
+    // The secret is stored as it is: protect the database file like the key it holds.
+    "CREATE TABLE signing_keys (
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id),
+        secret BLOB NOT NULL CHECK (length(secret) = 32),
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE bundle_serials (
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        site_id TEXT NOT NULL,
+        serial INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, site_id)
+    );",
+    // Tenants get a display name; events are keyed by (tenant, id), so one tenant's ids can
+    // never collide with, or reveal, another's.
+    "ALTER TABLE tenants ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    UPDATE tenants SET name = slug;
+    CREATE TABLE events_v3 (
+        id TEXT NOT NULL,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        node_id TEXT NOT NULL REFERENCES nodes(id),
+        site_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        person_id TEXT,
+        decision TEXT NOT NULL,
+        node_time_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id),
+        UNIQUE (node_id, seq)
+    );
+    INSERT INTO events_v3 (id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body)
+        SELECT id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v3 RENAME TO events;
+    CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);",
+];
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms";
+
+fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: r.get(0)?,
+        slug: r.get(1)?,
+        name: r.get(2)?,
+        status: TenantStatus::parse(&r.get::<_, String>(3)?),
+        created_ms: r.get(4)?,
+        _loaded: Loaded,
+    })
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_migrated(path, MIGRATIONS).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self { conn })
+    }
+
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    pub fn ensure_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
+        self.conn.execute(
+            "INSERT INTO tenants (slug, name, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (slug) DO NOTHING",
+            params![slug, name, now_ms()],
+        )?;
+        self.tenant(slug)?
+            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
+    }
+
+    pub fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
+        let inserted = self.conn.execute(
+            "INSERT INTO tenants (slug, name, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (slug) DO NOTHING",
+            params![slug, name, now_ms()],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "tenant `{slug}` already exists"
+            )));
+        }
+        self.tenant(slug)?
+            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
+    }
+
+    pub fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = ?1"),
+                [slug],
+                tenant_row,
+            )
+            .optional()?)
+    }
+
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"
+        ))?;
+        let rows = stmt.query_map([], tenant_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn update_tenant(
+        &self,
+        slug: &str,
+        name: Option<String>,
+        status: Option<TenantStatus>,
+    ) -> Result<Option<Tenant>, StoreError> {
+        self.conn.execute(
+            "UPDATE tenants SET name = coalesce(?2, name), status = coalesce(?3, status) WHERE slug = ?1",
+            params![slug, name, status.map(TenantStatus::as_str)],
+        )?;
+        self.tenant(slug)
+    }
+
+    pub fn signing_secret(&mut self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
+        let tx = self.conn.transaction()?;
+        let existing: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT secret FROM signing_keys WHERE tenant_id = ?1",
+                [scope.id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let secret = match existing {
+            Some(bytes) => bytes.try_into().map_err(|_| StoreError::Key)?,
+            None => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret).map_err(|_| StoreError::Key)?;
+                tx.execute(
+                    "INSERT INTO signing_keys (tenant_id, secret, created_ms) VALUES (?1, ?2, ?3)",
+                    params![scope.id, secret.to_vec(), now_ms()],
+                )?;
+                secret
+            }
+        };
+        tx.commit()?;
+        Ok(secret)
+    }
+
+    pub fn next_bundle_serial(
+        &mut self,
+        scope: &TenantScope,
+        site_id: &str,
+    ) -> Result<u64, StoreError> {
+        let serial: i64 = self.conn.query_row(
+            "INSERT INTO bundle_serials (tenant_id, site_id, serial) VALUES (?1, ?2, 1)
+             ON CONFLICT (tenant_id, site_id) DO UPDATE SET serial = serial + 1
+             RETURNING serial",
+            params![scope.id, site_id],
+            |r| r.get(0),
+        )?;
+        Ok(serial.unsigned_abs())
+    }
+
+    pub fn register_node(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        site_id: &str,
+        token_sha256: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO nodes (id, tenant_id, site_id, token_sha256, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![node_id, scope.id, site_id, token_sha256, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub fn node_by_token_hash(
+        &self,
+        scope: &TenantScope,
+        hash: &str,
+    ) -> Result<Option<NodeRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, tenant_id, site_id FROM nodes
+                 WHERE token_sha256 = ?1 AND tenant_id = ?2 AND revoked_ms IS NULL",
+                params![hash, scope.id],
+                |r| {
+                    Ok(NodeRow {
+                        id: r.get(0)?,
+                        tenant_id: r.get(1)?,
+                        site_id: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn ingest(
+        &mut self,
+        scope: &TenantScope,
+        node: &NodeRow,
+        events: &[AttendanceEvent],
+    ) -> Result<PushAck, StoreError> {
+        let tx = self.conn.transaction()?;
+        let received = now_ms();
+        let mut existing = ingest::Existing::default();
+        {
+            let mut by_id = tx.prepare_cached(
+                "SELECT node_id, seq FROM events WHERE tenant_id = ?1 AND id = ?2",
+            )?;
+            let mut by_seq =
+                tx.prepare_cached("SELECT id FROM events WHERE node_id = ?1 AND seq = ?2")?;
+            for e in events {
+                if let Some((n, s)) = by_id
+                    .query_row(params![scope.id, e.id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()?
+                {
+                    existing.by_id.insert(e.id.clone(), (n, s.unsigned_abs()));
+                }
+                let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
+                if let Some(id) = by_seq
+                    .query_row(params![node.id, seq], |r| r.get::<_, String>(0))
+                    .optional()?
+                {
+                    existing.by_seq.insert(e.seq, id);
+                }
+            }
+        }
+        let plan = ingest::plan(node, events, &existing);
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for e in &plan.insert {
+                insert.execute(params![
+                    e.id,
+                    scope.id,
+                    node.id,
+                    e.site_id,
+                    e.seq as i64,
+                    e.person_id,
+                    e.decision.as_str(),
+                    e.node_time_ms,
+                    received,
+                    encode_event(e)?
+                ])?;
+            }
+        }
+        tx.execute(
+            "UPDATE nodes SET last_seen_ms = ?1 WHERE id = ?2 AND tenant_id = ?3",
+            params![received, node.id, scope.id],
+        )?;
+        tx.commit()?;
+        Ok(plan.ack)
+    }
+
+    pub fn events(
+        &self,
+        scope: &TenantScope,
+        site_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, node_id, received_ms, body FROM events
+             WHERE tenant_id = ?1 AND (?2 IS NULL OR site_id = ?2)
+             ORDER BY node_time_ms DESC, seq DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![scope.id, site_id, limit], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, node_id, received_ms, body) = row?;
+            out.push(decode_event(id, node_id, received_ms, &body)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopening_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store.ensure_tenant("acme", "Acme").expect("tenant");
+        }
+        let store = SqliteStore::open(&path).expect("reopen");
+        let t = store.ensure_tenant("acme", "other name").expect("tenant");
+        assert_eq!((t.id, t.name.as_str()), (1, "Acme"));
+    }
+
+    #[test]
+    fn a_version_2_database_is_migrated_with_its_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        {
+            let conn = open_migrated(&path, &MIGRATIONS[..2]).expect("v2");
+            conn.execute_batch(
+                "INSERT INTO tenants (slug, created_ms) VALUES ('acme', 1);
+                 INSERT INTO nodes (id, tenant_id, site_id, token_sha256, created_ms) VALUES ('n1', 1, 'hq', 'h', 1);
+                 INSERT INTO events VALUES ('01HZZZZZZZZZZZZZZZZZZZZZZA', 1, 'n1', 'hq', 1, NULL, 'granted', 5, 6,
+                   '{\"id\":\"01HZZZZZZZZZZZZZZZZZZZZZZA\",\"seq\":1,\"site_id\":\"hq\",\"person_id\":null,\"decision\":\"granted\",\"similarity\":null,\"risk_score\":0.0,\"reasons\":[],\"position\":null,\"node_time_ms\":5}');",
+            )
+            .expect("v2 rows");
+        }
+        let store = SqliteStore::open(&path).expect("migrate");
+        let acme = store.tenant("acme").expect("q").expect("kept");
+        assert_eq!(acme.name, "acme");
+        let scope = acme.scope().expect("active");
+        let events = store.events(&scope, None, 10).expect("events");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].received_ms, 6);
+    }
+}

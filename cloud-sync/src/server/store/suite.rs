@@ -1,0 +1,432 @@
+//! One test suite, run against both backends: each `both!(name)` is a test on a fresh SQLite
+//! file and one on a fresh PostgreSQL database. PostgreSQL-only checks (row-level security,
+//! roles, concurrent migration) follow.
+
+use super::{scratch::ScratchDatabase, test_event as event, *};
+
+enum Keep {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Db(#[allow(dead_code)] ScratchDatabase),
+}
+
+async fn sqlite() -> (Store, Keep) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&Backend::Sqlite(dir.path().join("c.sqlite")))
+        .await
+        .expect("open sqlite");
+    (store, Keep::Dir(dir))
+}
+
+async fn postgres() -> (Store, Keep) {
+    let db = ScratchDatabase::create()
+        .await
+        .expect("a scratch PostgreSQL database (is PostgreSQL running on 127.0.0.1:5432?)");
+    let store = Store::open(&Backend::Postgres {
+        url: db.url.clone(),
+        migrate_url: None,
+    })
+    .await
+    .expect("open postgres");
+    (store, Keep::Db(db))
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let (store, _keep) = super::sqlite().await;
+                super::$name(store).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let (store, _keep) = super::postgres().await;
+                super::$name(store).await;
+            }
+        }
+    };
+}
+
+const A: &str = "01HZZZZZZZZZZZZZZZZZZZZZZA";
+const B: &str = "01HZZZZZZZZZZZZZZZZZZZZZZB";
+const C: &str = "01HZZZZZZZZZZZZZZZZZZZZZZC";
+
+async fn tenant_with_node(store: &Store, slug: &str, token: &str) -> (TenantScope, NodeRow) {
+    let scope = store
+        .ensure_tenant(slug, slug)
+        .await
+        .expect("tenant")
+        .scope()
+        .expect("active");
+    store
+        .register_node(&scope, &format!("{slug}-n1"), "hq", token)
+        .await
+        .expect("node");
+    let node = store
+        .node_by_token_hash(&scope, token)
+        .await
+        .expect("query")
+        .expect("found");
+    (scope, node)
+}
+
+both!(ingest_is_idempotent_and_rejects_without_blocking);
+async fn ingest_is_idempotent_and_rejects_without_blocking(store: Store) {
+    let (scope, node) = tenant_with_node(&store, "acme", "h1").await;
+    let ack = store
+        .ingest(
+            &scope,
+            &node,
+            vec![
+                event(A, 1, "hq"),
+                event("bad", 2, "hq"),
+                event(B, 3, "other"),
+                event(C, 4, "hq"),
+            ],
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(ack.accepted, [A, C]);
+    assert_eq!(ack.rejected.len(), 2);
+    assert!(ack.rejected[0].reason.starts_with("invalid_id"));
+    assert!(ack.rejected[1].reason.starts_with("site_mismatch"));
+    let again = store
+        .ingest(&scope, &node, vec![event(A, 1, "hq")])
+        .await
+        .expect("ingest");
+    assert_eq!(again.duplicate, [A]);
+    let clash = store
+        .ingest(&scope, &node, vec![event(B, 1, "hq")])
+        .await
+        .expect("ingest");
+    assert!(clash.rejected[0].reason.starts_with("sequence_conflict"));
+    let stored = store
+        .events(&scope, Some("hq".into()), 10)
+        .await
+        .expect("list");
+    let ids: Vec<_> = stored.iter().map(|s| s.event.id.as_str()).collect();
+    assert_eq!(ids, [C, A]);
+    assert_eq!(stored[1].event, event(A, 1, "hq"), "stored as pushed");
+    assert_eq!(stored[1].node_id, node.id);
+}
+
+both!(each_tenant_keeps_one_signing_key_and_serials_only_grow);
+async fn each_tenant_keeps_one_signing_key_and_serials_only_grow(store: Store) {
+    let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
+    let key = store.signing_secret(&acme).await.expect("key");
+    assert_eq!(store.signing_secret(&acme).await.expect("key"), key, "kept");
+    let other = store
+        .ensure_tenant("globex", "Globex")
+        .await
+        .expect("tenant")
+        .scope()
+        .expect("active");
+    assert_ne!(store.signing_secret(&other).await.expect("key"), key);
+    let mut serials = Vec::new();
+    for _ in 0..3 {
+        serials.push(store.next_bundle_serial(&acme, "hq").await.expect("serial"));
+    }
+    assert_eq!(serials, [1, 2, 3]);
+    assert_eq!(
+        store
+            .next_bundle_serial(&acme, "depot")
+            .await
+            .expect("serial"),
+        1
+    );
+    assert_eq!(
+        store
+            .next_bundle_serial(&other, "hq")
+            .await
+            .expect("serial"),
+        1
+    );
+}
+
+both!(tenants_do_not_see_each_other);
+async fn tenants_do_not_see_each_other(store: Store) {
+    let (acme, acme_node) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, globex_node) = tenant_with_node(&store, "globex", "h2").await;
+    store
+        .ingest(&acme, &acme_node, vec![event(A, 1, "hq")])
+        .await
+        .expect("ingest");
+    assert!(
+        store
+            .events(&globex, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(store.events(&acme, None, 10).await.expect("list").len(), 1);
+    // A node's token is looked up within its own tenant only.
+    assert!(
+        store
+            .node_by_token_hash(&globex, "h1")
+            .await
+            .expect("q")
+            .is_none()
+    );
+    // The same event id in another tenant is another event, not a duplicate or a conflict.
+    let ack = store
+        .ingest(&globex, &globex_node, vec![event(A, 1, "hq")])
+        .await
+        .expect("ingest");
+    assert_eq!(ack.accepted, [A]);
+    assert_eq!(store.events(&acme, None, 10).await.expect("list").len(), 1);
+}
+
+both!(tenants_are_created_listed_and_suspended);
+async fn tenants_are_created_listed_and_suspended(store: Store) {
+    let acme = store
+        .create_tenant("acme", "Acme Security")
+        .await
+        .expect("create");
+    assert_eq!(
+        (acme.slug.as_str(), acme.status),
+        ("acme", TenantStatus::Active)
+    );
+    let again = store.create_tenant("acme", "Other").await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    store.create_tenant("beta", "Beta").await.expect("create");
+    let slugs: Vec<_> = store
+        .tenants()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.slug)
+        .collect();
+    assert_eq!(slugs, ["acme", "beta"]);
+    let suspended = store
+        .update_tenant("acme", None, Some(TenantStatus::Suspended))
+        .await
+        .expect("update")
+        .expect("found");
+    assert_eq!(suspended.name, "Acme Security", "name unchanged");
+    assert!(suspended.scope().is_none(), "no scope while suspended");
+    let renamed = store
+        .update_tenant("acme", Some("Acme".into()), Some(TenantStatus::Active))
+        .await
+        .expect("update")
+        .expect("found");
+    assert_eq!(renamed.name, "Acme");
+    assert!(renamed.scope().is_some());
+    assert!(
+        store
+            .update_tenant("nope", None, None)
+            .await
+            .expect("update")
+            .is_none()
+    );
+    assert!(store.tenant("nope").await.expect("get").is_none());
+}
+
+async fn admin_client(db: &ScratchDatabase) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&db.admin_url_here(), tokio_postgres::NoTls)
+        .await
+        .expect("admin connection");
+    tokio::spawn(conn);
+    client
+}
+
+/// Straight SQL as the server's role: with `rollcall.tenant_id` set to another tenant (or not
+/// set at all), the database itself hides and protects the first tenant's rows.
+#[tokio::test]
+async fn row_level_security_stops_the_wrong_tenant_in_postgres() {
+    let (store, keep) = postgres().await;
+    let Keep::Db(db) = &keep else { unreachable!() };
+    let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
+    store
+        .ingest(&acme, &node, vec![event(A, 1, "hq")])
+        .await
+        .expect("ingest");
+    let globex = store
+        .ensure_tenant("globex", "Globex")
+        .await
+        .expect("t")
+        .scope()
+        .expect("a");
+    let (mut app, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("app connection");
+    tokio::spawn(conn);
+    let count = "SELECT count(*) FROM events WHERE tenant_id = $1";
+    // No tenant set: nothing at all.
+    let n: i64 = app.query_one(count, &[&acme.id()]).await.expect("q").get(0);
+    assert_eq!(n, 0, "no tenant set, no rows");
+    let tx = app.transaction().await.expect("tx");
+    tx.execute(
+        "SELECT set_config('rollcall.tenant_id', $1, true)",
+        &[&globex.id().to_string()],
+    )
+    .await
+    .expect("set");
+    let n: i64 = tx.query_one(count, &[&acme.id()]).await.expect("q").get(0);
+    assert_eq!(n, 0, "acme's event is invisible to globex");
+    let changed = tx
+        .execute(
+            "UPDATE nodes SET site_id = 'stolen' WHERE tenant_id = $1",
+            &[&acme.id()],
+        )
+        .await
+        .expect("update");
+    assert_eq!(changed, 0, "acme's node cannot be changed from globex");
+    let deleted = tx
+        .execute("DELETE FROM events WHERE tenant_id = $1", &[&acme.id()])
+        .await
+        .expect("delete");
+    assert_eq!(deleted, 0);
+    let planted = tx
+        .execute(
+            "INSERT INTO signing_keys (tenant_id, secret, created_ms) VALUES ($1, $2, 0)",
+            &[&acme.id(), &vec![0u8; 32]],
+        )
+        .await;
+    let err = planted.expect_err("a row for another tenant is refused");
+    let message = err
+        .as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_default();
+    assert!(message.contains("row-level security"), "{err:?}");
+    assert!(
+        StoreError::from(err)
+            .to_string()
+            .contains("row-level security")
+    );
+    drop(tx);
+    // Turning row security off is refused for this role, not silently honoured.
+    let off = app
+        .batch_execute("SET row_security = off; SELECT count(*) FROM events")
+        .await;
+    assert!(
+        off.is_err(),
+        "row_security=off must fail for a non-bypassing role"
+    );
+    // The superuser, behind the server's back, sees the row: it was there all along.
+    let admin = admin_client(db).await;
+    let n: i64 = admin
+        .query_one(count, &[&acme.id()])
+        .await
+        .expect("q")
+        .get(0);
+    assert_eq!(n, 1);
+    // Every tenant-owned table has the policy, forced even on the owner.
+    for table in postgres::TENANT_TABLES {
+        let row = admin
+            .query_one(
+                "SELECT c.relrowsecurity AND c.relforcerowsecurity,
+                        (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname)
+                 FROM pg_class c WHERE c.relname = $1",
+                &[table],
+            )
+            .await
+            .expect("catalog");
+        assert!(row.get::<_, bool>(0), "{table}: row security not forced");
+        assert_eq!(row.get::<_, i64>(1), 1, "{table}: policy");
+    }
+    // And every table with a tenant_id column is in that list.
+    let owned: Vec<String> = admin
+        .query(
+            "SELECT table_name::text FROM information_schema.columns
+             WHERE column_name = 'tenant_id' AND table_schema = 'public' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("columns")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut listed: Vec<&str> = postgres::TENANT_TABLES.to_vec();
+    listed.sort();
+    assert_eq!(owned, listed);
+}
+
+#[tokio::test]
+async fn a_role_that_bypasses_row_security_is_refused() {
+    let db = ScratchDatabase::create().await.expect("scratch");
+    let err = Store::open(&Backend::Postgres {
+        url: db.admin_url_here(),
+        migrate_url: None,
+    })
+    .await
+    .err()
+    .expect("a superuser must be refused");
+    assert!(matches!(err, StoreError::BypassesRls { .. }), "{err}");
+    assert!(err.to_string().contains("row-level security"), "{err}");
+}
+
+/// The schema's owner migrates; the server runs as a separate role that owns nothing and only
+/// has the grants; replicas starting together migrate once.
+#[tokio::test]
+async fn a_separate_migration_role_grants_the_app_role() {
+    let db = ScratchDatabase::create().await.expect("scratch");
+    let admin = admin_client(&db).await;
+    let app_role = format!("{}_app", db.name);
+    admin
+        .batch_execute(&format!("CREATE ROLE \"{app_role}\" LOGIN"))
+        .await
+        .expect("role");
+    let app_url = db
+        .url
+        .replacen(&format!("//{}@", db.name), &format!("//{app_role}@"), 1);
+    let backend = Backend::Postgres {
+        url: app_url,
+        migrate_url: Some(db.url.clone()),
+    };
+    let (a, b) = tokio::join!(Store::open(&backend), Store::open(&backend));
+    let (a, b) = (a.expect("replica a"), b.expect("replica b"));
+    let (scope, node) = tenant_with_node(&a, "acme", "h1").await;
+    b.ingest(&scope, &node, vec![event(A, 1, "hq")])
+        .await
+        .expect("ingest");
+    assert_eq!(a.events(&scope, None, 5).await.expect("list").len(), 1);
+    let versions: i64 = admin
+        .query_one("SELECT count(*) FROM rollcall_schema", &[])
+        .await
+        .expect("q")
+        .get(0);
+    assert_eq!(versions as usize, 1);
+    drop((a, b));
+    // The app role is dropped with the database's objects' grants.
+    admin
+        .batch_execute(&format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM \"{app_role}\";
+             REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM \"{app_role}\";"
+        ))
+        .await
+        .expect("revoke");
+    drop(admin);
+    let server_admin = scratch::admin_url();
+    let (c, conn) = tokio_postgres::connect(&server_admin, tokio_postgres::NoTls)
+        .await
+        .expect("server admin");
+    tokio::spawn(conn);
+    drop(db);
+    c.batch_execute(&format!("DROP ROLE IF EXISTS \"{app_role}\""))
+        .await
+        .expect("drop app role");
+}
+
+/// A schema whose isolation was weakened behind rollcall's back is refused at start-up.
+#[tokio::test]
+async fn a_table_without_forced_row_security_stops_the_server() {
+    let (store, keep) = postgres().await;
+    let Keep::Db(db) = &keep else { unreachable!() };
+    drop(store);
+    admin_client(db)
+        .await
+        .batch_execute("ALTER TABLE events NO FORCE ROW LEVEL SECURITY")
+        .await
+        .expect("alter");
+    let err = Store::open(&Backend::Postgres {
+        url: db.url.clone(),
+        migrate_url: None,
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        matches!(&err, StoreError::Unprotected { table } if table == "events"),
+        "{err}"
+    );
+}

@@ -1,0 +1,64 @@
+//! Tenants as the API sees them: slugs and display names, validated.
+
+/// A tenant slug: 2–63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`
+/// (it is also a DNS label: `acme` in `acme.rollcall.example`).
+pub fn valid_slug(s: &str) -> bool {
+    (2..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Why a display name is refused, if it is: 1–200 characters, no control characters.
+pub fn invalid_name(s: &str) -> Option<&'static str> {
+    if s.trim().is_empty() {
+        Some("name must not be empty")
+    } else if s.chars().count() > 200 {
+        Some("name must be at most 200 characters")
+    } else if s.chars().any(char::is_control) {
+        Some("name must not contain control characters")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn slugs_are_dns_labels() {
+        for ok in ["acme", "a1", "acme-east-2", "00"] {
+            assert!(valid_slug(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "-acme",
+            "acme-",
+            "Acme",
+            "acme.corp",
+            "ac me",
+            "ümlaut",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_slug(bad), "{bad}");
+        }
+        assert_eq!(invalid_name("Acme Security"), None);
+        assert!(invalid_name("  ").is_some());
+        assert!(invalid_name("a\nb").is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn a_valid_slug_is_a_lowercase_hostname_label(s in "\\PC{0,70}") {
+            if valid_slug(&s) {
+                prop_assert!(s.len() <= 63 && s.is_ascii());
+                prop_assert_eq!(s.to_ascii_lowercase(), s.clone());
+                prop_assert!(!s.contains('.') && !s.contains('_'));
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The cloud on each of its backends, SQLite and PostgreSQL, with real nodes syncing to it:
+//! the same behaviour from both, and the platform operator's tenant controls.
+
+use std::time::Duration;
+
+use rollcall_tests::{AT_GATE, Cloud, CloudDb, Node, NodeOptions, sample_photo, wait_for};
+use serde_json::json;
+
+fn photo(name: &str) -> Vec<u8> {
+    sample_photo(name).expect("cargo xtask fetch has run")
+}
+
+/// Check-ins reach the cloud once each, on either backend; suspending the tenant stops its
+/// node's sync with a clear 403 (the node keeps its events) and reactivating it lets them in.
+#[test]
+fn nodes_sync_to_either_backend_and_a_suspended_tenant_is_held_back() {
+    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
+        let name = backend.name();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cloud =
+            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+        let (status, health) = cloud.admin_get("/healthz").expect("healthz");
+        assert_eq!(
+            (status, health["database"].as_str()),
+            (200, Some(name)),
+            "{health}"
+        );
+        let (_id, token) = cloud.register_node("hq").expect("registered");
+        assert!(
+            token.starts_with("acme."),
+            "{name}: node tokens name their tenant: {token}"
+        );
+        let node = Node::start(
+            &dir.path().join("node"),
+            &NodeOptions::synced(&cloud.url, token.clone()),
+        )
+        .expect("node starts");
+        node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+            .expect("enrolled");
+        let granted = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+        assert_eq!(granted["decision"], "granted", "{name}: {granted}");
+        let denied = node.decide(&photo("sample-biden"), Some(AT_GATE));
+        assert_eq!(denied["decision"], "denied", "{name}: {denied}");
+        wait_for("two events in the cloud", Duration::from_secs(30), || {
+            cloud.events().map(|e| e.len() == 2).unwrap_or(false)
+        });
+
+        let (status, t) = cloud
+            .admin_patch(
+                "/api/v1/platform/tenants/acme",
+                &json!({ "status": "suspended" }),
+            )
+            .expect("suspend");
+        assert_eq!(
+            (status, t["status"].as_str()),
+            (200, Some("suspended")),
+            "{name}: {t}"
+        );
+        // Everyone of the tenant is refused with the same clear problem.
+        let (status, problem) = cloud.admin_get("/api/v1/events").expect("events");
+        assert_eq!(status, 403, "{name}: {problem}");
+        assert_eq!(problem["type"], "urn:rollcall:problem:tenant-suspended");
+        let whoami = reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/sync/whoami", cloud.url))
+            .bearer_auth(&token)
+            .send()
+            .expect("whoami");
+        assert_eq!(whoami.status().as_u16(), 403, "{name}");
+        // The node goes on deciding; its event waits.
+        let third = node.decide(&photo("sample-obama3"), Some(AT_GATE));
+        assert_eq!(third["decision"], "granted", "{name}: {third}");
+        std::thread::sleep(Duration::from_secs(1));
+        let (status, _) = cloud
+            .admin_patch(
+                "/api/v1/platform/tenants/acme",
+                &json!({ "status": "active" }),
+            )
+            .expect("resume");
+        assert_eq!(status, 200);
+        wait_for("the held-back event", Duration::from_secs(30), || {
+            cloud.events().map(|e| e.len() == 3).unwrap_or(false)
+        });
+        let events = cloud.events().expect("events");
+        let mut ids: Vec<_> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "{name}: each event once: {events:?}");
+        assert!(
+            cloud.process.log_text().contains("tenant status changed"),
+            "{name}: suspension is logged"
+        );
+    }
+}
+
+/// The platform operator's tenant API: validation, conflicts, unknown tenants, and a token
+/// from no tenant at all.
+#[test]
+fn tenants_are_managed_by_the_platform_operator() {
+    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
+        let name = backend.name();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cloud =
+            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+        let (status, t) = cloud
+            .admin_post(
+                "/api/v1/platform/tenants",
+                &json!({ "slug": "globex", "name": " Globex Corp " }),
+            )
+            .expect("create");
+        assert_eq!(status, 201, "{name}: {t}");
+        assert_eq!(
+            (t["slug"].as_str(), t["name"].as_str(), t["status"].as_str()),
+            (Some("globex"), Some("Globex Corp"), Some("active"))
+        );
+        assert!(t.get("id").is_none(), "internal ids stay inside: {t}");
+        let (status, p) = cloud
+            .admin_post(
+                "/api/v1/platform/tenants",
+                &json!({ "slug": "globex", "name": "Again" }),
+            )
+            .expect("create");
+        assert_eq!(
+            (status, p["type"].as_str()),
+            (409, Some("urn:rollcall:problem:conflict")),
+            "{name}: {p}"
+        );
+        for (body, why) in [
+            (json!({ "slug": "Globex", "name": "x" }), "slug"),
+            (json!({ "slug": "-x", "name": "x" }), "slug"),
+            (json!({ "slug": "ok-slug", "name": "" }), "name"),
+            (json!({ "slug": "ok-slug", "name": "a\u{7}b" }), "control"),
+            (
+                json!({ "slug": "ok-slug", "name": "x", "extra": 1 }),
+                "unknown field",
+            ),
+        ] {
+            let (status, p) = cloud
+                .admin_post("/api/v1/platform/tenants", &body)
+                .expect("create");
+            assert!(matches!(status, 400 | 422), "{name}: {body} → {status} {p}");
+            assert!(
+                p["detail"].as_str().unwrap_or_default().contains(why),
+                "{name}: {body} → {p}"
+            );
+        }
+        let (status, list) = cloud.admin_get("/api/v1/platform/tenants").expect("list");
+        assert_eq!(status, 200);
+        let slugs: Vec<_> = list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|t| t["slug"].as_str())
+            .collect();
+        assert_eq!(slugs, ["acme", "globex"], "{name}");
+        let (status, _) = cloud
+            .admin_get("/api/v1/platform/tenants/nope")
+            .expect("get");
+        assert_eq!(status, 404);
+        let (status, _) = cloud
+            .admin_patch(
+                "/api/v1/platform/tenants/nope",
+                &json!({ "status": "suspended" }),
+            )
+            .expect("patch");
+        assert_eq!(status, 404);
+        let (status, _) = cloud
+            .admin_patch(
+                "/api/v1/platform/tenants/globex",
+                &json!({ "status": "deleted" }),
+            )
+            .expect("patch");
+        assert!(
+            matches!(status, 400 | 422),
+            "{name}: unknown status → {status}"
+        );
+        // Node tokens that name no tenant, or a tenant that does not exist, are simply unknown.
+        for token in ["deadbeef", "nope.deadbeef", "globex.deadbeef", ".x"] {
+            let r = reqwest::blocking::Client::new()
+                .get(format!("{}/api/v1/sync/whoami", cloud.url))
+                .bearer_auth(token)
+                .send()
+                .expect("whoami");
+            assert_eq!(r.status().as_u16(), 401, "{name}: {token}");
+        }
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/platform/tenants", cloud.url))
+            .bearer_auth("not-the-admin-token")
+            .send()
+            .expect("list");
+        assert_eq!(r.status().as_u16(), 401);
+    }
+}
