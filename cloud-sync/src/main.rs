@@ -36,6 +36,11 @@ enum Cmd {
         /// Tenant slug this server hosts.
         #[arg(long, env = "ROLLCALL_CLOUD_TENANT", default_value = "default")]
         tenant: String,
+        /// Base domain of tenant hosts: with `rollcall.example`, requests to
+        /// `acme.rollcall.example` are tenant `acme`'s (and a credential of another tenant is
+        /// refused there).
+        #[arg(long, env = "ROLLCALL_CLOUD_BASE_DOMAIN")]
+        base_domain: Option<String>,
         /// Write the bound address here once listening (for port 0).
         #[arg(long)]
         addr_file: Option<PathBuf>,
@@ -51,8 +56,15 @@ fn main() -> anyhow::Result<()> {
             listen,
             admin_token,
             tenant,
+            base_domain,
             addr_file,
         } => {
+            let base_domain = base_domain.map(|d| d.to_ascii_lowercase());
+            if let Some(d) = &base_domain
+                && (!rollcall_cloud::server::valid_hostname(d) || !d.contains('.'))
+            {
+                bail!("--base-domain must be a host name such as rollcall.example, got `{d}`");
+            }
             if admin_token.len() < 16 {
                 bail!("--admin-token (ROLLCALL_CLOUD_ADMIN_TOKEN) must be at least 16 characters");
             }
@@ -71,6 +83,7 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 admin_token,
                 tenant,
+                base_domain,
                 addr_file,
             };
             tokio::runtime::Builder::new_multi_thread()

@@ -172,6 +172,16 @@ impl Cloud {
         listen: Option<SocketAddr>,
         backend: CloudDb,
     ) -> Result<Self, HarnessError> {
+        Self::start_with(dir, listen, backend, &[])
+    }
+
+    /// Starts a cloud in `dir` on the given database, with more `serve` arguments.
+    pub fn start_with(
+        dir: &Path,
+        listen: Option<SocketAddr>,
+        backend: CloudDb,
+        extra_args: &[&str],
+    ) -> Result<Self, HarnessError> {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let db = dir.join("cloud.sqlite");
         let addr_file = dir.join("cloud.addr");
@@ -189,6 +199,7 @@ impl Cloud {
             .arg(&addr_file)
             .arg("--tenant")
             .arg("acme")
+            .args(extra_args)
             .env("ROLLCALL_CLOUD_ADMIN_TOKEN", &admin_token)
             .env("RUST_LOG", "info");
         let mut process = Process::spawn("rollcall-cloud", cmd, &dir.join("cloud.log"))?;
@@ -249,6 +260,31 @@ impl Cloud {
             .bearer_auth(&self.admin_token)
             .send()?;
         status_and_json(r)
+    }
+
+    /// Any request: `method` to `path` with an optional bearer token, JSON body and `Host`
+    /// header; returns status and JSON body.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+        host: Option<&str>,
+    ) -> Result<(u16, Value), HarnessError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| HarnessError::Unexpected(format!("method {method}: {e}")))?;
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        if let Some(host) = host {
+            req = req.header("host", host);
+        }
+        status_and_json(req.send()?)
     }
 
     /// PATCHes `path` with JSON as the admin; returns status and JSON body.

@@ -190,3 +190,105 @@ fn tenants_are_managed_by_the_platform_operator() {
         assert_eq!(r.status().as_u16(), 401);
     }
 }
+
+/// A lost node is revoked by its tenant's admin and refused at once; another tenant can neither
+/// see nor revoke it.
+#[test]
+fn a_revoked_node_is_refused_at_once() {
+    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
+        let name = backend.name();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cloud =
+            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+        let (node_id, token) = cloud.register_node("hq").expect("registered");
+        let whoami = |token: &str| {
+            cloud
+                .call("GET", "/api/v1/sync/whoami", Some(token), None, None)
+                .expect("whoami")
+                .0
+        };
+        assert_eq!(whoami(&token), 200, "{name}");
+        let (status, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
+        assert_eq!(status, 200);
+        assert_eq!(nodes["items"][0]["id"], node_id.as_str(), "{name}: {nodes}");
+        assert!(nodes["items"][0].get("token").is_none() && !nodes.to_string().contains(&token));
+        assert!(
+            nodes["items"][0]["last_seen_ms"].is_null(),
+            "{name}: never pushed yet"
+        );
+
+        let (status, _) = cloud
+            .admin_post(
+                "/api/v1/platform/tenants",
+                &json!({ "slug": "globex", "name": "Globex",
+                         "owner": { "email": "boss@globex.example", "display_name": "Boss",
+                                    "password": "correct horse battery staple" } }),
+            )
+            .expect("tenant");
+        assert_eq!(status, 201);
+        let (status, login) = cloud
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(&json!({ "tenant": "globex", "email": "boss@globex.example",
+                                "password": "correct horse battery staple" })),
+                None,
+            )
+            .expect("login");
+        assert_eq!(status, 200, "{login}");
+        let globex = login["access_token"].as_str().expect("token");
+        let (status, theirs) = cloud
+            .call("GET", "/api/v1/nodes", Some(globex), None, None)
+            .expect("list");
+        assert_eq!(
+            (status, theirs["items"].as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{name}"
+        );
+        let (status, _) = cloud
+            .call(
+                "DELETE",
+                &format!("/api/v1/nodes/{node_id}"),
+                Some(globex),
+                None,
+                None,
+            )
+            .expect("revoke across");
+        assert_eq!(status, 404, "{name}");
+        assert_eq!(whoami(&token), 200, "{name}: untouched");
+
+        let (status, _) = cloud
+            .call(
+                "DELETE",
+                &format!("/api/v1/nodes/{node_id}"),
+                Some(&cloud.admin_token),
+                None,
+                None,
+            )
+            .expect("revoke");
+        assert_eq!(status, 204, "{name}");
+        assert_eq!(whoami(&token), 401, "{name}: revoked");
+        let push = cloud
+            .call(
+                "POST",
+                "/api/v1/sync/push",
+                Some(&token),
+                Some(&json!({ "protocol": 1, "events": [] })),
+                None,
+            )
+            .expect("push");
+        assert_eq!(push.0, 401, "{name}");
+        let (status, _) = cloud
+            .call(
+                "DELETE",
+                &format!("/api/v1/nodes/{node_id}"),
+                Some(&cloud.admin_token),
+                None,
+                None,
+            )
+            .expect("again");
+        assert_eq!(status, 404, "{name}: already revoked");
+        assert!(cloud.process.log_text().contains("node revoked"));
+    }
+}

@@ -12,10 +12,11 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    auth::{self, Admin, Node, PlatformAdmin},
+    auth::{self, Node, PlatformAdmin},
+    identity::{self, Caller},
     metrics::{Metrics, ResultLabel},
-    store::{Store, StoreError, Tenant, TenantStatus},
-    tenancy,
+    store::{Store, StoreError, Tenant, TenantStatus, users::Role},
+    tenancy, tokens, users_api,
 };
 use crate::{
     problem::{Json, Problem},
@@ -30,6 +31,9 @@ pub(crate) struct AppState {
     pub admin_token_sha256: String,
     /// The bootstrap tenant, administered with the bootstrap token.
     pub tenant: String,
+    /// Hosts `<tenant>.<base_domain>` name their tenant.
+    pub base_domain: Option<String>,
+    pub access: tokens::AccessKeys,
     pub metrics: Metrics,
 }
 
@@ -37,7 +41,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/nodes", post(register_node))
+        .route("/api/v1/nodes", post(register_node).get(list_nodes))
+        .route("/api/v1/nodes/{id}", axum::routing::delete(revoke_node))
         .route("/api/v1/sync/push", post(push))
         .route("/api/v1/sync/whoami", get(whoami))
         .route("/api/v1/events", get(list_events))
@@ -51,9 +56,24 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/v1/platform/tenants/{slug}",
             get(get_tenant).patch(update_tenant),
         )
+        .route("/api/v1/auth/login", post(identity::login))
+        .route("/api/v1/auth/refresh", post(identity::refresh))
+        .route("/api/v1/auth/logout", post(identity::logout))
+        .route("/api/v1/me", get(identity::me))
+        .route(
+            "/api/v1/users",
+            get(users_api::list).post(users_api::create),
+        )
+        .route(
+            "/api/v1/users/{id}",
+            get(users_api::get).patch(users_api::update),
+        )
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(state)
 }
+
+/// Who manages a tenant's nodes and their config bundles.
+const NODE_ADMINS: &[Role] = &[Role::Owner, Role::Admin];
 
 /// A store failure as the client sees it: a conflict says what clashed; anything else is logged
 /// and answered without internals.
@@ -97,15 +117,18 @@ fn valid_site_id(s: &str) -> bool {
 
 async fn register_node(
     State(state): State<Arc<AppState>>,
-    Admin(scope): Admin,
+    caller: Caller,
     Json(req): Json<RegisterNode>,
 ) -> Result<impl IntoResponse, Problem> {
+    caller.require(NODE_ADMINS, "register nodes")?;
+    let scope = caller.scope;
     if !valid_site_id(&req.site_id) {
         return Err(Problem::bad_request(
             "site_id must be 1-64 characters of a-z, 0-9, - or _",
         ));
     }
-    let token = auth::new_node_token(scope.slug()).map_err(|e| Problem::internal(e.to_string()))?;
+    let token =
+        auth::new_tenant_token(scope.slug()).map_err(|e| Problem::internal(e.to_string()))?;
     let node_id = format!(
         "node-{}",
         &auth::new_token().map_err(|e| Problem::internal(e.to_string()))?[..16]
@@ -126,6 +149,39 @@ async fn register_node(
             token,
         }),
     ))
+}
+
+async fn list_nodes(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    caller.require(&[Role::Owner, Role::Admin, Role::Auditor], "list nodes")?;
+    let items = state
+        .store
+        .nodes(&caller.scope)
+        .await
+        .map_err(store_problem)?;
+    Ok(axum::Json(serde_json::json!({ "items": items })))
+}
+
+/// Revokes a node's credential at once (a lost or stolen box): its next request is refused.
+async fn revoke_node(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require(NODE_ADMINS, "revoke nodes")?;
+    if state
+        .store
+        .revoke_node(&caller.scope, &id)
+        .await
+        .map_err(store_problem)?
+    {
+        tracing::warn!(tenant = %caller.scope.slug(), by = %caller.who(), node = %id, "node revoked");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found(format!("no active node `{id}`")))
+    }
 }
 
 async fn push(
@@ -199,9 +255,14 @@ struct EventQuery {
 
 async fn list_events(
     State(state): State<Arc<AppState>>,
-    Admin(scope): Admin,
+    caller: Caller,
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<EventPage>, Problem> {
+    caller.require(
+        &[Role::Owner, Role::Admin, Role::Supervisor, Role::Auditor],
+        "read attendance events",
+    )?;
+    let scope = caller.scope;
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -232,8 +293,10 @@ async fn signer(
 /// tenant's config bundles.
 async fn signing_key(
     State(state): State<Arc<AppState>>,
-    Admin(scope): Admin,
+    caller: Caller,
 ) -> Result<impl IntoResponse, Problem> {
+    caller.require(NODE_ADMINS, "see the bundle signing key")?;
+    let scope = caller.scope;
     let signer = signer(&state, &scope).await?;
     Ok(axum::Json(serde_json::json!({
         "tenant": scope.slug(),
@@ -255,9 +318,11 @@ struct BundleRequest {
 /// `rollcall-node flash BUNDLE` at the site.
 async fn sign_config_bundle(
     State(state): State<Arc<AppState>>,
-    Admin(scope): Admin,
+    caller: Caller,
     Json(req): Json<BundleRequest>,
 ) -> Result<impl IntoResponse, Problem> {
+    caller.require(NODE_ADMINS, "sign config bundles")?;
+    let scope = caller.scope;
     if !valid_site_id(&req.site_id) {
         return Err(Problem::bad_request(
             "site_id must be 1-64 characters of a-z, 0-9, - or _",
@@ -304,6 +369,16 @@ async fn sign_config_bundle(
 struct NewTenant {
     slug: String,
     name: String,
+    /// The tenant's first owner, who then manages its users.
+    owner: Option<NewOwner>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOwner {
+    email: String,
+    display_name: String,
+    password: String,
 }
 
 #[derive(Deserialize)]
@@ -341,13 +416,30 @@ async fn create_tenant(
         ));
     }
     check_name(&req.name)?;
+    // Validate the owner before anything is written.
+    let owner = match req.owner {
+        Some(o) => {
+            Some(users_api::prepare_user(&o.email, &o.display_name, Role::Owner, o.password).await?)
+        }
+        None => None,
+    };
     let tenant = state
         .store
         .create_tenant(&req.slug, req.name.trim())
         .await
         .map_err(store_problem)?;
     tracing::info!(tenant = %tenant.slug, "tenant created");
-    Ok((StatusCode::CREATED, axum::Json(tenant)))
+    let mut body = serde_json::to_value(&tenant).map_err(|e| Problem::internal(e.to_string()))?;
+    if let (Some(owner), Some(scope)) = (owner, tenant.scope()) {
+        let user = state
+            .store
+            .create_user(&scope, owner)
+            .await
+            .map_err(store_problem)?;
+        body["owner"] =
+            serde_json::to_value(&user).map_err(|e| Problem::internal(e.to_string()))?;
+    }
+    Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
 async fn get_tenant(

@@ -26,7 +26,7 @@ pub(crate) fn new_token() -> Result<String, getrandom::Error> {
     Ok(hex::encode(bytes))
 }
 
-fn bearer(parts: &Parts) -> Result<&str, Problem> {
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, Problem> {
     let value = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -48,13 +48,14 @@ fn same_digest(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// A node token: `<tenant slug>.<64 hex digits>`. The slug lets the server resolve the tenant
-/// first and look the node up under that tenant's scope (row-level security on PostgreSQL).
-pub(crate) fn new_node_token(tenant: &str) -> Result<String, getrandom::Error> {
+/// A node or refresh token: `<tenant slug>.<64 hex digits>`. The slug lets the server resolve
+/// the tenant first and look the token up under that tenant's scope (row-level security on
+/// PostgreSQL).
+pub(crate) fn new_tenant_token(tenant: &str) -> Result<String, getrandom::Error> {
     Ok(format!("{tenant}.{}", new_token()?))
 }
 
-fn tenant_of_node_token(token: &str) -> Option<&str> {
+pub(crate) fn tenant_of_token(token: &str) -> Option<&str> {
     token
         .split_once('.')
         .map(|(slug, _)| slug)
@@ -84,13 +85,9 @@ pub(crate) fn suspended(slug: &str) -> Problem {
     )
 }
 
-fn is_admin(parts: &Parts, state: &AppState) -> Result<(), Problem> {
-    let token = bearer(parts)?;
-    if same_digest(&token_hash(token), &state.admin_token_sha256) {
-        Ok(())
-    } else {
-        Err(Problem::unauthorized("invalid administrator token"))
-    }
+/// Whether `token` is the bootstrap administrator's.
+pub(crate) fn is_admin_token(token: &str, state: &AppState) -> bool {
+    same_digest(&token_hash(token), &state.admin_token_sha256)
 }
 
 /// The caller is the platform operator (the bootstrap administrator token): manages tenants.
@@ -100,21 +97,13 @@ impl FromRequestParts<Arc<AppState>> for PlatformAdmin {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
-        is_admin(parts, state)?;
-        Ok(PlatformAdmin)
-    }
-}
-
-/// The caller administers the server's bootstrap tenant (the same token, until users and roles
-/// arrive); carries that tenant's scope, refused while the tenant is suspended.
-pub(crate) struct Admin(pub TenantScope);
-
-impl FromRequestParts<Arc<AppState>> for Admin {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
-        is_admin(parts, state)?;
-        Ok(Admin(active_scope(state, &state.tenant).await?))
+        if is_admin_token(bearer(parts)?, state) {
+            Ok(PlatformAdmin)
+        } else {
+            Err(Problem::unauthorized(
+                "invalid platform administrator token",
+            ))
+        }
     }
 }
 
@@ -130,7 +119,13 @@ impl FromRequestParts<Arc<AppState>> for Node {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
         let token = bearer(parts)?;
         let unknown = || Problem::unauthorized("unknown or revoked node token");
-        let slug = tenant_of_node_token(token).ok_or_else(unknown)?;
+        let slug = tenant_of_token(token).ok_or_else(unknown)?;
+        if let super::host::HostTenant::Named(host) =
+            super::identity::host_tenant(&parts.headers, state)?
+            && host != slug
+        {
+            return Err(unknown());
+        }
         let scope = active_scope(state, slug).await.map_err(|p| {
             if p.status == StatusCode::FORBIDDEN {
                 p
@@ -160,9 +155,9 @@ mod tests {
         assert!(!same_digest(&a, ""));
         assert_eq!(new_token().expect("random").len(), 64);
         assert_ne!(new_token().expect("random"), new_token().expect("random"));
-        let node = new_node_token("acme").expect("random");
-        assert_eq!(tenant_of_node_token(&node), Some("acme"));
-        assert_eq!(tenant_of_node_token("no-dot"), None);
-        assert_eq!(tenant_of_node_token("Bad_Slug.abc"), None);
+        let node = new_tenant_token("acme").expect("random");
+        assert_eq!(tenant_of_token(&node), Some("acme"));
+        assert_eq!(tenant_of_token("no-dot"), None);
+        assert_eq!(tenant_of_token("Bad_Slug.abc"), None);
     }
 }

@@ -2,9 +2,15 @@
 
 mod api;
 mod auth;
+mod host;
+pub use host::valid_hostname;
+mod identity;
 mod metrics;
+mod passwords;
 pub mod store;
 pub mod tenancy;
+mod tokens;
+mod users_api;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -21,6 +27,8 @@ pub struct Config {
     pub admin_token: String,
     /// Slug of the tenant this server starts with.
     pub tenant: String,
+    /// With `rollcall.example`, the host `acme.rollcall.example` names tenant `acme`.
+    pub base_domain: Option<String>,
     /// Where to write the bound address once listening (useful with port 0).
     pub addr_file: Option<PathBuf>,
 }
@@ -39,10 +47,13 @@ pub enum ServeError {
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store = Store::open(&config.database).await?;
     store.ensure_tenant(&config.tenant, &config.tenant).await?;
+    let access = tokens::AccessKeys::new(&store.platform_secret("access-token-hs256").await?);
     let state = Arc::new(api::AppState {
         store,
         admin_token_sha256: auth::token_hash(&config.admin_token),
         tenant: config.tenant.clone(),
+        base_domain: config.base_domain.clone(),
+        access,
         metrics: metrics::Metrics::new(),
     });
     let (listener, local) = crate::listen::bind(config.listen, config.addr_file.as_deref()).await?;

@@ -8,10 +8,13 @@
 
 mod ingest;
 mod postgres;
+mod postgres_users;
 pub mod scratch;
 mod sqlite;
+mod sqlite_users;
 #[cfg(test)]
 mod suite;
+pub mod users;
 
 use std::{
     path::PathBuf,
@@ -199,6 +202,17 @@ impl TenantScope {
     }
 }
 
+/// A node as the admin API lists it (never its token).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeInfo {
+    pub id: String,
+    pub site_id: String,
+    pub created_ms: i64,
+    pub last_seen_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_ms: Option<i64>,
+}
+
 /// A registered node, as authentication finds it.
 #[derive(Debug, Clone)]
 pub struct NodeRow {
@@ -345,6 +359,28 @@ impl Store {
         match self {
             Store::Sqlite(s) => blocking(s, move |s| s.node_by_token_hash(&scope, &hash)).await,
             Store::Postgres(p) => p.node_by_token_hash(&scope, &hash).await,
+        }
+    }
+
+    /// The tenant's nodes, registered first first.
+    pub async fn nodes(&self, scope: &TenantScope) -> Result<Vec<NodeInfo>, StoreError> {
+        let scope = scope.clone();
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.nodes(&scope)).await,
+            Store::Postgres(p) => p.nodes(&scope).await,
+        }
+    }
+
+    /// Revokes a node's credential for good; `false` if the tenant has no such unrevoked node.
+    pub async fn revoke_node(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (scope, id) = (scope.clone(), node_id.to_owned());
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.revoke_node(&scope, &id)).await,
+            Store::Postgres(p) => p.revoke_node(&scope, &id).await,
         }
     }
 

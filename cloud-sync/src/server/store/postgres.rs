@@ -8,14 +8,15 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, T
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Loaded, NodeRow, StoreError, Tenant, TenantScope, TenantStatus, decode_event, encode_event,
-    ingest,
+    Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus, decode_event,
+    encode_event, ingest,
 };
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use crate::sqlite::now_ms;
 
 /// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE FUNCTION rollcall_tenant() RETURNS bigint LANGUAGE sql STABLE AS
     $$ SELECT NULLIF(current_setting('rollcall.tenant_id', true), '')::bigint $$;
 
@@ -73,11 +74,62 @@ BEGIN
                         WITH CHECK (tenant_id = rollcall_tenant())', t);
     END LOOP;
 END $$;
-"#];
+"#,
+    r#"
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    email TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'supervisor', 'guard', 'auditor')),
+    password_hash TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    disabled_ms BIGINT,
+    UNIQUE (tenant_id, email),
+    UNIQUE (tenant_id, id)
+);
+CREATE TABLE refresh_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    user_id TEXT NOT NULL,
+    family TEXT NOT NULL,
+    issued_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    used_ms BIGINT,
+    revoked_ms BIGINT,
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
+);
+CREATE INDEX refresh_by_family ON refresh_tokens (tenant_id, family);
+CREATE INDEX refresh_by_user ON refresh_tokens (tenant_id, user_id);
+-- Platform-level, not tenant-owned: the access-token signing key shared by the replicas.
+CREATE TABLE platform_secrets (
+    name TEXT PRIMARY KEY,
+    secret BYTEA NOT NULL CHECK (length(secret) = 32),
+    created_ms BIGINT NOT NULL
+);
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['users', 'refresh_tokens'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (tenant_id = rollcall_tenant())
+                        WITH CHECK (tenant_id = rollcall_tenant())', t);
+    END LOOP;
+END $$;
+"#,
+];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
 /// start-up, and by the tests against every table that has a `tenant_id` column.
-pub const TENANT_TABLES: &[&str] = &["nodes", "events", "signing_keys", "bundle_serials"];
+pub const TENANT_TABLES: &[&str] = &[
+    "nodes",
+    "events",
+    "signing_keys",
+    "bundle_serials",
+    "users",
+    "refresh_tokens",
+];
 
 /// Serialises migrations between replicas that start together.
 const MIGRATION_LOCK: i64 = 0x726f_6c6c_6361_6c6c; // "rollcall"
@@ -149,7 +201,7 @@ impl PgStore {
         Ok(store)
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
+    pub(super) async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(pool_err)
     }
 
@@ -313,6 +365,46 @@ impl PgStore {
         }))
     }
 
+    pub async fn nodes(&self, scope: &TenantScope) -> Result<Vec<NodeInfo>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let rows = tx
+            .query(
+                "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms FROM nodes
+                 WHERE tenant_id = $1 ORDER BY created_ms, id",
+                &[&scope.id],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|r| NodeInfo {
+                id: r.get(0),
+                site_id: r.get(1),
+                created_ms: r.get(2),
+                last_seen_ms: r.get(3),
+                revoked_ms: r.get(4),
+            })
+            .collect())
+    }
+
+    pub async fn revoke_node(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let n = tx
+            .execute(
+                "UPDATE nodes SET revoked_ms = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_ms IS NULL",
+                &[&scope.id, &node_id, &now_ms()],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
     pub async fn ingest(
         &self,
         scope: &TenantScope,
@@ -449,7 +541,7 @@ fn tenant_row(r: &Row) -> Tenant {
 }
 
 /// A transaction whose row-level security sees only `scope`'s rows.
-async fn scoped<'a>(
+pub(super) async fn scoped<'a>(
     client: &'a mut Object,
     scope: &TenantScope,
 ) -> Result<Transaction<'a>, StoreError> {

@@ -6,8 +6,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Loaded, NodeRow, StoreError, Tenant, TenantScope, TenantStatus, decode_event, encode_event,
-    ingest,
+    Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus, decode_event,
+    encode_event, ingest,
 };
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use crate::sqlite::{now_ms, open_migrated};
@@ -80,10 +80,42 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
     DROP TABLE events;
     ALTER TABLE events_v3 RENAME TO events;
     CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);",
+    // Users with roles, their refresh tokens (hashes only), and platform secrets (the access
+    // token key). A refresh token's user is in its own tenant (composite foreign key).
+    "CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        email TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'supervisor', 'guard', 'auditor')),
+        password_hash TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        disabled_ms INTEGER,
+        UNIQUE (tenant_id, email),
+        UNIQUE (tenant_id, id)
+    );
+    CREATE TABLE refresh_tokens (
+        token_sha256 TEXT PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        user_id TEXT NOT NULL,
+        family TEXT NOT NULL,
+        issued_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        used_ms INTEGER,
+        revoked_ms INTEGER,
+        FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
+    );
+    CREATE INDEX refresh_by_family ON refresh_tokens (tenant_id, family);
+    CREATE INDEX refresh_by_user ON refresh_tokens (tenant_id, user_id);
+    CREATE TABLE platform_secrets (
+        name TEXT PRIMARY KEY,
+        secret BLOB NOT NULL CHECK (length(secret) = 32),
+        created_ms INTEGER NOT NULL
+    );",
 ];
 
 pub struct SqliteStore {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms";
@@ -242,6 +274,31 @@ impl SqliteStore {
                 },
             )
             .optional()?)
+    }
+
+    pub fn nodes(&self, scope: &TenantScope) -> Result<Vec<NodeInfo>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms FROM nodes
+             WHERE tenant_id = ?1 ORDER BY created_ms, id",
+        )?;
+        let rows = stmt.query_map([scope.id], |r| {
+            Ok(NodeInfo {
+                id: r.get(0)?,
+                site_id: r.get(1)?,
+                created_ms: r.get(2)?,
+                last_seen_ms: r.get(3)?,
+                revoked_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn revoke_node(&self, scope: &TenantScope, node_id: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE nodes SET revoked_ms = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_ms IS NULL",
+            params![scope.id, node_id, now_ms()],
+        )?;
+        Ok(n > 0)
     }
 
     pub fn ingest(

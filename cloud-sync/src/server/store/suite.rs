@@ -380,12 +380,16 @@ async fn a_separate_migration_role_grants_the_app_role() {
         .await
         .expect("ingest");
     assert_eq!(a.events(&scope, None, 5).await.expect("list").len(), 1);
-    let versions: i64 = admin
-        .query_one("SELECT count(*) FROM rollcall_schema", &[])
+    let row = admin
+        .query_one(
+            "SELECT count(*), max(version)::bigint FROM rollcall_schema",
+            &[],
+        )
         .await
-        .expect("q")
-        .get(0);
-    assert_eq!(versions as usize, 1);
+        .expect("q");
+    let (applied, latest): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(applied, latest, "each migration applied once");
+    assert!(latest >= 2);
     drop((a, b));
     // The app role is dropped with the database's objects' grants.
     admin
@@ -428,5 +432,273 @@ async fn a_table_without_forced_row_security_stops_the_server() {
     assert!(
         matches!(&err, StoreError::Unprotected { table } if table == "events"),
         "{err}"
+    );
+}
+
+fn new_user(id: &str, email: &str, role: users::Role) -> users::NewUser {
+    users::NewUser {
+        id: id.into(),
+        email: email.into(),
+        display_name: email.into(),
+        role,
+        password_hash: "$argon2id$stub".into(),
+    }
+}
+
+fn refresh(hash: &str, user: &str, family: &str, expires_ms: i64) -> users::NewRefresh {
+    users::NewRefresh {
+        token_sha256: hash.into(),
+        user_id: user.into(),
+        family: family.into(),
+        expires_ms,
+    }
+}
+
+both!(users_are_per_tenant_and_changes_revoke_sessions);
+async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
+    use users::Role;
+    let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    let owner = store
+        .create_user(&acme, new_user("u1", "boss@acme.example", Role::Owner))
+        .await
+        .expect("create");
+    assert_eq!((owner.role, owner.disabled_ms), (Role::Owner, None));
+    let dup = store
+        .create_user(&acme, new_user("u2", "boss@acme.example", Role::Guard))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    // The same email in another tenant is another person.
+    store
+        .create_user(&globex, new_user("u3", "boss@acme.example", Role::Guard))
+        .await
+        .expect("other tenant");
+    assert!(
+        store.user(&globex, "u1").await.expect("q").is_none(),
+        "not across tenants"
+    );
+    assert!(
+        store
+            .credentials(&globex, "boss@acme.example")
+            .await
+            .expect("q")
+            .is_some_and(|c| c.user.id == "u3")
+    );
+    let creds = store
+        .credentials(&acme, "boss@acme.example")
+        .await
+        .expect("q")
+        .expect("found");
+    assert_eq!(
+        (creds.user.id.as_str(), creds.password_hash.as_str()),
+        ("u1", "$argon2id$stub")
+    );
+    assert_eq!(store.users(&acme).await.expect("list").len(), 1);
+    // Another tenant cannot change the user, even knowing the id.
+    assert!(
+        store
+            .update_user(&globex, "u1", Some(Role::Guard), None, Some(true))
+            .await
+            .expect("q")
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .user(&acme, "u1")
+            .await
+            .expect("q")
+            .expect("found")
+            .role,
+        Role::Owner
+    );
+
+    let future = crate::sqlite::now_ms() + 60_000;
+    store
+        .insert_refresh(&acme, refresh("r1", "u1", "f1", future))
+        .await
+        .expect("insert");
+    store
+        .insert_refresh(&acme, refresh("r2", "u1", "f2", future))
+        .await
+        .expect("insert");
+    let changed = store
+        .update_user(
+            &acme,
+            "u1",
+            Some(Role::Admin),
+            Some("Boss".into()),
+            Some(true),
+        )
+        .await
+        .expect("update")
+        .expect("found");
+    assert_eq!(
+        (changed.role, changed.display_name.as_str()),
+        (Role::Admin, "Boss")
+    );
+    assert!(changed.disabled_ms.is_some());
+    // Disabling revoked every session: presenting one now counts as reuse.
+    assert!(matches!(
+        store.use_refresh(&acme, "r1").await.expect("use"),
+        users::RefreshUse::Reused { .. }
+    ));
+    let enabled = store
+        .update_user(&acme, "u1", None, None, Some(false))
+        .await
+        .expect("update")
+        .expect("found");
+    assert_eq!((enabled.disabled_ms, enabled.role), (None, Role::Admin));
+}
+
+both!(refresh_tokens_rotate_and_reuse_revokes_the_family);
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
+    use users::{RefreshUse, Role};
+    let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    store
+        .create_user(&acme, new_user("u1", "a@acme.example", Role::Admin))
+        .await
+        .expect("user");
+    let now = crate::sqlite::now_ms();
+    store
+        .insert_refresh(&acme, refresh("t1", "u1", "fam", now + 60_000))
+        .await
+        .expect("t1");
+    assert_eq!(
+        store.use_refresh(&globex, "t1").await.expect("use"),
+        RefreshUse::Invalid,
+        "another tenant's token is unknown here"
+    );
+    assert_eq!(
+        store.use_refresh(&acme, "t1").await.expect("use"),
+        RefreshUse::Fresh {
+            user_id: "u1".into(),
+            family: "fam".into()
+        }
+    );
+    store
+        .insert_refresh(&acme, refresh("t2", "u1", "fam", now + 60_000))
+        .await
+        .expect("t2");
+    // t1 again: a replayed copy. The whole family goes, t2 included.
+    assert_eq!(
+        store.use_refresh(&acme, "t1").await.expect("use"),
+        RefreshUse::Reused {
+            family: "fam".into()
+        }
+    );
+    assert!(matches!(
+        store.use_refresh(&acme, "t2").await.expect("use"),
+        RefreshUse::Reused { .. }
+    ));
+    // Expired and unknown tokens are simply invalid.
+    store
+        .insert_refresh(&acme, refresh("old", "u1", "f2", now - 1))
+        .await
+        .expect("old");
+    assert_eq!(
+        store.use_refresh(&acme, "old").await.expect("use"),
+        RefreshUse::Invalid
+    );
+    assert_eq!(
+        store.use_refresh(&acme, "never").await.expect("use"),
+        RefreshUse::Invalid
+    );
+    // Logout revokes a family; a token of another tenant's family is untouched.
+    store
+        .insert_refresh(&acme, refresh("t3", "u1", "f3", now + 60_000))
+        .await
+        .expect("t3");
+    assert!(
+        !store
+            .revoke_refresh_family(&globex, "t3")
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        store
+            .revoke_refresh_family(&acme, "t3")
+            .await
+            .expect("revoke")
+    );
+    assert!(matches!(
+        store.use_refresh(&acme, "t3").await.expect("use"),
+        RefreshUse::Reused { .. }
+    ));
+    // A refresh token cannot point at another tenant's user.
+    store
+        .create_user(&globex, new_user("g1", "g@globex.example", Role::Owner))
+        .await
+        .expect("user");
+    assert!(
+        store
+            .insert_refresh(&acme, refresh("x", "g1", "fx", now + 60_000))
+            .await
+            .is_err()
+    );
+}
+
+both!(platform_secrets_are_made_once);
+async fn platform_secrets_are_made_once(store: Store) {
+    let a = store
+        .platform_secret("access-token-hs256")
+        .await
+        .expect("secret");
+    assert_eq!(
+        store
+            .platform_secret("access-token-hs256")
+            .await
+            .expect("secret"),
+        a
+    );
+    assert_ne!(store.platform_secret("other").await.expect("secret"), a);
+}
+
+both!(nodes_are_listed_and_revoked_within_their_tenant);
+async fn nodes_are_listed_and_revoked_within_their_tenant(store: Store) {
+    let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    store
+        .ingest(&acme, &node, vec![event(A, 1, "hq")])
+        .await
+        .expect("ingest");
+    let listed = store.nodes(&acme).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id.as_str(), listed[0].site_id.as_str()),
+        ("acme-n1", "hq")
+    );
+    assert!(
+        listed[0].last_seen_ms.is_some(),
+        "a push marks the node seen"
+    );
+    assert!(
+        !store.revoke_node(&globex, "acme-n1").await.expect("revoke"),
+        "not from another tenant"
+    );
+    assert!(
+        store
+            .node_by_token_hash(&acme, "h1")
+            .await
+            .expect("q")
+            .is_some()
+    );
+    assert!(store.revoke_node(&acme, "acme-n1").await.expect("revoke"));
+    assert!(
+        !store.revoke_node(&acme, "acme-n1").await.expect("revoke"),
+        "once"
+    );
+    assert!(
+        store
+            .node_by_token_hash(&acme, "h1")
+            .await
+            .expect("q")
+            .is_none(),
+        "revoked"
+    );
+    assert!(
+        store.nodes(&acme).await.expect("list")[0]
+            .revoked_ms
+            .is_some()
     );
 }

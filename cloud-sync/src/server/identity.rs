@@ -1,0 +1,345 @@
+//! Who is calling a tenant's API, and the session endpoints: log in with email and password,
+//! renew with a rotating refresh token (a reused one signs the whole login out), log out.
+//!
+//! A caller is the bootstrap administrator (the server's `--admin-token`, owner of the bootstrap
+//! tenant) or a user with a JWT access token. The tenant comes from the credential and, when the
+//! server has a base domain, from the host too; the two must agree.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    api::{AppState, store_problem},
+    auth,
+    host::{self, HostTenant},
+    passwords,
+    store::{
+        TenantScope,
+        users::{NewRefresh, RefreshUse, Role, User},
+    },
+    tokens,
+};
+use crate::problem::{Json, Problem};
+
+pub(crate) enum Actor {
+    Bootstrap,
+    User(User),
+}
+
+/// An authenticated caller of a tenant's API.
+pub(crate) struct Caller {
+    pub scope: TenantScope,
+    pub actor: Actor,
+    pub role: Role,
+}
+
+impl Caller {
+    /// 403 unless the caller's role is one of `allowed`.
+    pub fn require(&self, allowed: &[Role], what: &str) -> Result<(), Problem> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                format!("the `{}` role cannot {what}", self.role.as_str()),
+            ))
+        }
+    }
+
+    /// Who, for logs and the audit trail.
+    pub fn who(&self) -> String {
+        match &self.actor {
+            Actor::Bootstrap => "bootstrap-admin".into(),
+            Actor::User(u) => format!("user:{}", u.id),
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.actor {
+            Actor::Bootstrap => None,
+            Actor::User(u) => Some(&u.id),
+        }
+    }
+}
+
+/// The tenant the request's host names (400 for a malformed host, 404 for a host under the
+/// base domain that is no tenant's).
+pub(crate) fn host_tenant(headers: &HeaderMap, state: &AppState) -> Result<HostTenant, Problem> {
+    let Some(value) = headers.get(header::HOST) else {
+        return Ok(HostTenant::Unnamed);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::bad_request("the Host header is not a valid host name"))?;
+    host::tenant_of_host(value, state.base_domain.as_deref()).map_err(|e| match e {
+        host::HostError::Malformed => Problem::bad_request(e.to_string()),
+        host::HostError::NotATenant(_) => Problem::not_found(e.to_string()),
+    })
+}
+
+fn other_tenant() -> Problem {
+    Problem::unauthorized("this credential belongs to another tenant than the host names")
+}
+
+fn agree(host: &HostTenant, slug: &str) -> Result<(), Problem> {
+    match host {
+        HostTenant::Named(h) if h != slug => Err(other_tenant()),
+        _ => Ok(()),
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
+        let token = auth::bearer(parts)?;
+        let host = host_tenant(&parts.headers, state)?;
+        if auth::is_admin_token(token, state) {
+            agree(&host, &state.tenant)?;
+            let scope = auth::active_scope(state, &state.tenant).await?;
+            return Ok(Caller {
+                scope,
+                actor: Actor::Bootstrap,
+                role: Role::Owner,
+            });
+        }
+        if !tokens::looks_like_jwt(token) {
+            return Err(Problem::unauthorized("unknown credential"));
+        }
+        let claims = state
+            .access
+            .check(token)
+            .map_err(|_| Problem::unauthorized("invalid or expired access token"))?;
+        agree(&host, &claims.tenant)?;
+        let scope = auth::active_scope(state, &claims.tenant).await?;
+        let user = state
+            .store
+            .user(&scope, &claims.sub)
+            .await
+            .map_err(store_problem)?
+            .filter(|u| u.disabled_ms.is_none())
+            .ok_or_else(|| Problem::unauthorized("the user no longer exists or is disabled"))?;
+        Ok(Caller {
+            scope,
+            role: user.role,
+            actor: Actor::User(user),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Login {
+    /// Needed when the host does not name the tenant.
+    tenant: Option<String>,
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Session {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    user: User,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    refresh_token: String,
+}
+
+fn bad_login() -> Problem {
+    Problem::unauthorized("wrong tenant, email or password")
+}
+
+/// A fresh access token and refresh token (in `family`, or a new family for a login).
+async fn session(
+    state: &AppState,
+    scope: &TenantScope,
+    user: User,
+    family: Option<String>,
+) -> Result<Session, Problem> {
+    let now_ms = crate::sqlite::now_ms();
+    let access_token = state
+        .access
+        .issue(scope.slug(), &user.id, now_ms / 1000)
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let refresh_token =
+        auth::new_tenant_token(scope.slug()).map_err(|e| Problem::internal(e.to_string()))?;
+    let family = match family {
+        Some(f) => f,
+        None => auth::new_token().map_err(|e| Problem::internal(e.to_string()))?[..32].to_owned(),
+    };
+    state
+        .store
+        .insert_refresh(
+            scope,
+            NewRefresh {
+                token_sha256: auth::token_hash(&refresh_token),
+                user_id: user.id.clone(),
+                family,
+                expires_ms: now_ms + tokens::REFRESH_TTL_MS,
+            },
+        )
+        .await
+        .map_err(store_problem)?;
+    Ok(Session {
+        access_token,
+        token_type: "Bearer",
+        expires_in: tokens::ACCESS_TTL_S,
+        refresh_token,
+        user,
+    })
+}
+
+pub(crate) async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(req): Json<Login>,
+) -> Result<impl IntoResponse, Problem> {
+    let slug = match (host_tenant(&headers, &state)?, req.tenant) {
+        (HostTenant::Named(h), Some(t)) if h != t => {
+            return Err(Problem::bad_request(format!(
+                "the host names tenant `{h}` but the body says `{t}`"
+            )));
+        }
+        (HostTenant::Named(h), _) => h,
+        (HostTenant::Unnamed, Some(t)) => t,
+        (HostTenant::Unnamed, None) => {
+            return Err(Problem::bad_request(
+                "say which tenant: use your tenant's host name or the `tenant` field",
+            ));
+        }
+    };
+    let email = req.email.trim().to_lowercase();
+    let tenant = state.store.tenant(&slug).await.map_err(store_problem)?;
+    let Some(tenant) = tenant else {
+        passwords::verify_nothing(&req.password);
+        return Err(bad_login());
+    };
+    let scope = tenant.scope().ok_or_else(|| auth::suspended(&slug))?;
+    let creds = state
+        .store
+        .credentials(&scope, &email)
+        .await
+        .map_err(store_problem)?;
+    let password = req.password;
+    let (user, ok) = tokio::task::spawn_blocking(move || match creds {
+        Some(c) => {
+            let ok = passwords::verify(&password, &c.password_hash);
+            (Some(c.user), ok)
+        }
+        None => {
+            passwords::verify_nothing(&password);
+            (None, false)
+        }
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    let user = match user {
+        Some(u) if ok && u.disabled_ms.is_none() => u,
+        Some(u) if ok => {
+            tracing::warn!(tenant = %slug, user = %u.id, "login refused: user disabled");
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "user-disabled",
+                "User disabled",
+                "this account is disabled; ask your administrator",
+            ));
+        }
+        _ => {
+            tracing::warn!(tenant = %slug, "login failed");
+            return Err(bad_login());
+        }
+    };
+    tracing::info!(tenant = %slug, user = %user.id, "login");
+    let session = session(&state, &scope, user, None).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(session)))
+}
+
+pub(crate) async fn refresh(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<impl IntoResponse, Problem> {
+    let invalid = || Problem::unauthorized("invalid or expired refresh token");
+    let slug = auth::tenant_of_token(&req.refresh_token).ok_or_else(invalid)?;
+    let scope = auth::active_scope(&state, slug).await?;
+    let used = state
+        .store
+        .use_refresh(&scope, &auth::token_hash(&req.refresh_token))
+        .await
+        .map_err(store_problem)?;
+    let (user_id, family) = match used {
+        RefreshUse::Fresh { user_id, family } => (user_id, family),
+        RefreshUse::Reused { family } => {
+            tracing::warn!(tenant = %slug, family = %family, "refresh token reused: the login's sessions are revoked");
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh-reused",
+                "Refresh token reused",
+                "this refresh token was used before; every session of this login has been signed out",
+            ));
+        }
+        RefreshUse::Invalid => return Err(invalid()),
+    };
+    let user = state
+        .store
+        .user(&scope, &user_id)
+        .await
+        .map_err(store_problem)?
+        .filter(|u| u.disabled_ms.is_none())
+        .ok_or_else(invalid)?;
+    let session = session(&state, &scope, user, Some(family)).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(session)))
+}
+
+/// Ends a login: its refresh token and every one rotated from the same login stop working.
+/// Access tokens already issued expire on their own within minutes.
+pub(crate) async fn logout(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<StatusCode, Problem> {
+    let Some(slug) = auth::tenant_of_token(&req.refresh_token) else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let Some(scope) = state
+        .store
+        .tenant(slug)
+        .await
+        .map_err(store_problem)?
+        .and_then(|t| t.scope())
+    else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    state
+        .store
+        .revoke_refresh_family(&scope, &auth::token_hash(&req.refresh_token))
+        .await
+        .map_err(store_problem)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's own profile and role.
+pub(crate) async fn me(caller: Caller) -> axum::Json<serde_json::Value> {
+    let user = match &caller.actor {
+        Actor::User(u) => serde_json::to_value(u).unwrap_or_default(),
+        Actor::Bootstrap => serde_json::Value::Null,
+    };
+    axum::Json(serde_json::json!({
+        "tenant": caller.scope.slug(),
+        "role": caller.role,
+        "who": caller.who(),
+        "user": user,
+    }))
+}
