@@ -290,5 +290,66 @@ fn a_revoked_node_is_refused_at_once() {
             .expect("again");
         assert_eq!(status, 404, "{name}: already revoked");
         assert!(cloud.process.log_text().contains("node revoked"));
+
+        // The audit trail: who did what, from where, under which request — per tenant.
+        let (status, audit) = cloud.admin_get("/api/v1/audit").expect("audit");
+        assert_eq!(status, 200, "{name}: {audit}");
+        let items = audit["items"].as_array().expect("items");
+        let actions: Vec<_> = items.iter().filter_map(|e| e["action"].as_str()).collect();
+        assert_eq!(
+            actions,
+            ["node.revoke", "node.register"],
+            "{name}: newest first: {audit}"
+        );
+        for e in items {
+            assert_eq!(e["actor"], "bootstrap-admin", "{name}: {e}");
+            assert_eq!(e["target"], node_id.as_str(), "{name}: {e}");
+            assert_eq!(e["source"], "127.0.0.1", "{name}: {e}");
+            let request = e["request_id"].as_str().expect("request id");
+            assert!(
+                cloud.process.log_text().contains(request),
+                "{name}: the log carries request {request}"
+            );
+        }
+        let (_, theirs) = cloud
+            .call("GET", "/api/v1/audit", Some(globex), None, None)
+            .expect("audit");
+        let theirs: Vec<_> = theirs["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert_eq!(
+            theirs,
+            ["auth.login", "user.create", "tenant.create"],
+            "{name}"
+        );
     }
+}
+
+/// Every response carries a request id: the client's when it sent a sane one.
+#[test]
+fn responses_carry_request_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud starts");
+    let http = reqwest::blocking::Client::new();
+    let id = |value: Option<&str>| {
+        let mut req = http.get(format!("{}/api/v1/events", cloud.url));
+        if let Some(v) = value {
+            req = req.header("x-request-id", v);
+        }
+        let r = req.send().expect("request");
+        assert_eq!(r.status().as_u16(), 401, "no credential");
+        r.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    };
+    assert_eq!(id(Some("trace-42")), "trace-42");
+    let fresh = id(None);
+    assert!(fresh.starts_with("req-") && fresh.len() > 10, "{fresh}");
+    assert_ne!(id(None), fresh);
+    let replaced = id(Some("bad id with spaces"));
+    assert!(replaced.starts_with("req-"), "{replaced}");
 }

@@ -68,7 +68,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/v1/users/{id}",
             get(users_api::get).patch(users_api::update),
         )
+        .route("/api/v1/audit", get(audit_log))
         .fallback(|| async { Problem::not_found("no such route") })
+        .layer(axum::middleware::from_fn(super::request_meta::assign))
         .with_state(state)
 }
 
@@ -121,12 +123,12 @@ async fn register_node(
     Json(req): Json<RegisterNode>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(NODE_ADMINS, "register nodes")?;
-    let scope = caller.scope;
     if !valid_site_id(&req.site_id) {
         return Err(Problem::bad_request(
             "site_id must be 1-64 characters of a-z, 0-9, - or _",
         ));
     }
+    let scope = &caller.scope;
     let token =
         auth::new_tenant_token(scope.slug()).map_err(|e| Problem::internal(e.to_string()))?;
     let node_id = format!(
@@ -136,7 +138,17 @@ async fn register_node(
     let hash = auth::token_hash(&token);
     state
         .store
-        .register_node(&scope, &node_id, &req.site_id, &hash)
+        .register_node(
+            scope,
+            &node_id,
+            &req.site_id,
+            &hash,
+            caller.audit(
+                "node.register",
+                Some(node_id.clone()),
+                serde_json::json!({ "site_id": req.site_id }),
+            ),
+        )
         .await
         .map_err(store_problem)?;
     tracing::info!(node = %node_id, site = %req.site_id, "node registered");
@@ -148,6 +160,42 @@ async fn register_node(
             site_id: req.site_id,
             token,
         }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Entries older than this entry id (the `next_before` of the previous page).
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// The tenant's audit trail, newest first, a page at a time.
+async fn audit_log(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    caller.require(
+        &[Role::Owner, Role::Admin, Role::Auditor],
+        "read the audit trail",
+    )?;
+    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("limit must be between 1 and 1000"));
+    }
+    let items = state
+        .store
+        .audit_entries(&caller.scope, q.before, limit)
+        .await
+        .map_err(store_problem)?;
+    let next_before = (items.len() == limit as usize)
+        .then(|| items.last().map(|e| e.id))
+        .flatten();
+    Ok(axum::Json(
+        serde_json::json!({ "items": items, "next_before": next_before }),
     ))
 }
 
@@ -173,7 +221,11 @@ async fn revoke_node(
     caller.require(NODE_ADMINS, "revoke nodes")?;
     if state
         .store
-        .revoke_node(&caller.scope, &id)
+        .revoke_node(
+            &caller.scope,
+            &id,
+            caller.audit("node.revoke", Some(id.clone()), serde_json::Value::Null),
+        )
         .await
         .map_err(store_problem)?
     {
@@ -186,7 +238,11 @@ async fn revoke_node(
 
 async fn push(
     State(state): State<Arc<AppState>>,
-    Node { scope, row: node }: Node,
+    Node {
+        scope,
+        row: node,
+        meta,
+    }: Node,
     Json(batch): Json<PushBatch>,
 ) -> Result<axum::Json<PushAck>, Problem> {
     if batch.protocol != PROTOCOL_VERSION {
@@ -214,7 +270,17 @@ async fn push(
     let node_id = node.id.clone();
     let ack = state
         .store
-        .ingest(&scope, &node, batch.events)
+        .ingest(
+            &scope,
+            &node,
+            batch.events,
+            meta.audit(
+                format!("node:{node_id}"),
+                "sync.push",
+                None,
+                serde_json::Value::Null,
+            ),
+        )
         .await
         .map_err(store_problem)?;
     state.metrics.sync_batches.inc();
@@ -237,7 +303,11 @@ async fn push(
 }
 
 /// A node checks its credential and the server's clock (`rollcall-node doctor`).
-async fn whoami(Node { scope, row: node }: Node) -> axum::Json<NodeIdentity> {
+async fn whoami(
+    Node {
+        scope, row: node, ..
+    }: Node,
+) -> axum::Json<NodeIdentity> {
     axum::Json(NodeIdentity {
         node_id: node.id,
         site_id: node.site_id,
@@ -322,7 +392,7 @@ async fn sign_config_bundle(
     Json(req): Json<BundleRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(NODE_ADMINS, "sign config bundles")?;
-    let scope = caller.scope;
+    let scope = caller.scope.clone();
     if !valid_site_id(&req.site_id) {
         return Err(Problem::bad_request(
             "site_id must be 1-64 characters of a-z, 0-9, - or _",
@@ -350,7 +420,15 @@ async fn sign_config_bundle(
     let signer = signer(&state, &scope).await?;
     let serial = state
         .store
-        .next_bundle_serial(&scope, &req.site_id)
+        .next_bundle_serial(
+            &scope,
+            &req.site_id,
+            caller.audit(
+                "bundle.sign",
+                Some(req.site_id.clone()),
+                serde_json::json!({ "site_id": req.site_id }),
+            ),
+        )
         .await
         .map_err(store_problem)?;
     let bundle = signer.sign(
@@ -407,7 +485,7 @@ async fn list_tenants(
 /// of its nodes' credentials).
 async fn create_tenant(
     State(state): State<Arc<AppState>>,
-    _platform: PlatformAdmin,
+    PlatformAdmin(meta): PlatformAdmin,
     Json(req): Json<NewTenant>,
 ) -> Result<impl IntoResponse, Problem> {
     if !tenancy::valid_slug(&req.slug) {
@@ -425,7 +503,16 @@ async fn create_tenant(
     };
     let tenant = state
         .store
-        .create_tenant(&req.slug, req.name.trim())
+        .create_tenant(
+            &req.slug,
+            req.name.trim(),
+            meta.audit(
+                "platform".into(),
+                "tenant.create",
+                Some(req.slug.clone()),
+                serde_json::json!({ "name": req.name.trim() }),
+            ),
+        )
         .await
         .map_err(store_problem)?;
     tracing::info!(tenant = %tenant.slug, "tenant created");
@@ -433,7 +520,16 @@ async fn create_tenant(
     if let (Some(owner), Some(scope)) = (owner, tenant.scope()) {
         let user = state
             .store
-            .create_user(&scope, owner)
+            .create_user(
+                &scope,
+                owner.clone(),
+                meta.audit(
+                    "platform".into(),
+                    "user.create",
+                    Some(owner.id),
+                    serde_json::json!({ "role": "owner" }),
+                ),
+            )
             .await
             .map_err(store_problem)?;
         body["owner"] =
@@ -460,7 +556,7 @@ async fn get_tenant(
 /// 403 `tenant-suspended` on every request until it is reactivated; nothing is deleted.
 async fn update_tenant(
     State(state): State<Arc<AppState>>,
-    _platform: PlatformAdmin,
+    PlatformAdmin(meta): PlatformAdmin,
     Path(slug): Path<String>,
     Json(patch): Json<TenantPatch>,
 ) -> Result<axum::Json<Tenant>, Problem> {
@@ -470,7 +566,17 @@ async fn update_tenant(
     let status = patch.status;
     let tenant = state
         .store
-        .update_tenant(&slug, patch.name.map(|n| n.trim().to_owned()), status)
+        .update_tenant(
+            &slug,
+            patch.name.map(|n| n.trim().to_owned()),
+            status,
+            meta.audit(
+                "platform".into(),
+                "tenant.update",
+                Some(slug.clone()),
+                serde_json::json!({ "status": status.map(TenantStatus::as_str) }),
+            ),
+        )
         .await
         .map_err(store_problem)?
         .ok_or_else(|| Problem::not_found(format!("no tenant `{slug}`")))?;

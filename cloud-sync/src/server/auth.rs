@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     api::AppState,
+    request_meta::RequestMeta,
     store::{NodeRow, TenantScope},
 };
 use crate::problem::Problem;
@@ -91,14 +92,14 @@ pub(crate) fn is_admin_token(token: &str, state: &AppState) -> bool {
 }
 
 /// The caller is the platform operator (the bootstrap administrator token): manages tenants.
-pub(crate) struct PlatformAdmin;
+pub(crate) struct PlatformAdmin(pub RequestMeta);
 
 impl FromRequestParts<Arc<AppState>> for PlatformAdmin {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
         if is_admin_token(bearer(parts)?, state) {
-            Ok(PlatformAdmin)
+            Ok(PlatformAdmin(RequestMeta::of(parts)))
         } else {
             Err(Problem::unauthorized(
                 "invalid platform administrator token",
@@ -111,6 +112,7 @@ impl FromRequestParts<Arc<AppState>> for PlatformAdmin {
 pub(crate) struct Node {
     pub scope: TenantScope,
     pub row: NodeRow,
+    pub meta: RequestMeta,
 }
 
 impl FromRequestParts<Arc<AppState>> for Node {
@@ -139,7 +141,11 @@ impl FromRequestParts<Arc<AppState>> for Node {
             .await
             .map_err(super::api::store_problem)?
             .ok_or_else(unknown)?;
-        Ok(Node { scope, row })
+        Ok(Node {
+            scope,
+            row,
+            meta: RequestMeta::of(parts),
+        })
     }
 }
 

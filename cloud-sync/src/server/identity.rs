@@ -19,8 +19,10 @@ use super::{
     auth,
     host::{self, HostTenant},
     passwords,
+    request_meta::RequestMeta,
     store::{
         TenantScope,
+        audit::Audit,
         users::{NewRefresh, RefreshUse, Role, User},
     },
     tokens,
@@ -37,6 +39,7 @@ pub(crate) struct Caller {
     pub scope: TenantScope,
     pub actor: Actor,
     pub role: Role,
+    pub meta: RequestMeta,
 }
 
 impl Caller {
@@ -60,6 +63,16 @@ impl Caller {
             Actor::Bootstrap => "bootstrap-admin".into(),
             Actor::User(u) => format!("user:{}", u.id),
         }
+    }
+
+    /// An audit entry of this caller's request.
+    pub fn audit(
+        &self,
+        action: &'static str,
+        target: Option<String>,
+        detail: serde_json::Value,
+    ) -> Audit {
+        self.meta.audit(self.who(), action, target, detail)
     }
 
     pub fn user_id(&self) -> Option<&str> {
@@ -109,6 +122,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 scope,
                 actor: Actor::Bootstrap,
                 role: Role::Owner,
+                meta: RequestMeta::of(parts),
             });
         }
         if !tokens::looks_like_jwt(token) {
@@ -131,6 +145,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             scope,
             role: user.role,
             actor: Actor::User(user),
+            meta: RequestMeta::of(parts),
         })
     }
 }
@@ -169,7 +184,13 @@ async fn session(
     scope: &TenantScope,
     user: User,
     family: Option<String>,
+    meta: &RequestMeta,
 ) -> Result<Session, Problem> {
+    let action = if family.is_some() {
+        "auth.refresh"
+    } else {
+        "auth.login"
+    };
     let now_ms = crate::sqlite::now_ms();
     let access_token = state
         .access
@@ -191,6 +212,12 @@ async fn session(
                 family,
                 expires_ms: now_ms + tokens::REFRESH_TTL_MS,
             },
+            meta.audit(
+                format!("user:{}", user.id),
+                action,
+                Some(user.id.clone()),
+                serde_json::Value::Null,
+            ),
         )
         .await
         .map_err(store_problem)?;
@@ -205,6 +232,7 @@ async fn session(
 
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
+    meta: RequestMeta,
     headers: HeaderMap,
     Json(req): Json<Login>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -264,12 +292,13 @@ pub(crate) async fn login(
         }
     };
     tracing::info!(tenant = %slug, user = %user.id, "login");
-    let session = session(&state, &scope, user, None).await?;
+    let session = session(&state, &scope, user, None, &meta).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(session)))
 }
 
 pub(crate) async fn refresh(
     State(state): State<Arc<AppState>>,
+    meta: RequestMeta,
     Json(req): Json<RefreshRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     let invalid = || Problem::unauthorized("invalid or expired refresh token");
@@ -300,7 +329,7 @@ pub(crate) async fn refresh(
         .map_err(store_problem)?
         .filter(|u| u.disabled_ms.is_none())
         .ok_or_else(invalid)?;
-    let session = session(&state, &scope, user, Some(family)).await?;
+    let session = session(&state, &scope, user, Some(family), &meta).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(session)))
 }
 
@@ -308,6 +337,7 @@ pub(crate) async fn refresh(
 /// Access tokens already issued expire on their own within minutes.
 pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
+    meta: RequestMeta,
     Json(req): Json<RefreshRequest>,
 ) -> Result<StatusCode, Problem> {
     let Some(slug) = auth::tenant_of_token(&req.refresh_token) else {
@@ -324,7 +354,16 @@ pub(crate) async fn logout(
     };
     state
         .store
-        .revoke_refresh_family(&scope, &auth::token_hash(&req.refresh_token))
+        .revoke_refresh_family(
+            &scope,
+            &auth::token_hash(&req.refresh_token),
+            meta.audit(
+                "session".into(),
+                "auth.logout",
+                None,
+                serde_json::Value::Null,
+            ),
+        )
         .await
         .map_err(store_problem)?;
     Ok(StatusCode::NO_CONTENT)

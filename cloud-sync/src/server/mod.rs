@@ -7,6 +7,7 @@ pub use host::valid_hostname;
 mod identity;
 mod metrics;
 mod passwords;
+mod request_meta;
 pub mod store;
 pub mod tenancy;
 mod tokens;
@@ -58,10 +59,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let (listener, local) = crate::listen::bind(config.listen, config.addr_file.as_deref()).await?;
     tracing::info!(addr = %local, db = %config.database.describe(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(crate::shutdown::signal())
-        .await
-        .map_err(ServeError::Serve)?;
+    axum::serve(
+        listener,
+        api::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(crate::shutdown::signal())
+    .await
+    .map_err(ServeError::Serve)?;
     tracing::info!("rollcall-cloud stopped");
     Ok(())
 }

@@ -121,7 +121,15 @@ pub(crate) async fn create(
     let new = prepare_user(&req.email, &req.display_name, req.role, req.password).await?;
     let user = state
         .store
-        .create_user(&caller.scope, new)
+        .create_user(
+            &caller.scope,
+            new.clone(),
+            caller.audit(
+                "user.create",
+                Some(new.id.clone()),
+                serde_json::json!({ "role": new.role, "email": new.email }),
+            ),
+        )
         .await
         .map_err(store_problem)?;
     tracing::info!(tenant = %caller.scope.slug(), by = %caller.who(), user = %user.id, role = user.role.as_str(), "user created");
@@ -174,6 +182,11 @@ pub(crate) async fn update(
     {
         return Err(Problem::bad_request(format!("display_{why}")));
     }
+    let changes = serde_json::json!({
+        "role": patch.role,
+        "display_name": patch.display_name,
+        "disabled": patch.disabled,
+    });
     let user = state
         .store
         .update_user(
@@ -182,6 +195,7 @@ pub(crate) async fn update(
             patch.role,
             patch.display_name.map(|n| n.trim().to_owned()),
             patch.disabled,
+            caller.audit("user.update", Some(id.clone()), changes),
         )
         .await
         .map_err(store_problem)?

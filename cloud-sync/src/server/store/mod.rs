@@ -6,6 +6,7 @@
 //! [`TenantScope`]. A scope can only be had from a [`Tenant`] this module loaded, and only while
 //! that tenant is active: a query that is not scoped to a resolved tenant does not compile.
 
+pub mod audit;
 mod ingest;
 mod postgres;
 mod postgres_users;
@@ -24,6 +25,7 @@ use std::{
 use serde::Serialize;
 
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
+use audit::Audit;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -269,11 +271,16 @@ impl Store {
     }
 
     /// A new tenant; [`StoreError::Conflict`] if the slug is taken.
-    pub async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
+    pub async fn create_tenant(
+        &self,
+        slug: &str,
+        name: &str,
+        audit: Audit,
+    ) -> Result<Tenant, StoreError> {
         let (slug, name) = (slug.to_owned(), name.to_owned());
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.create_tenant(&slug, &name)).await,
-            Store::Postgres(p) => p.create_tenant(&slug, &name).await,
+            Store::Sqlite(s) => blocking(s, move |s| s.create_tenant(&slug, &name, &audit)).await,
+            Store::Postgres(p) => p.create_tenant(&slug, &name, &audit).await,
         }
     }
 
@@ -298,11 +305,14 @@ impl Store {
         slug: &str,
         name: Option<String>,
         status: Option<TenantStatus>,
+        audit: Audit,
     ) -> Result<Option<Tenant>, StoreError> {
         let slug = slug.to_owned();
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.update_tenant(&slug, name, status)).await,
-            Store::Postgres(p) => p.update_tenant(&slug, name, status).await,
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.update_tenant(&slug, name, status, &audit)).await
+            }
+            Store::Postgres(p) => p.update_tenant(&slug, name, status, &audit).await,
         }
     }
 
@@ -320,11 +330,14 @@ impl Store {
         &self,
         scope: &TenantScope,
         site_id: &str,
+        audit: Audit,
     ) -> Result<u64, StoreError> {
         let (scope, site) = (scope.clone(), site_id.to_owned());
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.next_bundle_serial(&scope, &site)).await,
-            Store::Postgres(p) => p.next_bundle_serial(&scope, &site).await,
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.next_bundle_serial(&scope, &site, &audit)).await
+            }
+            Store::Postgres(p) => p.next_bundle_serial(&scope, &site, &audit).await,
         }
     }
 
@@ -334,6 +347,7 @@ impl Store {
         node_id: &str,
         site_id: &str,
         token_sha256: &str,
+        audit: Audit,
     ) -> Result<(), StoreError> {
         let (scope, node, site, hash) = (
             scope.clone(),
@@ -343,9 +357,12 @@ impl Store {
         );
         match self {
             Store::Sqlite(s) => {
-                blocking(s, move |s| s.register_node(&scope, &node, &site, &hash)).await
+                blocking(s, move |s| {
+                    s.register_node(&scope, &node, &site, &hash, &audit)
+                })
+                .await
             }
-            Store::Postgres(p) => p.register_node(&scope, &node, &site, &hash).await,
+            Store::Postgres(p) => p.register_node(&scope, &node, &site, &hash, &audit).await,
         }
     }
 
@@ -376,11 +393,12 @@ impl Store {
         &self,
         scope: &TenantScope,
         node_id: &str,
+        audit: Audit,
     ) -> Result<bool, StoreError> {
         let (scope, id) = (scope.clone(), node_id.to_owned());
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.revoke_node(&scope, &id)).await,
-            Store::Postgres(p) => p.revoke_node(&scope, &id).await,
+            Store::Sqlite(s) => blocking(s, move |s| s.revoke_node(&scope, &id, &audit)).await,
+            Store::Postgres(p) => p.revoke_node(&scope, &id, &audit).await,
         }
     }
 
@@ -391,11 +409,14 @@ impl Store {
         scope: &TenantScope,
         node: &NodeRow,
         events: Vec<AttendanceEvent>,
+        audit: Audit,
     ) -> Result<PushAck, StoreError> {
         let (scope, node) = (scope.clone(), node.clone());
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.ingest(&scope, &node, &events)).await,
-            Store::Postgres(p) => p.ingest(&scope, &node, &events).await,
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.ingest(&scope, &node, &events, &audit)).await
+            }
+            Store::Postgres(p) => p.ingest(&scope, &node, &events, &audit).await,
         }
     }
 

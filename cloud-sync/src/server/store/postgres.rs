@@ -8,8 +8,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, T
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus, decode_event,
-    encode_event, ingest,
+    Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
+    audit::{self, Audit, AuditEntry, with_ack},
+    decode_event, encode_event, ingest,
 };
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use crate::sqlite::now_ms;
@@ -118,6 +119,32 @@ BEGIN
     END LOOP;
 END $$;
 "#,
+    r#"
+CREATE TABLE audit_log (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    at_ms BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    source TEXT,
+    request_id TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_by_tenant ON audit_log (tenant_id, id);
+CREATE FUNCTION rollcall_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END $$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION rollcall_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION rollcall_append_only();
+ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON audit_log USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -129,6 +156,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "bundle_serials",
     "users",
     "refresh_tokens",
+    "audit_log",
 ];
 
 /// Serialises migrations between replicas that start together.
@@ -223,10 +251,15 @@ impl PgStore {
             .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
     }
 
-    pub async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
-        let row = self
-            .client()
-            .await?
+    pub async fn create_tenant(
+        &self,
+        slug: &str,
+        name: &str,
+        audit: &Audit,
+    ) -> Result<Tenant, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
             .query_opt(
                 &format!(
                     "INSERT INTO tenants (slug, name, created_ms) VALUES ($1, $2, $3)
@@ -235,8 +268,13 @@ impl PgStore {
                 &[&slug, &name, &now_ms()],
             )
             .await?;
-        row.map(|r| tenant_row(&r))
-            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` already exists")))
+        let tenant = row
+            .map(|r| tenant_row(&r))
+            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` already exists")))?;
+        enter_tenant(&tx, tenant.id).await?;
+        append_audit(&tx, tenant.id, audit).await?;
+        tx.commit().await?;
+        Ok(tenant)
     }
 
     pub async fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
@@ -268,10 +306,11 @@ impl PgStore {
         slug: &str,
         name: Option<String>,
         status: Option<TenantStatus>,
+        audit: &Audit,
     ) -> Result<Option<Tenant>, StoreError> {
-        let row = self
-            .client()
-            .await?
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
             .query_opt(
                 &format!(
                     "UPDATE tenants SET name = coalesce($2, name), status = coalesce($3, status)
@@ -280,7 +319,13 @@ impl PgStore {
                 &[&slug, &name, &status.map(TenantStatus::as_str)],
             )
             .await?;
-        Ok(row.map(|r| tenant_row(&r)))
+        let tenant = row.map(|r| tenant_row(&r));
+        if let Some(t) = &tenant {
+            enter_tenant(&tx, t.id).await?;
+            append_audit(&tx, t.id, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(tenant)
     }
 
     pub async fn signing_secret(&self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
@@ -309,6 +354,7 @@ impl PgStore {
         &self,
         scope: &TenantScope,
         site_id: &str,
+        audit: &Audit,
     ) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
@@ -321,6 +367,7 @@ impl PgStore {
             )
             .await?
             .get(0);
+        append_audit(&tx, scope.id, audit).await?;
         tx.commit().await?;
         Ok(serial.unsigned_abs())
     }
@@ -331,6 +378,7 @@ impl PgStore {
         node_id: &str,
         site_id: &str,
         token_sha256: &str,
+        audit: &Audit,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
@@ -339,6 +387,7 @@ impl PgStore {
             &[&node_id, &scope.id, &site_id, &token_sha256, &now_ms()],
         )
         .await?;
+        append_audit(&tx, scope.id, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -392,6 +441,7 @@ impl PgStore {
         &self,
         scope: &TenantScope,
         node_id: &str,
+        audit: &Audit,
     ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
@@ -401,6 +451,9 @@ impl PgStore {
                 &[&scope.id, &node_id, &now_ms()],
             )
             .await?;
+        if n > 0 {
+            append_audit(&tx, scope.id, audit).await?;
+        }
         tx.commit().await?;
         Ok(n > 0)
     }
@@ -410,6 +463,7 @@ impl PgStore {
         scope: &TenantScope,
         node: &NodeRow,
         events: &[AttendanceEvent],
+        audit: &Audit,
     ) -> Result<PushAck, StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
@@ -477,8 +531,40 @@ impl PgStore {
             &[&received, &node.id],
         )
         .await?;
+        append_audit(&tx, scope.id, &with_ack(audit, &plan.ack)).await?;
         tx.commit().await?;
         Ok(plan.ack)
+    }
+
+    pub async fn audit_entries(
+        &self,
+        scope: &TenantScope,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let rows = tx
+            .query(
+                "SELECT id, at_ms, actor, action, target, source, request_id, detail FROM audit_log
+                 WHERE tenant_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+                &[&scope.id, &before, &i64::from(limit)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                id: r.get(0),
+                at_ms: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                target: r.get(4),
+                source: r.get(5),
+                request_id: r.get(6),
+                detail: audit::parse_detail(r.get::<_, &str>(7)),
+            })
+            .collect())
     }
 
     pub async fn events(
@@ -540,17 +626,47 @@ fn tenant_row(r: &Row) -> Tenant {
     }
 }
 
+/// Appends an audit entry within the caller's transaction (already scoped to `tenant_id`).
+pub(super) async fn append_audit(
+    tx: &Transaction<'_>,
+    tenant_id: i64,
+    a: &Audit,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit_log (tenant_id, at_ms, actor, action, target, source, request_id, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &tenant_id,
+            &now_ms(),
+            &a.actor,
+            &a.action,
+            &a.target,
+            &a.source,
+            &a.request_id,
+            &audit::detail_text(a),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Points the transaction's row-level security at one tenant.
+async fn enter_tenant(tx: &Transaction<'_>, tenant_id: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "SELECT set_config('rollcall.tenant_id', $1, true)",
+        &[&tenant_id.to_string()],
+    )
+    .await?;
+    Ok(())
+}
+
 /// A transaction whose row-level security sees only `scope`'s rows.
 pub(super) async fn scoped<'a>(
     client: &'a mut Object,
     scope: &TenantScope,
 ) -> Result<Transaction<'a>, StoreError> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT set_config('rollcall.tenant_id', $1, true)",
-        &[&scope.id.to_string()],
-    )
-    .await?;
+    enter_tenant(&tx, scope.id).await?;
     Ok(tx)
 }
 

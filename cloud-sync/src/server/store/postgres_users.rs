@@ -5,6 +5,8 @@ use tokio_postgres::Row;
 
 use super::{
     PgStore, StoreError, TenantScope,
+    audit::Audit,
+    postgres::append_audit,
     postgres::scoped,
     users::{Credentials, NewRefresh, NewUser, RefreshUse, Role, User, fresh_secret, parse_role},
 };
@@ -24,7 +26,12 @@ fn user_row(r: &Row) -> User {
 }
 
 impl PgStore {
-    pub async fn create_user(&self, scope: &TenantScope, u: &NewUser) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        scope: &TenantScope,
+        u: &NewUser,
+        audit: &Audit,
+    ) -> Result<User, StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
         let row = tx
@@ -36,10 +43,12 @@ impl PgStore {
                 &[&u.id, &scope.id, &u.email, &u.display_name, &u.role.as_str(), &u.password_hash, &now_ms()],
             )
             .await?;
-        tx.commit().await?;
-        row.map(|r| user_row(&r)).ok_or_else(|| {
+        let user = row.map(|r| user_row(&r)).ok_or_else(|| {
             StoreError::Conflict(format!("a user with email `{}` already exists", u.email))
-        })
+        })?;
+        append_audit(&tx, scope.id, audit).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     pub async fn credentials(
@@ -97,6 +106,7 @@ impl PgStore {
         role: Option<Role>,
         display_name: Option<String>,
         disabled: Option<bool>,
+        audit: &Audit,
     ) -> Result<Option<User>, StoreError> {
         let now = now_ms();
         let mut client = self.client().await?;
@@ -119,6 +129,9 @@ impl PgStore {
             )
             .await?;
         }
+        if row.is_some() {
+            append_audit(&tx, scope.id, audit).await?;
+        }
         tx.commit().await?;
         Ok(row.map(|r| user_row(&r)))
     }
@@ -127,6 +140,7 @@ impl PgStore {
         &self,
         scope: &TenantScope,
         t: &NewRefresh,
+        audit: &Audit,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
@@ -136,6 +150,7 @@ impl PgStore {
             &[&t.token_sha256, &scope.id, &t.user_id, &t.family, &now_ms(), &t.expires_ms],
         )
         .await?;
+        append_audit(&tx, scope.id, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -190,6 +205,7 @@ impl PgStore {
         &self,
         scope: &TenantScope,
         hash: &str,
+        audit: &Audit,
     ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
@@ -201,6 +217,9 @@ impl PgStore {
                 &[&scope.id, &hash, &now_ms()],
             )
             .await?;
+        if n > 0 {
+            append_audit(&tx, scope.id, audit).await?;
+        }
         tx.commit().await?;
         Ok(n > 0)
     }

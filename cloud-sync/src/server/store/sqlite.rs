@@ -6,8 +6,9 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus, decode_event,
-    encode_event, ingest,
+    Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
+    audit::{self, Audit, AuditEntry, with_ack},
+    decode_event, encode_event, ingest,
 };
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use crate::sqlite::{now_ms, open_migrated};
@@ -112,7 +113,43 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         secret BLOB NOT NULL CHECK (length(secret) = 32),
         created_ms INTEGER NOT NULL
     );",
+    // The audit trail, append-only.
+    "CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        source TEXT,
+        request_id TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_tenant ON audit_log (tenant_id, id);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
 ];
+
+/// Appends an audit entry within the caller's transaction.
+pub(super) fn append_audit(conn: &Connection, tenant_id: i64, a: &Audit) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO audit_log (tenant_id, at_ms, actor, action, target, source, request_id, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            tenant_id,
+            now_ms(),
+            a.actor,
+            a.action,
+            a.target,
+            a.source,
+            a.request_id,
+            audit::detail_text(a)
+        ],
+    )?;
+    Ok(())
+}
 
 pub struct SqliteStore {
     pub(super) conn: Connection,
@@ -154,8 +191,14 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
     }
 
-    pub fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
-        let inserted = self.conn.execute(
+    pub fn create_tenant(
+        &mut self,
+        slug: &str,
+        name: &str,
+        audit: &Audit,
+    ) -> Result<Tenant, StoreError> {
+        let tx = self.conn.transaction()?;
+        let inserted = tx.execute(
             "INSERT INTO tenants (slug, name, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (slug) DO NOTHING",
             params![slug, name, now_ms()],
         )?;
@@ -164,6 +207,8 @@ impl SqliteStore {
                 "tenant `{slug}` already exists"
             )));
         }
+        append_audit(&tx, tx.last_insert_rowid(), audit)?;
+        tx.commit()?;
         self.tenant(slug)?
             .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
     }
@@ -188,15 +233,25 @@ impl SqliteStore {
     }
 
     pub fn update_tenant(
-        &self,
+        &mut self,
         slug: &str,
         name: Option<String>,
         status: Option<TenantStatus>,
+        audit: &Audit,
     ) -> Result<Option<Tenant>, StoreError> {
-        self.conn.execute(
-            "UPDATE tenants SET name = coalesce(?2, name), status = coalesce(?3, status) WHERE slug = ?1",
-            params![slug, name, status.map(TenantStatus::as_str)],
-        )?;
+        let tx = self.conn.transaction()?;
+        let id: Option<i64> = tx
+            .query_row(
+                "UPDATE tenants SET name = coalesce(?2, name), status = coalesce(?3, status)
+                 WHERE slug = ?1 RETURNING id",
+                params![slug, name, status.map(TenantStatus::as_str)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = id {
+            append_audit(&tx, id, audit)?;
+        }
+        tx.commit()?;
         self.tenant(slug)
     }
 
@@ -229,28 +284,36 @@ impl SqliteStore {
         &mut self,
         scope: &TenantScope,
         site_id: &str,
+        audit: &Audit,
     ) -> Result<u64, StoreError> {
-        let serial: i64 = self.conn.query_row(
+        let tx = self.conn.transaction()?;
+        let serial: i64 = tx.query_row(
             "INSERT INTO bundle_serials (tenant_id, site_id, serial) VALUES (?1, ?2, 1)
              ON CONFLICT (tenant_id, site_id) DO UPDATE SET serial = serial + 1
              RETURNING serial",
             params![scope.id, site_id],
             |r| r.get(0),
         )?;
+        append_audit(&tx, scope.id, audit)?;
+        tx.commit()?;
         Ok(serial.unsigned_abs())
     }
 
     pub fn register_node(
-        &self,
+        &mut self,
         scope: &TenantScope,
         node_id: &str,
         site_id: &str,
         token_sha256: &str,
+        audit: &Audit,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO nodes (id, tenant_id, site_id, token_sha256, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![node_id, scope.id, site_id, token_sha256, now_ms()],
         )?;
+        append_audit(&tx, scope.id, audit)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -293,11 +356,21 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn revoke_node(&self, scope: &TenantScope, node_id: &str) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+    pub fn revoke_node(
+        &mut self,
+        scope: &TenantScope,
+        node_id: &str,
+        audit: &Audit,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "UPDATE nodes SET revoked_ms = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_ms IS NULL",
             params![scope.id, node_id, now_ms()],
         )?;
+        if n > 0 {
+            append_audit(&tx, scope.id, audit)?;
+        }
+        tx.commit()?;
         Ok(n > 0)
     }
 
@@ -306,6 +379,7 @@ impl SqliteStore {
         scope: &TenantScope,
         node: &NodeRow,
         events: &[AttendanceEvent],
+        audit: &Audit,
     ) -> Result<PushAck, StoreError> {
         let tx = self.conn.transaction()?;
         let received = now_ms();
@@ -359,8 +433,34 @@ impl SqliteStore {
             "UPDATE nodes SET last_seen_ms = ?1 WHERE id = ?2 AND tenant_id = ?3",
             params![received, node.id, scope.id],
         )?;
+        append_audit(&tx, scope.id, &with_ack(audit, &plan.ack))?;
         tx.commit()?;
         Ok(plan.ack)
+    }
+
+    pub fn audit_entries(
+        &self,
+        scope: &TenantScope,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, at_ms, actor, action, target, source, request_id, detail FROM audit_log
+             WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![scope.id, before, limit], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at_ms: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                source: r.get(5)?,
+                request_id: r.get(6)?,
+                detail: audit::parse_detail(&r.get::<_, String>(7)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn events(

@@ -4,6 +4,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{
     SqliteStore, StoreError, TenantScope,
+    audit::Audit,
+    sqlite::append_audit,
     users::{Credentials, NewRefresh, NewUser, RefreshUse, Role, User, fresh_secret, parse_role},
 };
 use crate::sqlite::now_ms;
@@ -29,8 +31,14 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 impl SqliteStore {
-    pub fn create_user(&self, scope: &TenantScope, u: &NewUser) -> Result<User, StoreError> {
-        let inserted = self.conn.execute(
+    pub fn create_user(
+        &mut self,
+        scope: &TenantScope,
+        u: &NewUser,
+        audit: &Audit,
+    ) -> Result<User, StoreError> {
+        let tx = self.conn.transaction()?;
+        let inserted = tx.execute(
             "INSERT INTO users (id, tenant_id, email, display_name, role, password_hash, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![u.id, scope.id, u.email, u.display_name, u.role.as_str(), u.password_hash, now_ms()],
@@ -44,6 +52,8 @@ impl SqliteStore {
             }
             other => other?,
         };
+        append_audit(&tx, scope.id, audit)?;
+        tx.commit()?;
         self.user(scope, &u.id)?
             .ok_or_else(|| StoreError::Conflict("the new user vanished".into()))
     }
@@ -96,10 +106,11 @@ impl SqliteStore {
         role: Option<Role>,
         display_name: Option<String>,
         disabled: Option<bool>,
+        audit: &Audit,
     ) -> Result<Option<User>, StoreError> {
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        tx.execute(
+        let changed = tx.execute(
             "UPDATE users SET role = coalesce(?3, role), display_name = coalesce(?4, display_name),
                     disabled_ms = CASE ?5 WHEN 1 THEN coalesce(disabled_ms, ?6) WHEN 0 THEN NULL ELSE disabled_ms END
              WHERE tenant_id = ?1 AND id = ?2",
@@ -111,16 +122,27 @@ impl SqliteStore {
                 params![scope.id, id, now],
             )?;
         }
+        if changed > 0 {
+            append_audit(&tx, scope.id, audit)?;
+        }
         tx.commit()?;
         self.user(scope, id)
     }
 
-    pub fn insert_refresh(&self, scope: &TenantScope, t: &NewRefresh) -> Result<(), StoreError> {
-        self.conn.execute(
+    pub fn insert_refresh(
+        &mut self,
+        scope: &TenantScope,
+        t: &NewRefresh,
+        audit: &Audit,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO refresh_tokens (token_sha256, tenant_id, user_id, family, issued_ms, expires_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![t.token_sha256, scope.id, t.user_id, t.family, now_ms(), t.expires_ms],
         )?;
+        append_audit(&tx, scope.id, audit)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -162,16 +184,22 @@ impl SqliteStore {
     }
 
     pub fn revoke_refresh_family(
-        &self,
+        &mut self,
         scope: &TenantScope,
         hash: &str,
+        audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "UPDATE refresh_tokens SET revoked_ms = ?3
              WHERE tenant_id = ?1 AND revoked_ms IS NULL
                AND family = (SELECT family FROM refresh_tokens WHERE tenant_id = ?1 AND token_sha256 = ?2)",
             params![scope.id, hash, now_ms()],
         )?;
+        if n > 0 {
+            append_audit(&tx, scope.id, audit)?;
+        }
+        tx.commit()?;
         Ok(n > 0)
     }
 

@@ -47,6 +47,17 @@ macro_rules! both {
     };
 }
 
+fn audit() -> audit::Audit {
+    audit::Audit {
+        actor: "test".into(),
+        action: "test.write",
+        target: None,
+        source: Some("127.0.0.1".into()),
+        request_id: "req-test".into(),
+        detail: serde_json::json!({ "n": 1 }),
+    }
+}
+
 const A: &str = "01HZZZZZZZZZZZZZZZZZZZZZZA";
 const B: &str = "01HZZZZZZZZZZZZZZZZZZZZZZB";
 const C: &str = "01HZZZZZZZZZZZZZZZZZZZZZZC";
@@ -59,7 +70,7 @@ async fn tenant_with_node(store: &Store, slug: &str, token: &str) -> (TenantScop
         .scope()
         .expect("active");
     store
-        .register_node(&scope, &format!("{slug}-n1"), "hq", token)
+        .register_node(&scope, &format!("{slug}-n1"), "hq", token, audit())
         .await
         .expect("node");
     let node = store
@@ -83,6 +94,7 @@ async fn ingest_is_idempotent_and_rejects_without_blocking(store: Store) {
                 event(B, 3, "other"),
                 event(C, 4, "hq"),
             ],
+            audit(),
         )
         .await
         .expect("ingest");
@@ -91,12 +103,12 @@ async fn ingest_is_idempotent_and_rejects_without_blocking(store: Store) {
     assert!(ack.rejected[0].reason.starts_with("invalid_id"));
     assert!(ack.rejected[1].reason.starts_with("site_mismatch"));
     let again = store
-        .ingest(&scope, &node, vec![event(A, 1, "hq")])
+        .ingest(&scope, &node, vec![event(A, 1, "hq")], audit())
         .await
         .expect("ingest");
     assert_eq!(again.duplicate, [A]);
     let clash = store
-        .ingest(&scope, &node, vec![event(B, 1, "hq")])
+        .ingest(&scope, &node, vec![event(B, 1, "hq")], audit())
         .await
         .expect("ingest");
     assert!(clash.rejected[0].reason.starts_with("sequence_conflict"));
@@ -124,19 +136,24 @@ async fn each_tenant_keeps_one_signing_key_and_serials_only_grow(store: Store) {
     assert_ne!(store.signing_secret(&other).await.expect("key"), key);
     let mut serials = Vec::new();
     for _ in 0..3 {
-        serials.push(store.next_bundle_serial(&acme, "hq").await.expect("serial"));
+        serials.push(
+            store
+                .next_bundle_serial(&acme, "hq", audit())
+                .await
+                .expect("serial"),
+        );
     }
     assert_eq!(serials, [1, 2, 3]);
     assert_eq!(
         store
-            .next_bundle_serial(&acme, "depot")
+            .next_bundle_serial(&acme, "depot", audit())
             .await
             .expect("serial"),
         1
     );
     assert_eq!(
         store
-            .next_bundle_serial(&other, "hq")
+            .next_bundle_serial(&other, "hq", audit())
             .await
             .expect("serial"),
         1
@@ -148,7 +165,7 @@ async fn tenants_do_not_see_each_other(store: Store) {
     let (acme, acme_node) = tenant_with_node(&store, "acme", "h1").await;
     let (globex, globex_node) = tenant_with_node(&store, "globex", "h2").await;
     store
-        .ingest(&acme, &acme_node, vec![event(A, 1, "hq")])
+        .ingest(&acme, &acme_node, vec![event(A, 1, "hq")], audit())
         .await
         .expect("ingest");
     assert!(
@@ -169,7 +186,7 @@ async fn tenants_do_not_see_each_other(store: Store) {
     );
     // The same event id in another tenant is another event, not a duplicate or a conflict.
     let ack = store
-        .ingest(&globex, &globex_node, vec![event(A, 1, "hq")])
+        .ingest(&globex, &globex_node, vec![event(A, 1, "hq")], audit())
         .await
         .expect("ingest");
     assert_eq!(ack.accepted, [A]);
@@ -179,16 +196,19 @@ async fn tenants_do_not_see_each_other(store: Store) {
 both!(tenants_are_created_listed_and_suspended);
 async fn tenants_are_created_listed_and_suspended(store: Store) {
     let acme = store
-        .create_tenant("acme", "Acme Security")
+        .create_tenant("acme", "Acme Security", audit())
         .await
         .expect("create");
     assert_eq!(
         (acme.slug.as_str(), acme.status),
         ("acme", TenantStatus::Active)
     );
-    let again = store.create_tenant("acme", "Other").await;
+    let again = store.create_tenant("acme", "Other", audit()).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-    store.create_tenant("beta", "Beta").await.expect("create");
+    store
+        .create_tenant("beta", "Beta", audit())
+        .await
+        .expect("create");
     let slugs: Vec<_> = store
         .tenants()
         .await
@@ -198,14 +218,19 @@ async fn tenants_are_created_listed_and_suspended(store: Store) {
         .collect();
     assert_eq!(slugs, ["acme", "beta"]);
     let suspended = store
-        .update_tenant("acme", None, Some(TenantStatus::Suspended))
+        .update_tenant("acme", None, Some(TenantStatus::Suspended), audit())
         .await
         .expect("update")
         .expect("found");
     assert_eq!(suspended.name, "Acme Security", "name unchanged");
     assert!(suspended.scope().is_none(), "no scope while suspended");
     let renamed = store
-        .update_tenant("acme", Some("Acme".into()), Some(TenantStatus::Active))
+        .update_tenant(
+            "acme",
+            Some("Acme".into()),
+            Some(TenantStatus::Active),
+            audit(),
+        )
         .await
         .expect("update")
         .expect("found");
@@ -213,7 +238,7 @@ async fn tenants_are_created_listed_and_suspended(store: Store) {
     assert!(renamed.scope().is_some());
     assert!(
         store
-            .update_tenant("nope", None, None)
+            .update_tenant("nope", None, None, audit())
             .await
             .expect("update")
             .is_none()
@@ -237,7 +262,7 @@ async fn row_level_security_stops_the_wrong_tenant_in_postgres() {
     let Keep::Db(db) = &keep else { unreachable!() };
     let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
     store
-        .ingest(&acme, &node, vec![event(A, 1, "hq")])
+        .ingest(&acme, &node, vec![event(A, 1, "hq")], audit())
         .await
         .expect("ingest");
     let globex = store
@@ -376,7 +401,7 @@ async fn a_separate_migration_role_grants_the_app_role() {
     let (a, b) = tokio::join!(Store::open(&backend), Store::open(&backend));
     let (a, b) = (a.expect("replica a"), b.expect("replica b"));
     let (scope, node) = tenant_with_node(&a, "acme", "h1").await;
-    b.ingest(&scope, &node, vec![event(A, 1, "hq")])
+    b.ingest(&scope, &node, vec![event(A, 1, "hq")], audit())
         .await
         .expect("ingest");
     assert_eq!(a.events(&scope, None, 5).await.expect("list").len(), 1);
@@ -460,17 +485,29 @@ async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
     let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
     let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
     let owner = store
-        .create_user(&acme, new_user("u1", "boss@acme.example", Role::Owner))
+        .create_user(
+            &acme,
+            new_user("u1", "boss@acme.example", Role::Owner),
+            audit(),
+        )
         .await
         .expect("create");
     assert_eq!((owner.role, owner.disabled_ms), (Role::Owner, None));
     let dup = store
-        .create_user(&acme, new_user("u2", "boss@acme.example", Role::Guard))
+        .create_user(
+            &acme,
+            new_user("u2", "boss@acme.example", Role::Guard),
+            audit(),
+        )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     // The same email in another tenant is another person.
     store
-        .create_user(&globex, new_user("u3", "boss@acme.example", Role::Guard))
+        .create_user(
+            &globex,
+            new_user("u3", "boss@acme.example", Role::Guard),
+            audit(),
+        )
         .await
         .expect("other tenant");
     assert!(
@@ -497,7 +534,7 @@ async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
     // Another tenant cannot change the user, even knowing the id.
     assert!(
         store
-            .update_user(&globex, "u1", Some(Role::Guard), None, Some(true))
+            .update_user(&globex, "u1", Some(Role::Guard), None, Some(true), audit())
             .await
             .expect("q")
             .is_none()
@@ -514,11 +551,11 @@ async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
 
     let future = crate::sqlite::now_ms() + 60_000;
     store
-        .insert_refresh(&acme, refresh("r1", "u1", "f1", future))
+        .insert_refresh(&acme, refresh("r1", "u1", "f1", future), audit())
         .await
         .expect("insert");
     store
-        .insert_refresh(&acme, refresh("r2", "u1", "f2", future))
+        .insert_refresh(&acme, refresh("r2", "u1", "f2", future), audit())
         .await
         .expect("insert");
     let changed = store
@@ -528,6 +565,7 @@ async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
             Some(Role::Admin),
             Some("Boss".into()),
             Some(true),
+            audit(),
         )
         .await
         .expect("update")
@@ -543,7 +581,7 @@ async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
         users::RefreshUse::Reused { .. }
     ));
     let enabled = store
-        .update_user(&acme, "u1", None, None, Some(false))
+        .update_user(&acme, "u1", None, None, Some(false), audit())
         .await
         .expect("update")
         .expect("found");
@@ -556,12 +594,16 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
     let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
     let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
     store
-        .create_user(&acme, new_user("u1", "a@acme.example", Role::Admin))
+        .create_user(
+            &acme,
+            new_user("u1", "a@acme.example", Role::Admin),
+            audit(),
+        )
         .await
         .expect("user");
     let now = crate::sqlite::now_ms();
     store
-        .insert_refresh(&acme, refresh("t1", "u1", "fam", now + 60_000))
+        .insert_refresh(&acme, refresh("t1", "u1", "fam", now + 60_000), audit())
         .await
         .expect("t1");
     assert_eq!(
@@ -577,7 +619,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
         }
     );
     store
-        .insert_refresh(&acme, refresh("t2", "u1", "fam", now + 60_000))
+        .insert_refresh(&acme, refresh("t2", "u1", "fam", now + 60_000), audit())
         .await
         .expect("t2");
     // t1 again: a replayed copy. The whole family goes, t2 included.
@@ -593,7 +635,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
     ));
     // Expired and unknown tokens are simply invalid.
     store
-        .insert_refresh(&acme, refresh("old", "u1", "f2", now - 1))
+        .insert_refresh(&acme, refresh("old", "u1", "f2", now - 1), audit())
         .await
         .expect("old");
     assert_eq!(
@@ -606,18 +648,18 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
     );
     // Logout revokes a family; a token of another tenant's family is untouched.
     store
-        .insert_refresh(&acme, refresh("t3", "u1", "f3", now + 60_000))
+        .insert_refresh(&acme, refresh("t3", "u1", "f3", now + 60_000), audit())
         .await
         .expect("t3");
     assert!(
         !store
-            .revoke_refresh_family(&globex, "t3")
+            .revoke_refresh_family(&globex, "t3", audit())
             .await
             .expect("revoke")
     );
     assert!(
         store
-            .revoke_refresh_family(&acme, "t3")
+            .revoke_refresh_family(&acme, "t3", audit())
             .await
             .expect("revoke")
     );
@@ -627,12 +669,16 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
     ));
     // A refresh token cannot point at another tenant's user.
     store
-        .create_user(&globex, new_user("g1", "g@globex.example", Role::Owner))
+        .create_user(
+            &globex,
+            new_user("g1", "g@globex.example", Role::Owner),
+            audit(),
+        )
         .await
         .expect("user");
     assert!(
         store
-            .insert_refresh(&acme, refresh("x", "g1", "fx", now + 60_000))
+            .insert_refresh(&acme, refresh("x", "g1", "fx", now + 60_000), audit())
             .await
             .is_err()
     );
@@ -659,7 +705,7 @@ async fn nodes_are_listed_and_revoked_within_their_tenant(store: Store) {
     let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
     let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
     store
-        .ingest(&acme, &node, vec![event(A, 1, "hq")])
+        .ingest(&acme, &node, vec![event(A, 1, "hq")], audit())
         .await
         .expect("ingest");
     let listed = store.nodes(&acme).await.expect("list");
@@ -673,7 +719,10 @@ async fn nodes_are_listed_and_revoked_within_their_tenant(store: Store) {
         "a push marks the node seen"
     );
     assert!(
-        !store.revoke_node(&globex, "acme-n1").await.expect("revoke"),
+        !store
+            .revoke_node(&globex, "acme-n1", audit())
+            .await
+            .expect("revoke"),
         "not from another tenant"
     );
     assert!(
@@ -683,9 +732,17 @@ async fn nodes_are_listed_and_revoked_within_their_tenant(store: Store) {
             .expect("q")
             .is_some()
     );
-    assert!(store.revoke_node(&acme, "acme-n1").await.expect("revoke"));
     assert!(
-        !store.revoke_node(&acme, "acme-n1").await.expect("revoke"),
+        store
+            .revoke_node(&acme, "acme-n1", audit())
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_node(&acme, "acme-n1", audit())
+            .await
+            .expect("revoke"),
         "once"
     );
     assert!(
@@ -700,5 +757,116 @@ async fn nodes_are_listed_and_revoked_within_their_tenant(store: Store) {
         store.nodes(&acme).await.expect("list")[0]
             .revoked_ms
             .is_some()
+    );
+}
+
+/// Runs a statement behind the store's back: as the SQLite connection itself, or as
+/// PostgreSQL's superuser.
+async fn raw_sql(store: &Store, keep: &Keep, sql: &str) -> Result<(), String> {
+    match (store, keep) {
+        (Store::Sqlite(s), _) => s
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .conn
+            .execute_batch(sql)
+            .map_err(|e| e.to_string()),
+        (Store::Postgres(_), Keep::Db(db)) => admin_client(db)
+            .await
+            .batch_execute(sql)
+            .await
+            .map_err(|e| format!("{}", StoreError::from(e))),
+        _ => unreachable!(),
+    }
+}
+
+macro_rules! both_with_keep {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let (store, keep) = super::sqlite().await;
+                super::$name(store, keep).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let (store, keep) = super::postgres().await;
+                super::$name(store, keep).await;
+            }
+        }
+    };
+}
+
+both_with_keep!(every_write_is_audited_within_its_tenant_and_the_trail_is_append_only);
+async fn every_write_is_audited_within_its_tenant_and_the_trail_is_append_only(
+    store: Store,
+    keep: Keep,
+) {
+    let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    let mut push = audit();
+    push.action = "sync.push";
+    store
+        .ingest(
+            &acme,
+            &node,
+            vec![event(A, 1, "hq"), event("bad", 2, "hq")],
+            push,
+        )
+        .await
+        .expect("ingest");
+    // A write that changes nothing leaves no entry.
+    assert!(
+        !store
+            .revoke_node(&acme, "no-such-node", audit())
+            .await
+            .expect("revoke")
+    );
+    let entries = store.audit_entries(&acme, None, 10).await.expect("audit");
+    let actions: Vec<_> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["sync.push", "test.write"],
+        "newest first: register, then push"
+    );
+    let push = &entries[0];
+    assert_eq!(
+        push.detail,
+        serde_json::json!({ "accepted": 1, "duplicate": 0, "rejected": 1 })
+    );
+    assert_eq!(
+        (push.source.as_deref(), push.request_id.as_str()),
+        (Some("127.0.0.1"), "req-test")
+    );
+    // Paging by id.
+    let older = store
+        .audit_entries(&acme, Some(push.id), 10)
+        .await
+        .expect("page");
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].id, entries[1].id);
+    // The other tenant sees only its own registration.
+    assert_eq!(
+        store
+            .audit_entries(&globex, None, 10)
+            .await
+            .expect("audit")
+            .len(),
+        1
+    );
+    // Append-only, even behind the store's back.
+    for sql in [
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+    ] {
+        let err = raw_sql(&store, &keep, sql).await.expect_err(sql);
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(
+        store
+            .audit_entries(&acme, None, 10)
+            .await
+            .expect("audit")
+            .len(),
+        2
     );
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, TenantScope, blocking};
+use super::{Store, StoreError, TenantScope, audit::Audit, blocking};
 
 /// What a user may do in their tenant, from most to least powerful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,11 +100,12 @@ impl Store {
         &self,
         scope: &TenantScope,
         user: NewUser,
+        audit: Audit,
     ) -> Result<User, StoreError> {
         let scope = scope.clone();
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.create_user(&scope, &user)).await,
-            Store::Postgres(p) => p.create_user(&scope, &user).await,
+            Store::Sqlite(s) => blocking(s, move |s| s.create_user(&scope, &user, &audit)).await,
+            Store::Postgres(p) => p.create_user(&scope, &user, &audit).await,
         }
     }
 
@@ -145,17 +146,18 @@ impl Store {
         role: Option<Role>,
         display_name: Option<String>,
         disabled: Option<bool>,
+        audit: Audit,
     ) -> Result<Option<User>, StoreError> {
         let (scope, id) = (scope.clone(), id.to_owned());
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
-                    s.update_user(&scope, &id, role, display_name, disabled)
+                    s.update_user(&scope, &id, role, display_name, disabled, &audit)
                 })
                 .await
             }
             Store::Postgres(p) => {
-                p.update_user(&scope, &id, role, display_name, disabled)
+                p.update_user(&scope, &id, role, display_name, disabled, &audit)
                     .await
             }
         }
@@ -165,11 +167,14 @@ impl Store {
         &self,
         scope: &TenantScope,
         token: NewRefresh,
+        audit: Audit,
     ) -> Result<(), StoreError> {
         let scope = scope.clone();
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.insert_refresh(&scope, &token)).await,
-            Store::Postgres(p) => p.insert_refresh(&scope, &token).await,
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.insert_refresh(&scope, &token, &audit)).await
+            }
+            Store::Postgres(p) => p.insert_refresh(&scope, &token, &audit).await,
         }
     }
 
@@ -192,11 +197,14 @@ impl Store {
         &self,
         scope: &TenantScope,
         token_sha256: &str,
+        audit: Audit,
     ) -> Result<bool, StoreError> {
         let (scope, hash) = (scope.clone(), token_sha256.to_owned());
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.revoke_refresh_family(&scope, &hash)).await,
-            Store::Postgres(p) => p.revoke_refresh_family(&scope, &hash).await,
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.revoke_refresh_family(&scope, &hash, &audit)).await
+            }
+            Store::Postgres(p) => p.revoke_refresh_family(&scope, &hash, &audit).await,
         }
     }
 
