@@ -352,4 +352,204 @@ fn responses_carry_request_ids() {
     assert_ne!(id(None), fresh);
     let replaced = id(Some("bad id with spaces"));
     assert!(replaced.starts_with("req-"), "{replaced}");
+
+    // Content negotiation: JSON or nothing, said with a problem document (and its request id).
+    let r = http
+        .get(format!("{}/api/v1/events", cloud.url))
+        .bearer_auth(&cloud.admin_token)
+        .header("accept", "application/xml")
+        .send()
+        .expect("xml");
+    assert_eq!(r.status().as_u16(), 406);
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = http
+        .get(format!("{}/api/v1/events", cloud.url))
+        .bearer_auth(&cloud.admin_token)
+        .header("accept", "text/html, application/json;q=0.8")
+        .send()
+        .expect("json");
+    assert_eq!(r.status().as_u16(), 200);
+    // Metrics stay text for Prometheus.
+    let r = http
+        .get(format!("{}/metrics", cloud.url))
+        .header("accept", "text/plain")
+        .send()
+        .expect("metrics");
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+fn pushed_event(n: u32, decision: &str) -> serde_json::Value {
+    json!({
+        "id": format!("01HZZZZZZZZZZZZZZZZZZZ{n:04}"), "seq": n, "site_id": "hq",
+        "person_id": format!("p{}", n % 2), "decision": decision, "similarity": 0.8,
+        "risk_score": 0.1, "position": null, "node_time_ms": 1_700_000_000_000i64 + i64::from(n) * 1000,
+        "reasons": [{ "code": "low_accuracy", "weight": 0.1, "text": "fix accuracy 80 m" }],
+    })
+}
+
+/// Attendance in API v1 (offset) and v2 (cursor, envelope): the same events, the same filters,
+/// field-level refusals, one event with its reasons, and `GET /api/version`.
+#[test]
+fn attendance_is_listed_in_v1_and_v2_with_filters_and_paging() {
+    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
+        let name = backend.name();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cloud =
+            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+        let (_, token) = cloud.register_node("hq").expect("registered");
+        let events: Vec<_> = (1..=25)
+            .map(|n| pushed_event(n, if n % 5 == 0 { "denied" } else { "granted" }))
+            .collect();
+        let (status, ack) = cloud
+            .call(
+                "POST",
+                "/api/v1/sync/push",
+                Some(&token),
+                Some(&json!({ "protocol": 1, "events": events })),
+                None,
+            )
+            .expect("push");
+        assert_eq!(
+            (status, ack["accepted"].as_array().map(Vec::len)),
+            (200, Some(25)),
+            "{name}: {ack}"
+        );
+
+        let (status, version) = cloud
+            .call("GET", "/api/version", None, None, None)
+            .expect("version");
+        assert_eq!(status, 200);
+        assert_eq!(version["api_versions"], json!(["v1", "v2"]), "{version}");
+        assert_eq!(version["features"]["database"], name);
+
+        // v1: the shape older clients know, with offset paging.
+        let (status, v1) = cloud
+            .admin_get("/api/v1/events?limit=10&offset=5")
+            .expect("v1");
+        assert_eq!(status, 200, "{name}: {v1}");
+        let items = v1["items"].as_array().expect("items");
+        assert_eq!(items.len(), 10);
+        assert_eq!(
+            items[0]["id"], "01HZZZZZZZZZZZZZZZZZZZ0020",
+            "{name}: newest first, 5 skipped"
+        );
+        for key in [
+            "id",
+            "seq",
+            "site_id",
+            "person_id",
+            "decision",
+            "risk_score",
+            "reasons",
+            "node_time_ms",
+            "node_id",
+            "received_ms",
+        ] {
+            assert!(
+                items[0].get(key).is_some(),
+                "{name}: v1 field {key}: {}",
+                items[0]
+            );
+        }
+        let (_, denied) = cloud
+            .admin_get("/api/v1/events?decision=denied&person_id=p1")
+            .expect("filter");
+        let ids: Vec<_> = denied["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["id"].as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "01HZZZZZZZZZZZZZZZZZZZ0025",
+                "01HZZZZZZZZZZZZZZZZZZZ0015",
+                "01HZZZZZZZZZZZZZZZZZZZ0005"
+            ],
+            "{name}"
+        );
+        let (_, window) = cloud
+            .admin_get("/api/v1/events?from_ms=1700000003000&to_ms=1700000006000")
+            .expect("window");
+        assert_eq!(
+            window["items"].as_array().map(Vec::len),
+            Some(3),
+            "{name}: {window}"
+        );
+
+        // v2: envelope and cursor; walking it visits every event once.
+        let mut seen = Vec::new();
+        let mut path = "/api/v2/events?limit=7".to_owned();
+        loop {
+            let (status, page) = cloud.admin_get(&path).expect("v2");
+            assert_eq!(status, 200, "{name}: {page}");
+            assert_eq!(page["page"]["limit"], 7);
+            seen.extend(
+                page["data"]
+                    .as_array()
+                    .expect("data")
+                    .iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_owned)),
+            );
+            match page["page"]["next_cursor"].as_str() {
+                Some(c) => path = format!("/api/v2/events?limit=7&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 25, "{name}: {seen:?}");
+        let mut unique = seen.clone();
+        unique.dedup();
+        assert_eq!(unique, seen, "{name}: no repeats");
+
+        // One event with its reasons, in both versions.
+        let (status, one) = cloud
+            .admin_get("/api/v1/events/01HZZZZZZZZZZZZZZZZZZZ0005")
+            .expect("one");
+        assert_eq!(
+            (status, one["decision"].as_str()),
+            (200, Some("denied")),
+            "{name}: {one}"
+        );
+        assert_eq!(one["reasons"][0]["code"], "low_accuracy");
+        let (status, one) = cloud
+            .admin_get("/api/v2/events/01HZZZZZZZZZZZZZZZZZZZ0005")
+            .expect("one");
+        assert_eq!(
+            (status, one["data"]["seq"].as_i64()),
+            (200, Some(5)),
+            "{name}: {one}"
+        );
+        assert_eq!(
+            cloud
+                .admin_get("/api/v1/events/01HZZZZZZZZZZZZZZZZZZZ9999")
+                .expect("404")
+                .0,
+            404
+        );
+
+        // Refusals name what is wrong, and say nothing of the internals.
+        for (query, says) in [
+            ("/api/v1/events?colour=red", "colour"),
+            ("/api/v1/events?decision=maybe", "decision"),
+            ("/api/v1/events?limit=0", "limit"),
+            ("/api/v1/events?limit=5000", "limit"),
+            ("/api/v1/events?from_ms=5&to_ms=5", "from_ms"),
+            ("/api/v1/events?offset=-1", "offset"),
+            ("/api/v2/events?cursor=bm9wZQ", "cursor"),
+            ("/api/v2/events?offset=3", "offset"),
+        ] {
+            let (status, p) = cloud.admin_get(query).expect("refused");
+            assert_eq!(status, 400, "{name}: {query}: {p}");
+            let detail = p["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains(says), "{name}: {query}: {detail}");
+            for leak in ["SELECT", "sqlite", "postgres", "/work/", "panicked", ".rs:"] {
+                assert!(
+                    !p.to_string().contains(leak),
+                    "{name}: {query} leaks {leak}: {p}"
+                );
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::{
     auth::{self, Node, PlatformAdmin},
+    events_api,
     identity::{self, Caller},
     metrics::{Metrics, ResultLabel},
     store::{Store, StoreError, Tenant, TenantStatus, users::Role},
@@ -21,8 +22,8 @@ use super::{
 use crate::{
     problem::{Json, Problem},
     protocol::{
-        EventPage, MAX_BATCH_ITEMS, NodeCredential, NodeIdentity, PROTOCOL_VERSION, PushAck,
-        PushBatch, RegisterNode,
+        MAX_BATCH_ITEMS, NodeCredential, NodeIdentity, PROTOCOL_VERSION, PushAck, PushBatch,
+        RegisterNode,
     },
 };
 
@@ -45,7 +46,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/nodes/{id}", axum::routing::delete(revoke_node))
         .route("/api/v1/sync/push", post(push))
         .route("/api/v1/sync/whoami", get(whoami))
-        .route("/api/v1/events", get(list_events))
+        .route("/api/version", get(events_api::version))
+        .route("/api/v1/events", get(events_api::list_v1))
+        .route("/api/v1/events/{id}", get(events_api::get_v1))
+        .route("/api/v2/events", get(events_api::list_v2))
+        .route("/api/v2/events/{id}", get(events_api::get_v2))
         .route("/api/v1/signing-key", get(signing_key))
         .route("/api/v1/config-bundles", post(sign_config_bundle))
         .route(
@@ -70,6 +75,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/audit", get(audit_log))
         .fallback(|| async { Problem::not_found("no such route") })
+        .layer(axum::middleware::from_fn(super::negotiate::json_only))
         .layer(axum::middleware::from_fn(super::request_meta::assign))
         .with_state(state)
 }
@@ -182,10 +188,7 @@ async fn audit_log(
         "read the audit trail",
     )?;
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("limit must be between 1 and 1000"));
-    }
+    let limit = events_api::page_limit(q.limit)?;
     let items = state
         .store
         .audit_entries(&caller.scope, q.before, limit)
@@ -314,36 +317,6 @@ async fn whoami(
         tenant: scope.slug().to_owned(),
         server_time_ms: crate::sqlite::now_ms(),
     })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventQuery {
-    site_id: Option<String>,
-    limit: Option<u32>,
-}
-
-async fn list_events(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<EventPage>, Problem> {
-    caller.require(
-        &[Role::Owner, Role::Admin, Role::Supervisor, Role::Auditor],
-        "read attendance events",
-    )?;
-    let scope = caller.scope;
-    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("limit must be between 1 and 1000"));
-    }
-    let items = state
-        .store
-        .events(&scope, q.site_id, limit)
-        .await
-        .map_err(store_problem)?;
-    Ok(axum::Json(EventPage { items }))
 }
 
 /// The tenant's bundle signer (its key is made on first use).

@@ -7,6 +7,7 @@
 //! that tenant is active: a query that is not scoped to a resolved tenant does not compile.
 
 pub mod audit;
+pub mod events_query;
 mod ingest;
 mod postgres;
 mod postgres_users;
@@ -26,6 +27,7 @@ use serde::Serialize;
 
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use audit::Audit;
+use events_query::{EventFilter, PageStart};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -424,15 +426,30 @@ impl Store {
     pub async fn events(
         &self,
         scope: &TenantScope,
-        site_id: Option<String>,
+        filter: EventFilter,
+        start: PageStart,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let scope = scope.clone();
+        let limit = limit.min(events_query::MAX_PAGE);
         match self {
             Store::Sqlite(s) => {
-                blocking(s, move |s| s.events(&scope, site_id.as_deref(), limit)).await
+                blocking(s, move |s| s.events(&scope, &filter, &start, limit)).await
             }
-            Store::Postgres(p) => p.events(&scope, site_id.as_deref(), limit).await,
+            Store::Postgres(p) => p.events(&scope, &filter, &start, limit).await,
+        }
+    }
+
+    /// One of the tenant's events by id.
+    pub async fn event(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let (scope, id) = (scope.clone(), id.to_owned());
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.event(&scope, &id)).await,
+            Store::Postgres(p) => p.event(&scope, &id).await,
         }
     }
 }

@@ -10,7 +10,9 @@ use tokio_postgres::{NoTls, Row};
 use super::{
     Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
     audit::{self, Audit, AuditEntry, with_ack},
-    decode_event, encode_event, ingest,
+    decode_event, encode_event,
+    events_query::{EventFilter, PageStart},
+    ingest,
 };
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use crate::sqlite::now_ms;
@@ -145,6 +147,8 @@ ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON audit_log USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    // Newest-first listing of a tenant's events, and keyset paging on (node time, id).
+    "CREATE INDEX events_by_tenant_time ON events (tenant_id, node_time_ms, id);",
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -570,23 +574,60 @@ impl PgStore {
     pub async fn events(
         &self,
         scope: &TenantScope,
-        site_id: Option<&str>,
+        f: &EventFilter,
+        start: &PageStart,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (offset, after) = match start {
+            PageStart::Offset(n) => (*n, None),
+            PageStart::After(c) => (0, Some(c)),
+        };
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
         let rows = tx
             .query(
                 "SELECT id, node_id, received_ms, body FROM events
                  WHERE tenant_id = $1 AND ($2::text IS NULL OR site_id = $2)
-                 ORDER BY node_time_ms DESC, seq DESC LIMIT $3",
-                &[&scope.id, &site_id, &i64::from(limit)],
+                   AND ($3::text IS NULL OR person_id = $3) AND ($4::text IS NULL OR decision = $4)
+                   AND ($5::bigint IS NULL OR node_time_ms >= $5) AND ($6::bigint IS NULL OR node_time_ms < $6)
+                   AND ($7::bigint IS NULL OR (node_time_ms, id) < ($7, $8::text))
+                 ORDER BY node_time_ms DESC, id DESC LIMIT $9 OFFSET $10",
+                &[
+                    &scope.id,
+                    &f.site_id,
+                    &f.person_id,
+                    &f.decision.map(|d| d.as_str()),
+                    &f.from_ms,
+                    &f.to_ms,
+                    &after.map(|c| c.node_time_ms),
+                    &after.map(|c| c.id.as_str()),
+                    &i64::from(limit),
+                    &i64::from(offset),
+                ],
             )
             .await?;
         tx.commit().await?;
         rows.into_iter()
             .map(|r| decode_event(r.get(0), r.get(1), r.get(2), r.get::<_, &str>(3)))
             .collect()
+    }
+
+    pub async fn event(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let row = tx
+            .query_opt(
+                "SELECT id, node_id, received_ms, body FROM events WHERE tenant_id = $1 AND id = $2",
+                &[&scope.id, &id],
+            )
+            .await?;
+        tx.commit().await?;
+        row.map(|r| decode_event(r.get(0), r.get(1), r.get(2), r.get::<_, &str>(3)))
+            .transpose()
     }
 }
 

@@ -8,7 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
     audit::{self, Audit, AuditEntry, with_ack},
-    decode_event, encode_event, ingest,
+    decode_event, encode_event,
+    events_query::{EventFilter, PageStart},
+    ingest,
 };
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use crate::sqlite::{now_ms, open_migrated};
@@ -130,6 +132,8 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
+    // Newest-first listing of a tenant's events, and keyset paging on (node time, id).
+    "CREATE INDEX events_by_tenant_time ON events (tenant_id, node_time_ms, id);",
 ];
 
 /// Appends an audit entry within the caller's transaction.
@@ -466,22 +470,37 @@ impl SqliteStore {
     pub fn events(
         &self,
         scope: &TenantScope,
-        site_id: Option<&str>,
+        f: &EventFilter,
+        start: &PageStart,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, node_id, received_ms, body FROM events
-             WHERE tenant_id = ?1 AND (?2 IS NULL OR site_id = ?2)
-             ORDER BY node_time_ms DESC, seq DESC LIMIT ?3",
+        let (offset, after) = match start {
+            PageStart::Offset(n) => (*n, None),
+            PageStart::After(c) => (0, Some(c)),
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE tenant_id = ?1 AND (?2 IS NULL OR site_id = ?2) AND (?3 IS NULL OR person_id = ?3)
+               AND (?4 IS NULL OR decision = ?4) AND (?5 IS NULL OR node_time_ms >= ?5)
+               AND (?6 IS NULL OR node_time_ms < ?6)
+               AND (?7 IS NULL OR node_time_ms < ?7 OR (node_time_ms = ?7 AND id < ?8))
+             ORDER BY node_time_ms DESC, id DESC LIMIT ?9 OFFSET ?10"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                scope.id,
+                f.site_id,
+                f.person_id,
+                f.decision.map(|d| d.as_str()),
+                f.from_ms,
+                f.to_ms,
+                after.map(|c| c.node_time_ms),
+                after.map(|c| c.id.as_str()),
+                limit,
+                offset
+            ],
+            event_columns,
         )?;
-        let rows = stmt.query_map(params![scope.id, site_id, limit], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, node_id, received_ms, body) = row?;
@@ -489,6 +508,25 @@ impl SqliteStore {
         }
         Ok(out)
     }
+
+    pub fn event(&self, scope: &TenantScope, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"),
+                params![scope.id, id],
+                event_columns,
+            )
+            .optional()?;
+        row.map(|(id, node_id, received_ms, body)| decode_event(id, node_id, received_ms, &body))
+            .transpose()
+    }
+}
+
+const EVENT_COLUMNS: &str = "id, node_id, received_ms, body";
+
+fn event_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
 #[cfg(test)]
@@ -526,7 +564,9 @@ mod tests {
         let acme = store.tenant("acme").expect("q").expect("kept");
         assert_eq!(acme.name, "acme");
         let scope = acme.scope().expect("active");
-        let events = store.events(&scope, None, 10).expect("events");
+        let events = store
+            .events(&scope, &EventFilter::default(), &PageStart::Offset(0), 10)
+            .expect("events");
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].received_ms, 6);
     }

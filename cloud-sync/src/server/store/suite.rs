@@ -2,7 +2,11 @@
 //! file and one on a fresh PostgreSQL database. PostgreSQL-only checks (row-level security,
 //! roles, concurrent migration) follow.
 
-use super::{scratch::ScratchDatabase, test_event as event, *};
+use super::{
+    events_query::{Cursor, EventFilter, PageStart},
+    scratch::ScratchDatabase,
+    test_event as event, *,
+};
 
 enum Keep {
     Dir(#[allow(dead_code)] tempfile::TempDir),
@@ -113,7 +117,15 @@ async fn ingest_is_idempotent_and_rejects_without_blocking(store: Store) {
         .expect("ingest");
     assert!(clash.rejected[0].reason.starts_with("sequence_conflict"));
     let stored = store
-        .events(&scope, Some("hq".into()), 10)
+        .events(
+            &scope,
+            EventFilter {
+                site_id: Some("hq".into()),
+                ..EventFilter::default()
+            },
+            PageStart::Offset(0),
+            10,
+        )
         .await
         .expect("list");
     let ids: Vec<_> = stored.iter().map(|s| s.event.id.as_str()).collect();
@@ -170,12 +182,19 @@ async fn tenants_do_not_see_each_other(store: Store) {
         .expect("ingest");
     assert!(
         store
-            .events(&globex, None, 10)
+            .events(&globex, EventFilter::default(), PageStart::Offset(0), 10)
             .await
             .expect("list")
             .is_empty()
     );
-    assert_eq!(store.events(&acme, None, 10).await.expect("list").len(), 1);
+    assert_eq!(
+        store
+            .events(&acme, EventFilter::default(), PageStart::Offset(0), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
     // A node's token is looked up within its own tenant only.
     assert!(
         store
@@ -190,7 +209,14 @@ async fn tenants_do_not_see_each_other(store: Store) {
         .await
         .expect("ingest");
     assert_eq!(ack.accepted, [A]);
-    assert_eq!(store.events(&acme, None, 10).await.expect("list").len(), 1);
+    assert_eq!(
+        store
+            .events(&acme, EventFilter::default(), PageStart::Offset(0), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }
 
 both!(tenants_are_created_listed_and_suspended);
@@ -404,7 +430,13 @@ async fn a_separate_migration_role_grants_the_app_role() {
     b.ingest(&scope, &node, vec![event(A, 1, "hq")], audit())
         .await
         .expect("ingest");
-    assert_eq!(a.events(&scope, None, 5).await.expect("list").len(), 1);
+    assert_eq!(
+        a.events(&scope, EventFilter::default(), PageStart::Offset(0), 5)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
     let row = admin
         .query_one(
             "SELECT count(*), max(version)::bigint FROM rollcall_schema",
@@ -868,5 +900,150 @@ async fn every_write_is_audited_within_its_tenant_and_the_trail_is_append_only(
             .expect("audit")
             .len(),
         2
+    );
+}
+
+fn ulid(n: u32) -> String {
+    format!("01HZZZZZZZZZZZZZZZZZZZ{n:04}")
+}
+
+both!(events_filter_and_page_by_offset_and_by_cursor);
+async fn events_filter_and_page_by_offset_and_by_cursor(store: Store) {
+    let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    // 30 events; every third denied, persons p0..p2, several sharing a node time.
+    let events: Vec<_> = (1..=30u32)
+        .map(|n| {
+            let mut e = event(&ulid(n), u64::from(n), "hq");
+            e.node_time_ms = i64::from(n / 2) * 1000;
+            e.person_id = Some(format!("p{}", n % 3));
+            if n % 3 == 0 {
+                e.decision = crate::protocol::Decision::Denied;
+            }
+            e
+        })
+        .collect();
+    store
+        .ingest(&acme, &node, events, audit())
+        .await
+        .expect("ingest");
+    let all = |f: EventFilter| {
+        let store = store.clone();
+        let acme = acme.clone();
+        async move {
+            store
+                .events(&acme, f, PageStart::Offset(0), 1000)
+                .await
+                .expect("list")
+        }
+    };
+    let everything = all(EventFilter::default()).await;
+    assert_eq!(everything.len(), 30);
+    let keys: Vec<_> = everything
+        .iter()
+        .map(|e| (e.event.node_time_ms, e.event.id.clone()))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(keys, sorted, "newest first, ties by id");
+    let denied = all(EventFilter {
+        decision: Some(crate::protocol::Decision::Denied),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(denied.len(), 10);
+    let p1 = all(EventFilter {
+        person_id: Some("p1".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        p1.len() == 10
+            && p1
+                .iter()
+                .all(|e| e.event.person_id.as_deref() == Some("p1"))
+    );
+    let window = all(EventFilter {
+        from_ms: Some(5000),
+        to_ms: Some(10_000),
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        window
+            .iter()
+            .all(|e| (5000..10_000).contains(&e.event.node_time_ms))
+    );
+    assert_eq!(window.len(), 10);
+    assert!(
+        all(EventFilter {
+            site_id: Some("elsewhere".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    // Offset pages, and cursor pages that stay right while new events arrive in between.
+    let page2 = store
+        .events(&acme, EventFilter::default(), PageStart::Offset(7), 7)
+        .await
+        .expect("page");
+    assert_eq!(
+        page2.iter().map(|e| &e.event.id).collect::<Vec<_>>(),
+        everything[7..14]
+            .iter()
+            .map(|e| &e.event.id)
+            .collect::<Vec<_>>()
+    );
+    let mut seen = Vec::new();
+    let mut start = PageStart::Offset(0);
+    let mut extra = 100u32;
+    loop {
+        let page = store
+            .events(&acme, EventFilter::default(), start.clone(), 7)
+            .await
+            .expect("page");
+        seen.extend(page.iter().map(|e| e.event.id.clone()));
+        let Some(last) = page.last() else { break };
+        start = PageStart::After(Cursor {
+            node_time_ms: last.event.node_time_ms,
+            id: last.event.id.clone(),
+        });
+        // A newer event lands between pages: it must not disturb the walk.
+        extra += 1;
+        let mut newer = event(&ulid(extra), u64::from(extra), "hq");
+        newer.node_time_ms = 1_000_000 + i64::from(extra);
+        store
+            .ingest(&acme, &node, vec![newer], audit())
+            .await
+            .expect("ingest");
+        if page.len() < 7 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        everything
+            .iter()
+            .map(|e| e.event.id.clone())
+            .collect::<Vec<_>>(),
+        "each once, in order"
+    );
+
+    // One event by id, and not across tenants.
+    let one = store
+        .event(&acme, &ulid(3))
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(one.event.decision, crate::protocol::Decision::Denied);
+    assert!(store.event(&globex, &ulid(3)).await.expect("get").is_none());
+    assert!(
+        store
+            .events(&globex, EventFilter::default(), PageStart::Offset(0), 100)
+            .await
+            .expect("list")
+            .is_empty()
     );
 }
