@@ -1,6 +1,6 @@
 //! `rollcall-cloud`: thin binary over the library's server.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -41,6 +41,15 @@ enum Cmd {
         /// refused there).
         #[arg(long, env = "ROLLCALL_CLOUD_BASE_DOMAIN")]
         base_domain: Option<String>,
+        /// Requests a minute per user (or node credential) of a tenant.
+        #[arg(long, env = "ROLLCALL_CLOUD_RATE_USER", default_value_t = NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN))]
+        rate_limit_user: NonZeroU32,
+        /// Requests a minute per tenant, all its users together.
+        #[arg(long, env = "ROLLCALL_CLOUD_RATE_TENANT", default_value_t = NonZeroU32::new(6000).unwrap_or(NonZeroU32::MIN))]
+        rate_limit_tenant: NonZeroU32,
+        /// Login attempts a minute per tenant and client address.
+        #[arg(long, env = "ROLLCALL_CLOUD_RATE_LOGIN", default_value_t = NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN))]
+        rate_limit_login: NonZeroU32,
         /// Write the bound address here once listening (for port 0).
         #[arg(long)]
         addr_file: Option<PathBuf>,
@@ -57,6 +66,9 @@ fn main() -> anyhow::Result<()> {
             admin_token,
             tenant,
             base_domain,
+            rate_limit_user,
+            rate_limit_tenant,
+            rate_limit_login,
             addr_file,
         } => {
             let base_domain = base_domain.map(|d| d.to_ascii_lowercase());
@@ -84,6 +96,11 @@ fn main() -> anyhow::Result<()> {
                 admin_token,
                 tenant,
                 base_domain,
+                rate_limits: rollcall_cloud::server::rate_limit::RateConfig {
+                    per_user: rate_limit_user,
+                    per_tenant: rate_limit_tenant,
+                    logins: rate_limit_login,
+                },
                 addr_file,
             };
             tokio::runtime::Builder::new_multi_thread()

@@ -19,6 +19,9 @@ pub struct Problem {
     /// Machine-readable extras, e.g. the reasons a face was refused.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<ProblemReason>,
+    /// Sent as `Retry-After` (seconds), e.g. with 429 or 503.
+    #[serde(skip)]
+    pub retry_after_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +43,7 @@ impl Problem {
             status,
             detail: detail.into(),
             reasons: Vec::new(),
+            retry_after_s: None,
         }
     }
 
@@ -83,12 +87,18 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(s) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        response
     }
 }
 

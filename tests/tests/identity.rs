@@ -456,3 +456,87 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
         );
     }
 }
+
+/// Rate limits: each caller gets its own allowance (headers say how much is left), a caller over
+/// it gets 429 with Retry-After while others carry on, and password guessing is slowed down.
+#[test]
+fn callers_and_logins_are_rate_limited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start_with(
+        &dir.path().join("cloud"),
+        None,
+        CloudDb::Sqlite,
+        &["--rate-limit-user", "6", "--rate-limit-login", "3"],
+    )
+    .expect("cloud starts");
+    let http = reqwest::blocking::Client::new();
+    let (status, _) = cloud
+        .call("POST", "/api/v1/users", Some(&cloud.admin_token), Some(&json!({
+            "email": "ops@acme.example", "display_name": "Ops", "role": "admin", "password": OWNER_PW })), None)
+        .expect("user");
+    assert_eq!(status, 201);
+    let (status, s) = login(&cloud, Some("acme"), "ops@acme.example", OWNER_PW, None);
+    assert_eq!(status, 200, "{s}");
+    let ops = s["access_token"].as_str().expect("token").to_owned();
+
+    let mut remaining = Vec::new();
+    for _ in 0..5 {
+        let r = http
+            .get(format!("{}/api/v1/events", cloud.url))
+            .bearer_auth(&cloud.admin_token)
+            .send()
+            .expect("get");
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["ratelimit-limit"], "6");
+        remaining.push(
+            r.headers()["ratelimit-remaining"]
+                .to_str()
+                .expect("ascii")
+                .parse::<u32>()
+                .expect("number"),
+        );
+    }
+    assert_eq!(remaining, [4, 3, 2, 1, 0], "the user creation spent one");
+    let r = http
+        .get(format!("{}/api/v1/events", cloud.url))
+        .bearer_auth(&cloud.admin_token)
+        .send()
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let p: Value = r.json().expect("problem");
+    assert_eq!(p["type"], "urn:rollcall:problem:rate-limited", "{p}");
+    // Another user of the tenant is not held back by the first one's burst.
+    assert_eq!(get(&cloud, "/api/v1/events", &ops).0, 200);
+
+    // Three guesses a minute, then even the right password waits.
+    for _ in 0..2 {
+        assert_eq!(
+            login(
+                &cloud,
+                Some("acme"),
+                "ops@acme.example",
+                "wrong password!!",
+                None
+            )
+            .0,
+            401
+        );
+    }
+    let (status, p) = login(&cloud, Some("acme"), "ops@acme.example", OWNER_PW, None);
+    assert_eq!(
+        (status, p["type"].as_str()),
+        (429, Some("urn:rollcall:problem:rate-limited")),
+        "{p}"
+    );
+    // Another tenant's logins from the same address have their own allowance.
+    assert_eq!(
+        login(&cloud, Some("globex"), "x@globex.example", OWNER_PW, None).0,
+        401
+    );
+}

@@ -35,6 +35,7 @@ pub(crate) struct AppState {
     /// Hosts `<tenant>.<base_domain>` name their tenant.
     pub base_domain: Option<String>,
     pub access: tokens::AccessKeys,
+    pub limits: super::rate_limit::RateLimits,
     pub metrics: Metrics,
 }
 
@@ -75,6 +76,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/audit", get(audit_log))
         .fallback(|| async { Problem::not_found("no such route") })
+        .layer(axum::middleware::from_fn(super::rate_limit::headers))
         .layer(axum::middleware::from_fn(super::negotiate::json_only))
         .layer(axum::middleware::from_fn(super::request_meta::assign))
         .with_state(state)

@@ -19,6 +19,7 @@ use super::{
     auth,
     host::{self, HostTenant},
     passwords,
+    rate_limit::Slot,
     request_meta::RequestMeta,
     store::{
         TenantScope,
@@ -109,6 +110,16 @@ fn agree(host: &HostTenant, slug: &str) -> Result<(), Problem> {
     }
 }
 
+/// Spends one request of the tenant's and the caller's allowances; the verdict goes to the
+/// response's `RateLimit-*` headers.
+fn limit(parts: &Parts, state: &AppState, scope: &TenantScope, who: &str) -> Result<(), Problem> {
+    let verdict = state.limits.check_caller(scope.slug(), who)?;
+    if let Some(slot) = parts.extensions.get::<Slot>() {
+        slot.put(verdict);
+    }
+    Ok(())
+}
+
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = Problem;
 
@@ -118,6 +129,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         if auth::is_admin_token(token, state) {
             agree(&host, &state.tenant)?;
             let scope = auth::active_scope(state, &state.tenant).await?;
+            limit(parts, state, &scope, "bootstrap-admin")?;
             return Ok(Caller {
                 scope,
                 actor: Actor::Bootstrap,
@@ -141,6 +153,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .map_err(store_problem)?
             .filter(|u| u.disabled_ms.is_none())
             .ok_or_else(|| Problem::unauthorized("the user no longer exists or is disabled"))?;
+        limit(parts, state, &scope, &user.id)?;
         Ok(Caller {
             scope,
             role: user.role,
@@ -233,6 +246,7 @@ async fn session(
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     meta: RequestMeta,
+    slot: Option<axum::Extension<Slot>>,
     headers: HeaderMap,
     Json(req): Json<Login>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -250,6 +264,13 @@ pub(crate) async fn login(
             ));
         }
     };
+    // Guessing passwords is slow: a few attempts a minute per tenant and address.
+    let verdict = state
+        .limits
+        .check_login(&slug, meta.source.as_deref().unwrap_or("unknown"))?;
+    if let Some(axum::Extension(slot)) = slot {
+        slot.put(verdict);
+    }
     let email = req.email.trim().to_lowercase();
     let tenant = state.store.tenant(&slug).await.map_err(store_problem)?;
     let Some(tenant) = tenant else {

@@ -9,6 +9,7 @@ mod identity;
 mod metrics;
 mod negotiate;
 mod passwords;
+pub mod rate_limit;
 mod request_meta;
 pub mod store;
 pub mod tenancy;
@@ -32,6 +33,7 @@ pub struct Config {
     pub tenant: String,
     /// With `rollcall.example`, the host `acme.rollcall.example` names tenant `acme`.
     pub base_domain: Option<String>,
+    pub rate_limits: rate_limit::RateConfig,
     /// Where to write the bound address once listening (useful with port 0).
     pub addr_file: Option<PathBuf>,
 }
@@ -57,7 +59,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tenant: config.tenant.clone(),
         base_domain: config.base_domain.clone(),
         access,
+        limits: rate_limit::RateLimits::new(config.rate_limits),
         metrics: metrics::Metrics::new(),
+    });
+    let pruned = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            pruned.limits.prune();
+        }
     });
     let (listener, local) = crate::listen::bind(config.listen, config.addr_file.as_deref()).await?;
     tracing::info!(addr = %local, db = %config.database.describe(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
