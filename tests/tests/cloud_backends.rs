@@ -553,3 +553,91 @@ fn attendance_is_listed_in_v1_and_v2_with_filters_and_paging() {
         }
     }
 }
+
+/// `Idempotency-Key`: a retried POST gets the first answer and makes no second object; the key
+/// with another body is refused; keys are per caller.
+#[test]
+fn retried_writes_with_an_idempotency_key_happen_once() {
+    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
+        let name = backend.name();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cloud =
+            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+        let http = reqwest::blocking::Client::new();
+        let post = |path: &str, key: &str, body: &serde_json::Value| {
+            let r = http
+                .post(format!("{}{path}", cloud.url))
+                .bearer_auth(&cloud.admin_token)
+                .header("idempotency-key", key)
+                .json(body)
+                .send()
+                .expect("post");
+            let replayed = r.headers().get("idempotent-replayed").is_some();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().expect("json");
+            (status, replayed, body)
+        };
+        let user = json!({ "email": "ops@acme.example", "display_name": "Ops", "role": "admin",
+                           "password": "correct horse battery staple" });
+        let (s1, r1, first) = post("/api/v1/users", "create-ops-1", &user);
+        let (s2, r2, second) = post("/api/v1/users", "create-ops-1", &user);
+        assert_eq!(
+            (s1, r1, s2, r2),
+            (201, false, 201, true),
+            "{name}: {first} / {second}"
+        );
+        assert_eq!(first, second, "{name}: the same answer");
+        let (_, users) = cloud.admin_get("/api/v1/users").expect("users");
+        assert_eq!(
+            users["items"].as_array().map(Vec::len),
+            Some(1),
+            "{name}: one user"
+        );
+        let (status, _, p) = post(
+            "/api/v1/users",
+            "create-ops-1",
+            &json!({ "email": "other@acme.example",
+            "display_name": "Other", "role": "guard", "password": "correct horse battery staple" }),
+        );
+        assert_eq!(
+            (status, p["type"].as_str()),
+            (422, Some("urn:rollcall:problem:idempotency-key-reused")),
+            "{name}: {p}"
+        );
+        // A node registered twice under one key is one node with one token.
+        let (_, _, n1) = post("/api/v1/nodes", "node-hq", &json!({ "site_id": "hq" }));
+        let (_, replayed, n2) = post("/api/v1/nodes", "node-hq", &json!({ "site_id": "hq" }));
+        assert!(replayed);
+        assert_eq!(n1["token"], n2["token"], "{name}");
+        let (_, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
+        assert_eq!(nodes["items"].as_array().map(Vec::len), Some(1), "{name}");
+        // Refused requests are answered the same way again too; bad keys are refused outright.
+        let (s1, _, _) = post(
+            "/api/v1/nodes",
+            "bad-site",
+            &json!({ "site_id": "Not A Site" }),
+        );
+        let (s2, replayed, _) = post(
+            "/api/v1/nodes",
+            "bad-site",
+            &json!({ "site_id": "Not A Site" }),
+        );
+        assert_eq!((s1, s2, replayed), (400, 400, true), "{name}");
+        let (status, _, p) = post("/api/v1/nodes", "has space", &json!({ "site_id": "hq" }));
+        assert_eq!(status, 400, "{name}: {p}");
+        // Without a key, two POSTs are two nodes.
+        cloud.register_node("hq").expect("node");
+        cloud.register_node("hq").expect("node");
+        let (_, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
+        assert_eq!(nodes["items"].as_array().map(Vec::len), Some(3), "{name}");
+        // The audit trail shows one creation per object.
+        let (_, audit) = cloud.admin_get("/api/v1/audit").expect("audit");
+        let creates = audit["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| e["action"] == "user.create")
+            .count();
+        assert_eq!(creates, 1, "{name}");
+    }
+}

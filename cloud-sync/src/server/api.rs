@@ -76,6 +76,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/audit", get(audit_log))
         .fallback(|| async { Problem::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::idempotency::layer,
+        ))
         .layer(axum::middleware::from_fn(super::rate_limit::headers))
         .layer(axum::middleware::from_fn(super::negotiate::json_only))
         .layer(axum::middleware::from_fn(super::request_meta::assign))

@@ -120,46 +120,56 @@ fn limit(parts: &Parts, state: &AppState, scope: &TenantScope, who: &str) -> Res
     Ok(())
 }
 
+/// Who is calling, checked in full (credential, host, tenant status, user still enabled),
+/// without spending rate allowance.
+pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
+    let token = auth::bearer(parts)?;
+    let host = host_tenant(&parts.headers, state)?;
+    if auth::is_admin_token(token, state) {
+        agree(&host, &state.tenant)?;
+        let scope = auth::active_scope(state, &state.tenant).await?;
+        return Ok(Caller {
+            scope,
+            actor: Actor::Bootstrap,
+            role: Role::Owner,
+            meta: RequestMeta::of(parts),
+        });
+    }
+    if !tokens::looks_like_jwt(token) {
+        return Err(Problem::unauthorized("unknown credential"));
+    }
+    let claims = state
+        .access
+        .check(token)
+        .map_err(|_| Problem::unauthorized("invalid or expired access token"))?;
+    agree(&host, &claims.tenant)?;
+    let scope = auth::active_scope(state, &claims.tenant).await?;
+    let user = state
+        .store
+        .user(&scope, &claims.sub)
+        .await
+        .map_err(store_problem)?
+        .filter(|u| u.disabled_ms.is_none())
+        .ok_or_else(|| Problem::unauthorized("the user no longer exists or is disabled"))?;
+    Ok(Caller {
+        scope,
+        role: user.role,
+        actor: Actor::User(user),
+        meta: RequestMeta::of(parts),
+    })
+}
+
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
-        let token = auth::bearer(parts)?;
-        let host = host_tenant(&parts.headers, state)?;
-        if auth::is_admin_token(token, state) {
-            agree(&host, &state.tenant)?;
-            let scope = auth::active_scope(state, &state.tenant).await?;
-            limit(parts, state, &scope, "bootstrap-admin")?;
-            return Ok(Caller {
-                scope,
-                actor: Actor::Bootstrap,
-                role: Role::Owner,
-                meta: RequestMeta::of(parts),
-            });
-        }
-        if !tokens::looks_like_jwt(token) {
-            return Err(Problem::unauthorized("unknown credential"));
-        }
-        let claims = state
-            .access
-            .check(token)
-            .map_err(|_| Problem::unauthorized("invalid or expired access token"))?;
-        agree(&host, &claims.tenant)?;
-        let scope = auth::active_scope(state, &claims.tenant).await?;
-        let user = state
-            .store
-            .user(&scope, &claims.sub)
-            .await
-            .map_err(store_problem)?
-            .filter(|u| u.disabled_ms.is_none())
-            .ok_or_else(|| Problem::unauthorized("the user no longer exists or is disabled"))?;
-        limit(parts, state, &scope, &user.id)?;
-        Ok(Caller {
-            scope,
-            role: user.role,
-            actor: Actor::User(user),
-            meta: RequestMeta::of(parts),
-        })
+        let caller = authenticate(parts, state).await?;
+        let key = match &caller.actor {
+            Actor::Bootstrap => "bootstrap-admin",
+            Actor::User(u) => u.id.as_str(),
+        };
+        limit(parts, state, &caller.scope, key)?;
+        Ok(caller)
     }
 }
 

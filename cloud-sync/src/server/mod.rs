@@ -5,6 +5,7 @@ mod auth;
 mod host;
 pub use host::valid_hostname;
 mod events_api;
+mod idempotency;
 mod identity;
 mod metrics;
 mod negotiate;
@@ -48,6 +49,25 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
+/// Deletes every active tenant's expired idempotency keys (hourly).
+async fn purge_idempotency_keys(store: &Store) {
+    let tenants = match store.tenants().await {
+        Ok(t) => t,
+        Err(e) => return tracing::warn!(error = %e, "idempotency key purge skipped"),
+    };
+    for scope in tenants.iter().filter_map(store::Tenant::scope) {
+        match store.idem_purge(&scope).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(tenant = %scope.slug(), keys = n, "expired idempotency keys purged")
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %scope.slug(), error = %e, "idempotency key purge failed")
+            }
+        }
+    }
+}
+
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests and returns.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store = Store::open(&config.database).await?;
@@ -65,9 +85,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let pruned = state.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
+        for minute in 0u64.. {
             every.tick().await;
             pruned.limits.prune();
+            if minute % 60 == 0 {
+                purge_idempotency_keys(&pruned.store).await;
+            }
         }
     });
     let (listener, local) = crate::listen::bind(config.listen, config.addr_file.as_deref()).await?;

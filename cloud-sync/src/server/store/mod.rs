@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod events_query;
+pub mod idempotency;
 mod ingest;
 mod postgres;
 mod postgres_users;

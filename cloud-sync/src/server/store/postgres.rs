@@ -149,6 +149,24 @@ CREATE POLICY tenant_isolation ON audit_log USING (tenant_id = rollcall_tenant()
 "#,
     // Newest-first listing of a tenant's events, and keyset paging on (node time, id).
     "CREATE INDEX events_by_tenant_time ON events (tenant_id, node_time_ms, id);",
+    r#"
+CREATE TABLE idempotency_keys (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    caller TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    status INT,
+    content_type TEXT,
+    body BYTEA,
+    PRIMARY KEY (tenant_id, caller, key)
+);
+CREATE INDEX idempotency_by_age ON idempotency_keys (created_ms);
+ALTER TABLE idempotency_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE idempotency_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON idempotency_keys USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -161,6 +179,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "users",
     "refresh_tokens",
     "audit_log",
+    "idempotency_keys",
 ];
 
 /// Serialises migrations between replicas that start together.

@@ -134,6 +134,19 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
     // Newest-first listing of a tenant's events, and keyset paging on (node time, id).
     "CREATE INDEX events_by_tenant_time ON events (tenant_id, node_time_ms, id);",
+    // Responses of requests sent with an Idempotency-Key (status NULL while the first runs).
+    "CREATE TABLE idempotency_keys (
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        caller TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        status INTEGER,
+        content_type TEXT,
+        body BLOB,
+        PRIMARY KEY (tenant_id, caller, key)
+    );
+    CREATE INDEX idempotency_by_age ON idempotency_keys (created_ms);",
 ];
 
 /// Appends an audit entry within the caller's transaction.

@@ -1047,3 +1047,65 @@ async fn events_filter_and_page_by_offset_and_by_cursor(store: Store) {
             .is_empty()
     );
 }
+
+both_with_keep!(idempotency_keys_replay_refuse_and_expire);
+async fn idempotency_keys_replay_refuse_and_expire(store: Store, keep: Keep) {
+    use idempotency::{Begin, Stored};
+    let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    let begin = |scope: &TenantScope, caller: &str, key: &str, fp: &str| {
+        let (store, scope, caller, key, fp) = (
+            store.clone(),
+            scope.clone(),
+            caller.to_owned(),
+            key.to_owned(),
+            fp.to_owned(),
+        );
+        async move {
+            store
+                .idem_begin(&scope, &caller, &key, &fp)
+                .await
+                .expect("begin")
+        }
+    };
+    assert_eq!(begin(&acme, "u1", "k", "fp1").await, Begin::Started);
+    assert_eq!(begin(&acme, "u1", "k", "fp1").await, Begin::InProgress);
+    let response = Stored {
+        status: 201,
+        content_type: "application/json".into(),
+        body: b"{\"id\":1}".to_vec(),
+    };
+    store
+        .idem_finish(&acme, "u1", "k", response.clone())
+        .await
+        .expect("finish");
+    assert_eq!(
+        begin(&acme, "u1", "k", "fp1").await,
+        Begin::Replay(response.clone())
+    );
+    assert_eq!(begin(&acme, "u1", "k", "fp2").await, Begin::Mismatch);
+    // Keys are the caller's own, and the tenant's.
+    assert_eq!(begin(&acme, "u2", "k", "fp2").await, Begin::Started);
+    assert_eq!(begin(&globex, "u1", "k", "fp2").await, Begin::Started);
+    // A request that failed on the server's side is forgotten, so its retry runs; a finished one stays.
+    store.idem_abandon(&acme, "u2", "k").await.expect("abandon");
+    assert_eq!(begin(&acme, "u2", "k", "fp3").await, Begin::Started);
+    store
+        .idem_abandon(&acme, "u1", "k")
+        .await
+        .expect("abandon a finished key");
+    assert_eq!(
+        begin(&acme, "u1", "k", "fp1").await,
+        Begin::Replay(response)
+    );
+    // After 24 hours a key is free again.
+    raw_sql(&store, &keep, "UPDATE idempotency_keys SET created_ms = 0")
+        .await
+        .expect("age");
+    assert_eq!(begin(&acme, "u1", "k", "fp9").await, Begin::Started);
+    // The hourly purge deletes what has expired: u2's key here (u1's was just renewed), and
+    // globex's.
+    assert_eq!(store.idem_purge(&acme).await.expect("purge"), 1);
+    assert_eq!(store.idem_purge(&globex).await.expect("purge"), 1);
+    assert_eq!(store.idem_purge(&acme).await.expect("purge"), 0);
+}
