@@ -74,6 +74,11 @@ fn main() -> anyhow::Result<()> {
                 "cargo",
                 &["bench", "-p", "rollcall-node", "--bench", "checkin"],
             )?;
+            test::ensure_postgres()?;
+            run_step(
+                "cargo",
+                &["bench", "-p", "rollcall-cloud", "--bench", "api_load"],
+            )?;
             test::ensure_test_venv()?;
             run_step(
                 "cargo",

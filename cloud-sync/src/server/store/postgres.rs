@@ -609,7 +609,7 @@ impl PgStore {
                  WHERE tenant_id = $1 AND ($2::text IS NULL OR site_id = $2)
                    AND ($3::text IS NULL OR person_id = $3) AND ($4::text IS NULL OR decision = $4)
                    AND ($5::bigint IS NULL OR node_time_ms >= $5) AND ($6::bigint IS NULL OR node_time_ms < $6)
-                   AND ($7::bigint IS NULL OR (node_time_ms, id) < ($7, $8::text))
+                   AND ($7::bigint IS NULL OR (tenant_id, node_time_ms, id) < ($1, $7, $8::text))
                  ORDER BY node_time_ms DESC, id DESC LIMIT $9 OFFSET $10",
                 &[
                     &scope.id,

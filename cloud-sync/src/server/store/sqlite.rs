@@ -496,7 +496,7 @@ impl SqliteStore {
              WHERE tenant_id = ?1 AND (?2 IS NULL OR site_id = ?2) AND (?3 IS NULL OR person_id = ?3)
                AND (?4 IS NULL OR decision = ?4) AND (?5 IS NULL OR node_time_ms >= ?5)
                AND (?6 IS NULL OR node_time_ms < ?6)
-               AND (?7 IS NULL OR node_time_ms < ?7 OR (node_time_ms = ?7 AND id < ?8))
+               AND (?7 IS NULL OR (tenant_id, node_time_ms, id) < (?1, ?7, ?8))
              ORDER BY node_time_ms DESC, id DESC LIMIT ?9 OFFSET ?10"
         ))?;
         let rows = stmt.query_map(
