@@ -1,0 +1,205 @@
+//! The tenant-leak matrix, on both backends: tenants A (acme, the bootstrap tenant) and B
+//! (globex) each have a user, a node, events, bundles and audit entries. B's owner then tries
+//! every tenant endpoint against A's objects — by id, by filter, in lists, for read, change and
+//! delete — and gets 404 or nothing, and A's objects are unchanged afterwards. A's node cannot
+//! push into or read B either.
+
+use rollcall_tests::{Cloud, CloudDb};
+use serde_json::{Value, json};
+
+const PW: &str = "correct horse battery staple";
+
+fn event(n: u32) -> Value {
+    json!({
+        "id": format!("01HZZZZZZZZZZZZZZZZZZZ{n:04}"), "seq": n, "site_id": "hq",
+        "person_id": "p-acme", "decision": "granted", "similarity": 0.8, "risk_score": 0.0,
+        "position": null, "node_time_ms": 1_700_000_000_000i64 + i64::from(n), "reasons": [],
+    })
+}
+
+#[test]
+fn no_endpoint_lets_one_tenant_see_or_touch_another() {
+    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
+        let name = backend.name();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cloud =
+            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+        let a = cloud.admin_token.clone();
+        let call = |method: &str, path: &str, token: &str, body: Option<&Value>| {
+            cloud
+                .call(method, path, Some(token), body, None)
+                .expect("request")
+        };
+
+        // Tenant A's objects.
+        let (_, a_user) = call(
+            "POST",
+            "/api/v1/users",
+            &a,
+            Some(&json!({
+            "email": "ops@acme.example", "display_name": "Ops", "role": "admin", "password": PW })),
+        );
+        let a_user = a_user["id"].as_str().expect("user id").to_owned();
+        let (a_node, a_node_token) = cloud.register_node("hq").expect("node");
+        let (status, _) = call(
+            "POST",
+            "/api/v1/sync/push",
+            &a_node_token,
+            Some(&json!({ "protocol": 1, "events": [event(1), event(2)] })),
+        );
+        assert_eq!(status, 200);
+        let (status, _) = call(
+            "POST",
+            "/api/v1/config-bundles",
+            &a,
+            Some(&json!({ "site_id": "hq", "config_toml": "[node]\nsite_id = \"hq\"\n" })),
+        );
+        assert_eq!(status, 201);
+        let (_, a_key) = call("GET", "/api/v1/signing-key", &a, None);
+
+        // Tenant B and its owner.
+        let (status, _) = cloud
+            .admin_post("/api/v1/platform/tenants", &json!({ "slug": "globex", "name": "Globex",
+                "owner": { "email": "boss@globex.example", "display_name": "Boss", "password": PW } }))
+            .expect("tenant");
+        assert_eq!(status, 201);
+        let (_, s) = cloud
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(
+                    &json!({ "tenant": "globex", "email": "boss@globex.example", "password": PW }),
+                ),
+                None,
+            )
+            .expect("login");
+        let b = s["access_token"].as_str().expect("token").to_owned();
+        let (_, b_node_token) = {
+            let (status, n) = call(
+                "POST",
+                "/api/v1/nodes",
+                &b,
+                Some(&json!({ "site_id": "hq" })),
+            );
+            assert_eq!(status, 201, "{name}: {n}");
+            (
+                n["node_id"].as_str().expect("id").to_owned(),
+                n["token"].as_str().expect("token").to_owned(),
+            )
+        };
+
+        // By id: read, change, delete — all 404.
+        let by_id: &[(&str, String, Option<Value>)] = &[
+            ("GET", format!("/api/v1/users/{a_user}"), None),
+            (
+                "PATCH",
+                format!("/api/v1/users/{a_user}"),
+                Some(json!({ "role": "guard", "disabled": true })),
+            ),
+            ("DELETE", format!("/api/v1/nodes/{a_node}"), None),
+            (
+                "GET",
+                "/api/v1/events/01HZZZZZZZZZZZZZZZZZZZ0001".to_owned(),
+                None,
+            ),
+            (
+                "GET",
+                "/api/v2/events/01HZZZZZZZZZZZZZZZZZZZ0001".to_owned(),
+                None,
+            ),
+        ];
+        for (method, path, body) in by_id {
+            let (status, p) = call(method, path, &b, body.as_ref());
+            assert_eq!(status, 404, "{name}: {method} {path} → {p}");
+            assert!(
+                !p.to_string().contains("acme"),
+                "{name}: {method} {path} names A: {p}"
+            );
+        }
+        // Lists and filters: nothing of A's.
+        for path in [
+            "/api/v1/users",
+            "/api/v1/nodes",
+            "/api/v1/events",
+            "/api/v1/events?person_id=p-acme",
+            "/api/v1/events?site_id=hq",
+            "/api/v2/events?person_id=p-acme",
+            "/api/v1/audit",
+        ] {
+            let (status, body) = call("GET", path, &b, None);
+            assert_eq!(status, 200, "{name}: {path}: {body}");
+            let text = body.to_string();
+            for secret in [
+                a_user.as_str(),
+                a_node.as_str(),
+                "01HZZZZZZZZZZZZZZZZZZZ0001",
+                "p-acme",
+                "ops@acme.example",
+            ] {
+                assert!(
+                    !text.contains(secret),
+                    "{name}: {path} shows A's {secret}: {text}"
+                );
+            }
+        }
+        // B's own signing key is not A's.
+        let (_, b_key) = call("GET", "/api/v1/signing-key", &b, None);
+        assert_ne!(a_key["public_key"], b_key["public_key"], "{name}");
+        assert_eq!(b_key["tenant"], "globex");
+        // B's bundles are numbered on their own.
+        let (_, bundle) = call(
+            "POST",
+            "/api/v1/config-bundles",
+            &b,
+            Some(&json!({ "site_id": "hq", "config_toml": "[node]\nsite_id = \"hq\"\n" })),
+        );
+        assert_eq!(
+            (bundle["tenant"].as_str(), bundle["serial"].as_u64()),
+            (Some("globex"), Some(1)),
+            "{name}"
+        );
+
+        // Nodes: B's node pushing A's event ids stores them as B's own, never touching A's.
+        let (status, ack) = call(
+            "POST",
+            "/api/v1/sync/push",
+            &b_node_token,
+            Some(&json!({ "protocol": 1, "events": [event(1)] })),
+        );
+        assert_eq!(
+            (status, ack["accepted"].as_array().map(Vec::len)),
+            (200, Some(1)),
+            "{name}: {ack}"
+        );
+        let (_, whoami) = call("GET", "/api/v1/sync/whoami", &b_node_token, None);
+        assert_eq!(whoami["tenant"], "globex");
+
+        // A is exactly as it was.
+        let (_, user) = cloud
+            .admin_get(&format!("/api/v1/users/{a_user}"))
+            .expect("user");
+        assert_eq!(
+            (user["role"].as_str(), user.get("disabled_ms")),
+            (Some("admin"), None),
+            "{name}: {user}"
+        );
+        assert_eq!(
+            call("GET", "/api/v1/sync/whoami", &a_node_token, None).0,
+            200,
+            "{name}: A's node works"
+        );
+        let (_, events) = cloud.admin_get("/api/v1/events").expect("events");
+        let events = events["items"].as_array().expect("items");
+        assert_eq!(events.len(), 2, "{name}");
+        assert!(
+            events.iter().all(|e| e["node_id"] == a_node.as_str()),
+            "{name}: {events:?}"
+        );
+        let (_, audit) = cloud.admin_get("/api/v1/audit").expect("audit");
+        assert!(
+            !audit.to_string().contains("globex"),
+            "{name}: B's actions are not in A's trail"
+        );
+    }
+}
