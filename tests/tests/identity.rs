@@ -540,3 +540,124 @@ fn callers_and_logins_are_rate_limited() {
         401
     );
 }
+
+/// CORS: the tenant's own allow-list, at the tenant's own host; everything else gets nothing.
+#[test]
+fn browsers_may_call_a_tenant_only_from_its_allowed_origins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start_with(
+        &dir.path().join("cloud"),
+        None,
+        CloudDb::Sqlite,
+        &["--base-domain", BASE],
+    )
+    .expect("cloud starts");
+    let acme_host = "acme.rollcall.test";
+    let (status, p) = cloud
+        .call(
+            "PATCH",
+            "/api/v1/tenant",
+            Some(&cloud.admin_token),
+            Some(&json!({ "cors_origins": ["https://admin.acme.example", "ftp://nope"] })),
+            Some(acme_host),
+        )
+        .expect("patch");
+    assert_eq!(status, 400, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cors_origins[1]"),
+        "{p}"
+    );
+    let (status, t) = cloud
+        .call(
+            "PATCH",
+            "/api/v1/tenant",
+            Some(&cloud.admin_token),
+            Some(
+                &json!({ "cors_origins": ["https://Admin.Acme.example", "http://localhost:5173"] }),
+            ),
+            Some(acme_host),
+        )
+        .expect("patch");
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(
+        t["cors_origins"],
+        json!(["https://admin.acme.example", "http://localhost:5173"])
+    );
+
+    let http = reqwest::blocking::Client::new();
+    let preflight = |origin: &str, host: &str| {
+        http.request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/events", cloud.url),
+        )
+        .header("origin", origin)
+        .header("host", host)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .expect("preflight")
+    };
+    let ok = preflight("https://admin.acme.example", acme_host);
+    assert_eq!(ok.status().as_u16(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://admin.acme.example"
+    );
+    assert!(
+        ok.headers()["access-control-allow-headers"]
+            .to_str()
+            .expect("ascii")
+            .contains("authorization")
+    );
+    assert!(
+        ok.headers()["access-control-allow-methods"]
+            .to_str()
+            .expect("ascii")
+            .contains("PATCH")
+    );
+    assert!(
+        ok.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    for (origin, host) in [
+        ("https://evil.example", acme_host),
+        ("http://admin.acme.example", acme_host),
+        ("https://admin.acme.example", "globex.rollcall.test"),
+        ("https://admin.acme.example", "127.0.0.1"),
+    ] {
+        let r = preflight(origin, host);
+        assert_eq!(r.status().as_u16(), 403, "{origin} at {host}");
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{origin} at {host}"
+        );
+    }
+    let get = |origin: &str| {
+        http.get(format!("{}/api/v1/events", cloud.url))
+            .bearer_auth(&cloud.admin_token)
+            .header("origin", origin)
+            .header("host", acme_host)
+            .send()
+            .expect("get")
+    };
+    let r = get("http://localhost:5173");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    assert!(
+        r.headers()["access-control-expose-headers"]
+            .to_str()
+            .expect("ascii")
+            .contains("x-request-id")
+    );
+    let r = get("https://evil.example");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let (_, audit) = cloud.admin_get("/api/v1/audit").expect("audit");
+    assert_eq!(audit["items"][0]["action"], "tenant.cors", "{audit}");
+}

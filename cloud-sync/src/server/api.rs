@@ -75,6 +75,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(users_api::get).patch(users_api::update),
         )
         .route("/api/v1/audit", get(audit_log))
+        .route(
+            "/api/v1/tenant",
+            get(super::cors::get_settings).patch(super::cors::patch_settings),
+        )
         .fallback(|| async { Problem::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -82,6 +86,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::from_fn(super::rate_limit::headers))
         .layer(axum::middleware::from_fn(super::negotiate::json_only))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::cors::layer,
+        ))
         .layer(axum::middleware::from_fn(super::request_meta::assign))
         .with_state(state)
 }

@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod host;
 pub use host::valid_hostname;
+mod cors;
 mod events_api;
 mod idempotency;
 mod identity;

@@ -172,6 +172,8 @@ pub struct Tenant {
     pub name: String,
     pub status: TenantStatus,
     pub created_ms: i64,
+    /// Browser origins allowed to call this tenant's API (CORS), e.g. `https://admin.acme.example`.
+    pub cors_origins: Vec<String>,
     #[serde(skip)]
     _loaded: Loaded,
 }
@@ -316,6 +318,23 @@ impl Store {
                 blocking(s, move |s| s.update_tenant(&slug, name, status, &audit)).await
             }
             Store::Postgres(p) => p.update_tenant(&slug, name, status, &audit).await,
+        }
+    }
+
+    /// Replaces the tenant's CORS allow-list.
+    pub async fn set_cors_origins(
+        &self,
+        scope: &TenantScope,
+        origins: Vec<String>,
+        audit: Audit,
+    ) -> Result<(), StoreError> {
+        let scope = scope.clone();
+        let text = origins.join("\n");
+        match self {
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.set_cors_origins(&scope, &text, &audit)).await
+            }
+            Store::Postgres(p) => p.set_cors_origins(&scope, &text, &audit).await,
         }
     }
 
@@ -466,6 +485,13 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
+fn split_origins(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn decode_event(
     id: String,
     node_id: String,
@@ -537,6 +563,7 @@ mod tests {
             name: "Acme".into(),
             status: TenantStatus::Active,
             created_ms: 0,
+            cors_origins: vec![],
             _loaded: Loaded,
         };
         assert_eq!(t.scope().map(|s| s.id()), Some(3));

@@ -12,7 +12,7 @@ use super::{
     audit::{self, Audit, AuditEntry, with_ack},
     decode_event, encode_event,
     events_query::{EventFilter, PageStart},
-    ingest,
+    ingest, split_origins,
 };
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use crate::sqlite::now_ms;
@@ -167,6 +167,7 @@ ALTER TABLE idempotency_keys FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON idempotency_keys USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    "ALTER TABLE tenants ADD COLUMN cors_origins TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -349,6 +350,24 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(tenant)
+    }
+
+    pub async fn set_cors_origins(
+        &self,
+        scope: &TenantScope,
+        origins: &str,
+        audit: &Audit,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        tx.execute(
+            "UPDATE tenants SET cors_origins = $2 WHERE id = $1",
+            &[&scope.id, &origins],
+        )
+        .await?;
+        append_audit(&tx, scope.id, audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn signing_secret(&self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
@@ -673,7 +692,7 @@ impl InsertColumns {
     }
 }
 
-const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms";
+const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms, cors_origins";
 
 fn tenant_row(r: &Row) -> Tenant {
     Tenant {
@@ -682,6 +701,7 @@ fn tenant_row(r: &Row) -> Tenant {
         name: r.get(2),
         status: TenantStatus::parse(r.get::<_, &str>(3)),
         created_ms: r.get(4),
+        cors_origins: split_origins(r.get::<_, &str>(5)),
         _loaded: Loaded,
     }
 }

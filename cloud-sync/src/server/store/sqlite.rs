@@ -10,7 +10,7 @@ use super::{
     audit::{self, Audit, AuditEntry, with_ack},
     decode_event, encode_event,
     events_query::{EventFilter, PageStart},
-    ingest,
+    ingest, split_origins,
 };
 use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
 use crate::sqlite::{now_ms, open_migrated};
@@ -147,6 +147,8 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         PRIMARY KEY (tenant_id, caller, key)
     );
     CREATE INDEX idempotency_by_age ON idempotency_keys (created_ms);",
+    // Each tenant's CORS allow-list, one origin a line.
+    "ALTER TABLE tenants ADD COLUMN cors_origins TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Appends an audit entry within the caller's transaction.
@@ -172,7 +174,7 @@ pub struct SqliteStore {
     pub(super) conn: Connection,
 }
 
-const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms";
+const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms, cors_origins";
 
 fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
@@ -181,6 +183,7 @@ fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
         name: r.get(2)?,
         status: TenantStatus::parse(&r.get::<_, String>(3)?),
         created_ms: r.get(4)?,
+        cors_origins: split_origins(&r.get::<_, String>(5)?),
         _loaded: Loaded,
     })
 }
@@ -270,6 +273,22 @@ impl SqliteStore {
         }
         tx.commit()?;
         self.tenant(slug)
+    }
+
+    pub fn set_cors_origins(
+        &mut self,
+        scope: &TenantScope,
+        origins: &str,
+        audit: &Audit,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE tenants SET cors_origins = ?2 WHERE id = ?1",
+            params![scope.id, origins],
+        )?;
+        append_audit(&tx, scope.id, audit)?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn signing_secret(&mut self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
