@@ -641,3 +641,150 @@ fn retried_writes_with_an_idempotency_key_happen_once() {
         assert_eq!(creates, 1, "{name}");
     }
 }
+
+fn fence(lat: f64, lon: f64) -> serde_json::Value {
+    let d = 0.001;
+    json!({ "type": "Feature", "properties": { "name": "gate" }, "geometry": { "type": "Polygon",
+        "coordinates": [[[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]] } })
+}
+
+/// Sites with geofences, on both backends: created, listed, changed, deleted, audited; a fence
+/// the node could not enforce is refused with the reason; another tenant sees none of it.
+#[test]
+fn sites_carry_geofences_the_node_can_enforce() {
+    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
+        let name = backend.name();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cloud =
+            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+        let a = cloud.admin_token.clone();
+        let call = |method: &str, path: &str, body: Option<&serde_json::Value>| {
+            cloud
+                .call(method, path, Some(&a), body, None)
+                .expect("request")
+        };
+        let (status, site) = call(
+            "POST",
+            "/api/v1/sites",
+            Some(
+                &json!({ "id": "hq", "name": " Head office ", "geofence": fence(48.8584, 2.2945) }),
+            ),
+        );
+        assert_eq!(status, 201, "{name}: {site}");
+        assert_eq!(
+            (site["id"].as_str(), site["name"].as_str()),
+            (Some("hq"), Some("Head office"))
+        );
+        assert_eq!(site["geofence"]["geometry"]["type"], "Polygon");
+        let (status, _) = call(
+            "POST",
+            "/api/v1/sites",
+            Some(&json!({ "id": "hq", "name": "Again", "geofence": fence(1.0, 1.0) })),
+        );
+        assert_eq!(status, 409, "{name}");
+        for (body, says) in [
+            (
+                json!({ "id": "Bad Id", "name": "x", "geofence": fence(1.0, 1.0) }),
+                "id",
+            ),
+            (
+                json!({ "id": "ok", "name": "x", "geofence": { "type": "Polygon", "coordinates": [[[0, 0], [1, 1]]] } }),
+                "geofence",
+            ),
+            (
+                json!({ "id": "ok", "name": "x", "geofence": { "type": "Point", "coordinates": [200, 95] } }),
+                "geofence",
+            ),
+            (
+                json!({ "id": "ok", "name": "x", "geofence": "not geojson" }),
+                "geofence",
+            ),
+            (
+                json!({ "id": "ok", "name": "", "geofence": fence(1.0, 1.0) }),
+                "name",
+            ),
+        ] {
+            let (status, p) = call("POST", "/api/v1/sites", Some(&body));
+            assert_eq!(status, 400, "{name}: {body} → {p}");
+            assert!(
+                p["detail"].as_str().unwrap_or_default().contains(says),
+                "{name}: {p}"
+            );
+        }
+        let (status, changed) = call(
+            "PATCH",
+            "/api/v1/sites/hq",
+            Some(&json!({ "geofence": fence(48.86, 2.30) })),
+        );
+        assert_eq!(status, 200, "{name}: {changed}");
+        assert_eq!(changed["name"], "Head office");
+        assert!(changed["updated_ms"].as_i64() >= site["updated_ms"].as_i64());
+        let (_, list) = call("GET", "/api/v1/sites", None);
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{name}");
+
+        // Another tenant: not found, not listed, not deletable.
+        let (status, _) = cloud
+            .admin_post("/api/v1/platform/tenants", &json!({ "slug": "globex", "name": "Globex",
+                "owner": { "email": "boss@globex.example", "display_name": "Boss", "password": "correct horse battery staple" } }))
+            .expect("tenant");
+        assert_eq!(status, 201);
+        let (_, s) = cloud
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(&json!({ "tenant": "globex",
+                "email": "boss@globex.example", "password": "correct horse battery staple" })),
+                None,
+            )
+            .expect("login");
+        let b = s["access_token"].as_str().expect("token");
+        for (method, path) in [
+            ("GET", "/api/v1/sites/hq"),
+            ("PATCH", "/api/v1/sites/hq"),
+            ("DELETE", "/api/v1/sites/hq"),
+        ] {
+            let body = json!({ "name": "Taken" });
+            let (status, _) = cloud
+                .call(
+                    method,
+                    path,
+                    Some(b),
+                    (method == "PATCH").then_some(&body),
+                    None,
+                )
+                .expect("request");
+            assert_eq!(status, 404, "{name}: {method} {path}");
+        }
+        let (_, theirs) = cloud
+            .call("GET", "/api/v1/sites", Some(b), None, None)
+            .expect("list");
+        assert_eq!(theirs["items"].as_array().map(Vec::len), Some(0), "{name}");
+        // The same id is free in another tenant.
+        let (status, _) = cloud
+            .call(
+                "POST",
+                "/api/v1/sites",
+                Some(b),
+                Some(&json!({ "id": "hq", "name": "Globex HQ", "geofence": fence(40.0, -3.7) })),
+                None,
+            )
+            .expect("create");
+        assert_eq!(status, 201, "{name}");
+
+        assert_eq!(call("DELETE", "/api/v1/sites/hq", None).0, 204, "{name}");
+        assert_eq!(call("GET", "/api/v1/sites/hq", None).0, 404, "{name}");
+        let (_, audit) = cloud.admin_get("/api/v1/audit").expect("audit");
+        let actions: Vec<_> = audit["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert_eq!(
+            actions,
+            ["site.delete", "site.update", "site.create"],
+            "{name}"
+        );
+    }
+}

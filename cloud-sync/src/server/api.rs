@@ -76,6 +76,16 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/audit", get(audit_log))
         .route(
+            "/api/v1/sites",
+            get(super::sites_api::list).post(super::sites_api::create),
+        )
+        .route(
+            "/api/v1/sites/{id}",
+            get(super::sites_api::get)
+                .patch(super::sites_api::update)
+                .delete(super::sites_api::delete),
+        )
+        .route(
             "/api/v1/tenant",
             get(super::cors::get_settings).patch(super::cors::patch_settings),
         )
@@ -130,20 +140,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-fn valid_site_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 async fn register_node(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Json(req): Json<RegisterNode>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(NODE_ADMINS, "register nodes")?;
-    if !valid_site_id(&req.site_id) {
+    if !super::sites_api::valid_site_id(&req.site_id) {
         return Err(Problem::bad_request(
             "site_id must be 1-64 characters of a-z, 0-9, - or _",
         ));
@@ -380,7 +383,7 @@ async fn sign_config_bundle(
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(NODE_ADMINS, "sign config bundles")?;
     let scope = caller.scope.clone();
-    if !valid_site_id(&req.site_id) {
+    if !super::sites_api::valid_site_id(&req.site_id) {
         return Err(Problem::bad_request(
             "site_id must be 1-64 characters of a-z, 0-9, - or _",
         ));

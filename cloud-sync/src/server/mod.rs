@@ -13,6 +13,7 @@ mod negotiate;
 mod passwords;
 pub mod rate_limit;
 mod request_meta;
+mod sites_api;
 pub mod store;
 pub mod tenancy;
 mod tokens;

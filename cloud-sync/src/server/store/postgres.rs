@@ -168,6 +168,21 @@ CREATE POLICY tenant_isolation ON idempotency_keys USING (tenant_id = rollcall_t
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
     "ALTER TABLE tenants ADD COLUMN cors_origins TEXT NOT NULL DEFAULT '';",
+    r#"
+CREATE TABLE sites (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    geofence TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+ALTER TABLE sites ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sites FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sites USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -181,6 +196,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "refresh_tokens",
     "audit_log",
     "idempotency_keys",
+    "sites",
 ];
 
 /// Serialises migrations between replicas that start together.

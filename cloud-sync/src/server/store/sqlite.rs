@@ -149,6 +149,15 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
     CREATE INDEX idempotency_by_age ON idempotency_keys (created_ms);",
     // Each tenant's CORS allow-list, one origin a line.
     "ALTER TABLE tenants ADD COLUMN cors_origins TEXT NOT NULL DEFAULT '';",
+    "CREATE TABLE sites (
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        geofence TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    );",
 ];
 
 /// Appends an audit entry within the caller's transaction.
