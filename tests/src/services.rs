@@ -149,6 +149,9 @@ impl CloudDb {
     }
 }
 
+/// The password of the owners [`Cloud::tenant_with_owner`] makes.
+pub const OWNER_PASSWORD: &str = "correct horse battery staple";
+
 /// A running `rollcall-cloud`.
 pub struct Cloud {
     pub process: Process,
@@ -285,6 +288,34 @@ impl Cloud {
             req = req.header("host", host);
         }
         status_and_json(req.send()?)
+    }
+
+    /// Creates tenant `slug` (as the platform operator) with owner `boss@<slug>.example` and
+    /// password [`OWNER_PASSWORD`], logs the owner in and returns their access token.
+    pub fn tenant_with_owner(&self, slug: &str) -> Result<String, HarnessError> {
+        let email = format!("boss@{slug}.example");
+        let (status, body) = self.admin_post(
+            "/api/v1/platform/tenants",
+            &json!({ "slug": slug, "name": slug,
+                     "owner": { "email": email, "display_name": "Boss", "password": OWNER_PASSWORD } }),
+        )?;
+        if status != 201 {
+            return Err(HarnessError::Unexpected(format!(
+                "creating tenant {slug}: {status} {body}"
+            )));
+        }
+        let (status, session) = self.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({ "tenant": slug, "email": email, "password": OWNER_PASSWORD })),
+            None,
+        )?;
+        session["access_token"]
+            .as_str()
+            .filter(|_| status == 200)
+            .map(str::to_owned)
+            .ok_or_else(|| HarnessError::Unexpected(format!("owner login: {status} {session}")))
     }
 
     /// PATCHes `path` with JSON as the admin; returns status and JSON body.

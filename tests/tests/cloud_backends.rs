@@ -217,27 +217,7 @@ fn a_revoked_node_is_refused_at_once() {
             "{name}: never pushed yet"
         );
 
-        let (status, _) = cloud
-            .admin_post(
-                "/api/v1/platform/tenants",
-                &json!({ "slug": "globex", "name": "Globex",
-                         "owner": { "email": "boss@globex.example", "display_name": "Boss",
-                                    "password": "correct horse battery staple" } }),
-            )
-            .expect("tenant");
-        assert_eq!(status, 201);
-        let (status, login) = cloud
-            .call(
-                "POST",
-                "/api/v1/auth/login",
-                None,
-                Some(&json!({ "tenant": "globex", "email": "boss@globex.example",
-                                "password": "correct horse battery staple" })),
-                None,
-            )
-            .expect("login");
-        assert_eq!(status, 200, "{login}");
-        let globex = login["access_token"].as_str().expect("token");
+        let globex = &cloud.tenant_with_owner("globex").expect("tenant B");
         let (status, theirs) = cloud
             .call("GET", "/api/v1/nodes", Some(globex), None, None)
             .expect("list");
@@ -723,22 +703,7 @@ fn sites_carry_geofences_the_node_can_enforce() {
         assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{name}");
 
         // Another tenant: not found, not listed, not deletable.
-        let (status, _) = cloud
-            .admin_post("/api/v1/platform/tenants", &json!({ "slug": "globex", "name": "Globex",
-                "owner": { "email": "boss@globex.example", "display_name": "Boss", "password": "correct horse battery staple" } }))
-            .expect("tenant");
-        assert_eq!(status, 201);
-        let (_, s) = cloud
-            .call(
-                "POST",
-                "/api/v1/auth/login",
-                None,
-                Some(&json!({ "tenant": "globex",
-                "email": "boss@globex.example", "password": "correct horse battery staple" })),
-                None,
-            )
-            .expect("login");
-        let b = s["access_token"].as_str().expect("token");
+        let b = &cloud.tenant_with_owner("globex").expect("tenant B");
         for (method, path) in [
             ("GET", "/api/v1/sites/hq"),
             ("PATCH", "/api/v1/sites/hq"),

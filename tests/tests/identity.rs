@@ -128,6 +128,13 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
                 OWNER_PW,
                 None,
             ),
+            login(
+                &cloud,
+                Some(&"Not A Slug!".repeat(500)),
+                "boss@globex.example",
+                OWNER_PW,
+                None,
+            ),
         ];
         for (status, p) in &wrong {
             assert_eq!(*status, 401, "{name}: {p}");

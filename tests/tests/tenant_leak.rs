@@ -58,23 +58,7 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
         let (_, a_key) = call("GET", "/api/v1/signing-key", &a, None);
 
         // Tenant B and its owner.
-        let (status, _) = cloud
-            .admin_post("/api/v1/platform/tenants", &json!({ "slug": "globex", "name": "Globex",
-                "owner": { "email": "boss@globex.example", "display_name": "Boss", "password": PW } }))
-            .expect("tenant");
-        assert_eq!(status, 201);
-        let (_, s) = cloud
-            .call(
-                "POST",
-                "/api/v1/auth/login",
-                None,
-                Some(
-                    &json!({ "tenant": "globex", "email": "boss@globex.example", "password": PW }),
-                ),
-                None,
-            )
-            .expect("login");
-        let b = s["access_token"].as_str().expect("token").to_owned();
+        let b = cloud.tenant_with_owner("globex").expect("tenant B");
         let (_, b_node_token) = {
             let (status, n) = call(
                 "POST",

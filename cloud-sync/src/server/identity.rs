@@ -274,6 +274,10 @@ pub(crate) async fn login(
             ));
         }
     };
+    // Not a slug: no such tenant can exist (and no limiter key is made for it).
+    if !super::tenancy::valid_slug(&slug) {
+        return Err(bad_login());
+    }
     // Guessing passwords is slow: a few attempts a minute per tenant and address.
     let verdict = state
         .limits
