@@ -286,17 +286,19 @@ pub(crate) async fn login(
         slot.put(verdict);
     }
     let email = req.email.trim().to_lowercase();
-    let tenant = state.store.tenant(&slug).await.map_err(store_problem)?;
-    let Some(tenant) = tenant else {
-        passwords::verify_nothing(&req.password);
-        return Err(bad_login());
+    // An unknown tenant costs the same hashing time as a wrong password (off the async threads).
+    let (scope, creds) = match state.store.tenant(&slug).await.map_err(store_problem)? {
+        None => (None, None),
+        Some(tenant) => {
+            let scope = tenant.scope().ok_or_else(|| auth::suspended(&slug))?;
+            let creds = state
+                .store
+                .credentials(&scope, &email)
+                .await
+                .map_err(store_problem)?;
+            (Some(scope), creds)
+        }
     };
-    let scope = tenant.scope().ok_or_else(|| auth::suspended(&slug))?;
-    let creds = state
-        .store
-        .credentials(&scope, &email)
-        .await
-        .map_err(store_problem)?;
     let password = req.password;
     let (user, ok) = tokio::task::spawn_blocking(move || match creds {
         Some(c) => {
@@ -326,6 +328,7 @@ pub(crate) async fn login(
             return Err(bad_login());
         }
     };
+    let scope = scope.ok_or_else(bad_login)?;
     tracing::info!(tenant = %slug, user = %user.id, "login");
     let session = session(&state, &scope, user, None, &meta).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(session)))
