@@ -36,6 +36,7 @@ pub(crate) struct AppState {
     pub base_domain: Option<String>,
     pub access: tokens::AccessKeys,
     pub limits: super::rate_limit::RateLimits,
+    pub tenants: super::tenant_cache::TenantCache,
     pub metrics: Metrics,
 }
 
@@ -505,6 +506,7 @@ async fn create_tenant(
         )
         .await
         .map_err(store_problem)?;
+    state.tenants.forget(&tenant.slug);
     tracing::info!(tenant = %tenant.slug, "tenant created");
     let mut body = serde_json::to_value(&tenant).map_err(|e| Problem::internal(e.to_string()))?;
     if let (Some(owner), Some(scope)) = (owner, tenant.scope()) {
@@ -570,6 +572,7 @@ async fn update_tenant(
         .await
         .map_err(store_problem)?
         .ok_or_else(|| Problem::not_found(format!("no tenant `{slug}`")))?;
+    state.tenants.forget(&slug);
     if let Some(status) = status {
         tracing::warn!(tenant = %slug, status = status.as_str(), "tenant status changed");
     }

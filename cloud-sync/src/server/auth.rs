@@ -67,8 +67,8 @@ pub(crate) fn tenant_of_token(token: &str) -> Option<&str> {
 /// → 403 with a clear problem document.
 pub(crate) async fn active_scope(state: &AppState, slug: &str) -> Result<TenantScope, Problem> {
     let tenant = state
-        .store
-        .tenant(slug)
+        .tenants
+        .get(&state.store, slug)
         .await
         .map_err(super::api::store_problem)?
         .ok_or_else(|| Problem::unauthorized("unknown tenant in credential"))?;

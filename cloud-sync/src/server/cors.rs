@@ -60,7 +60,7 @@ async fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Option<String>
     let HostTenant::Named(slug) = identity::host_tenant(headers, state).ok()? else {
         return None;
     };
-    let tenant = state.store.tenant(&slug).await.ok()??;
+    let tenant = state.tenants.get(&state.store, &slug).await.ok()??;
     tenant.scope()?;
     tenant.cors_origins.contains(&origin).then_some(origin)
 }
@@ -173,6 +173,7 @@ pub(crate) async fn patch_settings(
         .set_cors_origins(&caller.scope, origins, audit)
         .await
         .map_err(store_problem)?;
+    state.tenants.forget(caller.scope.slug());
     get_settings(State(state), caller).await
 }
 

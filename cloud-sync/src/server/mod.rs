@@ -16,6 +16,7 @@ mod request_meta;
 mod sites_api;
 pub mod store;
 pub mod tenancy;
+mod tenant_cache;
 mod tokens;
 mod users_api;
 
@@ -82,6 +83,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         base_domain: config.base_domain.clone(),
         access,
         limits: rate_limit::RateLimits::new(config.rate_limits),
+        tenants: tenant_cache::TenantCache::new(tenant_cache::TTL),
         metrics: metrics::Metrics::new(),
     });
     let pruned = state.clone();
