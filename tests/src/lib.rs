@@ -12,8 +12,8 @@ pub use browser::{Browser, browser_available, y4m_from_photo};
 pub use osdp_peer::{OsdpPeer, node_on_reader, osdp_python};
 pub use process::{HarnessError, Process, bin_path};
 pub use services::{
-    AT_GATE, Cloud, CloudDb, DEMO_SITE, FAR_AWAY, Node, NodeOptions, Site, fields, reason_codes,
-    sample_photo, wait_for,
+    AT_GATE, Cloud, CloudDb, DEMO_SITE, FAR_AWAY, Node, NodeOptions, OWNER_PASSWORD, Site, fields,
+    on_each_backend, reason_codes, sample_photo, wait_for,
 };
 
 /// Whether a test can run with what this machine has: `Ok` runs it; `Err(why)` skips it with

@@ -152,6 +152,20 @@ impl CloudDb {
 /// The password of the owners [`Cloud::tenant_with_owner`] makes.
 pub const OWNER_PASSWORD: &str = "correct horse battery staple";
 
+/// Runs `test` twice: on a fresh cloud over SQLite, then on one over a scratch PostgreSQL
+/// database, each started with `extra_args` in its own temporary directory; `test` gets the
+/// backend's name (for its messages), the cloud and the directory (for nodes beside it).
+pub fn on_each_backend(extra_args: &[&str], mut test: impl FnMut(&str, &Cloud, &Path)) {
+    for backend in CloudDb::both().expect("a scratch PostgreSQL database (is PostgreSQL running?)")
+    {
+        let name = backend.name();
+        let dir = tempfile::TempDir::new().expect("tempdir");
+        let cloud = Cloud::start_with(&dir.path().join("cloud"), None, backend, extra_args)
+            .expect("cloud starts");
+        test(name, &cloud, dir.path());
+    }
+}
+
 /// A running `rollcall-cloud`.
 pub struct Cloud {
     pub process: Process,

@@ -685,9 +685,18 @@ fn multipart_check_ins_and_hostile_bodies_get_clear_answers_and_store_nothing_ba
         ),
     ]);
     for (what, content_type, body, want) in cases {
-        let (status, answer) = node
-            .post_raw("/api/v1/checkins", &content_type, body)
-            .expect("post");
+        let sent = node.post_raw("/api/v1/checkins", &content_type, body);
+        // The node refuses an oversized body once it has read its limit, answers 413 and closes
+        // the connection; on a busy machine the client may still be sending the rest and see the
+        // close before it reads the answer. Either way the body is refused — and the checks after
+        // this loop show nothing was stored and the node still serves.
+        if want == 413
+            && let Err(rollcall_tests::HarnessError::Http(e)) = &sent
+            && e.is_request()
+        {
+            continue;
+        }
+        let (status, answer) = sent.expect("post");
         assert_eq!(status, want, "{what}: {answer}");
         assert!(
             answer["type"]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rollcall_tests::{AT_GATE, Cloud, CloudDb, Node, NodeOptions, sample_photo, wait_for};
+use rollcall_tests::{AT_GATE, Cloud, Node, NodeOptions, on_each_backend, sample_photo, wait_for};
 use serde_json::json;
 
 fn photo(name: &str) -> Vec<u8> {
@@ -14,11 +14,7 @@ fn photo(name: &str) -> Vec<u8> {
 /// node's sync with a clear 403 (the node keeps its events) and reactivating it lets them in.
 #[test]
 fn nodes_sync_to_either_backend_and_a_suspended_tenant_is_held_back() {
-    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
-        let name = backend.name();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cloud =
-            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+    on_each_backend(&[], |name, cloud, dir| {
         let (status, health) = cloud.admin_get("/healthz").expect("healthz");
         assert_eq!(
             (status, health["database"].as_str()),
@@ -31,7 +27,7 @@ fn nodes_sync_to_either_backend_and_a_suspended_tenant_is_held_back() {
             "{name}: node tokens name their tenant: {token}"
         );
         let node = Node::start(
-            &dir.path().join("node"),
+            &dir.join("node"),
             &NodeOptions::synced(&cloud.url, token.clone()),
         )
         .expect("node starts");
@@ -89,18 +85,14 @@ fn nodes_sync_to_either_backend_and_a_suspended_tenant_is_held_back() {
             cloud.process.log_text().contains("tenant status changed"),
             "{name}: suspension is logged"
         );
-    }
+    });
 }
 
 /// The platform operator's tenant API: validation, conflicts, unknown tenants, and a token
 /// from no tenant at all.
 #[test]
 fn tenants_are_managed_by_the_platform_operator() {
-    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
-        let name = backend.name();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cloud =
-            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+    on_each_backend(&[], |name, cloud, _dir| {
         let (status, t) = cloud
             .admin_post(
                 "/api/v1/platform/tenants",
@@ -188,18 +180,14 @@ fn tenants_are_managed_by_the_platform_operator() {
             .send()
             .expect("list");
         assert_eq!(r.status().as_u16(), 401);
-    }
+    });
 }
 
 /// A lost node is revoked by its tenant's admin and refused at once; another tenant can neither
 /// see nor revoke it.
 #[test]
 fn a_revoked_node_is_refused_at_once() {
-    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
-        let name = backend.name();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cloud =
-            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+    on_each_backend(&[], |name, cloud, _dir| {
         let (node_id, token) = cloud.register_node("hq").expect("registered");
         let whoami = |token: &str| {
             cloud
@@ -305,7 +293,7 @@ fn a_revoked_node_is_refused_at_once() {
             ["auth.login", "user.create", "tenant.create"],
             "{name}"
         );
-    }
+    });
 }
 
 /// Every response carries a request id: the client's when it sent a sane one.
@@ -372,11 +360,7 @@ fn pushed_event(n: u32, decision: &str) -> serde_json::Value {
 /// field-level refusals, one event with its reasons, and `GET /api/version`.
 #[test]
 fn attendance_is_listed_in_v1_and_v2_with_filters_and_paging() {
-    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
-        let name = backend.name();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cloud =
-            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+    on_each_backend(&[], |name, cloud, _dir| {
         let (_, token) = cloud.register_node("hq").expect("registered");
         let events: Vec<_> = (1..=25)
             .map(|n| pushed_event(n, if n % 5 == 0 { "denied" } else { "granted" }))
@@ -531,18 +515,14 @@ fn attendance_is_listed_in_v1_and_v2_with_filters_and_paging() {
                 );
             }
         }
-    }
+    });
 }
 
 /// `Idempotency-Key`: a retried POST gets the first answer and makes no second object; the key
 /// with another body is refused; keys are per caller.
 #[test]
 fn retried_writes_with_an_idempotency_key_happen_once() {
-    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
-        let name = backend.name();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cloud =
-            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+    on_each_backend(&[], |name, cloud, _dir| {
         let http = reqwest::blocking::Client::new();
         let post = |path: &str, key: &str, body: &serde_json::Value| {
             let r = http
@@ -619,7 +599,7 @@ fn retried_writes_with_an_idempotency_key_happen_once() {
             .filter(|e| e["action"] == "user.create")
             .count();
         assert_eq!(creates, 1, "{name}");
-    }
+    });
 }
 
 fn fence(lat: f64, lon: f64) -> serde_json::Value {
@@ -632,11 +612,7 @@ fn fence(lat: f64, lon: f64) -> serde_json::Value {
 /// the node could not enforce is refused with the reason; another tenant sees none of it.
 #[test]
 fn sites_carry_geofences_the_node_can_enforce() {
-    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
-        let name = backend.name();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cloud =
-            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+    on_each_backend(&[], |name, cloud, _dir| {
         let a = cloud.admin_token.clone();
         let call = |method: &str, path: &str, body: Option<&serde_json::Value>| {
             cloud
@@ -751,5 +727,5 @@ fn sites_carry_geofences_the_node_can_enforce() {
             ["site.delete", "site.update", "site.create"],
             "{name}"
         );
-    }
+    });
 }

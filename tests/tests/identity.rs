@@ -3,7 +3,7 @@
 //! suspended tenants.
 
 use base64::Engine as _;
-use rollcall_tests::{Cloud, CloudDb};
+use rollcall_tests::{Cloud, CloudDb, on_each_backend};
 use serde_json::{Value, json};
 
 const BASE: &str = "rollcall.test";
@@ -53,16 +53,7 @@ fn b64(v: &Value) -> String {
 
 #[test]
 fn users_log_in_act_by_role_and_stay_in_their_tenant() {
-    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
-        let name = backend.name();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cloud = Cloud::start_with(
-            &dir.path().join("cloud"),
-            None,
-            backend,
-            &["--base-domain", BASE],
-        )
-        .expect("cloud starts");
+    on_each_backend(&["--base-domain", BASE], |name, cloud, _dir| {
         let platform = |method: &str, path: &str, body: &Value| {
             cloud
                 .call(method, path, Some(&cloud.admin_token), Some(body), None)
@@ -108,28 +99,28 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
         // Wrong password, unknown email, unknown tenant: one answer for all.
         let wrong = [
             login(
-                &cloud,
+                cloud,
                 Some("globex"),
                 "boss@globex.example",
                 "not the password!",
                 None,
             ),
             login(
-                &cloud,
+                cloud,
                 Some("globex"),
                 "nobody@globex.example",
                 OWNER_PW,
                 None,
             ),
             login(
-                &cloud,
+                cloud,
                 Some("initech"),
                 "boss@globex.example",
                 OWNER_PW,
                 None,
             ),
             login(
-                &cloud,
+                cloud,
                 Some(&"Not A Slug!".repeat(500)),
                 "boss@globex.example",
                 OWNER_PW,
@@ -140,11 +131,11 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
             assert_eq!(*status, 401, "{name}: {p}");
             assert_eq!(p["detail"], wrong[0].1["detail"], "{name}: no enumeration");
         }
-        let (status, p) = login(&cloud, None, "boss@globex.example", OWNER_PW, None);
+        let (status, p) = login(cloud, None, "boss@globex.example", OWNER_PW, None);
         assert_eq!(status, 400, "{name}: no tenant named: {p}");
 
-        let (owner, owner_refresh) = session(&cloud, "boss@globex.example", OWNER_PW);
-        let (status, me) = get(&cloud, "/api/v1/me", &owner);
+        let (owner, owner_refresh) = session(cloud, "boss@globex.example", OWNER_PW);
+        let (status, me) = get(cloud, "/api/v1/me", &owner);
         assert_eq!(
             (status, me["tenant"].as_str(), me["role"].as_str()),
             (200, Some("globex"), Some("owner")),
@@ -178,9 +169,9 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
         assert_eq!(status, 409, "{name}: {p}");
 
         // Roles decide what each may do.
-        let (admin, _) = session(&cloud, "admin@globex.example", OWNER_PW);
-        let (guard, guard_refresh) = session(&cloud, "guard@globex.example", OWNER_PW);
-        let (auditor, _) = session(&cloud, "audit@globex.example", OWNER_PW);
+        let (admin, _) = session(cloud, "admin@globex.example", OWNER_PW);
+        let (guard, guard_refresh) = session(cloud, "guard@globex.example", OWNER_PW);
+        let (auditor, _) = session(cloud, "audit@globex.example", OWNER_PW);
         let (status, p) = cloud
             .call("POST", "/api/v1/users", Some(&admin), Some(&json!({
                 "email": "boss2@globex.example", "display_name": "b", "role": "owner", "password": OWNER_PW })), None)
@@ -215,23 +206,23 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
             "{name}: {p}"
         );
         assert_eq!(
-            get(&cloud, "/api/v1/events", &guard).0,
+            get(cloud, "/api/v1/events", &guard).0,
             403,
             "{name}: guards do not read attendance"
         );
-        assert_eq!(get(&cloud, "/api/v1/users", &guard).0, 403, "{name}");
+        assert_eq!(get(cloud, "/api/v1/users", &guard).0, 403, "{name}");
         assert_eq!(
-            get(&cloud, &format!("/api/v1/users/{}", ids["guard"]), &guard).0,
+            get(cloud, &format!("/api/v1/users/{}", ids["guard"]), &guard).0,
             200,
             "{name}: own profile"
         );
         assert_eq!(
-            get(&cloud, &format!("/api/v1/users/{}", ids["admin"]), &guard).0,
+            get(cloud, &format!("/api/v1/users/{}", ids["admin"]), &guard).0,
             403,
             "{name}"
         );
-        assert_eq!(get(&cloud, "/api/v1/events", &auditor).0, 200, "{name}");
-        let (status, users) = get(&cloud, "/api/v1/users", &auditor);
+        assert_eq!(get(cloud, "/api/v1/events", &auditor).0, 200, "{name}");
+        let (status, users) = get(cloud, "/api/v1/users", &auditor);
         assert_eq!(
             (status, users["items"].as_array().map(Vec::len)),
             (200, Some(4)),
@@ -256,7 +247,7 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
         assert_eq!(status, 201, "{name}: {acme_user}");
         let acme_id = acme_user["id"].as_str().expect("id");
         assert_eq!(
-            get(&cloud, &format!("/api/v1/users/{acme_id}"), &owner).0,
+            get(cloud, &format!("/api/v1/users/{acme_id}"), &owner).0,
             404,
             "{name}"
         );
@@ -292,7 +283,7 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
         assert_eq!(host("a.b.rollcall.test"), 404, "{name}");
         assert_eq!(host("bad_host!"), 400, "{name}");
         let (status, _) = login(
-            &cloud,
+            cloud,
             None,
             "boss@globex.example",
             OWNER_PW,
@@ -300,7 +291,7 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
         );
         assert_eq!(status, 200, "{name}: the host names the tenant");
         let (status, _) = login(
-            &cloud,
+            cloud,
             Some("acme"),
             "boss@globex.example",
             OWNER_PW,
@@ -350,7 +341,7 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
             ("HS512", hs512),
             ("garbage", "eyJ.e30.x".into()),
         ] {
-            assert_eq!(get(&cloud, "/api/v1/me", &token).0, 401, "{name}: {what}");
+            assert_eq!(get(cloud, "/api/v1/me", &token).0, 401, "{name}: {what}");
         }
 
         // Refresh rotation; a replayed refresh token signs the whole login out.
@@ -371,7 +362,7 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
         assert_ne!(next_refresh, owner_refresh);
         assert_eq!(
             get(
-                &cloud,
+                cloud,
                 "/api/v1/me",
                 next["access_token"].as_str().expect("access")
             )
@@ -392,7 +383,7 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
         assert_eq!(refresh("globex.00").0, 401);
         assert_eq!(refresh("no-tenant").0, 401);
         // Logout ends a login.
-        let (_, fresh) = session(&cloud, "boss@globex.example", OWNER_PW);
+        let (_, fresh) = session(cloud, "boss@globex.example", OWNER_PW);
         let (status, _) = cloud
             .call(
                 "POST",
@@ -416,10 +407,10 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
             )
             .expect("disable");
         assert_eq!(status, 200, "{name}: {u}");
-        assert_eq!(get(&cloud, "/api/v1/me", &guard).0, 401, "{name}");
+        assert_eq!(get(cloud, "/api/v1/me", &guard).0, 401, "{name}");
         assert_eq!(refresh(&guard_refresh).0, 401, "{name}");
         let (status, p) = login(
-            &cloud,
+            cloud,
             Some("globex"),
             "guard@globex.example",
             OWNER_PW,
@@ -438,19 +429,13 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
             &json!({ "status": "suspended" }),
         );
         assert_eq!(status, 200);
-        let (status, p) = get(&cloud, "/api/v1/me", &owner);
+        let (status, p) = get(cloud, "/api/v1/me", &owner);
         assert_eq!(
             (status, p["type"].as_str()),
             (403, Some("urn:rollcall:problem:tenant-suspended")),
             "{name}: {p}"
         );
-        let (status, _) = login(
-            &cloud,
-            Some("globex"),
-            "boss@globex.example",
-            OWNER_PW,
-            None,
-        );
+        let (status, _) = login(cloud, Some("globex"), "boss@globex.example", OWNER_PW, None);
         assert_eq!(status, 403, "{name}");
         let log = cloud.process.log_text();
         assert!(
@@ -461,7 +446,7 @@ fn users_log_in_act_by_role_and_stay_in_their_tenant() {
             !log.contains(OWNER_PW),
             "{name}: passwords never reach the log"
         );
-    }
+    });
 }
 
 /// Rate limits: each caller gets its own allowance (headers say how much is left), a caller over

@@ -4,7 +4,7 @@
 //! delete — and gets 404 or nothing, and A's objects are unchanged afterwards. A's node cannot
 //! push into or read B either.
 
-use rollcall_tests::{Cloud, CloudDb};
+use rollcall_tests::on_each_backend;
 use serde_json::{Value, json};
 
 const PW: &str = "correct horse battery staple";
@@ -19,11 +19,7 @@ fn event(n: u32) -> Value {
 
 #[test]
 fn no_endpoint_lets_one_tenant_see_or_touch_another() {
-    for backend in CloudDb::both().expect("PostgreSQL scratch database") {
-        let name = backend.name();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cloud =
-            Cloud::start_on(&dir.path().join("cloud"), None, backend).expect("cloud starts");
+    on_each_backend(&[], |name, cloud, _dir| {
         let a = cloud.admin_token.clone();
         let call = |method: &str, path: &str, token: &str, body: Option<&Value>| {
             cloud
@@ -185,5 +181,5 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             !audit.to_string().contains("globex"),
             "{name}: B's actions are not in A's trail"
         );
-    }
+    });
 }
