@@ -7,6 +7,7 @@ use axum::{
 use serde::Serialize;
 
 /// A `application/problem+json` response.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     /// A URI reference naming the problem type; stable, documented per type.
@@ -14,6 +15,7 @@ pub struct Problem {
     pub type_uri: String,
     pub title: String,
     #[serde(serialize_with = "status_code")]
+    #[cfg_attr(feature = "server", schema(value_type = u16, example = 400))]
     pub status: StatusCode,
     pub detail: String,
     /// Machine-readable extras, e.g. the reasons a face was refused.
@@ -24,6 +26,7 @@ pub struct Problem {
     pub retry_after_s: Option<u64>,
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct ProblemReason {
     pub code: String,

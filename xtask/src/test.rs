@@ -60,6 +60,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         &mut ensure_test_venv,
     )?;
     step(
+        "schemathesis (target/api-test-venv)",
+        &mut ensure_api_test_venv,
+    )?;
+    step(
         "PostgreSQL for the cloud's scale-out backend",
         &mut ensure_postgres,
     )?;
@@ -213,9 +217,21 @@ pub fn ensure_system_packages() -> anyhow::Result<()> {
 /// The virtual environment of the Python test peers (LibOSDP's PD), pinned by
 /// `tests/peers/requirements.txt`; rebuilt when that file changes.
 pub fn ensure_test_venv() -> anyhow::Result<()> {
+    ensure_venv("target/test-venv", "tests/peers/requirements.txt")
+}
+
+/// schemathesis for the cloud's API test, pinned by `tests/peers/api-requirements.txt` (kept
+/// apart from the demo's venv: the demo does not need it).
+pub fn ensure_api_test_venv() -> anyhow::Result<()> {
+    ensure_venv("target/api-test-venv", "tests/peers/api-requirements.txt")
+}
+
+/// A virtual environment at `venv` (relative to the workspace) holding exactly the pinned
+/// `requirements`; rebuilt when that file changes.
+fn ensure_venv(venv: &str, requirements: &str) -> anyhow::Result<()> {
     let root = crate::workspace_root();
-    let venv = root.join("target/test-venv");
-    let requirements = root.join("tests/peers/requirements.txt");
+    let venv = root.join(venv);
+    let requirements = root.join(requirements);
     let wanted = std::fs::read_to_string(&requirements)
         .with_context(|| format!("reading {}", requirements.display()))?;
     let marker = venv.join("rollcall-requirements.txt");

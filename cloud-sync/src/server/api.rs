@@ -7,18 +7,25 @@ use axum::{
     extract::{Path, Query, State},
     http::{StatusCode, header},
     response::IntoResponse,
-    routing::{get, post},
+    routing::get,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     auth::{self, Node, PlatformAdmin},
     events_api,
     identity::{self, Caller},
     metrics::{Metrics, ResultLabel},
-    store::{Store, StoreError, Tenant, TenantStatus, users::Role},
+    store::{
+        NodeInfo, Store, StoreError, Tenant, TenantStatus,
+        audit::AuditEntry,
+        users::{Role, User},
+    },
     tenancy, tokens, users_api,
 };
+use crate::bundle::ConfigBundle;
 use crate::{
     problem::{Json, Problem},
     protocol::{
@@ -40,61 +47,61 @@ pub(crate) struct AppState {
     pub metrics: Metrics,
 }
 
+/// Every documented route: each `routes!` call registers the handlers of one path together with
+/// their OpenAPI operations, so the document cannot miss or misspell a route.
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    use super::{cors, openapi, sites_api};
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::document))
+        .routes(routes!(events_api::version))
+        .routes(routes!(register_node, list_nodes))
+        .routes(routes!(revoke_node))
+        .routes(routes!(push))
+        .routes(routes!(whoami))
+        .routes(routes!(events_api::list_v1))
+        .routes(routes!(events_api::get_v1))
+        .routes(routes!(events_api::list_v2))
+        .routes(routes!(events_api::get_v2))
+        .routes(routes!(signing_key))
+        .routes(routes!(sign_config_bundle))
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(get_tenant, update_tenant))
+        .routes(routes!(identity::login))
+        .routes(routes!(identity::refresh))
+        .routes(routes!(identity::logout))
+        .routes(routes!(identity::me))
+        .routes(routes!(users_api::list, users_api::create))
+        .routes(routes!(users_api::get, users_api::update))
+        .routes(routes!(audit_log))
+        .routes(routes!(sites_api::list, sites_api::create))
+        .routes(routes!(
+            sites_api::get,
+            sites_api::update,
+            sites_api::delete
+        ))
+        .routes(routes!(cors::get_settings, cors::patch_settings))
+}
+
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/nodes", post(register_node).get(list_nodes))
-        .route("/api/v1/nodes/{id}", axum::routing::delete(revoke_node))
-        .route("/api/v1/sync/push", post(push))
-        .route("/api/v1/sync/whoami", get(whoami))
-        .route("/api/version", get(events_api::version))
-        .route("/api/v1/events", get(events_api::list_v1))
-        .route("/api/v1/events/{id}", get(events_api::get_v1))
-        .route("/api/v2/events", get(events_api::list_v2))
-        .route("/api/v2/events/{id}", get(events_api::get_v2))
-        .route("/api/v1/signing-key", get(signing_key))
-        .route("/api/v1/config-bundles", post(sign_config_bundle))
-        .route(
-            "/api/v1/platform/tenants",
-            get(list_tenants).post(create_tenant),
-        )
-        .route(
-            "/api/v1/platform/tenants/{slug}",
-            get(get_tenant).patch(update_tenant),
-        )
-        .route("/api/v1/auth/login", post(identity::login))
-        .route("/api/v1/auth/refresh", post(identity::refresh))
-        .route("/api/v1/auth/logout", post(identity::logout))
-        .route("/api/v1/me", get(identity::me))
-        .route(
-            "/api/v1/users",
-            get(users_api::list).post(users_api::create),
-        )
-        .route(
-            "/api/v1/users/{id}",
-            get(users_api::get).patch(users_api::update),
-        )
-        .route("/api/v1/audit", get(audit_log))
-        .route(
-            "/api/v1/sites",
-            get(super::sites_api::list).post(super::sites_api::create),
-        )
-        .route(
-            "/api/v1/sites/{id}",
-            get(super::sites_api::get)
-                .patch(super::sites_api::update)
-                .delete(super::sites_api::delete),
-        )
-        .route(
-            "/api/v1/tenant",
-            get(super::cors::get_settings).patch(super::cors::patch_settings),
-        )
-        .fallback(|| async { Problem::not_found("no such route") })
-        .layer(axum::middleware::from_fn_with_state(
+    let (router, _) = routes().split_for_parts();
+    router
+        .route("/docs", get(super::openapi::page))
+        // Only on matched routes: a method a path does not have is 405, whatever its headers.
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             super::idempotency::layer,
         ))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this path does not take this method; see /api/openapi.json",
+            )
+        })
         .layer(axum::middleware::from_fn(super::rate_limit::headers))
         .layer(axum::middleware::from_fn(super::negotiate::json_only))
         .layer(axum::middleware::from_fn_with_state(
@@ -122,15 +129,30 @@ pub(crate) fn store_problem(e: StoreError) -> Problem {
     }
 }
 
-async fn healthz(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, Problem> {
-    state.store.ping().await.map_err(store_problem)?;
-    Ok(axum::Json(serde_json::json!({
-        "status": "ok",
-        "service": "rollcall-cloud",
-        "database": state.store.backend_name(),
-    })))
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `ok` when the database answers.
+    status: &'static str,
+    service: &'static str,
+    /// `sqlite` or `postgres`.
+    database: &'static str,
 }
 
+/// Liveness and readiness: the database answers.
+#[utoipa::path(get, path = "/healthz", tag = "meta",
+    responses((status = 200, body = Health), (status = 500, description = "The database does not answer", body = Problem, content_type = "application/problem+json")))]
+async fn healthz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Health>, Problem> {
+    state.store.ping().await.map_err(store_problem)?;
+    Ok(axum::Json(Health {
+        status: "ok",
+        service: "rollcall-cloud",
+        database: state.store.backend_name(),
+    }))
+}
+
+/// Prometheus metrics (OpenMetrics text): requests, sync batches and items.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(
@@ -141,6 +163,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
+/// Registers a node for a site; the answer holds its token, shown this once.
+#[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", request_body = RegisterNode,
+    security(("bearer" = [])),
+    responses((status = 201, body = NodeCredential)))]
 async fn register_node(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -187,20 +213,43 @@ async fn register_node(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// Entries older than this entry id (the `next_before` of the previous page).
     before: Option<i64>,
+    /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct AuditPage {
+    items: Vec<AuditEntry>,
+    /// Pass as `before` for the next page; absent on the last page.
+    next_before: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct NodeList {
+    items: Vec<NodeInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TenantList {
+    items: Vec<Tenant>,
+}
+
 /// The tenant's audit trail, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AuditPage)))]
 async fn audit_log(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<AuditPage>, Problem> {
     caller.require(
         &[Role::Owner, Role::Admin, Role::Auditor],
         "read the audit trail",
@@ -215,25 +264,31 @@ async fn audit_log(
     let next_before = (items.len() == limit as usize)
         .then(|| items.last().map(|e| e.id))
         .flatten();
-    Ok(axum::Json(
-        serde_json::json!({ "items": items, "next_before": next_before }),
-    ))
+    Ok(axum::Json(AuditPage { items, next_before }))
 }
 
+/// The tenant's nodes, revoked ones included (never their tokens).
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes",
+    security(("bearer" = [])),
+    responses((status = 200, body = NodeList)))]
 async fn list_nodes(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<NodeList>, Problem> {
     caller.require(&[Role::Owner, Role::Admin, Role::Auditor], "list nodes")?;
     let items = state
         .store
         .nodes(&caller.scope)
         .await
         .map_err(store_problem)?;
-    Ok(axum::Json(serde_json::json!({ "items": items })))
+    Ok(axum::Json(NodeList { items }))
 }
 
 /// Revokes a node's credential at once (a lost or stolen box): its next request is refused.
+#[utoipa::path(delete, path = "/api/v1/nodes/{id}", tag = "nodes",
+    params(("id" = String, Path, description = "The node's id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Revoked")))]
 async fn revoke_node(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -257,6 +312,11 @@ async fn revoke_node(
     }
 }
 
+/// A node pushes a batch of its outbox; the answer lists accepted, duplicate and rejected items.
+#[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync", request_body = PushBatch,
+    security(("node_token" = [])),
+    responses((status = 200, body = PushAck),
+        (status = 413, description = "More than 1000 items", body = Problem, content_type = "application/problem+json")))]
 async fn push(
     State(state): State<Arc<AppState>>,
     Node {
@@ -324,6 +384,9 @@ async fn push(
 }
 
 /// A node checks its credential and the server's clock (`rollcall-node doctor`).
+#[utoipa::path(get, path = "/api/v1/sync/whoami", tag = "sync",
+    security(("node_token" = [])),
+    responses((status = 200, body = NodeIdentity)))]
 async fn whoami(
     Node {
         scope, row: node, ..
@@ -350,26 +413,40 @@ async fn signer(
     Ok(crate::bundle::BundleSigner::from_secret(secret))
 }
 
+#[derive(Serialize, ToSchema)]
+struct SigningKey {
+    tenant: String,
+    /// Always `ed25519`.
+    algorithm: &'static str,
+    /// The public key, hex: `node.bundle_public_key` in a node's config.
+    public_key: String,
+    key_id: String,
+}
+
 /// The public key a node's config must trust (`node.bundle_public_key`) to accept this
 /// tenant's config bundles.
+#[utoipa::path(get, path = "/api/v1/signing-key", tag = "nodes",
+    security(("bearer" = [])),
+    responses((status = 200, body = SigningKey)))]
 async fn signing_key(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<impl IntoResponse, Problem> {
+) -> Result<axum::Json<SigningKey>, Problem> {
     caller.require(NODE_ADMINS, "see the bundle signing key")?;
     let scope = caller.scope;
     let signer = signer(&state, &scope).await?;
-    Ok(axum::Json(serde_json::json!({
-        "tenant": scope.slug(),
-        "algorithm": "ed25519",
-        "public_key": signer.public_key_hex(),
-        "key_id": signer.key_id(),
-    })))
+    Ok(axum::Json(SigningKey {
+        tenant: scope.slug().to_owned(),
+        algorithm: "ed25519",
+        public_key: signer.public_key_hex(),
+        key_id: signer.key_id(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BundleRequest {
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     site_id: String,
     /// The node's complete config file.
     config_toml: String,
@@ -377,6 +454,9 @@ struct BundleRequest {
 
 /// Signs a node config for a site: the installer downloads the bundle and runs
 /// `rollcall-node flash BUNDLE` at the site.
+#[utoipa::path(post, path = "/api/v1/config-bundles", tag = "nodes", request_body = BundleRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = ConfigBundle)))]
 async fn sign_config_bundle(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -433,26 +513,40 @@ async fn sign_config_bundle(
     Ok((StatusCode::CREATED, axum::Json(bundle)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTenant {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")]
     slug: String,
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     name: String,
     /// The tenant's first owner, who then manages its users.
     owner: Option<NewOwner>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOwner {
     email: String,
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     display_name: String,
+    #[schema(min_length = 12)]
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantPatch {
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     name: Option<String>,
     status: Option<TenantStatus>,
 }
@@ -464,16 +558,32 @@ fn check_name(name: &str) -> Result<(), Problem> {
     }
 }
 
+#[derive(Serialize, ToSchema)]
+struct CreatedTenant {
+    #[serde(flatten)]
+    tenant: Tenant,
+    /// The first owner, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<User>,
+}
+
+/// Every tenant (platform operators only).
+#[utoipa::path(get, path = "/api/v1/platform/tenants", tag = "platform",
+    security(("bearer" = [])),
+    responses((status = 200, body = TenantList)))]
 async fn list_tenants(
     State(state): State<Arc<AppState>>,
     _platform: PlatformAdmin,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<TenantList>, Problem> {
     let items = state.store.tenants().await.map_err(store_problem)?;
-    Ok(axum::Json(serde_json::json!({ "items": items })))
+    Ok(axum::Json(TenantList { items }))
 }
 
 /// A new tenant, active at once. Its slug is permanent (it names the tenant's host and is part
 /// of its nodes' credentials).
+#[utoipa::path(post, path = "/api/v1/platform/tenants", tag = "platform", request_body = NewTenant,
+    security(("bearer" = [])),
+    responses((status = 201, body = CreatedTenant)))]
 async fn create_tenant(
     State(state): State<Arc<AppState>>,
     PlatformAdmin(meta): PlatformAdmin,
@@ -508,8 +618,11 @@ async fn create_tenant(
         .map_err(store_problem)?;
     state.tenants.forget(&tenant.slug);
     tracing::info!(tenant = %tenant.slug, "tenant created");
-    let mut body = serde_json::to_value(&tenant).map_err(|e| Problem::internal(e.to_string()))?;
-    if let (Some(owner), Some(scope)) = (owner, tenant.scope()) {
+    let mut created = CreatedTenant {
+        tenant,
+        owner: None,
+    };
+    if let (Some(owner), Some(scope)) = (owner, created.tenant.scope()) {
         let user = state
             .store
             .create_user(
@@ -524,12 +637,16 @@ async fn create_tenant(
             )
             .await
             .map_err(store_problem)?;
-        body["owner"] =
-            serde_json::to_value(&user).map_err(|e| Problem::internal(e.to_string()))?;
+        created.owner = Some(user);
     }
-    Ok((StatusCode::CREATED, axum::Json(body)))
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
+/// One tenant (platform operators only).
+#[utoipa::path(get, path = "/api/v1/platform/tenants/{slug}", tag = "platform",
+    params(("slug" = String, Path, description = "The tenant's slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Tenant)))]
 async fn get_tenant(
     State(state): State<Arc<AppState>>,
     _platform: PlatformAdmin,
@@ -546,6 +663,10 @@ async fn get_tenant(
 
 /// Renames, suspends or reactivates a tenant. A suspended tenant's nodes and administrators get
 /// 403 `tenant-suspended` on every request until it is reactivated; nothing is deleted.
+#[utoipa::path(patch, path = "/api/v1/platform/tenants/{slug}", tag = "platform", request_body = TenantPatch,
+    params(("slug" = String, Path, description = "The tenant's slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Tenant)))]
 async fn update_tenant(
     State(state): State<Arc<AppState>>,
     PlatformAdmin(meta): PlatformAdmin,

@@ -21,7 +21,7 @@ use super::{
     api::{AppState, store_problem},
     host::HostTenant,
     identity::{self, Caller},
-    store::users::Role,
+    store::{Tenant, users::Role},
 };
 use crate::problem::{Json, Problem};
 
@@ -114,17 +114,20 @@ fn set(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsPatch {
     cors_origins: Vec<String>,
 }
 
 /// The caller's own tenant: slug, name, status, CORS allow-list.
+#[utoipa::path(get, path = "/api/v1/tenant", tag = "tenant",
+    security(("bearer" = [])),
+    responses((status = 200, body = Tenant)))]
 pub(crate) async fn get_settings(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<Tenant>, Problem> {
     caller.require(
         &[Role::Owner, Role::Admin, Role::Auditor],
         "see the tenant's settings",
@@ -135,17 +138,18 @@ pub(crate) async fn get_settings(
         .await
         .map_err(store_problem)?
         .ok_or_else(|| Problem::not_found("no such tenant"))?;
-    Ok(axum::Json(
-        serde_json::to_value(tenant).map_err(|e| Problem::internal(e.to_string()))?,
-    ))
+    Ok(axum::Json(tenant))
 }
 
 /// Replaces the CORS allow-list (at most 20 origins; https, or http on localhost).
+#[utoipa::path(patch, path = "/api/v1/tenant", tag = "tenant", request_body = SettingsPatch,
+    security(("bearer" = [])),
+    responses((status = 200, body = Tenant)))]
 pub(crate) async fn patch_settings(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Json(patch): Json<SettingsPatch>,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<Tenant>, Problem> {
     caller.require(&[Role::Owner, Role::Admin], "change the tenant's settings")?;
     if patch.cors_origins.len() > MAX_ORIGINS {
         return Err(Problem::bad_request(format!(

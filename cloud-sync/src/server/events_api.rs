@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State, rejection::QueryRejection};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     api::{AppState, store_problem},
@@ -26,6 +27,8 @@ use crate::{
 
 const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Supervisor, Role::Auditor];
 const DEFAULT_PAGE: u32 = 100;
+/// Deepest v1 offset: skipping is linear work for the database; v2's cursors are not.
+const MAX_OFFSET: u32 = 1_000_000;
 
 /// A page size from the query: 1..=1000, 100 when absent.
 pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Problem> {
@@ -39,28 +42,69 @@ pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Problem> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct V1Query {
+    /// Only events of this site.
     site_id: Option<String>,
+    /// Only events of this person.
     person_id: Option<String>,
+    /// Only events with this decision.
+    #[param(inline)]
     decision: Option<Decision>,
+    /// Events at or after this node time (ms since the Unix epoch).
     from_ms: Option<i64>,
+    /// Events before this node time (ms since the Unix epoch); after `from_ms`.
     to_ms: Option<i64>,
+    /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Events to skip, at most 1000000 (page deeper with v2's cursors).
+    #[param(minimum = 0, maximum = 1000000)]
     offset: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct V2Query {
+    /// Only events of this site.
     site_id: Option<String>,
+    /// Only events of this person.
     person_id: Option<String>,
+    /// Only events with this decision.
+    #[param(inline)]
     decision: Option<Decision>,
+    /// Events at or after this node time (ms since the Unix epoch).
     from_ms: Option<i64>,
+    /// Events before this node time (ms since the Unix epoch); after `from_ms`.
     to_ms: Option<i64>,
+    /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The previous page's `page.next_cursor`.
     cursor: Option<String>,
+}
+
+/// v2's envelope of a list: the items and how to get the next page.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EventPageV2 {
+    data: Vec<StoredEvent>,
+    page: PageInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PageInfo {
+    limit: u32,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// v2's envelope of one object.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EventV2 {
+    data: StoredEvent,
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
@@ -89,6 +133,10 @@ fn filter(
     })
 }
 
+/// Attendance events, newest first, by limit and offset (deprecated: use v2's cursors).
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(V1Query),
+    security(("bearer" = [])),
+    responses((status = 200, body = EventPage)))]
 pub(crate) async fn list_v1(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -98,24 +146,29 @@ pub(crate) async fn list_v1(
     let q = query(q)?;
     let limit = page_limit(q.limit)?;
     let f = filter(q.site_id, q.person_id, q.decision, q.from_ms, q.to_ms)?;
+    let offset = q.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(Problem::bad_request(format!(
+            "offset must be at most {MAX_OFFSET}; page deeper with GET /api/v2/events and its cursors"
+        )));
+    }
     let items = state
         .store
-        .events(
-            &caller.scope,
-            f,
-            PageStart::Offset(q.offset.unwrap_or(0)),
-            limit,
-        )
+        .events(&caller.scope, f, PageStart::Offset(offset), limit)
         .await
         .map_err(store_problem)?;
     Ok(axum::Json(EventPage { items }))
 }
 
+/// Attendance events, newest first, a page at a time by cursor.
+#[utoipa::path(get, path = "/api/v2/events", tag = "events", params(V2Query),
+    security(("bearer" = [])),
+    responses((status = 200, body = EventPageV2)))]
 pub(crate) async fn list_v2(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     q: Result<Query<V2Query>, QueryRejection>,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<EventPageV2>, Problem> {
     caller.require(READERS, "read attendance events")?;
     let q = query(q)?;
     let limit = page_limit(q.limit)?;
@@ -142,10 +195,10 @@ pub(crate) async fn list_v2(
             }
             .encode()
         });
-    Ok(axum::Json(serde_json::json!({
-        "data": data,
-        "page": { "limit": limit, "next_cursor": next_cursor },
-    })))
+    Ok(axum::Json(EventPageV2 {
+        data,
+        page: PageInfo { limit, next_cursor },
+    }))
 }
 
 async fn one(state: &AppState, caller: &Caller, id: &str) -> Result<StoredEvent, Problem> {
@@ -159,6 +212,10 @@ async fn one(state: &AppState, caller: &Caller, id: &str) -> Result<StoredEvent,
 }
 
 /// One event with its fraud reasons.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "The event's id (a ULID)")),
+    security(("bearer" = [])),
+    responses((status = 200, body = StoredEvent)))]
 pub(crate) async fn get_v1(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -167,30 +224,68 @@ pub(crate) async fn get_v1(
     Ok(axum::Json(one(&state, &caller, &id).await?))
 }
 
+/// One event with its fraud reasons, in v2's envelope.
+#[utoipa::path(get, path = "/api/v2/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "The event's id (a ULID)")),
+    security(("bearer" = [])),
+    responses((status = 200, body = EventV2)))]
 pub(crate) async fn get_v2(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
-    let event = one(&state, &caller, &id).await?;
-    Ok(axum::Json(serde_json::json!({ "data": event })))
+) -> Result<axum::Json<EventV2>, Problem> {
+    let data = one(&state, &caller, &id).await?;
+    Ok(axum::Json(EventV2 { data }))
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VersionInfo {
+    /// This server's release.
+    server: &'static str,
+    api_versions: Vec<&'static str>,
+    current: &'static str,
+    /// The node ↔ cloud sync protocol this server speaks.
+    sync_protocol: u32,
+    features: Features,
+    deprecations: &'static [Deprecation],
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Features {
+    /// `sqlite` or `postgres`.
+    database: &'static str,
+    /// Whether `<tenant>.<base domain>` hosts name their tenant.
+    tenant_hosts: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Deprecation {
+    /// `METHOD /path`
+    pub endpoint: &'static str,
+    pub successor: &'static str,
+    pub reason: &'static str,
+}
+
+/// What is deprecated: `/api/version` lists it, and the OpenAPI document marks its operations.
+pub(crate) const DEPRECATIONS: &[Deprecation] = &[Deprecation {
+    endpoint: "GET /api/v1/events",
+    successor: "GET /api/v2/events",
+    reason: "offset paging skips or repeats events while new ones arrive; v2 pages by cursor",
+}];
+
 /// What this server speaks: API versions, features, deprecations (no credential needed).
-pub(crate) async fn version(State(state): State<Arc<AppState>>) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "server": env!("CARGO_PKG_VERSION"),
-        "api_versions": ["v1", "v2"],
-        "current": "v2",
-        "sync_protocol": crate::protocol::PROTOCOL_VERSION,
-        "features": {
-            "database": state.store.backend_name(),
-            "tenant_hosts": state.base_domain.is_some(),
+#[utoipa::path(get, path = "/api/version", tag = "meta",
+    responses((status = 200, body = VersionInfo)))]
+pub(crate) async fn version(State(state): State<Arc<AppState>>) -> axum::Json<VersionInfo> {
+    axum::Json(VersionInfo {
+        server: env!("CARGO_PKG_VERSION"),
+        api_versions: vec!["v1", "v2"],
+        current: "v2",
+        sync_protocol: crate::protocol::PROTOCOL_VERSION,
+        features: Features {
+            database: state.store.backend_name(),
+            tenant_hosts: state.base_domain.is_some(),
         },
-        "deprecations": [{
-            "endpoint": "GET /api/v1/events",
-            "successor": "GET /api/v2/events",
-            "reason": "offset paging skips or repeats events while new ones arrive; v2 pages by cursor",
-        }],
-    }))
+        deprecations: DEPRECATIONS,
+    })
 }

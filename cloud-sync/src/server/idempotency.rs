@@ -45,14 +45,19 @@ fn fingerprint(method: &Method, uri: &str, body: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-fn applies(req: &Request) -> bool {
+/// Whether requests of `method` to `path` take an `Idempotency-Key` (the OpenAPI document says
+/// so for exactly these).
+pub(crate) fn covers(method: &Method, path: &str) -> bool {
     matches!(
-        *req.method(),
+        *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && req.uri().path().starts_with("/api/")
-        && !req.uri().path().starts_with("/api/v1/sync/")
-        && !req.uri().path().starts_with("/api/v1/auth/")
-        && req.headers().contains_key(HEADER)
+    ) && path.starts_with("/api/")
+        && !path.starts_with("/api/v1/sync/")
+        && !path.starts_with("/api/v1/auth/")
+}
+
+fn applies(req: &Request) -> bool {
+    covers(req.method(), req.uri().path()) && req.headers().contains_key(HEADER)
 }
 
 pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

@@ -13,6 +13,7 @@ use axum::{
     response::IntoResponse,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
     api::{AppState, store_problem},
@@ -173,7 +174,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
     /// Needed when the host does not name the tenant.
@@ -182,16 +183,19 @@ pub(crate) struct Login {
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct Session {
+    /// A JWT for `Authorization: Bearer`, valid for `expires_in` seconds.
     access_token: String,
+    /// Always `Bearer`.
     token_type: &'static str,
     expires_in: i64,
+    /// Single use: trade it at `/api/v1/auth/refresh` for a new pair; valid 30 days.
     refresh_token: String,
     user: User,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshRequest {
     refresh_token: String,
@@ -253,6 +257,10 @@ async fn session(
     })
 }
 
+/// Signs a user in: an access token (5 minutes) and a refresh token. Wrong tenant, email and
+/// password all get the same answer.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
+    responses((status = 200, body = Session)))]
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     meta: RequestMeta,
@@ -334,6 +342,10 @@ pub(crate) async fn login(
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(session)))
 }
 
+/// Trades a refresh token for a new pair. A refresh token used twice signs out every session of
+/// its login (401 `refresh-reused`).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = Session)))]
 pub(crate) async fn refresh(
     State(state): State<Arc<AppState>>,
     meta: RequestMeta,
@@ -373,6 +385,8 @@ pub(crate) async fn refresh(
 
 /// Ends a login: its refresh token and every one rotated from the same login stop working.
 /// Access tokens already issued expire on their own within minutes.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out (also when the token was unknown)")))]
 pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
     meta: RequestMeta,
@@ -407,16 +421,29 @@ pub(crate) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Me {
+    tenant: String,
+    role: Role,
+    /// How the audit trail names the caller.
+    who: String,
+    /// Absent for the bootstrap admin token, which is no user.
+    user: Option<User>,
+}
+
 /// The caller's own profile and role.
-pub(crate) async fn me(caller: Caller) -> axum::Json<serde_json::Value> {
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, body = Me)))]
+pub(crate) async fn me(caller: Caller) -> axum::Json<Me> {
     let user = match &caller.actor {
-        Actor::User(u) => serde_json::to_value(u).unwrap_or_default(),
-        Actor::Bootstrap => serde_json::Value::Null,
+        Actor::User(u) => Some(u.clone()),
+        Actor::Bootstrap => None,
     };
-    axum::Json(serde_json::json!({
-        "tenant": caller.scope.slug(),
-        "role": caller.role,
-        "who": caller.who(),
-        "user": user,
-    }))
+    axum::Json(Me {
+        tenant: caller.scope.slug().to_owned(),
+        role: caller.role,
+        who: caller.who(),
+        user,
+    })
 }

@@ -9,7 +9,8 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
     api::{AppState, store_problem},
@@ -24,19 +25,36 @@ const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Supervisor, Role::Aud
 /// Largest geofence document accepted.
 const MAX_GEOFENCE_BYTES: usize = 256 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewSite {
+    /// What nodes carry in `node.site_id`: 1-64 of a-z, 0-9, `-`, `_`.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     id: String,
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     name: String,
+    /// A GeoJSON Feature, FeatureCollection, Polygon or MultiPolygon; circles as a Point feature
+    /// with a `radius_m` property.
     geofence: serde_json::Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SitePatch {
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     name: Option<String>,
     geofence: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SiteList {
+    items: Vec<Site>,
 }
 
 /// Site ids are what nodes carry in `node.site_id`: 1–64 of `a-z`, `0-9`, `-`, `_`.
@@ -67,19 +85,27 @@ fn checked_name(name: &str) -> Result<(), Problem> {
     }
 }
 
+/// The tenant's sites with their geofences.
+#[utoipa::path(get, path = "/api/v1/sites", tag = "sites",
+    security(("bearer" = [])),
+    responses((status = 200, body = SiteList)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<SiteList>, Problem> {
     caller.require(READERS, "list sites")?;
     let items = state
         .store
         .sites(&caller.scope)
         .await
         .map_err(store_problem)?;
-    Ok(axum::Json(serde_json::json!({ "items": items })))
+    Ok(axum::Json(SiteList { items }))
 }
 
+/// A new site; its geofence is checked by the same reader the node uses.
+#[utoipa::path(post, path = "/api/v1/sites", tag = "sites", request_body = NewSite,
+    security(("bearer" = [])),
+    responses((status = 201, body = Site)))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -106,6 +132,11 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, axum::Json(site)))
 }
 
+/// One site.
+#[utoipa::path(get, path = "/api/v1/sites/{id}", tag = "sites",
+    params(("id" = String, Path, description = "The site's id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Site)))]
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -121,6 +152,11 @@ pub(crate) async fn get(
         .ok_or_else(|| Problem::not_found(format!("no site `{id}`")))
 }
 
+/// Renames a site or replaces its geofence.
+#[utoipa::path(patch, path = "/api/v1/sites/{id}", tag = "sites", request_body = SitePatch,
+    params(("id" = String, Path, description = "The site's id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Site)))]
 pub(crate) async fn update(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -153,6 +189,10 @@ pub(crate) async fn update(
 }
 
 /// Deletes a site (its events stay: they are facts).
+#[utoipa::path(delete, path = "/api/v1/sites/{id}", tag = "sites",
+    params(("id" = String, Path, description = "The site's id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -2,6 +2,13 @@
 
 /// A tenant slug: 2–63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`
 /// (it is also a DNS label: `acme` in `acme.rollcall.example`).
+/// [`valid_slug`] as the OpenAPI document states it.
+pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$";
+/// [`invalid_name`]'s rules as the OpenAPI document states them: no control characters, not
+/// blank, at most 200 characters.
+pub const NAME_PATTERN: &str =
+    "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
+
 pub fn valid_slug(s: &str) -> bool {
     (2..=63).contains(&s.len())
         && s.bytes()

@@ -9,7 +9,8 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
     api::{AppState, store_problem},
@@ -45,19 +46,28 @@ pub fn normalise_email(raw: &str) -> Result<String, &'static str> {
     Ok(email)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUserRequest {
     email: String,
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     display_name: String,
     role: Role,
+    #[schema(min_length = 12)]
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserPatch {
     role: Option<Role>,
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     display_name: Option<String>,
     disabled: Option<bool>,
 }
@@ -96,19 +106,32 @@ pub(crate) async fn prepare_user(
     })
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserList {
+    items: Vec<User>,
+}
+
+/// The tenant's users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, body = UserList)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<UserList>, Problem> {
     caller.require(READERS, "list users")?;
     let items = state
         .store
         .users(&caller.scope)
         .await
         .map_err(store_problem)?;
-    Ok(axum::Json(serde_json::json!({ "items": items })))
+    Ok(axum::Json(UserList { items }))
 }
 
+/// A new user. Only owners make owners.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUserRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = User)))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -145,6 +168,11 @@ async fn find(state: &AppState, scope: &TenantScope, id: &str) -> Result<User, P
         .ok_or_else(|| Problem::not_found(format!("no user `{id}`")))
 }
 
+/// One user (everyone may see themselves).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = User)))]
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -156,6 +184,11 @@ pub(crate) async fn get(
     Ok(axum::Json(find(&state, &caller.scope, &id).await?))
 }
 
+/// Changes a user's role, name or access; nobody changes their own role or disables themselves.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = User)))]
 pub(crate) async fn update(
     State(state): State<Arc<AppState>>,
     caller: Caller,

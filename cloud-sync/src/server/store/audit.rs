@@ -24,7 +24,7 @@ pub struct Audit {
 }
 
 /// An entry as the API lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
     pub at_ms: i64,

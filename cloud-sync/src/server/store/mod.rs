@@ -139,7 +139,7 @@ fn redact_password(url: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantStatus {
     Active,
@@ -165,7 +165,7 @@ impl TenantStatus {
 
 /// A tenant as stored. Only this module makes one (the private field), so a [`TenantScope`]
 /// always stands for a tenant that was looked up.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct Tenant {
     #[serde(skip)]
     pub id: i64,
@@ -211,7 +211,7 @@ impl TenantScope {
 }
 
 /// A node as the admin API lists it (never its token).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct NodeInfo {
     pub id: String,
     pub site_id: String,

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::sqlite::now_ms;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct Site {
     pub id: String,
     pub name: String,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Store, StoreError, TenantScope, audit::Audit, blocking};
 
 /// What a user may do in their tenant, from most to least powerful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including other owners.
@@ -46,7 +46,7 @@ impl Role {
 }
 
 /// A user as the API shows one (never the password hash).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct User {
     pub id: String,
     pub email: String,
