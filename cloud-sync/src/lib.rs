@@ -1,7 +1,7 @@
 //! `rollcall-cloud`: the central, multi-tenant server that site nodes sync to and admins use.
 //!
 //! - [`protocol`]: the node ↔ cloud wire types. Always built; the node depends on this crate
-//!   with `default-features = false` and gets only these (plus [`problem`], [`shutdown`] and
+//!   with `default-features = false` and gets only these (plus [`problem`], [`cookie`], [`shutdown`],
 //!   [`listen`] and [`logging`] with the `http` feature, and [`sqlite`] with the `sqlite` feature), not the server.
 //! - `server` (feature `server`): storage, authentication, the HTTP API and metrics.
 //!
@@ -12,6 +12,9 @@ pub mod protocol;
 
 #[cfg(feature = "http")]
 pub mod problem;
+
+#[cfg(feature = "http")]
+pub mod cookie;
 
 #[cfg(feature = "http")]
 pub mod shutdown;

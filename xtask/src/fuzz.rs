@@ -24,6 +24,7 @@ pub const TARGETS: &[&str] = &[
     "geojson",
     "node_config",
     "sync_push",
+    "cookie_header",
 ];
 
 /// Targets whose inputs are images: their corpus starts from small real face photos, so the

@@ -72,6 +72,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(identity::refresh))
         .routes(routes!(identity::logout))
         .routes(routes!(identity::me))
+        .routes(routes!(super::sessions::create, super::sessions::end))
         .routes(routes!(users_api::list, users_api::create))
         .routes(routes!(users_api::get, users_api::update))
         .routes(routes!(audit_log))

@@ -2,7 +2,8 @@
 //! renew with a rotating refresh token (a reused one signs the whole login out), log out.
 //!
 //! A caller is the bootstrap administrator (the server's `--admin-token`, owner of the bootstrap
-//! tenant) or a user with a JWT access token. The tenant comes from the credential and, when the
+//! tenant), a user with a JWT access token, or — with no `Authorization` header — a user's
+//! browser session cookie (`sessions`). The tenant comes from the credential and, when the
 //! server has a base domain, from the host too; the two must agree.
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use super::{
     passwords,
     rate_limit::Slot,
     request_meta::RequestMeta,
+    sessions,
     store::{
         TenantScope,
         audit::Audit,
@@ -104,7 +106,7 @@ fn other_tenant() -> Problem {
     Problem::unauthorized("this credential belongs to another tenant than the host names")
 }
 
-fn agree(host: &HostTenant, slug: &str) -> Result<(), Problem> {
+pub(crate) fn agree(host: &HostTenant, slug: &str) -> Result<(), Problem> {
     match host {
         HostTenant::Named(h) if h != slug => Err(other_tenant()),
         _ => Ok(()),
@@ -124,6 +126,11 @@ fn limit(parts: &Parts, state: &AppState, scope: &TenantScope, who: &str) -> Res
 /// Who is calling, checked in full (credential, host, tenant status, user still enabled),
 /// without spending rate allowance.
 pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
+    if !parts.headers.contains_key(header::AUTHORIZATION)
+        && let Some(cookie) = crate::cookie::find(&parts.headers, sessions::SESSION_COOKIE)
+    {
+        return sessions::authenticate(parts, state, cookie).await;
+    }
     let token = auth::bearer(parts)?;
     let host = host_tenant(&parts.headers, state)?;
     if auth::is_admin_token(token, state) {
@@ -145,19 +152,29 @@ pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Call
         .map_err(|_| Problem::unauthorized("invalid or expired access token"))?;
     agree(&host, &claims.tenant)?;
     let scope = auth::active_scope(state, &claims.tenant).await?;
-    let user = state
-        .store
-        .user(&scope, &claims.sub)
-        .await
-        .map_err(store_problem)?
-        .filter(|u| u.disabled_ms.is_none())
-        .ok_or_else(|| Problem::unauthorized("the user no longer exists or is disabled"))?;
+    let user = enabled_user(state, &scope, &claims.sub).await?;
     Ok(Caller {
         scope,
         role: user.role,
         actor: Actor::User(user),
         meta: RequestMeta::of(parts),
     })
+}
+
+/// The user `id` of the tenant, if it exists and is not disabled (else 401: the credential no
+/// longer stands for anyone).
+pub(crate) async fn enabled_user(
+    state: &AppState,
+    scope: &TenantScope,
+    id: &str,
+) -> Result<User, Problem> {
+    state
+        .store
+        .user(scope, id)
+        .await
+        .map_err(store_problem)?
+        .filter(|u| u.disabled_ms.is_none())
+        .ok_or_else(|| Problem::unauthorized("the user no longer exists or is disabled"))
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -268,7 +285,21 @@ pub(crate) async fn login(
     headers: HeaderMap,
     Json(req): Json<Login>,
 ) -> Result<impl IntoResponse, Problem> {
-    let slug = match (host_tenant(&headers, &state)?, req.tenant) {
+    let (scope, user) = check_login(&state, &meta, slot, &headers, req).await?;
+    let session = session(&state, &scope, user, None, &meta).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(session)))
+}
+
+/// The tenant and user a login names, once its password is checked (rate-limited per tenant
+/// and address; an unknown tenant or email costs the same time as a wrong password).
+pub(crate) async fn check_login(
+    state: &AppState,
+    meta: &RequestMeta,
+    slot: Option<axum::Extension<Slot>>,
+    headers: &HeaderMap,
+    req: Login,
+) -> Result<(TenantScope, User), Problem> {
+    let slug = match (host_tenant(headers, state)?, req.tenant) {
         (HostTenant::Named(h), Some(t)) if h != t => {
             return Err(Problem::bad_request(format!(
                 "the host names tenant `{h}` but the body says `{t}`"
@@ -338,8 +369,7 @@ pub(crate) async fn login(
     };
     let scope = scope.ok_or_else(bad_login)?;
     tracing::info!(tenant = %slug, user = %user.id, "login");
-    let session = session(&state, &scope, user, None, &meta).await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(session)))
+    Ok((scope, user))
 }
 
 /// Trades a refresh token for a new pair. A refresh token used twice signs out every session of

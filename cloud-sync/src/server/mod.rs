@@ -15,6 +15,7 @@ mod openapi;
 mod passwords;
 pub mod rate_limit;
 mod request_meta;
+mod sessions;
 mod sites_api;
 pub mod store;
 pub mod tenancy;

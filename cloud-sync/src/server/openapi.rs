@@ -181,6 +181,12 @@ fn finish(doc: &mut Value) {
                     "scheme": "bearer",
                     "description": "A node's token, shown once when the node is registered",
                 },
+                "session_cookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": super::sessions::SESSION_COOKIE,
+                    "description": "A browser session (POST /api/v1/auth/session), used when no Authorization header is sent; POST, PUT, PATCH and DELETE must then carry X-CSRF-Token",
+                },
             }),
         );
     }
@@ -208,6 +214,15 @@ fn finish(doc: &mut Value) {
                 finish_operation(path, method, op);
             }
         }
+    }
+}
+
+fn push_param(op: &mut Map<String, Value>, param: Value) {
+    let params = op
+        .entry("parameters")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(params) = params.as_array_mut() {
+        params.push(param);
     }
 }
 
@@ -308,21 +323,39 @@ fn finish_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
                 .or_insert_with(|| problem(description));
         }
     }
+    // Whatever a user's token may do, their browser session may do too.
+    let for_users = op
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+    if for_users && let Some(security) = op.get_mut("security").and_then(Value::as_array_mut) {
+        security.push(json!({ "session_cookie": [] }));
+    }
+    if unsafe_method && (for_users || path == "/api/v1/auth/session") {
+        push_param(
+            op,
+            json!({
+                "name": "X-CSRF-Token",
+                "in": "header",
+                "required": false,
+                "description": "Required with the session cookie: the session's csrf_token",
+                "schema": { "type": "string" },
+            }),
+        );
+    }
     let idempotent = axum::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .is_ok_and(|m| super::idempotency::covers(&m, path));
     if idempotent {
-        let params = op
-            .entry("parameters")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Some(params) = params.as_array_mut() {
-            params.push(json!({
+        push_param(
+            op,
+            json!({
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": false,
                 "description": "Makes a retry safe: the same key with the same body gets the stored answer (24 hours)",
                 "schema": { "type": "string", "pattern": "^[!-~]{1,255}$" },
-            }));
-        }
+            }),
+        );
     }
     let endpoint = format!("{} {path}", method.to_ascii_uppercase());
     if let Some(d) = DEPRECATIONS.iter().find(|d| d.endpoint == endpoint) {
@@ -412,6 +445,20 @@ mod tests {
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
+        // A user's browser session works wherever their token does; writes then need CSRF.
+        let sites = &doc["paths"]["/api/v1/sites"];
+        assert_eq!(sites["get"]["security"][1]["session_cookie"], json!([]));
+        let csrf = |op: &Value| {
+            op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "X-CSRF-Token"))
+        };
+        assert!(csrf(&sites["post"]) && !csrf(&sites["get"]));
+        assert!(
+            !csrf(&doc["paths"]["/api/v1/sync/push"]["post"]),
+            "nodes have no cookies"
+        );
+        assert!(csrf(&doc["paths"]["/api/v1/auth/session"]["delete"]));
         // Request types refuse unknown fields, and the document says so.
         assert_eq!(
             doc["components"]["schemas"]["NewUserRequest"]["additionalProperties"],

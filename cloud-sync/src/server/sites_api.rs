@@ -36,8 +36,8 @@ pub(crate) struct NewSite {
         max_length = 200
     )]
     name: String,
-    /// A GeoJSON Feature, FeatureCollection, Polygon or MultiPolygon; circles as a Point feature
-    /// with a `radius_m` property.
+    /// GeoJSON (RFC 7946): a Polygon, a MultiPolygon, a Feature of either, or a
+    /// FeatureCollection; each polygon is one area of the site.
     geofence: serde_json::Value,
 }
 

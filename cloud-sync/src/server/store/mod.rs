@@ -13,6 +13,7 @@ mod ingest;
 mod postgres;
 mod postgres_users;
 pub mod scratch;
+pub mod sessions;
 pub mod sites;
 mod sqlite;
 mod sqlite_users;

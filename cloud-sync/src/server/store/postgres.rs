@@ -183,6 +183,22 @@ ALTER TABLE sites FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON sites USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    r#"
+CREATE TABLE browser_sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    user_id TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    revoked_ms BIGINT,
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
+);
+CREATE INDEX browser_sessions_by_user ON browser_sessions (tenant_id, user_id);
+ALTER TABLE browser_sessions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE browser_sessions FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON browser_sessions USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -197,6 +213,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "audit_log",
     "idempotency_keys",
     "sites",
+    "browser_sessions",
 ];
 
 /// Serialises migrations between replicas that start together.

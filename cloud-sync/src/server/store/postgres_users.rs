@@ -123,11 +123,13 @@ impl PgStore {
             )
             .await?;
         if disabled == Some(true) {
-            tx.execute(
-                "UPDATE refresh_tokens SET revoked_ms = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_ms IS NULL",
-                &[&scope.id, &id, &now],
-            )
-            .await?;
+            for table in ["refresh_tokens", "browser_sessions"] {
+                tx.execute(
+                    &format!("UPDATE {table} SET revoked_ms = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_ms IS NULL"),
+                    &[&scope.id, &id, &now],
+                )
+                .await?;
+            }
         }
         if row.is_some() {
             append_audit(&tx, scope.id, audit).await?;

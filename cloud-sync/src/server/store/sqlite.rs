@@ -158,6 +158,17 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         updated_ms INTEGER NOT NULL,
         PRIMARY KEY (tenant_id, id)
     );",
+    // Browser sessions (the session cookie); only the token's sha256.
+    "CREATE TABLE browser_sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        user_id TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        revoked_ms INTEGER,
+        FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
+    );
+    CREATE INDEX browser_sessions_by_user ON browser_sessions (tenant_id, user_id);",
 ];
 
 /// Appends an audit entry within the caller's transaction.

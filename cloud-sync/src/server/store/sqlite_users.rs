@@ -117,10 +117,12 @@ impl SqliteStore {
             params![scope.id, id, role.map(Role::as_str), display_name, disabled, now],
         )?;
         if disabled == Some(true) {
-            tx.execute(
-                "UPDATE refresh_tokens SET revoked_ms = ?3 WHERE tenant_id = ?1 AND user_id = ?2 AND revoked_ms IS NULL",
-                params![scope.id, id, now],
-            )?;
+            for table in ["refresh_tokens", "browser_sessions"] {
+                tx.execute(
+                    &format!("UPDATE {table} SET revoked_ms = ?3 WHERE tenant_id = ?1 AND user_id = ?2 AND revoked_ms IS NULL"),
+                    params![scope.id, id, now],
+                )?;
+            }
         }
         if changed > 0 {
             append_audit(&tx, scope.id, audit)?;

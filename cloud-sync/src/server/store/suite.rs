@@ -1109,3 +1109,77 @@ async fn idempotency_keys_replay_refuse_and_expire(store: Store, keep: Keep) {
     assert_eq!(store.idem_purge(&globex).await.expect("purge"), 1);
     assert_eq!(store.idem_purge(&acme).await.expect("purge"), 0);
 }
+
+both!(browser_sessions_live_until_ended_expired_or_disabled);
+async fn browser_sessions_live_until_ended_expired_or_disabled(store: Store) {
+    use sessions::{LiveSession, NewSession};
+    use users::Role;
+    let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    store
+        .create_user(
+            &acme,
+            new_user("u1", "a@acme.example", Role::Admin),
+            audit(),
+        )
+        .await
+        .expect("user");
+    let now = crate::sqlite::now_ms();
+    let later = now + 60_000;
+    let session = |hash: &str, expires_ms| NewSession {
+        token_sha256: hash.into(),
+        user_id: "u1".into(),
+        expires_ms,
+    };
+    for (hash, expires_ms) in [("live", later), ("old", now - 1)] {
+        store
+            .create_session(&acme, session(hash, expires_ms), audit())
+            .await
+            .expect("session");
+    }
+    assert_eq!(
+        store.live_session(&acme, "live").await.expect("q"),
+        Some(LiveSession {
+            user_id: "u1".into(),
+            expires_ms: later
+        })
+    );
+    assert_eq!(store.live_session(&acme, "old").await.expect("q"), None);
+    assert_eq!(
+        store.live_session(&globex, "live").await.expect("q"),
+        None,
+        "another tenant's session"
+    );
+    assert!(
+        !store
+            .end_session(&globex, "live", audit())
+            .await
+            .expect("q"),
+        "not across tenants"
+    );
+    assert!(
+        store
+            .end_session(&acme, "live", audit())
+            .await
+            .expect("end")
+    );
+    assert_eq!(store.live_session(&acme, "live").await.expect("q"), None);
+    assert!(
+        !store
+            .end_session(&acme, "live", audit())
+            .await
+            .expect("again")
+    );
+    // Disabling a user ends their sessions for good: enabling them again brings none back.
+    store
+        .create_session(&acme, session("s2", later), audit())
+        .await
+        .expect("session");
+    for disabled in [true, false] {
+        store
+            .update_user(&acme, "u1", None, None, Some(disabled), audit())
+            .await
+            .expect("update");
+    }
+    assert_eq!(store.live_session(&acme, "s2").await.expect("q"), None);
+}

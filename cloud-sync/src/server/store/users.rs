@@ -138,6 +138,7 @@ impl Store {
     }
 
     /// Changes a user's role, name or disabled state (`Some(true)` disables now and revokes
+    /// their browser sessions and
     /// their refresh tokens); `None` if there is no such user in the tenant.
     pub async fn update_user(
         &self,
