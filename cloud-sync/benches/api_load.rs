@@ -51,6 +51,8 @@ async fn start(backend: Backend, dir: &std::path::Path) -> Result<(String, Strin
             per_tenant: many,
             logins: many,
         },
+        master_key_file: dir.join("master.key"),
+        create_master_key: true,
         addr_file: Some(addr_file.clone()),
     };
     tokio::spawn(async move {

@@ -50,6 +50,12 @@ enum Cmd {
         /// Login attempts a minute per tenant and client address.
         #[arg(long, env = "ROLLCALL_CLOUD_RATE_LOGIN", default_value_t = NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN))]
         rate_limit_login: NonZeroU32,
+        /// The master key that seals face templates (64 hex characters; the file must be
+        /// readable by its owner only). With SQLite it defaults to `<db>.master-key` and is
+        /// made on first start; with PostgreSQL it is required and must exist (every replica
+        /// needs the same key). Back it up apart from the database.
+        #[arg(long, env = "ROLLCALL_CLOUD_MASTER_KEY_FILE")]
+        master_key_file: Option<PathBuf>,
         /// Write the bound address here once listening (for port 0).
         #[arg(long)]
         addr_file: Option<PathBuf>,
@@ -69,6 +75,7 @@ fn main() -> anyhow::Result<()> {
             rate_limit_user,
             rate_limit_tenant,
             rate_limit_login,
+            master_key_file,
             addr_file,
         } => {
             let base_domain = base_domain.map(|d| d.to_ascii_lowercase());
@@ -90,6 +97,15 @@ fn main() -> anyhow::Result<()> {
             {
                 bail!("--db `{db}`: not a file path, and the only URL scheme known is postgres://");
             }
+            let sqlite = matches!(database, rollcall_cloud::server::Backend::Sqlite(_));
+            let (master_key_file, create_master_key) = match (master_key_file, sqlite) {
+                (Some(f), _) => (f, sqlite),
+                (None, true) => (PathBuf::from(format!("{db}.master-key")), true),
+                (None, false) => bail!(
+                    "--master-key-file (ROLLCALL_CLOUD_MASTER_KEY_FILE) is required with PostgreSQL: \
+                     every replica must use the same key file (make one with `openssl rand -hex 32 > FILE; chmod 600 FILE`)"
+                ),
+            };
             let config = rollcall_cloud::server::Config {
                 database,
                 listen,
@@ -101,6 +117,8 @@ fn main() -> anyhow::Result<()> {
                     per_tenant: rate_limit_tenant,
                     logins: rate_limit_login,
                 },
+                master_key_file,
+                create_master_key,
                 addr_file,
             };
             tokio::runtime::Builder::new_multi_thread()

@@ -13,7 +13,7 @@ pub use osdp_peer::{OsdpPeer, node_on_reader, osdp_python};
 pub use process::{HarnessError, Process, bin_path};
 pub use services::{
     AT_GATE, Cloud, CloudDb, DEMO_SITE, FAR_AWAY, Node, NodeOptions, OWNER_PASSWORD, Site, fields,
-    on_each_backend, reason_codes, sample_photo, wait_for,
+    on_each_backend, pg_bytes, reason_codes, sample_photo, wait_for,
 };
 
 /// Whether a test can run with what this machine has: `Ok` runs it; `Err(why)` skips it with

@@ -27,6 +27,18 @@ fn random_token(prefix: &str) -> Result<String, HarnessError> {
     ))
 }
 
+/// Writes a file only its owner may read (a key).
+fn write_private(path: &Path, text: &str) -> Result<(), HarnessError> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(io(format!("writing {}", path.display())))
+}
+
 fn client() -> Result<Client, HarnessError> {
     Ok(Client::builder().timeout(Duration::from_secs(60)).build()?)
 }
@@ -111,6 +123,26 @@ pub fn sample_photo(artefact: &str) -> Result<Vec<u8>, HarnessError> {
         .verified(&manifest, artefact)
         .map_err(|e| HarnessError::Unexpected(e.to_string()))?;
     std::fs::read(&path).map_err(io(format!("reading {}", path.display())))
+}
+
+/// The first column of every row `sql` returns, as bytes, read through the administrator role
+/// (behind the server's back, past row-level security): to check what is really stored.
+pub fn pg_bytes(db: &ScratchDatabase, sql: &str) -> Result<Vec<Vec<u8>>, HarnessError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io("starting a runtime"))?;
+    runtime.block_on(async {
+        let pg = |e: tokio_postgres::Error| HarnessError::Unexpected(format!("PostgreSQL: {e}"));
+        let (client, conn) = tokio_postgres::connect(&db.admin_url_here(), tokio_postgres::NoTls)
+            .await
+            .map_err(pg)?;
+        let driver = tokio::spawn(conn);
+        let rows = client.query(sql, &[]).await.map_err(pg)?;
+        drop(client);
+        let _ = driver.await;
+        Ok(rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect())
+    })
 }
 
 /// Where a test cloud keeps its data.
@@ -208,7 +240,16 @@ impl Cloud {
         cmd.arg("serve").arg("--db");
         match &backend {
             CloudDb::Sqlite => cmd.arg(&db),
-            CloudDb::Postgres(pg) => cmd.arg(&pg.url),
+            CloudDb::Postgres(pg) => {
+                // Replicas share a master key that must exist beforehand (the server will not
+                // make one for PostgreSQL): this directory's, kept across restarts.
+                let key = dir.join("master.key");
+                if !key.exists() {
+                    let hex = format!("{}{}", &random_token("k")?[2..], &random_token("k")?[2..]);
+                    write_private(&key, &hex)?;
+                }
+                cmd.arg(&pg.url).arg("--master-key-file").arg(key)
+            }
         };
         cmd.arg("--listen")
             .arg(listen.map_or("127.0.0.1:0".to_owned(), |a| a.to_string()))

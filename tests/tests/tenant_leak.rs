@@ -1,8 +1,9 @@
 //! The tenant-leak matrix, on both backends: tenants A (acme, the bootstrap tenant) and B
-//! (globex) each have a user, a node, events, bundles and audit entries. B's owner then tries
-//! every tenant endpoint against A's objects — by id, by filter, in lists, for read, change and
-//! delete — and gets 404 or nothing, and A's objects are unchanged afterwards. A's node cannot
-//! push into or read B either.
+//! (globex) each have a user, a node, events, bundles, a site, a person with a face template and
+//! a shift, and audit entries. B's owner then tries every tenant endpoint against A's objects —
+//! by id (every operation of the OpenAPI document that takes one: a new endpoint without a case
+//! here fails the test), by filter, in lists, for read, change and delete — and gets 404 or
+//! nothing, and A's objects are unchanged afterwards. A's node cannot push into or read B either.
 
 use rollcall_tests::on_each_backend;
 use serde_json::{Value, json};
@@ -52,6 +53,42 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
         );
         assert_eq!(status, 201);
         let (_, a_key) = call("GET", "/api/v1/signing-key", &a, None);
+        let square = json!({ "type": "Polygon", "coordinates": [[
+            [2.35, 48.85], [2.36, 48.85], [2.36, 48.86], [2.35, 48.86], [2.35, 48.85]]] });
+        let (status, p) = call(
+            "POST",
+            "/api/v1/sites",
+            &a,
+            Some(&json!({ "id": "acme-gate", "name": "Gate", "geofence": square })),
+        );
+        assert_eq!(status, 201, "{name}: {p}");
+        let (status, p) = call(
+            "POST",
+            "/api/v1/people",
+            &a,
+            Some(
+                &json!({ "id": "acme-guard", "display_name": "Guard", "site_ids": ["acme-gate"] }),
+            ),
+        );
+        assert_eq!(status, 201, "{name}: {p}");
+        let embedding = json!(vec![0.1f32; 128]);
+        let (status, t) = call(
+            "POST",
+            "/api/v1/people/acme-guard/templates",
+            &a,
+            Some(&json!({ "model": "mobilefacenet-v1", "embedding": embedding })),
+        );
+        assert_eq!(status, 201, "{name}: {t}");
+        let a_template = t["id"].as_str().expect("template id").to_owned();
+        let (status, sh) = call(
+            "POST",
+            "/api/v1/shifts",
+            &a,
+            Some(&json!({ "person_id": "acme-guard", "site_id": "acme-gate",
+                          "starts_ms": 1_800_000_000_000i64, "ends_ms": 1_800_028_800_000i64 })),
+        );
+        assert_eq!(status, 201, "{name}: {sh}");
+        let a_shift = sh["id"].as_str().expect("shift id").to_owned();
 
         // Tenant B and its owner.
         let b = cloud.tenant_with_owner("globex").expect("tenant B");
@@ -69,34 +106,54 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             )
         };
 
-        // By id: read, change, delete — all 404.
-        let by_id: &[(&str, String, Option<Value>)] = &[
-            ("GET", format!("/api/v1/users/{a_user}"), None),
-            (
-                "PATCH",
-                format!("/api/v1/users/{a_user}"),
-                Some(json!({ "role": "guard", "disabled": true })),
-            ),
-            ("DELETE", format!("/api/v1/nodes/{a_node}"), None),
-            (
-                "GET",
-                "/api/v1/events/01HZZZZZZZZZZZZZZZZZZZ0001".to_owned(),
-                None,
-            ),
-            (
-                "GET",
-                "/api/v2/events/01HZZZZZZZZZZZZZZZZZZZ0001".to_owned(),
-                None,
-            ),
-        ];
-        for (method, path, body) in by_id {
-            let (status, p) = call(method, path, &b, body.as_ref());
-            assert_eq!(status, 404, "{name}: {method} {path} → {p}");
-            assert!(
-                !p.to_string().contains("acme"),
-                "{name}: {method} {path} names A: {p}"
-            );
+        // By id: every operation of the document that names an object, with A's object — all 404.
+        let (_, doc) = call("GET", "/api/openapi.json", &b, None);
+        let event_id = "01HZZZZZZZZZZZZZZZZZZZ0001";
+        let mut tried = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            if !path.contains('{') || path.starts_with("/api/v1/platform/") {
+                continue;
+            }
+            let concrete = match path.as_str() {
+                "/api/v1/users/{id}" => format!("/api/v1/users/{a_user}"),
+                "/api/v1/nodes/{id}" => format!("/api/v1/nodes/{a_node}"),
+                "/api/v1/events/{id}" => format!("/api/v1/events/{event_id}"),
+                "/api/v2/events/{id}" => format!("/api/v2/events/{event_id}"),
+                "/api/v1/sites/{id}" => "/api/v1/sites/acme-gate".to_owned(),
+                "/api/v1/people/{id}" => "/api/v1/people/acme-guard".to_owned(),
+                "/api/v1/people/{id}/templates" => "/api/v1/people/acme-guard/templates".to_owned(),
+                "/api/v1/people/{id}/templates/{template_id}" => {
+                    format!("/api/v1/people/acme-guard/templates/{a_template}")
+                }
+                "/api/v1/shifts/{id}" => format!("/api/v1/shifts/{a_shift}"),
+                other => panic!("{name}: the leak matrix has no case for {other}: add A's object"),
+            };
+            for method in item.as_object().expect("operations").keys() {
+                // A body that passes validation, so the request gets as far as the lookup.
+                let body = match (method.as_str(), path.as_str()) {
+                    ("patch", "/api/v1/users/{id}") => {
+                        Some(json!({ "role": "guard", "disabled": true }))
+                    }
+                    ("patch", "/api/v1/sites/{id}") => Some(json!({ "name": "Taken" })),
+                    ("patch", "/api/v1/people/{id}") => {
+                        Some(json!({ "display_name": "Taken", "active": false, "site_ids": [] }))
+                    }
+                    ("post", "/api/v1/people/{id}/templates") => {
+                        Some(json!({ "model": "mobilefacenet-v1", "embedding": vec![0.2f32; 128] }))
+                    }
+                    _ => None,
+                };
+                let method = method.to_ascii_uppercase();
+                let (status, p) = call(&method, &concrete, &b, body.as_ref());
+                assert_eq!(status, 404, "{name}: {method} {concrete} → {p}");
+                assert!(
+                    !p.to_string().contains("Guard") && !p.to_string().contains("ops@acme"),
+                    "{name}: {method} {concrete} tells of A: {p}"
+                );
+                tried += 1;
+            }
         }
+        assert!(tried >= 15, "{name}: only {tried} operations tried");
         // Lists and filters: nothing of A's.
         for path in [
             "/api/v1/users",
@@ -106,6 +163,11 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             "/api/v1/events?site_id=hq",
             "/api/v2/events?person_id=p-acme",
             "/api/v1/audit",
+            "/api/v1/sites",
+            "/api/v1/people",
+            "/api/v1/people?site_id=acme-gate",
+            "/api/v1/shifts",
+            "/api/v1/shifts?person_id=acme-guard",
         ] {
             let (status, body) = call("GET", path, &b, None);
             assert_eq!(status, 200, "{name}: {path}: {body}");
@@ -116,6 +178,10 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 "01HZZZZZZZZZZZZZZZZZZZ0001",
                 "p-acme",
                 "ops@acme.example",
+                "acme-gate",
+                "acme-guard",
+                a_template.as_str(),
+                a_shift.as_str(),
             ] {
                 assert!(
                     !text.contains(secret),
@@ -176,6 +242,23 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             events.iter().all(|e| e["node_id"] == a_node.as_str()),
             "{name}: {events:?}"
         );
+        let (_, guard) = cloud
+            .admin_get("/api/v1/people/acme-guard")
+            .expect("person");
+        assert_eq!(
+            (
+                guard["display_name"].as_str(),
+                guard["active"].as_bool(),
+                guard["templates"].as_u64()
+            ),
+            (Some("Guard"), Some(true), Some(1)),
+            "{name}: {guard}"
+        );
+        assert_eq!(guard["site_ids"], json!(["acme-gate"]), "{name}");
+        let (_, shifts) = cloud.admin_get("/api/v1/shifts").expect("shifts");
+        assert_eq!(shifts["items"][0]["id"], a_shift.as_str(), "{name}");
+        let (_, gate) = cloud.admin_get("/api/v1/sites/acme-gate").expect("site");
+        assert_eq!(gate["name"], "Gate", "{name}");
         let (_, audit) = cloud.admin_get("/api/v1/audit").expect("audit");
         assert!(
             !audit.to_string().contains("globex"),

@@ -45,12 +45,14 @@ pub(crate) struct AppState {
     pub limits: super::rate_limit::RateLimits,
     pub tenants: super::tenant_cache::TenantCache,
     pub metrics: Metrics,
+    /// Seals face templates (through each tenant's data key).
+    pub master_key: super::sealing::MasterKey,
 }
 
 /// Every documented route: each `routes!` call registers the handlers of one path together with
 /// their OpenAPI operations, so the document cannot miss or misspell a route.
 pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
-    use super::{cors, openapi, sites_api};
+    use super::{cors, openapi, people_api, sites_api};
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
         .routes(routes!(metrics))
@@ -83,6 +85,19 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
             sites_api::delete
         ))
         .routes(routes!(cors::get_settings, cors::patch_settings))
+        .routes(routes!(people_api::list, people_api::create))
+        .routes(routes!(
+            people_api::get,
+            people_api::update,
+            people_api::delete
+        ))
+        .routes(routes!(
+            people_api::list_templates,
+            people_api::add_template
+        ))
+        .routes(routes!(people_api::delete_template))
+        .routes(routes!(people_api::list_shifts, people_api::create_shift))
+        .routes(routes!(people_api::delete_shift))
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
@@ -123,6 +138,7 @@ pub(crate) fn store_problem(e: StoreError) -> Problem {
         StoreError::Conflict(detail) => {
             Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
         }
+        StoreError::Invalid(detail) => Problem::bad_request(detail),
         e => {
             tracing::error!(error = %e, "store error");
             Problem::internal("the database failed; the request was not applied")

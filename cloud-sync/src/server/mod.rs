@@ -13,8 +13,10 @@ mod metrics;
 mod negotiate;
 mod openapi;
 mod passwords;
+mod people_api;
 pub mod rate_limit;
 mod request_meta;
+pub mod sealing;
 mod sessions;
 mod sites_api;
 pub mod store;
@@ -41,6 +43,10 @@ pub struct Config {
     /// With `rollcall.example`, the host `acme.rollcall.example` names tenant `acme`.
     pub base_domain: Option<String>,
     pub rate_limits: rate_limit::RateConfig,
+    /// The file of the master key that seals face templates, and whether to make it when it
+    /// is missing (a single SQLite server) or to refuse (replicas must share one key).
+    pub master_key_file: PathBuf,
+    pub create_master_key: bool,
     /// Where to write the bound address once listening (useful with port 0).
     pub addr_file: Option<PathBuf>,
 }
@@ -51,6 +57,13 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Listen(#[from] crate::listen::ListenError),
+    #[error(transparent)]
+    MasterKey(#[from] sealing::SealError),
+    #[error(
+        "master key file {path}: it does not open the data keys stored in this database \
+         (not the key the database was sealed with); give the right --master-key-file"
+    )]
+    WrongMasterKey { path: PathBuf },
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -76,8 +89,28 @@ async fn purge_idempotency_keys(store: &Store) {
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests and returns.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let master_key = if config.create_master_key {
+        let (key, created) = sealing::MasterKey::load_or_create(&config.master_key_file)?;
+        if created {
+            tracing::warn!(file = %config.master_key_file.display(), "made a new master key: back it up with the database; without it, face templates cannot be read");
+        }
+        key
+    } else {
+        sealing::MasterKey::load(&config.master_key_file)?
+    };
     let store = Store::open(&config.database).await?;
-    store.ensure_tenant(&config.tenant, &config.tenant).await?;
+    let bootstrap = store.ensure_tenant(&config.tenant, &config.tenant).await?;
+    if let Some(scope) = bootstrap.scope() {
+        store
+            .check_master_key(&scope, &master_key)
+            .await
+            .map_err(|e| match e {
+                StoreError::Seal(sealing::SealError::Open) => ServeError::WrongMasterKey {
+                    path: config.master_key_file.clone(),
+                },
+                e => ServeError::Store(e),
+            })?;
+    }
     let access = tokens::AccessKeys::new(&store.platform_secret("access-token-hs256").await?);
     let state = Arc::new(api::AppState {
         store,
@@ -88,6 +121,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         limits: rate_limit::RateLimits::new(config.rate_limits),
         tenants: tenant_cache::TenantCache::new(tenant_cache::TTL),
         metrics: metrics::Metrics::new(),
+        master_key,
     });
     let pruned = state.clone();
     tokio::spawn(async move {

@@ -42,6 +42,7 @@ use crate::problem::Problem;
         (name = "auth", description = "Logging in and out, tokens, the caller"),
         (name = "users", description = "A tenant's users and their roles"),
         (name = "sites", description = "Sites and their geofences"),
+        (name = "people", description = "The people who check in: profiles, sites, shifts, face templates"),
         (name = "nodes", description = "Site nodes: registration, revocation, signed config bundles"),
         (name = "sync", description = "What nodes call: pushing their outbox"),
         (name = "events", description = "Attendance events with their fraud reasons"),
@@ -487,6 +488,8 @@ mod tests {
             ("UserPatch", "display_name"),
             ("NewSite", "name"),
             ("SitePatch", "name"),
+            ("NewPersonRequest", "display_name"),
+            ("PersonPatchRequest", "display_name"),
         ] {
             assert_eq!(
                 pattern(&doc, schema, field),
@@ -494,6 +497,9 @@ mod tests {
                 "{schema}.{field}"
             );
         }
+        use super::super::people_api::{MODEL_PATTERN, PERSON_ID_PATTERN};
+        assert_eq!(pattern(&doc, "NewPersonRequest", "id"), PERSON_ID_PATTERN);
+        assert_eq!(pattern(&doc, "NewTemplateRequest", "model"), MODEL_PATTERN);
         for (schema, field) in [
             ("NewSite", "id"),
             ("RegisterNode", "site_id"),
@@ -512,7 +518,7 @@ mod tests {
     proptest::proptest! {
         /// A value the document admits is one the server accepts, and the other way round.
         #[test]
-        fn patterns_agree_with_the_validators(s in "[a-z0-9_ -]{0,70}|\\PC{0,8}|[\\x00-\\x20]{1,3}") {
+        fn patterns_agree_with_the_validators(s in "[A-Za-z0-9_. -]{0,70}|\\PC{0,8}|[\\x00-\\x20]{1,3}") {
             let matches = |p: &str| regex::Regex::new(p).expect("pattern").is_match(&s);
             proptest::prop_assert_eq!(
                 matches(super::super::tenancy::SLUG_PATTERN),
@@ -526,6 +532,9 @@ mod tests {
                 matches(SITE_PATTERN),
                 super::super::sites_api::valid_site_id(&s)
             );
+            use super::super::people_api as people;
+            proptest::prop_assert_eq!(matches(people::PERSON_ID_PATTERN), people::valid_person_id(&s));
+            proptest::prop_assert_eq!(matches(people::MODEL_PATTERN), people::valid_model(&s));
         }
     }
 

@@ -10,15 +10,18 @@ pub mod audit;
 pub mod events_query;
 pub mod idempotency;
 mod ingest;
+pub mod people;
 mod postgres;
 mod postgres_users;
 pub mod scratch;
 pub mod sessions;
+pub mod shifts;
 pub mod sites;
 mod sqlite;
 mod sqlite_users;
 #[cfg(test)]
 mod suite;
+pub mod templates;
 pub mod users;
 
 use std::{
@@ -60,6 +63,11 @@ pub enum StoreError {
     TooNew { found: i32, known: usize },
     #[error("{0}")]
     Conflict(String),
+    /// The request names something the tenant does not have (a site, a person).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Seal(#[from] super::sealing::SealError),
     #[error(
         "PostgreSQL table `{table}` is not protected by a forced row-level security policy: \
          the schema was altered outside rollcall; refusing to serve"

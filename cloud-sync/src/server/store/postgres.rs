@@ -199,6 +199,70 @@ ALTER TABLE browser_sessions FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON browser_sessions USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    r#"
+CREATE TABLE people (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    employee_ref TEXT,
+    active BOOLEAN NOT NULL DEFAULT true,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE person_sites (
+    tenant_id BIGINT NOT NULL,
+    person_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, person_id, site_id),
+    FOREIGN KEY (tenant_id, person_id) REFERENCES people (tenant_id, id),
+    FOREIGN KEY (tenant_id, site_id) REFERENCES sites (tenant_id, id)
+);
+CREATE INDEX person_sites_by_site ON person_sites (tenant_id, site_id);
+CREATE TABLE shifts (
+    tenant_id BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    starts_ms BIGINT NOT NULL,
+    ends_ms BIGINT NOT NULL CHECK (ends_ms > starts_ms),
+    note TEXT,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, person_id) REFERENCES people (tenant_id, id)
+);
+CREATE INDEX shifts_by_person ON shifts (tenant_id, person_id, starts_ms);
+CREATE INDEX shifts_by_site ON shifts (tenant_id, site_id, starts_ms);
+CREATE TABLE tenant_keys (
+    tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id),
+    nonce BYTEA NOT NULL,
+    wrapped BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE face_templates (
+    tenant_id BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dim BIGINT NOT NULL,
+    nonce BYTEA NOT NULL,
+    sealed BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, person_id) REFERENCES people (tenant_id, id)
+);
+CREATE INDEX face_templates_by_person ON face_templates (tenant_id, person_id);
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['people', 'person_sites', 'shifts', 'tenant_keys', 'face_templates'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (tenant_id = rollcall_tenant())
+                        WITH CHECK (tenant_id = rollcall_tenant())', t);
+    END LOOP;
+END $$;
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -214,6 +278,11 @@ pub const TENANT_TABLES: &[&str] = &[
     "idempotency_keys",
     "sites",
     "browser_sessions",
+    "people",
+    "person_sites",
+    "shifts",
+    "tenant_keys",
+    "face_templates",
 ];
 
 /// Serialises migrations between replicas that start together.
@@ -736,6 +805,27 @@ fn tenant_row(r: &Row) -> Tenant {
         created_ms: r.get(4),
         cors_origins: split_origins(r.get::<_, &str>(5)),
         _loaded: Loaded,
+    }
+}
+
+impl PgStore {
+    /// Runs one write in the tenant's scope and, when it changed rows, appends `audit` in the
+    /// same transaction; the number of rows changed.
+    pub(super) async fn write_audited(
+        &self,
+        scope: &TenantScope,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        audit: &Audit,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let n = tx.execute(sql, params).await?;
+        if n > 0 {
+            append_audit(&tx, scope.id, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 }
 

@@ -114,16 +114,13 @@ impl SqliteStore {
         hash: &str,
         audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
+        let n = self.write_audited(
+            scope.id,
             "UPDATE browser_sessions SET revoked_ms = ?3
              WHERE tenant_id = ?1 AND token_sha256 = ?2 AND revoked_ms IS NULL",
             params![scope.id, hash, now_ms()],
+            audit,
         )?;
-        if n > 0 {
-            append_audit(&tx, scope.id, audit)?;
-        }
-        tx.commit()?;
         Ok(n > 0)
     }
 }
@@ -181,19 +178,15 @@ impl PgStore {
         hash: &str,
         audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let n = tx
-            .execute(
+        let n = self
+            .write_audited(
+                scope,
                 "UPDATE browser_sessions SET revoked_ms = $3
                  WHERE tenant_id = $1 AND token_sha256 = $2 AND revoked_ms IS NULL",
                 &[&scope.id, &hash, &now_ms()],
+                audit,
             )
             .await?;
-        if n > 0 {
-            pg_audit(&tx, scope.id, audit).await?;
-        }
-        tx.commit().await?;
         Ok(n > 0)
     }
 }

@@ -25,6 +25,17 @@ pub struct Site {
 
 const COLUMNS: &str = "id, name, geofence, created_ms, updated_ms";
 
+/// Whether people are assigned to a site or have shifts there (`?1` tenant, `?2` site).
+const IN_USE: &str =
+    "SELECT EXISTS (SELECT 1 FROM person_sites WHERE tenant_id = ?1 AND site_id = ?2)
+                          OR EXISTS (SELECT 1 FROM shifts WHERE tenant_id = ?1 AND site_id = ?2)";
+
+fn in_use(id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "site `{id}` still has people assigned or shifts: move them first"
+    ))
+}
+
 fn site(id: String, name: String, geofence: &str, created_ms: i64, updated_ms: i64) -> Site {
     Site {
         id,
@@ -197,6 +208,10 @@ impl SqliteStore {
         audit: &Audit,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
+        let used: bool = tx.query_row(IN_USE, params![scope.id, id], |r| r.get(0))?;
+        if used {
+            return Err(in_use(id));
+        }
         let n = tx.execute(
             "DELETE FROM sites WHERE tenant_id = ?1 AND id = ?2",
             params![scope.id, id],
@@ -286,6 +301,13 @@ impl PgStore {
     ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
+        let used: bool = tx
+            .query_one(&IN_USE.replace('?', "$"), &[&scope.id, &id])
+            .await?
+            .get(0);
+        if used {
+            return Err(in_use(id));
+        }
         let n = tx
             .execute(
                 "DELETE FROM sites WHERE tenant_id = $1 AND id = $2",

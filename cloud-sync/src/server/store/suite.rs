@@ -1183,3 +1183,308 @@ async fn browser_sessions_live_until_ended_expired_or_disabled(store: Store) {
     }
     assert_eq!(store.live_session(&acme, "s2").await.expect("q"), None);
 }
+
+const SQUARE: &str = r#"{"type":"Polygon","coordinates":[[[0,0],[0,1],[1,1],[1,0],[0,0]]]}"#;
+
+async fn with_sites(store: &Store, slug: &str, sites: &[&str]) -> TenantScope {
+    let (scope, _) = tenant_with_node(store, slug, &format!("h-{slug}")).await;
+    for site in sites {
+        store
+            .create_site(&scope, site, site, SQUARE, audit())
+            .await
+            .expect("site");
+    }
+    scope
+}
+
+fn person(id: &str, sites: &[&str]) -> people::NewPerson {
+    people::NewPerson {
+        id: id.into(),
+        display_name: format!("Person {id}"),
+        employee_ref: None,
+        site_ids: sites.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+both!(people_have_sites_and_are_erased_whole);
+async fn people_have_sites_and_are_erased_whole(store: Store) {
+    use people::{PeopleFilter, PersonPatch};
+    let acme = with_sites(&store, "acme", &["hq", "annex"]).await;
+    let globex = with_sites(&store, "globex", &["hq"]).await;
+    let p = store
+        .create_person(&acme, person("E-1", &["hq"]), audit())
+        .await
+        .expect("person");
+    assert_eq!(
+        (p.site_ids.clone(), p.active, p.templates),
+        (vec!["hq".to_owned()], true, 0)
+    );
+    let dup = store
+        .create_person(&acme, person("E-1", &[]), audit())
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    // A site the tenant does not have: refused, nothing written.
+    let bad = store
+        .create_person(&acme, person("E-2", &["mars"]), audit())
+        .await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    assert!(store.person(&acme, "E-2").await.expect("q").is_none());
+    // The same id in another tenant is another person; neither sees the other.
+    store
+        .create_person(&globex, person("E-1", &["hq"]), audit())
+        .await
+        .expect("other tenant");
+    store
+        .create_person(&acme, person("E-3", &["annex"]), audit())
+        .await
+        .expect("person");
+    let at_hq = store
+        .people(
+            &acme,
+            PeopleFilter {
+                site_id: Some("hq".into()),
+                active: None,
+            },
+        )
+        .await
+        .expect("q");
+    assert_eq!(
+        at_hq.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["E-1"]
+    );
+    // A patch replaces the sites, clears the reference, deactivates.
+    let p = store
+        .update_person(
+            &acme,
+            "E-1",
+            PersonPatch {
+                display_name: Some("Renamed".into()),
+                employee_ref: Some(None),
+                active: Some(false),
+                site_ids: Some(vec!["annex".into(), "hq".into()]),
+            },
+            audit(),
+        )
+        .await
+        .expect("q")
+        .expect("found");
+    assert_eq!(
+        (p.display_name.as_str(), p.active, p.site_ids.clone()),
+        ("Renamed", false, vec!["annex".to_owned(), "hq".to_owned()])
+    );
+    assert!(
+        store
+            .update_person(&globex, "E-3", PersonPatch::default(), audit())
+            .await
+            .expect("q")
+            .is_none(),
+        "not across tenants"
+    );
+    // A site with people cannot be deleted.
+    let used = store.delete_site(&acme, "annex", audit()).await;
+    assert!(matches!(used, Err(StoreError::Conflict(_))), "{used:?}");
+    // Erasure takes everything of the person, and only theirs.
+    assert!(
+        !store
+            .delete_person(&globex, "E-3", audit())
+            .await
+            .expect("q")
+    );
+    assert!(
+        store
+            .delete_person(&acme, "E-1", audit())
+            .await
+            .expect("erase")
+    );
+    assert!(store.person(&acme, "E-1").await.expect("q").is_none());
+    assert!(store.person(&globex, "E-1").await.expect("q").is_some());
+    assert!(
+        !store
+            .delete_person(&acme, "E-1", audit())
+            .await
+            .expect("again")
+    );
+}
+
+both!(shifts_are_for_assigned_people_and_never_overlap);
+async fn shifts_are_for_assigned_people_and_never_overlap(store: Store) {
+    use shifts::{Shift, ShiftFilter};
+    let acme = with_sites(&store, "acme", &["hq", "annex"]).await;
+    let globex = with_sites(&store, "globex", &["hq"]).await;
+    store
+        .create_person(&acme, person("p1", &["hq"]), audit())
+        .await
+        .expect("person");
+    let shift = |id: &str, site: &str, starts_ms: i64, ends_ms: i64| Shift {
+        id: id.into(),
+        person_id: "p1".into(),
+        site_id: site.into(),
+        starts_ms,
+        ends_ms,
+        note: None,
+        created_ms: 0,
+    };
+    let h = 3_600_000;
+    store
+        .create_shift(&acme, shift("s1", "hq", 8 * h, 16 * h), audit())
+        .await
+        .expect("shift");
+    for (why, s) in [
+        ("overlaps the start", shift("s2", "hq", 7 * h, 9 * h)),
+        ("inside", shift("s3", "hq", 9 * h, 10 * h)),
+        ("overlaps the end", shift("s4", "hq", 15 * h, 17 * h)),
+    ] {
+        let r = store.create_shift(&acme, s, audit()).await;
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "{why}: {r:?}");
+    }
+    // Back to back is fine.
+    store
+        .create_shift(&acme, shift("s5", "hq", 16 * h, 20 * h), audit())
+        .await
+        .expect("adjacent");
+    // Not assigned there; no such person (here: the other tenant's view).
+    let r = store
+        .create_shift(&acme, shift("s6", "annex", 30 * h, 31 * h), audit())
+        .await;
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    let r = store
+        .create_shift(&globex, shift("s7", "hq", 30 * h, 31 * h), audit())
+        .await;
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    // Lists by time window; another tenant sees none.
+    let window = |from_ms, to_ms| ShiftFilter {
+        person_id: Some("p1".into()),
+        site_id: None,
+        from_ms: Some(from_ms),
+        to_ms: Some(to_ms),
+    };
+    let ids = |v: Vec<Shift>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.shifts(&acme, window(0, 100 * h)).await.expect("q")),
+        ["s1", "s5"]
+    );
+    assert_eq!(
+        ids(store
+            .shifts(&acme, window(17 * h, 18 * h))
+            .await
+            .expect("q")),
+        ["s5"]
+    );
+    assert!(
+        store
+            .shifts(&globex, ShiftFilter::default())
+            .await
+            .expect("q")
+            .is_empty()
+    );
+    // A site with shifts cannot be deleted; a shift is deleted in its tenant only.
+    assert!(!store.delete_shift(&globex, "s1", audit()).await.expect("q"));
+    assert!(
+        store
+            .delete_shift(&acme, "s1", audit())
+            .await
+            .expect("delete")
+    );
+    // An inactive person gets no new shifts.
+    store
+        .update_person(
+            &acme,
+            "p1",
+            people::PersonPatch {
+                active: Some(false),
+                ..Default::default()
+            },
+            audit(),
+        )
+        .await
+        .expect("deactivate");
+    let r = store
+        .create_shift(&acme, shift("s8", "hq", 40 * h, 41 * h), audit())
+        .await;
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+}
+
+both!(templates_are_sealed_per_tenant_and_bounded);
+async fn templates_are_sealed_per_tenant_and_bounded(store: Store) {
+    use super::super::sealing::MasterKey;
+    use templates::{MAX_PER_PERSON, NewTemplate};
+    let master = MasterKey::from_bytes([9; 32]);
+    let acme = with_sites(&store, "acme", &["hq"]).await;
+    let globex = with_sites(&store, "globex", &["hq"]).await;
+    store
+        .create_person(&acme, person("p1", &["hq"]), audit())
+        .await
+        .expect("person");
+    let t = |id: &str, person: &str, x: f32| NewTemplate {
+        id: id.into(),
+        person_id: person.into(),
+        model: "mobilefacenet-v1".into(),
+        vector: vec![x; 128],
+    };
+    let info = store
+        .add_template(&acme, &master, t("t1", "p1", 0.5), audit())
+        .await
+        .expect("template");
+    assert_eq!((info.dim, info.model.as_str()), (128, "mobilefacenet-v1"));
+    // Not the other tenant's person.
+    let r = store
+        .add_template(&globex, &master, t("t2", "p1", 0.5), audit())
+        .await;
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    assert!(store.templates(&globex, "p1").await.expect("q").is_empty());
+    // Opened with the master key, the vector is back; with another key, nothing opens.
+    let opened = store
+        .template_vectors(&acme, &master, "p1")
+        .await
+        .expect("open");
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0].1, vec![0.5; 128]);
+    let wrong = store
+        .template_vectors(&acme, &MasterKey::from_bytes([1; 32]), "p1")
+        .await;
+    assert!(matches!(wrong, Err(StoreError::Seal(_))), "{wrong:?}");
+    // Bounded per person.
+    for i in 1..MAX_PER_PERSON {
+        store
+            .add_template(
+                &acme,
+                &master,
+                t(&format!("t{}", i + 1), "p1", 0.1),
+                audit(),
+            )
+            .await
+            .expect("template");
+    }
+    let r = store
+        .add_template(&acme, &master, t("tx", "p1", 0.1), audit())
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert_eq!(
+        store
+            .person(&acme, "p1")
+            .await
+            .expect("q")
+            .map(|p| p.templates),
+        Some(MAX_PER_PERSON as u32)
+    );
+    assert!(
+        !store
+            .delete_template(&globex, "p1", "t1", audit())
+            .await
+            .expect("q")
+    );
+    assert!(
+        store
+            .delete_template(&acme, "p1", "t1", audit())
+            .await
+            .expect("delete")
+    );
+    // Erasing the person takes their templates.
+    assert!(
+        store
+            .delete_person(&acme, "p1", audit())
+            .await
+            .expect("erase")
+    );
+    assert!(store.templates(&acme, "p1").await.expect("q").is_empty());
+}
