@@ -20,7 +20,10 @@ use rollcall_cloud::server::{
     Backend, Config,
     rate_limit::RateConfig,
     serve,
-    store::{events_query::Cursor, scratch::ScratchDatabase},
+    store::{
+        events_query::{Cursor, Sort},
+        scratch::ScratchDatabase,
+    },
 };
 use serde_json::{Value, json};
 
@@ -147,7 +150,8 @@ impl Scenario {
             Scenario::V1Deep => format!("/api/v1/events?limit=50&offset={}", n.min(9000)),
             Scenario::V2Deep => {
                 let cursor = Cursor {
-                    node_time_ms: 1_700_000_000_000 + n as i64 * 1000,
+                    sort: Sort::default(),
+                    key: 1_700_000_000_000 + n as i64 * 1000,
                     id: format!("01J{n:023}"),
                 };
                 format!("/api/v2/events?limit=50&cursor={}", cursor.encode())

@@ -685,7 +685,13 @@ radius_m = {radius}
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<(u16, Value), HarnessError> {
-        let mut req = self.http.post(format!("{}{path}", self.url)).body(body);
+        // A connection of its own: a hostile body may make the node close the connection it came
+        // on, and the next request must not be sent down that closing connection.
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("connection", "close")
+            .body(body);
         if !content_type.is_empty() {
             req = req.header("content-type", content_type);
         }

@@ -452,6 +452,60 @@ fn attendance_is_listed_in_v1_and_v2_with_filters_and_paging() {
         unique.dedup();
         assert_eq!(unique, seen, "{name}: no repeats");
 
+        // Sorted the other way, by cursor: the same events, oldest first; v1 agrees.
+        let mut oldest_first = Vec::new();
+        let mut path = "/api/v2/events?limit=6&sort=node_time_ms".to_owned();
+        let mut cursor = None;
+        loop {
+            let (status, page) = cloud.admin_get(&path).expect("v2 sorted");
+            assert_eq!(status, 200, "{name}: {page}");
+            oldest_first.extend(
+                page["data"]
+                    .as_array()
+                    .expect("data")
+                    .iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_owned)),
+            );
+            match page["page"]["next_cursor"].as_str() {
+                Some(c) => {
+                    cursor = Some(c.to_owned());
+                    path = format!("/api/v2/events?limit=6&sort=node_time_ms&cursor={c}");
+                }
+                None => break,
+            }
+        }
+        let mut newest_first = seen.clone();
+        newest_first.reverse();
+        assert_eq!(oldest_first, newest_first, "{name}");
+        let (_, v1) = cloud
+            .admin_get("/api/v1/events?sort=node_time_ms&limit=3")
+            .expect("v1 sorted");
+        let v1_ids: Vec<&str> = v1["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["id"].as_str())
+            .collect();
+        assert_eq!(v1_ids, oldest_first[..3], "{name}");
+        // A cursor continues only the order it was made in.
+        let c = cursor.expect("several pages");
+        let (status, p) = cloud
+            .admin_get(&format!("/api/v2/events?sort=-received_ms&cursor={c}"))
+            .expect("mismatch");
+        assert_eq!(status, 400, "{name}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap_or_default().contains("sort"),
+            "{p}"
+        );
+        let (status, by_arrival) = cloud
+            .admin_get("/api/v2/events?sort=-received_ms&limit=1000")
+            .expect("by arrival");
+        assert_eq!(
+            (status, by_arrival["data"].as_array().map(Vec::len)),
+            (200, Some(25)),
+            "{name}"
+        );
+
         // One event with its reasons, in both versions.
         let (status, one) = cloud
             .admin_get("/api/v1/events/01HZZZZZZZZZZZZZZZZZZZ0005")
@@ -488,6 +542,8 @@ fn attendance_is_listed_in_v1_and_v2_with_filters_and_paging() {
             ("/api/v1/events?offset=-1", "offset"),
             ("/api/v2/events?cursor=bm9wZQ", "cursor"),
             ("/api/v2/events?offset=3", "offset"),
+            ("/api/v1/events?sort=risk_score", "sort"),
+            ("/api/v2/events?sort=id;DROP", "sort"),
         ] {
             let (status, p) = cloud.admin_get(query).expect("refused");
             assert_eq!(status, 400, "{name}: {query}: {p}");

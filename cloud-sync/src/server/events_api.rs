@@ -4,7 +4,8 @@
 //! - v2: `{"data": [...], "page": {"limit", "next_cursor"}}`, opaque keyset cursors.
 //!
 //! Both filter on the same whitelisted fields (`site_id`, `person_id`, `decision`, `from_ms`,
-//! `to_ms`); anything else in the query is refused with the field named.
+//! `to_ms`) and sort by a whitelisted one (`sort=-node_time_ms`, the default; `node_time_ms`,
+//! `-received_ms`, `received_ms`); anything else in the query is refused with the field named.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use super::{
     api::{AppState, store_problem},
     identity::Caller,
     store::{
-        events_query::{Cursor, EventFilter, MAX_PAGE, PageStart},
+        events_query::{Cursor, EventFilter, MAX_PAGE, PageStart, Sort, SortKey},
         users::Role,
     },
 };
@@ -57,6 +58,10 @@ pub(crate) struct V1Query {
     from_ms: Option<i64>,
     /// Events before this node time (ms since the Unix epoch); after `from_ms`.
     to_ms: Option<i64>,
+    /// Order: `-node_time_ms` (default, newest first), `node_time_ms`, `-received_ms` or
+    /// `received_ms`.
+    #[param(pattern = "^-?(node_time_ms|received_ms)$")]
+    sort: Option<String>,
     /// Page size, 1-1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -80,6 +85,10 @@ pub(crate) struct V2Query {
     from_ms: Option<i64>,
     /// Events before this node time (ms since the Unix epoch); after `from_ms`.
     to_ms: Option<i64>,
+    /// Order: `-node_time_ms` (default, newest first), `node_time_ms`, `-received_ms` or
+    /// `received_ms`; the same on every page of a walk.
+    #[param(pattern = "^-?(node_time_ms|received_ms)$")]
+    sort: Option<String>,
     /// Page size, 1-1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -112,12 +121,25 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
         .map_err(|e| Problem::bad_request(e.body_text()))
 }
 
+fn sort(raw: Option<&str>) -> Result<Sort, Problem> {
+    match raw {
+        None => Ok(Sort::default()),
+        Some(s) => Sort::parse(s).ok_or_else(|| {
+            Problem::bad_request(format!(
+                "sort: `{s}` is not one of {}",
+                Sort::ALLOWED.join(", ")
+            ))
+        }),
+    }
+}
+
 fn filter(
     site_id: Option<String>,
     person_id: Option<String>,
     decision: Option<Decision>,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
+    sort: Sort,
 ) -> Result<EventFilter, Problem> {
     if let (Some(from), Some(to)) = (from_ms, to_ms)
         && from >= to
@@ -130,6 +152,7 @@ fn filter(
         decision,
         from_ms,
         to_ms,
+        sort,
     })
 }
 
@@ -145,7 +168,15 @@ pub(crate) async fn list_v1(
     caller.require(READERS, "read attendance events")?;
     let q = query(q)?;
     let limit = page_limit(q.limit)?;
-    let f = filter(q.site_id, q.person_id, q.decision, q.from_ms, q.to_ms)?;
+    let order = sort(q.sort.as_deref())?;
+    let f = filter(
+        q.site_id,
+        q.person_id,
+        q.decision,
+        q.from_ms,
+        q.to_ms,
+        order,
+    )?;
     let offset = q.offset.unwrap_or(0);
     if offset > MAX_OFFSET {
         return Err(Problem::bad_request(format!(
@@ -172,13 +203,29 @@ pub(crate) async fn list_v2(
     caller.require(READERS, "read attendance events")?;
     let q = query(q)?;
     let limit = page_limit(q.limit)?;
-    let f = filter(q.site_id, q.person_id, q.decision, q.from_ms, q.to_ms)?;
+    let order = sort(q.sort.as_deref())?;
+    let f = filter(
+        q.site_id,
+        q.person_id,
+        q.decision,
+        q.from_ms,
+        q.to_ms,
+        order,
+    )?;
     let start = match q.cursor.as_deref() {
         None => PageStart::Offset(0),
-        Some(c) => PageStart::After(
-            Cursor::decode(c)
-                .ok_or_else(|| Problem::bad_request("cursor: not a cursor this server gave out"))?,
-        ),
+        Some(c) => {
+            let cursor = Cursor::decode(c)
+                .ok_or_else(|| Problem::bad_request("cursor: not a cursor this server gave out"))?;
+            if cursor.sort != order {
+                return Err(Problem::bad_request(format!(
+                    "cursor: it continues a walk in `sort={}`, not `{}`",
+                    cursor.sort.as_str(),
+                    order.as_str()
+                )));
+            }
+            PageStart::After(cursor)
+        }
     };
     let data = state
         .store
@@ -190,7 +237,11 @@ pub(crate) async fn list_v2(
         .flatten()
         .map(|e| {
             Cursor {
-                node_time_ms: e.event.node_time_ms,
+                sort: order,
+                key: match order.key {
+                    SortKey::NodeTime => e.event.node_time_ms,
+                    SortKey::Received => e.received_ms,
+                },
                 id: e.event.id.clone(),
             }
             .encode()

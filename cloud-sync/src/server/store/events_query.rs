@@ -1,6 +1,7 @@
-//! How attendance events are listed: filters on whitelisted fields, newest first, and two ways
-//! to page — limit/offset (API v1) and an opaque keyset cursor (API v2), which stays correct
-//! while new events arrive and costs the same on page 1000 as on page 1.
+//! How attendance events are listed: filters and sort orders on whitelisted fields (newest node
+//! time first by default), and two ways to page — limit/offset (API v1) and an opaque keyset
+//! cursor (API v2), which stays correct while new events arrive and costs the same on page 1000
+//! as on page 1. Each sort order has its index, `(tenant_id, <time>, id)`.
 
 use base64::Engine as _;
 
@@ -8,6 +9,80 @@ use crate::protocol::Decision;
 
 /// Most items one page may hold.
 pub const MAX_PAGE: u32 = 1000;
+
+/// A time an event list can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// When the node decided.
+    NodeTime,
+    /// When the cloud received it.
+    Received,
+}
+
+/// An order: a whitelisted key, newest or oldest first, ties broken by event id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    fn default() -> Self {
+        Sort {
+            key: SortKey::NodeTime,
+            descending: true,
+        }
+    }
+}
+
+impl Sort {
+    /// What `sort=` accepts: a field, `-` first for newest first.
+    pub const ALLOWED: [&'static str; 4] = [
+        "-node_time_ms",
+        "node_time_ms",
+        "-received_ms",
+        "received_ms",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let (descending, field) = match s.strip_prefix('-') {
+            Some(f) => (true, f),
+            None => (false, s),
+        };
+        let key = match field {
+            "node_time_ms" => SortKey::NodeTime,
+            "received_ms" => SortKey::Received,
+            _ => return None,
+        };
+        Some(Sort { key, descending })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match (self.key, self.descending) {
+            (SortKey::NodeTime, true) => "-node_time_ms",
+            (SortKey::NodeTime, false) => "node_time_ms",
+            (SortKey::Received, true) => "-received_ms",
+            (SortKey::Received, false) => "received_ms",
+        }
+    }
+
+    /// The column (a fixed name, never the client's text).
+    pub fn column(self) -> &'static str {
+        match self.key {
+            SortKey::NodeTime => "node_time_ms",
+            SortKey::Received => "received_ms",
+        }
+    }
+
+    pub fn direction(self) -> &'static str {
+        if self.descending { "DESC" } else { "ASC" }
+    }
+
+    /// How a row after the cursor compares to it.
+    pub fn after(self) -> &'static str {
+        if self.descending { "<" } else { ">" }
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventFilter {
@@ -18,26 +93,33 @@ pub struct EventFilter {
     pub from_ms: Option<i64>,
     /// Node time before.
     pub to_ms: Option<i64>,
+    pub sort: Sort,
 }
 
 /// Where a page starts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PageStart {
     Offset(u32),
-    /// Strictly older than this event (its node time and id).
+    /// Strictly after this event in the cursor's order.
     After(Cursor),
 }
 
+/// The last event of a page: the order it was listed in, its sort key and its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    pub node_time_ms: i64,
+    pub sort: Sort,
+    pub key: i64,
     pub id: String,
 }
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{}:{}", self.node_time_ms, self.id))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}:{}",
+            self.sort.as_str(),
+            self.key,
+            self.id
+        ))
     }
 
     /// `None` for anything this server did not hand out.
@@ -49,13 +131,19 @@ impl Cursor {
             .decode(s)
             .ok()?;
         let text = String::from_utf8(raw).ok()?;
-        let (t, id) = text.split_once(':')?;
+        let (sort, key, id) = match text.split(':').collect::<Vec<_>>()[..] {
+            [sort, key, id] => (Sort::parse(sort)?, key, id),
+            // Cursors handed out before sort orders existed: newest node time first.
+            [key, id] => (Sort::default(), key, id),
+            _ => return None,
+        };
         let valid_id = id.len() == 26 && id.bytes().all(|b| b.is_ascii_alphanumeric());
         if !valid_id {
             return None;
         }
         Some(Cursor {
-            node_time_ms: t.parse().ok()?,
+            sort,
+            key: key.parse().ok()?,
             id: id.to_owned(),
         })
     }
@@ -68,11 +156,34 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_junk_is_refused() {
-        let c = Cursor {
-            node_time_ms: 1_700_000_000_000,
-            id: "01HZZZZZZZZZZZZZZZZZZZZZZA".into(),
-        };
-        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for sort in Sort::ALLOWED {
+            let c = Cursor {
+                sort: Sort::parse(sort).expect("allowed"),
+                key: 1_700_000_000_000,
+                id: "01HZZZZZZZZZZZZZZZZZZZZZZA".into(),
+            };
+            assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        }
+        // An older server's cursor still reads, as the default order.
+        let legacy = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode("1700000000000:01HZZZZZZZZZZZZZZZZZZZZZZA");
+        assert_eq!(
+            Cursor::decode(&legacy).map(|c| c.sort),
+            Some(Sort::default())
+        );
+        for s in Sort::ALLOWED {
+            assert_eq!(Sort::parse(s).map(Sort::as_str), Some(s));
+        }
+        for bad in [
+            "",
+            "-",
+            "risk_score",
+            "--node_time_ms",
+            "node_time_ms ",
+            "id; DROP",
+        ] {
+            assert_eq!(Sort::parse(bad), None, "{bad}");
+        }
         for junk in ["", "!!!", "bm90IGEgY3Vyc29y", &"A".repeat(200)] {
             assert_eq!(Cursor::decode(junk), None, "{junk}");
         }

@@ -263,6 +263,8 @@ BEGIN
     END LOOP;
 END $$;
 "#,
+    // Events listed by arrival (`sort=received_ms`), with keyset paging.
+    "CREATE INDEX events_by_tenant_received ON events (tenant_id, received_ms, id);",
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -724,14 +726,18 @@ impl PgStore {
         };
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
+        // The order's column and direction are fixed strings chosen by `Sort`.
+        let (col, dir, after_op) = (f.sort.column(), f.sort.direction(), f.sort.after());
         let rows = tx
             .query(
-                "SELECT id, node_id, received_ms, body FROM events
-                 WHERE tenant_id = $1 AND ($2::text IS NULL OR site_id = $2)
-                   AND ($3::text IS NULL OR person_id = $3) AND ($4::text IS NULL OR decision = $4)
-                   AND ($5::bigint IS NULL OR node_time_ms >= $5) AND ($6::bigint IS NULL OR node_time_ms < $6)
-                   AND ($7::bigint IS NULL OR (tenant_id, node_time_ms, id) < ($1, $7, $8::text))
-                 ORDER BY node_time_ms DESC, id DESC LIMIT $9 OFFSET $10",
+                &format!(
+                    "SELECT id, node_id, received_ms, body FROM events
+                     WHERE tenant_id = $1 AND ($2::text IS NULL OR site_id = $2)
+                       AND ($3::text IS NULL OR person_id = $3) AND ($4::text IS NULL OR decision = $4)
+                       AND ($5::bigint IS NULL OR node_time_ms >= $5) AND ($6::bigint IS NULL OR node_time_ms < $6)
+                       AND ($7::bigint IS NULL OR (tenant_id, {col}, id) {after_op} ($1, $7, $8::text))
+                     ORDER BY {col} {dir}, id {dir} LIMIT $9 OFFSET $10"
+                ),
                 &[
                     &scope.id,
                     &f.site_id,
@@ -739,7 +745,7 @@ impl PgStore {
                     &f.decision.map(|d| d.as_str()),
                     &f.from_ms,
                     &f.to_ms,
-                    &after.map(|c| c.node_time_ms),
+                    &after.map(|c| c.key),
                     &after.map(|c| c.id.as_str()),
                     &i64::from(limit),
                     &i64::from(offset),

@@ -222,6 +222,8 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         FOREIGN KEY (tenant_id, person_id) REFERENCES people (tenant_id, id)
     );
     CREATE INDEX face_templates_by_person ON face_templates (tenant_id, person_id);",
+    // Events listed by arrival (`sort=received_ms`), with keyset paging.
+    "CREATE INDEX events_by_tenant_received ON events (tenant_id, received_ms, id);",
 ];
 
 impl SqliteStore {
@@ -603,13 +605,15 @@ impl SqliteStore {
             PageStart::Offset(n) => (*n, None),
             PageStart::After(c) => (0, Some(c)),
         };
+        // The order's column and direction are fixed strings chosen by `Sort`.
+        let (col, dir, after_op) = (f.sort.column(), f.sort.direction(), f.sort.after());
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events
              WHERE tenant_id = ?1 AND (?2 IS NULL OR site_id = ?2) AND (?3 IS NULL OR person_id = ?3)
                AND (?4 IS NULL OR decision = ?4) AND (?5 IS NULL OR node_time_ms >= ?5)
                AND (?6 IS NULL OR node_time_ms < ?6)
-               AND (?7 IS NULL OR (tenant_id, node_time_ms, id) < (?1, ?7, ?8))
-             ORDER BY node_time_ms DESC, id DESC LIMIT ?9 OFFSET ?10"
+               AND (?7 IS NULL OR (tenant_id, {col}, id) {after_op} (?1, ?7, ?8))
+             ORDER BY {col} {dir}, id {dir} LIMIT ?9 OFFSET ?10"
         ))?;
         let rows = stmt.query_map(
             params![
@@ -619,7 +623,7 @@ impl SqliteStore {
                 f.decision.map(|d| d.as_str()),
                 f.from_ms,
                 f.to_ms,
-                after.map(|c| c.node_time_ms),
+                after.map(|c| c.key),
                 after.map(|c| c.id.as_str()),
                 limit,
                 offset
