@@ -19,11 +19,52 @@ pub struct Problem {
     pub status: StatusCode,
     pub detail: String,
     /// Machine-readable extras, e.g. the reasons a face was refused.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<ProblemReason>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<ProblemReason>))]
+    pub reasons: Box<[ProblemReason]>,
+    /// The request fields that are wrong, and why (RFC 9457's `invalid-params`).
+    #[serde(rename = "invalid-params", skip_serializing_if = "<[_]>::is_empty")]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<InvalidParam>))]
+    pub invalid_params: Box<[InvalidParam]>,
     /// Sent as `Retry-After` (seconds), e.g. with 429 or 503.
     #[serde(skip)]
-    pub retry_after_s: Option<u64>,
+    pub retry_after_s: Option<u32>,
+}
+
+/// One wrong field of a request: its name (a body field, `site_ids[2]`, a query parameter or a
+/// header) and why.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidParam {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The field a validation message is about. Every rollcall message names it first —
+/// `field: reason`, `field must …`, `field is …` — and serde's and axum's name it their way
+/// (`unknown field `x``, `missing field `x``, `a.b: reason`); anything else names no field.
+pub fn invalid_param(detail: &str) -> Option<InvalidParam> {
+    let text = detail
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .or_else(|| detail.strip_prefix("Failed to deserialize query string: "))
+        .unwrap_or(detail);
+    let field = |name: &str| InvalidParam {
+        name: name.to_owned(),
+        reason: text.to_owned(),
+    };
+    for marker in ["unknown field `", "missing field `"] {
+        if let Some((_, rest)) = text.split_once(marker) {
+            let name = rest.split('`').next().filter(|n| !n.is_empty())?;
+            return Some(field(name));
+        }
+    }
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "_-.[]".contains(c)))
+        .unwrap_or(text.len());
+    let (name, rest) = text.split_at(end);
+    let names_field = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && [": ", " must ", " is "].iter().any(|m| rest.starts_with(m));
+    names_field.then(|| field(name))
 }
 
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -45,16 +86,18 @@ impl Problem {
             title: title.to_owned(),
             status,
             detail: detail.into(),
-            reasons: Vec::new(),
+            reasons: Box::default(),
+            invalid_params: Box::default(),
             retry_after_s: None,
         }
     }
 
     pub fn with_reasons(mut self, reasons: Vec<ProblemReason>) -> Self {
-        self.reasons = reasons;
+        self.reasons = reasons.into_boxed_slice();
         self
     }
 
+    /// 400, with the field the detail names (if it names one) in `invalid-params`.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -62,6 +105,12 @@ impl Problem {
             "Bad request",
             detail,
         )
+        .with_invalid_param()
+    }
+
+    fn with_invalid_param(mut self) -> Self {
+        self.invalid_params = invalid_param(&self.detail).into_iter().collect();
+        self
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -123,7 +172,77 @@ where
                 "invalid-body",
                 "Invalid request body",
                 rejection.body_text(),
-            )),
+            )
+            .with_invalid_param()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_field_is_read_from_each_kind_of_message() {
+        let name = |d: &str| invalid_param(d).map(|p| p.name);
+        for (detail, field) in [
+            ("email must look like name@example.com", Some("email")),
+            (
+                "site_ids[3]: 1-64 characters of a-z, 0-9, - or _",
+                Some("site_ids[3]"),
+            ),
+            (
+                "config_toml is not valid TOML: expected `=`",
+                Some("config_toml"),
+            ),
+            (
+                "Idempotency-Key must be 1-255 visible ASCII characters",
+                Some("Idempotency-Key"),
+            ),
+            (
+                "Failed to deserialize query string: unknown field `colour`, expected one of `a`",
+                Some("colour"),
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: missing field `email` at line 1 column 2",
+                Some("email"),
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: owner.password: invalid type: integer `5`",
+                Some("owner.password"),
+            ),
+            (
+                "Failed to deserialize query string: decision: unknown variant `maybe`",
+                Some("decision"),
+            ),
+            ("a shift lasts at most 24 hours", None),
+            ("the Host header is not a valid host name", None),
+            ("say which tenant: use your tenant's host name", None),
+            ("", None),
+            (": nothing", None),
+        ] {
+            assert_eq!(name(detail).as_deref(), field, "{detail}");
+        }
+        let p = Problem::bad_request("limit must be between 1 and 1000");
+        assert_eq!(
+            p.invalid_params.to_vec(),
+            vec![InvalidParam {
+                name: "limit".into(),
+                reason: "limit must be between 1 and 1000".into()
+            }]
+        );
+        let json = serde_json::to_value(&p).unwrap_or_default();
+        assert_eq!(json["invalid-params"][0]["name"], "limit");
+        let none = serde_json::to_value(Problem::not_found("x")).unwrap_or_default();
+        assert!(none.get("invalid-params").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_message_is_read_without_panicking(s in "\\PC{0,80}") {
+            if let Some(p) = invalid_param(&s) {
+                proptest::prop_assert!(!p.name.is_empty());
+            }
         }
     }
 }

@@ -549,6 +549,8 @@ fn attendance_is_listed_in_v1_and_v2_with_filters_and_paging() {
             assert_eq!(status, 400, "{name}: {query}: {p}");
             let detail = p["detail"].as_str().unwrap_or_default();
             assert!(detail.contains(says), "{name}: {query}: {detail}");
+            // …and the field is named for machines too (RFC 9457 `invalid-params`).
+            assert_eq!(p["invalid-params"][0]["name"], says, "{name}: {query}: {p}");
             for leak in ["SELECT", "sqlite", "postgres", "/work/", "panicked", ".rs:"] {
                 assert!(
                     !p.to_string().contains(leak),

@@ -124,6 +124,27 @@ fn people_shifts_and_sealed_templates() {
             p["detail"].as_str().unwrap_or_default().contains("mars"),
             "{p}"
         );
+        // Bodies that do not fit the schema name the field, for people and for machines.
+        for (body, field) in [
+            (
+                json!({ "id": "E-3", "display_name": "X", "colour": "red" }),
+                "colour",
+            ),
+            (json!({ "display_name": "X" }), "id"),
+            (
+                json!({ "id": "E-3", "display_name": "X", "site_ids": "hq" }),
+                "site_ids",
+            ),
+            (json!({ "id": "E 3", "display_name": "X" }), "id"),
+        ] {
+            let (status, p) = call("POST", "/api/v1/people", supervisor, Some(body));
+            assert!(status == 400 || status == 422, "{backend}: {p}");
+            assert_eq!(p["invalid-params"][0]["name"], field, "{backend}: {p}");
+            assert!(
+                p["detail"].as_str().unwrap_or_default().contains(field),
+                "{p}"
+            );
+        }
         let (status, list) = call("GET", "/api/v1/people?site_id=hq", auditor, None);
         assert_eq!(
             (status, list["items"].as_array().map(Vec::len)),

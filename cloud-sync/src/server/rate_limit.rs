@@ -135,7 +135,7 @@ fn limited(limit: u32, wait: Duration) -> Problem {
         "Too many requests",
         format!("slow down: at most {limit} requests a minute here; retry in {retry} s"),
     );
-    p.retry_after_s = Some(retry.max(1));
+    p.retry_after_s = Some(u32::try_from(retry.max(1)).unwrap_or(u32::MAX));
     p
 }
 
