@@ -183,6 +183,41 @@ mod tests {
         assert!(decode_image(&appended, &DecodeLimits::default()).is_ok());
     }
 
+    /// A CMYK JPEG (Adobe APP14, as print workflows and some scanners write them): eight
+    /// colour blocks, made by Pillow 11.3 (`Image.convert("CMYK").save(…, quality=95)`), come out
+    /// as the same RGB colours.
+    #[test]
+    fn decodes_cmyk_jpeg_to_the_right_colours() {
+        let bytes = include_bytes!("../tests/data/cmyk-blocks.jpg");
+        assert_eq!(
+            &bytes[2..4],
+            &[0xFF, 0xEE],
+            "the fixture carries its Adobe marker"
+        );
+        let img = decode_image(bytes, &DecodeLimits::default()).expect("decodes");
+        assert_eq!(img.dimensions(), (64, 32));
+        let wanted: [[u8; 3]; 8] = [
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [255, 255, 255],
+            [0, 0, 0],
+            [255, 255, 0],
+            [0, 255, 255],
+            [128, 128, 128],
+        ];
+        for (i, want) in wanted.iter().enumerate() {
+            let got = img.get_pixel(8 * i as u32 + 4, 16).0;
+            let off = got
+                .iter()
+                .zip(want)
+                .map(|(g, w)| g.abs_diff(*w))
+                .max()
+                .unwrap_or(0);
+            assert!(off <= 24, "block {i}: got {got:?}, want {want:?}");
+        }
+    }
+
     #[test]
     fn refuses_garbage() {
         assert!(decode_image(b"not an image", &DecodeLimits::default()).is_err());

@@ -194,6 +194,10 @@ fn odd_frames_get_a_clear_answer_never_a_panic() {
         ),
         ("16-bit RGB PNG", encode(&rgb16, image::ImageFormat::Png)),
         ("rotated 90°", encode(&rotated, image::ImageFormat::Jpeg)),
+        (
+            "CMYK JPEG (Adobe)",
+            include_bytes!("data/cmyk-blocks.jpg").to_vec(),
+        ),
         ("truncated JPEG", photo[..photo.len() / 3].to_vec()),
         ("JPEG header only", photo[..200].to_vec()),
     ];
