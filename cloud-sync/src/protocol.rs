@@ -93,13 +93,34 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// Cloud → node: the outcome of each item of a [`PushBatch`].
+/// Cloud → node: the outcome of each item of a [`PushBatch`], and how far the cloud holds the
+/// node's sequence.
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PushAck {
     pub accepted: Vec<String>,
     pub duplicate: Vec<String>,
     pub rejected: Vec<Rejected>,
+    /// The cloud holds every one of this node's events with sequence numbers 1..=watermark
+    /// (0: none yet). Absent from older servers.
+    #[serde(default)]
+    pub watermark: u64,
+    /// Sequence numbers the cloud lacks between the watermark and the highest it holds, as
+    /// inclusive ranges (at most [`MAX_GAPS`]): the node should send them again, or report
+    /// them lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<SeqRange>,
+}
+
+/// Most gaps one [`PushAck`] lists.
+pub const MAX_GAPS: usize = 100;
+
+/// Sequence numbers `first..=last`.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange {
+    pub first: u64,
+    pub last: u64,
 }
 
 /// Admin → cloud: register a node for a site.

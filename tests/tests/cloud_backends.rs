@@ -332,6 +332,19 @@ fn responses_carry_request_ids() {
     assert_eq!(r.status().as_u16(), 200);
 }
 
+/// Pushes `events` as the node with `token`; status and answer.
+fn push(cloud: &Cloud, token: &str, events: Vec<serde_json::Value>) -> (u16, serde_json::Value) {
+    cloud
+        .call(
+            "POST",
+            "/api/v1/sync/push",
+            Some(token),
+            Some(&json!({ "protocol": 1, "events": events })),
+            None,
+        )
+        .expect("push")
+}
+
 fn pushed_event(n: u32, decision: &str) -> serde_json::Value {
     json!({
         "id": format!("01HZZZZZZZZZZZZZZZZZZZ{n:04}"), "seq": n, "site_id": "hq",
@@ -339,6 +352,45 @@ fn pushed_event(n: u32, decision: &str) -> serde_json::Value {
         "risk_score": 0.1, "position": null, "node_time_ms": 1_700_000_000_000i64 + i64::from(n) * 1000,
         "reasons": [{ "code": "low_accuracy", "weight": 0.1, "text": "fix accuracy 80 m" }],
     })
+}
+
+/// A node's sequence as the cloud holds it: the watermark and the gaps in each acknowledgement,
+/// in the node list and in `/metrics`.
+#[test]
+fn each_push_says_how_far_the_nodes_sequence_is_held() {
+    on_each_backend(&[], |name, cloud, _dir| {
+        let (node, token) = cloud.register_node("hq").expect("registered");
+        let push = |seqs: &[u32]| {
+            let events = seqs.iter().map(|&n| pushed_event(n, "granted")).collect();
+            push(cloud, &token, events)
+        };
+        let (status, ack) = push(&[1, 2, 5]);
+        assert_eq!(status, 200, "{name}: {ack}");
+        assert_eq!(
+            (&ack["watermark"], &ack["missing"]),
+            (&json!(2), &json!([{ "first": 3, "last": 4 }])),
+            "{name}: {ack}"
+        );
+        let (_, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
+        assert_eq!(nodes["items"][0]["watermark"], 2, "{name}: {nodes}");
+        let metrics = cloud
+            .get("/metrics")
+            .expect("metrics")
+            .text()
+            .expect("text");
+        for line in [
+            format!("rollcall_cloud_node_watermark{{tenant=\"acme\",node=\"{node}\"}} 2"),
+            format!("rollcall_cloud_node_missing_events{{tenant=\"acme\",node=\"{node}\"}} 2"),
+        ] {
+            assert!(metrics.contains(&line), "{name}: {line} in\n{metrics}");
+        }
+        let (_, ack) = push(&[3, 4]);
+        assert_eq!(
+            (&ack["watermark"], ack.get("missing")),
+            (&json!(5), None),
+            "{name}: {ack}"
+        );
+    });
 }
 
 /// Attendance in API v1 (offset) and v2 (cursor, envelope): the same events, the same filters,
@@ -350,15 +402,7 @@ fn attendance_is_listed_in_v1_and_v2_with_filters_and_paging() {
         let events: Vec<_> = (1..=25)
             .map(|n| pushed_event(n, if n % 5 == 0 { "denied" } else { "granted" }))
             .collect();
-        let (status, ack) = cloud
-            .call(
-                "POST",
-                "/api/v1/sync/push",
-                Some(&token),
-                Some(&json!({ "protocol": 1, "events": events })),
-                None,
-            )
-            .expect("push");
+        let (status, ack) = push(cloud, &token, events);
         assert_eq!(
             (status, ack["accepted"].as_array().map(Vec::len)),
             (200, Some(25)),

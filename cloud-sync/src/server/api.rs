@@ -366,6 +366,11 @@ async fn push(
         ));
     }
     let node_id = node.id.clone();
+    let node_times: std::collections::HashMap<String, i64> = batch
+        .events
+        .iter()
+        .map(|e| (e.id.clone(), e.node_time_ms))
+        .collect();
     let ack = state
         .store
         .ingest(
@@ -392,6 +397,22 @@ async fn push(
             .sync_items
             .get_or_create(&ResultLabel { result })
             .inc_by(n as u64);
+    }
+    let newest_accepted = ack
+        .accepted
+        .iter()
+        .filter_map(|id| node_times.get(id))
+        .max()
+        .copied();
+    let owed = state.metrics.record_push(
+        scope.slug(),
+        &node_id,
+        &ack,
+        newest_accepted,
+        crate::sqlite::now_ms(),
+    );
+    if !ack.missing.is_empty() {
+        tracing::warn!(node = %node_id, watermark = ack.watermark, owed, "node's sequence has gaps");
     }
     for r in &ack.rejected {
         tracing::warn!(node = %node_id, id = %r.id, reason = %r.reason, "sync item rejected");

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the cloud server.
 
 use prometheus_client::{
-    encoding::EncodeLabelSet, metrics::counter::Counter, metrics::family::Family,
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 
@@ -10,10 +11,25 @@ pub(crate) struct ResultLabel {
     pub result: &'static str,
 }
 
+/// One node of one tenant.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NodeLabel {
+    pub tenant: String,
+    pub node: String,
+}
+
 pub(crate) struct Metrics {
     registry: Registry,
     pub sync_items: Family<ResultLabel, Counter>,
     pub sync_batches: Counter,
+    /// Per node: the sequence number up to which the cloud holds everything.
+    pub node_watermark: Family<NodeLabel, Gauge>,
+    /// Per node: when it last pushed (seconds since the epoch).
+    pub node_last_push: Family<NodeLabel, Gauge>,
+    /// Per node: how old the newest event of its last push was when it arrived (seconds).
+    pub node_lag: Family<NodeLabel, Gauge>,
+    /// Per node: how many sequence numbers it still owes below the highest held.
+    pub node_missing: Family<NodeLabel, Gauge>,
 }
 
 impl Metrics {
@@ -31,11 +47,73 @@ impl Metrics {
             "Sync push batches received",
             sync_batches.clone(),
         );
+        let node_watermark = Family::<NodeLabel, Gauge>::default();
+        let node_last_push = Family::<NodeLabel, Gauge>::default();
+        let node_lag = Family::<NodeLabel, Gauge>::default();
+        let node_missing = Family::<NodeLabel, Gauge>::default();
+        registry.register(
+            "node_watermark",
+            "Sequence number up to which the cloud holds every event of the node",
+            node_watermark.clone(),
+        );
+        registry.register(
+            "node_last_push_timestamp_seconds",
+            "When the node last pushed",
+            node_last_push.clone(),
+        );
+        registry.register(
+            "node_lag_seconds",
+            "Age of the newest event of the node's last push when it arrived",
+            node_lag.clone(),
+        );
+        registry.register(
+            "node_missing_events",
+            "Sequence numbers the node still owes below the highest the cloud holds",
+            node_missing.clone(),
+        );
         Self {
             registry,
             sync_items,
             sync_batches,
+            node_watermark,
+            node_last_push,
+            node_lag,
+            node_missing,
         }
+    }
+
+    /// Records a node's push: its watermark, when, how late its newest accepted event arrived,
+    /// and how many sequence numbers it still owes (returned).
+    pub fn record_push(
+        &self,
+        tenant: &str,
+        node: &str,
+        ack: &crate::protocol::PushAck,
+        newest_accepted_ms: Option<i64>,
+        now_ms: i64,
+    ) -> u64 {
+        let label = NodeLabel {
+            tenant: tenant.to_owned(),
+            node: node.to_owned(),
+        };
+        self.node_watermark
+            .get_or_create(&label)
+            .set(i64::try_from(ack.watermark).unwrap_or(i64::MAX));
+        self.node_last_push.get_or_create(&label).set(now_ms / 1000);
+        if let Some(newest) = newest_accepted_ms {
+            self.node_lag
+                .get_or_create(&label)
+                .set((now_ms - newest).max(0) / 1000);
+        }
+        let owed: u64 = ack
+            .missing
+            .iter()
+            .map(|g| g.last.saturating_sub(g.first) + 1)
+            .sum();
+        self.node_missing
+            .get_or_create(&label)
+            .set(i64::try_from(owed).unwrap_or(i64::MAX));
+        owed
     }
 
     pub fn encode(&self) -> String {

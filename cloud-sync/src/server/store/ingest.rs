@@ -5,7 +5,34 @@
 use std::collections::{HashMap, HashSet};
 
 use super::NodeRow;
-use crate::protocol::{AttendanceEvent, PushAck, Rejected};
+use crate::protocol::{AttendanceEvent, MAX_GAPS, PushAck, Rejected, SeqRange};
+
+/// Most stored sequence numbers above the watermark looked at per push: a node far out of order
+/// advances its watermark over several pushes.
+pub const SCAN_ABOVE_WATERMARK: u32 = 10_000;
+
+/// The new watermark and the gaps above it, from the old watermark and the node's stored
+/// sequence numbers above it in ascending order.
+pub fn advance(watermark: u64, above: &[u64]) -> (u64, Vec<SeqRange>) {
+    let mut w = watermark;
+    let mut rest = above.iter().copied().filter(|&s| s > watermark).peekable();
+    while rest.peek() == Some(&(w + 1)) {
+        w += 1;
+        rest.next();
+    }
+    let mut gaps = Vec::new();
+    let mut last_held = w;
+    for seq in rest {
+        if seq > last_held + 1 && gaps.len() < MAX_GAPS {
+            gaps.push(SeqRange {
+                first: last_held + 1,
+                last: seq - 1,
+            });
+        }
+        last_held = last_held.max(seq);
+    }
+    (w, gaps)
+}
 
 /// What the database already holds that the batch could collide with.
 #[derive(Debug, Default)]
@@ -120,6 +147,43 @@ mod tests {
             id: "n1".into(),
             tenant_id: 1,
             site_id: "hq".into(),
+        }
+    }
+
+    #[test]
+    fn the_watermark_climbs_over_what_is_held_and_names_the_gaps() {
+        let r = |first, last| SeqRange { first, last };
+        assert_eq!(advance(0, &[]), (0, vec![]));
+        assert_eq!(advance(0, &[1, 2, 3]), (3, vec![]));
+        assert_eq!(advance(0, &[2, 3]), (0, vec![r(1, 1)]));
+        assert_eq!(advance(2, &[3, 5, 6, 9]), (3, vec![r(4, 4), r(7, 8)]));
+        assert_eq!(
+            advance(5, &[1, 2, 6]),
+            (6, vec![]),
+            "at or below it: ignored"
+        );
+    }
+
+    proptest! {
+        /// Against a reference: the watermark is the longest held prefix, and the gaps with the
+        /// held numbers cover exactly 1..=max without overlap.
+        #[test]
+        fn watermark_and_gaps_match_a_reference(held in proptest::collection::btree_set(1u64..200, 0..60)) {
+            let above: Vec<u64> = held.iter().copied().collect();
+            let (w, gaps) = advance(0, &above);
+            let mut reference = 0;
+            while held.contains(&(reference + 1)) {
+                reference += 1;
+            }
+            prop_assert_eq!(w, reference);
+            let max = held.iter().max().copied().unwrap_or(0);
+            for s in 1..=max {
+                let in_gap = gaps.iter().any(|g| (g.first..=g.last).contains(&s));
+                prop_assert!(in_gap != held.contains(&s), "seq {} held {} in gap {}", s, held.contains(&s), in_gap);
+            }
+            for g in &gaps {
+                prop_assert!(g.first <= g.last && g.first > w);
+            }
         }
     }
 

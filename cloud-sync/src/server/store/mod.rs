@@ -228,6 +228,8 @@ pub struct NodeInfo {
     pub last_seen_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_ms: Option<i64>,
+    /// The cloud holds every event of this node with sequence numbers 1..=watermark.
+    pub watermark: u64,
 }
 
 /// A registered node, as authentication finds it.

@@ -265,6 +265,8 @@ END $$;
 "#,
     // Events listed by arrival (`sort=received_ms`), with keyset paging.
     "CREATE INDEX events_by_tenant_received ON events (tenant_id, received_ms, id);",
+    // How far each node's sequence is held without a gap.
+    "ALTER TABLE nodes ADD COLUMN watermark BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -565,7 +567,7 @@ impl PgStore {
         let tx = scoped(&mut client, scope).await?;
         let rows = tx
             .query(
-                "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms FROM nodes
+                "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms, watermark FROM nodes
                  WHERE tenant_id = $1 ORDER BY created_ms, id",
                 &[&scope.id],
             )
@@ -579,6 +581,7 @@ impl PgStore {
                 created_ms: r.get(2),
                 last_seen_ms: r.get(3),
                 revoked_ms: r.get(4),
+                watermark: r.get::<_, i64>(5).unsigned_abs(),
             })
             .collect())
     }
@@ -672,11 +675,41 @@ impl PgStore {
             )
             .await?;
         }
+        // The node's row is locked until commit: concurrent pushes move its watermark in turn,
+        // each seeing what the one before committed.
+        let watermark: i64 = tx
+            .query_one(
+                "SELECT watermark FROM nodes WHERE id = $1 FOR UPDATE",
+                &[&node.id],
+            )
+            .await?
+            .get(0);
+        let above: Vec<u64> = tx
+            .query(
+                "SELECT seq FROM events WHERE node_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[
+                    &node.id,
+                    &watermark,
+                    &i64::from(ingest::SCAN_ABOVE_WATERMARK),
+                ],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get::<_, i64>(0).unsigned_abs())
+            .collect();
+        let (watermark, missing) = ingest::advance(watermark.unsigned_abs(), &above);
         tx.execute(
-            "UPDATE nodes SET last_seen_ms = $1 WHERE id = $2",
-            &[&received, &node.id],
+            "UPDATE nodes SET last_seen_ms = $1, watermark = $3 WHERE id = $2",
+            &[
+                &received,
+                &node.id,
+                &i64::try_from(watermark).unwrap_or(i64::MAX),
+            ],
         )
         .await?;
+        let mut plan = plan;
+        plan.ack.watermark = watermark;
+        plan.ack.missing = missing;
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack)).await?;
         tx.commit().await?;
         Ok(plan.ack)

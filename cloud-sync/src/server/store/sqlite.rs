@@ -224,6 +224,8 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
     CREATE INDEX face_templates_by_person ON face_templates (tenant_id, person_id);",
     // Events listed by arrival (`sort=received_ms`), with keyset paging.
     "CREATE INDEX events_by_tenant_received ON events (tenant_id, received_ms, id);",
+    // How far each node's sequence is held without a gap.
+    "ALTER TABLE nodes ADD COLUMN watermark INTEGER NOT NULL DEFAULT 0;",
 ];
 
 impl SqliteStore {
@@ -472,7 +474,7 @@ impl SqliteStore {
 
     pub fn nodes(&self, scope: &TenantScope) -> Result<Vec<NodeInfo>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms FROM nodes
+            "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms, watermark FROM nodes
              WHERE tenant_id = ?1 ORDER BY created_ms, id",
         )?;
         let rows = stmt.query_map([scope.id], |r| {
@@ -482,6 +484,7 @@ impl SqliteStore {
                 created_ms: r.get(2)?,
                 last_seen_ms: r.get(3)?,
                 revoked_ms: r.get(4)?,
+                watermark: r.get::<_, i64>(5)?.unsigned_abs(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -560,10 +563,35 @@ impl SqliteStore {
                 ])?;
             }
         }
-        tx.execute(
-            "UPDATE nodes SET last_seen_ms = ?1 WHERE id = ?2 AND tenant_id = ?3",
-            params![received, node.id, scope.id],
+        let watermark: i64 = tx.query_row(
+            "SELECT watermark FROM nodes WHERE id = ?1 AND tenant_id = ?2",
+            params![node.id, scope.id],
+            |r| r.get(0),
         )?;
+        let above: Vec<u64> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq FROM events WHERE node_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![node.id, watermark, ingest::SCAN_ABOVE_WATERMARK],
+                |r| r.get::<_, i64>(0),
+            )?;
+            rows.map(|r| r.map(i64::unsigned_abs))
+                .collect::<Result<_, _>>()?
+        };
+        let (watermark, missing) = ingest::advance(watermark.unsigned_abs(), &above);
+        tx.execute(
+            "UPDATE nodes SET last_seen_ms = ?1, watermark = ?4 WHERE id = ?2 AND tenant_id = ?3",
+            params![
+                received,
+                node.id,
+                scope.id,
+                i64::try_from(watermark).unwrap_or(i64::MAX)
+            ],
+        )?;
+        let mut plan = plan;
+        plan.ack.watermark = watermark;
+        plan.ack.missing = missing;
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack))?;
         tx.commit()?;
         Ok(plan.ack)

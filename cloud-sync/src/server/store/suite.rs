@@ -1542,3 +1542,53 @@ async fn events_are_listed_in_each_whitelisted_order(store: Store) {
         assert_eq!(walked, all, "{}", sort.as_str());
     }
 }
+
+both!(the_watermark_names_what_a_node_still_owes);
+async fn the_watermark_names_what_a_node_still_owes(store: Store) {
+    use crate::protocol::SeqRange;
+    let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
+    let push = |seqs: &[u64]| {
+        let events: Vec<_> = seqs
+            .iter()
+            .map(|&s| event(&ulid(u32::try_from(s).unwrap_or(0)), s, "hq"))
+            .collect();
+        let (store, acme, node) = (store.clone(), acme.clone(), node.clone());
+        async move {
+            store
+                .ingest(&acme, &node, events, audit())
+                .await
+                .expect("ingest")
+        }
+    };
+    let ack = push(&[1, 2, 4, 5, 9]).await;
+    assert_eq!(ack.watermark, 2);
+    assert_eq!(
+        ack.missing,
+        [
+            SeqRange { first: 3, last: 3 },
+            SeqRange { first: 6, last: 8 }
+        ]
+    );
+    let ack = push(&[3]).await;
+    assert_eq!(
+        (ack.watermark, ack.missing.clone()),
+        (5, vec![SeqRange { first: 6, last: 8 }])
+    );
+    // A repeated push changes nothing; the gap filled lifts the watermark to the top.
+    let ack = push(&[3, 4]).await;
+    assert_eq!((ack.watermark, ack.duplicate.len()), (5, 2));
+    let ack = push(&[6, 7, 8]).await;
+    assert_eq!((ack.watermark, ack.missing.clone()), (9, vec![]));
+    let nodes = store.nodes(&acme).await.expect("nodes");
+    assert_eq!(nodes[0].watermark, 9);
+    // Another node of another tenant starts from nothing.
+    let (globex, other) = tenant_with_node(&store, "globex", "h2").await;
+    let ack = store
+        .ingest(&globex, &other, vec![event(&ulid(50), 2, "hq")], audit())
+        .await
+        .expect("ingest");
+    assert_eq!(
+        (ack.watermark, ack.missing),
+        (0, vec![SeqRange { first: 1, last: 1 }])
+    );
+}
