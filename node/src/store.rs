@@ -695,6 +695,33 @@ impl NodeStore {
         Ok(())
     }
 
+    /// The cloud lacks these sequence numbers (`first..=last` ranges) although this node sent
+    /// them — its database was restored from an older backup, say: what the node still has is
+    /// queued again; returns (queued again, no longer here). Dead letters stay dead (the cloud
+    /// settled them already), pending items are on their way.
+    pub fn resend(&mut self, missing: &[(u64, u64)]) -> Result<(u64, u64), StoreError> {
+        let tx = self.conn.transaction()?;
+        let (mut queued, mut gone) = (0u64, 0u64);
+        for &(first, last) in missing {
+            let (first, last) = (
+                i64::try_from(first).unwrap_or(i64::MAX),
+                i64::try_from(last).unwrap_or(i64::MAX),
+            );
+            queued += tx.execute(
+                "UPDATE outbox SET state = 'pending', done_ms = NULL WHERE state = 'sent' AND seq BETWEEN ?1 AND ?2",
+                params![first, last],
+            )? as u64;
+            let here: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM events WHERE seq BETWEEN ?1 AND ?2",
+                params![first, last],
+                |r| r.get(0),
+            )?;
+            gone += (last - first + 1 - here).max(0).unsigned_abs();
+        }
+        tx.commit()?;
+        Ok((queued, gone))
+    }
+
     pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         Ok(self.conn.query_row(
             "SELECT
@@ -816,6 +843,31 @@ mod tests {
             node_time_ms: 1000 + seq as i64,
             card: None,
         }
+    }
+
+    #[test]
+    fn events_the_cloud_lost_are_sent_again_if_still_here() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = NodeStore::open(&dir.path().join("n.sqlite"), key()).expect("open");
+        let ids: Vec<String> = (0..4)
+            .map(|_| store.record_event(None, event).expect("record").id)
+            .collect();
+        // 1 and 2 sent, 3 refused (dead), 4 still pending.
+        store
+            .apply_ack(&ids[..2], &[(ids[2].clone(), "site_mismatch".into())])
+            .expect("ack");
+        // The cloud lacks 1..=4 and 9..=10: 1 and 2 go again; the dead letter and the pending one
+        // stay as they are; 9 and 10 were never here.
+        let (queued, gone) = store.resend(&[(1, 4), (9, 10)]).expect("resend");
+        assert_eq!((queued, gone), (2, 2));
+        let pending: Vec<u64> = store
+            .pending(10)
+            .expect("pending")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(pending, [1, 2, 4]);
+        assert_eq!(store.outbox_stats().expect("stats").dead, 1);
     }
 
     #[test]

@@ -103,12 +103,27 @@ impl SyncClient {
             for r in &ack.rejected {
                 tracing::warn!(id = %r.id, reason = %r.reason, "cloud rejected an event: moved to dead letters");
             }
+            let missing: Vec<(u64, u64)> = ack.missing.iter().map(|g| (g.first, g.last)).collect();
             let done: Vec<String> = ack.accepted.into_iter().chain(ack.duplicate).collect();
             let rejected: Vec<(String, String)> =
                 ack.rejected.into_iter().map(|r| (r.id, r.reason)).collect();
             let acknowledged = done.len() + rejected.len();
             self.with_store(move |s| s.apply_ack(&done, &rejected))
                 .await?;
+            if !missing.is_empty() {
+                // The cloud lost events it had acknowledged (a restored backup): send them again.
+                let (queued, gone) = self.with_store(move |s| s.resend(&missing)).await?;
+                tracing::warn!(
+                    watermark = ack.watermark,
+                    queued,
+                    gone,
+                    "the cloud lacks events this node sent before: queued again"
+                );
+                if queued > 0 {
+                    settled += acknowledged;
+                    continue;
+                }
+            }
             self.metrics.sync_pushes.inc();
             self.metrics.sync_last_success_ms.set(now_ms());
             settled += acknowledged;

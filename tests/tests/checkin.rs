@@ -321,6 +321,64 @@ fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
     assert_eq!(seqs, [2, 1]);
 }
 
+/// The cloud's database is restored from a backup taken after the first event: the next push's
+/// acknowledgement says what the cloud lacks below the highest it holds, the node queues those
+/// events again, and every event is there once more — no operator needed.
+#[test]
+fn a_cloud_restored_from_an_older_backup_gets_what_it_lost_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud_dir = dir.path().join("cloud");
+    let cloud = Cloud::start(&cloud_dir, None).expect("cloud starts");
+    let (_id, token) = cloud.register_node("hq").expect("registered");
+    let addr = cloud.addr().expect("addr");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions::synced(&format!("http://{addr}"), token),
+    )
+    .expect("node starts");
+    for sample in ["sample-obama2", "sample-obama3", "sample-biden"] {
+        node.decide(&photo(sample), Some(AT_GATE));
+    }
+    wait_for("three events in the cloud", Duration::from_secs(60), || {
+        cloud.events().map(|e| e.len() == 3).unwrap_or(false)
+    });
+    let db = cloud.db.clone();
+    drop(cloud);
+    // "Restore the backup": only the first event, and the watermark as it was then.
+    let conn = rusqlite::Connection::open(&db).expect("open the cloud's database");
+    conn.execute_batch("DELETE FROM events WHERE seq > 1; UPDATE nodes SET watermark = 1;")
+        .expect("restore");
+    drop(conn);
+    let cloud = Cloud::start(&cloud_dir, Some(addr)).expect("cloud restarts");
+    assert_eq!(cloud.events().expect("events").len(), 1);
+    // A new check-in: its push is answered with the gap, and the node sends the gap again.
+    node.decide(&photo("sample-obama"), Some(AT_GATE));
+    wait_for(
+        "all four events in the cloud",
+        Duration::from_secs(60),
+        || cloud.events().map(|e| e.len() == 4).unwrap_or(false),
+    );
+    let mut seqs: Vec<u64> = cloud
+        .events()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap_or(0))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let (_, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
+    assert_eq!(nodes["items"][0]["watermark"], 4, "{nodes}");
+    wait_for(
+        "the node's outbox to settle",
+        Duration::from_secs(30),
+        || {
+            node.events()
+                .map(|e| e.iter().all(|e| e["sync_state"] == "sent"))
+                .unwrap_or(false)
+        },
+    );
+}
+
 #[test]
 fn enrolment_refuses_a_face_of_someone_else_and_caps_templates() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -48,6 +48,9 @@ pub struct Existing {
 pub struct Plan<'a> {
     pub insert: Vec<&'a AttendanceEvent>,
     pub ack: PushAck,
+    /// Sequence numbers of rejected items that are not stored under another id: recorded as
+    /// settled (the node dead-letters them), so they do not hold the watermark back forever.
+    pub settled_rejections: Vec<(u64, &'a AttendanceEvent, String)>,
 }
 
 /// Decides each event of a batch: accepted (to insert), duplicate (stored before with the same
@@ -59,6 +62,9 @@ pub fn plan<'a>(node: &NodeRow, events: &'a [AttendanceEvent], existing: &Existi
     let mut seqs_in_batch: HashSet<u64> = HashSet::new();
     for e in events {
         if let Some(reason) = invalid(node, e) {
+            if valid_seq(e.seq) && !existing.by_seq.contains_key(&e.seq) {
+                out.settled_rejections.push((e.seq, e, reason.clone()));
+            }
             out.ack.rejected.push(Rejected {
                 id: e.id.clone(),
                 reason,
@@ -80,11 +86,14 @@ pub fn plan<'a>(node: &NodeRow, events: &'a [AttendanceEvent], existing: &Existi
                 continue;
             }
             Some(_) => {
+                let reason =
+                    "id_conflict: this id is already stored for another node or sequence number";
+                if !existing.by_seq.contains_key(&e.seq) && !seqs_in_batch.contains(&e.seq) {
+                    out.settled_rejections.push((e.seq, e, reason.into()));
+                }
                 out.ack.rejected.push(Rejected {
                     id: e.id.clone(),
-                    reason:
-                        "id_conflict: this id is already stored for another node or sequence number"
-                            .into(),
+                    reason: reason.into(),
                 });
                 continue;
             }
@@ -119,13 +128,17 @@ fn invalid(node: &NodeRow, e: &AttendanceEvent) -> Option<String> {
             node.site_id, e.site_id
         ));
     }
-    if e.seq == 0 || e.seq > i64::MAX as u64 {
+    if !valid_seq(e.seq) {
         return Some("invalid_seq: sequence numbers start at 1".into());
     }
     if !(0.0..=1.0).contains(&e.risk_score) {
         return Some("invalid_score: risk_score must be in [0, 1]".into());
     }
     None
+}
+
+fn valid_seq(seq: u64) -> bool {
+    seq != 0 && seq <= i64::MAX as u64
 }
 
 fn ulid_like(id: &str) -> bool {

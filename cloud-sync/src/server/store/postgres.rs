@@ -267,6 +267,21 @@ END $$;
     "CREATE INDEX events_by_tenant_received ON events (tenant_id, received_ms, id);",
     // How far each node's sequence is held without a gap.
     "ALTER TABLE nodes ADD COLUMN watermark BIGINT NOT NULL DEFAULT 0;",
+    r#"
+CREATE TABLE sync_rejections (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    node_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    event_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (node_id, seq)
+);
+ALTER TABLE sync_rejections ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sync_rejections FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sync_rejections USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -287,6 +302,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "shifts",
     "tenant_keys",
     "face_templates",
+    "sync_rejections",
 ];
 
 /// Serialises migrations between replicas that start together.
@@ -675,6 +691,21 @@ impl PgStore {
             )
             .await?;
         }
+        for (seq, e, reason) in &plan.settled_rejections {
+            tx.execute(
+                "INSERT INTO sync_rejections (tenant_id, node_id, seq, event_id, reason, at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[
+                    &scope.id,
+                    &node.id,
+                    &i64::try_from(*seq).unwrap_or(i64::MAX),
+                    &e.id,
+                    reason,
+                    &received,
+                ],
+            )
+            .await?;
+        }
         // The node's row is locked until commit: concurrent pushes move its watermark in turn,
         // each seeing what the one before committed.
         let watermark: i64 = tx
@@ -686,7 +717,9 @@ impl PgStore {
             .get(0);
         let above: Vec<u64> = tx
             .query(
-                "SELECT seq FROM events WHERE node_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                "SELECT seq FROM events WHERE node_id = $1 AND seq > $2
+                 UNION SELECT seq FROM sync_rejections WHERE node_id = $1 AND seq > $2
+                 ORDER BY seq LIMIT $3",
                 &[
                     &node.id,
                     &watermark,

@@ -226,6 +226,17 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
     "CREATE INDEX events_by_tenant_received ON events (tenant_id, received_ms, id);",
     // How far each node's sequence is held without a gap.
     "ALTER TABLE nodes ADD COLUMN watermark INTEGER NOT NULL DEFAULT 0;",
+    // Sequence numbers of items the cloud refused (the node dead-letters them): settled, so
+    // the watermark passes them.
+    "CREATE TABLE sync_rejections (
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        node_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (node_id, seq)
+    );",
 ];
 
 impl SqliteStore {
@@ -563,6 +574,22 @@ impl SqliteStore {
                 ])?;
             }
         }
+        {
+            let mut settle = tx.prepare_cached(
+                "INSERT INTO sync_rejections (tenant_id, node_id, seq, event_id, reason, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )?;
+            for (seq, e, reason) in &plan.settled_rejections {
+                settle.execute(params![
+                    scope.id,
+                    node.id,
+                    i64::try_from(*seq).unwrap_or(i64::MAX),
+                    e.id,
+                    reason,
+                    received
+                ])?;
+            }
+        }
         let watermark: i64 = tx.query_row(
             "SELECT watermark FROM nodes WHERE id = ?1 AND tenant_id = ?2",
             params![node.id, scope.id],
@@ -570,7 +597,9 @@ impl SqliteStore {
         )?;
         let above: Vec<u64> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT seq FROM events WHERE node_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                "SELECT seq FROM events WHERE node_id = ?1 AND seq > ?2
+                 UNION SELECT seq FROM sync_rejections WHERE node_id = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3",
             )?;
             let rows = stmt.query_map(
                 params![node.id, watermark, ingest::SCAN_ABOVE_WATERMARK],

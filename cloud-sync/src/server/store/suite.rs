@@ -1581,6 +1581,22 @@ async fn the_watermark_names_what_a_node_still_owes(store: Store) {
     assert_eq!((ack.watermark, ack.missing.clone()), (9, vec![]));
     let nodes = store.nodes(&acme).await.expect("nodes");
     assert_eq!(nodes[0].watermark, 9);
+    // Items the cloud refuses are settled (the node dead-letters them): they hold nothing back.
+    let ack = store
+        .ingest(
+            &acme,
+            &node,
+            vec![
+                event(&ulid(10), 10, "elsewhere"),
+                event(&ulid(1), 11, "hq"),
+                event(&ulid(12), 12, "hq"),
+            ],
+            audit(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(ack.rejected.len(), 2, "{ack:?}");
+    assert_eq!((ack.watermark, ack.missing), (12, vec![]));
     // Another node of another tenant starts from nothing.
     let (globex, other) = tenant_with_node(&store, "globex", "h2").await;
     let ack = store
