@@ -60,6 +60,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/live", get(live_feed))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/events/{id}/frame", get(event_frame))
+        .route("/api/v1/dead-letters", get(list_dead_letters))
+        .route("/api/v1/dead-letters/{id}/retry", post(retry_dead_letter))
         .fallback(|| async { Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -699,6 +701,40 @@ async fn list_events(
         return Err(Problem::bad_request("limit must be between 1 and 1000"));
     }
     items(&state, move |s| s.events(limit)).await
+}
+
+/// Events the cloud refused, newest first, with its reasons: for an admin to fix the cause
+/// and retry.
+async fn list_dead_letters(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<impl IntoResponse, Problem> {
+    items(&state, |s| s.dead_letters(1000)).await
+}
+
+/// Sends a dead letter again (it goes back to the outbox; the sync client pushes it next).
+async fn retry_dead_letter(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Path(event_id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let store = state.store.clone();
+    let id = event_id.clone();
+    let retried = blocking(move || {
+        Ok(store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retry_dead_letter(&id, "admin")?)
+    })
+    .await?;
+    if retried {
+        tracing::info!(event = %event_id, "dead letter queued again");
+        Ok(StatusCode::ACCEPTED)
+    } else {
+        Err(Problem::not_found(format!(
+            "event `{event_id}` is not a dead letter"
+        )))
+    }
 }
 
 /// The frame kept with an event (by `[privacy] keep_frames`), as it was posted.

@@ -695,6 +695,57 @@ impl NodeStore {
         Ok(())
     }
 
+    /// Events the cloud refused (dead letters), newest first, with the cloud's reason.
+    pub fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.id, e.body, o.last_error, o.attempts, o.done_ms FROM outbox o JOIN events e ON e.seq = o.seq
+             WHERE o.state = 'dead' ORDER BY o.seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body, reason, attempts, refused_ms) = row?;
+            let event = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                what: format!("event {id}"),
+                reason: e.to_string(),
+            })?;
+            out.push(DeadLetter {
+                event,
+                reason,
+                attempts,
+                refused_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Puts a dead letter back in the outbox (once its cause is fixed: the node's site, the
+    /// cloud's registration); `false` if the event is no dead letter. Recorded in the audit log.
+    pub fn retry_dead_letter(&mut self, event_id: &str, actor: &str) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE outbox SET state = 'pending', done_ms = NULL
+             WHERE state = 'dead' AND seq = (SELECT seq FROM events WHERE id = ?1)",
+            [event_id],
+        )?;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO audit (at_ms, actor, action, subject, detail) VALUES (?1, ?2, 'sync.retry', ?3, '')",
+                params![now_ms(), actor, event_id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     /// The cloud lacks these sequence numbers (`first..=last` ranges) although this node sent
     /// them — its database was restored from an older backup, say: what the node still has is
     /// queued again; returns (queued again, no longer here). Dead letters stay dead (the cloud
@@ -738,6 +789,18 @@ impl NodeStore {
             },
         )?)
     }
+}
+
+/// An event the cloud refused, kept on the node until an admin retries it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    pub event: AttendanceEvent,
+    /// The cloud's reason.
+    pub reason: Option<String>,
+    /// How many times it was pushed.
+    pub attempts: i64,
+    /// When the cloud refused it.
+    pub refused_ms: Option<i64>,
 }
 
 /// Parses `(id, body)` rows into events; a body that does not parse is reported by id.

@@ -379,6 +379,83 @@ fn a_cloud_restored_from_an_older_backup_gets_what_it_lost_again() {
     );
 }
 
+/// Events the cloud refuses are dead letters on the node: listed with the cloud's reason, never
+/// blocking the ones behind them, and sent again when an admin retries them.
+#[test]
+fn refused_events_wait_as_dead_letters_until_an_admin_retries_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud starts");
+    // Registered for another site than the node's config says: the cloud refuses its events.
+    let (_id, token) = cloud.register_node("annex").expect("registered");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions::synced(&cloud.url, token),
+    )
+    .expect("node starts");
+    for sample in ["sample-obama2", "sample-biden"] {
+        node.decide(&photo(sample), Some(AT_GATE));
+    }
+    let mut dead = Vec::new();
+    wait_for("two dead letters", Duration::from_secs(60), || {
+        dead = node.admin_list("/api/v1/dead-letters").unwrap_or_default();
+        dead.len() == 2
+    });
+    assert!(
+        dead.iter().all(|d| d["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("site_mismatch"))
+            && d["attempts"] == 1),
+        "{dead:?}"
+    );
+    assert_eq!(cloud.events().expect("events").len(), 0);
+    // Unknown or not dead: 404. A retry puts it back; refused again, it is back with 2 attempts.
+    let (status, _) = node
+        .post_json(
+            "/api/v1/dead-letters/01HZZZZZZZZZZZZZZZZZZZZZZZ/retry",
+            &json!({}),
+            true,
+        )
+        .expect("retry");
+    assert_eq!(status, 404);
+    let (status, _) = node
+        .post_json(
+            &format!(
+                "/api/v1/dead-letters/{}/retry",
+                dead[0]["event"]["id"].as_str().expect("id")
+            ),
+            &json!({}),
+            false,
+        )
+        .expect("retry");
+    assert_eq!(status, 401, "admins only");
+    let id = dead[0]["event"]["id"].as_str().expect("id").to_owned();
+    let (status, body) = node
+        .post_json(
+            &format!("/api/v1/dead-letters/{id}/retry"),
+            &json!({}),
+            true,
+        )
+        .expect("retry");
+    assert_eq!(status, 202, "{body}");
+    wait_for(
+        "the retried event to be refused again",
+        Duration::from_secs(60),
+        || {
+            node.admin_list("/api/v1/dead-letters")
+                .unwrap_or_default()
+                .iter()
+                .any(|d| d["event"]["id"] == id.as_str() && d["attempts"] == 2)
+        },
+    );
+    let audit = node.admin_list("/api/v1/audit").expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["action"] == "sync.retry" && a["subject"] == id.as_str()),
+        "{audit:?}"
+    );
+}
+
 #[test]
 fn enrolment_refuses_a_face_of_someone_else_and_caps_templates() {
     let dir = tempfile::tempdir().expect("tempdir");
