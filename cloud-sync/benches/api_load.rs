@@ -4,7 +4,10 @@
 //! v1 and v2, deep pages by v2 cursor, and — at 100 requests/s, since its cost grows with the
 //! offset — deep pages by v1 offset (up to 9 000). Latency counts from when each request was
 //! due, so a stalled server cannot hide its queue (no coordinated omission). Prints
-//! p50/p90/p99/max and errors per backend and scenario.
+//! p50/p90/p99/max and errors per backend and scenario. Next to the ingest rate it prints the
+//! raw batched-insert rate of the same database (the same rows into a copy of the `events`
+//! table with its indexes, 1000 a transaction, nothing else): the ceiling ingest is measured
+//! against.
 //!
 //! `cargo bench -p rollcall-cloud --bench api_load` (or `cargo xtask bench`); needs PostgreSQL
 //! on 127.0.0.1:5432 (`ROLLCALL_PG_ADMIN_URL` to point elsewhere). `ROLLCALL_LOAD_RPS` and
@@ -74,7 +77,121 @@ async fn start(backend: Backend, dir: &std::path::Path) -> Result<(String, Strin
     Err("the server did not start".into())
 }
 
-async fn seed(http: &reqwest::Client, url: &str, admin: &str) -> Result<f64, Error> {
+/// An event as the `events` table holds it.
+struct RawRow {
+    id: String,
+    seq: i64,
+    person_id: String,
+    decision: String,
+    node_time_ms: i64,
+    body: String,
+}
+
+/// Rows like the ones the seed pushes.
+fn raw_rows() -> Vec<RawRow> {
+    (1..=EVENTS)
+        .map(|n| {
+            let body = json!({
+                "id": format!("01K{n:023}"), "seq": n, "site_id": "hq",
+                "person_id": format!("p{}", n % 300), "decision": "granted",
+                "similarity": 0.8, "risk_score": 0.1, "position": null,
+                "node_time_ms": 1_700_000_000_000i64 + i64::from(n) * 1000,
+                "reasons": [{ "code": "low_accuracy", "text": "fix accuracy 80 m", "weight": 0.1 }],
+            });
+            RawRow {
+                id: format!("01K{n:023}"),
+                seq: i64::from(n),
+                person_id: format!("p{}", n % 300),
+                decision: "granted".to_owned(),
+                node_time_ms: 1_700_000_000_000i64 + i64::from(n) * 1000,
+                body: body.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Rows a second into a copy of the server's `events` table (same indexes) in the server's own
+/// SQLite file, 1000 a transaction, with the server's durability (WAL, `synchronous=FULL`).
+fn raw_rate_sqlite(path: &std::path::Path, node_id: &str) -> Result<f64, Error> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let ddl: Vec<String> = {
+        let mut stmt = conn.prepare(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL ORDER BY type DESC",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for sql in ddl {
+        conn.execute_batch(
+            &sql.replace("events_", "raw_events_")
+                .replace(" events", " raw_events")
+                .replace("\"events\"", "raw_events"),
+        )?;
+    }
+    let rows = raw_rows();
+    let start = Instant::now();
+    for chunk in rows.chunks(BATCH as usize) {
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO raw_events (id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body)
+                 VALUES (?1, 1, ?7, 'hq', ?2, ?3, ?4, ?5, 0, ?6)",
+            )?;
+            for r in chunk {
+                insert.execute(rusqlite::params![
+                    r.id,
+                    r.seq,
+                    r.person_id,
+                    r.decision,
+                    r.node_time_ms,
+                    r.body,
+                    node_id
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(f64::from(EVENTS) / start.elapsed().as_secs_f64())
+}
+
+/// The same on PostgreSQL: a copy of `events` with its indexes, 1000 rows a transaction by
+/// `unnest` (the server's own way of inserting a batch).
+async fn raw_rate_postgres(admin_url: &str, node_id: &str) -> Result<f64, Error> {
+    let (mut client, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client
+        .batch_execute("CREATE TABLE raw_events (LIKE events INCLUDING ALL)")
+        .await?;
+    let rows = raw_rows();
+    let start = Instant::now();
+    for chunk in rows.chunks(BATCH as usize) {
+        let tx = client.transaction().await?;
+        let text = |f: fn(&RawRow) -> &str| chunk.iter().map(f).collect::<Vec<&str>>();
+        let (ids, persons, decisions, bodies) = (
+            text(|r| &r.id),
+            text(|r| &r.person_id),
+            text(|r| &r.decision),
+            text(|r| &r.body),
+        );
+        let seqs: Vec<i64> = chunk.iter().map(|r| r.seq).collect();
+        let times: Vec<i64> = chunk.iter().map(|r| r.node_time_ms).collect();
+        tx.execute(
+            "INSERT INTO raw_events (id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body)
+             SELECT u.id, 1, $7, 'hq', u.seq, u.person_id, u.decision, u.node_time_ms, 0, u.body
+             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+                  AS u(id, seq, person_id, decision, node_time_ms, body)",
+            &[&ids, &seqs, &persons, &decisions, &times, &bodies, &node_id],
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(f64::from(EVENTS) / start.elapsed().as_secs_f64())
+}
+
+/// Pushes the events as one node; the rate and the node's id.
+async fn seed(http: &reqwest::Client, url: &str, admin: &str) -> Result<(f64, String), Error> {
     let node: Value = http
         .post(format!("{url}/api/v1/nodes"))
         .bearer_auth(admin)
@@ -85,24 +202,33 @@ async fn seed(http: &reqwest::Client, url: &str, admin: &str) -> Result<f64, Err
         .json()
         .await?;
     let token = node["token"].as_str().ok_or("no node token")?.to_owned();
-    let start = Instant::now();
-    for b in 0..EVENTS / BATCH {
-        let events: Vec<Value> = (1..=BATCH)
-            .map(|i| {
-                let n = b * BATCH + i;
-                json!({
-                    "id": format!("01J{n:023}"), "seq": n, "site_id": "hq",
-                    "person_id": format!("p{}", n % 300), "decision": if n.is_multiple_of(7) { "denied" } else { "granted" },
-                    "similarity": 0.8, "risk_score": 0.1, "position": null,
-                    "node_time_ms": 1_700_000_000_000i64 + i64::from(n) * 1000,
-                    "reasons": [{ "code": "low_accuracy", "text": "fix accuracy 80 m", "weight": 0.1 }],
+    let node_id = node["node_id"].as_str().ok_or("no node id")?.to_owned();
+    // The bodies are made before the clock starts: the rate is the server's, not the client's
+    // JSON building.
+    let bodies: Vec<Vec<u8>> = (0..EVENTS / BATCH)
+        .map(|b| {
+            let events: Vec<Value> = (1..=BATCH)
+                .map(|i| {
+                    let n = b * BATCH + i;
+                    json!({
+                        "id": format!("01J{n:023}"), "seq": n, "site_id": "hq",
+                        "person_id": format!("p{}", n % 300), "decision": if n.is_multiple_of(7) { "denied" } else { "granted" },
+                        "similarity": 0.8, "risk_score": 0.1, "position": null,
+                        "node_time_ms": 1_700_000_000_000i64 + i64::from(n) * 1000,
+                        "reasons": [{ "code": "low_accuracy", "text": "fix accuracy 80 m", "weight": 0.1 }],
+                    })
                 })
-            })
-            .collect();
+                .collect();
+            serde_json::to_vec(&json!({ "protocol": 1, "events": events })).unwrap_or_default()
+        })
+        .collect();
+    let start = Instant::now();
+    for (b, body) in bodies.into_iter().enumerate() {
         let ack: Value = http
             .post(format!("{url}/api/v1/sync/push"))
             .bearer_auth(&token)
-            .json(&json!({ "protocol": 1, "events": events }))
+            .header("content-type", "application/json")
+            .body(body)
             .send()
             .await?
             .error_for_status()?
@@ -112,7 +238,7 @@ async fn seed(http: &reqwest::Client, url: &str, admin: &str) -> Result<f64, Err
             return Err(format!("batch {b} not fully accepted: {ack}").into());
         }
     }
-    Ok(f64::from(EVENTS) / start.elapsed().as_secs_f64())
+    Ok((f64::from(EVENTS) / start.elapsed().as_secs_f64(), node_id))
 }
 
 struct Figures {
@@ -236,15 +362,20 @@ async fn run() -> Result<(), Error> {
             }
         };
         let (url, admin) = start(backend, dir.path()).await?;
-        let ingest = seed(&http, &url, &admin).await?;
+        let (ingest, node_id) = seed(&http, &url, &admin).await?;
         if let Some(db) = &analyze {
             // What autovacuum would do within its first minute: give the planner statistics.
             let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
             client.batch_execute("ANALYZE").await?;
         }
+        let raw = match &analyze {
+            Some(admin_url) => raw_rate_postgres(admin_url, &node_id).await?,
+            None => raw_rate_sqlite(&dir.path().join("cloud.sqlite"), &node_id)?,
+        };
         println!(
-            "{name:<9} ingest through the sync API: {ingest:>8.0} events/s (batches of {BATCH})"
+            "{name:<9} ingest through the sync API: {ingest:>8.0} events/s (batches of {BATCH}); raw batched insert {raw:>8.0}/s; ingest = {:.0} % of raw",
+            100.0 * ingest / raw
         );
         for scenario in [
             Scenario::V1First,
