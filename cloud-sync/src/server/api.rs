@@ -589,13 +589,6 @@ struct TenantPatch {
     status: Option<TenantStatus>,
 }
 
-fn check_name(name: &str) -> Result<(), Problem> {
-    match tenancy::invalid_name(name) {
-        Some(why) => Err(Problem::bad_request(why)),
-        None => Ok(()),
-    }
-}
-
 #[derive(Serialize, ToSchema)]
 struct CreatedTenant {
     #[serde(flatten)]
@@ -632,7 +625,7 @@ async fn create_tenant(
             "slug must be 2-63 characters of a-z, 0-9 and -, not starting or ending with -",
         ));
     }
-    check_name(&req.name)?;
+    tenancy::check_name(&req.name)?;
     // Validate the owner before anything is written.
     let owner = match req.owner {
         Some(o) => {
@@ -712,7 +705,7 @@ async fn update_tenant(
     Json(patch): Json<TenantPatch>,
 ) -> Result<axum::Json<Tenant>, Problem> {
     if let Some(name) = &patch.name {
-        check_name(name)?;
+        tenancy::check_name(name)?;
     }
     let status = patch.status;
     let tenant = state

@@ -52,6 +52,12 @@ fn same_digest(a: &str, b: &str) -> bool {
 /// A node or refresh token: `<tenant slug>.<64 hex digits>`. The slug lets the server resolve
 /// the tenant first and look the token up under that tenant's scope (row-level security on
 /// PostgreSQL).
+/// A fresh object id: `prefix` and 24 random hex digits (`usr_…`, `shf_…`, `tpl_…`).
+pub(crate) fn new_id(prefix: &str) -> Result<String, Problem> {
+    let token = new_token().map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(format!("{prefix}_{}", &token[..24]))
+}
+
 pub(crate) fn new_tenant_token(tenant: &str) -> Result<String, getrandom::Error> {
     Ok(format!("{tenant}.{}", new_token()?))
 }

@@ -116,7 +116,8 @@ pub(crate) struct EventV2 {
     data: StoredEvent,
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+/// A query string as `T`, or 400 naming what is wrong with it.
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     q.map(|Query(q)| q)
         .map_err(|e| Problem::bad_request(e.body_text()))
 }

@@ -164,13 +164,6 @@ pub(crate) struct TemplateList {
     items: Vec<TemplateInfo>,
 }
 
-fn checked_name(name: &str) -> Result<(), Problem> {
-    match tenancy::invalid_name(name) {
-        Some(why) => Err(Problem::bad_request(format!("display_{why}"))),
-        None => Ok(()),
-    }
-}
-
 fn checked_ref(r: &Option<String>) -> Result<Option<String>, Problem> {
     match r.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
@@ -201,18 +194,6 @@ fn checked_sites(sites: Vec<String>) -> Result<Vec<String>, Problem> {
     Ok(out)
 }
 
-fn new_id(prefix: &str) -> Result<String, Problem> {
-    Ok(format!(
-        "{prefix}_{}",
-        &super::auth::new_token().map_err(|e| Problem::internal(e.to_string()))?[..20]
-    ))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
-    q.map(|Query(q)| q)
-        .map_err(|e| Problem::bad_request(e.body_text()))
-}
-
 fn no_person(id: &str) -> Problem {
     Problem::not_found(format!("no person `{id}`"))
 }
@@ -227,7 +208,7 @@ pub(crate) async fn list(
     q: Result<Query<PeopleQuery>, QueryRejection>,
 ) -> Result<axum::Json<PeopleList>, Problem> {
     caller.require(READERS, "list people")?;
-    let q = query(q)?;
+    let q = super::events_api::query(q)?;
     let items = state
         .store
         .people(
@@ -257,7 +238,7 @@ pub(crate) async fn create(
             "id: 1-64 letters, digits, _, . or -, starting with a letter or digit",
         ));
     }
-    checked_name(&req.display_name)?;
+    tenancy::check_display_name(&req.display_name)?;
     let person = NewPerson {
         id: req.id.clone(),
         display_name: req.display_name.trim().to_owned(),
@@ -310,7 +291,7 @@ pub(crate) async fn update(
 ) -> Result<axum::Json<Person>, Problem> {
     caller.require(MANAGERS, "change people")?;
     if let Some(name) = &req.display_name {
-        checked_name(name)?;
+        tenancy::check_display_name(name)?;
     }
     let patch = PersonPatch {
         display_name: req.display_name.map(|n| n.trim().to_owned()),
@@ -368,7 +349,7 @@ pub(crate) async fn list_shifts(
     q: Result<Query<ShiftQuery>, QueryRejection>,
 ) -> Result<axum::Json<ShiftList>, Problem> {
     caller.require(READERS, "see shifts")?;
-    let q = query(q)?;
+    let q = super::events_api::query(q)?;
     if let (Some(from), Some(to)) = (q.from_ms, q.to_ms)
         && from >= to
     {
@@ -417,7 +398,7 @@ pub(crate) async fn create_shift(
         Some(n) => Some(n.to_owned()),
     };
     let shift = Shift {
-        id: new_id("shf")?,
+        id: super::auth::new_id("shf")?,
         person_id: req.person_id,
         site_id: req.site_id,
         starts_ms: req.starts_ms,
@@ -527,7 +508,7 @@ pub(crate) async fn add_template(
         return Err(Problem::bad_request("embedding: must not be all zeros"));
     }
     let template = NewTemplate {
-        id: new_id("tpl")?,
+        id: super::auth::new_id("tpl")?,
         person_id: id.clone(),
         model: req.model,
         vector: req.embedding.iter().map(|x| x / norm).collect(),

@@ -78,13 +78,6 @@ fn checked_geofence(value: &serde_json::Value) -> Result<String, Problem> {
     Ok(text)
 }
 
-fn checked_name(name: &str) -> Result<(), Problem> {
-    match tenancy::invalid_name(name) {
-        Some(why) => Err(Problem::bad_request(why)),
-        None => Ok(()),
-    }
-}
-
 /// The tenant's sites with their geofences.
 #[utoipa::path(get, path = "/api/v1/sites", tag = "sites",
     security(("bearer" = [])),
@@ -117,7 +110,7 @@ pub(crate) async fn create(
             "id must be 1-64 characters of a-z, 0-9, - or _",
         ));
     }
-    checked_name(&req.name)?;
+    tenancy::check_name(&req.name)?;
     let geofence = checked_geofence(&req.geofence)?;
     let audit = caller.audit(
         "site.create",
@@ -165,7 +158,7 @@ pub(crate) async fn update(
 ) -> Result<axum::Json<Site>, Problem> {
     caller.require(MANAGERS, "change sites")?;
     if let Some(name) = &patch.name {
-        checked_name(name)?;
+        tenancy::check_name(name)?;
     }
     let geofence = patch.geofence.as_ref().map(checked_geofence).transpose()?;
     let audit = caller.audit(

@@ -1,7 +1,5 @@
 //! Tenants as the API sees them: slugs and display names, validated.
 
-/// A tenant slug: 2–63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`
-/// (it is also a DNS label: `acme` in `acme.rollcall.example`).
 /// [`valid_slug`] as the OpenAPI document states it.
 pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$";
 /// [`invalid_name`]'s rules as the OpenAPI document states them: no control characters, not
@@ -9,12 +7,33 @@ pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$";
 pub const NAME_PATTERN: &str =
     "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
 
+/// A tenant slug: 2–63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`
+/// (it is also a DNS label: `acme` in `acme.rollcall.example`).
 pub fn valid_slug(s: &str) -> bool {
     (2..=63).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// 400 naming `name` when a tenant's or site's name breaks [`invalid_name`]'s rules.
+pub(crate) fn check_name(name: &str) -> Result<(), crate::problem::Problem> {
+    match invalid_name(name) {
+        Some(why) => Err(crate::problem::Problem::bad_request(why)),
+        None => Ok(()),
+    }
+}
+
+/// 400 naming `display_name` when a user's or person's display name breaks [`invalid_name`]'s
+/// rules.
+pub(crate) fn check_display_name(name: &str) -> Result<(), crate::problem::Problem> {
+    match invalid_name(name) {
+        Some(why) => Err(crate::problem::Problem::bad_request(format!(
+            "display_{why}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Why a display name is refused, if it is: 1–200 characters, no control characters.

@@ -72,13 +72,6 @@ pub(crate) struct UserPatch {
     disabled: Option<bool>,
 }
 
-fn new_user_id() -> Result<String, Problem> {
-    Ok(format!(
-        "usr_{}",
-        &super::auth::new_token().map_err(|e| Problem::internal(e.to_string()))?[..24]
-    ))
-}
-
 /// Validates and hashes a new user (Argon2id runs off the async threads).
 pub(crate) async fn prepare_user(
     email: &str,
@@ -87,9 +80,7 @@ pub(crate) async fn prepare_user(
     password: String,
 ) -> Result<NewUser, Problem> {
     let email = normalise_email(email).map_err(Problem::bad_request)?;
-    if let Some(why) = tenancy::invalid_name(display_name) {
-        return Err(Problem::bad_request(format!("display_{why}")));
-    }
+    tenancy::check_display_name(display_name)?;
     if let Some(why) = passwords::weakness(&password, &email) {
         return Err(Problem::bad_request(why));
     }
@@ -98,7 +89,7 @@ pub(crate) async fn prepare_user(
         .map_err(|e| Problem::internal(e.to_string()))?
         .map_err(|e| Problem::internal(e.to_string()))?;
     Ok(NewUser {
-        id: new_user_id()?,
+        id: super::auth::new_id("usr")?,
         email,
         display_name: display_name.trim().to_owned(),
         role,
@@ -210,10 +201,8 @@ pub(crate) async fn update(
             "you cannot change your own role or disable yourself; ask another owner or admin",
         ));
     }
-    if let Some(name) = &patch.display_name
-        && let Some(why) = tenancy::invalid_name(name)
-    {
-        return Err(Problem::bad_request(format!("display_{why}")));
+    if let Some(name) = &patch.display_name {
+        tenancy::check_display_name(name)?;
     }
     let changes = serde_json::json!({
         "role": patch.role,
