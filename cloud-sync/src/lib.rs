@@ -17,6 +17,9 @@ pub mod problem;
 pub mod cookie;
 
 #[cfg(feature = "http")]
+pub mod gzip;
+
+#[cfg(feature = "http")]
 pub mod shutdown;
 
 #[cfg(feature = "http")]

@@ -12,6 +12,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Most items one push may carry.
 pub const MAX_BATCH_ITEMS: usize = 1000;
 
+/// Largest push body once decompressed (the JSON of a full batch is well under it).
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
 /// A GPS fix as the node received it.
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

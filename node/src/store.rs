@@ -818,9 +818,26 @@ fn event_bodies(mut rows: rusqlite::Rows<'_>) -> Result<Vec<AttendanceEvent>, St
     Ok(out)
 }
 
+/// A denied face-only event with sequence number `seq`, for tests.
+#[cfg(test)]
+pub(crate) fn test_event(seq: u64) -> AttendanceEvent {
+    AttendanceEvent {
+        id: format!("01HZZZZZZZZZZZZZZZZZZZZZ{seq:02}"),
+        seq,
+        site_id: "hq".into(),
+        person_id: None,
+        decision: rollcall_cloud::protocol::Decision::Denied,
+        similarity: None,
+        risk_score: 0.0,
+        reasons: vec![],
+        position: None,
+        node_time_ms: 1000 + seq as i64,
+        card: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use rollcall_cloud::protocol::Decision;
 
     use super::*;
 
@@ -892,21 +909,7 @@ mod tests {
         assert_eq!(store.templates("m").expect("open")[0].vector, [1.0, 2.0]);
     }
 
-    fn event(seq: u64) -> AttendanceEvent {
-        AttendanceEvent {
-            id: format!("01HZZZZZZZZZZZZZZZZZZZZZ{seq:02}"),
-            seq,
-            site_id: "hq".into(),
-            person_id: None,
-            decision: Decision::Denied,
-            similarity: None,
-            risk_score: 0.0,
-            reasons: vec![],
-            position: None,
-            node_time_ms: 1000 + seq as i64,
-            card: None,
-        }
-    }
+    use super::test_event as event;
 
     #[test]
     fn events_the_cloud_lost_are_sent_again_if_still_here() {

@@ -332,6 +332,78 @@ fn responses_carry_request_ids() {
     assert_eq!(r.status().as_u16(), 200);
 }
 
+/// Pushes may come gzip-compressed; a bomb, a corrupt stream, another encoding or another media
+/// type is refused before anything is stored.
+#[test]
+fn pushes_may_be_gzipped_and_bombs_are_refused() {
+    on_each_backend(&[], |name, cloud, _dir| {
+        let (_, token) = cloud.register_node("hq").expect("registered");
+        let http = reqwest::blocking::Client::new();
+        let send = |body: Vec<u8>, content_type: &str, encoding: Option<&str>| {
+            let mut req = http
+                .post(format!("{}/api/v1/sync/push", cloud.url))
+                .bearer_auth(&token)
+                .header("content-type", content_type)
+                .body(body);
+            if let Some(e) = encoding {
+                req = req.header("content-encoding", e);
+            }
+            let r = req.send().expect("push");
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().unwrap_or_default())
+        };
+        let batch = |seqs: std::ops::RangeInclusive<u32>| {
+            let events: Vec<_> = seqs.map(|n| pushed_event(n, "granted")).collect();
+            serde_json::to_vec(&json!({ "protocol": 1, "events": events })).expect("json")
+        };
+        let plain = batch(1..=200);
+        let gzipped = rollcall_cloud::gzip::compress(&plain);
+        assert!(
+            gzipped.len() * 5 < plain.len(),
+            "{} → {}",
+            plain.len(),
+            gzipped.len()
+        );
+        let (status, ack) = send(gzipped, "application/json", Some("gzip"));
+        assert_eq!(
+            (status, ack["accepted"].as_array().map(Vec::len)),
+            (200, Some(200)),
+            "{name}: {ack}"
+        );
+        let bomb = rollcall_cloud::gzip::compress(&vec![b' '; 64 << 20]);
+        let junk = b"\x1f\x8b\x08 certainly not deflate".to_vec();
+        for (why, body, content_type, encoding, wanted) in [
+            ("a gzip bomb", bomb, "application/json", Some("gzip"), 413),
+            ("corrupt gzip", junk, "application/json", Some("gzip"), 400),
+            (
+                "brotli",
+                batch(201..=201),
+                "application/json",
+                Some("br"),
+                415,
+            ),
+            ("not JSON", batch(202..=202), "text/plain", None, 415),
+        ] {
+            let (status, p) = send(body, content_type, encoding);
+            assert_eq!(status, wanted, "{name}: {why}: {p}");
+            assert!(
+                p["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("urn:rollcall:problem:")),
+                "{p}"
+            );
+        }
+        let (_, all) = cloud
+            .admin_get("/api/v1/events?limit=1000")
+            .expect("events");
+        assert_eq!(
+            all["items"].as_array().map(Vec::len),
+            Some(200),
+            "{name}: nothing else stored"
+        );
+    });
+}
+
 /// Pushes `events` as the node with `token`; status and answer.
 fn push(cloud: &Cloud, token: &str, events: Vec<serde_json::Value>) -> (u16, serde_json::Value) {
     cloud

@@ -331,6 +331,7 @@ async fn revoke_node(
 
 /// A node pushes a batch of its outbox; the answer lists accepted, duplicate and rejected items.
 #[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync", request_body = PushBatch,
+    params(("Content-Encoding" = Option<String>, Header, description = "`gzip` for a compressed body; none for plain JSON")),
     security(("node_token" = [])),
     responses((status = 200, body = PushAck),
         (status = 413, description = "More than 1000 items", body = Problem, content_type = "application/problem+json")))]
@@ -341,7 +342,7 @@ async fn push(
         row: node,
         meta,
     }: Node,
-    Json(batch): Json<PushBatch>,
+    super::sync_body::SyncJson(batch): super::sync_body::SyncJson<PushBatch>,
 ) -> Result<axum::Json<PushAck>, Problem> {
     if batch.protocol != PROTOCOL_VERSION {
         return Err(Problem::new(

@@ -20,6 +20,7 @@ pub mod sealing;
 mod sessions;
 mod sites_api;
 pub mod store;
+mod sync_body;
 pub mod tenancy;
 mod tenant_cache;
 mod tokens;
