@@ -20,6 +20,8 @@ pub struct Metrics {
     pub rejected_frames: Counter,
     pub outbox_pending: Gauge,
     pub outbox_dead: Gauge,
+    /// Age of the oldest event not yet synced (0 when none waits).
+    pub outbox_oldest_pending_s: Gauge,
     pub sync_pushes: Counter,
     pub sync_errors: Counter,
     pub sync_last_success_ms: Gauge<i64, AtomicI64>,
@@ -46,6 +48,7 @@ impl Metrics {
             rejected_frames: Counter::default(),
             outbox_pending: Gauge::default(),
             outbox_dead: Gauge::default(),
+            outbox_oldest_pending_s: Gauge::default(),
             sync_pushes: Counter::default(),
             sync_errors: Counter::default(),
             sync_last_success_ms: Gauge::default(),
@@ -78,6 +81,11 @@ impl Metrics {
             "outbox_dead",
             "Events the cloud rejected (dead letters)",
             m.outbox_dead.clone(),
+        );
+        registry.register(
+            "outbox_oldest_pending_age_seconds",
+            "How long the oldest event not yet synced has waited (0 when none waits)",
+            m.outbox_oldest_pending_s.clone(),
         );
         registry.register(
             "sync_pushes",

@@ -168,6 +168,10 @@ impl SyncClient {
         if let Ok(stats) = self.with_store(|s| s.outbox_stats()).await {
             self.metrics.outbox_pending.set(stats.pending as i64);
             self.metrics.outbox_dead.set(stats.dead as i64);
+            let age_s = stats
+                .oldest_pending_ms
+                .map_or(0, |t| (now_ms() - t).max(0) / 1000);
+            self.metrics.outbox_oldest_pending_s.set(age_s);
         }
     }
 

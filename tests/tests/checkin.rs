@@ -306,6 +306,24 @@ fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
         metrics.contains("rollcall_node_sync_errors_total"),
         "{metrics}"
     );
+    // How long the oldest unsynced event has waited shows in the metrics, and grows.
+    let waited = || {
+        node.get("/metrics")
+            .ok()
+            .and_then(|r| r.text().ok())
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| {
+                        l.strip_prefix("rollcall_node_outbox_oldest_pending_age_seconds ")
+                    })
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+            })
+    };
+    wait_for(
+        "the oldest pending event to age",
+        Duration::from_secs(30),
+        || waited().is_some_and(|s| s >= 1),
+    );
 
     // The cloud comes back on the same address and database: everything arrives, once.
     let cloud = Cloud::start(&cloud_dir, Some(addr)).expect("cloud restarts");
@@ -319,6 +337,9 @@ fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
         .map(|e| e["seq"].as_u64().unwrap_or(0))
         .collect();
     assert_eq!(seqs, [2, 1]);
+    wait_for("nothing left waiting", Duration::from_secs(30), || {
+        waited() == Some(0)
+    });
 }
 
 /// The cloud's database is restored from a backup taken after the first event: the next push's
