@@ -140,8 +140,9 @@ fn filter(
     decision: Option<Decision>,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
-    sort: Sort,
+    sort_by: Option<&str>,
 ) -> Result<EventFilter, Problem> {
+    let sort = sort(sort_by)?;
     if let (Some(from), Some(to)) = (from_ms, to_ms)
         && from >= to
     {
@@ -169,14 +170,13 @@ pub(crate) async fn list_v1(
     caller.require(READERS, "read attendance events")?;
     let q = query(q)?;
     let limit = page_limit(q.limit)?;
-    let order = sort(q.sort.as_deref())?;
     let f = filter(
         q.site_id,
         q.person_id,
         q.decision,
         q.from_ms,
         q.to_ms,
-        order,
+        q.sort.as_deref(),
     )?;
     let offset = q.offset.unwrap_or(0);
     if offset > MAX_OFFSET {
@@ -204,15 +204,15 @@ pub(crate) async fn list_v2(
     caller.require(READERS, "read attendance events")?;
     let q = query(q)?;
     let limit = page_limit(q.limit)?;
-    let order = sort(q.sort.as_deref())?;
     let f = filter(
         q.site_id,
         q.person_id,
         q.decision,
         q.from_ms,
         q.to_ms,
-        order,
+        q.sort.as_deref(),
     )?;
+    let order = f.sort;
     let start = match q.cursor.as_deref() {
         None => PageStart::Offset(0),
         Some(c) => {
