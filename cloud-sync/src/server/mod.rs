@@ -69,13 +69,19 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
-/// Deletes every active tenant's expired idempotency keys (hourly).
-async fn purge_idempotency_keys(store: &Store) {
+/// Deletes every active tenant's expired idempotency keys and ended browser sessions (hourly).
+async fn purge_expired(store: &Store) {
     let tenants = match store.tenants().await {
         Ok(t) => t,
         Err(e) => return tracing::warn!(error = %e, "idempotency key purge skipped"),
     };
     for scope in tenants.iter().filter_map(store::Tenant::scope) {
+        let day_ago = crate::sqlite::now_ms() - 24 * 3600 * 1000;
+        match store.purge_sessions(&scope, day_ago).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tenant = %scope.slug(), sessions = n, "ended sessions purged"),
+            Err(e) => tracing::warn!(tenant = %scope.slug(), error = %e, "session purge failed"),
+        }
         match store.idem_purge(&scope).await {
             Ok(0) => {}
             Ok(n) => {
@@ -131,7 +137,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             every.tick().await;
             pruned.limits.prune();
             if minute % 60 == 0 {
-                purge_idempotency_keys(&pruned.store).await;
+                purge_expired(&pruned.store).await;
             }
         }
     });

@@ -101,16 +101,12 @@ impl Store {
                 .await
             }
             Store::Postgres(p) => {
-                let mut client = p.client().await?;
-                let tx = scoped(&mut client, &scope).await?;
-                let n = tx
-                    .execute(
-                        "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_ms <= $2",
-                        &[&scope.id, &before],
-                    )
-                    .await?;
-                tx.commit().await?;
-                Ok(n)
+                p.execute_scoped(
+                    &scope,
+                    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_ms <= $2",
+                    &[&scope.id, &before],
+                )
+                .await
             }
         }
     }

@@ -881,6 +881,20 @@ fn tenant_row(r: &Row) -> Tenant {
 }
 
 impl PgStore {
+    /// Runs one statement in the tenant's scope, in its own transaction; the rows changed.
+    pub(super) async fn execute_scoped(
+        &self,
+        scope: &TenantScope,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let n = tx.execute(sql, params).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Runs one write in the tenant's scope and, when it changed rows, appends `audit` in the
     /// same transaction; the number of rows changed.
     pub(super) async fn write_audited(

@@ -56,6 +56,37 @@ impl Store {
         }
     }
 
+    /// Deletes the tenant's sessions that ended (expired or logged out) before `before_ms`; how
+    /// many went. They no longer authenticate anyone; this only keeps the table small.
+    pub async fn purge_sessions(
+        &self,
+        scope: &TenantScope,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let scope = scope.clone();
+        match self {
+            Store::Sqlite(s) => {
+                blocking(s, move |s| {
+                    Ok(s.conn.execute(
+                        "DELETE FROM browser_sessions WHERE tenant_id = ?1
+                           AND (expires_ms <= ?2 OR revoked_ms <= ?2)",
+                        params![scope.id, before_ms],
+                    )? as u64)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                p.execute_scoped(
+                    &scope,
+                    "DELETE FROM browser_sessions WHERE tenant_id = $1
+                       AND (expires_ms <= $2 OR revoked_ms <= $2)",
+                    &[&scope.id, &before_ms],
+                )
+                .await
+            }
+        }
+    }
+
     /// Ends a session (logout); `false` if there was no live one.
     pub async fn end_session(
         &self,

@@ -1183,6 +1183,17 @@ async fn browser_sessions_live_until_ended_expired_or_disabled(store: Store) {
             .expect("update");
     }
     assert_eq!(store.live_session(&acme, "s2").await.expect("q"), None);
+    // Ended sessions (expired "old", logged-out "live", revoked "s2") are purged; a live one
+    // stays, and another tenant's purge touches none of them.
+    store
+        .create_session(&acme, session("s3", later), audit())
+        .await
+        .expect("session");
+    let now = crate::sqlite::now_ms();
+    assert_eq!(store.purge_sessions(&globex, now).await.expect("purge"), 0);
+    assert_eq!(store.purge_sessions(&acme, now).await.expect("purge"), 3);
+    assert_eq!(store.purge_sessions(&acme, now).await.expect("purge"), 0);
+    assert!(store.live_session(&acme, "s3").await.expect("q").is_some());
 }
 
 const SQUARE: &str = r#"{"type":"Polygon","coordinates":[[[0,0],[0,1],[1,1],[1,0],[0,0]]]}"#;
