@@ -620,19 +620,25 @@ async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
     assert_eq!((enabled.disabled_ms, enabled.role), (None, Role::Admin));
 }
 
-both!(refresh_tokens_rotate_and_reuse_revokes_the_family);
-async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
-    use users::{RefreshUse, Role};
-    let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
-    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+/// Tenants acme (with admin user `u1`) and globex, each with a node.
+async fn acme_admin_and_globex(store: &Store) -> (TenantScope, TenantScope) {
+    let (acme, _) = tenant_with_node(store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(store, "globex", "h2").await;
     store
         .create_user(
             &acme,
-            new_user("u1", "a@acme.example", Role::Admin),
+            new_user("u1", "a@acme.example", users::Role::Admin),
             audit(),
         )
         .await
         .expect("user");
+    (acme, globex)
+}
+
+both!(refresh_tokens_rotate_and_reuse_revokes_the_family);
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
+    use users::{RefreshUse, Role};
+    let (acme, globex) = acme_admin_and_globex(&store).await;
     let now = crate::sqlite::now_ms();
     store
         .insert_refresh(&acme, refresh("t1", "u1", "fam", now + 60_000), audit())
@@ -1114,17 +1120,7 @@ async fn idempotency_keys_replay_refuse_and_expire(store: Store, keep: Keep) {
 both!(browser_sessions_live_until_ended_expired_or_disabled);
 async fn browser_sessions_live_until_ended_expired_or_disabled(store: Store) {
     use sessions::{LiveSession, NewSession};
-    use users::Role;
-    let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
-    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
-    store
-        .create_user(
-            &acme,
-            new_user("u1", "a@acme.example", Role::Admin),
-            audit(),
-        )
-        .await
-        .expect("user");
+    let (acme, globex) = acme_admin_and_globex(&store).await;
     let now = crate::sqlite::now_ms();
     let later = now + 60_000;
     let session = |hash: &str, expires_ms| NewSession {
