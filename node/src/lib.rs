@@ -110,6 +110,13 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
         key,
     )?));
     let metrics = Arc::new(metrics::Metrics::new());
+    // The outbox gauges tell the truth from the first scrape, not 0 until the first sync.
+    metrics.observe_outbox(
+        &store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .outbox_stats()?,
+    );
     let live = Arc::new(live::LiveFeed::new());
 
     let engine = {

@@ -41,6 +41,16 @@ struct KindLabel {
 }
 
 impl Metrics {
+    /// Sets the outbox gauges (depth, dead letters, age of the oldest pending item).
+    pub fn observe_outbox(&self, stats: &crate::store::OutboxStats) {
+        self.outbox_pending.set(stats.pending as i64);
+        self.outbox_dead.set(stats.dead as i64);
+        let age_s = stats
+            .oldest_pending_ms
+            .map_or(0, |t| (crate::store::now_ms() - t).max(0) / 1000);
+        self.outbox_oldest_pending_s.set(age_s);
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("rollcall_node");
         let m = Self {

@@ -81,13 +81,13 @@ impl SyncClient {
             .map_err(SyncError::from)
     }
 
-    /// Pushes until the outbox is empty or a push fails; returns how many items were settled.
-    async fn drain(&self) -> Result<usize, SyncError> {
-        let mut settled = 0;
+    /// Pushes until the outbox is empty or a push fails, counting the items settled in
+    /// `settled` (progress made before a failure counts too).
+    async fn drain(&self, settled: &mut usize) -> Result<(), SyncError> {
         loop {
             let events = self.with_store(|s| s.pending(BATCH)).await?;
             if events.is_empty() {
-                return Ok(settled);
+                return Ok(());
             }
             let n = events.len();
             let json = serde_json::to_vec(&PushBatch {
@@ -122,6 +122,8 @@ impl SyncClient {
             let acknowledged = done.len() + rejected.len();
             self.with_store(move |s| s.apply_ack(&done, &rejected))
                 .await?;
+            // A long drain (a day offline) keeps its gauges current batch by batch.
+            self.refresh_gauges().await;
             if !missing.is_empty() {
                 // The cloud lost events it had acknowledged (a restored backup): send them again.
                 let (queued, gone) = self.with_store(move |s| s.resend(&missing)).await?;
@@ -132,17 +134,17 @@ impl SyncClient {
                     "the cloud lacks events this node sent before: queued again"
                 );
                 if queued > 0 {
-                    settled += acknowledged;
+                    *settled += acknowledged;
                     continue;
                 }
             }
             self.metrics.sync_pushes.inc();
             self.metrics.sync_last_success_ms.set(now_ms());
-            settled += acknowledged;
+            *settled += acknowledged;
             if acknowledged < n {
                 // The cloud answered for fewer items than sent: try again on the next round
                 // rather than spinning on the same batch.
-                return Ok(settled);
+                return Ok(());
             }
         }
     }
@@ -166,12 +168,7 @@ impl SyncClient {
 
     async fn refresh_gauges(&self) {
         if let Ok(stats) = self.with_store(|s| s.outbox_stats()).await {
-            self.metrics.outbox_pending.set(stats.pending as i64);
-            self.metrics.outbox_dead.set(stats.dead as i64);
-            let age_s = stats
-                .oldest_pending_ms
-                .map_or(0, |t| (now_ms() - t).max(0) / 1000);
-            self.metrics.outbox_oldest_pending_s.set(age_s);
+            self.metrics.observe_outbox(&stats);
         }
     }
 
@@ -180,16 +177,15 @@ impl SyncClient {
         let mut failures = 0u32;
         tracing::info!(url = %self.url, "sync client started");
         loop {
-            let wait = match self.drain().await {
-                Ok(n) => {
-                    if n > 0 {
-                        tracing::info!(items = n, "synced");
-                    }
-                    failures = 0;
-                    self.interval
-                }
+            let mut settled = 0;
+            let outcome = self.drain(&mut settled).await;
+            if settled > 0 {
+                tracing::info!(items = settled, "synced");
+            }
+            failures = failures_after(failures, settled, outcome.is_ok());
+            let wait = match outcome {
+                Ok(()) => self.interval,
                 Err(e) => {
-                    failures = failures.saturating_add(1);
                     self.metrics.sync_errors.inc();
                     let wait = backoff(self.interval, failures);
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "sync failed");
@@ -203,6 +199,17 @@ impl SyncClient {
             }
         }
         tracing::info!("sync client stopped");
+    }
+}
+
+/// Failures in a row after a round that settled `settled` items and ended well (`ok`) or
+/// not. Progress, even cut short, means the link works: a flaky network must not push the
+/// retries of a long drain out to the back-off's cap.
+fn failures_after(failures: u32, settled: usize, ok: bool) -> u32 {
+    match (ok, settled) {
+        (true, _) => 0,
+        (false, 0) => failures.saturating_add(1),
+        (false, _) => 1,
     }
 }
 
@@ -274,7 +281,9 @@ mod tests {
             Arc::new(Metrics::new()),
         )
         .expect("client");
-        assert_eq!(client.drain().await.expect("drain"), 3);
+        let mut settled = 0;
+        client.drain(&mut settled).await.expect("drain");
+        assert_eq!(settled, 3);
         assert!(
             client.plain_only.load(Ordering::Relaxed),
             "fell back to plain JSON"
@@ -286,6 +295,14 @@ mod tests {
             .expect("stats")
             .pending;
         assert_eq!(pending, 0);
+    }
+
+    #[test]
+    fn progress_resets_the_back_off_even_when_the_round_fails() {
+        assert_eq!(failures_after(5, 0, true), 0);
+        assert_eq!(failures_after(5, 0, false), 6);
+        assert_eq!(failures_after(5, 500, false), 1, "a batch got through");
+        assert_eq!(failures_after(u32::MAX, 0, false), u32::MAX);
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! the test that owned it panicked.
 
 mod browser;
+mod fault_proxy;
 mod osdp_peer;
 mod process;
 mod services;
 
 pub use browser::{Browser, browser_available, y4m_from_photo};
+pub use fault_proxy::{Fault, FaultProxy, FaultStats, Rng};
 pub use osdp_peer::{OsdpPeer, node_on_reader, osdp_python};
 pub use process::{HarnessError, Process, bin_path};
 pub use services::{

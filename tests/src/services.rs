@@ -758,6 +758,14 @@ radius_m = {radius}
             .is_ok_and(|t| t.lines().any(|l| l == line))
     }
 
+    /// The value of an unlabelled metric on `/metrics`; `None` if the node is unreachable or
+    /// has no such line.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.get("/metrics").and_then(|r| Ok(r.text()?)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// Posts JSON, with the admin token if `admin`; returns status and JSON body.
     pub fn post_json(
         &self,

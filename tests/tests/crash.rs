@@ -16,7 +16,7 @@ use std::{
 };
 
 use base64::Engine as _;
-use rollcall_tests::{AT_GATE, Node, NodeOptions, sample_photo};
+use rollcall_tests::{AT_GATE, Node, NodeOptions, Rng, sample_photo};
 use serde_json::{Value, json};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -24,18 +24,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// xorshift64*: enough to spread kill moments, and replayable from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
 }
 
 /// What one round's client saw: the events it was told about, and requests cut by the kill.
@@ -75,15 +63,9 @@ fn check_in_loop(url: &str, bodies: &[Value], stop: &AtomicBool) -> Seen {
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let kills: usize = env_or("ROLLCALL_CRASH_KILLS", 200);
-    let seed: u64 = env_or(
-        "ROLLCALL_CRASH_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1,
-    );
+    let seed: u64 = env_or("ROLLCALL_CRASH_SEED", Rng::clock_seed());
     eprintln!("crash test: {kills} kills, ROLLCALL_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let node_dir = dir.path().join("node");
     let photo = |name: &str| sample_photo(name).unwrap_or_else(|e| panic!("{e}"));
