@@ -126,6 +126,62 @@ pub struct SeqRange {
     pub last: u64,
 }
 
+/// The pull streams a node follows, each with its own cursor.
+pub const STREAM_PEOPLE: &str = "people";
+
+/// Most changes one pull page carries (a change may carry up to 20 templates).
+pub const MAX_PULL_PAGE: u32 = 200;
+
+/// Cloud → node: the people changed after the node's cursor, each as the node's site sees
+/// them now (one entry per person, their latest change).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeoplePage {
+    pub protocol: u32,
+    pub items: Vec<PersonChange>,
+    /// Pass back as `cursor` for the next page (or the next round, once `more` is false).
+    pub cursor: u64,
+    /// Whether more changes wait after this page.
+    pub more: bool,
+}
+
+/// A person's latest version, as the pulling node's site sees it.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonChange {
+    pub id: String,
+    /// When the cloud made this version: last writer wins by it ([`crate::merge`]).
+    pub hlc: crate::merge::Hlc,
+    pub state: PersonState,
+}
+
+/// What a node should hold of a person.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PersonState {
+    /// Active and assigned to the node's site: hold them with exactly these templates.
+    Assigned {
+        display_name: String,
+        templates: Vec<TemplateRecord>,
+    },
+    /// Not (or no longer) assigned to the site, or inactive: the node drops them.
+    Unassigned,
+    /// Erased: every copy goes, for good; this beats any edit, earlier or later.
+    Erased,
+}
+
+/// A face template as a node receives it.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateRecord {
+    pub id: String,
+    /// The embedder that made it; a node ignores templates of a model it does not run.
+    pub model: String,
+    /// The vector, as little-endian `f32`s in standard base64.
+    pub vector: String,
+}
+
 /// Admin → cloud: register a node for a site.
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,11 +1,13 @@
-//! Sync batches from nodes: arbitrary bytes, as plain JSON and as a gzip body inflated with
-//! the cloud's bound, never panic and never inflate past it.
+//! Sync bodies: batches from nodes (arbitrary bytes, as plain JSON and as a gzip body inflated
+//! with the cloud's bound) and pulled pages of people from the cloud never panic, and never
+//! inflate past the bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rollcall_cloud::{gzip, protocol};
 
 fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<protocol::PushBatch>(data);
+    let _ = serde_json::from_slice::<protocol::PeoplePage>(data);
     if let Ok(json) = gzip::decompress_bounded(data, protocol::MAX_BATCH_BYTES) {
         assert!(json.len() <= protocol::MAX_BATCH_BYTES);
         let _ = serde_json::from_slice::<protocol::PushBatch>(&json);

@@ -179,6 +179,12 @@ fn problem_of(e: PipelineError) -> Problem {
             "Person exists",
             format!("a person with id `{id}` already exists"),
         ),
+        e @ PipelineError::Store(StoreError::PersonErased(_)) => Problem::new(
+            StatusCode::CONFLICT,
+            "person-erased",
+            "Person erased",
+            e.to_string(),
+        ),
         PipelineError::Vision(e) => {
             tracing::error!(error = %e, "face engine failed");
             Problem::internal("the face engine failed; nothing was recorded")

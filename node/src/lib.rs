@@ -149,7 +149,12 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
     let trigger = Arc::new(trigger);
     let sync_task = match &config.cloud {
         Some(cloud) => {
-            let client = sync::SyncClient::new(cloud, store.clone(), metrics.clone())?;
+            let client = sync::SyncClient::new(
+                cloud,
+                store.clone(),
+                Some(pipeline.clone()),
+                metrics.clone(),
+            )?;
             Some(tokio::spawn(client.run(stop.clone())))
         }
         None => {

@@ -410,6 +410,31 @@ impl Pipeline {
         Ok(templates)
     }
 
+    /// Merges a person's version pulled from the cloud (see `store::people_sync`) and brings
+    /// the live gallery in line, under its write lock.
+    pub fn apply_person_change(
+        &self,
+        change: &rollcall_cloud::protocol::PersonChange,
+    ) -> Result<rollcall_cloud::merge::Merged, PipelineError> {
+        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        let (merged, update) = self.store().apply_person_change(change, EMBEDDER_MODEL)?;
+        match update {
+            crate::store::GalleryChange::Keep => {}
+            crate::store::GalleryChange::Remove(id) => gallery.remove(&id),
+            crate::store::GalleryChange::Replace { person_id, vectors } => {
+                gallery.remove(&person_id);
+                for v in vectors {
+                    let fitted = Embedding::from_raw(v)
+                        .map(|e| gallery.insert(person_id.clone(), e).is_ok());
+                    if fitted != Some(true) {
+                        tracing::warn!(person = %person_id, "a pulled template does not fit the gallery: skipped");
+                    }
+                }
+            }
+        }
+        Ok(merged)
+    }
+
     /// An enrolment face may become `person_id`'s template: the gallery takes its dimension and
     /// it does not match anyone else at the match threshold (a duplicate enrolment).
     fn fits_as_template_of(

@@ -8,6 +8,9 @@ use std::path::Path;
 use rollcall_cloud::protocol::AttendanceEvent;
 
 use crate::template_key::TemplateKey;
+
+mod people_sync;
+pub use people_sync::{GalleryChange, PersonVersion};
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,8 @@ pub enum StoreError {
     NoSuchPerson(String),
     #[error("a person with id `{0}` already exists")]
     PersonExists(String),
+    #[error("person `{0}` was erased in the cloud; an erased id cannot be used again")]
+    PersonErased(String),
     #[error("card `{0}` already belongs to someone else")]
     CardTaken(String),
     #[error("template key: {0}")]
@@ -102,6 +107,7 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
         created_ms INTEGER NOT NULL
     );
     CREATE INDEX frames_created ON frames (created_ms);",
+    people_sync::MIGRATION,
 ];
 
 /// One line of the node's audit log.
@@ -203,6 +209,8 @@ pub struct OutboxStats {
 pub struct NodeStore {
     conn: Connection,
     key: TemplateKey,
+    /// Stamps the node's own edits of people (see `people_sync`).
+    clock: std::cell::RefCell<rollcall_cloud::merge::Clock>,
 }
 
 /// What a sealed template is bound to: it cannot be moved to another row, person or model.
@@ -225,7 +233,8 @@ impl NodeStore {
                 source,
             }
         })?;
-        let mut store = Self { conn, key };
+        let clock = std::cell::RefCell::new(Self::resume_clock(&conn)?);
+        let mut store = Self { conn, key, clock };
         store.seal_plain_templates()?;
         Ok(store)
     }
@@ -288,12 +297,14 @@ impl NodeStore {
         display_name: &str,
         card: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO people (id, display_name, created_ms, card) VALUES (?1, ?2, ?3, ?4)",
-                params![id, display_name, now_ms(), card],
-            )
-            .map_err(|e| person_insert_error(e, id, card))?;
+        let tx = self.conn.unchecked_transaction()?;
+        Self::clear_tombstone(&tx, id)?;
+        tx.execute(
+            "INSERT INTO people (id, display_name, created_ms, card, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, display_name, now_ms(), card, self.stamp_text()],
+        )
+        .map_err(|e| person_insert_error(e, id, card))?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -324,6 +335,7 @@ impl NodeStore {
     /// log, in one transaction; returns how many templates went. Their past events stay: they
     /// are the attendance record (and age out with retention).
     pub fn delete_person(&mut self, id: &str, actor: &str) -> Result<u32, StoreError> {
+        let stamp = self.stamp_text();
         let tx = self.conn.transaction()?;
         let name: Option<String> = tx
             .query_row("SELECT display_name FROM people WHERE id = ?1", [id], |r| {
@@ -340,6 +352,7 @@ impl NodeStore {
             [id],
         )?;
         tx.execute("DELETE FROM people WHERE id = ?1", [id])?;
+        Self::tombstone_local_delete(&tx, id, &stamp)?;
         tx.execute(
             "INSERT INTO audit (at_ms, actor, action, subject, detail) VALUES (?1, ?2, 'person.deleted', ?3, ?4)",
             params![
@@ -412,18 +425,20 @@ impl NodeStore {
         model: &str,
         people: &[ImportedPerson],
     ) -> Result<(), StoreError> {
+        let stamps: Vec<String> = people.iter().map(|_| self.stamp_text()).collect();
         let tx = self.conn.transaction()?;
         {
             let mut person = tx.prepare(
-                "INSERT INTO people (id, display_name, created_ms, card) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO people (id, display_name, created_ms, card, version) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut template = tx.prepare(
                 "INSERT INTO face_templates (id, person_id, model, vector, created_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
             )?;
             let now = now_ms();
-            for p in people {
+            for (p, stamp) in people.iter().zip(&stamps) {
+                Self::clear_tombstone(&tx, &p.id)?;
                 person
-                    .execute(params![p.id, p.display_name, now, p.card])
+                    .execute(params![p.id, p.display_name, now, p.card, stamp])
                     .map_err(|e| person_insert_error(e, &p.id, p.card.as_deref()))?;
                 for vector in &p.templates {
                     let id = ulid::Ulid::new().to_string();
@@ -453,10 +468,17 @@ impl NodeStore {
         let sealed = self
             .key
             .seal(&template_context(id, person_id, model), &bytes)?;
-        self.conn.execute(
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
             "INSERT INTO face_templates (id, person_id, model, vector, created_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
             params![id, person_id, model, sealed, now_ms()],
         )?;
+        // A new template is an edit of the person: it orders after what the node has seen.
+        tx.execute(
+            "UPDATE people SET version = ?2 WHERE id = ?1",
+            params![person_id, self.stamp_text()],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -833,6 +855,22 @@ pub(crate) fn test_event(seq: u64) -> AttendanceEvent {
         position: None,
         node_time_ms: 1000 + seq as i64,
         card: None,
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+
+    /// A fresh store in a temporary directory (keep the directory alive with it).
+    pub fn store() -> (tempfile::TempDir, NodeStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = NodeStore::open(
+            &dir.path().join("n.sqlite"),
+            TemplateKey::from_bytes(&[42; 32]),
+        )
+        .expect("open");
+        (dir, store)
     }
 }
 

@@ -12,13 +12,14 @@ use std::{
 };
 
 use rollcall_cloud::{
-    protocol::{PROTOCOL_VERSION, PushAck, PushBatch},
+    protocol::{PROTOCOL_VERSION, PeoplePage, PushAck, PushBatch, STREAM_PEOPLE},
     shutdown::Shutdown,
 };
 
 use crate::{
     config::CloudSection,
     metrics::Metrics,
+    pipeline::Pipeline,
     store::{NodeStore, StoreError, now_ms},
 };
 
@@ -37,14 +38,21 @@ enum SyncError {
     Join(String),
     #[error("encoding a batch: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("the cloud speaks sync protocol {0}, this node {PROTOCOL_VERSION}")]
+    Protocol(u32),
+    #[error("applying a pulled person: {0}")]
+    Apply(String),
 }
 
 pub struct SyncClient {
     http: reqwest::Client,
     url: String,
+    people_url: String,
     token: String,
     interval: Duration,
     store: Arc<Mutex<NodeStore>>,
+    /// Applies pulled people to the store and the live gallery (`None`: push only).
+    pipeline: Option<Arc<Pipeline>>,
     metrics: Arc<Metrics>,
     /// The cloud refused a compressed push (an older server): send plain JSON.
     plain_only: AtomicBool,
@@ -54,6 +62,7 @@ impl SyncClient {
     pub fn new(
         cloud: &CloudSection,
         store: Arc<Mutex<NodeStore>>,
+        pipeline: Option<Arc<Pipeline>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
@@ -62,9 +71,11 @@ impl SyncClient {
                 .connect_timeout(Duration::from_secs(5))
                 .build()?,
             url: format!("{}/api/v1/sync/push", cloud.url.trim_end_matches('/')),
+            people_url: format!("{}/api/v1/sync/people", cloud.url.trim_end_matches('/')),
             token: cloud.node_token.clone(),
             interval: Duration::from_millis(cloud.sync_interval_ms),
             store,
+            pipeline,
             metrics,
             plain_only: AtomicBool::new(false),
         })
@@ -103,15 +114,7 @@ impl SyncClient {
                 tracing::warn!("the cloud does not take gzip bodies: pushing plain JSON");
                 response = self.post(&json, false).await?;
             }
-            let status = response.status();
-            if !status.is_success() {
-                let body = response.text().await.unwrap_or_default();
-                return Err(SyncError::Status {
-                    status: status.as_u16(),
-                    body,
-                });
-            }
-            let ack: PushAck = response.json().await?;
+            let ack: PushAck = json_of(response).await?;
             for r in &ack.rejected {
                 tracing::warn!(id = %r.id, reason = %r.reason, "cloud rejected an event: moved to dead letters");
             }
@@ -149,6 +152,48 @@ impl SyncClient {
         }
     }
 
+    /// Pulls the people changed since the node's cursor, page by page, and applies them; the
+    /// cursor moves only once a page is applied (a cut pull re-applies it: nothing changes the
+    /// second time). Returns how many changes were pulled.
+    async fn pull_people(&self) -> Result<usize, SyncError> {
+        let Some(pipeline) = &self.pipeline else {
+            return Ok(0);
+        };
+        let mut pulled = 0;
+        loop {
+            let cursor = self.with_store(|s| s.sync_cursor(STREAM_PEOPLE)).await?;
+            let response = self
+                .http
+                .get(format!("{}?cursor={cursor}", self.people_url))
+                .bearer_auth(&self.token)
+                .send()
+                .await?;
+            let page: PeoplePage = json_of(response).await?;
+            if page.protocol != PROTOCOL_VERSION {
+                return Err(SyncError::Protocol(page.protocol));
+            }
+            let (pipeline, items) = (pipeline.clone(), page.items);
+            let n = items.len();
+            tokio::task::spawn_blocking(move || {
+                items.iter().try_for_each(|change| {
+                    pipeline
+                        .apply_person_change(change)
+                        .map(drop)
+                        .map_err(|e| SyncError::Apply(format!("{}: {e}", change.id)))
+                })
+            })
+            .await
+            .map_err(|e| SyncError::Join(e.to_string()))??;
+            let next = page.cursor;
+            self.with_store(move |s| s.set_sync_cursor(STREAM_PEOPLE, next))
+                .await?;
+            pulled += n;
+            if !page.more {
+                return Ok(pulled);
+            }
+        }
+    }
+
     /// One push of a batch's JSON, gzip-compressed or not.
     async fn post(&self, json: &[u8], gzip: bool) -> Result<reqwest::Response, reqwest::Error> {
         let request = self
@@ -178,10 +223,17 @@ impl SyncClient {
         tracing::info!(url = %self.url, "sync client started");
         loop {
             let mut settled = 0;
-            let outcome = self.drain(&mut settled).await;
+            let pushed = self.drain(&mut settled).await;
             if settled > 0 {
                 tracing::info!(items = settled, "synced");
             }
+            // Pulled whatever the push did: a push the cloud keeps refusing must not hold back a
+            // template deleted in the cloud.
+            let pulled = self.pull_people().await;
+            if let Ok(n @ 1..) = pulled {
+                tracing::info!(people = n, "pulled people from the cloud");
+            }
+            let outcome = pushed.and(pulled.map(drop));
             failures = failures_after(failures, settled, outcome.is_ok());
             let wait = match outcome {
                 Ok(()) => self.interval,
@@ -200,6 +252,21 @@ impl SyncClient {
         }
         tracing::info!("sync client stopped");
     }
+}
+
+/// The JSON of a successful answer; any other status is an error carrying the body.
+async fn json_of<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, SyncError> {
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(SyncError::Status {
+            status: status.as_u16(),
+            body,
+        });
+    }
+    Ok(response.json().await?)
 }
 
 /// Failures in a row after a round that settled `settled` items and ended well (`ok`) or
@@ -278,6 +345,7 @@ mod tests {
                 sync_interval_ms: 1000,
             },
             store.clone(),
+            None,
             Arc::new(Metrics::new()),
         )
         .expect("client");

@@ -62,6 +62,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(revoke_node))
         .routes(routes!(push))
         .routes(routes!(whoami))
+        .routes(routes!(super::sync_pull::pull_people))
         .routes(routes!(events_api::list_v1))
         .routes(routes!(events_api::get_v1))
         .routes(routes!(events_api::list_v2))

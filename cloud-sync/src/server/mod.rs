@@ -21,6 +21,7 @@ mod sessions;
 mod sites_api;
 pub mod store;
 mod sync_body;
+mod sync_pull;
 pub mod tenancy;
 mod tenant_cache;
 mod tokens;

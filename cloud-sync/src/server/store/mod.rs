@@ -11,6 +11,7 @@ pub mod events_query;
 pub mod idempotency;
 mod ingest;
 pub mod people;
+pub mod person_changes;
 mod postgres;
 mod postgres_users;
 pub mod scratch;

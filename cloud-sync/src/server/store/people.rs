@@ -137,6 +137,13 @@ impl Store {
 /// What erasing a person removes, child tables first.
 const ERASE: [&str; 4] = ["face_templates", "shifts", "person_sites", "people"];
 
+/// An erased person's id stays erased: nodes hold a tombstone for it that beats any edit.
+fn erased(id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "person `{id}` was erased; an erased id cannot be used again: choose another id"
+    ))
+}
+
 fn unknown_sites(wanted: &[String], known: &[String]) -> Result<(), StoreError> {
     match wanted.iter().find(|s| !known.contains(s)) {
         Some(s) => Err(StoreError::Invalid(format!("site_ids: no site `{s}`"))),
@@ -189,8 +196,12 @@ impl SqliteStore {
                 p.id
             )));
         }
+        if Self::was_erased(&tx, scope.id, &p.id)? {
+            return Err(erased(&p.id));
+        }
         Self::set_sites(&tx, scope, &p.id, &p.site_ids)?;
         append_audit(&tx, scope.id, audit)?;
+        Self::note_person_change(&tx, scope.id, &p.id, false)?;
         tx.commit()?;
         self.people(scope, &PeopleFilter::default(), Some(&p.id))?
             .pop()
@@ -269,6 +280,7 @@ impl SqliteStore {
             Self::set_sites(&tx, scope, id, sites)?;
         }
         append_audit(&tx, scope.id, audit)?;
+        Self::note_person_change(&tx, scope.id, id, false)?;
         tx.commit()?;
         Ok(self
             .people(scope, &PeopleFilter::default(), Some(id))?
@@ -292,6 +304,7 @@ impl SqliteStore {
         }
         if removed > 0 {
             append_audit(&tx, scope.id, audit)?;
+            Self::note_person_change(&tx, scope.id, id, true)?;
         }
         tx.commit()?;
         Ok(removed > 0)
@@ -352,8 +365,12 @@ impl PgStore {
                 p.id
             )));
         }
+        if Self::was_erased(&tx, scope.id, &p.id).await? {
+            return Err(erased(&p.id));
+        }
         Self::set_sites(&tx, scope, &p.id, &p.site_ids).await?;
         pg_audit(&tx, scope.id, audit).await?;
+        Self::note_person_change(&tx, scope.id, &p.id, false).await?;
         let person = Self::people_in(&tx, scope, &PeopleFilter::default(), Some(&p.id))
             .await?
             .pop();
@@ -444,6 +461,7 @@ impl PgStore {
             Self::set_sites(&tx, scope, id, sites).await?;
         }
         pg_audit(&tx, scope.id, audit).await?;
+        Self::note_person_change(&tx, scope.id, id, false).await?;
         let person = Self::people_in(&tx, scope, &PeopleFilter::default(), Some(id))
             .await?
             .pop();
@@ -471,6 +489,7 @@ impl PgStore {
         }
         if removed > 0 {
             pg_audit(&tx, scope.id, audit).await?;
+            Self::note_person_change(&tx, scope.id, id, true).await?;
         }
         tx.commit().await?;
         Ok(removed > 0)

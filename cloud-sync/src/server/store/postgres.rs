@@ -282,6 +282,25 @@ ALTER TABLE sync_rejections FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON sync_rejections USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    // The feed of changes to people that nodes pull, numbered per tenant in commit order (the
+    // writers of a tenant take a transaction lock first) and stamped with the cloud's hybrid
+    // logical clock; erasures stay as tombstones.
+    r#"
+CREATE TABLE person_changes (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    change_id BIGINT NOT NULL,
+    person_id TEXT NOT NULL,
+    hlc_ms BIGINT NOT NULL,
+    hlc_counter BIGINT NOT NULL,
+    erased BOOLEAN NOT NULL,
+    PRIMARY KEY (tenant_id, change_id)
+);
+CREATE INDEX person_changes_by_person ON person_changes (tenant_id, person_id, change_id);
+ALTER TABLE person_changes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE person_changes FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON person_changes USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -303,6 +322,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "tenant_keys",
     "face_templates",
     "sync_rejections",
+    "person_changes",
 ];
 
 /// Serialises migrations between replicas that start together.
@@ -634,62 +654,70 @@ impl PgStore {
         let tx = scoped(&mut client, scope).await?;
         let received = now_ms();
         // One push per node at a time: a retried request racing its original waits here and
-        // then sees the first one's rows as duplicates.
-        tx.execute("SELECT 1 FROM nodes WHERE id = $1 FOR UPDATE", &[&node.id])
+        // then sees the first one's rows as duplicates. The node's row stays locked until
+        // commit, so concurrent pushes also move its watermark in turn.
+        let lock = tx
+            .prepare_cached("SELECT watermark FROM nodes WHERE id = $1 FOR UPDATE")
             .await?;
+        let watermark: i64 = tx.query_one(&lock, &[&node.id]).await?.get(0);
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let seqs: Vec<i64> = events
             .iter()
             .map(|e| i64::try_from(e.seq).unwrap_or(i64::MAX))
             .collect();
         let mut existing = ingest::Existing::default();
-        for r in tx
-            .query(
-                "SELECT id, node_id, seq FROM events WHERE tenant_id = $1 AND id = ANY($2)",
-                &[&scope.id, &ids],
-            )
-            .await?
-        {
-            existing
-                .by_id
-                .insert(r.get(0), (r.get(1), r.get::<_, i64>(2).unsigned_abs()));
-        }
-        for r in tx
-            .query(
+        // This node's rows under the batch's sequence numbers: one range scan when the batch
+        // is about contiguous (the usual case, and empty for new events).
+        let (lo, hi) = (
+            seqs.iter().copied().min().unwrap_or(0),
+            seqs.iter().copied().max().unwrap_or(0),
+        );
+        let seq_set: std::collections::HashSet<i64> = seqs.iter().copied().collect();
+        let rows = if hi.saturating_sub(lo) <= 4 * seqs.len() as i64 {
+            let by_range = tx
+                .prepare_cached(
+                    "SELECT seq, id FROM events WHERE node_id = $1 AND seq BETWEEN $2 AND $3",
+                )
+                .await?;
+            tx.query(&by_range, &[&node.id, &lo, &hi]).await?
+        } else {
+            tx.query(
                 "SELECT seq, id FROM events WHERE node_id = $1 AND seq = ANY($2)",
                 &[&node.id, &seqs],
             )
             .await?
-        {
-            existing
-                .by_seq
-                .insert(r.get::<_, i64>(0).unsigned_abs(), r.get(1));
-        }
-        let plan = ingest::plan(node, events, &existing);
-        if !plan.insert.is_empty() {
-            let mut cols = InsertColumns::default();
-            for e in &plan.insert {
-                cols.push(e)?;
+        };
+        for r in rows {
+            let (seq, id): (i64, String) = (r.get(0), r.get(1));
+            if seq_set.contains(&seq) {
+                // Also known by id: a batch pushed again is all duplicates, no second look.
+                existing
+                    .by_id
+                    .insert(id.clone(), (node.id.clone(), seq.unsigned_abs()));
+                existing.by_seq.insert(seq.unsigned_abs(), id);
             }
-            tx.execute(
-                "INSERT INTO events (id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body)
-                 SELECT u.id, $1, $2, $3, u.seq, u.person_id, u.decision, u.node_time_ms, $4, u.body
-                 FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[])
-                      AS u(id, seq, person_id, decision, node_time_ms, body)",
-                &[
-                    &scope.id,
-                    &node.id,
-                    &node.site_id,
-                    &received,
-                    &cols.id,
-                    &cols.seq,
-                    &cols.person_id,
-                    &cols.decision,
-                    &cols.node_time_ms,
-                    &cols.body,
-                ],
-            )
-            .await?;
+        }
+        // Optimistically, no id of the batch is stored yet: insert, skipping any row a unique
+        // key refuses. If one was refused, its id is stored already (a duplicate, or another
+        // node's): undo, look the ids up and judge the batch again.
+        tx.batch_execute("SAVEPOINT ingest").await?;
+        let mut plan = ingest::plan(node, events, &existing);
+        let inserted = insert_events(&tx, scope, node, received, &plan.insert).await?;
+        if inserted < plan.insert.len() as u64 {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT ingest").await?;
+            for r in tx
+                .query(
+                    "SELECT id, node_id, seq FROM events WHERE tenant_id = $1 AND id = ANY($2)",
+                    &[&scope.id, &ids],
+                )
+                .await?
+            {
+                existing
+                    .by_id
+                    .insert(r.get(0), (r.get(1), r.get::<_, i64>(2).unsigned_abs()));
+            }
+            plan = ingest::plan(node, events, &existing);
+            insert_events(&tx, scope, node, received, &plan.insert).await?;
         }
         for (seq, e, reason) in &plan.settled_rejections {
             tx.execute(
@@ -706,20 +734,16 @@ impl PgStore {
             )
             .await?;
         }
-        // The node's row is locked until commit: concurrent pushes move its watermark in turn,
-        // each seeing what the one before committed.
-        let watermark: i64 = tx
-            .query_one(
-                "SELECT watermark FROM nodes WHERE id = $1 FOR UPDATE",
-                &[&node.id],
-            )
-            .await?
-            .get(0);
-        let above: Vec<u64> = tx
-            .query(
+        let above = tx
+            .prepare_cached(
                 "SELECT seq FROM events WHERE node_id = $1 AND seq > $2
                  UNION SELECT seq FROM sync_rejections WHERE node_id = $1 AND seq > $2
                  ORDER BY seq LIMIT $3",
+            )
+            .await?;
+        let above: Vec<u64> = tx
+            .query(
+                &above,
                 &[
                     &node.id,
                     &watermark,
@@ -731,8 +755,11 @@ impl PgStore {
             .map(|r| r.get::<_, i64>(0).unsigned_abs())
             .collect();
         let (watermark, missing) = ingest::advance(watermark.unsigned_abs(), &above);
+        let seen = tx
+            .prepare_cached("UPDATE nodes SET last_seen_ms = $1, watermark = $3 WHERE id = $2")
+            .await?;
         tx.execute(
-            "UPDATE nodes SET last_seen_ms = $1, watermark = $3 WHERE id = $2",
+            &seen,
             &[
                 &received,
                 &node.id,
@@ -740,7 +767,6 @@ impl PgStore {
             ],
         )
         .await?;
-        let mut plan = plan;
         plan.ack.watermark = watermark;
         plan.ack.missing = missing;
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack)).await?;
@@ -916,14 +942,62 @@ impl PgStore {
 }
 
 /// Appends an audit entry within the caller's transaction (already scoped to `tenant_id`).
+/// Inserts pushed events in one statement, skipping any a unique key refuses; how many went in.
+async fn insert_events(
+    tx: &Transaction<'_>,
+    scope: &TenantScope,
+    node: &NodeRow,
+    received: i64,
+    events: &[&AttendanceEvent],
+) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut cols = InsertColumns::default();
+    for e in events {
+        cols.push(e)?;
+    }
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO events (id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body)
+             SELECT u.id, $1, $2, $3, u.seq, u.person_id, u.decision, u.node_time_ms, $4, u.body
+             FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[])
+                  AS u(id, seq, person_id, decision, node_time_ms, body)
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    Ok(tx
+        .execute(
+            &insert,
+            &[
+                &scope.id,
+                &node.id,
+                &node.site_id,
+                &received,
+                &cols.id,
+                &cols.seq,
+                &cols.person_id,
+                &cols.decision,
+                &cols.node_time_ms,
+                &cols.body,
+            ],
+        )
+        .await?)
+}
+
 pub(super) async fn append_audit(
     tx: &Transaction<'_>,
     tenant_id: i64,
     a: &Audit,
 ) -> Result<(), StoreError> {
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO audit_log (tenant_id, at_ms, actor, action, target, source, request_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await?;
     tx.execute(
-        "INSERT INTO audit_log (tenant_id, at_ms, actor, action, target, source, request_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &insert,
         &[
             &tenant_id,
             &now_ms(),
@@ -941,11 +1015,10 @@ pub(super) async fn append_audit(
 
 /// Points the transaction's row-level security at one tenant.
 async fn enter_tenant(tx: &Transaction<'_>, tenant_id: i64) -> Result<(), StoreError> {
-    tx.execute(
-        "SELECT set_config('rollcall.tenant_id', $1, true)",
-        &[&tenant_id.to_string()],
-    )
-    .await?;
+    let set = tx
+        .prepare_cached("SELECT set_config('rollcall.tenant_id', $1, true)")
+        .await?;
+    tx.execute(&set, &[&tenant_id.to_string()]).await?;
     Ok(())
 }
 

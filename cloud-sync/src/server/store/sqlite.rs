@@ -237,6 +237,18 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         at_ms INTEGER NOT NULL,
         PRIMARY KEY (node_id, seq)
     );",
+    // The feed of changes to people that nodes pull, numbered per tenant in commit order and
+    // stamped with the cloud's hybrid logical clock; erasures stay as tombstones.
+    "CREATE TABLE person_changes (
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        change_id INTEGER NOT NULL,
+        person_id TEXT NOT NULL,
+        hlc_ms INTEGER NOT NULL,
+        hlc_counter INTEGER NOT NULL,
+        erased INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, change_id)
+    );
+    CREATE INDEX person_changes_by_person ON person_changes (tenant_id, person_id, change_id);",
 ];
 
 impl SqliteStore {

@@ -236,6 +236,7 @@ impl SqliteStore {
             ],
         )?;
         append_audit(&tx, scope.id, audit)?;
+        Self::note_person_change(&tx, scope.id, &t.person_id, false)?;
         tx.commit()?;
         Ok(info(
             t.id.clone(),
@@ -274,12 +275,16 @@ impl SqliteStore {
         id: &str,
         audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let n = self.write_audited(
-            scope.id,
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "DELETE FROM face_templates WHERE tenant_id = ?1 AND person_id = ?2 AND id = ?3",
             params![scope.id, person, id],
-            audit,
         )?;
+        if n > 0 {
+            append_audit(&tx, scope.id, audit)?;
+            Self::note_person_change(&tx, scope.id, person, false)?;
+        }
+        tx.commit()?;
         Ok(n > 0)
     }
 }
@@ -373,6 +378,7 @@ impl PgStore {
         )
         .await?;
         pg_audit(&tx, scope.id, audit).await?;
+        Self::note_person_change(&tx, scope.id, &t.person_id, false).await?;
         tx.commit().await?;
         Ok(info(
             t.id.clone(),
@@ -419,14 +425,19 @@ impl PgStore {
         id: &str,
         audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .write_audited(
-                scope,
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let n = tx
+            .execute(
                 "DELETE FROM face_templates WHERE tenant_id = $1 AND person_id = $2 AND id = $3",
                 &[&scope.id, &person, &id],
-                audit,
             )
             .await?;
+        if n > 0 {
+            pg_audit(&tx, scope.id, audit).await?;
+            Self::note_person_change(&tx, scope.id, person, false).await?;
+        }
+        tx.commit().await?;
         Ok(n > 0)
     }
 }

@@ -1,0 +1,247 @@
+//! The feed of changes to a tenant's people that its nodes pull: every write to a person,
+//! their site assignments or their templates appends a change in the same transaction,
+//! numbered per tenant in commit order (so a cursor never skips a change that commits late)
+//! and stamped with the cloud's hybrid logical clock. An erasure leaves a tombstone: the id
+//! stays erased, and creating a person under it again is refused.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{PgStore, SqliteStore, Store, StoreError, TenantScope, blocking, postgres::scoped};
+use crate::{
+    merge::{Clock, Hlc},
+    sqlite::now_ms,
+};
+
+/// One entry of the feed: the latest change of a person after a cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonChangeRow {
+    pub change_id: u64,
+    pub person_id: String,
+    pub hlc: Hlc,
+    pub erased: bool,
+}
+
+/// The cloud's clock stamps every version it makes with this origin.
+pub const CLOUD_ORIGIN: &str = "cloud";
+
+/// Serialises a tenant's writers to the feed on PostgreSQL (with the tenant id as second key).
+const FEED_LOCK: i32 = 0x7065_6f70; // "peop"
+
+/// The next change number and timestamp after the tenant's last change `(id, ms, counter)`.
+fn next_change(last: Option<(i64, i64, i64)>, wall_ms: i64) -> (i64, Hlc) {
+    let (id, seen) = match last {
+        Some((id, ms, counter)) => (
+            id,
+            Some(Hlc {
+                ms: ms.max(0).unsigned_abs(),
+                counter: u32::try_from(counter).unwrap_or(u32::MAX),
+                origin: CLOUD_ORIGIN.into(),
+            }),
+        ),
+        None => (0, None),
+    };
+    let hlc = Clock::resume(CLOUD_ORIGIN, seen.as_ref()).tick(wall_ms.max(0).unsigned_abs());
+    (id + 1, hlc)
+}
+
+fn row_of(
+    change_id: i64,
+    person_id: String,
+    ms: i64,
+    counter: i64,
+    erased: bool,
+) -> PersonChangeRow {
+    PersonChangeRow {
+        change_id: change_id.max(0).unsigned_abs(),
+        person_id,
+        hlc: Hlc {
+            ms: ms.max(0).unsigned_abs(),
+            counter: u32::try_from(counter).unwrap_or(u32::MAX),
+            origin: CLOUD_ORIGIN.into(),
+        },
+        erased,
+    }
+}
+
+impl Store {
+    /// Each person with a change after `cursor`, by their latest change, oldest first; at most
+    /// `limit`.
+    pub async fn person_changes_after(
+        &self,
+        scope: &TenantScope,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Vec<PersonChangeRow>, StoreError> {
+        let scope = scope.clone();
+        let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
+        match self {
+            Store::Sqlite(s) => {
+                blocking(s, move |s| s.person_changes_after(&scope, cursor, limit)).await
+            }
+            Store::Postgres(p) => p.person_changes_after(&scope, cursor, limit).await,
+        }
+    }
+}
+
+const CHANGES_AFTER: &str = "SELECT c.change_id, c.person_id, c.hlc_ms, c.hlc_counter, c.erased
+     FROM person_changes c
+     JOIN (SELECT person_id, MAX(change_id) AS last FROM person_changes
+           WHERE tenant_id = $1 AND change_id > $2 GROUP BY person_id) l
+       ON c.person_id = l.person_id AND c.change_id = l.last
+     WHERE c.tenant_id = $1
+     ORDER BY c.change_id LIMIT $3";
+
+impl SqliteStore {
+    /// Appends a change of `person_id` to the feed, in the caller's transaction.
+    pub(super) fn note_person_change(
+        tx: &rusqlite::Transaction<'_>,
+        tenant_id: i64,
+        person_id: &str,
+        erased: bool,
+    ) -> Result<(), StoreError> {
+        let last = tx
+            .query_row(
+                "SELECT change_id, hlc_ms, hlc_counter FROM person_changes
+                 WHERE tenant_id = ?1 ORDER BY change_id DESC LIMIT 1",
+                [tenant_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let (id, hlc) = next_change(last, now_ms());
+        tx.execute(
+            "INSERT INTO person_changes (tenant_id, change_id, person_id, hlc_ms, hlc_counter, erased)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                tenant_id,
+                id,
+                person_id,
+                i64::try_from(hlc.ms).unwrap_or(i64::MAX),
+                i64::from(hlc.counter),
+                erased
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Whether `person_id` was erased (its id may not be used again).
+    pub(super) fn was_erased(
+        tx: &rusqlite::Transaction<'_>,
+        tenant_id: i64,
+        person_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(tx
+            .query_row(
+                "SELECT 1 FROM person_changes WHERE tenant_id = ?1 AND person_id = ?2 AND erased",
+                params![tenant_id, person_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    fn person_changes_after(
+        &self,
+        scope: &TenantScope,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<PersonChangeRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&CHANGES_AFTER.replace('$', "?"))?;
+        let rows = stmt.query_map(params![scope.id, cursor, limit], |r| {
+            Ok(row_of(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl PgStore {
+    /// Appends a change of `person_id` to the feed, in the caller's transaction (which holds
+    /// the tenant's feed lock until it commits, so change numbers commit in order).
+    pub(super) async fn note_person_change(
+        tx: &tokio_postgres::Transaction<'_>,
+        tenant_id: i64,
+        person_id: &str,
+        erased: bool,
+    ) -> Result<(), StoreError> {
+        let key = i32::try_from(tenant_id).unwrap_or(i32::MAX);
+        tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&FEED_LOCK, &key])
+            .await?;
+        let last = tx
+            .query_opt(
+                "SELECT change_id, hlc_ms, hlc_counter FROM person_changes
+                 WHERE tenant_id = $1 ORDER BY change_id DESC LIMIT 1",
+                &[&tenant_id],
+            )
+            .await?
+            .map(|r| (r.get(0), r.get(1), r.get(2)));
+        let (id, hlc) = next_change(last, now_ms());
+        tx.execute(
+            "INSERT INTO person_changes (tenant_id, change_id, person_id, hlc_ms, hlc_counter, erased)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &tenant_id,
+                &id,
+                &person_id,
+                &i64::try_from(hlc.ms).unwrap_or(i64::MAX),
+                &i64::from(hlc.counter),
+                &erased,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn was_erased(
+        tx: &tokio_postgres::Transaction<'_>,
+        tenant_id: i64,
+        person_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(tx
+            .query_opt(
+                "SELECT 1 FROM person_changes WHERE tenant_id = $1 AND person_id = $2 AND erased",
+                &[&tenant_id, &person_id],
+            )
+            .await?
+            .is_some())
+    }
+
+    async fn person_changes_after(
+        &self,
+        scope: &TenantScope,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<PersonChangeRow>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let rows = tx
+            .query(CHANGES_AFTER, &[&scope.id, &cursor, &i64::from(limit)])
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|r| row_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_numbered_and_stamped_after_the_last() {
+        let (id, first) = next_change(None, 1_000);
+        assert_eq!((id, first.ms, first.counter), (1, 1_000, 0));
+        // Same millisecond, or a clock that stepped back: the counter orders them.
+        let (id, second) = next_change(Some((1, 1_000, 0)), 900);
+        assert_eq!((id, second.ms, second.counter), (2, 1_000, 1));
+        assert!(second > first);
+        let (_, later) = next_change(Some((2, 1_000, 1)), 2_000);
+        assert_eq!((later.ms, later.counter), (2_000, 0));
+    }
+}

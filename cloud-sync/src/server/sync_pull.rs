@@ -1,0 +1,128 @@
+//! Cloud → node pulls. A node follows the `people` stream with its own cursor: each page lists
+//! the people changed after the cursor, each once, as the node's site sees them now (assigned
+//! with their templates, unassigned, or erased), stamped with the cloud's hybrid logical clock.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State, rejection::QueryRejection};
+use base64::Engine as _;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    api::{AppState, store_problem},
+    auth::Node,
+    events_api,
+    store::person_changes::PersonChangeRow,
+};
+use crate::{
+    problem::Problem,
+    protocol::{
+        MAX_PULL_PAGE, PROTOCOL_VERSION, PeoplePage, PersonChange, PersonState, TemplateRecord,
+    },
+};
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PullQuery {
+    /// The `cursor` of the node's last page (0, or absent, from the start).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    cursor: Option<u64>,
+    /// Most people per page, 1-200 (default 200).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+}
+
+/// A node pulls the people of its site changed after its cursor.
+#[utoipa::path(get, path = "/api/v1/sync/people", tag = "sync",
+    params(PullQuery),
+    security(("node_token" = [])),
+    responses((status = 200, body = PeoplePage),
+        (status = 400, description = "A bad cursor or limit", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn pull_people(
+    State(state): State<Arc<AppState>>,
+    Node {
+        scope, row: node, ..
+    }: Node,
+    q: Result<Query<PullQuery>, QueryRejection>,
+) -> Result<axum::Json<PeoplePage>, Problem> {
+    let q = events_api::query(q)?;
+    let limit = q.limit.unwrap_or(MAX_PULL_PAGE);
+    if !(1..=MAX_PULL_PAGE).contains(&limit) {
+        return Err(Problem::bad_request(format!(
+            "limit must be between 1 and {MAX_PULL_PAGE}"
+        )));
+    }
+    let cursor = q.cursor.unwrap_or(0);
+    if i64::try_from(cursor).is_err() {
+        return Err(Problem::bad_request(format!(
+            "cursor must be at most {}",
+            i64::MAX
+        )));
+    }
+    let rows = state
+        .store
+        .person_changes_after(&scope, cursor, limit)
+        .await
+        .map_err(store_problem)?;
+    let more = rows.len() == limit as usize;
+    let next = rows.last().map_or(cursor, |r| r.change_id);
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(as_seen_by(&state, &scope, &node.site_id, row).await?);
+    }
+    Ok(axum::Json(PeoplePage {
+        protocol: PROTOCOL_VERSION,
+        items,
+        cursor: next,
+        more,
+    }))
+}
+
+/// A person's latest change as a node of `site_id` should apply it.
+async fn as_seen_by(
+    state: &AppState,
+    scope: &super::store::TenantScope,
+    site_id: &str,
+    row: PersonChangeRow,
+) -> Result<PersonChange, Problem> {
+    let state_now = if row.erased {
+        PersonState::Erased
+    } else {
+        match state
+            .store
+            .person(scope, &row.person_id)
+            .await
+            .map_err(store_problem)?
+        {
+            Some(p) if p.active && p.site_ids.iter().any(|s| s == site_id) => {
+                let templates = state
+                    .store
+                    .template_vectors(scope, &state.master_key, &p.id)
+                    .await
+                    .map_err(store_problem)?
+                    .into_iter()
+                    .map(|(info, vector)| TemplateRecord {
+                        id: info.id,
+                        model: info.model,
+                        vector: base64::engine::general_purpose::STANDARD
+                            .encode(crate::server::sealing::vector_bytes(&vector)),
+                    })
+                    .collect();
+                PersonState::Assigned {
+                    display_name: p.display_name,
+                    templates,
+                }
+            }
+            // Gone since (its erasure is a later change on a later page), inactive, or not at
+            // this site.
+            _ => PersonState::Unassigned,
+        }
+    };
+    Ok(PersonChange {
+        id: row.person_id,
+        hlc: row.hlc,
+        state: state_now,
+    })
+}

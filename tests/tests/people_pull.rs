@@ -1,0 +1,187 @@
+//! People flow down from the cloud to the nodes of their site, on SQLite and PostgreSQL: a
+//! person enrolled in the cloud only (a template from an enrolment station) is recognised at
+//! the node; a template deleted in the cloud stops matching at the node within a sync cycle or
+//! two; unassigning someone from the site drops them from its node, assigning them brings them
+//! back; an erasure removes them from the node for good (the id cannot be used again on either
+//! side).
+
+use std::time::Duration;
+
+use rollcall_node::{store::NodeStore, template_key::TemplateKey, vision_setup::EMBEDDER_MODEL};
+use rollcall_tests::{
+    AT_GATE, Cloud, DEMO_SITE, Node, NodeOptions, on_each_backend, reason_codes, sample_photo,
+    wait_for,
+};
+use serde_json::{Value, json};
+
+fn photo(name: &str) -> Vec<u8> {
+    sample_photo(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Obama's face template as an enrolment station makes it: enrolled on a scratch standalone
+/// node, read back from its store.
+fn obama_template(dir: &std::path::Path) -> Vec<f32> {
+    let node = Node::start(dir, &NodeOptions::standalone()).expect("scratch node");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    drop(node);
+    let data = dir.join("data");
+    let key = TemplateKey::load_or_create(&data.join("template.key")).expect("key");
+    let store = NodeStore::open(&data.join("node.sqlite"), key).expect("store");
+    let mut templates = store.templates(EMBEDDER_MODEL).expect("templates");
+    assert_eq!(templates.len(), 1);
+    templates.remove(0).vector
+}
+
+fn admin(cloud: &Cloud, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    cloud
+        .call(method, path, Some(&cloud.admin_token), body.as_ref(), None)
+        .expect("request")
+}
+
+/// The node's templates of `id`: `None` if the node does not hold them.
+fn held(node: &Node, id: &str) -> Option<u64> {
+    node.people()
+        .expect("people")
+        .iter()
+        .find(|p| p["id"] == id)
+        .map(|p| p["templates"].as_u64().unwrap_or(0))
+}
+
+#[test]
+fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_reach_it() {
+    on_each_backend(&[], |backend, cloud, dir| {
+        let vector = obama_template(&dir.join("station"));
+        let fence = json!({ "type": "Polygon", "coordinates": [[
+            [DEMO_SITE.lon - 0.01, DEMO_SITE.lat - 0.01], [DEMO_SITE.lon + 0.01, DEMO_SITE.lat - 0.01],
+            [DEMO_SITE.lon + 0.01, DEMO_SITE.lat + 0.01], [DEMO_SITE.lon - 0.01, DEMO_SITE.lat + 0.01],
+            [DEMO_SITE.lon - 0.01, DEMO_SITE.lat - 0.01]]] });
+        for id in ["hq", "annex"] {
+            let (status, p) = admin(
+                cloud,
+                "POST",
+                "/api/v1/sites",
+                Some(json!({ "id": id, "name": id, "geofence": fence })),
+            );
+            assert_eq!(status, 201, "{backend}: {p}");
+        }
+        let (status, p) = admin(
+            cloud,
+            "POST",
+            "/api/v1/people",
+            Some(json!({ "id": "obama", "display_name": "Barack Obama", "site_ids": ["hq"] })),
+        );
+        assert_eq!(status, 201, "{backend}: {p}");
+        let (status, t) = admin(
+            cloud,
+            "POST",
+            "/api/v1/people/obama/templates",
+            Some(json!({ "model": EMBEDDER_MODEL, "embedding": vector })),
+        );
+        assert_eq!(status, 201, "{backend}: {t}");
+        let template = t["id"].as_str().expect("template id").to_owned();
+        // Someone at the other site only: never sent to this node.
+        let (status, p) = admin(
+            cloud,
+            "POST",
+            "/api/v1/people",
+            Some(json!({ "id": "biden", "display_name": "Joe Biden", "site_ids": ["annex"] })),
+        );
+        assert_eq!(status, 201, "{backend}: {p}");
+
+        let (_, token) = cloud.register_node("hq").expect("node registered");
+        let node =
+            Node::start(&dir.join("node"), &NodeOptions::synced(&cloud.url, token)).expect("node");
+        let soon = Duration::from_secs(30);
+        wait_for("obama on the node", soon, || {
+            held(&node, "obama") == Some(1)
+        });
+        assert_eq!(held(&node, "biden"), None, "{backend}: not this site's");
+        let d = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+        assert_eq!(
+            (d["decision"].as_str(), d["person"]["id"].as_str()),
+            (Some("granted"), Some("obama")),
+            "{backend}: {d}"
+        );
+
+        // The template is deleted in the cloud: the node stops matching it.
+        let (status, _) = admin(
+            cloud,
+            "DELETE",
+            &format!("/api/v1/people/obama/templates/{template}"),
+            None,
+        );
+        assert_eq!(status, 204, "{backend}");
+        wait_for("the template gone from the node", soon, || {
+            held(&node, "obama") == Some(0)
+        });
+        let d = node.decide(&photo("sample-obama3"), Some(AT_GATE));
+        assert_eq!(d["decision"], "denied", "{backend}: {d}");
+        assert!(reason_codes(&d).contains(&"no_match".to_owned()), "{d}");
+
+        // Unassigned from the site: dropped; assigned again with a template: back.
+        let (status, p) = admin(
+            cloud,
+            "PATCH",
+            "/api/v1/people/obama",
+            Some(json!({ "site_ids": ["annex"] })),
+        );
+        assert_eq!(status, 200, "{backend}: {p}");
+        wait_for("obama dropped", soon, || held(&node, "obama").is_none());
+        let (status, _) = admin(
+            cloud,
+            "POST",
+            "/api/v1/people/obama/templates",
+            Some(json!({ "model": EMBEDDER_MODEL, "embedding": vector })),
+        );
+        assert_eq!(status, 201, "{backend}");
+        let (status, _) = admin(
+            cloud,
+            "PATCH",
+            "/api/v1/people/obama",
+            Some(json!({ "site_ids": ["hq", "annex"] })),
+        );
+        assert_eq!(status, 200, "{backend}");
+        wait_for("obama back", soon, || held(&node, "obama") == Some(1));
+        let d = node.decide(&photo("sample-obama"), Some(AT_GATE));
+        assert_eq!(d["person"]["id"], "obama", "{backend}: {d}");
+
+        // Erased in the cloud: gone from the node, and the id is spent on both sides.
+        let (status, _) = admin(cloud, "DELETE", "/api/v1/people/obama", None);
+        assert_eq!(status, 204, "{backend}");
+        wait_for("obama erased from the node", soon, || {
+            held(&node, "obama").is_none()
+        });
+        let (status, p) = node
+            .post_json(
+                "/api/v1/people",
+                &json!({ "id": "obama", "display_name": "Barack Obama" }),
+                true,
+            )
+            .expect("local add");
+        assert_eq!(
+            (status, p["type"].as_str()),
+            (409, Some("urn:rollcall:problem:person-erased")),
+            "{backend}: {p}"
+        );
+        let (status, p) = admin(
+            cloud,
+            "POST",
+            "/api/v1/people",
+            Some(json!({ "id": "obama", "display_name": "Barack Obama", "site_ids": ["hq"] })),
+        );
+        assert_eq!(status, 409, "{backend}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap_or_default().contains("erased"),
+            "{backend}: {p}"
+        );
+        // The node's audit log says who changed its people.
+        let audit = node.admin_list("/api/v1/audit").expect("audit");
+        assert!(
+            audit
+                .iter()
+                .any(|a| a["actor"] == "cloud" && a["action"] == "person.synced"),
+            "{backend}: {audit:?}"
+        );
+    });
+}
