@@ -142,8 +142,17 @@ async fn database(config: &NodeConfig) -> Check {
             .oldest_pending_ms
             .map(|t| format!(", oldest {} s old", (now_ms() - t) / 1000))
             .unwrap_or_default();
+        let sync = store.sync_status().map_err(|e| e.to_string())?;
+        let ago = |t: i64| (now_ms() - t).max(0) / 1000;
+        let last_sync = match (&sync.last_error, sync.last_error_ms, sync.last_success_ms) {
+            (Some(error), Some(at), _) if sync.failing() => {
+                format!("; last sync round failed {} s ago: {error}", ago(at))
+            }
+            (_, _, Some(at)) => format!("; last sync round ok {} s ago", ago(at)),
+            _ => String::new(),
+        };
         Ok(format!(
-            "{}: integrity ok, writable; {templates} face templates open with {}; outbox {} pending{oldest}, {} dead letters",
+            "{}: integrity ok, writable; {templates} face templates open with {}; outbox {} pending{oldest}, {} dead letters{last_sync}",
             path.display(),
             key_path.display(),
             stats.pending,

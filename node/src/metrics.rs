@@ -25,6 +25,7 @@ pub struct Metrics {
     pub sync_pushes: Counter,
     pub sync_errors: Counter,
     pub sync_last_success_ms: Gauge<i64, AtomicI64>,
+    pub sync_last_error_ms: Gauge<i64, AtomicI64>,
     pub osdp_pd_online: Gauge,
     pub osdp_alarms: Counter,
     pub osdp_card_reads: Counter,
@@ -62,6 +63,7 @@ impl Metrics {
             sync_pushes: Counter::default(),
             sync_errors: Counter::default(),
             sync_last_success_ms: Gauge::default(),
+            sync_last_error_ms: Gauge::default(),
             osdp_pd_online: Gauge::default(),
             osdp_alarms: Counter::default(),
             osdp_card_reads: Counter::default(),
@@ -105,8 +107,13 @@ impl Metrics {
         registry.register("sync_errors", "Failed sync attempts", m.sync_errors.clone());
         registry.register(
             "sync_last_success_ms",
-            "Unix time in ms of the last successful sync push",
+            "Unix time in ms of the last successful sync round (push and pull)",
             m.sync_last_success_ms.clone(),
+        );
+        registry.register(
+            "sync_last_error_ms",
+            "Unix time in ms of the last failed sync round (its error is in `rollcall-node doctor` and the log)",
+            m.sync_last_error_ms.clone(),
         );
         registry.register(
             "osdp_pd_online",

@@ -10,8 +10,10 @@ use rollcall_cloud::protocol::AttendanceEvent;
 use crate::template_key::TemplateKey;
 
 mod people_sync;
+mod sync_status;
 pub use people_sync::{GalleryChange, PersonVersion};
 use rusqlite::{Connection, OptionalExtension, params};
+pub use sync_status::SyncStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -108,6 +110,7 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     );
     CREATE INDEX frames_created ON frames (created_ms);",
     people_sync::MIGRATION,
+    sync_status::MIGRATION,
 ];
 
 /// One line of the node's audit log.

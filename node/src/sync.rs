@@ -235,6 +235,18 @@ impl SyncClient {
             }
             let outcome = pushed.and(pulled.map(drop));
             failures = failures_after(failures, settled, outcome.is_ok());
+            let at = now_ms();
+            let text = outcome.as_ref().err().map(ToString::to_string);
+            if let Some(text) = &text {
+                self.metrics.sync_last_error_ms.set(at);
+                let text = text.clone();
+                let _ = self
+                    .with_store(move |s| s.record_sync_error(at, &text))
+                    .await;
+            } else {
+                self.metrics.sync_last_success_ms.set(at);
+                let _ = self.with_store(move |s| s.record_sync_success(at)).await;
+            }
             let wait = match outcome {
                 Ok(()) => self.interval,
                 Err(e) => {

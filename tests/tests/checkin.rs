@@ -407,7 +407,7 @@ fn refused_events_wait_as_dead_letters_until_an_admin_retries_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud starts");
     // Registered for another site than the node's config says: the cloud refuses its events.
-    let (_id, token) = cloud.register_node("annex").expect("registered");
+    let (node_id, token) = cloud.register_node("annex").expect("registered");
     let node = Node::start(
         &dir.path().join("node"),
         &NodeOptions::synced(&cloud.url, token),
@@ -429,6 +429,33 @@ fn refused_events_wait_as_dead_letters_until_an_admin_retries_them() {
         "{dead:?}"
     );
     assert_eq!(cloud.events().expect("events").len(), 0);
+    // The cloud's admins see the same two, with the same reason.
+    let (status, refused) = cloud
+        .admin_get(&format!("/api/v1/nodes/{node_id}/rejections"))
+        .expect("rejections");
+    assert_eq!(status, 200, "{refused}");
+    let mut refused_ids: Vec<&str> = refused["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("site_mismatch"))
+        })
+        .filter_map(|r| r["event_id"].as_str())
+        .collect();
+    let mut dead_ids: Vec<&str> = dead
+        .iter()
+        .filter_map(|d| d["event"]["id"].as_str())
+        .collect();
+    refused_ids.sort_unstable();
+    dead_ids.sort_unstable();
+    assert_eq!(refused_ids, dead_ids, "{refused}");
+    let (status, _) = cloud
+        .admin_get("/api/v1/nodes/node-0000000000000000/rejections")
+        .expect("rejections");
+    assert_eq!(status, 404);
     // Unknown or not dead: 404. A retry puts it back; refused again, it is back with 2 attempts.
     let (status, _) = node
         .post_json(

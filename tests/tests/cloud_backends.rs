@@ -332,10 +332,11 @@ fn responses_carry_request_ids() {
     assert_eq!(r.status().as_u16(), 200);
 }
 
-/// Pushes may come gzip-compressed; a bomb, a corrupt stream, another encoding or another media
-/// type is refused before anything is stored.
+/// Pushes may come gzip-compressed; a bomb, a corrupt or truncated stream, a truncated body,
+/// another protocol version, more than 1000 items, another encoding or another media type is
+/// refused whole, before anything is stored; a replayed batch is all duplicates.
 #[test]
-fn pushes_may_be_gzipped_and_bombs_are_refused() {
+fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
     on_each_backend(&[], |name, cloud, _dir| {
         let (_, token) = cloud.register_node("hq").expect("registered");
         let http = reqwest::blocking::Client::new();
@@ -372,7 +373,38 @@ fn pushes_may_be_gzipped_and_bombs_are_refused() {
         );
         let bomb = rollcall_cloud::gzip::compress(&vec![b' '; 64 << 20]);
         let junk = b"\x1f\x8b\x08 certainly not deflate".to_vec();
+        let next = batch(201..=210);
+        let truncated_json = next[..next.len() / 2].to_vec();
+        let next_gz = rollcall_cloud::gzip::compress(&next);
+        let truncated_gzip = next_gz[..next_gz.len() / 2].to_vec();
+        let mut future: serde_json::Value = serde_json::from_slice(&next).expect("json");
+        future["protocol"] = json!(2);
+        let too_many: Vec<_> = (1001..=2001).map(|n| pushed_event(n, "granted")).collect();
+        let too_many =
+            serde_json::to_vec(&json!({ "protocol": 1, "events": too_many })).expect("json");
         for (why, body, content_type, encoding, wanted) in [
+            (
+                "a truncated body",
+                truncated_json,
+                "application/json",
+                None,
+                400,
+            ),
+            (
+                "a truncated gzip body",
+                truncated_gzip,
+                "application/json",
+                Some("gzip"),
+                400,
+            ),
+            (
+                "another protocol version",
+                serde_json::to_vec(&future).expect("json"),
+                "application/json",
+                None,
+                400,
+            ),
+            ("1001 items", too_many, "application/json", None, 413),
             ("a gzip bomb", bomb, "application/json", Some("gzip"), 413),
             ("corrupt gzip", junk, "application/json", Some("gzip"), 400),
             (
@@ -393,6 +425,23 @@ fn pushes_may_be_gzipped_and_bombs_are_refused() {
                 "{p}"
             );
         }
+        // A batch replayed (a copy captured on the wire, or the node's own retry) changes
+        // nothing: every item is a duplicate.
+        let (status, ack) = send(
+            rollcall_cloud::gzip::compress(&plain),
+            "application/json",
+            Some("gzip"),
+        );
+        assert_eq!(
+            (
+                status,
+                ack["accepted"].as_array().map(Vec::len),
+                ack["duplicate"].as_array().map(Vec::len),
+                &ack["watermark"]
+            ),
+            (200, Some(0), Some(200), &json!(200)),
+            "{name}: {ack}"
+        );
         let (_, all) = cloud
             .admin_get("/api/v1/events?limit=1000")
             .expect("events");

@@ -88,7 +88,30 @@ fn doctor_checks_config_models_runtime_database_reader_cloud_and_clock() {
         text.contains("[FAIL] osdp") && text.contains("is rollcall-node running"),
         "{text}"
     );
+    rollcall_tests::wait_for("a sync round", std::time::Duration::from_secs(30), || {
+        node.metric("rollcall_node_sync_last_success_ms")
+            .is_some_and(|t| t > 0.0)
+    });
     drop(node);
+    let (_, text) = doctor(&config, &[]);
+    assert!(text.contains("last sync round ok"), "{text}");
+
+    // A node whose credential the cloud refuses: the doctor shows the last round's error.
+    let node = Node::start_with_config(&node_dir, &bad).expect("node starts");
+    rollcall_tests::wait_for(
+        "a failed sync round",
+        std::time::Duration::from_secs(30),
+        || {
+            node.metric("rollcall_node_sync_last_error_ms")
+                .is_some_and(|t| t > 0.0)
+        },
+    );
+    drop(node);
+    let (_, text) = doctor(&bad, &[]);
+    assert!(
+        text.contains("last sync round failed") && text.contains("401"),
+        "{text}"
+    );
 
     // A config that does not load stops the checklist at the first line.
     let broken = node_dir.join("broken.toml");

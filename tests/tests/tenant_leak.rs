@@ -117,6 +117,7 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             let concrete = match path.as_str() {
                 "/api/v1/users/{id}" => format!("/api/v1/users/{a_user}"),
                 "/api/v1/nodes/{id}" => format!("/api/v1/nodes/{a_node}"),
+                "/api/v1/nodes/{id}/rejections" => format!("/api/v1/nodes/{a_node}/rejections"),
                 "/api/v1/events/{id}" => format!("/api/v1/events/{event_id}"),
                 "/api/v2/events/{id}" => format!("/api/v2/events/{event_id}"),
                 "/api/v1/sites/{id}" => "/api/v1/sites/acme-gate".to_owned(),
@@ -220,6 +221,10 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
         );
         let (_, whoami) = call("GET", "/api/v1/sync/whoami", &b_node_token, None);
         assert_eq!(whoami["tenant"], "globex");
+        // B's node pulls B's people only (none): not A's guard, not A's template.
+        let (status, page) = call("GET", "/api/v1/sync/people", &b_node_token, None);
+        assert_eq!(status, 200, "{name}: {page}");
+        assert_eq!(page["items"], json!([]), "{name}: {page}");
 
         // A is exactly as it was.
         let (_, user) = cloud

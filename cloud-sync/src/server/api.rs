@@ -63,6 +63,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(push))
         .routes(routes!(whoami))
         .routes(routes!(super::sync_pull::pull_people))
+        .routes(routes!(super::rejections_api::node_rejections))
         .routes(routes!(events_api::list_v1))
         .routes(routes!(events_api::get_v1))
         .routes(routes!(events_api::list_v2))

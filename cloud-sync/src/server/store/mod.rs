@@ -14,6 +14,7 @@ pub mod people;
 pub mod person_changes;
 mod postgres;
 mod postgres_users;
+pub mod rejections;
 pub mod scratch;
 pub mod sessions;
 pub mod shifts;

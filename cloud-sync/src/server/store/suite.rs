@@ -1604,6 +1604,17 @@ async fn the_watermark_names_what_a_node_still_owes(store: Store) {
         .expect("ingest");
     assert_eq!(ack.rejected.len(), 2, "{ack:?}");
     assert_eq!((ack.watermark, ack.missing), (12, vec![]));
+    // The cloud's admins see them, newest first, with the reasons the node got.
+    let refused = store
+        .node_rejections(&acme, &node.id, 10)
+        .await
+        .expect("rejections")
+        .expect("a node of acme");
+    let seen: Vec<(u64, &str)> = refused
+        .iter()
+        .map(|r| (r.seq, r.reason.split(':').next().unwrap_or_default()))
+        .collect();
+    assert_eq!(seen, [(11, "id_conflict"), (10, "site_mismatch")]);
     // Another node of another tenant starts from nothing.
     let (globex, other) = tenant_with_node(&store, "globex", "h2").await;
     let ack = store
@@ -1613,5 +1624,13 @@ async fn the_watermark_names_what_a_node_still_owes(store: Store) {
     assert_eq!(
         (ack.watermark, ack.missing),
         (0, vec![SeqRange { first: 1, last: 1 }])
+    );
+    // Nor does one tenant see another's node.
+    assert!(
+        store
+            .node_rejections(&globex, &node.id, 10)
+            .await
+            .expect("rejections")
+            .is_none()
     );
 }
