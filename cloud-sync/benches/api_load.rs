@@ -20,6 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rollcall_cloud::codec::Encoding;
 use rollcall_cloud::server::{
     Backend, Config,
     rate_limit::RateConfig,
@@ -220,28 +221,32 @@ async fn seed(http: &reqwest::Client, url: &str, admin: &str) -> Result<(f64, St
                     })
                 })
                 .collect();
-            // Compressed as nodes send them: the server's inflating is part of the rate.
-            rollcall_cloud::gzip::compress(
-                &serde_json::to_vec(&json!({ "protocol": 1, "events": events }))
-                    .unwrap_or_default(),
-            )
+            // CBOR and compressed, as nodes send them: the server's inflating and decoding are
+            // part of the rate.
+            let batch: rollcall_cloud::protocol::PushBatch =
+                serde_json::from_value(json!({ "protocol": 1, "events": events }))
+                    .unwrap_or_else(|e| panic!("the bench's batch: {e}"));
+            rollcall_cloud::gzip::compress(&Encoding::Cbor.encode(&batch))
         })
         .collect();
     let start = Instant::now();
     for (b, body) in bodies.into_iter().enumerate() {
-        let ack: Value = http
+        let answer = http
             .post(format!("{url}/api/v1/sync/push"))
             .bearer_auth(&token)
-            .header("content-type", "application/json")
+            .header("content-type", Encoding::CBOR)
             .header("content-encoding", "gzip")
             .body(body)
             .send()
             .await?
             .error_for_status()?
-            .json()
+            .bytes()
             .await?;
-        if ack["accepted"].as_array().map(Vec::len) != Some(BATCH as usize) {
-            return Err(format!("batch {b} not fully accepted: {ack}").into());
+        let ack: rollcall_cloud::protocol::PushAck = Encoding::Cbor
+            .decode(&answer)
+            .map_err(|e| format!("batch {b}: the answer: {e}"))?;
+        if ack.accepted.len() != BATCH as usize {
+            return Err(format!("batch {b} not fully accepted: {ack:?}").into());
         }
     }
     Ok((f64::from(EVENTS) / start.elapsed().as_secs_f64(), node_id))

@@ -1,13 +1,14 @@
-//! Sync bodies: batches from nodes (arbitrary bytes, as plain JSON and as a gzip body inflated
+//! Sync bodies: batches from nodes (arbitrary bytes, as JSON, as CBOR and as a gzip body inflated
 //! with the cloud's bound) and pulled pages of people from the cloud never panic, and never
 //! inflate past the bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rollcall_cloud::{gzip, protocol};
+use rollcall_cloud::{codec, gzip, protocol};
 
 fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<protocol::PushBatch>(data);
     let _ = serde_json::from_slice::<protocol::PeoplePage>(data);
+    let _ = codec::Encoding::Cbor.decode::<protocol::PushBatch>(data);
     if let Ok(json) = gzip::decompress_bounded(data, protocol::MAX_BATCH_BYTES) {
         assert!(json.len() <= protocol::MAX_BATCH_BYTES);
         let _ = serde_json::from_slice::<protocol::PushBatch>(&json);

@@ -1,17 +1,19 @@
 //! The sync client: pushes the outbox to the cloud in batches, in sequence order, and never
 //! blocks a check-in. Failures back off exponentially with jitter; items the cloud rejects
-//! become dead letters so they never block the ones behind them. Batches travel gzip-compressed
-//! (about a tenth of their JSON); a cloud that answers 415 gets plain JSON from then on.
+//! become dead letters so they never block the ones behind them. Batches travel as CBOR,
+//! gzip-compressed; a cloud that answers 415 (an older release) gets JSON + gzip, and then plain
+//! JSON, from then on. Each round also pulls the site's people (see `store::people_sync`).
 
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU8, Ordering},
     },
     time::Duration,
 };
 
 use rollcall_cloud::{
+    codec::Encoding,
     protocol::{PROTOCOL_VERSION, PeoplePage, PushAck, PushBatch, STREAM_PEOPLE},
     shutdown::Shutdown,
 };
@@ -36,12 +38,12 @@ enum SyncError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Join(String),
-    #[error("encoding a batch: {0}")]
-    Encode(#[from] serde_json::Error),
     #[error("the cloud speaks sync protocol {0}, this node {PROTOCOL_VERSION}")]
     Protocol(u32),
     #[error("applying a pulled person: {0}")]
     Apply(String),
+    #[error("the cloud's answer is unreadable: {0}")]
+    Decode(String),
 }
 
 pub struct SyncClient {
@@ -55,7 +57,9 @@ pub struct SyncClient {
     pipeline: Option<Arc<Pipeline>>,
     metrics: Arc<Metrics>,
     /// The cloud refused a compressed push (an older server): send plain JSON.
-    plain_only: AtomicBool,
+    /// How far the cloud made pushes fall back: 0 CBOR + gzip, 1 JSON + gzip (a cloud without
+    /// CBOR answered 415), 2 plain JSON (one without gzip either).
+    fallback: AtomicU8,
 }
 
 impl SyncClient {
@@ -77,7 +81,7 @@ impl SyncClient {
             store,
             pipeline,
             metrics,
-            plain_only: AtomicBool::new(false),
+            fallback: AtomicU8::new(0),
         })
     }
 
@@ -101,20 +105,27 @@ impl SyncClient {
                 return Ok(());
             }
             let n = events.len();
-            let json = serde_json::to_vec(&PushBatch {
+            let batch = PushBatch {
                 protocol: PROTOCOL_VERSION,
                 events,
-            })?;
-            let mut response = self
-                .post(&json, !self.plain_only.load(Ordering::Relaxed))
-                .await?;
-            if response.status() == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE
-                && !self.plain_only.swap(true, Ordering::Relaxed)
+            };
+            let mut response = self.post(&batch).await?;
+            while response.status() == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE
+                && self.fallback.load(Ordering::Relaxed) < 2
             {
-                tracing::warn!("the cloud does not take gzip bodies: pushing plain JSON");
-                response = self.post(&json, false).await?;
+                let level = self.fallback.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    level,
+                    "the cloud refused the push's encoding: falling back to {}",
+                    if level == 1 {
+                        "JSON + gzip"
+                    } else {
+                        "plain JSON"
+                    }
+                );
+                response = self.post(&batch).await?;
             }
-            let ack: PushAck = json_of(response).await?;
+            let ack: PushAck = decoded(response).await?;
             for r in &ack.rejected {
                 tracing::warn!(id = %r.id, reason = %r.reason, "cloud rejected an event: moved to dead letters");
             }
@@ -168,7 +179,7 @@ impl SyncClient {
                 .bearer_auth(&self.token)
                 .send()
                 .await?;
-            let page: PeoplePage = json_of(response).await?;
+            let page: PeoplePage = decoded(response).await?;
             if page.protocol != PROTOCOL_VERSION {
                 return Err(SyncError::Protocol(page.protocol));
             }
@@ -194,19 +205,26 @@ impl SyncClient {
         }
     }
 
-    /// One push of a batch's JSON, gzip-compressed or not.
-    async fn post(&self, json: &[u8], gzip: bool) -> Result<reqwest::Response, reqwest::Error> {
+    /// One push of a batch, encoded as the fallback level says.
+    async fn post(&self, batch: &PushBatch) -> Result<reqwest::Response, reqwest::Error> {
+        let level = self.fallback.load(Ordering::Relaxed);
+        let encoding = if level == 0 {
+            Encoding::Cbor
+        } else {
+            Encoding::Json
+        };
+        let body = encoding.encode(batch);
         let request = self
             .http
             .post(&self.url)
             .bearer_auth(&self.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        let request = if gzip {
+            .header(reqwest::header::CONTENT_TYPE, encoding.content_type());
+        let request = if level < 2 {
             request
                 .header(reqwest::header::CONTENT_ENCODING, "gzip")
-                .body(rollcall_cloud::gzip::compress(json))
+                .body(rollcall_cloud::gzip::compress(&body))
         } else {
-            request.body(json.to_vec())
+            request.body(body)
         };
         request.send().await
     }
@@ -266,8 +284,9 @@ impl SyncClient {
     }
 }
 
-/// The JSON of a successful answer; any other status is an error carrying the body.
-async fn json_of<T: serde::de::DeserializeOwned>(
+/// A successful answer, decoded as its `Content-Type` says (JSON or CBOR); any other status
+/// is an error carrying the body.
+async fn decoded<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<T, SyncError> {
     let status = response.status();
@@ -278,7 +297,16 @@ async fn json_of<T: serde::de::DeserializeOwned>(
             body,
         });
     }
-    Ok(response.json().await?)
+    let encoding = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Encoding::from_content_type)
+        .unwrap_or(Encoding::Json);
+    let bytes = response.bytes().await?;
+    encoding
+        .decode(&bytes)
+        .map_err(|e| SyncError::Decode(e.to_string()))
 }
 
 /// Failures in a row after a round that settled `settled` items and ended well (`ok`) or
@@ -310,16 +338,28 @@ fn backoff(base: Duration, failures: u32) -> Duration {
 mod tests {
     use super::*;
 
-    /// A cloud from before gzip bodies: 415 for a compressed push, every item accepted
-    /// otherwise (no cloud binary of that age exists to run, so this one stands in for it).
-    async fn legacy_cloud() -> String {
+    /// A cloud of an older release: JSON only (415 for CBOR), and with `gzip` false from before
+    /// gzip bodies (415 for a compressed push); every item accepted otherwise. No cloud binary
+    /// of that age exists to run, so this one stands in for it.
+    async fn legacy_cloud(gzip: bool) -> String {
         async fn push(
+            axum::extract::State(gzip): axum::extract::State<bool>,
             headers: axum::http::HeaderMap,
             body: axum::body::Bytes,
         ) -> Result<axum::Json<PushAck>, axum::http::StatusCode> {
-            if headers.contains_key(axum::http::header::CONTENT_ENCODING) {
+            let json = headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|v| v == "application/json");
+            let compressed = headers.contains_key(axum::http::header::CONTENT_ENCODING);
+            if !json || (compressed && !gzip) {
                 return Err(axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
             }
+            let body = if compressed {
+                rollcall_cloud::gzip::decompress_bounded(&body, 1 << 20)
+                    .map_err(|_| axum::http::StatusCode::BAD_REQUEST)?
+            } else {
+                body.to_vec()
+            };
             let batch: PushBatch =
                 serde_json::from_slice(&body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
             Ok(axum::Json(PushAck {
@@ -331,13 +371,15 @@ mod tests {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = axum::Router::new().route("/api/v1/sync/push", axum::routing::post(push));
+        let app = axum::Router::new()
+            .route("/api/v1/sync/push", axum::routing::post(push))
+            .with_state(gzip);
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}")
     }
 
-    #[tokio::test]
-    async fn a_cloud_without_gzip_gets_plain_json_and_everything_arrives() {
+    /// Pushes three events to `url`; the fallback level the client ended on.
+    async fn push_three(url: String) -> u8 {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = NodeStore::open(
             &dir.path().join("n.sqlite"),
@@ -352,7 +394,7 @@ mod tests {
         let store = Arc::new(Mutex::new(store));
         let client = SyncClient::new(
             &CloudSection {
-                url: legacy_cloud().await,
+                url,
                 node_token: "acme.token".into(),
                 sync_interval_ms: 1000,
             },
@@ -364,10 +406,6 @@ mod tests {
         let mut settled = 0;
         client.drain(&mut settled).await.expect("drain");
         assert_eq!(settled, 3);
-        assert!(
-            client.plain_only.load(Ordering::Relaxed),
-            "fell back to plain JSON"
-        );
         let pending = store
             .lock()
             .expect("lock")
@@ -375,6 +413,13 @@ mod tests {
             .expect("stats")
             .pending;
         assert_eq!(pending, 0);
+        client.fallback.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn older_clouds_get_json_and_then_plain_json_and_everything_arrives() {
+        assert_eq!(push_three(legacy_cloud(true).await).await, 1, "JSON + gzip");
+        assert_eq!(push_three(legacy_cloud(false).await).await, 2, "plain JSON");
     }
 
     #[test]

@@ -332,7 +332,7 @@ fn responses_carry_request_ids() {
     assert_eq!(r.status().as_u16(), 200);
 }
 
-/// Pushes may come gzip-compressed; a bomb, a corrupt or truncated stream, a truncated body,
+/// Pushes may come as JSON or CBOR, gzip-compressed or not; a bomb, a corrupt or truncated stream, a truncated body,
 /// another protocol version, more than 1000 items, another encoding or another media type is
 /// refused whole, before anything is stored; a replayed batch is all duplicates.
 #[test]
@@ -425,6 +425,55 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
                 "{p}"
             );
         }
+        // CBOR, plain or gzip-compressed: the same batch type, answered in CBOR.
+        use rollcall_cloud::codec::Encoding;
+        let cbor_batch = |seqs: std::ops::RangeInclusive<u32>| {
+            let events: Vec<_> = seqs.map(|n| pushed_event(n, "granted")).collect();
+            let batch: rollcall_cloud::protocol::PushBatch =
+                serde_json::from_value(json!({ "protocol": 1, "events": events })).expect("batch");
+            Encoding::Cbor.encode(&batch)
+        };
+        let cbor = cbor_batch(211..=220);
+        assert!(cbor.len() < batch(211..=220).len(), "CBOR is the smaller");
+        for (body, encoding) in [
+            (cbor.clone(), None),
+            (
+                rollcall_cloud::gzip::compress(&cbor_batch(221..=230)),
+                Some("gzip"),
+            ),
+        ] {
+            let mut req = http
+                .post(format!("{}/api/v1/sync/push", cloud.url))
+                .bearer_auth(&token)
+                .header("content-type", "application/cbor")
+                .body(body);
+            if let Some(e) = encoding {
+                req = req.header("content-encoding", e);
+            }
+            let r = req.send().expect("push");
+            assert_eq!(r.status().as_u16(), 200, "{name}");
+            assert_eq!(
+                r.headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+                Some("application/cbor")
+            );
+            let ack: rollcall_cloud::protocol::PushAck = Encoding::Cbor
+                .decode(&r.bytes().expect("body"))
+                .expect("a CBOR ack");
+            assert_eq!(ack.accepted.len(), 10, "{name}: {ack:?}");
+        }
+        for (why, body, wanted) in [
+            ("truncated CBOR", cbor[..cbor.len() / 2].to_vec(), 400),
+            (
+                "CBOR of another shape",
+                Encoding::Cbor.encode(&vec![1u8, 2, 3]),
+                422,
+            ),
+        ] {
+            let (status, p) = send(body, "application/cbor", None);
+            assert_eq!(status, wanted, "{name}: {why}: {p}");
+        }
         // A batch replayed (a copy captured on the wire, or the node's own retry) changes
         // nothing: every item is a duplicate.
         let (status, ack) = send(
@@ -442,12 +491,18 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
             (200, Some(0), Some(200), &json!(200)),
             "{name}: {ack}"
         );
+        // The refused pushes' 201..=210 were never stored: the gap below the CBOR ones shows.
+        assert_eq!(
+            ack["missing"],
+            json!([{ "first": 201, "last": 210 }]),
+            "{name}"
+        );
         let (_, all) = cloud
             .admin_get("/api/v1/events?limit=1000")
             .expect("events");
         assert_eq!(
             all["items"].as_array().map(Vec::len),
-            Some(200),
+            Some(220),
             "{name}: nothing else stored"
         );
     });

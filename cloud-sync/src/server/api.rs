@@ -333,6 +333,7 @@ async fn revoke_node(
 
 /// A node pushes a batch of its outbox; the answer lists accepted, duplicate and rejected items.
 #[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync", request_body = PushBatch,
+    description = "The body may also be CBOR (`Content-Type: application/cbor`, the same fields, about a third smaller); the answer then comes in CBOR too.",
     params(("Content-Encoding" = Option<String>, Header, description = "`gzip` for a compressed body; none for plain JSON")),
     security(("node_token" = [])),
     responses((status = 200, body = PushAck),
@@ -344,8 +345,11 @@ async fn push(
         row: node,
         meta,
     }: Node,
-    super::sync_body::SyncJson(batch): super::sync_body::SyncJson<PushBatch>,
-) -> Result<axum::Json<PushAck>, Problem> {
+    super::sync_body::SyncBody {
+        value: batch,
+        encoding,
+    }: super::sync_body::SyncBody<PushBatch>,
+) -> Result<super::sync_body::SyncReply<PushAck>, Problem> {
     if batch.protocol != PROTOCOL_VERSION {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
@@ -421,7 +425,7 @@ async fn push(
         tracing::warn!(node = %node_id, id = %r.id, reason = %r.reason, "sync item rejected");
     }
     tracing::info!(node = %node_id, accepted = ack.accepted.len(), duplicate = ack.duplicate.len(), rejected = ack.rejected.len(), "sync push");
-    Ok(axum::Json(ack))
+    Ok(super::sync_body::SyncReply(encoding, ack))
 }
 
 /// A node checks its credential and the server's clock (`rollcall-node doctor`).

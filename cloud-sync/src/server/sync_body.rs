@@ -1,29 +1,48 @@
-//! The body of a node's push: JSON, sent as it is or gzip-compressed (`Content-Encoding: gzip`),
-//! at most [`MAX_BATCH_BYTES`] once inflated. Anything else is refused with a problem document
-//! before a byte is stored: another encoding 415, too large 413, not gzip or not JSON 400, JSON
-//! of the wrong shape 422.
+//! The body of a node's push: JSON or CBOR (`Content-Type`), sent as it is or gzip-compressed
+//! (`Content-Encoding: gzip`), at most [`MAX_BATCH_BYTES`] once inflated; and the answer, in
+//! the push's own encoding. Anything else is refused with a problem document before a byte is
+//! stored: another media type or encoding 415, too large 413, not gzip or not well-formed 400,
+//! well-formed but of the wrong shape 422.
 
 use axum::{
     extract::{FromRequest, Request},
     http::{StatusCode, header},
+    response::{IntoResponse, Response},
 };
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
+    codec::{DecodeError, Encoding},
     gzip::{self, GzipError},
     problem::Problem,
     protocol::MAX_BATCH_BYTES,
 };
 
-/// A JSON body that may come gzip-compressed.
-pub(crate) struct SyncJson<T>(pub T);
+/// A push body, and the encoding it came in (the answer uses it too).
+pub(crate) struct SyncBody<T> {
+    pub value: T,
+    pub encoding: Encoding,
+}
+
+/// An answer in the encoding of the request it answers.
+pub(crate) struct SyncReply<T>(pub Encoding, pub T);
+
+impl<T: Serialize> IntoResponse for SyncReply<T> {
+    fn into_response(self) -> Response {
+        (
+            [(header::CONTENT_TYPE, self.0.content_type())],
+            self.0.encode(&self.1),
+        )
+            .into_response()
+    }
+}
 
 fn too_large() -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
         "Request body too large",
-        format!("a push may hold at most {MAX_BATCH_BYTES} bytes of JSON, once inflated"),
+        format!("a push may hold at most {MAX_BATCH_BYTES} bytes, once inflated"),
     )
 }
 
@@ -36,7 +55,7 @@ fn unsupported(detail: String) -> Problem {
     )
 }
 
-impl<T, S> FromRequest<S> for SyncJson<T>
+impl<T, S> FromRequest<S> for SyncBody<T>
 where
     T: DeserializeOwned,
     S: Send + Sync,
@@ -45,16 +64,16 @@ where
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Problem> {
         let headers = req.headers();
-        let is_json = headers
+        let Some(encoding) = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
+            .and_then(Encoding::from_content_type)
+        else {
             return Err(unsupported(
-                "a push is application/json (optionally Content-Encoding: gzip)".into(),
+                "a push is application/json or application/cbor (optionally Content-Encoding: gzip)"
+                    .into(),
             ));
-        }
+        };
         let gzipped = match headers
             .get(header::CONTENT_ENCODING)
             .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
@@ -71,7 +90,7 @@ where
         let bytes = axum::body::to_bytes(req.into_body(), MAX_BATCH_BYTES)
             .await
             .map_err(|_| too_large())?;
-        let json = if gzipped {
+        let body = if gzipped {
             gzip::decompress_bounded(&bytes, MAX_BATCH_BYTES).map_err(|e| match e {
                 GzipError::TooLarge { .. } => too_large(),
                 GzipError::Corrupt(why) => Problem::new(
@@ -84,18 +103,20 @@ where
         } else {
             bytes.to_vec()
         };
-        serde_json::from_slice(&json).map(SyncJson).map_err(|e| {
-            let status = if e.is_data() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            Problem::new(
-                status,
-                "invalid-body",
-                "Invalid request body",
-                format!("the push is not a batch: {e}"),
-            )
-        })
+        match encoding.decode(&body) {
+            Ok(value) => Ok(SyncBody { value, encoding }),
+            Err(e) => {
+                let status = match e {
+                    DecodeError::Shape(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    DecodeError::Syntax(_) => StatusCode::BAD_REQUEST,
+                };
+                Err(Problem::new(
+                    status,
+                    "invalid-body",
+                    "Invalid request body",
+                    format!("the push is not a batch: {e}"),
+                ))
+            }
+        }
     }
 }

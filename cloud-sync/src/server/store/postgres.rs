@@ -697,13 +697,18 @@ impl PgStore {
                 existing.by_seq.insert(seq.unsigned_abs(), id);
             }
         }
-        // Optimistically, no id of the batch is stored yet: insert, skipping any row a unique
-        // key refuses. If one was refused, its id is stored already (a duplicate, or another
+        // Optimistically, no id of the batch is stored yet: insert. If a unique key refuses a
+        // row, its id is stored already (a duplicate under another sequence number, or another
         // node's): undo, look the ids up and judge the batch again.
         tx.batch_execute("SAVEPOINT ingest").await?;
         let mut plan = ingest::plan(node, events, &existing);
-        let inserted = insert_events(&tx, scope, node, received, &plan.insert).await?;
-        if inserted < plan.insert.len() as u64 {
+        let first = insert_events(&tx, scope, node, received, &plan.insert).await;
+        if let Err(e) = first {
+            let collided = matches!(&e, StoreError::Postgres(pg)
+                if pg.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION));
+            if !collided {
+                return Err(e);
+            }
             tx.batch_execute("ROLLBACK TO SAVEPOINT ingest").await?;
             for r in tx
                 .query(
@@ -942,7 +947,7 @@ impl PgStore {
 }
 
 /// Appends an audit entry within the caller's transaction (already scoped to `tenant_id`).
-/// Inserts pushed events in one statement, skipping any a unique key refuses; how many went in.
+/// Inserts pushed events in one statement (a unique key's refusal fails it whole).
 async fn insert_events(
     tx: &Transaction<'_>,
     scope: &TenantScope,
@@ -962,8 +967,7 @@ async fn insert_events(
             "INSERT INTO events (id, tenant_id, node_id, site_id, seq, person_id, decision, node_time_ms, received_ms, body)
              SELECT u.id, $1, $2, $3, u.seq, u.person_id, u.decision, u.node_time_ms, $4, u.body
              FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[])
-                  AS u(id, seq, person_id, decision, node_time_ms, body)
-             ON CONFLICT DO NOTHING",
+                  AS u(id, seq, person_id, decision, node_time_ms, body)",
         )
         .await?;
     Ok(tx
