@@ -7,7 +7,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
     time::Duration,
 };
@@ -60,6 +60,8 @@ pub struct SyncClient {
     /// How far the cloud made pushes fall back: 0 CBOR + gzip, 1 JSON + gzip (a cloud without
     /// CBOR answered 415), 2 plain JSON (one without gzip either).
     fallback: AtomicU8,
+    /// The cloud has no people pull (an older release answered 404).
+    pull_unsupported: AtomicBool,
 }
 
 impl SyncClient {
@@ -82,6 +84,7 @@ impl SyncClient {
             pipeline,
             metrics,
             fallback: AtomicU8::new(0),
+            pull_unsupported: AtomicBool::new(false),
         })
     }
 
@@ -173,16 +176,9 @@ impl SyncClient {
         let mut pulled = 0;
         loop {
             let cursor = self.with_store(|s| s.sync_cursor(STREAM_PEOPLE)).await?;
-            let response = self
-                .http
-                .get(format!("{}?cursor={cursor}", self.people_url))
-                .bearer_auth(&self.token)
-                .send()
-                .await?;
-            let page: PeoplePage = decoded(response).await?;
-            if page.protocol != PROTOCOL_VERSION {
-                return Err(SyncError::Protocol(page.protocol));
-            }
+            let Some(page) = self.people_page(cursor).await? else {
+                return Ok(pulled);
+            };
             let (pipeline, items) = (pipeline.clone(), page.items);
             let n = items.len();
             tokio::task::spawn_blocking(move || {
@@ -203,6 +199,30 @@ impl SyncClient {
                 return Ok(pulled);
             }
         }
+    }
+
+    /// The page of people after `cursor`; `None` from a cloud of a release without the pull
+    /// (404): the node stops asking, and its pushes are not held back by failing rounds.
+    async fn people_page(&self, cursor: u64) -> Result<Option<PeoplePage>, SyncError> {
+        if self.pull_unsupported.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let response = self
+            .http
+            .get(format!("{}?cursor={cursor}", self.people_url))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            self.pull_unsupported.store(true, Ordering::Relaxed);
+            tracing::warn!("the cloud has no people to pull (an older release): push only");
+            return Ok(None);
+        }
+        let page: PeoplePage = decoded(response).await?;
+        if page.protocol != PROTOCOL_VERSION {
+            return Err(SyncError::Protocol(page.protocol));
+        }
+        Ok(Some(page))
     }
 
     /// One push of a batch, encoded as the fallback level says.
@@ -413,6 +433,15 @@ mod tests {
             .expect("stats")
             .pending;
         assert_eq!(pending, 0);
+        // No people pull there either: asked once, then not again.
+        assert!(
+            client
+                .people_page(0)
+                .await
+                .expect("404 is no error")
+                .is_none()
+        );
+        assert!(client.pull_unsupported.load(Ordering::Relaxed));
         client.fallback.load(Ordering::Relaxed)
     }
 

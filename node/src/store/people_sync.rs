@@ -290,8 +290,16 @@ impl NodeStore {
         };
         let tx = self.conn.transaction()?;
         let now = current(&tx, &change.id)?;
+        let lost_before = tx
+            .query_row(
+                "SELECT 1 FROM person_history WHERE person_id = ?1 AND version = ?2",
+                params![change.id, to_text(&change.hlc)],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
         if let Some((held, _)) = &now {
-            if *held == incoming {
+            if *held == incoming || lost_before {
                 return Ok((Merged::Known, GalleryChange::Keep));
             }
             if !incoming.beats(held) {
@@ -477,6 +485,11 @@ mod tests {
             s.person("ann").expect("p").expect("ann").display_name,
             "Ann"
         );
+        // That loser delivered again (a page pulled twice) is known: kept once.
+        let (m, _) = s
+            .apply_person_change(&assigned("ann", 5, "Anne", &[]), "m")
+            .expect("apply");
+        assert_eq!(m, Merged::Known);
         // A newer one with one template fewer: the template goes.
         s.apply_person_change(&assigned("ann", 20, "Ann B.", &[]), "m")
             .expect("apply");
