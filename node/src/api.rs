@@ -52,6 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/people", post(add_person).get(list_people))
         .route("/api/v1/people/{id}", axum::routing::delete(delete_person))
         .route("/api/v1/people/{id}/faces", post(enrol_face))
+        .route("/api/v1/people/{id}/history", get(person_history))
         .route("/enrol", get(enrolment_page))
         .route("/api/v1/enrolment/check", post(check_enrolment_face))
         .route("/api/v1/enrolments", post(enrol_person))
@@ -676,6 +677,16 @@ async fn items<T: Serialize + Send + 'static>(
 }
 
 /// The site's hardware alarms, newest first.
+/// The versions of a person that lost to another or were replaced by a later one (sync's
+/// conflict rule keeps them), oldest first; empty for a person never in conflict.
+async fn person_history(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Path(person_id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    items(&state, move |s| s.person_versions(&person_id)).await
+}
+
 async fn list_alarms(
     State(state): State<Arc<AppState>>,
     _admin: Admin,

@@ -2,7 +2,8 @@
 //! person enrolled in the cloud only (a template from an enrolment station) is recognised at
 //! the node; a template deleted in the cloud stops matching at the node within a sync cycle or
 //! two; unassigning someone from the site drops them from its node, assigning them brings them
-//! back; an erasure removes them from the node for good (the id cannot be used again on either
+//! back; a later cloud edit wins over an earlier node edit, which the node keeps in the person's
+//! history; an erasure removes them from the node for good (the id cannot be used again on either
 //! side).
 
 use std::time::Duration;
@@ -145,6 +146,43 @@ fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_
         wait_for("obama back", soon, || held(&node, "obama") == Some(1));
         let d = node.decide(&photo("sample-obama"), Some(AT_GATE));
         assert_eq!(d["person"]["id"], "obama", "{backend}: {d}");
+
+        // A second face enrolled at the node is the node's edit; a later edit in the cloud wins
+        // (last writer), and the node keeps what its own version said in the person's history.
+        use base64::Engine as _;
+        let face = base64::engine::general_purpose::STANDARD.encode(photo("sample-obama3"));
+        let (status, p) = node
+            .post_json(
+                "/api/v1/people/obama/faces",
+                &json!({ "image_base64": face }),
+                true,
+            )
+            .expect("local enrolment");
+        assert_eq!(status, 201, "{backend}: {p}");
+        assert_eq!(held(&node, "obama"), Some(2));
+        let (status, _) = admin(
+            cloud,
+            "PATCH",
+            "/api/v1/people/obama",
+            Some(json!({ "display_name": "Barack H. Obama" })),
+        );
+        assert_eq!(status, 200, "{backend}");
+        wait_for("the cloud's later edit on the node", soon, || {
+            held(&node, "obama") == Some(1)
+        });
+        let history = node
+            .admin_list("/api/v1/people/obama/history")
+            .expect("history");
+        let last = history.last().expect("a replaced version");
+        assert_eq!(
+            (
+                last["outcome"].as_str(),
+                last["state"]["templates"].as_array().map(Vec::len),
+                last["version"]["origin"].as_str()
+            ),
+            (Some("replaced"), Some(2), Some("node")),
+            "{backend}: {history:?}"
+        );
 
         // Erased in the cloud: gone from the node, and the id is spent on both sides.
         let (status, _) = admin(cloud, "DELETE", "/api/v1/people/obama", None);
