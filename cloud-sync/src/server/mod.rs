@@ -71,7 +71,8 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
-/// Deletes every active tenant's expired idempotency keys and ended browser sessions (hourly).
+/// Deletes every active tenant's expired idempotency keys, ended browser sessions and superseded
+/// people changes (hourly).
 async fn purge_expired(store: &Store) {
     let tenants = match store.tenants().await {
         Ok(t) => t,
@@ -79,20 +80,31 @@ async fn purge_expired(store: &Store) {
     };
     for scope in tenants.iter().filter_map(store::Tenant::scope) {
         let day_ago = crate::sqlite::now_ms() - 24 * 3600 * 1000;
-        match store.purge_sessions(&scope, day_ago).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(tenant = %scope.slug(), sessions = n, "ended sessions purged"),
-            Err(e) => tracing::warn!(tenant = %scope.slug(), error = %e, "session purge failed"),
-        }
-        match store.idem_purge(&scope).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(tenant = %scope.slug(), keys = n, "expired idempotency keys purged")
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %scope.slug(), error = %e, "idempotency key purge failed")
-            }
-        }
+        let tenant = scope.slug();
+        log_purge(
+            tenant,
+            "ended browser sessions",
+            store.purge_sessions(&scope, day_ago).await,
+        );
+        log_purge(
+            tenant,
+            "superseded people changes",
+            store.compact_person_changes(&scope).await,
+        );
+        log_purge(
+            tenant,
+            "expired idempotency keys",
+            store.idem_purge(&scope).await,
+        );
+    }
+}
+
+/// Logs what one purge of one tenant removed, or why it failed.
+fn log_purge(tenant: &str, what: &str, outcome: Result<u64, store::StoreError>) {
+    match outcome {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(tenant, rows = n, "purged {what}"),
+        Err(e) => tracing::warn!(tenant, error = %e, "purging {what} failed"),
     }
 }
 

@@ -64,6 +64,20 @@ fn row_of(
 }
 
 impl Store {
+    /// Drops superseded changes from the feed (hourly); how many went.
+    pub async fn compact_person_changes(&self, scope: &TenantScope) -> Result<u64, StoreError> {
+        let scope = scope.clone();
+        match self {
+            Store::Sqlite(s) => {
+                blocking(s, move |s| {
+                    Ok(s.conn.execute(&COMPACT.replace('$', "?"), [scope.id])? as u64)
+                })
+                .await
+            }
+            Store::Postgres(p) => p.execute_scoped(&scope, COMPACT, &[&scope.id]).await,
+        }
+    }
+
     /// Each person with a change after `cursor`, by their latest change, oldest first; at most
     /// `limit`.
     pub async fn person_changes_after(
@@ -82,6 +96,13 @@ impl Store {
         }
     }
 }
+
+/// Deletes every change that a later change of the same person supersedes: a pull lists each
+/// person by their latest change only, so no cursor sees a difference.
+const COMPACT: &str = "DELETE FROM person_changes WHERE tenant_id = $1
+     AND change_id < (SELECT MAX(n.change_id) FROM person_changes n
+                      WHERE n.tenant_id = person_changes.tenant_id
+                        AND n.person_id = person_changes.person_id)";
 
 const CHANGES_AFTER: &str = "SELECT c.change_id, c.person_id, c.hlc_ms, c.hlc_counter, c.erased
      FROM person_changes c

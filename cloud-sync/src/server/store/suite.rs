@@ -1214,6 +1214,76 @@ fn person(id: &str, sites: &[&str]) -> people::NewPerson {
     }
 }
 
+both!(people_changes_feed_pulls_in_commit_order_and_compacts);
+async fn people_changes_feed_pulls_in_commit_order_and_compacts(store: Store) {
+    use people::PersonPatch;
+    let acme = with_sites(&store, "acme", &["hq"]).await;
+    let globex = with_sites(&store, "globex", &["hq"]).await;
+    for id in ["E-1", "E-2"] {
+        store
+            .create_person(&acme, person(id, &["hq"]), audit())
+            .await
+            .expect("person");
+    }
+    let rename = || PersonPatch {
+        display_name: Some("Renamed".into()),
+        ..PersonPatch::default()
+    };
+    store
+        .update_person(&acme, "E-1", rename(), audit())
+        .await
+        .expect("q");
+    store
+        .delete_person(&acme, "E-2", audit())
+        .await
+        .expect("erased");
+    let feed = store
+        .person_changes_after(&acme, 0, 10)
+        .await
+        .expect("feed");
+    // One entry per person, by their latest change, oldest first; numbered 1.., later HLCs.
+    let seen: Vec<(u64, &str, bool)> = feed
+        .iter()
+        .map(|c| (c.change_id, c.person_id.as_str(), c.erased))
+        .collect();
+    assert_eq!(seen, [(3, "E-1", false), (4, "E-2", true)]);
+    assert!(feed[1].hlc > feed[0].hlc);
+    // After a cursor, only what changed since; another tenant's feed is its own.
+    let after = store
+        .person_changes_after(&acme, 3, 10)
+        .await
+        .expect("feed");
+    assert_eq!(after.len(), 1);
+    assert!(
+        store
+            .person_changes_after(&globex, 0, 10)
+            .await
+            .expect("feed")
+            .is_empty()
+    );
+    // An erased id is spent.
+    let again = store
+        .create_person(&acme, person("E-2", &["hq"]), audit())
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    // Compaction drops the superseded rows (E-1's and E-2's creations) and changes no pull.
+    assert_eq!(
+        store.compact_person_changes(&acme).await.expect("compact"),
+        2
+    );
+    assert_eq!(
+        store
+            .person_changes_after(&acme, 0, 10)
+            .await
+            .expect("feed"),
+        feed
+    );
+    assert_eq!(
+        store.compact_person_changes(&acme).await.expect("compact"),
+        0
+    );
+}
+
 both!(people_have_sites_and_are_erased_whole);
 async fn people_have_sites_and_are_erased_whole(store: Store) {
     use people::{PeopleFilter, PersonPatch};
