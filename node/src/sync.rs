@@ -156,7 +156,6 @@ impl SyncClient {
                 }
             }
             self.metrics.sync_pushes.inc();
-            self.metrics.sync_last_success_ms.set(now_ms());
             *settled += acknowledged;
             if acknowledged < n {
                 // The cloud answered for fewer items than sent: try again on the next round
