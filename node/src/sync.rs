@@ -7,7 +7,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU8, Ordering},
+        atomic::{AtomicI64, AtomicU8, Ordering},
     },
     time::Duration,
 };
@@ -27,6 +27,8 @@ use crate::{
 
 const BATCH: u32 = 500;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a node waits before asking a cloud that had no people pull again.
+const PULL_RETRY_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 enum SyncError {
@@ -60,8 +62,9 @@ pub struct SyncClient {
     /// How far the cloud made pushes fall back: 0 CBOR + gzip, 1 JSON + gzip (a cloud without
     /// CBOR answered 415), 2 plain JSON (one without gzip either).
     fallback: AtomicU8,
-    /// The cloud has no people pull (an older release answered 404).
-    pull_unsupported: AtomicBool,
+    /// Until when (ms since the epoch) not to ask for people: a cloud of an older release
+    /// answered 404; it is asked again after [`PULL_RETRY_MS`], in case it was upgraded.
+    pull_paused_until_ms: AtomicI64,
 }
 
 impl SyncClient {
@@ -84,7 +87,7 @@ impl SyncClient {
             pipeline,
             metrics,
             fallback: AtomicU8::new(0),
-            pull_unsupported: AtomicBool::new(false),
+            pull_paused_until_ms: AtomicI64::new(0),
         })
     }
 
@@ -201,9 +204,9 @@ impl SyncClient {
     }
 
     /// The page of people after `cursor`; `None` from a cloud of a release without the pull
-    /// (404): the node stops asking, and its pushes are not held back by failing rounds.
+    /// (404): the node pauses asking, and its pushes are not held back by failing rounds.
     async fn people_page(&self, cursor: u64) -> Result<Option<PeoplePage>, SyncError> {
-        if self.pull_unsupported.load(Ordering::Relaxed) {
+        if now_ms() < self.pull_paused_until_ms.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let response = self
@@ -213,8 +216,12 @@ impl SyncClient {
             .send()
             .await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
-            self.pull_unsupported.store(true, Ordering::Relaxed);
-            tracing::warn!("the cloud has no people to pull (an older release): push only");
+            self.pull_paused_until_ms
+                .store(now_ms() + PULL_RETRY_MS, Ordering::Relaxed);
+            tracing::warn!(
+                retry_in_s = PULL_RETRY_MS / 1000,
+                "the cloud has no people to pull (an older release): pushing only for now"
+            );
             return Ok(None);
         }
         let page: PeoplePage = decoded(response).await?;
@@ -440,7 +447,9 @@ mod tests {
                 .expect("404 is no error")
                 .is_none()
         );
-        assert!(client.pull_unsupported.load(Ordering::Relaxed));
+        let paused = client.pull_paused_until_ms.load(Ordering::Relaxed);
+        assert!(paused > now_ms(), "asked again later, not at every round");
+        assert!(client.people_page(0).await.expect("paused").is_none());
         client.fallback.load(Ordering::Relaxed)
     }
 
