@@ -549,6 +549,9 @@ fn each_push_says_how_far_the_nodes_sequence_is_held() {
         );
         let (_, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
         assert_eq!(nodes["items"][0]["watermark"], 2, "{name}: {nodes}");
+        // The events were made in 2023: the node is that far behind.
+        let lag = nodes["items"][0]["lag_ms"].as_i64().unwrap_or(0);
+        assert!(lag > 86_400_000, "{name}: {nodes}");
         let metrics = cloud
             .get("/metrics")
             .expect("metrics")

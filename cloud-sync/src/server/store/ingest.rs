@@ -117,6 +117,16 @@ pub fn plan<'a>(node: &NodeRow, events: &'a [AttendanceEvent], existing: &Existi
     out
 }
 
+/// How far behind the node was, as of this push: its receipt time minus the node time of the
+/// newest event it brought in; `None` if it brought none (the node's lag stays as it was).
+pub fn lag_ms(plan: &Plan<'_>, received_ms: i64) -> Option<i64> {
+    plan.insert
+        .iter()
+        .map(|e| e.node_time_ms)
+        .max()
+        .map(|newest| (received_ms - newest).max(0))
+}
+
 /// Why an event cannot be stored, if it cannot.
 fn invalid(node: &NodeRow, e: &AttendanceEvent) -> Option<String> {
     if !ulid_like(&e.id) {
@@ -216,6 +226,25 @@ mod tests {
         assert!(p.ack.rejected[0].reason.starts_with("sequence_conflict"));
         assert!(p.ack.rejected[1].reason.starts_with("id_conflict"));
         assert_eq!(p.insert.len(), 1);
+    }
+
+    #[test]
+    fn the_lag_is_that_of_the_newest_new_event_or_unchanged() {
+        let a = "01HZZZZZZZZZZZZZZZZZZZZZZA";
+        let b = "01HZZZZZZZZZZZZZZZZZZZZZZB";
+        let mut newer = event(b, 2, "hq");
+        newer.node_time_ms += 5_000;
+        let events = [event(a, 1, "hq"), newer.clone()];
+        let p = plan(&node(), &events, &Existing::default());
+        assert_eq!(lag_ms(&p, newer.node_time_ms + 700), Some(700));
+        // A clock ahead of the cloud's: no negative lag.
+        assert_eq!(lag_ms(&p, newer.node_time_ms - 10), Some(0));
+        // Only duplicates: nothing new, the lag stays as it was.
+        let mut held = Existing::default();
+        held.by_id.insert(a.into(), ("n1".into(), 1));
+        held.by_seq.insert(1, a.into());
+        let p = plan(&node(), &events[..1], &held);
+        assert_eq!(lag_ms(&p, 0), None);
     }
 
     proptest! {

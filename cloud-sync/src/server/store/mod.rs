@@ -232,6 +232,11 @@ pub struct NodeInfo {
     pub revoked_ms: Option<i64>,
     /// The cloud holds every event of this node with sequence numbers 1..=watermark.
     pub watermark: u64,
+    /// How far behind the node was at its last push that brought events: receipt time minus
+    /// the node time of the newest of them (a node offline for a day catches up with a lag of
+    /// a day, then of seconds). Absent before its first events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<i64>,
 }
 
 /// A registered node, as authentication finds it.

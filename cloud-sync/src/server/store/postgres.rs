@@ -301,6 +301,8 @@ ALTER TABLE person_changes FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON person_changes USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    // How far behind each node was at its last push that brought events.
+    "ALTER TABLE nodes ADD COLUMN lag_ms BIGINT;",
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -603,7 +605,7 @@ impl PgStore {
         let tx = scoped(&mut client, scope).await?;
         let rows = tx
             .query(
-                "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms, watermark FROM nodes
+                "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms, watermark, lag_ms FROM nodes
                  WHERE tenant_id = $1 ORDER BY created_ms, id",
                 &[&scope.id],
             )
@@ -618,6 +620,7 @@ impl PgStore {
                 last_seen_ms: r.get(3),
                 revoked_ms: r.get(4),
                 watermark: r.get::<_, i64>(5).unsigned_abs(),
+                lag_ms: r.get(6),
             })
             .collect())
     }
@@ -761,7 +764,10 @@ impl PgStore {
             .collect();
         let (watermark, missing) = ingest::advance(watermark.unsigned_abs(), &above);
         let seen = tx
-            .prepare_cached("UPDATE nodes SET last_seen_ms = $1, watermark = $3 WHERE id = $2")
+            .prepare_cached(
+                "UPDATE nodes SET last_seen_ms = $1, watermark = $3, lag_ms = coalesce($4, lag_ms)
+                 WHERE id = $2",
+            )
             .await?;
         tx.execute(
             &seen,
@@ -769,6 +775,7 @@ impl PgStore {
                 &received,
                 &node.id,
                 &i64::try_from(watermark).unwrap_or(i64::MAX),
+                &ingest::lag_ms(&plan, received),
             ],
         )
         .await?;

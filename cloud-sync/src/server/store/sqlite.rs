@@ -249,6 +249,8 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         PRIMARY KEY (tenant_id, change_id)
     );
     CREATE INDEX person_changes_by_person ON person_changes (tenant_id, person_id, change_id);",
+    // How far behind each node was at its last push that brought events.
+    "ALTER TABLE nodes ADD COLUMN lag_ms INTEGER;",
 ];
 
 impl SqliteStore {
@@ -497,7 +499,7 @@ impl SqliteStore {
 
     pub fn nodes(&self, scope: &TenantScope) -> Result<Vec<NodeInfo>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms, watermark FROM nodes
+            "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms, watermark, lag_ms FROM nodes
              WHERE tenant_id = ?1 ORDER BY created_ms, id",
         )?;
         let rows = stmt.query_map([scope.id], |r| {
@@ -508,6 +510,7 @@ impl SqliteStore {
                 last_seen_ms: r.get(3)?,
                 revoked_ms: r.get(4)?,
                 watermark: r.get::<_, i64>(5)?.unsigned_abs(),
+                lag_ms: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -622,12 +625,14 @@ impl SqliteStore {
         };
         let (watermark, missing) = ingest::advance(watermark.unsigned_abs(), &above);
         tx.execute(
-            "UPDATE nodes SET last_seen_ms = ?1, watermark = ?4 WHERE id = ?2 AND tenant_id = ?3",
+            "UPDATE nodes SET last_seen_ms = ?1, watermark = ?4, lag_ms = coalesce(?5, lag_ms)
+             WHERE id = ?2 AND tenant_id = ?3",
             params![
                 received,
                 node.id,
                 scope.id,
-                i64::try_from(watermark).unwrap_or(i64::MAX)
+                i64::try_from(watermark).unwrap_or(i64::MAX),
+                ingest::lag_ms(&plan, received)
             ],
         )?;
         let mut plan = plan;
