@@ -87,14 +87,22 @@ fn summary(state: &PersonState) -> serde_json::Value {
         PersonState::Assigned {
             display_name,
             templates,
-        } => serde_json::json!({
-            "op": "assigned",
-            "display_name": display_name,
-            "templates": templates.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
-        }),
+        } => assigned_summary(display_name, templates.iter().map(|t| t.id.as_str())),
         PersonState::Unassigned => serde_json::json!({ "op": "unassigned" }),
         PersonState::Erased => serde_json::json!({ "op": "erased" }),
     }
+}
+
+/// What an assigned version says: name and template ids (never vectors).
+fn assigned_summary<'a>(
+    display_name: &str,
+    template_ids: impl Iterator<Item = &'a str>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "op": "assigned",
+        "display_name": display_name,
+        "templates": template_ids.collect::<Vec<_>>(),
+    })
 }
 
 /// What the node holds of a person now: the version and what it says.
@@ -125,7 +133,7 @@ fn current(
                 hlc,
                 change: Change::Edit { state: () },
             },
-            serde_json::json!({ "op": "assigned", "display_name": name, "templates": templates }),
+            assigned_summary(&name, templates.iter().map(String::as_str)),
         )));
     }
     let tomb: Option<(String, bool)> = tx
@@ -231,13 +239,10 @@ impl NodeStore {
         Ok(clock)
     }
 
-    /// A version for an edit the node makes itself (an enrolment, a local deletion).
-    pub(super) fn stamp(&self) -> Hlc {
-        self.clock.borrow_mut().tick(now_ms().max(0).unsigned_abs())
-    }
-
+    /// The version, as stored, of an edit the node makes itself (an enrolment, a local
+    /// deletion).
     pub(super) fn stamp_text(&self) -> String {
-        to_text(&self.stamp())
+        to_text(&self.clock.borrow_mut().tick(now_ms().max(0).unsigned_abs()))
     }
 
     /// Refuses an id erased in the cloud; forgets the tombstone of one merely dropped (the

@@ -27,17 +27,19 @@ pub const CLOUD_ORIGIN: &str = "cloud";
 /// Serialises a tenant's writers to the feed on PostgreSQL (with the tenant id as second key).
 const FEED_LOCK: i32 = 0x7065_6f70; // "peop"
 
+/// The cloud's timestamp from its stored columns.
+fn cloud_hlc(ms: i64, counter: i64) -> Hlc {
+    Hlc {
+        ms: ms.max(0).unsigned_abs(),
+        counter: u32::try_from(counter).unwrap_or(u32::MAX),
+        origin: CLOUD_ORIGIN.into(),
+    }
+}
+
 /// The next change number and timestamp after the tenant's last change `(id, ms, counter)`.
 fn next_change(last: Option<(i64, i64, i64)>, wall_ms: i64) -> (i64, Hlc) {
     let (id, seen) = match last {
-        Some((id, ms, counter)) => (
-            id,
-            Some(Hlc {
-                ms: ms.max(0).unsigned_abs(),
-                counter: u32::try_from(counter).unwrap_or(u32::MAX),
-                origin: CLOUD_ORIGIN.into(),
-            }),
-        ),
+        Some((id, ms, counter)) => (id, Some(cloud_hlc(ms, counter))),
         None => (0, None),
     };
     let hlc = Clock::resume(CLOUD_ORIGIN, seen.as_ref()).tick(wall_ms.max(0).unsigned_abs());
@@ -54,11 +56,7 @@ fn row_of(
     PersonChangeRow {
         change_id: change_id.max(0).unsigned_abs(),
         person_id,
-        hlc: Hlc {
-            ms: ms.max(0).unsigned_abs(),
-            counter: u32::try_from(counter).unwrap_or(u32::MAX),
-            origin: CLOUD_ORIGIN.into(),
-        },
+        hlc: cloud_hlc(ms, counter),
         erased,
     }
 }
