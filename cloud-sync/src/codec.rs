@@ -77,7 +77,7 @@ impl Encoding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{AttendanceEvent, Decision, PushBatch};
+    use crate::protocol::{AlarmRecord, AttendanceEvent, AuditRecord, Decision, PushBatch};
     use proptest::prelude::*;
 
     fn batch(n: u64) -> PushBatch {
@@ -98,6 +98,23 @@ mod tests {
                     card: None,
                 })
                 .collect(),
+            alarms: vec![AlarmRecord {
+                id: "01J0000000000000000000ALRM".into(),
+                seq: 1,
+                kind: "door_forced".into(),
+                pd: Some(1),
+                detail: "door 1 opened without a grant".into(),
+                node_time_ms: 1_700_000_000_000,
+            }],
+            audit: vec![AuditRecord {
+                id: "01J0000000000000000000AUDT".into(),
+                seq: 1,
+                actor: "admin".into(),
+                action: "person.deleted".into(),
+                subject: "p1".into(),
+                detail: "Ann; 2 face template(s) deleted".into(),
+                node_time_ms: 1_700_000_000_000,
+            }],
         }
     }
 

@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 /// Version of these types; a push with another version is refused with a clear error.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Most items one push may carry.
+/// Most items one push may carry, of all streams together.
 pub const MAX_BATCH_ITEMS: usize = 1000;
+
+/// Longest `detail` of an alarm or audit record, in bytes.
+pub const MAX_RECORD_DETAIL: usize = 2000;
 
 /// Largest push body once decompressed (the JSON of a full batch is well under it).
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -86,6 +89,63 @@ pub struct AttendanceEvent {
 pub struct PushBatch {
     pub protocol: u32,
     pub events: Vec<AttendanceEvent>,
+    /// The site's hardware alarms (door forced, reader offline, tamper, …); absent from nodes
+    /// older than this field, and ignored by clouds older than it (the node then sends them
+    /// again each round, never in place of events).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<AlarmRecord>,
+    /// The node's audit log: who did what on the node (a person deleted, a dead letter retried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditRecord>,
+}
+
+impl PushBatch {
+    /// Items of every stream in the batch (at most [`MAX_BATCH_ITEMS`]).
+    pub fn len(&self) -> usize {
+        self.events.len() + self.alarms.len() + self.audit.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An alarm raised by a site's hardware, as the node recorded it: an immutable fact, stored once
+/// by its id. Its sequence number counts the node's alarms (1, 2, 3, …), apart from events.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmRecord {
+    /// ULID given by the node; the idempotency key.
+    pub id: String,
+    pub seq: u64,
+    /// `door_forced`, `door_held_open`, `door_secured`, `reader_offline`, `reader_online`,
+    /// `tamper`, `power_failure`, … (1-40 of a-z and `_`).
+    pub kind: String,
+    /// The OSDP address of the peripheral that raised it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pd: Option<u8>,
+    pub detail: String,
+    /// Node wall clock when it was raised, ms since the Unix epoch.
+    pub node_time_ms: i64,
+}
+
+/// One line of a node's audit log: an immutable fact, stored once by its id. Its sequence
+/// number counts the node's audit lines (1, 2, 3, …), apart from events and alarms.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// ULID given by the node; the idempotency key.
+    pub id: String,
+    pub seq: u64,
+    /// Who acted on the node (`admin`, `cloud`, …).
+    pub actor: String,
+    /// What they did (`person.deleted`, `sync.retry`, …; 1-64 of a-z, `_` and `.`).
+    pub action: String,
+    /// Whom or what it was done to.
+    pub subject: String,
+    pub detail: String,
+    /// Node wall clock when it happened, ms since the Unix epoch.
+    pub node_time_ms: i64,
 }
 
 /// An item the cloud refused, and why; the node moves it to its dead-letter table.

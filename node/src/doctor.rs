@@ -152,11 +152,13 @@ async fn database(config: &NodeConfig) -> Check {
             _ => String::new(),
         };
         Ok(format!(
-            "{}: integrity ok, writable; {templates} face templates open with {}; outbox {} pending{oldest}, {} dead letters{last_sync}",
+            "{}: integrity ok, writable; {templates} face templates open with {}; outbox {} pending{oldest}, {} dead letters; {} alarm/audit lines pending, {} refused{last_sync}",
             path.display(),
             key_path.display(),
             stats.pending,
-            stats.dead
+            stats.dead,
+            stats.records.pending,
+            stats.records.dead
         ))
     })
     .await;

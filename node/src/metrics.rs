@@ -20,6 +20,8 @@ pub struct Metrics {
     pub rejected_frames: Counter,
     pub outbox_pending: Gauge,
     pub outbox_dead: Gauge,
+    outbox_records_pending: Gauge,
+    outbox_records_dead: Gauge,
     /// Age of the oldest event not yet synced (0 when none waits).
     pub outbox_oldest_pending_s: Gauge,
     pub sync_pushes: Counter,
@@ -46,6 +48,10 @@ impl Metrics {
     pub fn observe_outbox(&self, stats: &crate::store::OutboxStats) {
         self.outbox_pending.set(stats.pending as i64);
         self.outbox_dead.set(stats.dead as i64);
+        self.outbox_records_pending
+            .set(i64::try_from(stats.records.pending).unwrap_or(i64::MAX));
+        self.outbox_records_dead
+            .set(i64::try_from(stats.records.dead).unwrap_or(i64::MAX));
         let age_s = stats
             .oldest_pending_ms
             .map_or(0, |t| (crate::store::now_ms() - t).max(0) / 1000);
@@ -59,6 +65,8 @@ impl Metrics {
             rejected_frames: Counter::default(),
             outbox_pending: Gauge::default(),
             outbox_dead: Gauge::default(),
+            outbox_records_pending: Gauge::default(),
+            outbox_records_dead: Gauge::default(),
             outbox_oldest_pending_s: Gauge::default(),
             sync_pushes: Counter::default(),
             sync_errors: Counter::default(),
@@ -93,6 +101,16 @@ impl Metrics {
             "outbox_dead",
             "Events the cloud rejected (dead letters)",
             m.outbox_dead.clone(),
+        );
+        registry.register(
+            "outbox_records_pending",
+            "Alarms and audit lines waiting to be synced",
+            m.outbox_records_pending.clone(),
+        );
+        registry.register(
+            "outbox_records_dead",
+            "Alarms and audit lines the cloud rejected",
+            m.outbox_records_dead.clone(),
         );
         registry.register(
             "outbox_oldest_pending_age_seconds",

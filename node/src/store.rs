@@ -10,8 +10,10 @@ use rollcall_cloud::protocol::AttendanceEvent;
 use crate::template_key::TemplateKey;
 
 mod people_sync;
+mod record_outbox;
 mod sync_status;
 pub use people_sync::{GalleryChange, PersonVersion};
+pub use record_outbox::{PendingRecords, RecordStats};
 use rusqlite::{Connection, OptionalExtension, params};
 pub use sync_status::SyncStatus;
 
@@ -111,6 +113,7 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     CREATE INDEX frames_created ON frames (created_ms);",
     people_sync::MIGRATION,
     sync_status::MIGRATION,
+    record_outbox::MIGRATION,
 ];
 
 /// One line of the node's audit log.
@@ -207,6 +210,8 @@ pub struct OutboxStats {
     pub pending: u64,
     pub dead: u64,
     pub oldest_pending_ms: Option<i64>,
+    /// Alarms and audit lines waiting for the cloud, and refused by it.
+    pub records: RecordStats,
 }
 
 pub struct NodeStore {
@@ -693,8 +698,9 @@ impl NodeStore {
         event_bodies(stmt.query([limit])?)
     }
 
-    /// Applies the cloud's answer: acknowledged items are done, rejected ones become dead
-    /// letters with the cloud's reason; anything unanswered stays pending.
+    /// Applies the cloud's answer: acknowledged items (events, alarms, audit lines) are done,
+    /// rejected ones become dead letters with the cloud's reason; anything unanswered stays
+    /// pending.
     pub fn apply_ack(
         &mut self,
         done: &[String],
@@ -716,6 +722,7 @@ impl NodeStore {
                 params![now, reason, id],
             )?;
         }
+        Self::settle_records(&tx, done, rejected, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -799,6 +806,7 @@ impl NodeStore {
     }
 
     pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        let records = self.record_stats()?;
         Ok(self.conn.query_row(
             "SELECT
                 (SELECT COUNT(*) FROM outbox WHERE state = 'pending'),
@@ -810,6 +818,7 @@ impl NodeStore {
                     pending: r.get::<_, i64>(0)? as u64,
                     dead: r.get::<_, i64>(1)? as u64,
                     oldest_pending_ms: r.get(2)?,
+                    records,
                 })
             },
         )?)

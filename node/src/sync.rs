@@ -106,15 +106,21 @@ impl SyncClient {
     /// `settled` (progress made before a failure counts too).
     async fn drain(&self, settled: &mut usize) -> Result<(), SyncError> {
         loop {
-            let events = self.with_store(|s| s.pending(BATCH)).await?;
-            if events.is_empty() {
+            // Events and the other streams share a push but not its room: alarms and audit
+            // lines never take an event's place (a cloud too old to store them ignores them).
+            let (events, records) = self
+                .with_store(|s| Ok((s.pending(BATCH)?, s.pending_records(BATCH)?)))
+                .await?;
+            if events.is_empty() && records.is_empty() {
                 return Ok(());
             }
-            let n = events.len();
             let batch = PushBatch {
                 protocol: PROTOCOL_VERSION,
                 events,
+                alarms: records.alarms,
+                audit: records.audit,
             };
+            let n = batch.len();
             let mut response = self.post(&batch).await?;
             while response.status() == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE
                 && self.fallback.load(Ordering::Relaxed) < 2
@@ -133,7 +139,7 @@ impl SyncClient {
             }
             let ack: PushAck = decoded(response).await?;
             for r in &ack.rejected {
-                tracing::warn!(id = %r.id, reason = %r.reason, "cloud rejected an event: moved to dead letters");
+                tracing::warn!(id = %r.id, reason = %r.reason, "cloud rejected an item: moved to dead letters");
             }
             let missing: Vec<(u64, u64)> = ack.missing.iter().map(|g| (g.first, g.last)).collect();
             let done: Vec<String> = ack.accepted.into_iter().chain(ack.duplicate).collect();

@@ -42,9 +42,19 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             "POST",
             "/api/v1/sync/push",
             &a_node_token,
-            Some(&json!({ "protocol": 1, "events": [event(1), event(2)] })),
+            Some(&json!({ "protocol": 1, "events": [event(1), event(2)],
+                "alarms": [{ "id": "01HZZZZZZZZZZZZZZZZZZZA001", "seq": 1, "kind": "tamper",
+                             "detail": "acme-lid", "node_time_ms": 1 }],
+                "audit": [{ "id": "01HZZZZZZZZZZZZZZZZZZZV001", "seq": 1, "actor": "admin",
+                            "action": "person.deleted", "subject": "p-acme", "detail": "",
+                            "node_time_ms": 1 }] })),
         );
         assert_eq!(status, 200);
+        let (_, own) = call("GET", "/api/v1/alarms", &a, None);
+        assert_eq!(
+            own["items"][0]["detail"], "acme-lid",
+            "{name}: A sees its own alarm"
+        );
         let (status, _) = call(
             "POST",
             "/api/v1/config-bundles",
@@ -118,6 +128,7 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 "/api/v1/users/{id}" => format!("/api/v1/users/{a_user}"),
                 "/api/v1/nodes/{id}" => format!("/api/v1/nodes/{a_node}"),
                 "/api/v1/nodes/{id}/rejections" => format!("/api/v1/nodes/{a_node}/rejections"),
+                "/api/v1/nodes/{id}/audit" => format!("/api/v1/nodes/{a_node}/audit"),
                 "/api/v1/events/{id}" => format!("/api/v1/events/{event_id}"),
                 "/api/v2/events/{id}" => format!("/api/v2/events/{event_id}"),
                 "/api/v1/sites/{id}" => "/api/v1/sites/acme-gate".to_owned(),
@@ -169,6 +180,8 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             "/api/v1/people?site_id=acme-gate",
             "/api/v1/shifts",
             "/api/v1/shifts?person_id=acme-guard",
+            "/api/v1/alarms",
+            "/api/v1/alarms?site_id=hq&kind=tamper",
         ] {
             let (status, body) = call("GET", path, &b, None);
             assert_eq!(status, 200, "{name}: {path}: {body}");
@@ -177,6 +190,8 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 a_user.as_str(),
                 a_node.as_str(),
                 "01HZZZZZZZZZZZZZZZZZZZ0001",
+                "01HZZZZZZZZZZZZZZZZZZZA001",
+                "acme-lid",
                 "p-acme",
                 "ops@acme.example",
                 "acme-gate",

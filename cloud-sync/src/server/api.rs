@@ -64,6 +64,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(whoami))
         .routes(routes!(super::sync_pull::pull_people))
         .routes(routes!(super::rejections_api::node_rejections))
+        .routes(routes!(super::records_api::node_audit))
+        .routes(routes!(super::records_api::list_alarms))
         .routes(routes!(events_api::list_v1))
         .routes(routes!(events_api::get_v1))
         .routes(routes!(events_api::list_v2))
@@ -361,14 +363,14 @@ async fn push(
             ),
         ));
     }
-    if batch.events.len() > MAX_BATCH_ITEMS {
+    if batch.len() > MAX_BATCH_ITEMS {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch-too-large",
             "Batch too large",
             format!(
                 "at most {MAX_BATCH_ITEMS} items per push, got {}",
-                batch.events.len()
+                batch.len()
             ),
         ));
     }
@@ -378,12 +380,17 @@ async fn push(
         .iter()
         .map(|e| (e.id.clone(), e.node_time_ms))
         .collect();
+    let alarm_kinds: std::collections::HashMap<String, String> = batch
+        .alarms
+        .iter()
+        .map(|a| (a.id.clone(), a.kind.clone()))
+        .collect();
     let ack = state
         .store
-        .ingest(
+        .ingest_batch(
             &scope,
             &node,
-            batch.events,
+            batch,
             meta.audit(
                 format!("node:{node_id}"),
                 "sync.push",
@@ -394,6 +401,11 @@ async fn push(
         .await
         .map_err(store_problem)?;
     state.metrics.sync_batches.inc();
+    for id in &ack.accepted {
+        if let Some(kind) = alarm_kinds.get(id) {
+            state.metrics.count_alarm(kind);
+        }
+    }
     for (result, n) in [
         ("accepted", ack.accepted.len()),
         ("duplicate", ack.duplicate.len()),

@@ -18,8 +18,27 @@ pub(crate) struct NodeLabel {
     pub node: String,
 }
 
+/// An alarm's kind, one of [`ALARM_KINDS`] or `other`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AlarmLabel {
+    pub kind: &'static str,
+}
+
+/// The alarm kinds that get a label of their own (a node may push others: `other`).
+pub(crate) const ALARM_KINDS: &[&str] = &[
+    "door_forced",
+    "door_held_open",
+    "door_secured",
+    "reader_offline",
+    "reader_online",
+    "tamper",
+    "power_failure",
+];
+
 pub(crate) struct Metrics {
     registry: Registry,
+    /// Alarms stored, by kind.
+    pub alarms: Family<AlarmLabel, Counter>,
     pub sync_items: Family<ResultLabel, Counter>,
     pub sync_batches: Counter,
     /// Per node: the sequence number up to which the cloud holds everything.
@@ -71,8 +90,15 @@ impl Metrics {
             "Sequence numbers the node still owes below the highest the cloud holds",
             node_missing.clone(),
         );
+        let alarms = Family::<AlarmLabel, Counter>::default();
+        registry.register(
+            "alarms",
+            "Alarms pushed by nodes and stored, by kind",
+            alarms.clone(),
+        );
         Self {
             registry,
+            alarms,
             sync_items,
             sync_batches,
             node_watermark,
@@ -114,6 +140,16 @@ impl Metrics {
             .get_or_create(&label)
             .set(i64::try_from(owed).unwrap_or(i64::MAX));
         owed
+    }
+
+    /// Counts a stored alarm under its kind.
+    pub fn count_alarm(&self, kind: &str) {
+        let kind = ALARM_KINDS
+            .iter()
+            .find(|k| **k == kind)
+            .copied()
+            .unwrap_or("other");
+        self.alarms.get_or_create(&AlarmLabel { kind }).inc();
     }
 
     pub fn encode(&self) -> String {

@@ -15,6 +15,7 @@ mod openapi;
 mod passwords;
 mod people_api;
 pub mod rate_limit;
+mod records_api;
 mod rejections_api;
 mod request_meta;
 pub mod sealing;

@@ -147,11 +147,11 @@ fn invalid(node: &NodeRow, e: &AttendanceEvent) -> Option<String> {
     None
 }
 
-fn valid_seq(seq: u64) -> bool {
+pub(super) fn valid_seq(seq: u64) -> bool {
     seq != 0 && seq <= i64::MAX as u64
 }
 
-fn ulid_like(id: &str) -> bool {
+pub(super) fn ulid_like(id: &str) -> bool {
     id.len() == 26
         && id.bytes().all(|b| {
             b.is_ascii_digit()

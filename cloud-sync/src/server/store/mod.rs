@@ -14,6 +14,7 @@ pub mod people;
 pub mod person_changes;
 mod postgres;
 mod postgres_users;
+pub mod records;
 pub mod rejections;
 pub mod scratch;
 pub mod sessions;
@@ -33,7 +34,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
+use crate::protocol::{AttendanceEvent, PushAck, PushBatch, StoredEvent};
 use audit::Audit;
 use events_query::{EventFilter, PageStart};
 pub use postgres::PgStore;
@@ -452,12 +453,60 @@ impl Store {
         events: Vec<AttendanceEvent>,
         audit: Audit,
     ) -> Result<PushAck, StoreError> {
+        let batch = PushBatch {
+            protocol: crate::protocol::PROTOCOL_VERSION,
+            events,
+            alarms: vec![],
+            audit: vec![],
+        };
+        self.ingest_batch(scope, node, batch, audit).await
+    }
+
+    /// Stores a whole push in one transaction: its events as [`Store::ingest`] does, and its
+    /// alarms and audit lines (see [`records`]); the acknowledgement answers for every item.
+    pub async fn ingest_batch(
+        &self,
+        scope: &TenantScope,
+        node: &NodeRow,
+        batch: PushBatch,
+        audit: Audit,
+    ) -> Result<PushAck, StoreError> {
         let (scope, node) = (scope.clone(), node.clone());
         match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.ingest(&scope, &node, &batch, &audit)).await,
+            Store::Postgres(p) => p.ingest(&scope, &node, &batch, &audit).await,
+        }
+    }
+
+    /// The tenant's alarms, newest (by node time) first.
+    pub async fn alarms(
+        &self,
+        scope: &TenantScope,
+        filter: records::AlarmFilter,
+        limit: u32,
+    ) -> Result<Vec<records::StoredAlarm>, StoreError> {
+        let scope = scope.clone();
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.alarms(&scope, &filter, limit)).await,
+            Store::Postgres(p) => p.alarms(&scope, &filter, limit).await,
+        }
+    }
+
+    /// A node's audit log as it pushed it, newest first, before sequence number `before` if
+    /// given; `None` if the tenant has no such node.
+    pub async fn node_audit(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Option<Vec<records::StoredNodeAudit>>, StoreError> {
+        let (scope, node) = (scope.clone(), node_id.to_owned());
+        match self {
             Store::Sqlite(s) => {
-                blocking(s, move |s| s.ingest(&scope, &node, &events, &audit)).await
+                blocking(s, move |s| s.node_audit(&scope, &node, before, limit)).await
             }
-            Store::Postgres(p) => p.ingest(&scope, &node, &events, &audit).await,
+            Store::Postgres(p) => p.node_audit(&scope, &node, before, limit).await,
         }
     }
 

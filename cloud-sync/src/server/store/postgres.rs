@@ -14,7 +14,7 @@ use super::{
     events_query::{EventFilter, PageStart},
     ingest, split_origins,
 };
-use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
+use crate::protocol::{AttendanceEvent, PushAck, PushBatch, StoredEvent};
 use crate::sqlite::now_ms;
 
 /// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
@@ -303,6 +303,28 @@ CREATE POLICY tenant_isolation ON person_changes USING (tenant_id = rollcall_ten
 "#,
     // How far behind each node was at its last push that brought events.
     "ALTER TABLE nodes ADD COLUMN lag_ms BIGINT;",
+    // Alarms and audit lines pushed by nodes (see `records`), each stream numbered per node.
+    r#"
+CREATE TABLE node_records (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    stream TEXT NOT NULL CHECK (stream IN ('alarm', 'audit')),
+    seq BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    node_time_ms BIGINT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (node_id, stream, seq)
+);
+CREATE INDEX node_records_by_time ON node_records (tenant_id, stream, node_time_ms, id);
+ALTER TABLE node_records ENABLE ROW LEVEL SECURITY;
+ALTER TABLE node_records FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON node_records USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -325,6 +347,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "face_templates",
     "sync_rejections",
     "person_changes",
+    "node_records",
 ];
 
 /// Serialises migrations between replicas that start together.
@@ -650,9 +673,10 @@ impl PgStore {
         &self,
         scope: &TenantScope,
         node: &NodeRow,
-        events: &[AttendanceEvent],
+        batch: &PushBatch,
         audit: &Audit,
     ) -> Result<PushAck, StoreError> {
+        let events = &batch.events;
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
         let received = now_ms();
@@ -781,6 +805,7 @@ impl PgStore {
         .await?;
         plan.ack.watermark = watermark;
         plan.ack.missing = missing;
+        Self::ingest_records(&tx, scope, node, batch, received, &mut plan.ack).await?;
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack)).await?;
         tx.commit().await?;
         Ok(plan.ack)

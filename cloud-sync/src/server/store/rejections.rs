@@ -36,7 +36,7 @@ impl Store {
     }
 }
 
-const NODE_EXISTS: &str = "SELECT 1 FROM nodes WHERE tenant_id = $1 AND id = $2";
+pub(super) const NODE_EXISTS: &str = "SELECT 1 FROM nodes WHERE tenant_id = $1 AND id = $2";
 const REJECTIONS: &str = "SELECT seq, event_id, reason, at_ms FROM sync_rejections
      WHERE tenant_id = $1 AND node_id = $2 ORDER BY seq DESC LIMIT $3";
 

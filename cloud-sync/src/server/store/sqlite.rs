@@ -12,7 +12,7 @@ use super::{
     events_query::{EventFilter, PageStart},
     ingest, split_origins,
 };
-use crate::protocol::{AttendanceEvent, PushAck, StoredEvent};
+use crate::protocol::{PushAck, PushBatch, StoredEvent};
 use crate::sqlite::{now_ms, open_migrated};
 
 const MIGRATIONS: &[&str] = &[
@@ -251,6 +251,22 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
     CREATE INDEX person_changes_by_person ON person_changes (tenant_id, person_id, change_id);",
     // How far behind each node was at its last push that brought events.
     "ALTER TABLE nodes ADD COLUMN lag_ms INTEGER;",
+    // Alarms and audit lines pushed by nodes (see `records`), each stream numbered per node.
+    "CREATE TABLE node_records (
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        site_id TEXT NOT NULL,
+        stream TEXT NOT NULL CHECK (stream IN ('alarm', 'audit')),
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        node_time_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id),
+        UNIQUE (node_id, stream, seq)
+    );
+    CREATE INDEX node_records_by_time ON node_records (tenant_id, stream, node_time_ms, id);",
 ];
 
 impl SqliteStore {
@@ -538,9 +554,10 @@ impl SqliteStore {
         &mut self,
         scope: &TenantScope,
         node: &NodeRow,
-        events: &[AttendanceEvent],
+        batch: &PushBatch,
         audit: &Audit,
     ) -> Result<PushAck, StoreError> {
+        let events = &batch.events;
         let tx = self.conn.transaction()?;
         let received = now_ms();
         let mut existing = ingest::Existing::default();
@@ -638,6 +655,7 @@ impl SqliteStore {
         let mut plan = plan;
         plan.ack.watermark = watermark;
         plan.ack.missing = missing;
+        Self::ingest_records(&tx, scope, node, batch, received, &mut plan.ack)?;
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack))?;
         tx.commit()?;
         Ok(plan.ack)

@@ -1704,3 +1704,117 @@ async fn the_watermark_names_what_a_node_still_owes(store: Store) {
             .is_none()
     );
 }
+
+both!(alarms_and_node_audit_lines_are_stored_once_per_tenant);
+async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
+    use crate::protocol::{AlarmRecord, AuditRecord};
+    use records::AlarmFilter;
+    let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
+    let alarm = |n: u32, kind: &str| AlarmRecord {
+        id: ulid(n),
+        seq: u64::from(n),
+        kind: kind.into(),
+        pd: Some(0),
+        detail: format!("alarm {n}"),
+        node_time_ms: 1_000 + i64::from(n),
+    };
+    let line = AuditRecord {
+        id: ulid(100),
+        seq: 1,
+        actor: "admin".into(),
+        action: "person.deleted".into(),
+        subject: "p1".into(),
+        detail: String::new(),
+        node_time_ms: 5,
+    };
+    let batch = PushBatch {
+        protocol: 1,
+        events: vec![event(A, 1, "hq")],
+        alarms: vec![
+            alarm(1, "door_forced"),
+            alarm(2, "tamper"),
+            alarm(3, "tamper"),
+        ],
+        audit: vec![line.clone()],
+    };
+    let ack = store
+        .ingest_batch(&acme, &node, batch.clone(), audit())
+        .await
+        .expect("ingest");
+    assert_eq!((ack.accepted.len(), ack.watermark), (5, 1), "{ack:?}");
+    // Again: every item a duplicate, in one transaction with the events'.
+    let ack = store
+        .ingest_batch(&acme, &node, batch, audit())
+        .await
+        .expect("ingest");
+    assert_eq!((ack.accepted.len(), ack.duplicate.len()), (0, 5), "{ack:?}");
+    let all = store
+        .alarms(&acme, AlarmFilter::default(), 10)
+        .await
+        .expect("alarms");
+    let seqs: Vec<u64> = all.iter().map(|a| a.alarm.seq).collect();
+    assert_eq!(seqs, [3, 2, 1], "newest first");
+    assert_eq!(
+        (all[0].node_id.as_str(), all[0].site_id.as_str()),
+        (node.id.as_str(), "hq")
+    );
+    let filter = |kind: Option<&str>, before: Option<&AlarmRecord>| AlarmFilter {
+        kind: kind.map(str::to_owned),
+        before: before.map(|a| (a.node_time_ms, a.id.clone())),
+        ..AlarmFilter::default()
+    };
+    let tamper = store
+        .alarms(&acme, filter(Some("tamper"), None), 10)
+        .await
+        .expect("alarms");
+    assert_eq!(tamper.len(), 2);
+    let older = store
+        .alarms(&acme, filter(None, Some(&all[0].alarm)), 10)
+        .await
+        .expect("alarms");
+    assert_eq!(older, all[1..], "the page after the newest");
+    let lines = store
+        .node_audit(&acme, &node.id, None, 10)
+        .await
+        .expect("audit")
+        .expect("acme's node");
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].line, line);
+    assert!(
+        store
+            .node_audit(&acme, &node.id, Some(1), 10)
+            .await
+            .expect("audit")
+            .is_some_and(|l| l.is_empty())
+    );
+    // Another tenant sees none of it, and its node's sequences are its own.
+    let (globex, other) = tenant_with_node(&store, "globex", "h2").await;
+    assert!(
+        store
+            .alarms(&globex, AlarmFilter::default(), 10)
+            .await
+            .expect("alarms")
+            .is_empty()
+    );
+    assert!(
+        store
+            .node_audit(&globex, &node.id, None, 10)
+            .await
+            .expect("audit")
+            .is_none()
+    );
+    let theirs = PushBatch {
+        protocol: 1,
+        events: vec![],
+        alarms: vec![AlarmRecord {
+            id: ulid(200),
+            ..alarm(1, "tamper")
+        }],
+        audit: vec![],
+    };
+    let ack = store
+        .ingest_batch(&globex, &other, theirs, audit())
+        .await
+        .expect("ingest");
+    assert_eq!(ack.accepted, [ulid(200)]);
+}

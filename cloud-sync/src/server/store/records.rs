@@ -1,0 +1,747 @@
+//! Alarms and audit lines pushed by nodes (`node_records`): immutable facts, stored once by id,
+//! in the transaction of the push that brought them. Each stream numbers its items per node
+//! (1, 2, 3, …) apart from events: a second id under a node's sequence number is a conflict, the
+//! same id again a duplicate. An invalid record is rejected without blocking the others.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{
+    NodeRow, PgStore, SqliteStore, StoreError, TenantScope, postgres::scoped,
+    rejections::NODE_EXISTS,
+};
+use crate::protocol::{AlarmRecord, AuditRecord, MAX_RECORD_DETAIL, PushAck, PushBatch, Rejected};
+
+/// Which stream a record belongs to, as stored in `node_records.stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Alarm,
+    Audit,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Alarm => "alarm",
+            Stream::Audit => "audit",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "alarm" => Some(Stream::Alarm),
+            "audit" => Some(Stream::Audit),
+            _ => None,
+        }
+    }
+}
+
+/// A record to insert, as its row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRow {
+    pub id: String,
+    pub stream: Stream,
+    pub seq: i64,
+    /// The alarm's kind or the audit line's action.
+    pub kind: String,
+    pub node_time_ms: i64,
+    /// The record as JSON.
+    pub body: String,
+}
+
+/// What the database already holds that the batch's records could collide with.
+#[derive(Debug, Default)]
+pub struct Existing {
+    /// Record id → (node id, stream, sequence number), within the tenant.
+    pub by_id: HashMap<String, (String, Stream, u64)>,
+    /// This node's (stream, sequence number) → the id stored under it.
+    pub by_seq: HashMap<(Stream, u64), String>,
+}
+
+impl Existing {
+    /// Notes a stored row (`stream` as the database has it; an unknown one is ignored).
+    pub fn hold(&mut self, node: &NodeRow, id: String, node_id: String, stream: &str, seq: i64) {
+        let Some(stream) = Stream::parse(stream) else {
+            return;
+        };
+        if node_id == node.id {
+            self.by_seq.insert((stream, seq.unsigned_abs()), id.clone());
+        }
+        self.by_id.insert(id, (node_id, stream, seq.unsigned_abs()));
+    }
+}
+
+/// A record of the batch, whichever its stream.
+struct Item<'a> {
+    id: &'a str,
+    stream: Stream,
+    seq: u64,
+    kind: &'a str,
+    node_time_ms: i64,
+    invalid: Option<String>,
+    body: Result<String, serde_json::Error>,
+}
+
+fn items<'a>(alarms: &'a [AlarmRecord], audit: &'a [AuditRecord]) -> Vec<Item<'a>> {
+    let alarms = alarms.iter().map(|a| Item {
+        id: &a.id,
+        stream: Stream::Alarm,
+        seq: a.seq,
+        kind: &a.kind,
+        node_time_ms: a.node_time_ms,
+        invalid: invalid_alarm(a),
+        body: serde_json::to_string(a),
+    });
+    let audit = audit.iter().map(|a| Item {
+        id: &a.id,
+        stream: Stream::Audit,
+        seq: a.seq,
+        kind: &a.action,
+        node_time_ms: a.node_time_ms,
+        invalid: invalid_audit(a),
+        body: serde_json::to_string(a),
+    });
+    alarms.chain(audit).collect()
+}
+
+/// The (stream, sequence number) pairs and ids of a batch's records, for the backends' lookups.
+pub fn keys<'a>(
+    alarms: &'a [AlarmRecord],
+    audit: &'a [AuditRecord],
+) -> (Vec<&'a str>, Vec<(Stream, i64)>) {
+    let ids = alarms
+        .iter()
+        .map(|a| a.id.as_str())
+        .chain(audit.iter().map(|a| a.id.as_str()))
+        .collect();
+    let seqs = alarms
+        .iter()
+        .map(|a| (Stream::Alarm, to_i64(a.seq)))
+        .chain(audit.iter().map(|a| (Stream::Audit, to_i64(a.seq))))
+        .collect();
+    (ids, seqs)
+}
+
+fn to_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// Decides each record of a batch, appending the outcomes to `ack`; the rows to insert.
+pub fn plan(
+    node: &NodeRow,
+    alarms: &[AlarmRecord],
+    audit: &[AuditRecord],
+    existing: &Existing,
+    ack: &mut PushAck,
+) -> Result<Vec<RecordRow>, StoreError> {
+    let mut rows = Vec::new();
+    let mut ids_in_batch: HashMap<&str, (Stream, u64)> = HashMap::new();
+    let mut seqs_in_batch: HashMap<(Stream, u64), &str> = HashMap::new();
+    for item in items(alarms, audit) {
+        let reject = |ack: &mut PushAck, reason: String| {
+            ack.rejected.push(Rejected {
+                id: item.id.to_owned(),
+                reason,
+            })
+        };
+        if let Some(reason) = item.invalid {
+            reject(ack, reason);
+            continue;
+        }
+        let key = (item.stream, item.seq);
+        let stored = existing
+            .by_id
+            .get(item.id)
+            .map(|(n, s, q)| (n.as_str(), *s, *q))
+            .or_else(|| {
+                ids_in_batch
+                    .get(item.id)
+                    .map(|&(s, q)| (node.id.as_str(), s, q))
+            });
+        match stored {
+            Some((owner, stream, seq)) if owner == node.id && (stream, seq) == key => {
+                ack.duplicate.push(item.id.to_owned());
+                continue;
+            }
+            Some(_) => {
+                reject(
+                    ack,
+                    "id_conflict: this id is already stored for another node, stream or sequence number"
+                        .into(),
+                );
+                continue;
+            }
+            None => {}
+        }
+        if existing.by_seq.contains_key(&key) || seqs_in_batch.contains_key(&key) {
+            reject(
+                ack,
+                format!(
+                    "sequence_conflict: {} sequence number {} is already stored with another id",
+                    item.stream.as_str(),
+                    item.seq
+                ),
+            );
+            continue;
+        }
+        let body = item.body.map_err(|source| StoreError::Corrupt {
+            id: item.id.to_owned(),
+            source,
+        })?;
+        ids_in_batch.insert(item.id, key);
+        seqs_in_batch.insert(key, item.id);
+        ack.accepted.push(item.id.to_owned());
+        rows.push(RecordRow {
+            id: item.id.to_owned(),
+            stream: item.stream,
+            seq: to_i64(item.seq),
+            kind: item.kind.to_owned(),
+            node_time_ms: item.node_time_ms,
+            body,
+        });
+    }
+    Ok(rows)
+}
+
+fn common(id: &str, seq: u64, detail: &str) -> Option<String> {
+    if !super::ingest::ulid_like(id) {
+        return Some("invalid_id: record id must be a 26-character ULID".into());
+    }
+    if !super::ingest::valid_seq(seq) {
+        return Some("invalid_seq: sequence numbers start at 1".into());
+    }
+    if detail.len() > MAX_RECORD_DETAIL {
+        return Some(format!(
+            "invalid_record: detail is {} bytes, at most {MAX_RECORD_DETAIL}",
+            detail.len()
+        ));
+    }
+    None
+}
+
+fn word(s: &str, max: usize, extra: &[u8]) -> bool {
+    (1..=max).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || extra.contains(&b))
+}
+
+fn invalid_alarm(a: &AlarmRecord) -> Option<String> {
+    common(&a.id, a.seq, &a.detail).or_else(|| {
+        (!word(&a.kind, 40, b""))
+            .then(|| "invalid_record: an alarm kind is 1-40 of a-z and `_`".into())
+    })
+}
+
+fn invalid_audit(a: &AuditRecord) -> Option<String> {
+    common(&a.id, a.seq, &a.detail).or_else(|| {
+        if !word(&a.action, 64, b".") {
+            Some("invalid_record: an audit action is 1-64 of a-z, `_` and `.`".into())
+        } else if !(1..=64).contains(&a.actor.len()) || a.subject.len() > 200 {
+            Some("invalid_record: an audit actor is 1-64 bytes, a subject at most 200".into())
+        } else {
+            None
+        }
+    })
+}
+
+/// An alarm as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredAlarm {
+    #[serde(flatten)]
+    pub alarm: AlarmRecord,
+    pub node_id: String,
+    pub site_id: String,
+    pub received_ms: i64,
+}
+
+/// A line of a node's audit log as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredNodeAudit {
+    #[serde(flatten)]
+    pub line: AuditRecord,
+    pub node_id: String,
+    pub site_id: String,
+    pub received_ms: i64,
+}
+
+/// Which alarms to list, newest (by node time) first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlarmFilter {
+    pub site_id: Option<String>,
+    pub node_id: Option<String>,
+    pub kind: Option<String>,
+    /// Only alarms before this (node time, id): the last item of the previous page.
+    pub before: Option<(i64, String)>,
+}
+
+/// Decodes a stored record's body.
+pub fn decode<T: serde::de::DeserializeOwned>(id: &str, body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|source| StoreError::Corrupt {
+        id: id.to_owned(),
+        source,
+    })
+}
+
+/// Columns read back by [`ALARMS`] and [`NODE_AUDIT`]: id, node_id, site_id, received_ms, body.
+pub const ALARMS: &str = "SELECT id, node_id, site_id, received_ms, body FROM node_records
+     WHERE tenant_id = $1 AND stream = 'alarm'
+       AND (CAST($2 AS TEXT) IS NULL OR site_id = $2) AND (CAST($3 AS TEXT) IS NULL OR node_id = $3)
+       AND (CAST($4 AS TEXT) IS NULL OR kind = $4)
+       AND (CAST($5 AS BIGINT) IS NULL OR (node_time_ms, id) < (CAST($5 AS BIGINT), CAST($6 AS TEXT)))
+     ORDER BY node_time_ms DESC, id DESC LIMIT $7";
+
+pub const NODE_AUDIT: &str = "SELECT id, node_id, site_id, received_ms, body FROM node_records
+     WHERE tenant_id = $1 AND stream = 'audit' AND node_id = $2
+       AND (CAST($3 AS BIGINT) IS NULL OR seq < $3)
+     ORDER BY seq DESC LIMIT $4";
+
+pub const INSERT: &str = "INSERT INTO node_records
+     (tenant_id, id, node_id, site_id, stream, seq, kind, node_time_ms, received_ms, body)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// Rows of a listing: (id, node id, site id, received, body) → the stored record.
+fn stored_alarm(
+    id: &str,
+    node_id: String,
+    site_id: String,
+    received_ms: i64,
+    body: &str,
+) -> Result<StoredAlarm, StoreError> {
+    Ok(StoredAlarm {
+        alarm: decode(id, body)?,
+        node_id,
+        site_id,
+        received_ms,
+    })
+}
+
+fn stored_audit(
+    id: &str,
+    node_id: String,
+    site_id: String,
+    received_ms: i64,
+    body: &str,
+) -> Result<StoredNodeAudit, StoreError> {
+    Ok(StoredNodeAudit {
+        line: decode(id, body)?,
+        node_id,
+        site_id,
+        received_ms,
+    })
+}
+
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl SqliteStore {
+    /// Judges and writes a push's records within the push's transaction.
+    pub(super) fn ingest_records(
+        tx: &rusqlite::Transaction<'_>,
+        scope: &TenantScope,
+        node: &NodeRow,
+        batch: &PushBatch,
+        received_ms: i64,
+        ack: &mut PushAck,
+    ) -> Result<(), StoreError> {
+        if batch.alarms.is_empty() && batch.audit.is_empty() {
+            return Ok(());
+        }
+        let (ids, seqs) = keys(&batch.alarms, &batch.audit);
+        let mut existing = Existing::default();
+        let mut by_id = tx.prepare_cached(
+            "SELECT id, node_id, stream, seq FROM node_records WHERE tenant_id = ?1 AND id = ?2",
+        )?;
+        let mut by_seq = tx.prepare_cached(
+            "SELECT id, node_id, stream, seq FROM node_records WHERE node_id = ?1 AND stream = ?2 AND seq = ?3",
+        )?;
+        let mut hold = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+            existing.hold(
+                node,
+                r.get(0)?,
+                r.get(1)?,
+                &r.get::<_, String>(2)?,
+                r.get(3)?,
+            );
+            Ok(())
+        };
+        for id in ids {
+            by_id
+                .query_row(params![scope.id(), id], &mut hold)
+                .optional()?;
+        }
+        for (stream, seq) in seqs {
+            by_seq
+                .query_row(params![node.id, stream.as_str(), seq], &mut hold)
+                .optional()?;
+        }
+        let rows = plan(node, &batch.alarms, &batch.audit, &existing, ack)?;
+        let mut insert = tx.prepare_cached(&sqlite_sql(INSERT))?;
+        for r in rows {
+            insert.execute(params![
+                scope.id(),
+                r.id,
+                node.id,
+                node.site_id,
+                r.stream.as_str(),
+                r.seq,
+                r.kind,
+                r.node_time_ms,
+                received_ms,
+                r.body
+            ])?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn alarms(
+        &self,
+        scope: &TenantScope,
+        f: &AlarmFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredAlarm>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&sqlite_sql(ALARMS))?;
+        let rows = stmt.query_map(
+            params![
+                scope.id(),
+                f.site_id,
+                f.node_id,
+                f.kind,
+                f.before.as_ref().map(|b| b.0),
+                f.before.as_ref().map(|b| b.1.as_str()),
+                limit
+            ],
+            listing_row,
+        )?;
+        rows.map(|r| {
+            let (id, node, site, received, body) = r?;
+            stored_alarm(&id, node, site, received, &body)
+        })
+        .collect()
+    }
+
+    pub(super) fn node_audit(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Option<Vec<StoredNodeAudit>>, StoreError> {
+        let known = self
+            .conn
+            .query_row(
+                &sqlite_sql(NODE_EXISTS),
+                params![scope.id(), node_id],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if known.is_none() {
+            return Ok(None);
+        }
+        let mut stmt = self.conn.prepare_cached(&sqlite_sql(NODE_AUDIT))?;
+        let rows = stmt.query_map(
+            params![scope.id(), node_id, before.map(to_i64), limit],
+            listing_row,
+        )?;
+        rows.map(|r| {
+            let (id, node, site, received, body) = r?;
+            stored_audit(&id, node, site, received, &body)
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+    }
+}
+
+type Listing = (String, String, String, i64, String);
+
+fn listing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Listing> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+impl PgStore {
+    /// Judges and writes a push's records within the push's (scoped) transaction.
+    pub(super) async fn ingest_records(
+        tx: &deadpool_postgres::Transaction<'_>,
+        scope: &TenantScope,
+        node: &NodeRow,
+        batch: &PushBatch,
+        received_ms: i64,
+        ack: &mut PushAck,
+    ) -> Result<(), StoreError> {
+        if batch.alarms.is_empty() && batch.audit.is_empty() {
+            return Ok(());
+        }
+        let (ids, seqs) = keys(&batch.alarms, &batch.audit);
+        let streams: Vec<&str> = seqs.iter().map(|(s, _)| s.as_str()).collect();
+        let seqs: Vec<i64> = seqs.iter().map(|&(_, q)| q).collect();
+        let rows = tx
+            .query(
+                "SELECT id, node_id, stream, seq FROM node_records WHERE tenant_id = $1 AND id = ANY($2)
+                 UNION
+                 SELECT r.id, r.node_id, r.stream, r.seq FROM node_records r
+                   JOIN unnest($4::text[], $5::bigint[]) AS k (stream, seq)
+                     ON r.stream = k.stream AND r.seq = k.seq
+                  WHERE r.node_id = $3",
+                &[&scope.id(), &ids, &node.id, &streams, &seqs],
+            )
+            .await?;
+        let mut existing = Existing::default();
+        for r in rows {
+            existing.hold(node, r.get(0), r.get(1), r.get::<_, &str>(2), r.get(3));
+        }
+        let rows = plan(node, &batch.alarms, &batch.audit, &existing, ack)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let insert = tx.prepare_cached(INSERT).await?;
+        for r in rows {
+            tx.execute(
+                &insert,
+                &[
+                    &scope.id(),
+                    &r.id,
+                    &node.id,
+                    &node.site_id,
+                    &r.stream.as_str(),
+                    &r.seq,
+                    &r.kind,
+                    &r.node_time_ms,
+                    &received_ms,
+                    &r.body,
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn alarms(
+        &self,
+        scope: &TenantScope,
+        f: &AlarmFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredAlarm>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let rows = tx
+            .query(
+                ALARMS,
+                &[
+                    &scope.id(),
+                    &f.site_id,
+                    &f.node_id,
+                    &f.kind,
+                    &f.before.as_ref().map(|b| b.0),
+                    &f.before.as_ref().map(|b| b.1.as_str()),
+                    &i64::from(limit),
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| stored_alarm(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect()
+    }
+
+    pub(super) async fn node_audit(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Option<Vec<StoredNodeAudit>>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        if tx
+            .query_opt(NODE_EXISTS, &[&scope.id(), &node_id])
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let rows = tx
+            .query(
+                NODE_AUDIT,
+                &[
+                    &scope.id(),
+                    &node_id,
+                    &before.map(to_i64),
+                    &i64::from(limit),
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| stored_audit(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn node() -> NodeRow {
+        NodeRow {
+            id: "n1".into(),
+            tenant_id: 1,
+            site_id: "hq".into(),
+        }
+    }
+
+    fn id(i: u8) -> String {
+        format!("01HZZZZZZZZZZZZZZZZZZZZZZ{}", (b'A' + i) as char)
+    }
+
+    fn alarm(i: u8, seq: u64) -> AlarmRecord {
+        AlarmRecord {
+            id: id(i),
+            seq,
+            kind: "door_forced".into(),
+            pd: Some(0),
+            detail: "door 1".into(),
+            node_time_ms: 1_000 + seq as i64,
+        }
+    }
+
+    fn line(i: u8, seq: u64) -> AuditRecord {
+        AuditRecord {
+            id: id(i),
+            seq,
+            actor: "admin".into(),
+            action: "person.deleted".into(),
+            subject: "p1".into(),
+            detail: String::new(),
+            node_time_ms: 1_000 + seq as i64,
+        }
+    }
+
+    #[test]
+    fn streams_number_apart_and_repeats_are_duplicates_or_conflicts() {
+        let mut ack = PushAck::default();
+        let alarms = [alarm(0, 1), alarm(0, 1), alarm(1, 1), alarm(2, 2)];
+        // Audit sequence 1 is not alarm sequence 1; the same id in another stream is a conflict.
+        let audit = [line(3, 1), line(2, 2)];
+        let rows = plan(&node(), &alarms, &audit, &Existing::default(), &mut ack).expect("plan");
+        assert_eq!(ack.accepted, [id(0), id(2), id(3)]);
+        assert_eq!(ack.duplicate, [id(0)]);
+        assert!(
+            ack.rejected[0]
+                .reason
+                .starts_with("sequence_conflict: alarm")
+        );
+        assert!(ack.rejected[1].reason.starts_with("id_conflict"));
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2].stream, Stream::Audit);
+        assert_eq!(rows[2].kind, "person.deleted");
+        let back: AuditRecord = decode(&rows[2].id, &rows[2].body).expect("body");
+        assert_eq!(back, audit[0]);
+    }
+
+    #[test]
+    fn what_is_stored_decides_duplicates_and_conflicts() {
+        let mut existing = Existing::default();
+        existing.hold(&node(), id(0), "n1".into(), "alarm", 1);
+        existing.hold(&node(), id(1), "n2".into(), "alarm", 1);
+        let mut ack = PushAck::default();
+        let alarms = [alarm(0, 1), alarm(1, 2), alarm(2, 1), alarm(3, 2)];
+        let rows = plan(&node(), &alarms, &[], &existing, &mut ack).expect("plan");
+        assert_eq!(ack.duplicate, [id(0)]);
+        assert_eq!(ack.accepted, [id(3)]);
+        assert!(
+            ack.rejected[0].reason.starts_with("id_conflict"),
+            "another node's id"
+        );
+        assert!(ack.rejected[1].reason.starts_with("sequence_conflict"));
+        assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn invalid_records_are_refused_with_a_reason() {
+        let long = "x".repeat(MAX_RECORD_DETAIL + 1);
+        let bad_alarms = [
+            AlarmRecord {
+                id: "short".into(),
+                ..alarm(0, 1)
+            },
+            AlarmRecord {
+                seq: 0,
+                ..alarm(1, 1)
+            },
+            AlarmRecord {
+                kind: "Door Forced".into(),
+                ..alarm(2, 2)
+            },
+            AlarmRecord {
+                detail: long,
+                ..alarm(3, 3)
+            },
+        ];
+        let bad_audit = [
+            AuditRecord {
+                action: String::new(),
+                ..line(4, 1)
+            },
+            AuditRecord {
+                actor: String::new(),
+                ..line(5, 2)
+            },
+        ];
+        let mut ack = PushAck::default();
+        let rows = plan(
+            &node(),
+            &bad_alarms,
+            &bad_audit,
+            &Existing::default(),
+            &mut ack,
+        )
+        .expect("plan");
+        assert!(rows.is_empty());
+        let reasons: Vec<&str> = ack.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("invalid_id"), "{reasons:?}");
+        assert!(reasons[1].starts_with("invalid_seq"), "{reasons:?}");
+        assert!(reasons[2].contains("alarm kind"), "{reasons:?}");
+        assert!(reasons[3].contains("detail is"), "{reasons:?}");
+        assert!(reasons[4].contains("audit action"), "{reasons:?}");
+        assert!(reasons[5].contains("audit actor"), "{reasons:?}");
+    }
+
+    proptest! {
+        /// Every record gets exactly one outcome, and nothing inserted collides with another
+        /// inserted row or with what is stored.
+        #[test]
+        fn every_record_has_one_outcome(
+            alarms in proptest::collection::vec((0u8..6, 0u64..5), 0..20),
+            audit in proptest::collection::vec((0u8..6, 0u64..5), 0..20),
+            stored in proptest::collection::vec((0u8..6, any::<bool>(), 1u64..5, any::<bool>()), 0..6),
+        ) {
+            let alarms: Vec<_> = alarms.iter().map(|&(i, s)| alarm(i, s)).collect();
+            let audit: Vec<_> = audit.iter().map(|&(i, s)| line(i, s)).collect();
+            let mut existing = Existing::default();
+            for &(i, is_alarm, s, mine) in &stored {
+                let stream = if is_alarm { "alarm" } else { "audit" };
+                let key = (Stream::parse(stream).expect("stream"), s);
+                if existing.by_id.contains_key(&id(i)) || (mine && existing.by_seq.contains_key(&key)) {
+                    continue;
+                }
+                existing.hold(&node(), id(i), if mine { "n1" } else { "n2" }.into(), stream, s as i64);
+            }
+            let mut ack = PushAck::default();
+            let rows = plan(&node(), &alarms, &audit, &existing, &mut ack).expect("plan");
+            prop_assert_eq!(ack.accepted.len() + ack.duplicate.len() + ack.rejected.len(), alarms.len() + audit.len());
+            prop_assert_eq!(rows.len(), ack.accepted.len());
+            let mut ids = std::collections::HashSet::new();
+            let mut keys = std::collections::HashSet::new();
+            for r in &rows {
+                prop_assert!(ids.insert(r.id.clone()) && !existing.by_id.contains_key(&r.id));
+                let key = (r.stream, r.seq.unsigned_abs());
+                prop_assert!(keys.insert(key) && !existing.by_seq.contains_key(&key));
+            }
+        }
+    }
+}

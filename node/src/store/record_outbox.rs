@@ -1,0 +1,248 @@
+//! The outbox of the node's other streams: its alarms and its audit log go up to the cloud too,
+//! each line once (idempotent by a ULID given before its first push), in its stream's sequence
+//! order. Triggers queue every new line in the same transaction that writes it, so nothing a
+//! guard or an installer did on the node can be recorded without being queued; lines written
+//! before this table existed are queued by its migration.
+
+use rollcall_cloud::protocol::{AlarmRecord, AuditRecord};
+use rusqlite::params;
+
+use super::{NodeStore, StoreError, now_ms};
+
+pub(super) const MIGRATION: &str = "
+    CREATE TABLE record_outbox (
+        stream TEXT NOT NULL CHECK (stream IN ('alarm', 'audit')),
+        seq INTEGER NOT NULL,
+        id TEXT UNIQUE,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        done_ms INTEGER,
+        PRIMARY KEY (stream, seq)
+    );
+    CREATE INDEX record_outbox_pending ON record_outbox (state, stream, seq);
+    INSERT INTO record_outbox (stream, seq) SELECT 'alarm', seq FROM alarms;
+    INSERT INTO record_outbox (stream, seq) SELECT 'audit', seq FROM audit;
+    CREATE TRIGGER alarms_queued AFTER INSERT ON alarms BEGIN
+        INSERT INTO record_outbox (stream, seq) VALUES ('alarm', NEW.seq);
+    END;
+    CREATE TRIGGER audit_queued AFTER INSERT ON audit BEGIN
+        INSERT INTO record_outbox (stream, seq) VALUES ('audit', NEW.seq);
+    END;";
+
+/// Pending alarms and audit lines, oldest first in each stream.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PendingRecords {
+    pub alarms: Vec<AlarmRecord>,
+    pub audit: Vec<AuditRecord>,
+}
+
+impl PendingRecords {
+    pub fn len(&self) -> usize {
+        self.alarms.len() + self.audit.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How many alarm and audit lines wait for the cloud, and how many it refused.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecordStats {
+    pub pending: u64,
+    pub dead: u64,
+}
+
+impl NodeStore {
+    /// The oldest pending lines, alarms first (at most `limit` in all), each with its id; lines
+    /// that have none yet get one now, stamped with their own time, and keep it for good.
+    pub fn pending_records(&mut self, limit: u32) -> Result<PendingRecords, StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut unnamed = tx.prepare(
+                "SELECT o.stream, o.seq, coalesce(a.at_ms, u.at_ms) FROM record_outbox o
+                   LEFT JOIN alarms a ON o.stream = 'alarm' AND a.seq = o.seq
+                   LEFT JOIN audit u ON o.stream = 'audit' AND u.seq = o.seq
+                  WHERE o.state = 'pending' AND o.id IS NULL",
+            )?;
+            let rows = unnamed
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut name =
+                tx.prepare("UPDATE record_outbox SET id = ?1 WHERE stream = ?2 AND seq = ?3")?;
+            for (stream, seq, at_ms) in rows {
+                let at = u64::try_from(at_ms.unwrap_or_else(now_ms)).unwrap_or(0);
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at);
+                let id = ulid::Ulid::from_datetime(when).to_string();
+                name.execute(params![id, stream, seq])?;
+            }
+        }
+        tx.commit()?;
+        let mut out = PendingRecords::default();
+        let mut alarms = self.conn.prepare_cached(
+            "SELECT o.id, a.seq, a.kind, a.pd, a.detail, a.at_ms FROM record_outbox o
+               JOIN alarms a ON a.seq = o.seq
+              WHERE o.stream = 'alarm' AND o.state = 'pending' ORDER BY o.seq LIMIT ?1",
+        )?;
+        let rows = alarms.query_map([limit], |r| {
+            Ok(AlarmRecord {
+                id: r.get(0)?,
+                seq: r.get::<_, i64>(1)?.unsigned_abs(),
+                kind: r.get(2)?,
+                pd: r.get(3)?,
+                detail: r.get(4)?,
+                node_time_ms: r.get(5)?,
+            })
+        })?;
+        out.alarms = rows.collect::<Result<_, _>>()?;
+        let left = limit.saturating_sub(out.alarms.len() as u32);
+        let mut audit = self.conn.prepare_cached(
+            "SELECT o.id, u.seq, u.actor, u.action, u.subject, u.detail, u.at_ms FROM record_outbox o
+               JOIN audit u ON u.seq = o.seq
+              WHERE o.stream = 'audit' AND o.state = 'pending' ORDER BY o.seq LIMIT ?1",
+        )?;
+        let rows = audit.query_map([left], |r| {
+            Ok(AuditRecord {
+                id: r.get(0)?,
+                seq: r.get::<_, i64>(1)?.unsigned_abs(),
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                subject: r.get(4)?,
+                detail: r.get(5)?,
+                node_time_ms: r.get(6)?,
+            })
+        })?;
+        out.audit = rows.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    /// Marks lines the cloud stored (or already had) as sent and refused ones as dead, within
+    /// the caller's transaction; ids that are not lines are left alone.
+    pub(super) fn settle_records(
+        tx: &rusqlite::Transaction<'_>,
+        done: &[String],
+        rejected: &[(String, String)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut sent = tx.prepare_cached(
+            "UPDATE record_outbox SET state = 'sent', done_ms = ?1, attempts = attempts + 1, last_error = NULL
+             WHERE id = ?2 AND state = 'pending'",
+        )?;
+        for id in done {
+            sent.execute(params![now, id])?;
+        }
+        let mut dead = tx.prepare_cached(
+            "UPDATE record_outbox SET state = 'dead', done_ms = ?1, attempts = attempts + 1, last_error = ?2
+             WHERE id = ?3 AND state = 'pending'",
+        )?;
+        for (id, reason) in rejected {
+            dead.execute(params![now, reason, id])?;
+        }
+        Ok(())
+    }
+
+    pub fn record_stats(&self) -> Result<RecordStats, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT
+                (SELECT COUNT(*) FROM record_outbox WHERE state = 'pending'),
+                (SELECT COUNT(*) FROM record_outbox WHERE state = 'dead')",
+            [],
+            |r| {
+                Ok(RecordStats {
+                    pending: r.get::<_, i64>(0)?.unsigned_abs(),
+                    dead: r.get::<_, i64>(1)?.unsigned_abs(),
+                })
+            },
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::tests_support::store;
+
+    #[test]
+    fn alarms_and_audit_lines_are_queued_named_once_and_settled() {
+        let (_dir, mut s) = store();
+        s.record_alarm("door_forced", Some(0), "door 1")
+            .expect("alarm");
+        s.record_alarm("reader_offline", Some(1), "PD 1")
+            .expect("alarm");
+        s.add_person("p1", "Ann", None).expect("person");
+        s.delete_person("p1", "admin").expect("delete");
+        let first = s.pending_records(10).expect("pending");
+        assert_eq!(first.alarms.len(), 2);
+        assert_eq!(
+            (first.alarms[0].seq, first.alarms[0].kind.as_str()),
+            (1, "door_forced")
+        );
+        assert_eq!(first.alarms[1].pd, Some(1));
+        let deleted = first
+            .audit
+            .iter()
+            .find(|a| a.action == "person.deleted")
+            .expect("the deletion is queued");
+        assert_eq!(
+            (deleted.actor.as_str(), deleted.subject.as_str()),
+            ("admin", "p1")
+        );
+        // Ids are ULIDs, given once: asking again gives the same ones.
+        let again = s.pending_records(10).expect("pending");
+        assert_eq!(again, first);
+        assert!(first.alarms.iter().all(|a| a.id.len() == 26));
+        // The limit counts both streams, alarms first.
+        let one = s.pending_records(1).expect("pending");
+        assert_eq!((one.alarms.len(), one.audit.len()), (1, 0));
+
+        let done = vec![first.alarms[0].id.clone(), deleted.id.clone()];
+        let refused = vec![(first.alarms[1].id.clone(), "invalid_record: x".to_owned())];
+        s.apply_ack(&done, &refused).expect("ack");
+        let left = s.pending_records(10).expect("pending");
+        assert!(left.alarms.is_empty());
+        assert!(left.audit.iter().all(|a| a.id != deleted.id));
+        let stats = s.record_stats().expect("stats");
+        assert_eq!(stats.dead, 1);
+        assert_eq!(stats.pending, left.len() as u64);
+    }
+
+    #[test]
+    fn lines_written_before_the_outbox_existed_are_queued_by_its_migration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = rusqlite::Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE alarms (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+                    kind TEXT NOT NULL, pd INTEGER, detail TEXT NOT NULL);
+                 CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+                    actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
+                 INSERT INTO alarms (at_ms, kind, pd, detail) VALUES (1700000000000, 'tamper', 2, 'lid open');",
+            )
+            .expect("old tables");
+            conn.execute_batch(super::MIGRATION).expect("migrate");
+            conn.execute(
+                "INSERT INTO audit (at_ms, actor, action, subject, detail) VALUES (1, 'a', 'b', 'c', '')",
+                [],
+            )
+            .expect("a new line");
+            let queued: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM record_outbox WHERE id IS NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("count");
+            assert_eq!(
+                queued, 2,
+                "the old alarm by the migration, the new line by its trigger"
+            );
+        }
+    }
+}
