@@ -231,6 +231,29 @@ pub enum PersonState {
     Erased,
 }
 
+/// Cloud → node (`GET /api/v1/sync/site`): the node's site as the cloud's admins set it.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SitePull {
+    pub protocol: u32,
+    /// Absent while the tenant has no site of the node's id in the cloud: the node then keeps
+    /// the geofences of its own config file.
+    pub site: Option<SiteConfig>,
+}
+
+/// A site's configuration; the cloud is its only writer, and a node applies each version once.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteConfig {
+    pub id: String,
+    pub name: String,
+    /// The site's outline, GeoJSON text (RFC 7946) as the admin gave it: while the cloud has
+    /// one, it replaces the geofences of the node's config file.
+    pub geofence_geojson: String,
+    /// When the site last changed (ms since the epoch): its version.
+    pub updated_ms: i64,
+}
+
 /// A face template as a node receives it.
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod osdp_tools;
 pub mod pipeline;
 pub mod retention;
+pub mod site_config;
 pub mod store;
 pub mod sync;
 pub mod template_key;
@@ -144,6 +145,12 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
         metrics.clone(),
         live.clone(),
     )?);
+    // A kept configuration that cannot be read must not keep the gate shut: the file's fences.
+    if let Err(e) =
+        site_config::restore(&pipeline, &store.lock().unwrap_or_else(|p| p.into_inner()))
+    {
+        tracing::error!(error = %e, "the site configuration kept from the cloud is unusable: the config file's geofences are in force");
+    }
 
     let (trigger, stop) = shutdown::channel();
     let trigger = Arc::new(trigger);

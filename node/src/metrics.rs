@@ -21,6 +21,9 @@ pub struct Metrics {
     pub outbox_pending: Gauge,
     pub outbox_dead: Gauge,
     outbox_records_pending: Gauge,
+    /// The version (`updated_ms`) of the cloud's site configuration in force; 0: the config
+    /// file's.
+    pub site_config_version_ms: Gauge,
     outbox_records_dead: Gauge,
     /// Age of the oldest event not yet synced (0 when none waits).
     pub outbox_oldest_pending_s: Gauge,
@@ -66,6 +69,7 @@ impl Metrics {
             outbox_pending: Gauge::default(),
             outbox_dead: Gauge::default(),
             outbox_records_pending: Gauge::default(),
+            site_config_version_ms: Gauge::default(),
             outbox_records_dead: Gauge::default(),
             outbox_oldest_pending_s: Gauge::default(),
             sync_pushes: Counter::default(),
@@ -101,6 +105,11 @@ impl Metrics {
             "outbox_dead",
             "Events the cloud rejected (dead letters)",
             m.outbox_dead.clone(),
+        );
+        registry.register(
+            "site_config_version_ms",
+            "Version (ms since the epoch) of the cloud's site configuration in force; 0: the config file's",
+            m.site_config_version_ms.clone(),
         );
         registry.register(
             "outbox_records_pending",

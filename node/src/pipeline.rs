@@ -136,7 +136,11 @@ pub struct Pipeline {
     min_margin: f32,
     learn: Option<(f32, f32)>,
     policy: Policy,
-    geofences: Vec<Geofence>,
+    /// The fences in force: the config file's, or the cloud's outline of the site once it gave
+    /// one (see `site_config`).
+    geofences: RwLock<Vec<Geofence>>,
+    /// The config file's fences, back in force if the cloud drops the site.
+    file_geofences: Vec<Geofence>,
     require_card: bool,
     keep_frames: KeepFrames,
     metrics: Arc<Metrics>,
@@ -209,7 +213,8 @@ impl Pipeline {
             min_margin: settings.min_margin,
             learn: settings.learn,
             policy: settings.policy,
-            geofences: settings.geofences,
+            geofences: RwLock::new(settings.geofences.clone()),
+            file_geofences: settings.geofences,
             require_card: settings.require_card,
             keep_frames: settings.keep_frames,
             metrics,
@@ -251,6 +256,19 @@ impl Pipeline {
 
     /// Judges a captured frame for enrolment without storing anything: the supervisor's
     /// feedback while capturing.
+    /// The site this node serves.
+    pub fn site_id(&self) -> &str {
+        &self.site_id
+    }
+
+    /// Puts the cloud's fences of the site in force (`None`: the config file's again), with the
+    /// version they came in (0 for the file's), which `/metrics` shows.
+    pub fn set_cloud_geofences(&self, fences: Option<Vec<Geofence>>, version_ms: i64) {
+        let fences = fences.unwrap_or_else(|| self.file_geofences.clone());
+        *self.geofences.write().unwrap_or_else(|p| p.into_inner()) = fences;
+        self.metrics.site_config_version_ms.set(version_ms);
+    }
+
     pub fn check_face(&self, image: &[u8]) -> Result<FaceCheck, PipelineError> {
         let decoded = self.engine.decode(image).map_err(PipelineError::Image)?;
         let faces = self
@@ -697,7 +715,11 @@ impl Pipeline {
                 person_id: person_id.clone(),
                 history,
                 device_history,
-                geofences: self.geofences.clone(),
+                geofences: self
+                    .geofences
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
                 ..CheckInContext::default()
             },
             &self.policy,

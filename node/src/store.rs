@@ -11,6 +11,7 @@ use crate::template_key::TemplateKey;
 
 mod people_sync;
 mod record_outbox;
+mod site_config;
 mod sync_status;
 pub use people_sync::{GalleryChange, PersonVersion};
 pub use record_outbox::{PendingRecords, RecordStats};
@@ -114,6 +115,7 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     people_sync::MIGRATION,
     sync_status::MIGRATION,
     record_outbox::MIGRATION,
+    site_config::MIGRATION,
 ];
 
 /// One line of the node's audit log.

@@ -14,7 +14,7 @@ use std::{
 
 use rollcall_cloud::{
     codec::Encoding,
-    protocol::{PROTOCOL_VERSION, PeoplePage, PushAck, PushBatch, STREAM_PEOPLE},
+    protocol::{PROTOCOL_VERSION, PeoplePage, PushAck, PushBatch, STREAM_PEOPLE, SitePull},
     shutdown::Shutdown,
 };
 
@@ -44,6 +44,8 @@ enum SyncError {
     Protocol(u32),
     #[error("applying a pulled person: {0}")]
     Apply(String),
+    #[error(transparent)]
+    Site(#[from] crate::site_config::SiteConfigError),
     #[error("the cloud's answer is unreadable: {0}")]
     Decode(String),
 }
@@ -52,6 +54,7 @@ pub struct SyncClient {
     http: reqwest::Client,
     url: String,
     people_url: String,
+    site_url: String,
     token: String,
     interval: Duration,
     store: Arc<Mutex<NodeStore>>,
@@ -65,6 +68,8 @@ pub struct SyncClient {
     /// Until when (ms since the epoch) not to ask for people: a cloud of an older release
     /// answered 404; it is asked again after [`PULL_RETRY_MS`], in case it was upgraded.
     pull_paused_until_ms: AtomicI64,
+    /// The same for the site's configuration.
+    site_paused_until_ms: AtomicI64,
 }
 
 impl SyncClient {
@@ -81,6 +86,7 @@ impl SyncClient {
                 .build()?,
             url: format!("{}/api/v1/sync/push", cloud.url.trim_end_matches('/')),
             people_url: format!("{}/api/v1/sync/people", cloud.url.trim_end_matches('/')),
+            site_url: format!("{}/api/v1/sync/site", cloud.url.trim_end_matches('/')),
             token: cloud.node_token.clone(),
             interval: Duration::from_millis(cloud.sync_interval_ms),
             store,
@@ -88,6 +94,7 @@ impl SyncClient {
             metrics,
             fallback: AtomicU8::new(0),
             pull_paused_until_ms: AtomicI64::new(0),
+            site_paused_until_ms: AtomicI64::new(0),
         })
     }
 
@@ -95,11 +102,19 @@ impl SyncClient {
         &self,
         f: impl FnOnce(&mut NodeStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, SyncError> {
+        self.with_store_or(f).await
+    }
+
+    /// Like [`Self::with_store`], for work that fails with a sync error of its own.
+    async fn with_store_or<T: Send + 'static, E: Into<SyncError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut NodeStore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, SyncError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
             .await
             .map_err(|e| SyncError::Join(e.to_string()))?
-            .map_err(SyncError::from)
+            .map_err(Into::into)
     }
 
     /// Pushes until the outbox is empty or a push fails, counting the items settled in
@@ -237,6 +252,39 @@ impl SyncClient {
         Ok(Some(page))
     }
 
+    /// Reads the site's configuration and puts a new version in force (stored first);
+    /// whether it changed. A cloud of a release without it (404) is asked again later.
+    async fn pull_site(&self) -> Result<bool, SyncError> {
+        let Some(pipeline) = &self.pipeline else {
+            return Ok(false);
+        };
+        if now_ms() < self.site_paused_until_ms.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let response = self
+            .http
+            .get(&self.site_url)
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            self.site_paused_until_ms
+                .store(now_ms() + PULL_RETRY_MS, Ordering::Relaxed);
+            tracing::warn!(
+                retry_in_s = PULL_RETRY_MS / 1000,
+                "the cloud gives no site configuration (an older release): the fences in force stay"
+            );
+            return Ok(false);
+        }
+        let pull: SitePull = decoded(response).await?;
+        if pull.protocol != PROTOCOL_VERSION {
+            return Err(SyncError::Protocol(pull.protocol));
+        }
+        let pipeline = pipeline.clone();
+        self.with_store_or(move |s| crate::site_config::apply(&pipeline, s, pull.site.as_ref()))
+            .await
+    }
+
     /// One push of a batch, encoded as the fallback level says.
     async fn post(&self, batch: &PushBatch) -> Result<reqwest::Response, reqwest::Error> {
         let level = self.fallback.load(Ordering::Relaxed);
@@ -283,7 +331,8 @@ impl SyncClient {
             if let Ok(n @ 1..) = pulled {
                 tracing::info!(people = n, "pulled people from the cloud");
             }
-            let outcome = pushed.and(pulled.map(drop));
+            let site = self.pull_site().await;
+            let outcome = pushed.and(pulled.map(drop)).and(site.map(drop));
             failures = failures_after(failures, settled, outcome.is_ok());
             let at = now_ms();
             let text = outcome.as_ref().err().map(ToString::to_string);

@@ -63,6 +63,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(push))
         .routes(routes!(whoami))
         .routes(routes!(super::sync_pull::pull_people))
+        .routes(routes!(super::sync_pull::pull_site))
         .routes(routes!(super::rejections_api::node_rejections))
         .routes(routes!(super::records_api::node_audit))
         .routes(routes!(super::records_api::list_alarms))

@@ -1,6 +1,7 @@
 //! Cloud → node pulls. A node follows the `people` stream with its own cursor: each page lists
 //! the people changed after the cursor, each once, as the node's site sees them now (assigned
 //! with their templates, unassigned, or erased), stamped with the cloud's hybrid logical clock.
+//! It also reads its site's configuration (the geofence) each round.
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use super::{
 use crate::{
     problem::Problem,
     protocol::{
-        MAX_PULL_PAGE, PROTOCOL_VERSION, PeoplePage, PersonChange, PersonState, TemplateRecord,
+        MAX_PULL_PAGE, PROTOCOL_VERSION, PeoplePage, PersonChange, PersonState, SiteConfig,
+        SitePull, TemplateRecord,
     },
 };
 
@@ -77,6 +79,34 @@ pub(crate) async fn pull_people(
         items,
         cursor: next,
         more,
+    }))
+}
+
+/// A node reads its site's configuration: the geofence the cloud's admins drew, with its
+/// version.
+#[utoipa::path(get, path = "/api/v1/sync/site", tag = "sync",
+    security(("node_token" = [])),
+    responses((status = 200, body = SitePull)))]
+pub(crate) async fn pull_site(
+    State(state): State<Arc<AppState>>,
+    Node {
+        scope, row: node, ..
+    }: Node,
+) -> Result<axum::Json<SitePull>, Problem> {
+    let site = state
+        .store
+        .site(&scope, &node.site_id)
+        .await
+        .map_err(store_problem)?
+        .map(|s| SiteConfig {
+            id: s.id,
+            name: s.name,
+            geofence_geojson: s.geofence.to_string(),
+            updated_ms: s.updated_ms,
+        });
+    Ok(axum::Json(SitePull {
+        protocol: PROTOCOL_VERSION,
+        site,
     }))
 }
 
