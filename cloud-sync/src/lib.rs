@@ -21,6 +21,9 @@ pub mod cookie;
 pub mod gzip;
 
 #[cfg(feature = "http")]
+pub mod zstd;
+
+#[cfg(feature = "http")]
 pub mod codec;
 
 #[cfg(feature = "http")]

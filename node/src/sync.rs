@@ -227,29 +227,18 @@ impl SyncClient {
     /// The page of people after `cursor`; `None` from a cloud of a release without the pull
     /// (404): the node pauses asking, and its pushes are not held back by failing rounds.
     async fn people_page(&self, cursor: u64) -> Result<Option<PeoplePage>, SyncError> {
-        if now_ms() < self.pull_paused_until_ms.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        let response = self
-            .http
-            .get(format!("{}?cursor={cursor}", self.people_url))
-            .bearer_auth(&self.token)
-            .send()
+        let url = format!("{}?cursor={cursor}", self.people_url);
+        let page: Option<PeoplePage> = self
+            .pull(
+                &url,
+                &self.pull_paused_until_ms,
+                "the cloud has no people to pull (an older release): pushing only for now",
+            )
             .await?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            self.pull_paused_until_ms
-                .store(now_ms() + PULL_RETRY_MS, Ordering::Relaxed);
-            tracing::warn!(
-                retry_in_s = PULL_RETRY_MS / 1000,
-                "the cloud has no people to pull (an older release): pushing only for now"
-            );
-            return Ok(None);
+        match page {
+            Some(p) if p.protocol != PROTOCOL_VERSION => Err(SyncError::Protocol(p.protocol)),
+            page => Ok(page),
         }
-        let page: PeoplePage = decoded(response).await?;
-        if page.protocol != PROTOCOL_VERSION {
-            return Err(SyncError::Protocol(page.protocol));
-        }
-        Ok(Some(page))
     }
 
     /// Reads the site's configuration and puts a new version in force (stored first);
@@ -258,31 +247,42 @@ impl SyncClient {
         let Some(pipeline) = &self.pipeline else {
             return Ok(false);
         };
-        if now_ms() < self.site_paused_until_ms.load(Ordering::Relaxed) {
+        let Some(pull) = self
+            .pull::<SitePull>(
+                &self.site_url,
+                &self.site_paused_until_ms,
+                "the cloud gives no site configuration (an older release): the fences in force stay",
+            )
+            .await?
+        else {
             return Ok(false);
-        }
-        let response = self
-            .http
-            .get(&self.site_url)
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            self.site_paused_until_ms
-                .store(now_ms() + PULL_RETRY_MS, Ordering::Relaxed);
-            tracing::warn!(
-                retry_in_s = PULL_RETRY_MS / 1000,
-                "the cloud gives no site configuration (an older release): the fences in force stay"
-            );
-            return Ok(false);
-        }
-        let pull: SitePull = decoded(response).await?;
+        };
         if pull.protocol != PROTOCOL_VERSION {
             return Err(SyncError::Protocol(pull.protocol));
         }
         let pipeline = pipeline.clone();
         self.with_store_or(move |s| crate::site_config::apply(&pipeline, s, pull.site.as_ref()))
             .await
+    }
+
+    /// GETs a pull; `None` while `paused_until_ms` is ahead, or from a cloud of a release
+    /// without this pull (404), which pauses it for [`PULL_RETRY_MS`] (it may be upgraded).
+    async fn pull<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        paused_until_ms: &AtomicI64,
+        missing: &str,
+    ) -> Result<Option<T>, SyncError> {
+        if now_ms() < paused_until_ms.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let response = self.http.get(url).bearer_auth(&self.token).send().await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            paused_until_ms.store(now_ms() + PULL_RETRY_MS, Ordering::Relaxed);
+            tracing::warn!(retry_in_s = PULL_RETRY_MS / 1000, "{missing}");
+            return Ok(None);
+        }
+        decoded(response).await.map(Some)
     }
 
     /// One push of a batch, encoded as the fallback level says.

@@ -332,7 +332,7 @@ fn responses_carry_request_ids() {
     assert_eq!(r.status().as_u16(), 200);
 }
 
-/// Pushes may come as JSON or CBOR, gzip-compressed or not; a bomb, a corrupt or truncated stream, a truncated body,
+/// Pushes may come as JSON or CBOR, gzip- or zstd-compressed or not; a bomb, a corrupt or truncated stream, a truncated body,
 /// another protocol version, more than 1000 items, another encoding or another media type is
 /// refused whole, before anything is stored; a replayed batch is all duplicates.
 #[test]
@@ -408,6 +408,20 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
             ("a gzip bomb", bomb, "application/json", Some("gzip"), 413),
             ("corrupt gzip", junk, "application/json", Some("gzip"), 400),
             (
+                "a zstd bomb",
+                rollcall_cloud::zstd::compress(&vec![b' '; 64 << 20]),
+                "application/json",
+                Some("zstd"),
+                413,
+            ),
+            (
+                "corrupt zstd",
+                b"\x28\xb5\x2f\xfd certainly not a frame".to_vec(),
+                "application/json",
+                Some("zstd"),
+                400,
+            ),
+            (
                 "brotli",
                 batch(201..=201),
                 "application/json",
@@ -440,6 +454,10 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
             (
                 rollcall_cloud::gzip::compress(&cbor_batch(221..=230)),
                 Some("gzip"),
+            ),
+            (
+                rollcall_cloud::zstd::compress(&cbor_batch(231..=240)),
+                Some("zstd"),
             ),
         ] {
             let mut req = http
@@ -502,7 +520,7 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
             .expect("events");
         assert_eq!(
             all["items"].as_array().map(Vec::len),
-            Some(220),
+            Some(230),
             "{name}: nothing else stored"
         );
     });

@@ -1,8 +1,8 @@
-//! The body of a node's push: JSON or CBOR (`Content-Type`), sent as it is or gzip-compressed
-//! (`Content-Encoding: gzip`), at most [`MAX_BATCH_BYTES`] once inflated; and the answer, in
-//! the push's own encoding. Anything else is refused with a problem document before a byte is
-//! stored: another media type or encoding 415, too large 413, not gzip or not well-formed 400,
-//! well-formed but of the wrong shape 422.
+//! The body of a node's push: JSON or CBOR (`Content-Type`), sent as it is or compressed
+//! (`Content-Encoding: gzip` or `zstd`), at most [`MAX_BATCH_BYTES`] once inflated; and the
+//! answer, in the push's own encoding. Anything else is refused with a problem document before
+//! a byte is stored: another media type or encoding 415, too large 413, corrupt compression or
+//! not well-formed 400, well-formed but of the wrong shape 422.
 
 use axum::{
     extract::{FromRequest, Request},
@@ -16,7 +16,15 @@ use crate::{
     gzip::{self, GzipError},
     problem::Problem,
     protocol::MAX_BATCH_BYTES,
+    zstd::{self, ZstdError},
 };
+
+/// How a push body is compressed.
+enum Coding {
+    Identity,
+    Gzip,
+    Zstd,
+}
 
 /// A push body, and the encoding it came in (the answer uses it too).
 pub(crate) struct SyncBody<T> {
@@ -70,38 +78,49 @@ where
             .and_then(Encoding::from_content_type)
         else {
             return Err(unsupported(
-                "a push is application/json or application/cbor (optionally Content-Encoding: gzip)"
+                "a push is application/json or application/cbor (optionally Content-Encoding: gzip or zstd)"
                     .into(),
             ));
         };
-        let gzipped = match headers
+        let coding = match headers
             .get(header::CONTENT_ENCODING)
             .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
             .as_deref()
         {
-            None | Some("identity") => false,
-            Some("gzip") => true,
+            None | Some("identity") => Coding::Identity,
+            Some("gzip") => Coding::Gzip,
+            Some("zstd") => Coding::Zstd,
             Some(other) => {
                 return Err(unsupported(format!(
-                    "Content-Encoding `{other}` is not understood: send gzip or nothing"
+                    "Content-Encoding `{other}` is not understood: send gzip, zstd or nothing"
                 )));
             }
         };
         let bytes = axum::body::to_bytes(req.into_body(), MAX_BATCH_BYTES)
             .await
             .map_err(|_| too_large())?;
-        let body = if gzipped {
-            gzip::decompress_bounded(&bytes, MAX_BATCH_BYTES).map_err(|e| match e {
-                GzipError::TooLarge { .. } => too_large(),
-                GzipError::Corrupt(why) => Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-body",
-                    "Invalid request body",
-                    why,
-                ),
-            })?
-        } else {
-            bytes.to_vec()
+        let corrupt = |why: String| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-body",
+                "Invalid request body",
+                why,
+            )
+        };
+        let body = match coding {
+            Coding::Identity => bytes.to_vec(),
+            Coding::Gzip => {
+                gzip::decompress_bounded(&bytes, MAX_BATCH_BYTES).map_err(|e| match e {
+                    GzipError::TooLarge { .. } => too_large(),
+                    GzipError::Corrupt(why) => corrupt(why),
+                })?
+            }
+            Coding::Zstd => {
+                zstd::decompress_bounded(&bytes, MAX_BATCH_BYTES).map_err(|e| match e {
+                    ZstdError::TooLarge { .. } => too_large(),
+                    ZstdError::Corrupt(why) => corrupt(why),
+                })?
+            }
         };
         match encoding.decode(&body) {
             Ok(value) => Ok(SyncBody { value, encoding }),
