@@ -24,7 +24,7 @@ fn site_batch() -> PushBatch {
         x
     };
     const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let mut ulid = |ms: i64| {
+    let ulid = |ms: i64, next: &mut dyn FnMut() -> u64| {
         let mut id = format!("{:010X}", ms).into_bytes();
         for _ in 0..16 {
             id.push(CROCKFORD[(next() % 32) as usize]);
@@ -37,7 +37,7 @@ fn site_batch() -> PushBatch {
             let ms = start + seq as i64 * 7_000;
             let denied = seq % 9 == 0;
             AttendanceEvent {
-                id: ulid(ms),
+                id: ulid(ms, &mut next),
                 seq,
                 site_id: "warehouse-7".into(),
                 person_id: Some(format!("emp-{:05}", 10_000 + seq * 7919 % 400)),
@@ -46,8 +46,14 @@ fn site_batch() -> PushBatch {
                 } else {
                     Decision::Granted
                 },
-                similarity: Some(0.55 + (seq * 7919 % 400) as f64 / 1000.0),
-                risk_score: (seq * 31 % 100) as f64 / 100.0,
+                // As the node makes them: a cosine similarity computed in f32, a risk score
+                // summed from weights, a GPS fix at full precision.
+                similarity: Some(f64::from(0.55f32 + (next() % 4000) as f32 / 10_000.0)),
+                risk_score: if denied {
+                    0.6 + (next() % 400) as f64 / 1000.0 * 0.37
+                } else {
+                    0.0
+                },
                 reasons: if denied {
                     vec![EventReason {
                         code: "outside_geofence".into(),
@@ -58,9 +64,9 @@ fn site_batch() -> PushBatch {
                     vec![]
                 },
                 position: Some(Fix {
-                    lat: 48.8584 + (seq * 17 % 100) as f64 * 1e-5,
-                    lon: 2.2945 + (seq * 29 % 100) as f64 * 1e-5,
-                    accuracy_m: (5 + seq % 40) as f64,
+                    lat: 48.8584 + (next() % 100_000) as f64 * 1.3e-8,
+                    lon: 2.2945 + (next() % 100_000) as f64 * 1.7e-8,
+                    accuracy_m: f64::from(3.0f32 + (next() % 4000) as f32 / 100.0),
                 }),
                 node_time_ms: ms,
                 card: (seq % 3 == 0).then(|| format!("12:{}", 3000 + seq % 400)),
@@ -69,7 +75,7 @@ fn site_batch() -> PushBatch {
         .collect();
     let alarms = (1..=20u64)
         .map(|seq| AlarmRecord {
-            id: ulid(start + seq as i64 * 150_000),
+            id: ulid(start + seq as i64 * 150_000, &mut next),
             seq,
             kind: if seq % 2 == 0 {
                 "door_held_open"
