@@ -250,6 +250,10 @@ pub struct SiteConfig {
     /// The site's outline, GeoJSON text (RFC 7946) as the admin gave it: while the cloud has
     /// one, it replaces the geofences of the node's config file.
     pub geofence_geojson: String,
+    /// The site's fraud policy (JSON of `rollcall_fraud::Policy`), if its admins set one: it
+    /// replaces the node's own `[fraud]` section while the cloud has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraud_policy_json: Option<String>,
     /// When the site last changed (ms since the epoch): its version.
     pub updated_ms: i64,
 }

@@ -135,7 +135,10 @@ pub struct Pipeline {
     match_threshold: f32,
     min_margin: f32,
     learn: Option<(f32, f32)>,
-    policy: Policy,
+    /// The fraud policy in force: the config file's `[fraud]`, or the cloud's for the site.
+    policy: RwLock<Policy>,
+    /// The config file's policy, back in force if the cloud drops the site's.
+    file_policy: Policy,
     /// The fences in force: the config file's, or the cloud's outline of the site once it gave
     /// one (see `site_config`).
     geofences: RwLock<Vec<Geofence>>,
@@ -212,7 +215,8 @@ impl Pipeline {
             match_threshold: settings.match_threshold,
             min_margin: settings.min_margin,
             learn: settings.learn,
-            policy: settings.policy,
+            policy: RwLock::new(settings.policy.clone()),
+            file_policy: settings.policy,
             geofences: RwLock::new(settings.geofences.clone()),
             file_geofences: settings.geofences,
             require_card: settings.require_card,
@@ -261,11 +265,18 @@ impl Pipeline {
         &self.site_id
     }
 
-    /// Puts the cloud's fences of the site in force (`None`: the config file's again), with the
-    /// version they came in (0 for the file's), which `/metrics` shows.
-    pub fn set_cloud_geofences(&self, fences: Option<Vec<Geofence>>, version_ms: i64) {
+    /// Puts the cloud's fences and fraud policy of the site in force (`None`: the config file's
+    /// again), with the version they came in (0 for the file's), which `/metrics` shows.
+    pub fn set_cloud_config(
+        &self,
+        fences: Option<Vec<Geofence>>,
+        policy: Option<Policy>,
+        version_ms: i64,
+    ) {
         let fences = fences.unwrap_or_else(|| self.file_geofences.clone());
         *self.geofences.write().unwrap_or_else(|p| p.into_inner()) = fences;
+        let policy = policy.unwrap_or_else(|| self.file_policy.clone());
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
         self.metrics.site_config_version_ms.set(version_ms);
     }
 
@@ -722,7 +733,11 @@ impl Pipeline {
                     .clone(),
                 ..CheckInContext::default()
             },
-            &self.policy,
+            &self
+                .policy
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         );
         let mut reasons: Vec<EventReason> = assessment
             .reasons

@@ -1,9 +1,11 @@
-//! The site's geofence flows down from the cloud, on SQLite and PostgreSQL: once the cloud has
-//! an outline for the node's site it replaces the node's config-file fence within a sync round
-//! or two (a guard at the gate is granted, then — the fence moved 5 km away — denied
-//! `outside_geofence`); a site the cloud drops gives the node its own fence back; the outline
-//! kept from the cloud is in force again after a restart with the cloud out of reach; each
-//! change is on the node's audit log, which reaches the cloud too.
+//! The site's geofence and fraud policy flow down from the cloud, on SQLite and PostgreSQL: once
+//! the cloud has an outline for the node's site it replaces the node's config-file fence within
+//! a sync round or two (a guard at the gate is granted, then — the fence moved 5 km away —
+//! denied `outside_geofence`); a policy set in the cloud replaces the node's `[fraud]` section
+//! (a 10 m fix denied outright under a 5 m limit) and dropping it restores the node's own; a bad
+//! policy is refused by the cloud with the key; a site the cloud drops gives the node its own
+//! fence back; what was kept from the cloud is in force again after a restart with the cloud
+//! out of reach; each change is on the node's audit log, which reaches the cloud too.
 
 use std::time::Duration;
 
@@ -71,6 +73,50 @@ fn the_sites_geofence_comes_from_the_cloud_and_survives_a_restart_offline() {
         let body = check_in(&node, &photo("sample-obama2", 0));
         assert_eq!(body["decision"], "granted", "{backend}: {body}");
 
+        // The site's fraud policy: a fix must be within 5 m, or the check-in is denied outright.
+        let (status, p) = admin(
+            cloud,
+            "PATCH",
+            "/api/v1/sites/hq",
+            Some(json!({ "fraud_policy": { "deny_at": 1.5 } })),
+        );
+        assert_eq!(status, 400, "{backend}: {p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("fraud_policy.deny_at")),
+            "{p}"
+        );
+        let (status, strict) = admin(
+            cloud,
+            "PATCH",
+            "/api/v1/sites/hq",
+            Some(
+                json!({ "fraud_policy": { "max_accuracy_m": 5.0, "deny_outright": ["low_gps_accuracy"] } }),
+            ),
+        );
+        assert_eq!(status, 200, "{backend}: {strict}");
+        assert_eq!(strict["fraud_policy"]["max_accuracy_m"], 5.0, "{strict}");
+        wait_for_version(&node, strict["updated_ms"].as_i64().expect("version"));
+        let body = check_in(&node, &photo("sample-obama2", 2));
+        assert_eq!(body["decision"], "denied", "{backend}: {body}");
+        assert!(
+            reason_codes(&body).contains(&"low_gps_accuracy".to_owned()),
+            "{backend}: {body}"
+        );
+        // Dropped: the node's own policy (a 10 m fix is fine) is back.
+        let (status, lax) = admin(
+            cloud,
+            "PATCH",
+            "/api/v1/sites/hq",
+            Some(json!({ "fraud_policy": null })),
+        );
+        assert_eq!(status, 200, "{backend}: {lax}");
+        assert!(lax.get("fraud_policy").is_none(), "{lax}");
+        wait_for_version(&node, lax["updated_ms"].as_i64().expect("version"));
+        let body = check_in(&node, &photo("sample-obama2", 3));
+        assert_eq!(body["decision"], "granted", "{backend}: {body}");
+
         // The admins move the site's outline 5.5 km north: the gate is outside it now.
         let (status, moved) = admin(
             cloud,
@@ -108,6 +154,7 @@ fn the_sites_geofence_comes_from_the_cloud_and_survives_a_restart_offline() {
             ),
         );
         assert_eq!(status, 201, "{backend}: {site}");
+        assert!(site.get("fraud_policy").is_none(), "{site}");
         let v3 = site["updated_ms"].as_i64().expect("version");
         wait_for_version(&node, v3);
         let applied: Vec<String> = node
@@ -119,8 +166,8 @@ fn the_sites_geofence_comes_from_the_cloud_and_survives_a_restart_offline() {
             .collect();
         assert_eq!(
             applied.len(),
-            4,
-            "{backend}: v1, v2, dropped, v3: {applied:?}"
+            6,
+            "{backend}: v1, strict, lax, moved, dropped, v3: {applied:?}"
         );
         wait_for(
             "the node's audit log in the cloud",
@@ -136,7 +183,7 @@ fn the_sites_geofence_comes_from_the_cloud_and_survives_a_restart_offline() {
                     l.iter()
                         .filter(|l| l["action"] == "site.config_applied")
                         .count()
-                        == 4
+                        == 6
                 })
             },
         );

@@ -15,7 +15,10 @@ use utoipa::ToSchema;
 use super::{
     api::{AppState, store_problem},
     identity::Caller,
-    store::{sites::Site, users::Role},
+    store::{
+        sites::{Site, SiteChange},
+        users::Role,
+    },
     tenancy,
 };
 use crate::problem::{Json, Problem};
@@ -50,6 +53,29 @@ pub(crate) struct SitePatch {
     )]
     name: Option<String>,
     geofence: Option<serde_json::Value>,
+    /// The fraud policy the site's nodes score with, as `rollcall_fraud::Policy` fields
+    /// (`deny_at`, `weights`, `deny_outright`, `disabled`, `max_accuracy_m`, …; missing ones take
+    /// their defaults); `null` drops it (the nodes go back to their own `[fraud]`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    fraud_policy: Option<Option<serde_json::Value>>,
+}
+
+/// A field that is there, `null` or not: `Some(None)` for `null`, told apart from absent.
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<serde_json::Value>>, D::Error> {
+    Option::<serde_json::Value>::deserialize(d).map(Some)
+}
+
+/// The policy as stored text, or why it is refused (the node's own checks, key by key).
+fn checked_policy(value: &serde_json::Value) -> Result<String, Problem> {
+    let policy: rollcall_fraud::Policy = serde_json::from_value(value.clone())
+        .map_err(|e| Problem::bad_request(format!("fraud_policy: {e}")))?;
+    policy
+        .validate()
+        .map_err(|(key, why)| Problem::bad_request(format!("fraud_policy.{key}: {why}")))?;
+    serde_json::to_string(&policy).map_err(|e| Problem::bad_request(format!("fraud_policy: {e}")))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -145,7 +171,8 @@ pub(crate) async fn get(
         .ok_or_else(|| Problem::not_found(format!("no site `{id}`")))
 }
 
-/// Renames a site or replaces its geofence.
+/// Renames a site, replaces its geofence, or sets or drops its fraud policy; its nodes pick
+/// the change up within a sync round or two.
 #[utoipa::path(patch, path = "/api/v1/sites/{id}", tag = "sites", request_body = SitePatch,
     params(("id" = String, Path, description = "The site's id")),
     security(("bearer" = [])),
@@ -161,20 +188,25 @@ pub(crate) async fn update(
         tenancy::check_name(name)?;
     }
     let geofence = patch.geofence.as_ref().map(checked_geofence).transpose()?;
+    let fraud_policy = match &patch.fraud_policy {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(p)) => Some(Some(checked_policy(p)?)),
+    };
     let audit = caller.audit(
         "site.update",
         Some(id.clone()),
-        serde_json::json!({ "name": patch.name, "geofence_changed": geofence.is_some() }),
+        serde_json::json!({ "name": patch.name, "geofence_changed": geofence.is_some(),
+                            "fraud_policy": fraud_policy.as_ref().map(|p| if p.is_some() { "set" } else { "dropped" }) }),
     );
+    let change = SiteChange {
+        name: patch.name.map(|n| n.trim().to_owned()),
+        geofence,
+        fraud_policy,
+    };
     state
         .store
-        .update_site(
-            &caller.scope,
-            &id,
-            patch.name.map(|n| n.trim().to_owned()),
-            geofence,
-            audit,
-        )
+        .update_site(&caller.scope, &id, change, audit)
         .await
         .map_err(store_problem)?
         .map(axum::Json)

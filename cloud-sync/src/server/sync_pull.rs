@@ -102,6 +102,7 @@ pub(crate) async fn pull_site(
             id: s.id,
             name: s.name,
             geofence_geojson: s.geofence.to_string(),
+            fraud_policy_json: s.fraud_policy.map(|p| p.to_string()),
             updated_ms: s.updated_ms,
         });
     Ok(axum::Json(SitePull {

@@ -13,6 +13,7 @@ pub(super) const MIGRATION: &str = "CREATE TABLE site_config (
         site_id TEXT NOT NULL,
         name TEXT NOT NULL,
         geofence TEXT NOT NULL,
+        fraud_policy TEXT,
         updated_ms INTEGER NOT NULL,
         applied_ms INTEGER NOT NULL
     );";
@@ -23,7 +24,7 @@ impl NodeStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT site_id, name, geofence, updated_ms FROM site_config WHERE id = 1",
+                "SELECT site_id, name, geofence, updated_ms, fraud_policy FROM site_config WHERE id = 1",
                 [],
                 |r| {
                     Ok(SiteConfig {
@@ -31,6 +32,7 @@ impl NodeStore {
                         name: r.get(1)?,
                         geofence_geojson: r.get(2)?,
                         updated_ms: r.get(3)?,
+                        fraud_policy_json: r.get(4)?,
                     })
                 },
             )
@@ -47,15 +49,30 @@ impl NodeStore {
         let (subject, detail) = match config {
             Some(c) => {
                 tx.execute(
-                    "INSERT INTO site_config (id, site_id, name, geofence, updated_ms, applied_ms)
-                     VALUES (1, ?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO site_config (id, site_id, name, geofence, updated_ms, applied_ms, fraud_policy)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (id) DO UPDATE SET site_id = ?1, name = ?2, geofence = ?3,
-                        updated_ms = ?4, applied_ms = ?5",
-                    params![c.id, c.name, c.geofence_geojson, c.updated_ms, now_ms()],
+                        updated_ms = ?4, applied_ms = ?5, fraud_policy = ?6",
+                    params![
+                        c.id,
+                        c.name,
+                        c.geofence_geojson,
+                        c.updated_ms,
+                        now_ms(),
+                        c.fraud_policy_json
+                    ],
                 )?;
                 (
                     c.id.clone(),
-                    format!("geofence of version {} from the cloud", c.updated_ms),
+                    format!(
+                        "geofence{} of version {} from the cloud",
+                        if c.fraud_policy_json.is_some() {
+                            " and fraud policy"
+                        } else {
+                            ""
+                        },
+                        c.updated_ms
+                    ),
                 )
             }
             None => {
@@ -90,11 +107,13 @@ mod tests {
             geofence_geojson: r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}"#
                 .into(),
             updated_ms: 1,
+            fraud_policy_json: None,
         };
         assert!(s.set_site_config(Some(&v1)).expect("set"));
         assert!(!s.set_site_config(Some(&v1)).expect("again"), "nothing new");
         let v2 = SiteConfig {
             updated_ms: 2,
+            fraud_policy_json: Some(r#"{"deny_at":0.7}"#.into()),
             ..v1.clone()
         };
         assert!(s.set_site_config(Some(&v2)).expect("set"));

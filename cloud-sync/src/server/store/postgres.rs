@@ -332,6 +332,8 @@ CREATE POLICY tenant_isolation ON node_records USING (tenant_id = rollcall_tenan
     // (revoked and suspended instead).
     "ALTER TABLE events DROP CONSTRAINT IF EXISTS events_tenant_id_fkey,
                         DROP CONSTRAINT IF EXISTS events_node_id_fkey;",
+    // A site's fraud policy (JSON of `rollcall_fraud::Policy`), given to its nodes; NULL: theirs.
+    "ALTER TABLE sites ADD COLUMN fraud_policy TEXT;",
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every

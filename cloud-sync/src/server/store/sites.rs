@@ -19,11 +19,15 @@ pub struct Site {
     pub name: String,
     /// A GeoJSON Feature, FeatureCollection or geometry, as the admin gave it.
     pub geofence: serde_json::Value,
+    /// The fraud policy the site's nodes score with (`rollcall_fraud::Policy` as JSON: thresholds,
+    /// weights, rules denying outright or switched off, limits); absent: each node's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraud_policy: Option<serde_json::Value>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }
 
-const COLUMNS: &str = "id, name, geofence, created_ms, updated_ms";
+const COLUMNS: &str = "id, name, geofence, created_ms, updated_ms, fraud_policy";
 
 /// Whether people are assigned to a site or have shifts there (`?1` tenant, `?2` site).
 const IN_USE: &str =
@@ -36,14 +40,36 @@ fn in_use(id: &str) -> StoreError {
     ))
 }
 
-fn site(id: String, name: String, geofence: &str, created_ms: i64, updated_ms: i64) -> Site {
+fn site(
+    id: String,
+    name: String,
+    geofence: &str,
+    created_ms: i64,
+    updated_ms: i64,
+    fraud_policy: Option<&str>,
+) -> Site {
     Site {
         id,
         name,
         geofence: serde_json::from_str(geofence).unwrap_or(serde_json::Value::Null),
+        fraud_policy: fraud_policy.and_then(|p| serde_json::from_str(p).ok()),
         created_ms,
         updated_ms,
     }
+}
+
+/// A site just created (no fraud policy yet).
+fn created(id: &str, name: &str, geofence: &str, now: i64) -> Site {
+    site(id.to_owned(), name.to_owned(), geofence, now, now, None)
+}
+
+/// What a `PATCH` changes: `None` leaves a field as it is; `fraud_policy: Some(None)` drops the
+/// site's policy (its nodes go back to their own).
+#[derive(Debug, Clone, Default)]
+pub struct SiteChange {
+    pub name: Option<String>,
+    pub geofence: Option<String>,
+    pub fraud_policy: Option<Option<String>>,
 }
 
 impl Store {
@@ -89,24 +115,21 @@ impl Store {
         }
     }
 
-    /// Changes a site's name and/or geofence; `None` if the tenant has no such site.
+    /// Changes a site's name, geofence and/or fraud policy; `None` if the tenant has no such
+    /// site.
     pub async fn update_site(
         &self,
         scope: &TenantScope,
         id: &str,
-        name: Option<String>,
-        geofence: Option<String>,
+        change: SiteChange,
         audit: Audit,
     ) -> Result<Option<Site>, StoreError> {
         let (scope, id) = (scope.clone(), id.to_owned());
         match self {
             Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    s.update_site(&scope, &id, name, geofence, &audit)
-                })
-                .await
+                blocking(s, move |s| s.update_site(&scope, &id, change, &audit)).await
             }
-            Store::Postgres(p) => p.update_site(&scope, &id, name, geofence, &audit).await,
+            Store::Postgres(p) => p.update_site(&scope, &id, change, &audit).await,
         }
     }
 
@@ -146,7 +169,7 @@ impl SqliteStore {
         }
         append_audit(&tx, scope.id, audit)?;
         tx.commit()?;
-        Ok(site(id.to_owned(), name.to_owned(), geofence, now, now))
+        Ok(created(id, name, geofence, now))
     }
 
     fn sites(&self, scope: &TenantScope, id: Option<&str>) -> Result<Vec<Site>, StoreError> {
@@ -160,6 +183,7 @@ impl SqliteStore {
                 &r.get::<_, String>(2)?,
                 r.get(3)?,
                 r.get(4)?,
+                r.get::<_, Option<String>>(5)?.as_deref(),
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -169,15 +193,23 @@ impl SqliteStore {
         &mut self,
         scope: &TenantScope,
         id: &str,
-        name: Option<String>,
-        geofence: Option<String>,
+        change: SiteChange,
         audit: &Audit,
     ) -> Result<Option<Site>, StoreError> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
-            "UPDATE sites SET name = coalesce(?3, name), geofence = coalesce(?4, geofence), updated_ms = ?5
+            "UPDATE sites SET name = coalesce(?3, name), geofence = coalesce(?4, geofence), updated_ms = ?5,
+                fraud_policy = CASE WHEN ?6 THEN ?7 ELSE fraud_policy END
              WHERE tenant_id = ?1 AND id = ?2",
-            params![scope.id, id, name, geofence, now_ms()],
+            params![
+                scope.id,
+                id,
+                change.name,
+                change.geofence,
+                now_ms(),
+                change.fraud_policy.is_some(),
+                change.fraud_policy.flatten()
+            ],
         )?;
         if n > 0 {
             append_audit(&tx, scope.id, audit)?;
@@ -193,6 +225,7 @@ impl SqliteStore {
                         &r.get::<_, String>(2)?,
                         r.get(3)?,
                         r.get(4)?,
+                        r.get::<_, Option<String>>(5)?.as_deref(),
                     ))
                 },
             )
@@ -248,7 +281,7 @@ impl PgStore {
         }
         pg_audit(&tx, scope.id, audit).await?;
         tx.commit().await?;
-        Ok(site(id.to_owned(), name.to_owned(), geofence, now, now))
+        Ok(created(id, name, geofence, now))
     }
 
     async fn sites(&self, scope: &TenantScope, id: Option<&str>) -> Result<Vec<Site>, StoreError> {
@@ -263,7 +296,16 @@ impl PgStore {
         tx.commit().await?;
         Ok(rows
             .iter()
-            .map(|r| site(r.get(0), r.get(1), r.get::<_, &str>(2), r.get(3), r.get(4)))
+            .map(|r| {
+                site(
+                    r.get(0),
+                    r.get(1),
+                    r.get::<_, &str>(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                )
+            })
             .collect())
     }
 
@@ -271,8 +313,7 @@ impl PgStore {
         &self,
         scope: &TenantScope,
         id: &str,
-        name: Option<String>,
-        geofence: Option<String>,
+        change: SiteChange,
         audit: &Audit,
     ) -> Result<Option<Site>, StoreError> {
         let mut client = self.client().await?;
@@ -280,17 +321,35 @@ impl PgStore {
         let row = tx
             .query_opt(
                 &format!(
-                    "UPDATE sites SET name = coalesce($3, name), geofence = coalesce($4, geofence), updated_ms = $5
+                    "UPDATE sites SET name = coalesce($3, name), geofence = coalesce($4, geofence), updated_ms = $5,
+                        fraud_policy = CASE WHEN $6::boolean THEN $7::text ELSE fraud_policy END
                      WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
                 ),
-                &[&scope.id, &id, &name, &geofence, &now_ms()],
+                &[
+                    &scope.id,
+                    &id,
+                    &change.name,
+                    &change.geofence,
+                    &now_ms(),
+                    &change.fraud_policy.is_some(),
+                    &change.fraud_policy.flatten(),
+                ],
             )
             .await?;
         if row.is_some() {
             pg_audit(&tx, scope.id, audit).await?;
         }
         tx.commit().await?;
-        Ok(row.map(|r| site(r.get(0), r.get(1), r.get::<_, &str>(2), r.get(3), r.get(4))))
+        Ok(row.map(|r| {
+            site(
+                r.get(0),
+                r.get(1),
+                r.get::<_, &str>(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+            )
+        }))
     }
 
     async fn delete_site(

@@ -267,6 +267,8 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
         UNIQUE (node_id, stream, seq)
     );
     CREATE INDEX node_records_by_time ON node_records (tenant_id, stream, node_time_ms, id);",
+    // A site's fraud policy (JSON of `rollcall_fraud::Policy`), given to its nodes; NULL: theirs.
+    "ALTER TABLE sites ADD COLUMN fraud_policy TEXT;",
 ];
 
 impl SqliteStore {
