@@ -62,6 +62,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/events/{id}/frame", get(event_frame))
         .route("/api/v1/dead-letters", get(list_dead_letters))
+        .route(
+            "/api/v1/dead-letters/records",
+            get(list_record_dead_letters),
+        )
         .route("/api/v1/dead-letters/{id}/retry", post(retry_dead_letter))
         .fallback(|| async { Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -729,7 +733,16 @@ async fn list_dead_letters(
     items(&state, |s| s.dead_letters(1000)).await
 }
 
-/// Sends a dead letter again (it goes back to the outbox; the sync client pushes it next).
+/// Alarms and audit lines the cloud refused, newest first, with its reasons.
+async fn list_record_dead_letters(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<impl IntoResponse, Problem> {
+    items(&state, |s| s.record_dead_letters(1000)).await
+}
+
+/// Sends a dead letter (an event, an alarm or an audit line) again: it goes back to the
+/// outbox, and the sync client pushes it next.
 async fn retry_dead_letter(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
@@ -749,7 +762,7 @@ async fn retry_dead_letter(
         Ok(StatusCode::ACCEPTED)
     } else {
         Err(Problem::not_found(format!(
-            "event `{event_id}` is not a dead letter"
+            "`{event_id}` is not a dead letter"
         )))
     }
 }

@@ -14,7 +14,7 @@ mod record_outbox;
 mod site_config;
 mod sync_status;
 pub use people_sync::{GalleryChange, PersonVersion};
-pub use record_outbox::{PendingRecords, RecordStats};
+pub use record_outbox::{PendingRecords, RecordDeadLetter, RecordStats};
 use rusqlite::{Connection, OptionalExtension, params};
 pub use sync_status::SyncStatus;
 
@@ -761,15 +761,16 @@ impl NodeStore {
         Ok(out)
     }
 
-    /// Puts a dead letter back in the outbox (once its cause is fixed: the node's site, the
-    /// cloud's registration); `false` if the event is no dead letter. Recorded in the audit log.
+    /// Puts a dead letter — an event, an alarm or an audit line, by its id — back in the outbox
+    /// (once its cause is fixed: the node's site, the cloud's registration); `false` if it is
+    /// no dead letter. Recorded in the audit log.
     pub fn retry_dead_letter(&mut self, event_id: &str, actor: &str) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
             "UPDATE outbox SET state = 'pending', done_ms = NULL
              WHERE state = 'dead' AND seq = (SELECT seq FROM events WHERE id = ?1)",
             [event_id],
-        )?;
+        )? + usize::from(Self::retry_record(&tx, event_id)?);
         if n > 0 {
             tx.execute(
                 "INSERT INTO audit (at_ms, actor, action, subject, detail) VALUES (?1, ?2, 'sync.retry', ?3, '')",

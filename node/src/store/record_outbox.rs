@@ -47,6 +47,21 @@ impl PendingRecords {
     }
 }
 
+/// An alarm or audit line the cloud refused, kept until an admin retries it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecordDeadLetter {
+    /// `alarm` or `audit`.
+    pub stream: String,
+    /// The line as it was pushed.
+    pub record: serde_json::Value,
+    /// The cloud's reason.
+    pub reason: Option<String>,
+    /// How many times it was pushed.
+    pub attempts: i64,
+    /// When the cloud refused it.
+    pub refused_ms: Option<i64>,
+}
+
 /// How many alarm and audit lines wait for the cloud, and how many it refused.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RecordStats {
@@ -148,6 +163,63 @@ impl NodeStore {
         Ok(())
     }
 
+    /// The lines the cloud refused, newest refusal first, at most `limit`.
+    pub fn record_dead_letters(&self, limit: u32) -> Result<Vec<RecordDeadLetter>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT o.stream, o.id, o.seq, o.last_error, o.attempts, o.done_ms,
+                    a.kind, a.pd, a.detail, a.at_ms,
+                    u.actor, u.action, u.subject, u.detail, u.at_ms
+               FROM record_outbox o
+               LEFT JOIN alarms a ON o.stream = 'alarm' AND a.seq = o.seq
+               LEFT JOIN audit u ON o.stream = 'audit' AND u.seq = o.seq
+              WHERE o.state = 'dead' ORDER BY o.done_ms DESC, o.seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            let stream: String = r.get(0)?;
+            let (id, seq): (String, u64) = (r.get(1)?, r.get::<_, i64>(2)?.unsigned_abs());
+            let record = if stream == "alarm" {
+                serde_json::to_value(AlarmRecord {
+                    id,
+                    seq,
+                    kind: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                    pd: r.get(7)?,
+                    detail: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                    node_time_ms: r.get::<_, Option<i64>>(9)?.unwrap_or_default(),
+                })
+            } else {
+                serde_json::to_value(AuditRecord {
+                    id,
+                    seq,
+                    actor: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                    action: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                    subject: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                    detail: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                    node_time_ms: r.get::<_, Option<i64>>(14)?.unwrap_or_default(),
+                })
+            };
+            Ok(RecordDeadLetter {
+                stream,
+                record: record.unwrap_or_default(),
+                reason: r.get(3)?,
+                attempts: r.get(4)?,
+                refused_ms: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Puts a refused line back in the outbox, within the caller's transaction; whether it was
+    /// one.
+    pub(super) fn retry_record(
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(tx.execute(
+            "UPDATE record_outbox SET state = 'pending', done_ms = NULL WHERE state = 'dead' AND id = ?1",
+            [id],
+        )? > 0)
+    }
+
     pub fn record_stats(&self) -> Result<RecordStats, StoreError> {
         Ok(self.conn.query_row(
             "SELECT
@@ -210,6 +282,27 @@ mod tests {
         let stats = s.record_stats().expect("stats");
         assert_eq!(stats.dead, 1);
         assert_eq!(stats.pending, left.len() as u64);
+        // The refused alarm is listed with the cloud's reason, and goes back by the events' retry.
+        let dead = s.record_dead_letters(10).expect("dead letters");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (
+                dead[0].stream.as_str(),
+                &dead[0].record["kind"],
+                dead[0].attempts
+            ),
+            ("alarm", &serde_json::json!("reader_offline"), 1)
+        );
+        assert_eq!(dead[0].reason.as_deref(), Some("invalid_record: x"));
+        assert!(
+            s.retry_dead_letter(&first.alarms[1].id, "admin")
+                .expect("retry")
+        );
+        assert!(s.record_dead_letters(10).expect("dead letters").is_empty());
+        assert!(
+            !s.retry_dead_letter(&first.alarms[1].id, "admin")
+                .expect("again")
+        );
     }
 
     #[test]
