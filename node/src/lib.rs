@@ -145,11 +145,16 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
         metrics.clone(),
         live.clone(),
     )?);
-    // A kept configuration that cannot be read must not keep the gate shut: the file's fences.
-    if let Err(e) =
-        site_config::restore(&pipeline, &store.lock().unwrap_or_else(|p| p.into_inner()))
+    // A kept configuration that cannot be used (a newer release's rules refuse it) must not keep
+    // the gate shut: the file's fences and policy, and the kept one is dropped so that the
+    // cloud's next answer is judged afresh (and its error shown by the sync status if it fails
+    // again).
     {
-        tracing::error!(error = %e, "the site configuration kept from the cloud is unusable: the config file's geofences are in force");
+        let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = site_config::restore(&pipeline, &store) {
+            tracing::error!(error = %e, "the site configuration kept from the cloud is unusable: the config file's geofences and policy are in force");
+            store.set_site_config(None)?;
+        }
     }
 
     let (trigger, stop) = shutdown::channel();

@@ -258,8 +258,6 @@ impl Pipeline {
         Ok((face, embedding))
     }
 
-    /// Judges a captured frame for enrolment without storing anything: the supervisor's
-    /// feedback while capturing.
     /// The site this node serves.
     pub fn site_id(&self) -> &str {
         &self.site_id
@@ -280,6 +278,8 @@ impl Pipeline {
         self.metrics.site_config_version_ms.set(version_ms);
     }
 
+    /// Judges a captured frame for enrolment without storing anything: the supervisor's
+    /// feedback while capturing.
     pub fn check_face(&self, image: &[u8]) -> Result<FaceCheck, PipelineError> {
         let decoded = self.engine.decode(image).map_err(PipelineError::Image)?;
         let faces = self
@@ -733,11 +733,8 @@ impl Pipeline {
                     .clone(),
                 ..CheckInContext::default()
             },
-            &self
-                .policy
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            // Read, not copied: a new policy from the cloud waits for this assessment.
+            &self.policy.read().unwrap_or_else(|p| p.into_inner()),
         );
         let mut reasons: Vec<EventReason> = assessment
             .reasons

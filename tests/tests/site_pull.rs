@@ -5,7 +5,8 @@
 //! (a 10 m fix denied outright under a 5 m limit) and dropping it restores the node's own; a bad
 //! policy is refused by the cloud with the key; a site the cloud drops gives the node its own
 //! fence back; what was kept from the cloud is in force again after a restart with the cloud
-//! out of reach; each change is on the node's audit log, which reaches the cloud too.
+//! out of reach, and a kept version the node cannot use gives way to its own fence instead of
+//! shutting the gate; each change is on the node's audit log, which reaches the cloud too.
 
 use std::time::Duration;
 
@@ -199,6 +200,29 @@ fn the_sites_geofence_comes_from_the_cloud_and_survives_a_restart_offline() {
         assert!(
             reason_codes(&body).contains(&"outside_geofence".to_owned()),
             "{backend}: {body}"
+        );
+
+        // A kept configuration this release cannot use does not shut the gate: the node starts
+        // on its own fence, and drops the kept one so that the cloud's next answer is judged anew.
+        drop(node);
+        let db = rusqlite::Connection::open(node_dir.join("data/node.sqlite")).expect("db");
+        db.execute(
+            r#"UPDATE site_config SET geofence = '{"type":"Point","coordinates":[2.29,48.85]}'"#,
+            [],
+        )
+        .expect("spoil the kept outline");
+        drop(db);
+        let node = Node::start(
+            &node_dir,
+            &NodeOptions::synced("http://127.0.0.1:9", token.clone()),
+        )
+        .expect("node starts despite it");
+        assert_eq!(version_in_force(&node), Some(0.0), "{backend}");
+        let body = check_in(&node, &photo("sample-obama3", 2));
+        assert_eq!(body["decision"], "granted", "{backend}: {body}");
+        assert!(
+            node.process.log_text().contains("unusable"),
+            "{backend}: the reason is logged"
         );
     });
 }
