@@ -310,12 +310,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
 
+    println!("\n== an alarm at the reader");
+    // Someone opens the reader's housing: its tamper switch trips, the node records an alarm
+    // and pushes it to the cloud with the events.
+    reader.set_local_status(101, true, false)?;
+    println!("  PD 101's tamper switch tripped");
+
     println!("\n== sync");
     let t = Instant::now();
-    let mut in_cloud = 0;
+    let (mut in_cloud, mut alarms) = (0, Vec::new());
     while t.elapsed() < Duration::from_secs(30) {
         in_cloud = cloud.events()?.len();
-        if in_cloud >= recorded {
+        alarms = cloud
+            .admin_get("/api/v1/alarms")?
+            .1
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if in_cloud >= recorded && !alarms.is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -327,6 +340,21 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if in_cloud < recorded {
         wrong.push(format!(
             "only {in_cloud} of {recorded} events reached the cloud"
+        ));
+    }
+    match alarms.first() {
+        Some(a) => println!(
+            "  the cloud has the alarm: {} from PD {} at site {} (node {})",
+            a["kind"].as_str().unwrap_or("?"),
+            a["pd"],
+            a["site_id"].as_str().unwrap_or("?"),
+            a["node_id"].as_str().unwrap_or("?")
+        ),
+        None => wrong.push("the tamper alarm did not reach the cloud".into()),
+    }
+    if alarms.first().is_some_and(|a| a["kind"] != "tamper") {
+        wrong.push(format!(
+            "expected a tamper alarm in the cloud, got {alarms:?}"
         ));
     }
 
@@ -350,6 +378,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("  node metrics     {}/metrics", node.url);
     println!(
         "  cloud admin API  curl -H 'Authorization: Bearer {}' {}/api/v1/events",
+        cloud.admin_token, cloud.url
+    );
+    println!(
+        "  cloud alarms     curl -H 'Authorization: Bearer {}' {}/api/v1/alarms",
         cloud.admin_token, cloud.url
     );
     println!("  cloud metrics    {}/metrics", cloud.url);
