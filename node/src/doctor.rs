@@ -1,6 +1,6 @@
 //! `rollcall-node doctor`: everything an installer needs to know before leaving a site, as a
-//! checklist — config, models, ONNX Runtime, the database, the OSDP reader, the cloud and the
-//! clock.
+//! checklist — config, models, ONNX Runtime, the database, the site configuration in force, the
+//! OSDP reader, the cloud and the clock.
 
 use std::{
     path::Path,
@@ -77,7 +77,12 @@ pub async fn run(config_path: &Path) -> Vec<Check> {
     };
     checks.push(models(&config));
     checks.push(engine(&config).await);
-    checks.push(database(&config).await);
+    let database = database(&config).await;
+    let database_ok = database.status == Status::Ok;
+    checks.push(database);
+    if database_ok {
+        checks.push(site(&config).await);
+    }
     checks.push(osdp(&config).await);
     checks.extend(cloud(&config).await);
     checks
@@ -166,6 +171,67 @@ async fn database(config: &NodeConfig) -> Check {
         Ok(Ok(detail)) => Check::new("database", Status::Ok, detail),
         Ok(Err(e)) => Check::new("database", Status::Fail, e),
         Err(e) => Check::new("database", Status::Fail, e.to_string()),
+    }
+}
+
+/// Which geofences and fraud policy the node enforces: its config file's, or the cloud's.
+async fn site(config: &NodeConfig) -> Check {
+    let (path, key_path) = (config.database_path(), config.template_key_path());
+    let file_fences = config.geofences().len();
+    let result = tokio::task::spawn_blocking(move || -> Result<Check, String> {
+        let key = TemplateKey::load_or_create(&key_path).map_err(|e| e.to_string())?;
+        let store = NodeStore::open(&path, key).map_err(|e| e.to_string())?;
+        Ok(site_check(&store, file_fences))
+    })
+    .await;
+    match result {
+        Ok(Ok(check)) => check,
+        Ok(Err(e)) => Check::new("site", Status::Fail, e),
+        Err(e) => Check::new("site", Status::Fail, e.to_string()),
+    }
+}
+
+/// The site check from the store's kept configuration and the config file's fence count.
+fn site_check(store: &NodeStore, file_fences: usize) -> Check {
+    let kept = match store.site_config() {
+        Ok(k) => k,
+        Err(e) => return Check::new("site", Status::Fail, e.to_string()),
+    };
+    let Some(c) = kept else {
+        return Check::new(
+            "site",
+            Status::Ok,
+            format!(
+                "the config file's {file_fences} geofence(s) and [fraud] policy; the cloud has given no site configuration"
+            ),
+        );
+    };
+    match (
+        crate::site_config::fences(&c),
+        crate::site_config::policy(&c),
+    ) {
+        (Ok(fences), Ok(policy)) => Check::new(
+            "site",
+            Status::Ok,
+            format!(
+                "the cloud's configuration of site {} (version {}): {} geofence(s) from its outline, {} fraud policy; the config file's fences are set aside",
+                c.id,
+                c.updated_ms,
+                fences.len(),
+                if policy.is_some() {
+                    "its"
+                } else {
+                    "the config file's"
+                }
+            ),
+        ),
+        (Err(e), _) | (_, Err(e)) => Check::new(
+            "site",
+            Status::Fail,
+            format!(
+                "{e}: the node starts on its config file's geofences and policy and asks the cloud again"
+            ),
+        ),
     }
 }
 
@@ -316,4 +382,45 @@ async fn cloud(config: &NodeConfig) -> Vec<Check> {
         ),
     ));
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests_support::store;
+    use rollcall_cloud::protocol::SiteConfig;
+
+    #[test]
+    fn the_site_check_says_whose_fences_and_policy_are_in_force() {
+        let (_dir, mut s) = store();
+        let c = site_check(&s, 2);
+        assert_eq!(c.status, Status::Ok);
+        assert!(
+            c.detail.contains("config file's 2 geofence(s)"),
+            "{}",
+            c.detail
+        );
+        let mut kept = SiteConfig {
+            id: "hq".into(),
+            name: "HQ".into(),
+            geofence_geojson: r#"{"type":"Polygon","coordinates":[[[2.29,48.85],[2.30,48.85],[2.30,48.86],[2.29,48.85]]]}"#.into(),
+            fraud_policy_json: Some(r#"{"deny_at": 0.7}"#.into()),
+            updated_ms: 42,
+        };
+        s.set_site_config(Some(&kept)).expect("kept");
+        let c = site_check(&s, 2);
+        assert_eq!(c.status, Status::Ok);
+        assert!(
+            c.detail.contains("version 42")
+                && c.detail.contains("1 geofence(s)")
+                && c.detail.contains("its fraud policy"),
+            "{}",
+            c.detail
+        );
+        kept.fraud_policy_json = Some(r#"{"deny_at": 3}"#.into());
+        s.set_site_config(Some(&kept)).expect("kept");
+        let c = site_check(&s, 2);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("deny_at"), "{}", c.detail);
+    }
 }

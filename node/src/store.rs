@@ -874,7 +874,7 @@ pub(crate) fn test_event(seq: u64) -> AttendanceEvent {
 }
 
 #[cfg(test)]
-mod tests_support {
+pub(crate) mod tests_support {
     use super::*;
 
     /// A fresh store in a temporary directory (keep the directory alive with it).

@@ -45,6 +45,7 @@ fn doctor_checks_config_models_runtime_database_reader_cloud_and_clock() {
         "[ ok ] models",
         "[ ok ] runtime",
         "[ ok ] database",
+        "[ ok ] site",
         "[ ok ] osdp",
         "[ ok ] cloud",
         "[ ok ] clock",
@@ -52,7 +53,10 @@ fn doctor_checks_config_models_runtime_database_reader_cloud_and_clock() {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
     assert!(
-        text.contains(&node_id) && text.contains("PD 101") && text.contains("integrity ok"),
+        text.contains(&node_id)
+            && text.contains("PD 101")
+            && text.contains("integrity ok")
+            && text.contains("the cloud has given no site configuration"),
         "{text}"
     );
 
