@@ -69,6 +69,43 @@ pub struct RecordStats {
     pub dead: u64,
 }
 
+/// A stream's lines with their outbox columns; append `WHERE …`.
+const ALARMS: &str =
+    "SELECT o.id, a.seq, a.kind, a.pd, a.detail, a.at_ms, o.last_error, o.attempts, o.done_ms
+     FROM record_outbox o JOIN alarms a ON o.stream = 'alarm' AND a.seq = o.seq";
+const AUDIT: &str = "SELECT o.id, u.seq, u.actor, u.action, u.subject, u.detail, u.at_ms, o.last_error, o.attempts, o.done_ms
+     FROM record_outbox o JOIN audit u ON o.stream = 'audit' AND u.seq = o.seq";
+
+/// A line's outbox columns.
+struct Outbox {
+    reason: Option<String>,
+    attempts: i64,
+    done_ms: Option<i64>,
+}
+
+fn alarm_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmRecord> {
+    Ok(AlarmRecord {
+        id: r.get(0)?,
+        seq: r.get::<_, i64>(1)?.unsigned_abs(),
+        kind: r.get(2)?,
+        pd: r.get(3)?,
+        detail: r.get(4)?,
+        node_time_ms: r.get(5)?,
+    })
+}
+
+fn audit_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: r.get(0)?,
+        seq: r.get::<_, i64>(1)?.unsigned_abs(),
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        subject: r.get(4)?,
+        detail: r.get(5)?,
+        node_time_ms: r.get(6)?,
+    })
+}
+
 impl NodeStore {
     /// The oldest pending lines, alarms first (at most `limit` in all), each with its id; lines
     /// that have none yet get one now, stamped with their own time, and keep it for good.
@@ -100,42 +137,37 @@ impl NodeStore {
             }
         }
         tx.commit()?;
-        let mut out = PendingRecords::default();
-        let mut alarms = self.conn.prepare_cached(
-            "SELECT o.id, a.seq, a.kind, a.pd, a.detail, a.at_ms FROM record_outbox o
-               JOIN alarms a ON a.seq = o.seq
-              WHERE o.stream = 'alarm' AND o.state = 'pending' ORDER BY o.seq LIMIT ?1",
-        )?;
-        let rows = alarms.query_map([limit], |r| {
-            Ok(AlarmRecord {
-                id: r.get(0)?,
-                seq: r.get::<_, i64>(1)?.unsigned_abs(),
-                kind: r.get(2)?,
-                pd: r.get(3)?,
-                detail: r.get(4)?,
-                node_time_ms: r.get(5)?,
-            })
+        let alarms = self.records(ALARMS, "pending", limit, alarm_record)?;
+        let left = limit.saturating_sub(alarms.len() as u32);
+        let audit = self.records(AUDIT, "pending", left, audit_record)?;
+        Ok(PendingRecords {
+            alarms: alarms.into_iter().map(|(a, _)| a).collect(),
+            audit: audit.into_iter().map(|(a, _)| a).collect(),
+        })
+    }
+
+    /// Lines of one stream in `state`, oldest first, each with its outbox columns.
+    fn records<T>(
+        &self,
+        select: &str,
+        state: &str,
+        limit: u32,
+        line: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<(T, Outbox)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{select} WHERE o.state = ?1 ORDER BY o.seq LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![state, limit], |r| {
+            Ok((
+                line(r)?,
+                Outbox {
+                    reason: r.get("last_error")?,
+                    attempts: r.get("attempts")?,
+                    done_ms: r.get("done_ms")?,
+                },
+            ))
         })?;
-        out.alarms = rows.collect::<Result<_, _>>()?;
-        let left = limit.saturating_sub(out.alarms.len() as u32);
-        let mut audit = self.conn.prepare_cached(
-            "SELECT o.id, u.seq, u.actor, u.action, u.subject, u.detail, u.at_ms FROM record_outbox o
-               JOIN audit u ON u.seq = o.seq
-              WHERE o.stream = 'audit' AND o.state = 'pending' ORDER BY o.seq LIMIT ?1",
-        )?;
-        let rows = audit.query_map([left], |r| {
-            Ok(AuditRecord {
-                id: r.get(0)?,
-                seq: r.get::<_, i64>(1)?.unsigned_abs(),
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                subject: r.get(4)?,
-                detail: r.get(5)?,
-                node_time_ms: r.get(6)?,
-            })
-        })?;
-        out.audit = rows.collect::<Result<_, _>>()?;
-        Ok(out)
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Marks lines the cloud stored (or already had) as sent and refused ones as dead, within
@@ -165,47 +197,31 @@ impl NodeStore {
 
     /// The lines the cloud refused, newest refusal first, at most `limit`.
     pub fn record_dead_letters(&self, limit: u32) -> Result<Vec<RecordDeadLetter>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT o.stream, o.id, o.seq, o.last_error, o.attempts, o.done_ms,
-                    a.kind, a.pd, a.detail, a.at_ms,
-                    u.actor, u.action, u.subject, u.detail, u.at_ms
-               FROM record_outbox o
-               LEFT JOIN alarms a ON o.stream = 'alarm' AND a.seq = o.seq
-               LEFT JOIN audit u ON o.stream = 'audit' AND u.seq = o.seq
-              WHERE o.state = 'dead' ORDER BY o.done_ms DESC, o.seq DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit], |r| {
-            let stream: String = r.get(0)?;
-            let (id, seq): (String, u64) = (r.get(1)?, r.get::<_, i64>(2)?.unsigned_abs());
-            let record = if stream == "alarm" {
-                serde_json::to_value(AlarmRecord {
-                    id,
-                    seq,
-                    kind: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                    pd: r.get(7)?,
-                    detail: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                    node_time_ms: r.get::<_, Option<i64>>(9)?.unwrap_or_default(),
-                })
-            } else {
-                serde_json::to_value(AuditRecord {
-                    id,
-                    seq,
-                    actor: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-                    action: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-                    subject: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-                    detail: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
-                    node_time_ms: r.get::<_, Option<i64>>(14)?.unwrap_or_default(),
-                })
+        let dead =
+            |stream: &str, record: Result<serde_json::Value, serde_json::Error>, o: Outbox| {
+                record
+                    .map(|record| RecordDeadLetter {
+                        stream: stream.to_owned(),
+                        record,
+                        reason: o.reason,
+                        attempts: o.attempts,
+                        refused_ms: o.done_ms,
+                    })
+                    .map_err(|e| StoreError::Corrupt {
+                        what: format!("{stream} dead letter"),
+                        reason: e.to_string(),
+                    })
             };
-            Ok(RecordDeadLetter {
-                stream,
-                record: record.unwrap_or_default(),
-                reason: r.get(3)?,
-                attempts: r.get(4)?,
-                refused_ms: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        for (a, o) in self.records(ALARMS, "dead", u32::MAX, alarm_record)? {
+            out.push(dead("alarm", serde_json::to_value(a), o)?);
+        }
+        for (a, o) in self.records(AUDIT, "dead", u32::MAX, audit_record)? {
+            out.push(dead("audit", serde_json::to_value(a), o)?);
+        }
+        out.sort_by_key(|d| std::cmp::Reverse(d.refused_ms));
+        out.truncate(limit as usize);
+        Ok(out)
     }
 
     /// Puts a refused line back in the outbox, within the caller's transaction; whether it was

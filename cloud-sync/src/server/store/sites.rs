@@ -58,6 +58,30 @@ fn site(
     }
 }
 
+/// A row of [`COLUMNS`] as SQLite returns it.
+fn sqlite_site(r: &rusqlite::Row<'_>) -> rusqlite::Result<Site> {
+    Ok(site(
+        r.get(0)?,
+        r.get(1)?,
+        &r.get::<_, String>(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get::<_, Option<String>>(5)?.as_deref(),
+    ))
+}
+
+/// A row of [`COLUMNS`] as PostgreSQL returns it.
+fn pg_site(r: &tokio_postgres::Row) -> Site {
+    site(
+        r.get(0),
+        r.get(1),
+        r.get::<_, &str>(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+    )
+}
+
 /// A site just created (no fraud policy yet).
 fn created(id: &str, name: &str, geofence: &str, now: i64) -> Site {
     site(id.to_owned(), name.to_owned(), geofence, now, now, None)
@@ -176,16 +200,7 @@ impl SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM sites WHERE tenant_id = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id"
         ))?;
-        let rows = stmt.query_map(params![scope.id, id], |r| {
-            Ok(site(
-                r.get(0)?,
-                r.get(1)?,
-                &r.get::<_, String>(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get::<_, Option<String>>(5)?.as_deref(),
-            ))
-        })?;
+        let rows = stmt.query_map(params![scope.id, id], sqlite_site)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -218,16 +233,7 @@ impl SqliteStore {
             .query_row(
                 &format!("SELECT {COLUMNS} FROM sites WHERE tenant_id = ?1 AND id = ?2"),
                 params![scope.id, id],
-                |r| {
-                    Ok(site(
-                        r.get(0)?,
-                        r.get(1)?,
-                        &r.get::<_, String>(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get::<_, Option<String>>(5)?.as_deref(),
-                    ))
-                },
+                sqlite_site,
             )
             .optional()?;
         tx.commit()?;
@@ -294,19 +300,7 @@ impl PgStore {
             )
             .await?;
         tx.commit().await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                site(
-                    r.get(0),
-                    r.get(1),
-                    r.get::<_, &str>(2),
-                    r.get(3),
-                    r.get(4),
-                    r.get(5),
-                )
-            })
-            .collect())
+        Ok(rows.iter().map(pg_site).collect())
     }
 
     async fn update_site(
@@ -340,16 +334,7 @@ impl PgStore {
             pg_audit(&tx, scope.id, audit).await?;
         }
         tx.commit().await?;
-        Ok(row.map(|r| {
-            site(
-                r.get(0),
-                r.get(1),
-                r.get::<_, &str>(2),
-                r.get(3),
-                r.get(4),
-                r.get(5),
-            )
-        }))
+        Ok(row.as_ref().map(pg_site))
     }
 
     async fn delete_site(
