@@ -102,6 +102,21 @@ fn alarms_and_the_node_audit_log_reach_the_cloud() {
             .admin_get("/api/v1/alarms?cursor=garbage")
             .expect("request");
         assert_eq!(status, 400, "{p}");
+        // A time window (node time) holds only what was raised in it.
+        let forced = alarms[2]["node_time_ms"].as_i64().expect("time");
+        let first = items(&admin(
+            cloud,
+            &format!("/api/v1/alarms?from_ms={forced}&to_ms={}", forced + 1),
+        ));
+        assert!(
+            first.iter().all(|a| a["node_time_ms"] == forced)
+                && first.iter().any(|a| a["kind"] == "door_forced"),
+            "{backend}: {first:?}"
+        );
+        let (status, p) = cloud
+            .admin_get(&format!("/api/v1/alarms?from_ms={forced}&to_ms={forced}"))
+            .expect("request");
+        assert_eq!(status, 400, "{p}");
 
         let mut audit = Vec::new();
         wait_for(

@@ -31,6 +31,10 @@ pub(crate) struct AlarmsQuery {
     /// Only alarms of this kind (`door_forced`, `reader_offline`, `tamper`, …).
     #[param(max_length = 40)]
     kind: Option<String>,
+    /// Only alarms raised at or after this node time (ms since the epoch).
+    from_ms: Option<i64>,
+    /// Only alarms raised before this node time (ms since the epoch).
+    to_ms: Option<i64>,
     /// The `next` of the previous page.
     #[param(max_length = 64)]
     cursor: Option<String>,
@@ -94,10 +98,17 @@ pub(crate) async fn list_alarms(
             )));
         }
     }
+    if let (Some(from), Some(to)) = (q.from_ms, q.to_ms)
+        && from >= to
+    {
+        return Err(Problem::bad_request("from_ms must be before to_ms"));
+    }
     let filter = AlarmFilter {
         site_id: q.site_id,
         node_id: q.node_id,
         kind: q.kind,
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
         before: q.cursor.as_deref().map(cursor).transpose()?,
     };
     let items = state

@@ -273,6 +273,10 @@ pub struct AlarmFilter {
     pub site_id: Option<String>,
     pub node_id: Option<String>,
     pub kind: Option<String>,
+    /// Only alarms raised at or after this node time (ms).
+    pub from_ms: Option<i64>,
+    /// Only alarms raised before this node time (ms).
+    pub to_ms: Option<i64>,
     /// Only alarms before this (node time, id): the last item of the previous page.
     pub before: Option<(i64, String)>,
 }
@@ -291,6 +295,7 @@ pub const ALARMS: &str = "SELECT id, node_id, site_id, received_ms, body FROM no
        AND (CAST($2 AS TEXT) IS NULL OR site_id = $2) AND (CAST($3 AS TEXT) IS NULL OR node_id = $3)
        AND (CAST($4 AS TEXT) IS NULL OR kind = $4)
        AND (CAST($5 AS BIGINT) IS NULL OR (node_time_ms, id) < (CAST($5 AS BIGINT), CAST($6 AS TEXT)))
+       AND (CAST($8 AS BIGINT) IS NULL OR node_time_ms >= $8) AND (CAST($9 AS BIGINT) IS NULL OR node_time_ms < $9)
      ORDER BY node_time_ms DESC, id DESC LIMIT $7";
 
 pub const NODE_AUDIT: &str = "SELECT id, node_id, site_id, received_ms, body FROM node_records
@@ -412,7 +417,9 @@ impl SqliteStore {
                 f.kind,
                 f.before.as_ref().map(|b| b.0),
                 f.before.as_ref().map(|b| b.1.as_str()),
-                limit
+                limit,
+                f.from_ms,
+                f.to_ms
             ],
             listing_row,
         )?;
@@ -537,6 +544,8 @@ impl PgStore {
                     &f.before.as_ref().map(|b| b.0),
                     &f.before.as_ref().map(|b| b.1.as_str()),
                     &i64::from(limit),
+                    &f.from_ms,
+                    &f.to_ms,
                 ],
             )
             .await?;

@@ -1768,6 +1768,20 @@ async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
         .await
         .expect("alarms");
     assert_eq!(tamper.len(), 2);
+    // Alarms 1..=3 were raised at node times 1001..=1003.
+    let window = store
+        .alarms(
+            &acme,
+            AlarmFilter {
+                from_ms: Some(1_002),
+                to_ms: Some(1_003),
+                ..AlarmFilter::default()
+            },
+            10,
+        )
+        .await
+        .expect("alarms");
+    assert_eq!(window.iter().map(|a| a.alarm.seq).collect::<Vec<_>>(), [2]);
     let older = store
         .alarms(&acme, filter(None, Some(&all[0].alarm)), 10)
         .await
