@@ -33,12 +33,17 @@ const MAX_OFFSET: u32 = 1_000_000;
 
 /// A page size from the query: 1..=1000, 100 when absent.
 pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Problem> {
+    page_limit_up_to(limit, MAX_PAGE)
+}
+
+/// A page size from the query: 1..=`max`, 100 when absent.
+pub(crate) fn page_limit_up_to(limit: Option<u32>, max: u32) -> Result<u32, Problem> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if (1..=MAX_PAGE).contains(&limit) {
+    if (1..=max).contains(&limit) {
         Ok(limit)
     } else {
         Err(Problem::bad_request(format!(
-            "limit must be between 1 and {MAX_PAGE}"
+            "limit must be between 1 and {max}"
         )))
     }
 }

@@ -59,16 +59,6 @@ fn cursor(raw: &str) -> Result<(i64, String), Problem> {
         .ok_or_else(|| Problem::bad_request("cursor: not a cursor this API gave out"))
 }
 
-fn limit(raw: Option<u32>, max: u32) -> Result<u32, Problem> {
-    let limit = raw.unwrap_or(100);
-    if !(1..=max).contains(&limit) {
-        return Err(Problem::bad_request(format!(
-            "limit must be between 1 and {max}"
-        )));
-    }
-    Ok(limit)
-}
-
 /// The site hardware's alarms (door forced or held open, reader offline, tamper, …) as the
 /// nodes pushed them, newest first by node time.
 #[utoipa::path(get, path = "/api/v1/alarms", tag = "alarms",
@@ -85,7 +75,7 @@ pub(crate) async fn list_alarms(
         "see the sites' alarms",
     )?;
     let q = events_api::query(q)?;
-    let limit = limit(q.limit, 500)?;
+    let limit = events_api::page_limit_up_to(q.limit, 500)?;
     for (name, value, max) in [
         ("site_id", &q.site_id, 64),
         ("node_id", &q.node_id, 64),
@@ -157,7 +147,7 @@ pub(crate) async fn node_audit(
         "read nodes' audit logs",
     )?;
     let q = events_api::query(q)?;
-    let limit = limit(q.limit, 1000)?;
+    let limit = events_api::page_limit(q.limit)?;
     if q.before
         .is_some_and(|b| b == 0 || i64::try_from(b).is_err())
     {
@@ -191,7 +181,8 @@ mod tests {
         for bad in ["", "12", "x.01HZZZZZZZZZZZZZZZZZZZZZZA", "12.short"] {
             assert!(cursor(bad).is_err(), "{bad}");
         }
-        assert!(limit(Some(0), 500).is_err() && limit(Some(501), 500).is_err());
-        assert_eq!(limit(None, 500).ok(), Some(100));
+        let limit = |raw| events_api::page_limit_up_to(raw, 500);
+        assert!(limit(Some(0)).is_err() && limit(Some(501)).is_err());
+        assert_eq!(limit(None).ok(), Some(100));
     }
 }

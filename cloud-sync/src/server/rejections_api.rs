@@ -44,10 +44,7 @@ pub(crate) async fn node_rejections(
         &[Role::Owner, Role::Admin, Role::Auditor],
         "see what nodes had refused",
     )?;
-    let limit = events_api::query(q)?.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("limit must be between 1 and 1000"));
-    }
+    let limit = events_api::page_limit(events_api::query(q)?.limit)?;
     match state
         .store
         .node_rejections(&caller.scope, &id, limit)

@@ -162,16 +162,8 @@ pub(super) fn ulid_like(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::store::test_event as event;
+    use crate::server::store::{test_event as event, test_node as node};
     use proptest::prelude::*;
-
-    fn node() -> NodeRow {
-        NodeRow {
-            id: "n1".into(),
-            tenant_id: 1,
-            site_id: "hq".into(),
-        }
-    }
 
     #[test]
     fn the_watermark_climbs_over_what_is_held_and_names_the_gaps() {

@@ -581,6 +581,16 @@ fn encode_event(e: &AttendanceEvent) -> Result<String, StoreError> {
     })
 }
 
+/// Node `n1` of tenant 1 at site `hq`, for the tests.
+#[cfg(test)]
+pub(crate) fn test_node() -> NodeRow {
+    NodeRow {
+        id: "n1".into(),
+        tenant_id: 1,
+        site_id: "hq".into(),
+    }
+}
+
 /// A granted event of site `site` for the tests.
 #[cfg(test)]
 pub(crate) fn test_event(id: &str, seq: u64, site: &str) -> AttendanceEvent {

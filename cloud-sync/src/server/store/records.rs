@@ -593,15 +593,8 @@ impl PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::store::test_node as node;
     use proptest::prelude::*;
-
-    fn node() -> NodeRow {
-        NodeRow {
-            id: "n1".into(),
-            tenant_id: 1,
-            site_id: "hq".into(),
-        }
-    }
 
     fn id(i: u8) -> String {
         format!("01HZZZZZZZZZZZZZZZZZZZZZZ{}", (b'A' + i) as char)
