@@ -93,6 +93,7 @@ fn site_batch() -> PushBatch {
         events,
         alarms,
         audit: vec![],
+        people: vec![],
     }
 }
 

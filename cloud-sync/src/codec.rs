@@ -115,6 +115,23 @@ mod tests {
                 detail: "Ann; 2 face template(s) deleted".into(),
                 node_time_ms: 1_700_000_000_000,
             }],
+            people: vec![crate::protocol::PersonUpload {
+                id: "01J0000000000000000000PRSN".into(),
+                person_id: "ann".into(),
+                hlc: crate::merge::Hlc {
+                    ms: 1_700_000_000_000,
+                    counter: 2,
+                    origin: "node-1".into(),
+                },
+                state: crate::protocol::PersonState::Assigned {
+                    display_name: "Ann".into(),
+                    templates: vec![crate::protocol::TemplateRecord {
+                        id: "t1".into(),
+                        model: "mobilefacenet".into(),
+                        vector: "AACAPw==".into(),
+                    }],
+                },
+            }],
         }
     }
 

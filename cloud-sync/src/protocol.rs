@@ -97,12 +97,17 @@ pub struct PushBatch {
     /// The node's audit log: who did what on the node (a person deleted, a dead letter retried).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditRecord>,
+    /// People enrolled, edited or removed at the node's site by the node's own admins: each
+    /// the person's latest version there, merged in the cloud by the rules of
+    /// [`crate::merge`] (absent from nodes older than this field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<PersonUpload>,
 }
 
 impl PushBatch {
     /// Items of every stream in the batch (at most [`MAX_BATCH_ITEMS`]).
     pub fn len(&self) -> usize {
-        self.events.len() + self.alarms.len() + self.audit.len()
+        self.events.len() + self.alarms.len() + self.audit.len() + self.people.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,6 +151,27 @@ pub struct AuditRecord {
     pub detail: String,
     /// Node wall clock when it happened, ms since the Unix epoch.
     pub node_time_ms: i64,
+}
+
+/// Most person versions one push carries (each may hold up to 20 templates).
+pub const MAX_PEOPLE_PER_PUSH: usize = 50;
+
+/// Node → cloud: a person as the node's site holds them after an edit made at the node (an
+/// enrolment, a new template, a removal). The cloud merges it by the person's hybrid logical
+/// clock: the later version wins, the loser is kept in the person's history, an erasure in
+/// the cloud beats it.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonUpload {
+    /// ULID of this upload (a later edit of the person gets a new one): the idempotency key
+    /// the acknowledgement answers by.
+    pub id: String,
+    pub person_id: String,
+    /// The version's timestamp; the cloud records the pushing node as its origin.
+    pub hlc: crate::merge::Hlc,
+    /// `assigned` (held at the node's site, with the node's templates) or `unassigned`
+    /// (removed from the node's site); a node cannot erase.
+    pub state: PersonState,
 }
 
 /// An item the cloud refused, and why; the node moves it to its dead-letter table.

@@ -10,6 +10,7 @@ use rollcall_cloud::protocol::AttendanceEvent;
 use crate::template_key::TemplateKey;
 
 mod people_sync;
+mod person_outbox;
 mod record_outbox;
 mod site_config;
 mod sync_status;
@@ -116,6 +117,7 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     sync_status::MIGRATION,
     record_outbox::MIGRATION,
     site_config::MIGRATION,
+    person_outbox::MIGRATION,
 ];
 
 /// One line of the node's audit log.
@@ -492,6 +494,31 @@ impl NodeStore {
         Ok(())
     }
 
+    /// A stored template's vector bytes (a whole number of little-endian `f32`s), opened.
+    fn open_template(
+        &self,
+        id: &str,
+        person_id: &str,
+        model: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            what: format!("face template {id}"),
+            reason,
+        };
+        let bytes = self
+            .key
+            .open(&template_context(id, person_id, model), sealed)
+            .map_err(|e| corrupt(e.to_string()))?;
+        if bytes.len() % 4 != 0 {
+            return Err(corrupt(format!(
+                "{} bytes is not a whole number of f32",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
     /// Every template of `model`, to build the in-memory gallery at start.
     pub fn templates(&self, model: &str) -> Result<Vec<Template>, StoreError> {
         let mut stmt = self
@@ -507,19 +534,7 @@ impl NodeStore {
         let mut out = Vec::new();
         for row in rows {
             let (id, person_id, sealed) = row?;
-            let bytes = self
-                .key
-                .open(&template_context(&id, &person_id, model), &sealed)
-                .map_err(|e| StoreError::Corrupt {
-                    what: format!("face template {id}"),
-                    reason: e.to_string(),
-                })?;
-            if bytes.len() % 4 != 0 {
-                return Err(StoreError::Corrupt {
-                    what: format!("face template {id}"),
-                    reason: format!("{} bytes is not a whole number of f32", bytes.len()),
-                });
-            }
+            let bytes = self.open_template(&id, &person_id, model, &sealed)?;
             let vector = bytes
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -725,6 +740,7 @@ impl NodeStore {
             )?;
         }
         Self::settle_records(&tx, done, rejected, now)?;
+        Self::settle_people(&tx, done, rejected, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -770,7 +786,8 @@ impl NodeStore {
             "UPDATE outbox SET state = 'pending', done_ms = NULL
              WHERE state = 'dead' AND seq = (SELECT seq FROM events WHERE id = ?1)",
             [event_id],
-        )? + usize::from(Self::retry_record(&tx, event_id)?);
+        )? + usize::from(Self::retry_record(&tx, event_id)?)
+            + usize::from(Self::retry_person(&tx, event_id)?);
         if n > 0 {
             tx.execute(
                 "INSERT INTO audit (at_ms, actor, action, subject, detail) VALUES (?1, ?2, 'sync.retry', ?3, '')",

@@ -7,14 +7,17 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicI64, AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering},
     },
     time::Duration,
 };
 
 use rollcall_cloud::{
     codec::Encoding,
-    protocol::{PROTOCOL_VERSION, PeoplePage, PushAck, PushBatch, STREAM_PEOPLE, SitePull},
+    protocol::{
+        MAX_PEOPLE_PER_PUSH, NodeIdentity, PROTOCOL_VERSION, PeoplePage, PushAck, PushBatch,
+        STREAM_PEOPLE, SitePull,
+    },
     shutdown::Shutdown,
 };
 
@@ -55,6 +58,7 @@ pub struct SyncClient {
     url: String,
     people_url: String,
     site_url: String,
+    whoami_url: String,
     token: String,
     interval: Duration,
     store: Arc<Mutex<NodeStore>>,
@@ -70,6 +74,9 @@ pub struct SyncClient {
     pull_paused_until_ms: AtomicI64,
     /// The same for the site's configuration.
     site_paused_until_ms: AtomicI64,
+    /// Whether the node's versions of people carry its id in the cloud (learnt once, from
+    /// `whoami`): until then its people are not pushed.
+    knows_its_id: AtomicBool,
 }
 
 impl SyncClient {
@@ -87,6 +94,7 @@ impl SyncClient {
             url: format!("{}/api/v1/sync/push", cloud.url.trim_end_matches('/')),
             people_url: format!("{}/api/v1/sync/people", cloud.url.trim_end_matches('/')),
             site_url: format!("{}/api/v1/sync/site", cloud.url.trim_end_matches('/')),
+            whoami_url: format!("{}/api/v1/sync/whoami", cloud.url.trim_end_matches('/')),
             token: cloud.node_token.clone(),
             interval: Duration::from_millis(cloud.sync_interval_ms),
             store,
@@ -95,6 +103,7 @@ impl SyncClient {
             fallback: AtomicU8::new(0),
             pull_paused_until_ms: AtomicI64::new(0),
             site_paused_until_ms: AtomicI64::new(0),
+            knows_its_id: AtomicBool::new(false),
         })
     }
 
@@ -120,13 +129,25 @@ impl SyncClient {
     /// Pushes until the outbox is empty or a push fails, counting the items settled in
     /// `settled` (progress made before a failure counts too).
     async fn drain(&self, settled: &mut usize) -> Result<(), SyncError> {
+        let people_limit = if self.learn_node_id().await? {
+            MAX_PEOPLE_PER_PUSH as u32
+        } else {
+            0
+        };
         loop {
-            // Events and the other streams share a push but not its room: alarms and audit
-            // lines never take an event's place (a cloud too old to store them ignores them).
-            let (events, records) = self
-                .with_store(|s| Ok((s.pending(BATCH)?, s.pending_records(BATCH)?)))
+            // Events and the other streams share a push but not its room: alarms, audit lines
+            // and people never take an event's place (a cloud too old to store them ignores
+            // them).
+            let (events, records, people) = self
+                .with_store(move |s| {
+                    Ok((
+                        s.pending(BATCH)?,
+                        s.pending_records(BATCH)?,
+                        s.pending_people(people_limit)?,
+                    ))
+                })
                 .await?;
-            if events.is_empty() && records.is_empty() {
+            if events.is_empty() && records.is_empty() && people.is_empty() {
                 return Ok(());
             }
             let batch = PushBatch {
@@ -134,6 +155,7 @@ impl SyncClient {
                 events,
                 alarms: records.alarms,
                 audit: records.audit,
+                people,
             };
             let n = batch.len();
             let mut response = self.post(&batch).await?;
@@ -187,6 +209,31 @@ impl SyncClient {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether the node's versions of people carry its id in the cloud: asked of the cloud
+    /// (`whoami`) until it answers, then remembered in the store. A cloud of a release without
+    /// it (404) gets no people pushed.
+    async fn learn_node_id(&self) -> Result<bool, SyncError> {
+        if self.knows_its_id.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        if self.with_store(|s| s.node_origin()).await?.is_none() {
+            let response = self
+                .http
+                .get(&self.whoami_url)
+                .bearer_auth(&self.token)
+                .send()
+                .await?;
+            if response.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(false);
+            }
+            let me: NodeIdentity = decoded(response).await?;
+            self.with_store(move |s| s.adopt_origin(&me.node_id))
+                .await?;
+        }
+        self.knows_its_id.store(true, Ordering::Relaxed);
+        Ok(true)
     }
 
     /// Pulls the people changed since the node's cursor, page by page, and applies them; the

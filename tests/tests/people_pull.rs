@@ -2,9 +2,10 @@
 //! person enrolled in the cloud only (a template from an enrolment station) is recognised at
 //! the node; a template deleted in the cloud stops matching at the node within a sync cycle or
 //! two; unassigning someone from the site drops them from its node, assigning them brings them
-//! back; a later cloud edit wins over an earlier node edit, which the node keeps in the person's
-//! history; an erasure removes them from the node for good (the id cannot be used again on either
-//! side).
+//! back; a face enrolled at the node goes up to the cloud (which keeps the version it replaced)
+//! and on to the site's other nodes; a later cloud edit wins over the node's, which the node keeps
+//! in the person's history; an erasure removes them from the node for good (the id cannot be used
+//! again on either side).
 
 use std::time::Duration;
 
@@ -147,8 +148,8 @@ fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_
         let d = node.decide(&photo("sample-obama"), Some(AT_GATE));
         assert_eq!(d["person"]["id"], "obama", "{backend}: {d}");
 
-        // A second face enrolled at the node is the node's edit; a later edit in the cloud wins
-        // (last writer), and the node keeps what its own version said in the person's history.
+        // A second face enrolled at the node is the node's edit: it goes up, and wins in the
+        // cloud (it is later than the cloud's last edit), which keeps what it replaced.
         use base64::Engine as _;
         let face = base64::engine::general_purpose::STANDARD.encode(photo("sample-obama3"));
         let (status, p) = node
@@ -160,6 +161,33 @@ fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_
             .expect("local enrolment");
         assert_eq!(status, 201, "{backend}: {p}");
         assert_eq!(held(&node, "obama"), Some(2));
+        wait_for("the node's enrolment in the cloud", soon, || {
+            admin(cloud, "GET", "/api/v1/people/obama", None).1["templates"] == 2
+        });
+        let (status, h) = admin(cloud, "GET", "/api/v1/people/obama/history", None);
+        assert_eq!(status, 200, "{backend}: {h}");
+        let node_id = h["items"][0]["node_id"]
+            .as_str()
+            .expect("node id")
+            .to_owned();
+        assert_eq!(
+            (
+                h["items"][0]["outcome"].as_str(),
+                h["items"][0]["state"]["templates"].as_array().map(Vec::len)
+            ),
+            (Some("replaced"), Some(1)),
+            "{backend}: {h}"
+        );
+        // Another node of the site gets the face enrolled at the first.
+        let (_, token2) = cloud.register_node("hq").expect("second node registered");
+        let node2 = Node::start(&dir.join("node2"), &NodeOptions::synced(&cloud.url, token2))
+            .expect("second node");
+        wait_for("the first node's enrolment at the second", soon, || {
+            held(&node2, "obama") == Some(2)
+        });
+        drop(node2);
+        // A later edit in the cloud wins (last writer) and comes down with both faces; the node
+        // keeps its own replaced version, stamped with its id in the cloud, in the history.
         let (status, _) = admin(
             cloud,
             "PATCH",
@@ -168,8 +196,12 @@ fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_
         );
         assert_eq!(status, 200, "{backend}");
         wait_for("the cloud's later edit on the node", soon, || {
-            held(&node, "obama") == Some(1)
+            node.people()
+                .expect("people")
+                .iter()
+                .any(|p| p["id"] == "obama" && p["display_name"] == "Barack H. Obama")
         });
+        assert_eq!(held(&node, "obama"), Some(2), "{backend}");
         let history = node
             .admin_list("/api/v1/people/obama/history")
             .expect("history");
@@ -180,7 +212,7 @@ fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_
                 last["state"]["templates"].as_array().map(Vec::len),
                 last["version"]["origin"].as_str()
             ),
-            (Some("replaced"), Some(2), Some("node")),
+            (Some("replaced"), Some(2), Some(node_id.as_str())),
             "{backend}: {history:?}"
         );
 

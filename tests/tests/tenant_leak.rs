@@ -134,6 +134,7 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 "/api/v1/sites/{id}" => "/api/v1/sites/acme-gate".to_owned(),
                 "/api/v1/people/{id}" => "/api/v1/people/acme-guard".to_owned(),
                 "/api/v1/people/{id}/templates" => "/api/v1/people/acme-guard/templates".to_owned(),
+                "/api/v1/people/{id}/history" => "/api/v1/people/acme-guard/history".to_owned(),
                 "/api/v1/people/{id}/templates/{template_id}" => {
                     format!("/api/v1/people/acme-guard/templates/{a_template}")
                 }

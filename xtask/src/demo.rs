@@ -217,6 +217,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         demo_dir.display()
     );
     let cloud = Cloud::start(&demo_dir.join("cloud"), None)?;
+    // The site in the cloud, with the node's fence: people enrolled at the node go up to it.
+    let (status, body) = cloud.call(
+        "POST",
+        "/api/v1/sites",
+        Some(&cloud.admin_token),
+        Some(
+            &serde_json::json!({ "id": "hq", "name": "HQ main gate", "geofence": site_outline() }),
+        ),
+        None,
+    )?;
+    if status != 201 {
+        bail!("creating site hq in the cloud: {status} {body}");
+    }
     let (node_id, token) = cloud.register_node("hq")?;
     // The reader and turnstile controller: LibOSDP's PD on a virtual serial port.
     let mut reader = OsdpPeer::start(&demo_dir.join("osdp"), 101)?;
@@ -318,9 +331,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     println!("\n== sync");
     let t = Instant::now();
-    let (mut in_cloud, mut alarms) = (0, Vec::new());
+    // Everyone enrolled at the node goes up to the cloud too.
+    let enrolled: Vec<String> = node
+        .people()?
+        .iter()
+        .filter_map(|p| p["id"].as_str().map(str::to_owned))
+        .collect();
+    let (mut in_cloud, mut alarms, mut people) = (0, Vec::new(), Vec::new());
     while t.elapsed() < Duration::from_secs(30) {
         in_cloud = cloud.events()?.len();
+        people = cloud
+            .admin_get("/api/v1/people")?
+            .1
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         alarms = cloud
             .admin_get("/api/v1/alarms")?
             .1
@@ -328,7 +354,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if in_cloud >= recorded && !alarms.is_empty() {
+        let enrolled_up = people
+            .iter()
+            .filter(|p| p["templates"].as_u64().unwrap_or(0) > 0)
+            .count();
+        if in_cloud >= recorded && !alarms.is_empty() && enrolled_up >= enrolled.len() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -351,6 +381,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             a["node_id"].as_str().unwrap_or("?")
         ),
         None => wrong.push("the tamper alarm did not reach the cloud".into()),
+    }
+    // The people enrolled at the node, in the cloud with their faces (for the site's other
+    // nodes, and the admins).
+    for p in &people {
+        println!(
+            "  the cloud has {} ({}) at sites {} with {} face template(s)",
+            p["display_name"].as_str().unwrap_or("?"),
+            p["id"].as_str().unwrap_or("?"),
+            p["site_ids"],
+            p["templates"]
+        );
+    }
+    for id in &enrolled {
+        if !people
+            .iter()
+            .any(|p| p["id"] == id.as_str() && p["templates"].as_u64().unwrap_or(0) > 0)
+        {
+            wrong.push(format!(
+                "{id}, enrolled at the node, did not reach the cloud"
+            ));
+        }
     }
     if alarms.first().is_some_and(|a| a["kind"] != "tamper") {
         wrong.push(format!(
@@ -428,6 +479,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// The top of a full-length portrait, 4:3: how someone standing at the kiosk fills its camera
 /// (and a frame the node has not seen, so it is no replay).
+/// The demo site's circle as a GeoJSON polygon of 32 sides (inside the circle).
+fn site_outline() -> Value {
+    let (lat, lon) = (SITE.lat, SITE.lon);
+    let m_per_deg_lat = 111_320.0;
+    let m_per_deg_lon = m_per_deg_lat * lat.to_radians().cos();
+    let mut ring: Vec<[f64; 2]> = (0..32)
+        .map(|i| {
+            let a = f64::from(i) * std::f64::consts::TAU / 32.0;
+            [
+                lon + SITE.radius_m * a.cos() / m_per_deg_lon,
+                lat + SITE.radius_m * a.sin() / m_per_deg_lat,
+            ]
+        })
+        .collect();
+    ring.push(ring[0]);
+    serde_json::json!({ "type": "Polygon", "coordinates": [ring] })
+}
+
 fn head_and_shoulders(photo: &[u8]) -> anyhow::Result<Vec<u8>> {
     let img = image::load_from_memory(photo).context("decoding the sample photo")?;
     let (w, h) = (img.width(), img.height());

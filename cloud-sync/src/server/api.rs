@@ -101,6 +101,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
             people_api::add_template
         ))
         .routes(routes!(people_api::delete_template))
+        .routes(routes!(people_api::history))
         .routes(routes!(people_api::list_shifts, people_api::create_shift))
         .routes(routes!(people_api::delete_shift))
 }
@@ -392,6 +393,7 @@ async fn push(
             &scope,
             &node,
             batch,
+            Some(&state.master_key),
             meta.audit(
                 format!("node:{node_id}"),
                 "sync.push",

@@ -18,6 +18,7 @@ use super::{
     sites_api::valid_site_id,
     store::{
         people::{NewPerson, PeopleFilter, Person, PersonPatch},
+        person_uploads::PersonHistoryEntry,
         shifts::{Shift, ShiftFilter},
         templates::{NewTemplate, TemplateInfo},
         users::Role,
@@ -269,13 +270,17 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Person>, Problem> {
     caller.require(READERS, "see people")?;
+    held(&state, &caller, &id).await.map(axum::Json)
+}
+
+/// The tenant's person `id`, or 404.
+async fn held(state: &AppState, caller: &Caller, id: &str) -> Result<Person, Problem> {
     state
         .store
-        .person(&caller.scope, &id)
+        .person(&caller.scope, id)
         .await
         .map_err(store_problem)?
-        .map(axum::Json)
-        .ok_or_else(|| no_person(&id))
+        .ok_or_else(|| no_person(id))
 }
 
 /// Renames a person, sets their reference, (de)activates them or replaces their sites.
@@ -444,6 +449,46 @@ pub(crate) async fn delete_shift(
     }
 }
 
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HistoryQuery {
+    /// Versions to list, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PersonHistory {
+    /// Newest first.
+    items: Vec<PersonHistoryEntry>,
+}
+
+/// The versions of a person that lost a merge with a node's, or that a node's replaced
+/// (people enrolled and edited at nodes are merged by their hybrid logical clocks: the later
+/// wins, an erasure always wins, and nothing is dropped silently). Kept after an erasure.
+#[utoipa::path(get, path = "/api/v1/people/{id}/history", tag = "people", params(("id" = String, Path, description = "The person's id"), HistoryQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = PersonHistory)))]
+pub(crate) async fn history(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<axum::Json<PersonHistory>, Problem> {
+    caller.require(READERS, "see people")?;
+    let limit = super::events_api::page_limit(super::events_api::query(q)?.limit)?;
+    let items = state
+        .store
+        .person_history(&caller.scope, &id, limit)
+        .await
+        .map_err(store_problem)?;
+    if items.is_empty() {
+        held(&state, &caller, &id).await?;
+    }
+    Ok(axum::Json(PersonHistory { items }))
+}
+
 /// A person's face templates: what and when, never the vectors.
 #[utoipa::path(get, path = "/api/v1/people/{id}/templates", tag = "people",
     params(("id" = String, Path, description = "The person's id")),
@@ -455,15 +500,7 @@ pub(crate) async fn list_templates(
     Path(id): Path<String>,
 ) -> Result<axum::Json<TemplateList>, Problem> {
     caller.require(READERS, "see face templates")?;
-    if state
-        .store
-        .person(&caller.scope, &id)
-        .await
-        .map_err(store_problem)?
-        .is_none()
-    {
-        return Err(no_person(&id));
-    }
+    held(&state, &caller, &id).await?;
     let items = state
         .store
         .templates(&caller.scope, &id)

@@ -37,7 +37,7 @@ pub(super) const MIGRATION: &str = "ALTER TABLE people ADD COLUMN version TEXT;
     );";
 
 /// Who stamps the node's own edits.
-const NODE_ORIGIN: &str = "node";
+pub(super) const NODE_ORIGIN: &str = "node";
 
 /// What the in-memory gallery must do after a merge.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +62,7 @@ pub struct PersonVersion {
     pub at_ms: i64,
 }
 
-fn to_text(h: &Hlc) -> String {
+pub(super) fn to_text(h: &Hlc) -> String {
     serde_json::to_string(h).unwrap_or_default()
 }
 
@@ -74,7 +74,7 @@ fn parse(what: &str, text: &str) -> Result<Hlc, StoreError> {
 }
 
 /// The version of a node-held row written before versions existed: older than anything.
-fn ancient() -> Hlc {
+pub(super) fn ancient() -> Hlc {
     Hlc {
         ms: 0,
         counter: 0,
@@ -232,7 +232,7 @@ impl NodeStore {
                 last = Some(hlc);
             }
         }
-        let mut clock = Clock::new(NODE_ORIGIN);
+        let mut clock = Clock::new(Self::clock_origin(conn)?);
         if let Some(last) = last {
             clock.observe(&last, 0);
         }
@@ -323,6 +323,7 @@ impl NodeStore {
         if let Some((held, said)) = &now {
             keep_history(&tx, &change.id, &held.hlc, said, "replaced")?;
         }
+        Self::unqueue_person(&tx, &change.id)?;
         let gallery = match &change.state {
             PersonState::Assigned {
                 display_name,

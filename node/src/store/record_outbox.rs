@@ -47,10 +47,10 @@ impl PendingRecords {
     }
 }
 
-/// An alarm or audit line the cloud refused, kept until an admin retries it.
+/// An alarm, an audit line or a person version the cloud refused, kept until an admin retries it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecordDeadLetter {
-    /// `alarm` or `audit`.
+    /// `alarm`, `audit` or `person` (then the record is `{"id": upload id, "person_id"}`).
     pub stream: String,
     /// The line as it was pushed.
     pub record: serde_json::Value,
@@ -219,6 +219,15 @@ impl NodeStore {
         for (a, o) in self.records(AUDIT, "dead", u32::MAX, audit_record)? {
             out.push(dead("audit", serde_json::to_value(a), o)?);
         }
+        for p in self.person_dead_letters(limit)? {
+            out.push(RecordDeadLetter {
+                stream: "person".into(),
+                record: serde_json::json!({ "id": p.upload_id, "person_id": p.person_id }),
+                reason: p.reason,
+                attempts: p.attempts,
+                refused_ms: p.refused_ms,
+            });
+        }
         out.sort_by_key(|d| std::cmp::Reverse(d.refused_ms));
         out.truncate(limit as usize);
         Ok(out)
@@ -236,8 +245,10 @@ impl NodeStore {
         )? > 0)
     }
 
+    /// Alarms, audit lines and people versions waiting for the cloud, and refused by it.
     pub fn record_stats(&self) -> Result<RecordStats, StoreError> {
-        Ok(self.conn.query_row(
+        let (people_pending, people_dead) = self.person_queue_counts()?;
+        let lines = self.conn.query_row(
             "SELECT
                 (SELECT COUNT(*) FROM record_outbox WHERE state = 'pending'),
                 (SELECT COUNT(*) FROM record_outbox WHERE state = 'dead')",
@@ -248,7 +259,11 @@ impl NodeStore {
                     dead: r.get::<_, i64>(1)?.unsigned_abs(),
                 })
             },
-        )?)
+        )?;
+        Ok(RecordStats {
+            pending: lines.pending + people_pending,
+            dead: lines.dead + people_dead,
+        })
     }
 }
 
@@ -297,7 +312,8 @@ mod tests {
         assert!(left.audit.iter().all(|a| a.id != deleted.id));
         let stats = s.record_stats().expect("stats");
         assert_eq!(stats.dead, 1);
-        assert_eq!(stats.pending, left.len() as u64);
+        // (and the person removed here waits to go up to the cloud as well)
+        assert_eq!(stats.pending, left.len() as u64 + 1);
         // The refused alarm is listed with the cloud's reason, and goes back by the events' retry.
         let dead = s.record_dead_letters(10).expect("dead letters");
         assert_eq!(dead.len(), 1);

@@ -12,6 +12,7 @@ pub mod idempotency;
 mod ingest;
 pub mod people;
 pub mod person_changes;
+pub mod person_uploads;
 mod postgres;
 mod postgres_users;
 pub mod records;
@@ -458,23 +459,40 @@ impl Store {
             events,
             alarms: vec![],
             audit: vec![],
+            people: vec![],
         };
-        self.ingest_batch(scope, node, batch, audit).await
+        self.ingest_batch(scope, node, batch, None, audit).await
     }
 
     /// Stores a whole push in one transaction: its events as [`Store::ingest`] does, and its
-    /// alarms and audit lines (see [`records`]); the acknowledgement answers for every item.
+    /// alarms and audit lines (see [`records`]), and its people (see [`person_uploads`]: their
+    /// templates are sealed with the tenant's data key, which `master` opens); the
+    /// acknowledgement answers for every item.
     pub async fn ingest_batch(
         &self,
         scope: &TenantScope,
         node: &NodeRow,
         batch: PushBatch,
+        master: Option<&crate::server::sealing::MasterKey>,
         audit: Audit,
     ) -> Result<PushAck, StoreError> {
-        let (scope, node) = (scope.clone(), node.clone());
+        if !batch.people.is_empty() && master.is_none() {
+            return Err(StoreError::Invalid(
+                "people pushed without the master key to seal their templates".into(),
+            ));
+        }
+        let (scope, node, master) = (scope.clone(), node.clone(), master.cloned());
         match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.ingest(&scope, &node, &batch, &audit)).await,
-            Store::Postgres(p) => p.ingest(&scope, &node, &batch, &audit).await,
+            Store::Sqlite(s) => {
+                blocking(s, move |s| {
+                    s.ingest(&scope, &node, &batch, master.as_ref(), &audit)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                p.ingest(&scope, &node, &batch, master.as_ref(), &audit)
+                    .await
+            }
         }
     }
 

@@ -1,8 +1,9 @@
 //! The feed of changes to a tenant's people that its nodes pull: every write to a person,
 //! their site assignments or their templates appends a change in the same transaction,
 //! numbered per tenant in commit order (so a cursor never skips a change that commits late)
-//! and stamped with the cloud's hybrid logical clock. An erasure leaves a tombstone: the id
-//! stays erased, and creating a person under it again is refused.
+//! and stamped with the cloud's hybrid logical clock — or, for a version a node pushed that
+//! won (`person_uploads`), with that node's. An erasure leaves a tombstone: the id stays
+//! erased, and creating a person under it again is refused.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -25,21 +26,31 @@ pub struct PersonChangeRow {
 pub const CLOUD_ORIGIN: &str = "cloud";
 
 /// Serialises a tenant's writers to the feed on PostgreSQL (with the tenant id as second key).
-const FEED_LOCK: i32 = 0x7065_6f70; // "peop"
+pub(super) const FEED_LOCK: i32 = 0x7065_6f70; // "peop"
 
-/// The cloud's timestamp from its stored columns.
-fn cloud_hlc(ms: i64, counter: i64) -> Hlc {
+/// A timestamp from its stored columns.
+pub(super) fn stored_hlc(ms: i64, counter: i64, origin: String) -> Hlc {
     Hlc {
         ms: ms.max(0).unsigned_abs(),
         counter: u32::try_from(counter).unwrap_or(u32::MAX),
-        origin: CLOUD_ORIGIN.into(),
+        origin,
     }
 }
 
-/// The next change number and timestamp after the tenant's last change `(id, ms, counter)`.
+/// The columns a timestamp is stored in.
+pub(super) fn hlc_columns(h: &Hlc) -> (i64, i64) {
+    (
+        i64::try_from(h.ms).unwrap_or(i64::MAX),
+        i64::from(h.counter),
+    )
+}
+
+/// The next change number and the cloud's timestamp for a change of its own, from the
+/// tenant's last change number and the latest timestamp in its feed `(id, ms, counter)` (a
+/// node's winning version may be later than the cloud's own last one).
 fn next_change(last: Option<(i64, i64, i64)>, wall_ms: i64) -> (i64, Hlc) {
     let (id, seen) = match last {
-        Some((id, ms, counter)) => (id, Some(cloud_hlc(ms, counter))),
+        Some((id, ms, counter)) => (id, Some(stored_hlc(ms, counter, CLOUD_ORIGIN.into()))),
         None => (0, None),
     };
     let hlc = Clock::resume(CLOUD_ORIGIN, seen.as_ref()).tick(wall_ms.max(0).unsigned_abs());
@@ -49,17 +60,29 @@ fn next_change(last: Option<(i64, i64, i64)>, wall_ms: i64) -> (i64, Hlc) {
 fn row_of(
     change_id: i64,
     person_id: String,
-    ms: i64,
-    counter: i64,
+    (ms, counter, origin): (i64, i64, String),
     erased: bool,
 ) -> PersonChangeRow {
     PersonChangeRow {
         change_id: change_id.max(0).unsigned_abs(),
         person_id,
-        hlc: cloud_hlc(ms, counter),
+        hlc: stored_hlc(ms, counter, origin),
         erased,
     }
 }
+
+/// The tenant's last change number and latest timestamp.
+const LAST: &str = "SELECT (SELECT max(change_id) FROM person_changes WHERE tenant_id = $1),
+            hlc_ms, hlc_counter FROM person_changes
+     WHERE tenant_id = $1 ORDER BY hlc_ms DESC, hlc_counter DESC LIMIT 1";
+
+const INSERT: &str = "INSERT INTO person_changes
+        (tenant_id, change_id, person_id, hlc_ms, hlc_counter, hlc_origin, erased)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// A person's current version in the feed `(ms, counter, origin, erased)`.
+const CURRENT: &str = "SELECT hlc_ms, hlc_counter, hlc_origin, erased FROM person_changes
+     WHERE tenant_id = $1 AND person_id = $2 ORDER BY change_id DESC LIMIT 1";
 
 impl Store {
     /// Drops superseded changes from the feed (hourly); how many went.
@@ -102,7 +125,8 @@ const COMPACT: &str = "DELETE FROM person_changes WHERE tenant_id = $1
                       WHERE n.tenant_id = person_changes.tenant_id
                         AND n.person_id = person_changes.person_id)";
 
-const CHANGES_AFTER: &str = "SELECT c.change_id, c.person_id, c.hlc_ms, c.hlc_counter, c.erased
+const CHANGES_AFTER: &str =
+    "SELECT c.change_id, c.person_id, c.hlc_ms, c.hlc_counter, c.hlc_origin, c.erased
      FROM person_changes c
      JOIN (SELECT person_id, MAX(change_id) AS last FROM person_changes
            WHERE tenant_id = $1 AND change_id > $2 GROUP BY person_id) l
@@ -111,35 +135,53 @@ const CHANGES_AFTER: &str = "SELECT c.change_id, c.person_id, c.hlc_ms, c.hlc_co
      ORDER BY c.change_id LIMIT $3";
 
 impl SqliteStore {
-    /// Appends a change of `person_id` to the feed, in the caller's transaction.
+    /// Appends a change of `person_id` to the feed, in the caller's transaction, stamped with
+    /// the cloud's clock.
     pub(super) fn note_person_change(
         tx: &rusqlite::Transaction<'_>,
         tenant_id: i64,
         person_id: &str,
         erased: bool,
     ) -> Result<(), StoreError> {
+        Self::note_person_version(tx, tenant_id, person_id, None, erased)
+    }
+
+    /// Appends a change stamped with `version` (a node's that won), or with the cloud's clock.
+    pub(super) fn note_person_version(
+        tx: &rusqlite::Transaction<'_>,
+        tenant_id: i64,
+        person_id: &str,
+        version: Option<&Hlc>,
+        erased: bool,
+    ) -> Result<(), StoreError> {
         let last = tx
-            .query_row(
-                "SELECT change_id, hlc_ms, hlc_counter FROM person_changes
-                 WHERE tenant_id = ?1 ORDER BY change_id DESC LIMIT 1",
-                [tenant_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .query_row(&LAST.replace('$', "?"), [tenant_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        let (id, hlc) = next_change(last, now_ms());
+        let (id, tick) = next_change(last, now_ms());
+        let hlc = version.unwrap_or(&tick);
+        let (ms, counter) = hlc_columns(hlc);
         tx.execute(
-            "INSERT INTO person_changes (tenant_id, change_id, person_id, hlc_ms, hlc_counter, erased)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                tenant_id,
-                id,
-                person_id,
-                i64::try_from(hlc.ms).unwrap_or(i64::MAX),
-                i64::from(hlc.counter),
-                erased
-            ],
+            &INSERT.replace('$', "?"),
+            params![tenant_id, id, person_id, ms, counter, hlc.origin, erased],
         )?;
         Ok(())
+    }
+
+    /// A person's current version in the feed, and whether it is an erasure.
+    pub(super) fn person_version(
+        tx: &rusqlite::Transaction<'_>,
+        tenant_id: i64,
+        person_id: &str,
+    ) -> Result<Option<(Hlc, bool)>, StoreError> {
+        Ok(tx
+            .query_row(
+                &CURRENT.replace('$', "?"),
+                params![tenant_id, person_id],
+                |r| Ok((stored_hlc(r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)),
+            )
+            .optional()?)
     }
 
     /// Whether `person_id` was erased (its id may not be used again).
@@ -169,9 +211,8 @@ impl SqliteStore {
             Ok(row_of(
                 r.get(0)?,
                 r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
+                (r.get(2)?, r.get(3)?, r.get(4)?),
+                r.get(5)?,
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -180,39 +221,61 @@ impl SqliteStore {
 
 impl PgStore {
     /// Appends a change of `person_id` to the feed, in the caller's transaction (which holds
-    /// the tenant's feed lock until it commits, so change numbers commit in order).
+    /// the tenant's feed lock until it commits, so change numbers commit in order), stamped
+    /// with the cloud's clock.
     pub(super) async fn note_person_change(
         tx: &tokio_postgres::Transaction<'_>,
         tenant_id: i64,
         person_id: &str,
         erased: bool,
     ) -> Result<(), StoreError> {
+        Self::note_person_version(tx, tenant_id, person_id, None, erased).await
+    }
+
+    /// Appends a change stamped with `version` (a node's that won), or with the cloud's clock.
+    pub(super) async fn note_person_version(
+        tx: &tokio_postgres::Transaction<'_>,
+        tenant_id: i64,
+        person_id: &str,
+        version: Option<&Hlc>,
+        erased: bool,
+    ) -> Result<(), StoreError> {
         let key = i32::try_from(tenant_id).unwrap_or(i32::MAX);
         tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&FEED_LOCK, &key])
             .await?;
         let last = tx
-            .query_opt(
-                "SELECT change_id, hlc_ms, hlc_counter FROM person_changes
-                 WHERE tenant_id = $1 ORDER BY change_id DESC LIMIT 1",
-                &[&tenant_id],
-            )
+            .query_opt(LAST, &[&tenant_id])
             .await?
             .map(|r| (r.get(0), r.get(1), r.get(2)));
-        let (id, hlc) = next_change(last, now_ms());
+        let (id, tick) = next_change(last, now_ms());
+        let hlc = version.unwrap_or(&tick);
+        let (ms, counter) = hlc_columns(hlc);
         tx.execute(
-            "INSERT INTO person_changes (tenant_id, change_id, person_id, hlc_ms, hlc_counter, erased)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            INSERT,
             &[
                 &tenant_id,
                 &id,
                 &person_id,
-                &i64::try_from(hlc.ms).unwrap_or(i64::MAX),
-                &i64::from(hlc.counter),
+                &ms,
+                &counter,
+                &hlc.origin,
                 &erased,
             ],
         )
         .await?;
         Ok(())
+    }
+
+    /// A person's current version in the feed, and whether it is an erasure.
+    pub(super) async fn person_version(
+        tx: &tokio_postgres::Transaction<'_>,
+        tenant_id: i64,
+        person_id: &str,
+    ) -> Result<Option<(Hlc, bool)>, StoreError> {
+        Ok(tx
+            .query_opt(CURRENT, &[&tenant_id, &person_id])
+            .await?
+            .map(|r| (stored_hlc(r.get(0), r.get(1), r.get(2)), r.get(3))))
     }
 
     pub(super) async fn was_erased(
@@ -243,7 +306,7 @@ impl PgStore {
         tx.commit().await?;
         Ok(rows
             .iter()
-            .map(|r| row_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .map(|r| row_of(r.get(0), r.get(1), (r.get(2), r.get(3), r.get(4)), r.get(5)))
             .collect())
     }
 }

@@ -334,6 +334,29 @@ CREATE POLICY tenant_isolation ON node_records USING (tenant_id = rollcall_tenan
                         DROP CONSTRAINT IF EXISTS events_node_id_fkey;",
     // A site's fraud policy (JSON of `rollcall_fraud::Policy`), given to its nodes; NULL: theirs.
     "ALTER TABLE sites ADD COLUMN fraud_policy TEXT;",
+    // People versions pushed by nodes (`person_uploads`): a change in the feed records whose
+    // version it is, and the versions that lost or were replaced are kept.
+    r#"
+ALTER TABLE person_changes ADD COLUMN hlc_origin TEXT NOT NULL DEFAULT 'cloud';
+CREATE INDEX person_changes_by_hlc ON person_changes (tenant_id, hlc_ms, hlc_counter);
+CREATE TABLE person_history (
+    id BIGSERIAL PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    person_id TEXT NOT NULL,
+    hlc_ms BIGINT NOT NULL,
+    hlc_counter BIGINT NOT NULL,
+    hlc_origin TEXT NOT NULL,
+    state TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('replaced', 'lost')),
+    node_id TEXT NOT NULL,
+    at_ms BIGINT NOT NULL
+);
+CREATE INDEX person_history_by_person ON person_history (tenant_id, person_id, id);
+ALTER TABLE person_history ENABLE ROW LEVEL SECURITY;
+ALTER TABLE person_history FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON person_history USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -357,6 +380,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "sync_rejections",
     "person_changes",
     "node_records",
+    "person_history",
 ];
 
 /// Serialises migrations between replicas that start together.
@@ -683,6 +707,7 @@ impl PgStore {
         scope: &TenantScope,
         node: &NodeRow,
         batch: &PushBatch,
+        master: Option<&crate::server::sealing::MasterKey>,
         audit: &Audit,
     ) -> Result<PushAck, StoreError> {
         let events = &batch.events;
@@ -815,6 +840,10 @@ impl PgStore {
         plan.ack.watermark = watermark;
         plan.ack.missing = missing;
         Self::ingest_records(&tx, scope, node, batch, received, &mut plan.ack).await?;
+        if let (Some(master), false) = (master, batch.people.is_empty()) {
+            let dek = Self::data_key_in(&tx, scope, master).await?;
+            Self::ingest_people(&tx, scope, node, &batch.people, Some(&dek), &mut plan.ack).await?;
+        }
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack)).await?;
         tx.commit().await?;
         Ok(plan.ack)

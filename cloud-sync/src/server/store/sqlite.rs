@@ -269,6 +269,23 @@ CREATE INDEX events_by_tenant_site ON events (tenant_id, site_id, node_time_ms);
     CREATE INDEX node_records_by_time ON node_records (tenant_id, stream, node_time_ms, id);",
     // A site's fraud policy (JSON of `rollcall_fraud::Policy`), given to its nodes; NULL: theirs.
     "ALTER TABLE sites ADD COLUMN fraud_policy TEXT;",
+    // People versions pushed by nodes (`person_uploads`): a change in the feed records whose
+    // version it is, and the versions that lost or were replaced are kept.
+    "ALTER TABLE person_changes ADD COLUMN hlc_origin TEXT NOT NULL DEFAULT 'cloud';
+    CREATE INDEX person_changes_by_hlc ON person_changes (tenant_id, hlc_ms, hlc_counter);
+    CREATE TABLE person_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        person_id TEXT NOT NULL,
+        hlc_ms INTEGER NOT NULL,
+        hlc_counter INTEGER NOT NULL,
+        hlc_origin TEXT NOT NULL,
+        state TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('replaced', 'lost')),
+        node_id TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX person_history_by_person ON person_history (tenant_id, person_id, id);",
 ];
 
 impl SqliteStore {
@@ -557,9 +574,15 @@ impl SqliteStore {
         scope: &TenantScope,
         node: &NodeRow,
         batch: &PushBatch,
+        master: Option<&crate::server::sealing::MasterKey>,
         audit: &Audit,
     ) -> Result<PushAck, StoreError> {
         let events = &batch.events;
+        // Templates of people pushed by the node are sealed with the tenant's data key.
+        let dek = match master {
+            Some(master) if !batch.people.is_empty() => Some(self.data_key(scope, master)?),
+            _ => None,
+        };
         let tx = self.conn.transaction()?;
         let received = now_ms();
         let mut existing = ingest::Existing::default();
@@ -658,6 +681,7 @@ impl SqliteStore {
         plan.ack.watermark = watermark;
         plan.ack.missing = missing;
         Self::ingest_records(&tx, scope, node, batch, received, &mut plan.ack)?;
+        Self::ingest_people(&tx, scope, node, &batch.people, dek.as_ref(), &mut plan.ack)?;
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack))?;
         tx.commit()?;
         Ok(plan.ack)

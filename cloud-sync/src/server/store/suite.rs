@@ -1736,15 +1736,16 @@ async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
             alarm(3, "tamper"),
         ],
         audit: vec![line.clone()],
+        people: vec![],
     };
     let ack = store
-        .ingest_batch(&acme, &node, batch.clone(), audit())
+        .ingest_batch(&acme, &node, batch.clone(), None, audit())
         .await
         .expect("ingest");
     assert_eq!((ack.accepted.len(), ack.watermark), (5, 1), "{ack:?}");
     // Again: every item a duplicate, in one transaction with the events'.
     let ack = store
-        .ingest_batch(&acme, &node, batch, audit())
+        .ingest_batch(&acme, &node, batch, None, audit())
         .await
         .expect("ingest");
     assert_eq!((ack.accepted.len(), ack.duplicate.len()), (0, 5), "{ack:?}");
@@ -1825,10 +1826,239 @@ async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
             ..alarm(1, "tamper")
         }],
         audit: vec![],
+        people: vec![],
     };
     let ack = store
-        .ingest_batch(&globex, &other, theirs, audit())
+        .ingest_batch(&globex, &other, theirs, None, audit())
         .await
         .expect("ingest");
     assert_eq!(ack.accepted, [ulid(200)]);
+}
+
+both!(people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept);
+async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store: Store) {
+    use super::super::sealing::MasterKey;
+    use crate::{
+        merge::Hlc,
+        protocol::{PersonState, PersonUpload, TemplateRecord},
+    };
+    use base64::Engine as _;
+    let master = MasterKey::from_bytes([9; 32]);
+    let acme = with_sites(&store, "acme", &["hq"]).await;
+    let node = store
+        .node_by_token_hash(&acme, "h-acme")
+        .await
+        .expect("query")
+        .expect("node");
+    let now = crate::sqlite::now_ms().unsigned_abs();
+    let vector = |x: f32| {
+        base64::engine::general_purpose::STANDARD.encode(
+            std::iter::repeat_n(x, 128)
+                .flat_map(f32::to_le_bytes)
+                .collect::<Vec<u8>>(),
+        )
+    };
+    let upload = |n: u32, person: &str, ms: u64, state: PersonState| PersonUpload {
+        id: ulid(n),
+        person_id: person.into(),
+        hlc: Hlc {
+            ms,
+            counter: 0,
+            // Whatever the node writes, the cloud records the node as the origin.
+            origin: "spoofed".into(),
+        },
+        state,
+    };
+    let assigned = |name: &str, templates: &[(&str, f32)]| PersonState::Assigned {
+        display_name: name.into(),
+        templates: templates
+            .iter()
+            .map(|(id, x)| TemplateRecord {
+                id: (*id).into(),
+                model: "mfn".into(),
+                vector: vector(*x),
+            })
+            .collect(),
+    };
+    let push = |people: Vec<PersonUpload>| {
+        let (store, acme, node, master) = (&store, &acme, &node, &master);
+        async move {
+            let batch = PushBatch {
+                protocol: 1,
+                events: vec![],
+                alarms: vec![],
+                audit: vec![],
+                people,
+            };
+            store
+                .ingest_batch(acme, node, batch, Some(master), audit())
+                .await
+                .expect("ingest")
+        }
+    };
+    // Enrolled at the node: the cloud creates them at the node's site, templates sealed.
+    let first = upload(1, "n1", now - 2_000, assigned("Ann", &[("t1", 0.5)]));
+    let ack = push(vec![first.clone()]).await;
+    assert_eq!(ack.accepted, [ulid(1)], "{ack:?}");
+    let p = store.person(&acme, "n1").await.expect("q").expect("n1");
+    assert_eq!(
+        (p.display_name.as_str(), p.site_ids.clone(), p.templates),
+        ("Ann", vec!["hq".to_owned()], 1)
+    );
+    let opened = store
+        .template_vectors(&acme, &master, "n1")
+        .await
+        .expect("open");
+    assert_eq!(opened[0].1, vec![0.5; 128]);
+    let feed = store
+        .person_changes_after(&acme, 0, 10)
+        .await
+        .expect("feed");
+    let mine = feed
+        .iter()
+        .find(|c| c.person_id == "n1")
+        .expect("in the feed");
+    assert_eq!(
+        (mine.hlc.ms, mine.hlc.origin.as_str()),
+        (now - 2_000, node.id.as_str())
+    );
+    // Pushed again (a lost ack): a duplicate, nothing changes.
+    let ack = push(vec![first]).await;
+    assert_eq!(ack.duplicate, [ulid(1)], "{ack:?}");
+    // An admin renames them in the cloud; the node's older edit arrives later and loses.
+    store
+        .update_person(
+            &acme,
+            "n1",
+            people::PersonPatch {
+                display_name: Some("Ann B.".into()),
+                ..Default::default()
+            },
+            audit(),
+        )
+        .await
+        .expect("rename");
+    let stale = upload(2, "n1", now - 1_000, assigned("Anne", &[("t1", 0.5)]));
+    assert_eq!(push(vec![stale.clone()]).await.accepted, [ulid(2)]);
+    assert_eq!(
+        store
+            .person(&acme, "n1")
+            .await
+            .expect("q")
+            .expect("n1")
+            .display_name,
+        "Ann B."
+    );
+    assert_eq!(push(vec![stale]).await.duplicate, [ulid(2)], "kept once");
+    // A later node edit wins: its templates of the model replace the cloud's, and the cloud's
+    // version it replaced is kept.
+    let later = upload(3, "n1", now + 1_000, assigned("Ann C.", &[("t2", 0.25)]));
+    assert_eq!(push(vec![later]).await.accepted, [ulid(3)]);
+    let p = store.person(&acme, "n1").await.expect("q").expect("n1");
+    assert_eq!((p.display_name.as_str(), p.templates), ("Ann C.", 1));
+    let opened = store
+        .template_vectors(&acme, &master, "n1")
+        .await
+        .expect("open");
+    assert_eq!((opened[0].0.id.as_str(), opened[0].1[0]), ("t2", 0.25));
+    let history = store
+        .person_history(&acme, "n1", 10)
+        .await
+        .expect("history");
+    let told: Vec<(&str, &serde_json::Value)> = history
+        .iter()
+        .map(|h| (h.outcome.as_str(), &h.state["display_name"]))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("replaced", &serde_json::json!("Ann B.")),
+            ("lost", &serde_json::json!("Anne"))
+        ]
+    );
+    assert!(history.iter().all(|h| h.node_id == node.id));
+    // The cloud's own next edit orders after the node's version, although its clock is behind.
+    store
+        .update_person(
+            &acme,
+            "n1",
+            people::PersonPatch {
+                active: Some(true),
+                ..Default::default()
+            },
+            audit(),
+        )
+        .await
+        .expect("edit");
+    let feed = store
+        .person_changes_after(&acme, 0, 10)
+        .await
+        .expect("feed");
+    let last = feed.iter().find(|c| c.person_id == "n1").expect("n1");
+    assert_eq!(last.hlc.origin, "cloud");
+    assert!(last.hlc.ms >= now + 1_000, "{:?}", last.hlc);
+    // A template id of another person is refused, alone; so is a clock far ahead, a node
+    // erasing, and anything else malformed.
+    let theirs = upload(4, "n2", now, assigned("Bo", &[("t2", 0.1)]));
+    let ahead = upload(5, "n3", now + 3_600_000, assigned("Cy", &[]));
+    let erasing = upload(6, "n1", now + 2_000, PersonState::Erased);
+    let fine = upload(7, "n4", now, assigned("Dee", &[("t4", 0.3)]));
+    let ack = push(vec![theirs, ahead, erasing, fine]).await;
+    let reasons: Vec<&str> = ack
+        .rejected
+        .iter()
+        .map(|r| r.reason.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["template_conflict", "clock_ahead", "invalid_person"],
+        "{ack:?}"
+    );
+    assert_eq!(ack.accepted, [ulid(7)]);
+    assert!(store.person(&acme, "n2").await.expect("q").is_none());
+    // Removed at the node's site by a later edit: unassigned there, kept in the tenant.
+    let removed = upload(8, "n1", now + 120_000, PersonState::Unassigned);
+    assert_eq!(push(vec![removed]).await.accepted, [ulid(8)]);
+    let p = store.person(&acme, "n1").await.expect("q").expect("n1");
+    assert!(p.site_ids.is_empty(), "{p:?}");
+    // Erased in the cloud: no node version brings them back, however late.
+    assert!(
+        store
+            .delete_person(&acme, "n4", audit())
+            .await
+            .expect("erase")
+    );
+    let revived = upload(9, "n4", now + 200_000, assigned("Dee", &[]));
+    assert_eq!(push(vec![revived]).await.accepted, [ulid(9)]);
+    assert!(store.person(&acme, "n4").await.expect("q").is_none());
+    let history = store
+        .person_history(&acme, "n4", 10)
+        .await
+        .expect("history");
+    assert_eq!(history[0].outcome, "lost");
+    // A node whose site the cloud lacks is refused, to be retried once an admin creates it.
+    let (bare, bare_node) = tenant_with_node(&store, "bare", "h-bare").await;
+    let batch = PushBatch {
+        protocol: 1,
+        events: vec![],
+        alarms: vec![],
+        audit: vec![],
+        people: vec![upload(10, "z1", now, assigned("Zed", &[]))],
+    };
+    let ack = store
+        .ingest_batch(&bare, &bare_node, batch, Some(&master), audit())
+        .await
+        .expect("ingest");
+    assert!(
+        ack.rejected[0].reason.starts_with("unknown_site"),
+        "{ack:?}"
+    );
+    // Another tenant sees none of it.
+    assert!(
+        store
+            .person_history(&bare, "n1", 10)
+            .await
+            .expect("history")
+            .is_empty()
+    );
 }

@@ -169,7 +169,11 @@ fn no_person(person: &str) -> StoreError {
 }
 
 impl SqliteStore {
-    fn data_key(&self, scope: &TenantScope, master: &MasterKey) -> Result<DataKey, StoreError> {
+    pub(super) fn data_key(
+        &self,
+        scope: &TenantScope,
+        master: &MasterKey,
+    ) -> Result<DataKey, StoreError> {
         let stored = self
             .conn
             .query_row(
@@ -303,7 +307,7 @@ impl PgStore {
     }
 
     /// The tenant's data key, made (once, whatever the races between replicas) on first use.
-    async fn data_key_in(
+    pub(super) async fn data_key_in(
         tx: &tokio_postgres::Transaction<'_>,
         scope: &TenantScope,
         master: &MasterKey,
