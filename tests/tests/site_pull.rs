@@ -135,13 +135,31 @@ fn the_sites_geofence_comes_from_the_cloud_and_survives_a_restart_offline() {
             "{backend}: {body}"
         );
 
-        // The cloud drops the site: the node's own fence (around the gate) is back.
-        assert_eq!(
-            admin(cloud, "DELETE", "/api/v1/sites/hq", None).0,
-            204,
-            "{backend}"
+        // The cloud drops the site: the node's own fence (around the gate) is back. Obama,
+        // enrolled at the node, went up to the site in the cloud; a site with people is not
+        // deleted, so the admins unassign him first (and the node drops him).
+        let (status, p) = admin(
+            cloud,
+            "PATCH",
+            "/api/v1/people/obama",
+            Some(json!({ "site_ids": [] })),
         );
+        assert_eq!(
+            (status, p["templates"].as_u64()),
+            (200, Some(1)),
+            "{backend}: {p}"
+        );
+        wait_for(
+            "obama dropped from the node",
+            Duration::from_secs(30),
+            || node.people().expect("people").is_empty(),
+        );
+        let (status, p) = admin(cloud, "DELETE", "/api/v1/sites/hq", None);
+        assert_eq!(status, 204, "{backend}: {p}");
         wait_for_version(&node, 0);
+        // Enrolled at the node again: he stays there (the cloud, without the site, refuses him).
+        node.enrol("obama", "Barack Obama", &photo("sample-obama", 1))
+            .expect("enrolled again");
         let body = check_in(&node, &photo("sample-obama2", 1));
         assert_eq!(body["decision"], "granted", "{backend}: {body}");
 
