@@ -94,6 +94,7 @@ fn site_batch() -> PushBatch {
         alarms,
         audit: vec![],
         people: vec![],
+        voice: vec![],
     }
 }
 

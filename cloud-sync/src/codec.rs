@@ -132,6 +132,19 @@ mod tests {
                     }],
                 },
             }],
+            voice: vec![crate::protocol::VoiceRecord {
+                id: "01J0000000000000000000VOIC".into(),
+                seq: 1,
+                person_id: Some("ann".into()),
+                outcome: "verified".into(),
+                score: Some(0.91),
+                device: "phone-7".into(),
+                phrase: Some("seven four two".into()),
+                audio_sha256: "ab".repeat(32),
+                audio_bytes: 48_044,
+                duration_ms: 1_500,
+                node_time_ms: 1_700_000_000_000,
+            }],
         }
     }
 

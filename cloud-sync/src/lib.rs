@@ -35,6 +35,9 @@ pub mod listen;
 #[cfg(feature = "http")]
 pub mod logging;
 
+#[cfg(feature = "http")]
+pub mod wav;
+
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

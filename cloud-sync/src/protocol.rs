@@ -102,12 +102,20 @@ pub struct PushBatch {
     /// [`crate::merge`] (absent from nodes older than this field).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub people: Vec<PersonUpload>,
+    /// Voice verification records (at most [`MAX_VOICE_PER_PUSH`]); each one's audio is
+    /// uploaded first (`PUT /api/v1/sync/blobs/{sha256}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voice: Vec<VoiceRecord>,
 }
 
 impl PushBatch {
     /// Items of every stream in the batch (at most [`MAX_BATCH_ITEMS`]).
     pub fn len(&self) -> usize {
-        self.events.len() + self.alarms.len() + self.audit.len() + self.people.len()
+        self.events.len()
+            + self.alarms.len()
+            + self.audit.len()
+            + self.people.len()
+            + self.voice.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -151,6 +159,73 @@ pub struct AuditRecord {
     pub detail: String,
     /// Node wall clock when it happened, ms since the Unix epoch.
     pub node_time_ms: i64,
+}
+
+/// Most voice verification records one push carries.
+pub const MAX_VOICE_PER_PUSH: usize = 100;
+
+/// A voice verification, as a phone or kiosk client reported it to the node: an immutable fact,
+/// stored once by its id. Its sequence number counts the node's voice records (1, 2, 3, …).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoiceRecord {
+    /// ULID given by the node; the idempotency key.
+    pub id: String,
+    pub seq: u64,
+    /// Whom the speaker claimed to be, if anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
+    /// `verified`, `rejected` or `inconclusive`.
+    pub outcome: String,
+    /// The client's similarity score, 0-1, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// The client device that recorded it (1-64 characters).
+    pub device: String,
+    /// The phrase the speaker was asked to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phrase: Option<String>,
+    /// sha256 of the audio sample (WAV), lowercase hex: the blob's name.
+    pub audio_sha256: String,
+    pub audio_bytes: u64,
+    pub duration_ms: u64,
+    /// Node wall clock when the node received it, ms since the Unix epoch.
+    pub node_time_ms: i64,
+}
+
+/// Person ids are what nodes record in events: 1–64 of letters, digits, `_`, `.`, `-`, not
+/// starting with punctuation (payroll numbers like `E-1042` fit).
+pub fn valid_person_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Why a voice record's fields, as a client reports them, are refused (the node checks them
+/// when it takes the record, the cloud again when it is pushed); `None` if they are fine.
+pub fn invalid_voice_fields(
+    person_id: Option<&str>,
+    outcome: &str,
+    score: Option<f32>,
+    device: &str,
+    phrase: Option<&str>,
+) -> Option<String> {
+    if !matches!(outcome, "verified" | "rejected" | "inconclusive") {
+        Some("invalid_record: a voice outcome is `verified`, `rejected` or `inconclusive`".into())
+    } else if !(1..=64).contains(&device.chars().count()) || device.chars().any(char::is_control) {
+        Some("invalid_record: a voice record's device is 1-64 characters".into())
+    } else if score.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
+        Some("invalid_record: a voice score is 0-1".into())
+    } else if person_id.is_some_and(|p| !valid_person_id(p)) {
+        Some("invalid_record: person_id is 1-64 of letters, digits, `_`, `.`, `-`".into())
+    } else if phrase.is_some_and(|p| p.len() > MAX_RECORD_DETAIL) {
+        Some(format!(
+            "invalid_record: the phrase is at most {MAX_RECORD_DETAIL} bytes"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Most person versions one push carries (each may hold up to 20 templates).

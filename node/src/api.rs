@@ -38,6 +38,8 @@ pub struct AppState {
     pub kiosk_position: Option<Fix>,
 }
 
+mod voice;
+
 /// Largest request body: a 12 MiB image, base64-encoded, plus JSON around it.
 const MAX_BODY: usize = 17 * 1024 * 1024;
 
@@ -67,6 +69,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(list_record_dead_letters),
         )
         .route("/api/v1/dead-letters/{id}/retry", post(retry_dead_letter))
+        .route("/api/v1/voice-verifications", post(voice::record_voice))
         .fallback(|| async { Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

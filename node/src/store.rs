@@ -14,10 +14,12 @@ mod person_outbox;
 mod record_outbox;
 mod site_config;
 mod sync_status;
+mod voice;
 pub use people_sync::{GalleryChange, PersonVersion};
 pub use record_outbox::{PendingRecords, RecordDeadLetter, RecordStats};
 use rusqlite::{Connection, OptionalExtension, params};
 pub use sync_status::SyncStatus;
+pub use voice::{NewVoiceRecord, StoredVoice};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -118,6 +120,7 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     record_outbox::MIGRATION,
     site_config::MIGRATION,
     person_outbox::MIGRATION,
+    voice::MIGRATION,
 ];
 
 /// One line of the node's audit log.

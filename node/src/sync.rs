@@ -29,6 +29,8 @@ use crate::{
 };
 
 const BATCH: u32 = 500;
+/// Most voice samples uploaded before each push.
+const BLOBS_PER_ROUND: u32 = 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How long a node waits before asking a cloud that had no people pull again.
 const PULL_RETRY_MS: i64 = 10 * 60 * 1000;
@@ -59,6 +61,7 @@ pub struct SyncClient {
     people_url: String,
     site_url: String,
     whoami_url: String,
+    blobs_url: String,
     token: String,
     interval: Duration,
     store: Arc<Mutex<NodeStore>>,
@@ -95,6 +98,7 @@ impl SyncClient {
             people_url: format!("{}/api/v1/sync/people", cloud.url.trim_end_matches('/')),
             site_url: format!("{}/api/v1/sync/site", cloud.url.trim_end_matches('/')),
             whoami_url: format!("{}/api/v1/sync/whoami", cloud.url.trim_end_matches('/')),
+            blobs_url: format!("{}/api/v1/sync/blobs", cloud.url.trim_end_matches('/')),
             token: cloud.node_token.clone(),
             interval: Duration::from_millis(cloud.sync_interval_ms),
             store,
@@ -135,6 +139,8 @@ impl SyncClient {
             0
         };
         loop {
+            // Voice records go up once their audio has.
+            self.upload_audio().await?;
             // Events and the other streams share a push but not its room: alarms, audit lines
             // and people never take an event's place (a cloud too old to store them ignores
             // them).
@@ -156,6 +162,7 @@ impl SyncClient {
                 alarms: records.alarms,
                 audit: records.audit,
                 people,
+                voice: records.voice,
             };
             let n = batch.len();
             let mut response = self.post(&batch).await?;
@@ -209,6 +216,51 @@ impl SyncClient {
                 return Ok(());
             }
         }
+    }
+
+    /// Uploads the audio of pending voice records that the cloud lacks, a few per round. A
+    /// cloud of a release without blobs (404) gets none: those records wait.
+    async fn upload_audio(&self) -> Result<(), SyncError> {
+        let blobs = self
+            .with_store(|s| s.blobs_to_upload(BLOBS_PER_ROUND))
+            .await?;
+        for (sha, body) in blobs {
+            let response = self
+                .http
+                .put(format!("{}/{sha}", self.blobs_url))
+                .bearer_auth(&self.token)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    rollcall_cloud::wav::CONTENT_TYPE,
+                )
+                .body(body)
+                .send()
+                .await?;
+            let status = response.status();
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Ok(());
+            }
+            if matches!(status.as_u16(), 400 | 413 | 415 | 422) {
+                // The cloud will never take this audio: its records become dead letters
+                // rather than holding up the rest.
+                let reason = format!(
+                    "audio refused ({status}): {}",
+                    response.text().await.unwrap_or_default()
+                );
+                tracing::warn!(%sha, %reason, "voice audio refused: its records moved to dead letters");
+                self.with_store(move |s| s.refuse_blob(&sha, &reason))
+                    .await?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(SyncError::Status {
+                    status: status.as_u16(),
+                    body: response.text().await.unwrap_or_default(),
+                });
+            }
+            self.with_store(move |s| s.mark_blob(&sha, true)).await?;
+        }
+        Ok(())
     }
 
     /// Whether the node's versions of people carry its id in the cloud: asked of the cloud

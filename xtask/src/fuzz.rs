@@ -25,6 +25,7 @@ pub const TARGETS: &[&str] = &[
     "node_config",
     "sync_push",
     "cookie_header",
+    "voice_audio",
 ];
 
 /// Targets whose inputs are images: their corpus starts from small real face photos, so the

@@ -66,6 +66,9 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(super::sync_pull::pull_site))
         .routes(routes!(super::rejections_api::node_rejections))
         .routes(routes!(super::records_api::node_audit))
+        .routes(routes!(super::records_api::node_voice))
+        .routes(routes!(super::voice_api::put_blob))
+        .routes(routes!(super::voice_api::audio))
         .routes(routes!(super::records_api::list_alarms))
         .routes(routes!(events_api::list_v1))
         .routes(routes!(events_api::get_v1))
@@ -362,6 +365,18 @@ async fn push(
             format!(
                 "this server speaks sync protocol {PROTOCOL_VERSION}, the node sent {}",
                 batch.protocol
+            ),
+        ));
+    }
+    if batch.voice.len() > crate::protocol::MAX_VOICE_PER_PUSH {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+            "Batch too large",
+            format!(
+                "at most {} voice records per push, got {}",
+                crate::protocol::MAX_VOICE_PER_PUSH,
+                batch.voice.len()
             ),
         ));
     }

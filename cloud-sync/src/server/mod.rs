@@ -28,6 +28,7 @@ pub mod tenancy;
 mod tenant_cache;
 mod tokens;
 mod users_api;
+mod voice_api;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 

@@ -44,14 +44,7 @@ const MAX_SITES: usize = 100;
 /// Embedding lengths accepted (the embedders in use have 128-512).
 const DIMS: std::ops::RangeInclusive<usize> = 64..=1024;
 
-/// Person ids are what nodes record in events: 1–64 of letters, digits, `_`, `.`, `-`, not
-/// starting with punctuation (payroll numbers like `E-1042` fit).
-pub fn valid_person_id(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
+pub use crate::protocol::valid_person_id;
 
 pub fn valid_model(s: &str) -> bool {
     (1..=64).contains(&s.len())

@@ -1,5 +1,5 @@
-//! The alarms and node audit logs that nodes push (see `store::records`), for the tenant's
-//! admins, supervisors and auditors.
+//! The alarms, node audit logs and voice verification records that nodes push (see
+//! `store::records`), for the tenant's admins, supervisors and auditors.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::{
     events_api,
     identity::Caller,
     store::{
-        records::{AlarmFilter, StoredAlarm, StoredNodeAudit},
+        records::{AlarmFilter, StoredAlarm, StoredNodeAudit, StoredVoice},
         users::Role,
     },
 };
@@ -146,6 +146,22 @@ pub(crate) async fn node_audit(
         &[Role::Owner, Role::Admin, Role::Auditor],
         "read nodes' audit logs",
     )?;
+    let (before, limit) = node_page(q)?;
+    match state
+        .store
+        .node_audit(&caller.scope, &id, before, limit)
+        .await
+        .map_err(store_problem)?
+    {
+        Some(items) => Ok(axum::Json(NodeAuditList { items })),
+        None => Err(Problem::not_found(format!("no node `{id}`"))),
+    }
+}
+
+/// A per-node listing's `before` and page size, checked.
+fn node_page(
+    q: Result<Query<NodeAuditQuery>, QueryRejection>,
+) -> Result<(Option<u64>, u32), Problem> {
     let q = events_api::query(q)?;
     let limit = events_api::page_limit(q.limit)?;
     if q.before
@@ -156,13 +172,39 @@ pub(crate) async fn node_audit(
             i64::MAX
         )));
     }
+    Ok((q.before, limit))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct NodeVoiceList {
+    items: Vec<StoredVoice>,
+}
+
+/// The voice verifications a node's clients reported (who claimed to speak, the outcome, the
+/// client's score, the audio's digest and length), newest first; the audio itself is at
+/// `GET /api/v1/voice-verifications/{id}/audio`.
+#[utoipa::path(get, path = "/api/v1/nodes/{id}/voice-verifications", tag = "nodes",
+    params(("id" = String, Path, description = "The node's id"), NodeAuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = NodeVoiceList)))]
+pub(crate) async fn node_voice(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Result<Query<NodeAuditQuery>, QueryRejection>,
+) -> Result<axum::Json<NodeVoiceList>, Problem> {
+    caller.require(
+        &[Role::Owner, Role::Admin, Role::Supervisor, Role::Auditor],
+        "see voice verifications",
+    )?;
+    let (before, limit) = node_page(q)?;
     match state
         .store
-        .node_audit(&caller.scope, &id, q.before, limit)
+        .node_voice(&caller.scope, &id, before, limit)
         .await
         .map_err(store_problem)?
     {
-        Some(items) => Ok(axum::Json(NodeAuditList { items })),
+        Some(items) => Ok(axum::Json(NodeVoiceList { items })),
         None => Err(Problem::not_found(format!("no node `{id}`"))),
     }
 }

@@ -4,10 +4,13 @@
 //! guard or an installer did on the node can be recorded without being queued; lines written
 //! before this table existed are queued by its migration.
 
-use rollcall_cloud::protocol::{AlarmRecord, AuditRecord};
+use rollcall_cloud::protocol::{AlarmRecord, AuditRecord, MAX_VOICE_PER_PUSH, VoiceRecord};
 use rusqlite::params;
 
-use super::{NodeStore, StoreError, now_ms};
+use super::{
+    NodeStore, StoreError, now_ms,
+    voice::{VOICE, voice_record},
+};
 
 pub(super) const MIGRATION: &str = "
     CREATE TABLE record_outbox (
@@ -35,11 +38,13 @@ pub(super) const MIGRATION: &str = "
 pub struct PendingRecords {
     pub alarms: Vec<AlarmRecord>,
     pub audit: Vec<AuditRecord>,
+    /// Voice verification records whose audio the cloud holds already.
+    pub voice: Vec<VoiceRecord>,
 }
 
 impl PendingRecords {
     pub fn len(&self) -> usize {
-        self.alarms.len() + self.audit.len()
+        self.alarms.len() + self.audit.len() + self.voice.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -111,11 +116,33 @@ impl NodeStore {
     /// that have none yet get one now, stamped with their own time, and keep it for good.
     pub fn pending_records(&mut self, limit: u32) -> Result<PendingRecords, StoreError> {
         let tx = self.conn.transaction()?;
+        Self::name_records(&tx)?;
+        tx.commit()?;
+        let alarms = self.records(ALARMS, "pending", limit, alarm_record)?;
+        let left = limit.saturating_sub(alarms.len() as u32);
+        let audit = self.records(AUDIT, "pending", left, audit_record)?;
+        let mut voice = Vec::new();
+        for (v, _) in self.records(VOICE, "pending", limit, voice_record)? {
+            if voice.len() < MAX_VOICE_PER_PUSH && Self::voice_ready(&self.conn, &v.audio_sha256)? {
+                voice.push(v);
+            }
+        }
+        Ok(PendingRecords {
+            alarms: alarms.into_iter().map(|(a, _)| a).collect(),
+            audit: audit.into_iter().map(|(a, _)| a).collect(),
+            voice,
+        })
+    }
+
+    /// Gives every pending line that has no id yet one, stamped with its own time; it keeps it
+    /// for good (retries are idempotent).
+    pub(super) fn name_records(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
         {
             let mut unnamed = tx.prepare(
-                "SELECT o.stream, o.seq, coalesce(a.at_ms, u.at_ms) FROM record_outbox o
+                "SELECT o.stream, o.seq, coalesce(a.at_ms, u.at_ms, v.at_ms) FROM record_outbox o
                    LEFT JOIN alarms a ON o.stream = 'alarm' AND a.seq = o.seq
                    LEFT JOIN audit u ON o.stream = 'audit' AND u.seq = o.seq
+                   LEFT JOIN voice_records v ON o.stream = 'voice' AND v.seq = o.seq
                   WHERE o.state = 'pending' AND o.id IS NULL",
             )?;
             let rows = unnamed
@@ -136,14 +163,7 @@ impl NodeStore {
                 name.execute(params![id, stream, seq])?;
             }
         }
-        tx.commit()?;
-        let alarms = self.records(ALARMS, "pending", limit, alarm_record)?;
-        let left = limit.saturating_sub(alarms.len() as u32);
-        let audit = self.records(AUDIT, "pending", left, audit_record)?;
-        Ok(PendingRecords {
-            alarms: alarms.into_iter().map(|(a, _)| a).collect(),
-            audit: audit.into_iter().map(|(a, _)| a).collect(),
-        })
+        Ok(())
     }
 
     /// Lines of one stream in `state`, oldest first, each with its outbox columns.
@@ -189,9 +209,24 @@ impl NodeStore {
             "UPDATE record_outbox SET state = 'dead', done_ms = ?1, attempts = attempts + 1, last_error = ?2
              WHERE id = ?3 AND state = 'pending'",
         )?;
+        // The cloud lacks a voice record's audio (restored from an older backup, say): the
+        // audio goes up again and the record stays pending.
+        let mut lost_audio = tx.prepare_cached(
+            "UPDATE voice_blobs SET uploaded_ms = NULL WHERE sha256 = (
+                SELECT v.audio_sha256 FROM record_outbox o JOIN voice_records v ON o.stream = 'voice' AND v.seq = o.seq
+                 WHERE o.id = ?1)",
+        )?;
+        let mut retry = tx.prepare_cached(
+            "UPDATE record_outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND state = 'pending'",
+        )?;
         for (id, reason) in rejected {
+            if reason.starts_with("blob_missing") && lost_audio.execute([id])? > 0 {
+                retry.execute(params![id, reason])?;
+                continue;
+            }
             dead.execute(params![now, reason, id])?;
         }
+        Self::drop_delivered_blobs(tx)?;
         Ok(())
     }
 
@@ -218,6 +253,9 @@ impl NodeStore {
         }
         for (a, o) in self.records(AUDIT, "dead", u32::MAX, audit_record)? {
             out.push(dead("audit", serde_json::to_value(a), o)?);
+        }
+        for (v, o) in self.records(VOICE, "dead", u32::MAX, voice_record)? {
+            out.push(dead("voice", serde_json::to_value(v), o)?);
         }
         for p in self.person_dead_letters(limit)? {
             out.push(RecordDeadLetter {

@@ -27,6 +27,7 @@ mod sqlite_users;
 mod suite;
 pub mod templates;
 pub mod users;
+pub mod voice_blobs;
 
 use std::{
     path::PathBuf,
@@ -460,6 +461,7 @@ impl Store {
             alarms: vec![],
             audit: vec![],
             people: vec![],
+            voice: vec![],
         };
         self.ingest_batch(scope, node, batch, None, audit).await
     }
@@ -519,12 +521,44 @@ impl Store {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Option<Vec<records::StoredNodeAudit>>, StoreError> {
+        self.node_stream(scope, node_id, records::Stream::Audit, before, limit)
+            .await?
+            .map(|rows| rows.into_iter().map(records::stored_audit).collect())
+            .transpose()
+    }
+
+    /// A node's voice verification records before sequence number `before`, newest first;
+    /// `None` if the tenant has no such node.
+    pub async fn node_voice(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Option<Vec<records::StoredVoice>>, StoreError> {
+        self.node_stream(scope, node_id, records::Stream::Voice, before, limit)
+            .await?
+            .map(|rows| rows.into_iter().map(records::stored_voice).collect())
+            .transpose()
+    }
+
+    async fn node_stream(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        stream: records::Stream,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Option<Vec<records::Listing>>, StoreError> {
         let (scope, node) = (scope.clone(), node_id.to_owned());
         match self {
             Store::Sqlite(s) => {
-                blocking(s, move |s| s.node_audit(&scope, &node, before, limit)).await
+                blocking(s, move |s| {
+                    s.node_stream(&scope, &node, stream, before, limit)
+                })
+                .await
             }
-            Store::Postgres(p) => p.node_audit(&scope, &node, before, limit).await,
+            Store::Postgres(p) => p.node_stream(&scope, &node, stream, before, limit).await,
         }
     }
 

@@ -357,6 +357,27 @@ ALTER TABLE person_history FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON person_history USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    // Voice verification records join the pushed streams (`records`), their audio stored once
+    // per tenant by digest (`voice_blobs`).
+    r#"
+ALTER TABLE node_records DROP CONSTRAINT node_records_stream_check;
+ALTER TABLE node_records ADD CONSTRAINT node_records_stream_check
+    CHECK (stream IN ('alarm', 'audit', 'voice'));
+CREATE TABLE voice_blobs (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    sha256 TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    duration_ms BIGINT NOT NULL,
+    body BYTEA NOT NULL,
+    node_id TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, sha256)
+);
+ALTER TABLE voice_blobs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE voice_blobs FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON voice_blobs USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -381,6 +402,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "person_changes",
     "node_records",
     "person_history",
+    "voice_blobs",
 ];
 
 /// Serialises migrations between replicas that start together.

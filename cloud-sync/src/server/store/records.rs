@@ -1,9 +1,10 @@
-//! Alarms and audit lines pushed by nodes (`node_records`): immutable facts, stored once by id,
-//! in the transaction of the push that brought them. Each stream numbers its items per node
+//! Alarms, audit lines and voice verification records pushed by nodes (`node_records`):
+//! immutable facts, stored once by id, in the transaction of the push that brought them. A voice
+//! record is stored only once its audio is (see `voice_blobs`). Each stream numbers its items per node
 //! (1, 2, 3, …) apart from events: a second id under a node's sequence number is a conflict, the
 //! same id again a duplicate. An invalid record is rejected without blocking the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -13,13 +14,16 @@ use super::{
     NodeRow, PgStore, SqliteStore, StoreError, TenantScope, postgres::scoped,
     rejections::NODE_EXISTS,
 };
-use crate::protocol::{AlarmRecord, AuditRecord, MAX_RECORD_DETAIL, PushAck, PushBatch, Rejected};
+use crate::protocol::{
+    AlarmRecord, AuditRecord, MAX_RECORD_DETAIL, PushAck, PushBatch, Rejected, VoiceRecord,
+};
 
 /// Which stream a record belongs to, as stored in `node_records.stream`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
     Alarm,
     Audit,
+    Voice,
 }
 
 impl Stream {
@@ -27,6 +31,7 @@ impl Stream {
         match self {
             Stream::Alarm => "alarm",
             Stream::Audit => "audit",
+            Stream::Voice => "voice",
         }
     }
 
@@ -34,6 +39,7 @@ impl Stream {
         match s {
             "alarm" => Some(Stream::Alarm),
             "audit" => Some(Stream::Audit),
+            "voice" => Some(Stream::Voice),
             _ => None,
         }
     }
@@ -59,6 +65,8 @@ pub struct Existing {
     pub by_id: HashMap<String, (String, Stream, u64)>,
     /// This node's (stream, sequence number) → the id stored under it.
     pub by_seq: HashMap<(Stream, u64), String>,
+    /// The audio samples (sha256) of the batch's voice records that the tenant holds.
+    pub blobs: HashSet<String>,
 }
 
 impl Existing {
@@ -82,47 +90,58 @@ struct Item<'a> {
     kind: &'a str,
     node_time_ms: i64,
     invalid: Option<String>,
+    /// The audio it points at (voice records).
+    blob: Option<&'a str>,
     body: Result<String, serde_json::Error>,
 }
 
-fn items<'a>(alarms: &'a [AlarmRecord], audit: &'a [AuditRecord]) -> Vec<Item<'a>> {
-    let alarms = alarms.iter().map(|a| Item {
+fn items(batch: &PushBatch) -> Vec<Item<'_>> {
+    let alarms = batch.alarms.iter().map(|a| Item {
         id: &a.id,
         stream: Stream::Alarm,
         seq: a.seq,
         kind: &a.kind,
         node_time_ms: a.node_time_ms,
         invalid: invalid_alarm(a),
+        blob: None,
         body: serde_json::to_string(a),
     });
-    let audit = audit.iter().map(|a| Item {
+    let audit = batch.audit.iter().map(|a| Item {
         id: &a.id,
         stream: Stream::Audit,
         seq: a.seq,
         kind: &a.action,
         node_time_ms: a.node_time_ms,
         invalid: invalid_audit(a),
+        blob: None,
         body: serde_json::to_string(a),
     });
-    alarms.chain(audit).collect()
+    let voice = batch.voice.iter().map(|v| Item {
+        id: &v.id,
+        stream: Stream::Voice,
+        seq: v.seq,
+        kind: &v.outcome,
+        node_time_ms: v.node_time_ms,
+        invalid: invalid_voice(v),
+        blob: Some(&v.audio_sha256),
+        body: serde_json::to_string(v),
+    });
+    alarms.chain(audit).chain(voice).collect()
 }
 
-/// The (stream, sequence number) pairs and ids of a batch's records, for the backends' lookups.
-pub fn keys<'a>(
-    alarms: &'a [AlarmRecord],
-    audit: &'a [AuditRecord],
-) -> (Vec<&'a str>, Vec<(Stream, i64)>) {
-    let ids = alarms
-        .iter()
-        .map(|a| a.id.as_str())
-        .chain(audit.iter().map(|a| a.id.as_str()))
-        .collect();
-    let seqs = alarms
-        .iter()
-        .map(|a| (Stream::Alarm, to_i64(a.seq)))
-        .chain(audit.iter().map(|a| (Stream::Audit, to_i64(a.seq))))
-        .collect();
-    (ids, seqs)
+/// Whether a batch has records of any stream.
+pub fn has_records(batch: &PushBatch) -> bool {
+    !(batch.alarms.is_empty() && batch.audit.is_empty() && batch.voice.is_empty())
+}
+
+/// The ids, (stream, sequence number) pairs and audio digests of a batch's records, for the
+/// backends' lookups.
+pub fn keys(batch: &PushBatch) -> (Vec<&str>, Vec<(Stream, i64)>, Vec<&str>) {
+    let items = items(batch);
+    let ids = items.iter().map(|i| i.id).collect();
+    let seqs = items.iter().map(|i| (i.stream, to_i64(i.seq))).collect();
+    let blobs = items.iter().filter_map(|i| i.blob).collect();
+    (ids, seqs, blobs)
 }
 
 fn to_i64(seq: u64) -> i64 {
@@ -132,15 +151,14 @@ fn to_i64(seq: u64) -> i64 {
 /// Decides each record of a batch, appending the outcomes to `ack`; the rows to insert.
 pub fn plan(
     node: &NodeRow,
-    alarms: &[AlarmRecord],
-    audit: &[AuditRecord],
+    batch: &PushBatch,
     existing: &Existing,
     ack: &mut PushAck,
 ) -> Result<Vec<RecordRow>, StoreError> {
     let mut rows = Vec::new();
     let mut ids_in_batch: HashMap<&str, (Stream, u64)> = HashMap::new();
     let mut seqs_in_batch: HashMap<(Stream, u64), &str> = HashMap::new();
-    for item in items(alarms, audit) {
+    for item in items(batch) {
         let reject = |ack: &mut PushAck, reason: String| {
             ack.rejected.push(Rejected {
                 id: item.id.to_owned(),
@@ -175,6 +193,17 @@ pub fn plan(
                 continue;
             }
             None => {}
+        }
+        if let Some(sha) = item.blob
+            && !existing.blobs.contains(sha)
+        {
+            reject(
+                ack,
+                format!(
+                    "blob_missing: the audio {sha} is not in the cloud; upload it (PUT /api/v1/sync/blobs/{sha}) and push again"
+                ),
+            );
+            continue;
         }
         if existing.by_seq.contains_key(&key) || seqs_in_batch.contains_key(&key) {
             reject(
@@ -247,6 +276,28 @@ fn invalid_audit(a: &AuditRecord) -> Option<String> {
     })
 }
 
+fn invalid_voice(v: &VoiceRecord) -> Option<String> {
+    common(&v.id, v.seq, "").or_else(|| {
+        if let Some(reason) = crate::protocol::invalid_voice_fields(
+            v.person_id.as_deref(),
+            &v.outcome,
+            v.score,
+            &v.device,
+            v.phrase.as_deref(),
+        ) {
+            Some(reason)
+        } else if !super::voice_blobs::is_sha256(&v.audio_sha256) {
+            Some("invalid_record: audio_sha256 is 64 lowercase hex digits".into())
+        } else if v.audio_bytes > crate::wav::MAX_AUDIO_BYTES as u64
+            || v.duration_ms > crate::wav::MAX_AUDIO_MS
+        {
+            Some("invalid_record: the audio is larger or longer than any accepted".into())
+        } else {
+            None
+        }
+    })
+}
+
 /// An alarm as the admin API lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredAlarm {
@@ -262,6 +313,16 @@ pub struct StoredAlarm {
 pub struct StoredNodeAudit {
     #[serde(flatten)]
     pub line: AuditRecord,
+    pub node_id: String,
+    pub site_id: String,
+    pub received_ms: i64,
+}
+
+/// A voice verification record as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredVoice {
+    #[serde(flatten)]
+    pub record: VoiceRecord,
     pub node_id: String,
     pub site_id: String,
     pub received_ms: i64,
@@ -298,8 +359,9 @@ pub const ALARMS: &str = "SELECT id, node_id, site_id, received_ms, body FROM no
        AND (CAST($8 AS BIGINT) IS NULL OR node_time_ms >= $8) AND (CAST($9 AS BIGINT) IS NULL OR node_time_ms < $9)
      ORDER BY node_time_ms DESC, id DESC LIMIT $7";
 
-pub const NODE_AUDIT: &str = "SELECT id, node_id, site_id, received_ms, body FROM node_records
-     WHERE tenant_id = $1 AND stream = 'audit' AND node_id = $2
+/// A node's records of one stream (`$5`), newest first.
+pub const NODE_STREAM: &str = "SELECT id, node_id, site_id, received_ms, body FROM node_records
+     WHERE tenant_id = $1 AND stream = $5 AND node_id = $2
        AND (CAST($3 AS BIGINT) IS NULL OR seq < $3)
      ORDER BY seq DESC LIMIT $4";
 
@@ -323,15 +385,24 @@ fn stored_alarm(
     })
 }
 
-fn stored_audit(
-    id: &str,
-    node_id: String,
-    site_id: String,
-    received_ms: i64,
-    body: &str,
+/// A node's audit line from its listing row.
+pub fn stored_audit(
+    (id, node_id, site_id, received_ms, body): Listing,
 ) -> Result<StoredNodeAudit, StoreError> {
     Ok(StoredNodeAudit {
-        line: decode(id, body)?,
+        line: decode(&id, &body)?,
+        node_id,
+        site_id,
+        received_ms,
+    })
+}
+
+/// A node's voice verification from its listing row.
+pub fn stored_voice(
+    (id, node_id, site_id, received_ms, body): Listing,
+) -> Result<StoredVoice, StoreError> {
+    Ok(StoredVoice {
+        record: decode(&id, &body)?,
         node_id,
         site_id,
         received_ms,
@@ -352,11 +423,16 @@ impl SqliteStore {
         received_ms: i64,
         ack: &mut PushAck,
     ) -> Result<(), StoreError> {
-        if batch.alarms.is_empty() && batch.audit.is_empty() {
+        if !has_records(batch) {
             return Ok(());
         }
-        let (ids, seqs) = keys(&batch.alarms, &batch.audit);
-        let mut existing = Existing::default();
+        let (ids, seqs, blobs) = keys(batch);
+        let mut existing = Existing {
+            blobs: Self::held_blobs(tx, scope.id(), &blobs)?
+                .into_iter()
+                .collect(),
+            ..Existing::default()
+        };
         let mut by_id = tx.prepare_cached(
             "SELECT id, node_id, stream, seq FROM node_records WHERE tenant_id = ?1 AND id = ?2",
         )?;
@@ -383,7 +459,7 @@ impl SqliteStore {
                 .query_row(params![node.id, stream.as_str(), seq], &mut hold)
                 .optional()?;
         }
-        let rows = plan(node, &batch.alarms, &batch.audit, &existing, ack)?;
+        let rows = plan(node, batch, &existing, ack)?;
         let mut insert = tx.prepare_cached(&sqlite_sql(INSERT))?;
         for r in rows {
             insert.execute(params![
@@ -430,13 +506,16 @@ impl SqliteStore {
         .collect()
     }
 
-    pub(super) fn node_audit(
+    /// A node's records of `stream` before sequence number `before`, newest first; `None` if
+    /// the tenant has no such node.
+    pub(super) fn node_stream(
         &self,
         scope: &TenantScope,
         node_id: &str,
+        stream: Stream,
         before: Option<u64>,
         limit: u32,
-    ) -> Result<Option<Vec<StoredNodeAudit>>, StoreError> {
+    ) -> Result<Option<Vec<Listing>>, StoreError> {
         let known = self
             .conn
             .query_row(
@@ -448,21 +527,23 @@ impl SqliteStore {
         if known.is_none() {
             return Ok(None);
         }
-        let mut stmt = self.conn.prepare_cached(&sqlite_sql(NODE_AUDIT))?;
+        let mut stmt = self.conn.prepare_cached(&sqlite_sql(NODE_STREAM))?;
         let rows = stmt.query_map(
-            params![scope.id(), node_id, before.map(to_i64), limit],
+            params![
+                scope.id(),
+                node_id,
+                before.map(to_i64),
+                limit,
+                stream.as_str()
+            ],
             listing_row,
         )?;
-        rows.map(|r| {
-            let (id, node, site, received, body) = r?;
-            stored_audit(&id, node, site, received, &body)
-        })
-        .collect::<Result<_, _>>()
-        .map(Some)
+        Ok(Some(rows.collect::<Result<_, _>>()?))
     }
 }
 
-type Listing = (String, String, String, i64, String);
+/// A listed record's (id, node id, site id, received, body).
+pub type Listing = (String, String, String, i64, String);
 
 fn listing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Listing> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -478,10 +559,10 @@ impl PgStore {
         received_ms: i64,
         ack: &mut PushAck,
     ) -> Result<(), StoreError> {
-        if batch.alarms.is_empty() && batch.audit.is_empty() {
+        if !has_records(batch) {
             return Ok(());
         }
-        let (ids, seqs) = keys(&batch.alarms, &batch.audit);
+        let (ids, seqs, blobs) = keys(batch);
         let streams: Vec<&str> = seqs.iter().map(|(s, _)| s.as_str()).collect();
         let seqs: Vec<i64> = seqs.iter().map(|&(_, q)| q).collect();
         let rows = tx
@@ -495,11 +576,17 @@ impl PgStore {
                 &[&scope.id(), &ids, &node.id, &streams, &seqs],
             )
             .await?;
-        let mut existing = Existing::default();
+        let mut existing = Existing {
+            blobs: Self::held_blobs(tx, scope.id(), &blobs)
+                .await?
+                .into_iter()
+                .collect(),
+            ..Existing::default()
+        };
         for r in rows {
             existing.hold(node, r.get(0), r.get(1), r.get::<_, &str>(2), r.get(3));
         }
-        let rows = plan(node, &batch.alarms, &batch.audit, &existing, ack)?;
+        let rows = plan(node, batch, &existing, ack)?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -555,13 +642,16 @@ impl PgStore {
             .collect()
     }
 
-    pub(super) async fn node_audit(
+    /// A node's records of `stream` before sequence number `before`, newest first; `None` if
+    /// the tenant has no such node.
+    pub(super) async fn node_stream(
         &self,
         scope: &TenantScope,
         node_id: &str,
+        stream: Stream,
         before: Option<u64>,
         limit: u32,
-    ) -> Result<Option<Vec<StoredNodeAudit>>, StoreError> {
+    ) -> Result<Option<Vec<Listing>>, StoreError> {
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
         if tx
@@ -573,20 +663,22 @@ impl PgStore {
         }
         let rows = tx
             .query(
-                NODE_AUDIT,
+                NODE_STREAM,
                 &[
                     &scope.id(),
                     &node_id,
                     &before.map(to_i64),
                     &i64::from(limit),
+                    &stream.as_str(),
                 ],
             )
             .await?;
         tx.commit().await?;
-        rows.iter()
-            .map(|r| stored_audit(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-            .collect::<Result<_, _>>()
-            .map(Some)
+        Ok(Some(
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect(),
+        ))
     }
 }
 
@@ -623,13 +715,89 @@ mod tests {
         }
     }
 
+    fn batch(alarms: &[AlarmRecord], audit: &[AuditRecord]) -> PushBatch {
+        PushBatch {
+            protocol: 1,
+            events: vec![],
+            alarms: alarms.to_vec(),
+            audit: audit.to_vec(),
+            people: vec![],
+            voice: vec![],
+        }
+    }
+
+    fn voice(i: u8, seq: u64, sha: &str) -> VoiceRecord {
+        VoiceRecord {
+            id: id(i),
+            seq,
+            person_id: Some("E-1042".into()),
+            outcome: "verified".into(),
+            score: Some(0.93),
+            device: "phone-7".into(),
+            phrase: Some("four two seven".into()),
+            audio_sha256: sha.into(),
+            audio_bytes: 48_044,
+            duration_ms: 1_500,
+            node_time_ms: 2_000,
+        }
+    }
+
+    #[test]
+    fn voice_records_are_stored_once_their_audio_is_and_checked() {
+        let (held, lost) = ("a".repeat(64), "b".repeat(64));
+        let existing = Existing {
+            blobs: [held.clone()].into(),
+            ..Existing::default()
+        };
+        let mut push = batch(&[alarm(0, 1)], &[]);
+        push.voice = vec![
+            voice(1, 1, &held),
+            voice(2, 2, &lost),
+            VoiceRecord {
+                outcome: "maybe".into(),
+                ..voice(3, 3, &held)
+            },
+            VoiceRecord {
+                score: Some(1.5),
+                ..voice(4, 4, &held)
+            },
+            VoiceRecord {
+                audio_sha256: "AB".repeat(32),
+                ..voice(5, 5, &held)
+            },
+            VoiceRecord {
+                person_id: Some("-x".into()),
+                ..voice(6, 6, &held)
+            },
+            // Voice sequence 1 is not alarm sequence 1.
+        ];
+        let mut ack = PushAck::default();
+        let rows = plan(&node(), &push, &existing, &mut ack).expect("plan");
+        assert_eq!(ack.accepted, [id(0), id(1)]);
+        assert_eq!(rows[1].stream, Stream::Voice);
+        assert_eq!(rows[1].kind, "verified");
+        let reasons: Vec<&str> = ack.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("blob_missing"), "{reasons:?}");
+        assert!(
+            reasons[1..].iter().all(|r| r.starts_with("invalid_record")),
+            "{reasons:?}"
+        );
+        assert_eq!(reasons.len(), 5);
+    }
+
     #[test]
     fn streams_number_apart_and_repeats_are_duplicates_or_conflicts() {
         let mut ack = PushAck::default();
         let alarms = [alarm(0, 1), alarm(0, 1), alarm(1, 1), alarm(2, 2)];
         // Audit sequence 1 is not alarm sequence 1; the same id in another stream is a conflict.
         let audit = [line(3, 1), line(2, 2)];
-        let rows = plan(&node(), &alarms, &audit, &Existing::default(), &mut ack).expect("plan");
+        let rows = plan(
+            &node(),
+            &batch(&alarms, &audit),
+            &Existing::default(),
+            &mut ack,
+        )
+        .expect("plan");
         assert_eq!(ack.accepted, [id(0), id(2), id(3)]);
         assert_eq!(ack.duplicate, [id(0)]);
         assert!(
@@ -652,7 +820,7 @@ mod tests {
         existing.hold(&node(), id(1), "n2".into(), "alarm", 1);
         let mut ack = PushAck::default();
         let alarms = [alarm(0, 1), alarm(1, 2), alarm(2, 1), alarm(3, 2)];
-        let rows = plan(&node(), &alarms, &[], &existing, &mut ack).expect("plan");
+        let rows = plan(&node(), &batch(&alarms, &[]), &existing, &mut ack).expect("plan");
         assert_eq!(ack.duplicate, [id(0)]);
         assert_eq!(ack.accepted, [id(3)]);
         assert!(
@@ -697,8 +865,7 @@ mod tests {
         let mut ack = PushAck::default();
         let rows = plan(
             &node(),
-            &bad_alarms,
-            &bad_audit,
+            &batch(&bad_alarms, &bad_audit),
             &Existing::default(),
             &mut ack,
         )
@@ -734,7 +901,7 @@ mod tests {
                 existing.hold(&node(), id(i), if mine { "n1" } else { "n2" }.into(), stream, s as i64);
             }
             let mut ack = PushAck::default();
-            let rows = plan(&node(), &alarms, &audit, &existing, &mut ack).expect("plan");
+            let rows = plan(&node(), &batch(&alarms, &audit), &existing, &mut ack).expect("plan");
             prop_assert_eq!(ack.accepted.len() + ack.duplicate.len() + ack.rejected.len(), alarms.len() + audit.len());
             prop_assert_eq!(rows.len(), ack.accepted.len());
             let mut ids = std::collections::HashSet::new();

@@ -1737,6 +1737,7 @@ async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
         ],
         audit: vec![line.clone()],
         people: vec![],
+        voice: vec![],
     };
     let ack = store
         .ingest_batch(&acme, &node, batch.clone(), None, audit())
@@ -1827,6 +1828,7 @@ async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
         }],
         audit: vec![],
         people: vec![],
+        voice: vec![],
     };
     let ack = store
         .ingest_batch(&globex, &other, theirs, None, audit())
@@ -1889,6 +1891,7 @@ async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store:
                 alarms: vec![],
                 audit: vec![],
                 people,
+                voice: vec![],
             };
             store
                 .ingest_batch(acme, node, batch, Some(master), audit())
@@ -2044,6 +2047,7 @@ async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store:
         alarms: vec![],
         audit: vec![],
         people: vec![upload(10, "z1", now, assigned("Zed", &[]))],
+        voice: vec![],
     };
     let ack = store
         .ingest_batch(&bare, &bare_node, batch, Some(&master), audit())
@@ -2060,5 +2064,119 @@ async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store:
             .await
             .expect("history")
             .is_empty()
+    );
+}
+
+both!(voice_records_are_stored_once_their_audio_is_and_stay_in_their_tenant);
+async fn voice_records_are_stored_once_their_audio_is_and_stay_in_their_tenant(store: Store) {
+    use crate::protocol::VoiceRecord;
+    use sha2::Digest as _;
+    let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, other) = tenant_with_node(&store, "globex", "h2").await;
+    let audio = crate::wav::tone(440.0, 800);
+    let sha = hex::encode(sha2::Sha256::digest(&audio));
+    let voice = |n: u32, sha: &str| VoiceRecord {
+        id: ulid(n),
+        seq: u64::from(n),
+        person_id: Some("E-1".into()),
+        outcome: "verified".into(),
+        score: Some(0.9),
+        device: "phone-1".into(),
+        phrase: None,
+        audio_sha256: sha.into(),
+        audio_bytes: audio.len() as u64,
+        duration_ms: 800,
+        node_time_ms: 1_000 + i64::from(n),
+    };
+    let push = |voice: Vec<VoiceRecord>| PushBatch {
+        protocol: 1,
+        events: vec![],
+        alarms: vec![],
+        audit: vec![],
+        people: vec![],
+        voice,
+    };
+    // Before its audio: refused as blob_missing, nothing stored; then the audio.
+    refused_until_its_audio(&store, &acme, &node, push(vec![voice(1, &sha)]), &audio).await;
+    assert!(
+        !store
+            .put_voice_blob(&acme, &node, sha.clone(), audio.clone(), 800)
+            .await
+            .expect("again"),
+        "held already"
+    );
+    let ack = store
+        .ingest_batch(
+            &acme,
+            &node,
+            push(vec![voice(1, &sha), voice(2, &sha)]),
+            None,
+            audit(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(ack.accepted, [ulid(1), ulid(2)], "{ack:?}");
+    let ack = store
+        .ingest_batch(&acme, &node, push(vec![voice(2, &sha)]), None, audit())
+        .await
+        .expect("ingest");
+    assert_eq!(ack.duplicate, [ulid(2)]);
+    let listed = store
+        .node_voice(&acme, &node.id, None, 10)
+        .await
+        .expect("list")
+        .expect("node");
+    let seqs: Vec<u64> = listed.iter().map(|v| v.record.seq).collect();
+    assert_eq!(seqs, [2, 1], "newest first");
+    assert_eq!(listed[0].record.audio_sha256, sha);
+    let older = store
+        .node_voice(&acme, &node.id, Some(2), 10)
+        .await
+        .expect("list")
+        .expect("node");
+    assert_eq!(older.len(), 1);
+    assert_eq!(
+        store.voice_audio(&acme, &ulid(1)).await.expect("audio"),
+        Some(audio.clone())
+    );
+    // The other tenant: no records, no audio, no node; its own copy of the same audio is its own.
+    assert_eq!(
+        store.voice_audio(&globex, &ulid(1)).await.expect("audio"),
+        None
+    );
+    assert!(
+        store
+            .node_voice(&globex, &node.id, None, 10)
+            .await
+            .expect("list")
+            .is_none()
+    );
+    refused_until_its_audio(&store, &globex, &other, push(vec![voice(3, &sha)]), &audio).await;
+}
+
+/// Pushes `batch` (one voice record of `audio`), which is refused for want of its audio; then
+/// stores the audio, new to the tenant.
+async fn refused_until_its_audio(
+    store: &Store,
+    scope: &TenantScope,
+    node: &NodeRow,
+    batch: PushBatch,
+    audio: &[u8],
+) {
+    use sha2::Digest as _;
+    let ack = store
+        .ingest_batch(scope, node, batch, None, audit())
+        .await
+        .expect("ingest");
+    assert!(
+        ack.rejected[0].reason.starts_with("blob_missing"),
+        "{ack:?}"
+    );
+    let sha = hex::encode(sha2::Sha256::digest(audio));
+    assert!(
+        store
+            .put_voice_blob(scope, node, sha, audio.to_vec(), 800)
+            .await
+            .expect("blob")
     );
 }
