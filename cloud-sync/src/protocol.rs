@@ -455,3 +455,90 @@ mod tests {
         assert_eq!(back, carded);
     }
 }
+
+/// Why a typed card number is not a card name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardFormatError {
+    Shape(String),
+    Raw(String),
+}
+
+impl std::fmt::Display for CardFormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Shape(t) => write!(
+                f,
+                "`{t}` is not a card: write facility:number in decimal (e.g. 12:3456) or raw:BITS:HEX"
+            ),
+            Self::Raw(t) => write!(
+                f,
+                "`{t}`: a raw card has 1-64 bits in at least that many hex-encoded bytes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CardFormatError {}
+
+/// Normalises a card name as an admin types it, on a node or in the cloud: `012:03456` →
+/// `12:3456` (`facility:number` of a Wiegand card, as printed on it), or `raw:<bits>:<hex>`
+/// with the hex in lower case — the names a node gives the cards its readers read.
+pub fn parse_card_key(text: &str) -> Result<String, CardFormatError> {
+    let t = text.trim();
+    let shape = || CardFormatError::Shape(t.chars().take(40).collect());
+    if let Some(rest) = t.strip_prefix("raw:") {
+        let (bits, hex_data) = rest.split_once(':').ok_or_else(shape)?;
+        let bits: u16 = bits.parse().map_err(|_| shape())?;
+        let data = (hex_data.len() % 2 == 0)
+            .then(|| {
+                (0..hex_data.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(hex_data.get(i..i + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .flatten()
+            .ok_or_else(shape)?;
+        if bits == 0 || bits > 64 || data.len() < (bits as usize).div_ceil(8) {
+            return Err(CardFormatError::Raw(t.chars().take(40).collect()));
+        }
+        let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+        return Ok(format!("raw:{bits}:{hex}"));
+    }
+    let (facility, number) = t.split_once(':').ok_or_else(shape)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(facility) || !digits(number) {
+        return Err(shape());
+    }
+    let facility: u32 = facility.parse().map_err(|_| shape())?;
+    let number: u32 = number.parse().map_err(|_| shape())?;
+    Ok(format!("{facility}:{number}"))
+}
+
+/// The pull stream of card revocations.
+pub const STREAM_REVOCATIONS: &str = "revocations";
+
+/// Cloud → node (`GET /api/v1/sync/revocations?cursor=N`): the cards revoked or reinstated
+/// after the node's cursor, oldest first; each card once, as it stands now.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevocationPage {
+    pub protocol: u32,
+    pub items: Vec<CardRevocation>,
+    /// Pass back as `cursor` for the next page (or the next round, once `more` is false).
+    pub cursor: u64,
+    pub more: bool,
+}
+
+/// A card as the tenant's admins left it: revoked (its reader refuses it at every site, whoever
+/// holds it) or reinstated.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardRevocation {
+    /// The card's name (`facility:number` or `raw:<bits>:<hex>`).
+    pub card: String,
+    pub revoked: bool,
+    /// Why it was revoked (lost, stolen, left the company, …).
+    pub reason: String,
+    /// When the admins last changed it, ms since the epoch.
+    pub changed_ms: i64,
+}

@@ -18,37 +18,7 @@ pub fn card_key(card: &CardRead) -> String {
     }
 }
 
-/// Why a typed card number is not a card name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CardFormatError {
-    #[error("`{0}` is not a card: write facility:number in decimal (e.g. 12:3456) or raw:BITS:HEX")]
-    Shape(String),
-    #[error("`{0}`: a raw card has 1-64 bits in at least that many hex-encoded bytes")]
-    Raw(String),
-}
-
-/// Normalises a card name typed by an admin: `012:03456` → `12:3456`, hex in lower case.
-pub fn parse_card_key(text: &str) -> Result<String, CardFormatError> {
-    let t = text.trim();
-    let shape = || CardFormatError::Shape(t.chars().take(40).collect());
-    if let Some(rest) = t.strip_prefix("raw:") {
-        let (bits, hex_data) = rest.split_once(':').ok_or_else(shape)?;
-        let bits: u16 = bits.parse().map_err(|_| shape())?;
-        let data = hex::decode(hex_data).map_err(|_| shape())?;
-        if bits == 0 || bits > 64 || data.len() < (bits as usize).div_ceil(8) {
-            return Err(CardFormatError::Raw(t.chars().take(40).collect()));
-        }
-        return Ok(format!("raw:{bits}:{}", hex::encode(data)));
-    }
-    let (facility, number) = t.split_once(':').ok_or_else(shape)?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(facility) || !digits(number) {
-        return Err(shape());
-    }
-    let facility: u32 = facility.parse().map_err(|_| shape())?;
-    let number: u32 = number.parse().map_err(|_| shape())?;
-    Ok(format!("{facility}:{number}"))
-}
+pub use rollcall_cloud::protocol::{CardFormatError, parse_card_key};
 
 /// A card presented at the reader, waiting for its holder's face.
 #[derive(Debug, Clone, PartialEq)]

@@ -270,7 +270,8 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
 }
 
 /// A card read: its holder waits at the gate for their face (amber light and a prompt on the
-/// reader); an unknown card is recorded as a denied attempt and refused at the reader.
+/// reader); a revoked or unknown card is recorded as a denied attempt and refused at the
+/// reader.
 fn card_handler(
     pipeline: Arc<pipeline::Pipeline>,
     cards: Arc<card::CardGate>,
@@ -279,7 +280,7 @@ fn card_handler(
     Box::new(move |reader, pd, read| {
         let key = card::card_key(read);
         let feedback = match pipeline.card_presented(&key) {
-            Ok(Some(person)) => {
+            Ok(pipeline::CardOutcome::Holder(person)) => {
                 let name = person.display_name.clone();
                 cards.present(
                     card::PresentedCard {
@@ -292,10 +293,10 @@ fn card_handler(
                 );
                 reader.card_accepted(pd, &name, window)
             }
-            Ok(None) => reader.card_refused(pd),
+            Ok(pipeline::CardOutcome::Refused { display, .. }) => reader.card_refused(pd, display),
             Err(e) => {
                 tracing::error!(card = %key, error = %e, "cannot handle a card read");
-                reader.card_refused(pd)
+                reader.card_refused(pd, "Try again")
             }
         };
         if let Err(e) = feedback {

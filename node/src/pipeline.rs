@@ -127,6 +127,19 @@ pub const MAX_TEMPLATES_PER_PERSON: usize = 5;
 const HISTORY_MS: i64 = 24 * 3600 * 1000;
 const HISTORY_EVENTS: u32 = 50;
 
+/// What a card read at the reader leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CardOutcome {
+    /// Its holder, who now has the card window to show their face.
+    Holder(Person),
+    /// Refused (recorded as a denied attempt): what the reader's display says, and the holder
+    /// of a revoked card.
+    Refused {
+        display: &'static str,
+        holder: Option<String>,
+    },
+}
+
 pub struct Pipeline {
     engine: Engine,
     gallery: RwLock<Gallery<String>>,
@@ -629,25 +642,50 @@ impl Pipeline {
     }
 
     /// A card read at the reader: its holder, who now has the card window to show their
-    /// face; an unknown card is recorded as a denied attempt, and `None` is returned.
-    pub fn card_presented(&self, card: &str) -> Result<Option<Person>, PipelineError> {
-        if let Some(person) = self.store().person_by_card(card)? {
-            tracing::info!(person = %person.id, card, "card presented: waiting for the face");
-            return Ok(Some(person));
-        }
+    /// face; a card revoked in the cloud, or one no one holds, is recorded as a denied attempt
+    /// and refused.
+    pub fn card_presented(&self, card: &str) -> Result<CardOutcome, PipelineError> {
+        let revoked = self.store().card_revocation(card)?;
+        let holder = self.store().person_by_card(card)?;
+        let (code, text, shown) = match (revoked, holder) {
+            (Some(reason), holder) => (
+                "card_revoked",
+                format!("card {card} was revoked by the tenant's admins: {reason}"),
+                CardOutcome::Refused {
+                    display: "Card revoked",
+                    holder: holder.map(|p| p.id),
+                },
+            ),
+            (None, Some(person)) => {
+                tracing::info!(person = %person.id, card, "card presented: waiting for the face");
+                return Ok(CardOutcome::Holder(person));
+            }
+            (None, None) => (
+                "unknown_card",
+                format!("card {card} belongs to no one enrolled at this site"),
+                CardOutcome::Refused {
+                    display: "Unknown card",
+                    holder: None,
+                },
+            ),
+        };
+        let person_id = match &shown {
+            CardOutcome::Refused { holder, .. } => holder.clone(),
+            CardOutcome::Holder(_) => None,
+        };
         let site_id = self.site_id.clone();
         let now = now_ms();
         let event = self.store().record_event(None, |seq| AttendanceEvent {
             id: ulid::Ulid::new().to_string(),
             seq,
             site_id,
-            person_id: None,
+            person_id,
             decision: Decision::Denied,
             similarity: None,
             risk_score: 0.0,
             reasons: vec![EventReason {
-                code: "unknown_card".into(),
-                text: format!("card {card} belongs to no one enrolled at this site"),
+                code: code.into(),
+                text,
                 weight: 1.0,
             }],
             position: None,
@@ -656,8 +694,17 @@ impl Pipeline {
         })?;
         self.metrics.checkin(Decision::Denied);
         self.publish(&event, None, "card");
-        tracing::info!(event = %event.id, seq = event.seq, card, "unknown card: denied");
-        Ok(None)
+        tracing::info!(event = %event.id, seq = event.seq, card, code, "card refused: denied");
+        Ok(shown)
+    }
+
+    /// Applies a page of card revocations pulled from the cloud.
+    pub fn apply_revocations(
+        &self,
+        items: &[rollcall_cloud::protocol::CardRevocation],
+        cursor: u64,
+    ) -> Result<(), PipelineError> {
+        Ok(self.store().apply_revocations(items, cursor)?)
     }
 
     /// Checks a person in from a frame; with `card`, the face must be the card holder's.

@@ -12,6 +12,7 @@ use crate::template_key::TemplateKey;
 mod people_sync;
 mod person_outbox;
 mod record_outbox;
+mod revocations;
 mod site_config;
 mod sync_status;
 mod voice;
@@ -121,6 +122,7 @@ CREATE INDEX outbox_pending ON outbox (state, seq);
     site_config::MIGRATION,
     person_outbox::MIGRATION,
     voice::MIGRATION,
+    revocations::MIGRATION,
 ];
 
 /// One line of the node's audit log.

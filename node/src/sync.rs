@@ -16,7 +16,7 @@ use rollcall_cloud::{
     codec::Encoding,
     protocol::{
         MAX_PEOPLE_PER_PUSH, NodeIdentity, PROTOCOL_VERSION, PeoplePage, PushAck, PushBatch,
-        STREAM_PEOPLE, SitePull,
+        RevocationPage, STREAM_PEOPLE, STREAM_REVOCATIONS, SitePull,
     },
     shutdown::Shutdown,
 };
@@ -47,7 +47,7 @@ enum SyncError {
     Join(String),
     #[error("the cloud speaks sync protocol {0}, this node {PROTOCOL_VERSION}")]
     Protocol(u32),
-    #[error("applying a pulled person: {0}")]
+    #[error("applying what was pulled: {0}")]
     Apply(String),
     #[error(transparent)]
     Site(#[from] crate::site_config::SiteConfigError),
@@ -62,6 +62,7 @@ pub struct SyncClient {
     site_url: String,
     whoami_url: String,
     blobs_url: String,
+    revocations_url: String,
     token: String,
     interval: Duration,
     store: Arc<Mutex<NodeStore>>,
@@ -77,6 +78,8 @@ pub struct SyncClient {
     pull_paused_until_ms: AtomicI64,
     /// The same for the site's configuration.
     site_paused_until_ms: AtomicI64,
+    /// The same for card revocations.
+    revocations_paused_until_ms: AtomicI64,
     /// Whether the node's versions of people carry its id in the cloud (learnt once, from
     /// `whoami`): until then its people are not pushed.
     knows_its_id: AtomicBool,
@@ -99,6 +102,10 @@ impl SyncClient {
             site_url: format!("{}/api/v1/sync/site", cloud.url.trim_end_matches('/')),
             whoami_url: format!("{}/api/v1/sync/whoami", cloud.url.trim_end_matches('/')),
             blobs_url: format!("{}/api/v1/sync/blobs", cloud.url.trim_end_matches('/')),
+            revocations_url: format!(
+                "{}/api/v1/sync/revocations",
+                cloud.url.trim_end_matches('/')
+            ),
             token: cloud.node_token.clone(),
             interval: Duration::from_millis(cloud.sync_interval_ms),
             store,
@@ -107,6 +114,7 @@ impl SyncClient {
             fallback: AtomicU8::new(0),
             pull_paused_until_ms: AtomicI64::new(0),
             site_paused_until_ms: AtomicI64::new(0),
+            revocations_paused_until_ms: AtomicI64::new(0),
             knows_its_id: AtomicBool::new(false),
         })
     }
@@ -340,6 +348,44 @@ impl SyncClient {
         }
     }
 
+    /// Pulls the tenant's card revocations after the node's cursor, page by page; each page
+    /// and the cursor are stored together. Returns how many cards changed.
+    async fn pull_revocations(&self) -> Result<usize, SyncError> {
+        let Some(pipeline) = &self.pipeline else {
+            return Ok(0);
+        };
+        let mut pulled = 0;
+        loop {
+            let cursor = self
+                .with_store(|s| s.sync_cursor(STREAM_REVOCATIONS))
+                .await?;
+            let Some(page) = self
+                .pull::<RevocationPage>(
+                    &format!("{}?cursor={cursor}", self.revocations_url),
+                    &self.revocations_paused_until_ms,
+                    "the cloud has no card revocations (an older release): the node's cards stand",
+                )
+                .await?
+            else {
+                return Ok(pulled);
+            };
+            if page.protocol != PROTOCOL_VERSION {
+                return Err(SyncError::Protocol(page.protocol));
+            }
+            pulled += page.items.len();
+            let (pipeline, more) = (pipeline.clone(), page.more);
+            tokio::task::spawn_blocking(move || {
+                pipeline.apply_revocations(&page.items, page.cursor)
+            })
+            .await
+            .map_err(|e| SyncError::Join(e.to_string()))?
+            .map_err(|e| SyncError::Apply(e.to_string()))?;
+            if !more {
+                return Ok(pulled);
+            }
+        }
+    }
+
     /// Reads the site's configuration and puts a new version in force (stored first);
     /// whether it changed. A cloud of a release without it (404) is asked again later.
     async fn pull_site(&self) -> Result<bool, SyncError> {
@@ -431,7 +477,14 @@ impl SyncClient {
                 tracing::info!(people = n, "pulled people from the cloud");
             }
             let site = self.pull_site().await;
-            let outcome = pushed.and(pulled.map(drop)).and(site.map(drop));
+            let revocations = self.pull_revocations().await;
+            if let Ok(n @ 1..) = revocations {
+                tracing::info!(cards = n, "pulled card revocations from the cloud");
+            }
+            let outcome = pushed
+                .and(pulled.map(drop))
+                .and(site.map(drop))
+                .and(revocations.map(drop));
             failures = failures_after(failures, settled, outcome.is_ok());
             let at = now_ms();
             let text = outcome.as_ref().err().map(ToString::to_string);

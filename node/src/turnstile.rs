@@ -71,11 +71,11 @@ impl Turnstile {
             .text(pd, &format!("{name}: look at the camera"), Some(4))
     }
 
-    /// An unknown card at reader `pd`: red, two beeps, and the reason on the display.
-    pub fn card_refused(&self, pd: u8) -> Result<(), BusError> {
+    /// A refused card at reader `pd`: red, two beeps, and `why` on the display.
+    pub fn card_refused(&self, pd: u8, why: &str) -> Result<(), BusError> {
         self.bus
             .signal(pd, LedColor::Red, Duration::from_secs(2), 2)?;
-        self.bus.text(pd, "Unknown card", Some(4))
+        self.bus.text(pd, why, Some(4))
     }
 
     pub fn describe(&self) -> String {

@@ -1,7 +1,8 @@
 //! Card + face check-ins through a real OSDP reader (LibOSDP's PD on a pty): a card read makes
 //! the next kiosk frame a 1:1 check of the card holder's face; another face with that card is
 //! a buddy punch and is denied; an unknown card is recorded and refused at the reader; a card
-//! expires after its window; a site may require the card.
+//! expires after its window; a site may require the card; a card revoked in the cloud is
+//! refused at the reader until it is reinstated (on SQLite and PostgreSQL clouds).
 
 use std::time::Duration;
 
@@ -365,5 +366,101 @@ fn a_second_reader_on_the_line_takes_cards_and_reports_its_own_alarms() {
     wait_for("the tamper alarm", Duration::from_secs(20), || {
         node.admin_list("/api/v1/alarms")
             .is_ok_and(|a| a.iter().any(|a| a["kind"] == "tamper" && a["pd"] == 102))
+    });
+}
+
+/// A card revoked in the cloud is refused at the node's reader — the holder's card, whoever
+/// presents it — recorded as `card_revoked` against its holder; reinstated, it works again.
+#[test]
+fn a_card_revoked_in_the_cloud_is_refused_at_the_reader_until_reinstated() {
+    rollcall_tests::on_each_backend(&[], |backend, cloud, dir| {
+        let admin = |method: &str, path: &str, body: Option<Value>| {
+            cloud
+                .call(method, path, Some(&cloud.admin_token), body.as_ref(), None)
+                .expect("request")
+        };
+        let (_, token) = cloud.register_node("hq").expect("registered");
+        let Some((mut peer, node)) = node_on_reader(dir, NodeOptions::synced(&cloud.url, token))
+        else {
+            return;
+        };
+        add_obama(&node);
+        // What the admin API refuses.
+        let (status, p) = admin(
+            "POST",
+            "/api/v1/card-revocations",
+            Some(json!({ "card": "twelve", "reason": "lost" })),
+        );
+        assert_eq!(status, 400, "{backend}: {p}");
+        let (status, p) = admin(
+            "POST",
+            "/api/v1/card-revocations",
+            Some(json!({ "card": "12:3456", "reason": " " })),
+        );
+        assert_eq!(status, 400, "{backend}: {p}");
+        let (status, _) = admin("DELETE", "/api/v1/card-revocations/12:9", None);
+        assert_eq!(status, 404, "{backend}: not revoked");
+
+        // Revoked as typed with leading zeros: the same card.
+        let (status, r) = admin(
+            "POST",
+            "/api/v1/card-revocations",
+            Some(json!({ "card": "012:03456", "reason": "reported stolen" })),
+        );
+        assert_eq!(
+            (status, r["card"].as_str()),
+            (201, Some("12:3456")),
+            "{backend}: {r}"
+        );
+        let (_, list) = admin("GET", "/api/v1/card-revocations", None);
+        assert_eq!(list["items"][0]["card"], "12:3456", "{backend}: {list}");
+        wait_for(
+            "the revocation on the node",
+            Duration::from_secs(30),
+            || {
+                node.admin_list("/api/v1/audit")
+                    .is_ok_and(|a| a.iter().any(|l| l["action"] == "card.revoked"))
+            },
+        );
+        drain(&peer, Duration::from_millis(300));
+        peer.present_card(&card(12, 3456), 26).expect("card");
+        wait_for("the revoked card's event", Duration::from_secs(20), || {
+            node.events().is_ok_and(|e| {
+                e.iter()
+                    .any(|e| reason_codes(e) == ["card_revoked".to_owned()])
+            })
+        });
+        let events = node.events().expect("events");
+        let refused = events
+            .iter()
+            .find(|e| reason_codes(e) == ["card_revoked".to_owned()])
+            .expect("event");
+        assert_eq!(
+            fields(refused, &["decision", "person_id", "card"]),
+            [Some("denied"), Some("obama"), Some("12:3456")],
+            "{backend}: {refused}"
+        );
+        let seen = drain(&peer, Duration::from_millis(500));
+        assert!(
+            seen.iter()
+                .any(|c| c["data"].as_str() == Some("Card revoked")),
+            "{backend}: {seen:?}"
+        );
+        assert_eq!(waiting_card(&node), Value::Null, "no face awaited");
+
+        // Reinstated: the card works again.
+        let (status, _) = admin("DELETE", "/api/v1/card-revocations/12:3456", None);
+        assert_eq!(status, 204, "{backend}");
+        wait_for(
+            "the reinstatement on the node",
+            Duration::from_secs(30),
+            || {
+                node.admin_list("/api/v1/audit")
+                    .is_ok_and(|a| a.iter().any(|l| l["action"] == "card.reinstated"))
+            },
+        );
+        present(&mut peer, &node, &card(12, 3456), "Barack Obama");
+        let body = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+        assert_eq!(body["decision"], "granted", "{backend}: {body}");
     });
 }

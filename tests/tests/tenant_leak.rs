@@ -99,6 +99,13 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
         );
         assert_eq!(status, 201, "{name}: {sh}");
         let a_shift = sh["id"].as_str().expect("shift id").to_owned();
+        let (status, r) = call(
+            "POST",
+            "/api/v1/card-revocations",
+            &a,
+            Some(&json!({ "card": "12:3456", "reason": "acme-lost-card" })),
+        );
+        assert_eq!(status, 201, "{name}: {r}");
 
         // Tenant B and its owner.
         let b = cloud.tenant_with_owner("globex").expect("tenant B");
@@ -149,6 +156,7 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                     format!("/api/v1/people/acme-guard/templates/{a_template}")
                 }
                 "/api/v1/shifts/{id}" => format!("/api/v1/shifts/{a_shift}"),
+                "/api/v1/card-revocations/{card}" => "/api/v1/card-revocations/12:3456".to_owned(),
                 other => panic!("{name}: the leak matrix has no case for {other}: add A's object"),
             };
             for method in item.as_object().expect("operations").keys() {
@@ -193,6 +201,7 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             "/api/v1/shifts?person_id=acme-guard",
             "/api/v1/alarms",
             "/api/v1/alarms?site_id=hq&kind=tamper",
+            "/api/v1/card-revocations",
         ] {
             let (status, body) = call("GET", path, &b, None);
             assert_eq!(status, 200, "{name}: {path}: {body}");
@@ -209,6 +218,7 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 "acme-guard",
                 a_template.as_str(),
                 a_shift.as_str(),
+                "acme-lost-card",
             ] {
                 assert!(
                     !text.contains(secret),

@@ -64,6 +64,12 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(whoami))
         .routes(routes!(super::sync_pull::pull_people))
         .routes(routes!(super::sync_pull::pull_site))
+        .routes(routes!(super::sync_pull::pull_revocations))
+        .routes(routes!(
+            super::revocations_api::revoke,
+            super::revocations_api::list
+        ))
+        .routes(routes!(super::revocations_api::reinstate))
         .routes(routes!(super::rejections_api::node_rejections))
         .routes(routes!(super::records_api::node_audit))
         .routes(routes!(super::records_api::node_voice))

@@ -18,6 +18,7 @@ pub mod rate_limit;
 mod records_api;
 mod rejections_api;
 mod request_meta;
+mod revocations_api;
 pub mod sealing;
 mod sessions;
 mod sites_api;

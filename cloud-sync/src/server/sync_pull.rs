@@ -1,7 +1,8 @@
 //! Cloud → node pulls. A node follows the `people` stream with its own cursor: each page lists
 //! the people changed after the cursor, each once, as the node's site sees them now (assigned
 //! with their templates, unassigned, or erased), stamped with the cloud's hybrid logical clock.
-//! It also reads its site's configuration (the geofence) each round.
+//! It also reads its site's configuration (the geofence) each round, and follows the tenant's
+//! card revocations with a second cursor.
 
 use std::sync::Arc;
 
@@ -19,8 +20,8 @@ use super::{
 use crate::{
     problem::Problem,
     protocol::{
-        MAX_PULL_PAGE, PROTOCOL_VERSION, PeoplePage, PersonChange, PersonState, SiteConfig,
-        SitePull, TemplateRecord,
+        MAX_PULL_PAGE, PROTOCOL_VERSION, PeoplePage, PersonChange, PersonState, RevocationPage,
+        SiteConfig, SitePull, TemplateRecord,
     },
 };
 
@@ -31,7 +32,7 @@ pub(crate) struct PullQuery {
     /// The `cursor` of the node's last page (0, or absent, from the start).
     #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     cursor: Option<u64>,
-    /// Most people per page, 1-200 (default 200).
+    /// Most items per page, 1-200 (default 200).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
@@ -49,20 +50,7 @@ pub(crate) async fn pull_people(
     }: Node,
     q: Result<Query<PullQuery>, QueryRejection>,
 ) -> Result<axum::Json<PeoplePage>, Problem> {
-    let q = events_api::query(q)?;
-    let limit = q.limit.unwrap_or(MAX_PULL_PAGE);
-    if !(1..=MAX_PULL_PAGE).contains(&limit) {
-        return Err(Problem::bad_request(format!(
-            "limit must be between 1 and {MAX_PULL_PAGE}"
-        )));
-    }
-    let cursor = q.cursor.unwrap_or(0);
-    if i64::try_from(cursor).is_err() {
-        return Err(Problem::bad_request(format!(
-            "cursor must be at most {}",
-            i64::MAX
-        )));
-    }
+    let (cursor, limit) = page(q)?;
     let rows = state
         .store
         .person_changes_after(&scope, cursor, limit)
@@ -79,6 +67,51 @@ pub(crate) async fn pull_people(
         items,
         cursor: next,
         more,
+    }))
+}
+
+/// A pull's cursor and page size, checked.
+fn page(q: Result<Query<PullQuery>, QueryRejection>) -> Result<(u64, u32), Problem> {
+    let q = events_api::query(q)?;
+    let limit = q.limit.unwrap_or(MAX_PULL_PAGE);
+    if !(1..=MAX_PULL_PAGE).contains(&limit) {
+        return Err(Problem::bad_request(format!(
+            "limit must be between 1 and {MAX_PULL_PAGE}"
+        )));
+    }
+    let cursor = q.cursor.unwrap_or(0);
+    if i64::try_from(cursor).is_err() {
+        return Err(Problem::bad_request(format!(
+            "cursor must be at most {}",
+            i64::MAX
+        )));
+    }
+    Ok((cursor, limit))
+}
+
+/// A node pulls the tenant's card revocations and reinstatements after its cursor: its readers
+/// refuse a revoked card whoever holds it.
+#[utoipa::path(get, path = "/api/v1/sync/revocations", tag = "sync",
+    params(PullQuery),
+    security(("node_token" = [])),
+    responses((status = 200, body = RevocationPage),
+        (status = 400, description = "A bad cursor or limit", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn pull_revocations(
+    State(state): State<Arc<AppState>>,
+    Node { scope, .. }: Node,
+    q: Result<Query<PullQuery>, QueryRejection>,
+) -> Result<axum::Json<RevocationPage>, Problem> {
+    let (cursor, limit) = page(q)?;
+    let rows = state
+        .store
+        .revocations_after(&scope, cursor, limit)
+        .await
+        .map_err(store_problem)?;
+    Ok(axum::Json(RevocationPage {
+        protocol: PROTOCOL_VERSION,
+        more: rows.len() == limit as usize,
+        cursor: rows.last().map_or(cursor, |(c, _)| *c),
+        items: rows.into_iter().map(|(_, r)| r).collect(),
     }))
 }
 

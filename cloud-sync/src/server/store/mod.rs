@@ -17,6 +17,7 @@ mod postgres;
 mod postgres_users;
 pub mod records;
 pub mod rejections;
+pub mod revocations;
 pub mod scratch;
 pub mod sessions;
 pub mod shifts;

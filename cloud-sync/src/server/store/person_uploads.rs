@@ -23,7 +23,6 @@ use serde::Serialize;
 use super::{
     NodeRow, PgStore, SqliteStore, Store, StoreError, TenantScope, blocking,
     person_changes::{hlc_columns, stored_hlc},
-    postgres::scoped,
     templates::MAX_PER_PERSON,
 };
 use crate::{
@@ -354,26 +353,20 @@ impl Store {
                 })
                 .await
             }
-            Store::Postgres(p) => {
-                let mut client = p.client().await?;
-                let tx = scoped(&mut client, &scope).await?;
-                let rows = tx
-                    .query(HISTORY, &[&scope.id, &person_id, &i64::from(limit)])
-                    .await?;
-                tx.commit().await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| {
-                        entry(
-                            (r.get(0), r.get(1), r.get(2)),
-                            r.get::<_, String>(3),
-                            r.get(4),
-                            r.get(5),
-                            r.get(6),
-                        )
-                    })
-                    .collect())
-            }
+            Store::Postgres(p) => Ok(p
+                .query_scoped(&scope, HISTORY, &[&scope.id, &person_id, &i64::from(limit)])
+                .await?
+                .iter()
+                .map(|r| {
+                    entry(
+                        (r.get(0), r.get(1), r.get(2)),
+                        r.get::<_, String>(3),
+                        r.get(4),
+                        r.get(5),
+                        r.get(6),
+                    )
+                })
+                .collect()),
         }
     }
 }

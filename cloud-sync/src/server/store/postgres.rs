@@ -378,6 +378,25 @@ ALTER TABLE voice_blobs FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON voice_blobs USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    // Cards the tenant's admins revoked (`revocations`), renumbered at each change (under a
+    // per-tenant transaction lock) for the nodes' pull.
+    r#"
+CREATE TABLE card_revocations (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    card TEXT NOT NULL,
+    revoked BOOLEAN NOT NULL,
+    reason TEXT NOT NULL,
+    changed_ms BIGINT NOT NULL,
+    changed_by TEXT NOT NULL,
+    change_id BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, card)
+);
+CREATE UNIQUE INDEX card_revocations_by_change ON card_revocations (tenant_id, change_id);
+ALTER TABLE card_revocations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE card_revocations FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON card_revocations USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -403,6 +422,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "node_records",
     "person_history",
     "voice_blobs",
+    "card_revocations",
 ];
 
 /// Serialises migrations between replicas that start together.
@@ -1005,6 +1025,20 @@ fn tenant_row(r: &Row) -> Tenant {
 
 impl PgStore {
     /// Runs one statement in the tenant's scope, in its own transaction; the rows changed.
+    /// Runs one read in the tenant's scope.
+    pub(super) async fn query_scoped(
+        &self,
+        scope: &TenantScope,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = scoped(&mut client, scope).await?;
+        let rows = tx.query(sql, params).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     pub(super) async fn execute_scoped(
         &self,
         scope: &TenantScope,

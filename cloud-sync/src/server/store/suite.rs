@@ -2180,3 +2180,69 @@ async fn refused_until_its_audio(
             .expect("blob")
     );
 }
+
+both!(card_revocations_are_pulled_once_each_as_they_stand);
+async fn card_revocations_are_pulled_once_each_as_they_stand(store: Store) {
+    let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
+    let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    for card in ["12:3456", "7:1"] {
+        assert!(
+            store
+                .set_card_revoked(&acme, card, true, "lost", audit())
+                .await
+                .expect("revoke")
+        );
+    }
+    let all = store.revocations_after(&acme, 0, 10).await.expect("pull");
+    let cards: Vec<(&str, bool)> = all
+        .iter()
+        .map(|(_, r)| (r.card.as_str(), r.revoked))
+        .collect();
+    assert_eq!(cards, [("12:3456", true), ("7:1", true)]);
+    let cursor = all.last().expect("two").0;
+    assert!(
+        store
+            .revocations_after(&acme, cursor, 10)
+            .await
+            .expect("pull")
+            .is_empty()
+    );
+    // Reinstated: the card comes again, later, as it stands; a card never revoked cannot be.
+    assert!(
+        store
+            .set_card_revoked(&acme, "12:3456", false, "", audit())
+            .await
+            .expect("reinstate")
+    );
+    assert!(
+        !store
+            .set_card_revoked(&acme, "99:9", false, "", audit())
+            .await
+            .expect("nothing to reinstate")
+    );
+    let after = store
+        .revocations_after(&acme, cursor, 10)
+        .await
+        .expect("pull");
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        (after[0].1.card.as_str(), after[0].1.revoked),
+        ("12:3456", false)
+    );
+    assert!(after[0].0 > cursor);
+    let listed = store.revoked_cards(&acme).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|r| r.card.as_str()).collect::<Vec<_>>(),
+        ["7:1"]
+    );
+    assert_eq!(listed[0].revoked_by, "test");
+    // Another tenant: none of it.
+    assert!(
+        store
+            .revocations_after(&globex, 0, 10)
+            .await
+            .expect("pull")
+            .is_empty()
+    );
+    assert!(store.revoked_cards(&globex).await.expect("list").is_empty());
+}
