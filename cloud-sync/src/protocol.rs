@@ -274,6 +274,24 @@ pub struct PushAck {
     /// them lost.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<SeqRange>,
+    /// The same for each record stream (`alarm`, `audit`, `voice`) the push carried: the node
+    /// sends the missing lines again. Absent from older servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamMark>,
+}
+
+/// How far the cloud holds one of a node's record streams.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamMark {
+    /// `alarm`, `audit` or `voice`.
+    pub stream: String,
+    /// The cloud holds (or has settled as refused) every line 1..=watermark of the stream.
+    pub watermark: u64,
+    /// The stream's sequence numbers the cloud lacks above the watermark (at most
+    /// [`MAX_GAPS`] ranges).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<SeqRange>,
 }
 
 /// Most gaps one [`PushAck`] lists.

@@ -194,6 +194,17 @@ impl SyncClient {
                 tracing::warn!(id = %r.id, reason = %r.reason, "cloud rejected an item: moved to dead letters");
             }
             let missing: Vec<(u64, u64)> = ack.missing.iter().map(|g| (g.first, g.last)).collect();
+            let lost_lines: Vec<(String, Vec<(u64, u64)>)> = ack
+                .streams
+                .iter()
+                .filter(|m| !m.missing.is_empty())
+                .map(|m| {
+                    (
+                        m.stream.clone(),
+                        m.missing.iter().map(|g| (g.first, g.last)).collect(),
+                    )
+                })
+                .collect();
             let done: Vec<String> = ack.accepted.into_iter().chain(ack.duplicate).collect();
             let rejected: Vec<(String, String)> =
                 ack.rejected.into_iter().map(|r| (r.id, r.reason)).collect();
@@ -202,6 +213,23 @@ impl SyncClient {
                 .await?;
             // A long drain (a day offline) keeps its gauges current batch by batch.
             self.refresh_gauges().await;
+            if !lost_lines.is_empty() {
+                let queued = self
+                    .with_store(move |s| {
+                        lost_lines.iter().try_fold(0, |n, (stream, ranges)| {
+                            Ok(n + s.resend_records(stream, ranges)?)
+                        })
+                    })
+                    .await?;
+                if queued > 0 {
+                    tracing::warn!(
+                        queued,
+                        "the cloud lacks records this node sent before: queued again"
+                    );
+                    *settled += acknowledged;
+                    continue;
+                }
+            }
             if !missing.is_empty() {
                 // The cloud lost events it had acknowledged (a restored backup): send them again.
                 let (queued, gone) = self.with_store(move |s| s.resend(&missing)).await?;

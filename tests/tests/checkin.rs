@@ -342,15 +342,16 @@ fn the_node_keeps_working_while_the_cloud_is_down_and_catches_up() {
     });
 }
 
-/// The cloud's database is restored from a backup taken after the first event: the next push's
-/// acknowledgement says what the cloud lacks below the highest it holds, the node queues those
-/// events again, and every event is there once more — no operator needed.
+/// The cloud's database is restored from a backup taken after the first event and the first
+/// audit line: the next push's acknowledgement says what the cloud lacks below the highest it
+/// holds, in the events and in the node's audit log, the node queues those again, and every one
+/// is there once more — no operator needed.
 #[test]
 fn a_cloud_restored_from_an_older_backup_gets_what_it_lost_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cloud_dir = dir.path().join("cloud");
     let cloud = Cloud::start(&cloud_dir, None).expect("cloud starts");
-    let (_id, token) = cloud.register_node("hq").expect("registered");
+    let (node_id, token) = cloud.register_node("hq").expect("registered");
     let addr = cloud.addr().expect("addr");
     let node = Node::start(
         &dir.path().join("node"),
@@ -360,20 +361,70 @@ fn a_cloud_restored_from_an_older_backup_gets_what_it_lost_again() {
     for sample in ["sample-obama2", "sample-obama3", "sample-biden"] {
         node.decide(&photo(sample), Some(AT_GATE));
     }
+    // Three lines of the node's audit log: people added and deleted there.
+    let delete_someone = |id: &str| {
+        let (status, p) = node
+            .post_json(
+                "/api/v1/people",
+                &json!({ "id": id, "display_name": id }),
+                true,
+            )
+            .expect("add");
+        assert_eq!(status, 201, "{p}");
+        let (status, p) = node
+            .http_delete(&format!("/api/v1/people/{id}"))
+            .expect("delete");
+        assert!(status < 300, "{p}");
+    };
+    for id in ["a", "b", "c"] {
+        delete_someone(id);
+    }
+    let cloud_audit = |cloud: &Cloud| -> Vec<u64> {
+        let (_, lines) = cloud
+            .admin_get(&format!("/api/v1/nodes/{node_id}/audit"))
+            .expect("audit");
+        let mut seqs: Vec<u64> = lines["items"]
+            .as_array()
+            .map(|l| l.iter().filter_map(|l| l["seq"].as_u64()).collect())
+            .unwrap_or_default();
+        seqs.sort_unstable();
+        seqs
+    };
+    let node_audit = || node.admin_list("/api/v1/audit").expect("audit").len();
     wait_for("three events in the cloud", Duration::from_secs(60), || {
         cloud.events().map(|e| e.len() == 3).unwrap_or(false)
     });
+    wait_for(
+        "the audit log in the cloud",
+        Duration::from_secs(60),
+        || cloud_audit(&cloud).len() == node_audit(),
+    );
     let db = cloud.db.clone();
     drop(cloud);
     // "Restore the backup": only the first event, and the watermark as it was then.
     let conn = rusqlite::Connection::open(&db).expect("open the cloud's database");
-    conn.execute_batch("DELETE FROM events WHERE seq > 1; UPDATE nodes SET watermark = 1;")
-        .expect("restore");
+    conn.execute_batch(
+        "DELETE FROM events WHERE seq > 1; UPDATE nodes SET watermark = 1;
+         DELETE FROM node_records WHERE stream = 'audit' AND seq > 1;
+         UPDATE node_stream_marks SET watermark = 1 WHERE stream = 'audit';",
+    )
+    .expect("restore");
     drop(conn);
     let cloud = Cloud::start(&cloud_dir, Some(addr)).expect("cloud restarts");
     assert_eq!(cloud.events().expect("events").len(), 1);
-    // A new check-in: its push is answered with the gap, and the node sends the gap again.
+    assert_eq!(cloud_audit(&cloud), [1]);
+    // A new check-in and a new audit line: their push is answered with the gaps, and the node
+    // sends the gaps again.
     node.decide(&photo("sample-obama"), Some(AT_GATE));
+    delete_someone("d");
+    wait_for(
+        "the whole audit log in the cloud again",
+        Duration::from_secs(60),
+        || {
+            let seqs = cloud_audit(&cloud);
+            seqs.len() == node_audit() && seqs.iter().copied().eq(1..=seqs.len() as u64)
+        },
+    );
     wait_for(
         "all four events in the cloud",
         Duration::from_secs(60),

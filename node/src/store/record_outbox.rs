@@ -283,6 +283,41 @@ impl NodeStore {
         )? > 0)
     }
 
+    /// The cloud lacks these lines of `stream` (`first..=last` ranges) although this node sent
+    /// them — its database was restored from an older backup, say: they are queued again, and
+    /// a voice record whose audio has left the node since becomes a dead letter instead.
+    /// Returns how many were queued again.
+    pub fn resend_records(
+        &mut self,
+        stream: &str,
+        missing: &[(u64, u64)],
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut queued = 0;
+        for &(first, last) in missing {
+            let (first, last) = (
+                i64::try_from(first).unwrap_or(i64::MAX),
+                i64::try_from(last).unwrap_or(i64::MAX),
+            );
+            let again = tx.execute(
+                "UPDATE record_outbox SET state = 'pending', done_ms = NULL
+                 WHERE stream = ?1 AND state = 'sent' AND seq BETWEEN ?2 AND ?3",
+                params![stream, first, last],
+            )? as u64;
+            let audio_gone = tx.execute(
+                "UPDATE record_outbox SET state = 'dead', done_ms = ?3,
+                        last_error = 'the cloud lost it after it was delivered, and its audio is no longer on this node'
+                 WHERE stream = 'voice' AND ?4 = 'voice' AND state = 'pending' AND seq BETWEEN ?1 AND ?2
+                   AND NOT EXISTS (SELECT 1 FROM voice_records v JOIN voice_blobs b ON b.sha256 = v.audio_sha256
+                                   WHERE v.seq = record_outbox.seq)",
+                params![first, last, now_ms(), stream],
+            )? as u64;
+            queued += again.saturating_sub(audio_gone);
+        }
+        tx.commit()?;
+        Ok(queued)
+    }
+
     /// Alarms, audit lines and people versions waiting for the cloud, and refused by it.
     pub fn record_stats(&self) -> Result<RecordStats, StoreError> {
         let (people_pending, people_dead) = self.person_queue_counts()?;
@@ -373,6 +408,48 @@ mod tests {
             !s.retry_dead_letter(&first.alarms[1].id, "admin")
                 .expect("again")
         );
+    }
+
+    #[test]
+    fn lines_a_restored_cloud_lost_are_sent_again_and_voice_without_its_audio_is_dead() {
+        let (_dir, mut s) = store();
+        for kind in ["tamper", "door_forced", "reader_offline"] {
+            s.record_alarm(kind, Some(0), "").expect("alarm");
+        }
+        let voice = s
+            .record_voice(&crate::store::NewVoiceRecord {
+                person_id: None,
+                outcome: "verified".into(),
+                score: None,
+                device: "phone".into(),
+                phrase: None,
+                audio: rollcall_cloud::wav::tone(440.0, 300),
+                duration_ms: 300,
+            })
+            .expect("voice");
+        s.mark_blob(&voice.audio_sha256, true).expect("uploaded");
+        let sent = s.pending_records(10).expect("pending");
+        let ids: Vec<String> = sent
+            .alarms
+            .iter()
+            .map(|a| a.id.clone())
+            .chain(sent.voice.iter().map(|v| v.id.clone()))
+            .collect();
+        s.apply_ack(&ids, &[]).expect("ack");
+        assert!(s.pending_records(10).expect("pending").alarms.is_empty());
+        // The cloud lost alarms 2..3 and the voice record (its audio already left the node).
+        assert_eq!(s.resend_records("alarm", &[(2, 3)]).expect("resend"), 2);
+        assert_eq!(s.resend_records("voice", &[(1, 1)]).expect("resend"), 0);
+        let again = s.pending_records(10).expect("pending");
+        let seqs: Vec<u64> = again.alarms.iter().map(|a| a.seq).collect();
+        assert_eq!(seqs, [2, 3]);
+        assert_eq!(
+            again.alarms[0].id, sent.alarms[1].id,
+            "same ids: idempotent"
+        );
+        let dead = s.record_dead_letters(10).expect("dead");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].stream, "voice");
     }
 
     #[test]

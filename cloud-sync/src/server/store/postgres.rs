@@ -397,6 +397,35 @@ ALTER TABLE card_revocations FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON card_revocations USING (tenant_id = rollcall_tenant())
     WITH CHECK (tenant_id = rollcall_tenant());
 "#,
+    // Each record stream's watermark per node, and the refused records that settle their
+    // sequence numbers (`records`).
+    r#"
+CREATE TABLE node_stream_marks (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    node_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    watermark BIGINT NOT NULL,
+    PRIMARY KEY (node_id, stream)
+);
+CREATE TABLE record_rejections (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    node_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (node_id, stream, seq)
+);
+ALTER TABLE node_stream_marks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE node_stream_marks FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON node_stream_marks USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+ALTER TABLE record_rejections ENABLE ROW LEVEL SECURITY;
+ALTER TABLE record_rejections FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON record_rejections USING (tenant_id = rollcall_tenant())
+    WITH CHECK (tenant_id = rollcall_tenant());
+"#,
 ];
 
 /// Tables that must carry a tenant-isolation policy: checked against the catalog at every
@@ -423,6 +452,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "person_history",
     "voice_blobs",
     "card_revocations",
+    "node_stream_marks",
+    "record_rejections",
 ];
 
 /// Serialises migrations between replicas that start together.

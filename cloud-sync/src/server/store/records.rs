@@ -148,28 +148,60 @@ fn to_i64(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-/// Decides each record of a batch, appending the outcomes to `ack`; the rows to insert.
+/// A refused record whose sequence number the node will never fill with another line: settled,
+/// so it does not hold its stream's watermark back (the node keeps it as a dead letter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub stream: Stream,
+    pub seq: i64,
+    pub id: String,
+    pub reason: String,
+}
+
+/// The rows to insert and the refusals to settle.
+#[derive(Debug, Default)]
+pub struct Planned {
+    pub rows: Vec<RecordRow>,
+    pub settled: Vec<Settled>,
+}
+
+/// Decides each record of a batch, appending the outcomes to `ack`.
 pub fn plan(
     node: &NodeRow,
     batch: &PushBatch,
     existing: &Existing,
     ack: &mut PushAck,
-) -> Result<Vec<RecordRow>, StoreError> {
+) -> Result<Planned, StoreError> {
     let mut rows = Vec::new();
+    let mut settled = Vec::new();
     let mut ids_in_batch: HashMap<&str, (Stream, u64)> = HashMap::new();
     let mut seqs_in_batch: HashMap<(Stream, u64), &str> = HashMap::new();
     for item in items(batch) {
-        let reject = |ack: &mut PushAck, reason: String| {
+        let key = (item.stream, item.seq);
+        // A refusal settles the sequence number unless another line is stored under it, or the
+        // node will push this one again (its audio was missing).
+        let reject = |ack: &mut PushAck, settled: &mut Vec<Settled>, reason: String| {
+            if super::ingest::valid_seq(item.seq)
+                && !existing.by_seq.contains_key(&key)
+                && !seqs_in_batch.contains_key(&key)
+                && !reason.starts_with("blob_missing")
+            {
+                settled.push(Settled {
+                    stream: item.stream,
+                    seq: to_i64(item.seq),
+                    id: item.id.to_owned(),
+                    reason: reason.clone(),
+                });
+            }
             ack.rejected.push(Rejected {
                 id: item.id.to_owned(),
                 reason,
             })
         };
         if let Some(reason) = item.invalid {
-            reject(ack, reason);
+            reject(ack, &mut settled, reason);
             continue;
         }
-        let key = (item.stream, item.seq);
         let stored = existing
             .by_id
             .get(item.id)
@@ -187,6 +219,7 @@ pub fn plan(
             Some(_) => {
                 reject(
                     ack,
+                    &mut settled,
                     "id_conflict: this id is already stored for another node, stream or sequence number"
                         .into(),
                 );
@@ -199,6 +232,7 @@ pub fn plan(
         {
             reject(
                 ack,
+                &mut settled,
                 format!(
                     "blob_missing: the audio {sha} is not in the cloud; upload it (PUT /api/v1/sync/blobs/{sha}) and push again"
                 ),
@@ -208,6 +242,7 @@ pub fn plan(
         if existing.by_seq.contains_key(&key) || seqs_in_batch.contains_key(&key) {
             reject(
                 ack,
+                &mut settled,
                 format!(
                     "sequence_conflict: {} sequence number {} is already stored with another id",
                     item.stream.as_str(),
@@ -232,7 +267,7 @@ pub fn plan(
             body,
         });
     }
-    Ok(rows)
+    Ok(Planned { rows, settled })
 }
 
 fn common(id: &str, seq: u64, detail: &str) -> Option<String> {
@@ -409,6 +444,43 @@ pub fn stored_voice(
     })
 }
 
+/// Settles a refused record's sequence number (see [`Settled`]).
+const SETTLE: &str =
+    "INSERT INTO record_rejections (tenant_id, node_id, stream, seq, id, reason, at_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+/// A node's watermark in one stream.
+const MARK: &str = "SELECT watermark FROM node_stream_marks WHERE node_id = $1 AND stream = $2";
+const SET_MARK: &str =
+    "INSERT INTO node_stream_marks (tenant_id, node_id, stream, watermark) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (node_id, stream) DO UPDATE SET watermark = excluded.watermark";
+/// The stream's sequence numbers the cloud holds or has settled above the watermark.
+const ABOVE: &str = "SELECT seq FROM (
+        SELECT seq FROM node_records WHERE node_id = $1 AND stream = $2 AND seq > $3
+        UNION SELECT seq FROM record_rejections WHERE node_id = $1 AND stream = $2 AND seq > $3) s
+     ORDER BY seq LIMIT $4";
+
+/// The streams a batch carries records of.
+fn streams_of(batch: &PushBatch) -> Vec<Stream> {
+    [
+        (Stream::Alarm, batch.alarms.is_empty()),
+        (Stream::Audit, batch.audit.is_empty()),
+        (Stream::Voice, batch.voice.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(s, empty)| (!empty).then_some(s))
+    .collect()
+}
+
+/// A stream's new watermark and gaps, from its stored watermark and what is held above it.
+fn stream_mark(stream: Stream, watermark: i64, above: &[u64]) -> crate::protocol::StreamMark {
+    let (watermark, missing) = super::ingest::advance(watermark.unsigned_abs(), above);
+    crate::protocol::StreamMark {
+        stream: stream.as_str().to_owned(),
+        watermark,
+        missing,
+    }
+}
+
 fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
 }
@@ -459,9 +531,9 @@ impl SqliteStore {
                 .query_row(params![node.id, stream.as_str(), seq], &mut hold)
                 .optional()?;
         }
-        let rows = plan(node, batch, &existing, ack)?;
+        let planned = plan(node, batch, &existing, ack)?;
         let mut insert = tx.prepare_cached(&sqlite_sql(INSERT))?;
-        for r in rows {
+        for r in planned.rows {
             insert.execute(params![
                 scope.id(),
                 r.id,
@@ -474,6 +546,46 @@ impl SqliteStore {
                 received_ms,
                 r.body
             ])?;
+        }
+        let mut settle = tx.prepare_cached(&sqlite_sql(SETTLE))?;
+        for s in &planned.settled {
+            settle.execute(params![
+                scope.id(),
+                node.id,
+                s.stream.as_str(),
+                s.seq,
+                s.id,
+                s.reason,
+                received_ms
+            ])?;
+        }
+        for stream in streams_of(batch) {
+            let watermark: i64 = tx
+                .query_row(&sqlite_sql(MARK), params![node.id, stream.as_str()], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .unwrap_or(0);
+            let above: Vec<u64> = {
+                let mut stmt = tx.prepare_cached(&sqlite_sql(ABOVE))?;
+                let rows = stmt.query_map(
+                    params![
+                        node.id,
+                        stream.as_str(),
+                        watermark,
+                        super::ingest::SCAN_ABOVE_WATERMARK
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )?;
+                rows.map(|r| r.map(i64::unsigned_abs))
+                    .collect::<Result<_, _>>()?
+            };
+            let mark = stream_mark(stream, watermark, &above);
+            tx.execute(
+                &sqlite_sql(SET_MARK),
+                params![scope.id(), node.id, stream.as_str(), to_i64(mark.watermark)],
+            )?;
+            ack.streams.push(mark);
         }
         Ok(())
     }
@@ -586,12 +698,9 @@ impl PgStore {
         for r in rows {
             existing.hold(node, r.get(0), r.get(1), r.get::<_, &str>(2), r.get(3));
         }
-        let rows = plan(node, batch, &existing, ack)?;
-        if rows.is_empty() {
-            return Ok(());
-        }
+        let planned = plan(node, batch, &existing, ack)?;
         let insert = tx.prepare_cached(INSERT).await?;
-        for r in rows {
+        for r in planned.rows {
             tx.execute(
                 &insert,
                 &[
@@ -608,6 +717,53 @@ impl PgStore {
                 ],
             )
             .await?;
+        }
+        for s in &planned.settled {
+            tx.execute(
+                SETTLE,
+                &[
+                    &scope.id(),
+                    &node.id,
+                    &s.stream.as_str(),
+                    &s.seq,
+                    &s.id,
+                    &s.reason,
+                    &received_ms,
+                ],
+            )
+            .await?;
+        }
+        for stream in streams_of(batch) {
+            let watermark: i64 = tx
+                .query_opt(MARK, &[&node.id, &stream.as_str()])
+                .await?
+                .map_or(0, |r| r.get(0));
+            let above: Vec<u64> = tx
+                .query(
+                    ABOVE,
+                    &[
+                        &node.id,
+                        &stream.as_str(),
+                        &watermark,
+                        &i64::from(super::ingest::SCAN_ABOVE_WATERMARK),
+                    ],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get::<_, i64>(0).unsigned_abs())
+                .collect();
+            let mark = stream_mark(stream, watermark, &above);
+            tx.execute(
+                SET_MARK,
+                &[
+                    &scope.id(),
+                    &node.id,
+                    &stream.as_str(),
+                    &to_i64(mark.watermark),
+                ],
+            )
+            .await?;
+            ack.streams.push(mark);
         }
         Ok(())
     }
@@ -772,7 +928,9 @@ mod tests {
             // Voice sequence 1 is not alarm sequence 1.
         ];
         let mut ack = PushAck::default();
-        let rows = plan(&node(), &push, &existing, &mut ack).expect("plan");
+        let rows = plan(&node(), &push, &existing, &mut ack)
+            .expect("plan")
+            .rows;
         assert_eq!(ack.accepted, [id(0), id(1)]);
         assert_eq!(rows[1].stream, Stream::Voice);
         assert_eq!(rows[1].kind, "verified");
@@ -783,6 +941,41 @@ mod tests {
             "{reasons:?}"
         );
         assert_eq!(reasons.len(), 5);
+    }
+
+    #[test]
+    fn refusals_settle_their_sequence_numbers_unless_the_line_will_come_again() {
+        let mut existing = Existing {
+            blobs: ["a".repeat(64)].into(),
+            ..Existing::default()
+        };
+        existing.hold(&node(), id(9), "n2".into(), "alarm", 7);
+        existing.hold(&node(), id(8), "n1".into(), "alarm", 3);
+        let mut push = batch(
+            &[
+                AlarmRecord {
+                    kind: "Bad".into(),
+                    ..alarm(0, 1)
+                },
+                // Another node's id, under a free sequence number: settled.
+                alarm(9, 2),
+                // Another id under a stored sequence number: that one holds it.
+                alarm(1, 3),
+            ],
+            &[],
+        );
+        push.voice = vec![voice(2, 1, &"b".repeat(64))];
+        let mut ack = PushAck::default();
+        let planned = plan(&node(), &push, &existing, &mut ack).expect("plan");
+        assert!(planned.rows.is_empty());
+        let settled: Vec<(Stream, i64)> =
+            planned.settled.iter().map(|s| (s.stream, s.seq)).collect();
+        assert_eq!(settled, [(Stream::Alarm, 1), (Stream::Alarm, 2)], "{ack:?}");
+        assert_eq!(
+            ack.rejected.len(),
+            4,
+            "the voice record waits for its audio, unsettled"
+        );
     }
 
     #[test]
@@ -797,7 +990,8 @@ mod tests {
             &Existing::default(),
             &mut ack,
         )
-        .expect("plan");
+        .expect("plan")
+        .rows;
         assert_eq!(ack.accepted, [id(0), id(2), id(3)]);
         assert_eq!(ack.duplicate, [id(0)]);
         assert!(
@@ -820,7 +1014,9 @@ mod tests {
         existing.hold(&node(), id(1), "n2".into(), "alarm", 1);
         let mut ack = PushAck::default();
         let alarms = [alarm(0, 1), alarm(1, 2), alarm(2, 1), alarm(3, 2)];
-        let rows = plan(&node(), &batch(&alarms, &[]), &existing, &mut ack).expect("plan");
+        let rows = plan(&node(), &batch(&alarms, &[]), &existing, &mut ack)
+            .expect("plan")
+            .rows;
         assert_eq!(ack.duplicate, [id(0)]);
         assert_eq!(ack.accepted, [id(3)]);
         assert!(
@@ -869,7 +1065,8 @@ mod tests {
             &Existing::default(),
             &mut ack,
         )
-        .expect("plan");
+        .expect("plan")
+        .rows;
         assert!(rows.is_empty());
         let reasons: Vec<&str> = ack.rejected.iter().map(|r| r.reason.as_str()).collect();
         assert!(reasons[0].starts_with("invalid_id"), "{reasons:?}");
@@ -901,7 +1098,7 @@ mod tests {
                 existing.hold(&node(), id(i), if mine { "n1" } else { "n2" }.into(), stream, s as i64);
             }
             let mut ack = PushAck::default();
-            let rows = plan(&node(), &batch(&alarms, &audit), &existing, &mut ack).expect("plan");
+            let rows = plan(&node(), &batch(&alarms, &audit), &existing, &mut ack).expect("plan").rows;
             prop_assert_eq!(ack.accepted.len() + ack.duplicate.len() + ack.rejected.len(), alarms.len() + audit.len());
             prop_assert_eq!(rows.len(), ack.accepted.len());
             let mut ids = std::collections::HashSet::new();

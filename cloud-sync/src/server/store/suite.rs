@@ -2246,3 +2246,64 @@ async fn card_revocations_are_pulled_once_each_as_they_stand(store: Store) {
     );
     assert!(store.revoked_cards(&globex).await.expect("list").is_empty());
 }
+
+both!(record_streams_have_watermarks_and_tell_their_gaps);
+async fn record_streams_have_watermarks_and_tell_their_gaps(store: Store) {
+    use crate::protocol::{AuditRecord, SeqRange};
+    let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
+    let line = |n: u32, action: &str| AuditRecord {
+        id: ulid(n),
+        seq: u64::from(n),
+        actor: "admin".into(),
+        action: action.into(),
+        subject: "p1".into(),
+        detail: String::new(),
+        node_time_ms: i64::from(n),
+    };
+    let push = |audit: Vec<AuditRecord>| PushBatch {
+        protocol: 1,
+        events: vec![],
+        alarms: vec![],
+        audit,
+        people: vec![],
+        voice: vec![],
+    };
+    // 1, 2 stored; 3 refused (settled); 5 stored, 4 never arrived: the gap is told.
+    let ack = store
+        .ingest_batch(
+            &acme,
+            &node,
+            push(vec![
+                line(1, "a"),
+                line(2, "b"),
+                line(3, "Bad"),
+                line(5, "e"),
+            ]),
+            None,
+            audit(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(ack.streams.len(), 1, "{ack:?}");
+    assert_eq!(
+        (ack.streams[0].stream.as_str(), ack.streams[0].watermark),
+        ("audit", 3)
+    );
+    assert_eq!(ack.streams[0].missing, [SeqRange { first: 4, last: 4 }]);
+    // The node sends 4 again: the watermark passes 5.
+    let ack = store
+        .ingest_batch(&acme, &node, push(vec![line(4, "d")]), None, audit())
+        .await
+        .expect("ingest");
+    assert_eq!(
+        (ack.streams[0].watermark, ack.streams[0].missing.len()),
+        (5, 0),
+        "{ack:?}"
+    );
+    // A push without audit lines says nothing of them.
+    let ack = store
+        .ingest_batch(&acme, &node, push(vec![]), None, audit())
+        .await
+        .expect("ingest");
+    assert!(ack.streams.is_empty());
+}
