@@ -395,6 +395,11 @@ pub struct RegisterNode {
     /// The site the node serves: 1-64 of a-z, 0-9, `-`, `_`.
     #[cfg_attr(feature = "server", schema(pattern = "^[a-z0-9_-]{1,64}$"))]
     pub site_id: String,
+    /// The node this one replaces (same site): its credential is revoked and everything the
+    /// cloud holds of it moves to the new node, which carries on its sequence numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 64))]
+    pub replaces: Option<String>,
 }
 
 /// The credential of a newly registered node; the token is shown once.

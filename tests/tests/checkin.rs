@@ -180,15 +180,7 @@ fn enrol_check_in_and_sync_end_to_end() {
     assert!(cloud_events.iter().any(|e| e["id"] == granted_id.as_str()
         && e["decision"] == "granted"
         && e["person_id"] == "obama"));
-    wait_for(
-        "the node to mark them synced",
-        Duration::from_secs(30),
-        || {
-            node.events()
-                .map(|e| e.iter().all(|x| x["sync_state"] == "sent"))
-                .unwrap_or(false)
-        },
-    );
+    wait_until_synced(&node, "the node to mark them synced");
 
     let metrics = node.get("/metrics").expect("metrics").text().expect("text");
     assert!(
@@ -440,15 +432,7 @@ fn a_cloud_restored_from_an_older_backup_gets_what_it_lost_again() {
     assert_eq!(seqs, [1, 2, 3, 4]);
     let (_, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
     assert_eq!(nodes["items"][0]["watermark"], 4, "{nodes}");
-    wait_for(
-        "the node's outbox to settle",
-        Duration::from_secs(30),
-        || {
-            node.events()
-                .map(|e| e.iter().all(|e| e["sync_state"] == "sent"))
-                .unwrap_or(false)
-        },
-    );
+    wait_until_synced(&node, "the node's outbox to settle");
 }
 
 /// Events the cloud refuses are dead letters on the node: listed with the cloud's reason, never
@@ -1003,4 +987,92 @@ fn denied_frames_are_kept_sealed_for_review_and_deleted_after_their_ttl() {
         frame_of(&node, &denied).0 == 404
     });
     assert_eq!(node.events().expect("events").len(), 2);
+}
+
+/// A node given a new credential in place of its old one (leaked, say) carries on: the old
+/// token is refused at once, the cloud moves what it holds to the new node, and the node — its
+/// database untouched — goes on with its next sequence number: nothing is sent twice as
+/// another node's, nothing ends as a dead letter.
+#[test]
+fn a_node_registered_again_in_place_of_its_old_credential_carries_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud starts");
+    let (old_id, old_token) = cloud.register_node("hq").expect("registered");
+    let node_dir = dir.path().join("node");
+    let node = Node::start(
+        &node_dir,
+        &NodeOptions::synced(&cloud.url, old_token.clone()),
+    )
+    .expect("node starts");
+    for sample in ["sample-obama2", "sample-biden"] {
+        node.decide(&photo(sample), Some(AT_GATE));
+    }
+    wait_for("two events in the cloud", Duration::from_secs(60), || {
+        cloud.events().map(|e| e.len() == 2).unwrap_or(false)
+    });
+    drop(node);
+    // Another site's node cannot be taken over; the tenant's own can.
+    let register = |site: &str| {
+        cloud
+            .call(
+                "POST",
+                "/api/v1/nodes",
+                Some(&cloud.admin_token),
+                Some(&json!({ "site_id": site, "replaces": old_id })),
+                None,
+            )
+            .expect("request")
+    };
+    let (status, p) = register("annex");
+    assert_eq!(status, 400, "{p}");
+    let (status, n) = register("hq");
+    assert_eq!(status, 201, "{n}");
+    let (new_id, new_token) = (
+        n["node_id"].as_str().expect("id").to_owned(),
+        n["token"].as_str().expect("token").to_owned(),
+    );
+    let (status, _) = cloud
+        .call("GET", "/api/v1/sync/whoami", Some(&old_token), None, None)
+        .expect("request");
+    assert_eq!(status, 401, "the old credential is revoked");
+    let node = Node::start(&node_dir, &NodeOptions::synced(&cloud.url, new_token))
+        .expect("node restarts with its new credential");
+    node.decide(&photo("sample-obama3"), Some(AT_GATE));
+    wait_for(
+        "the third event in the cloud",
+        Duration::from_secs(60),
+        || cloud.events().map(|e| e.len() == 3).unwrap_or(false),
+    );
+    let events = cloud.events().expect("events");
+    assert!(
+        events.iter().all(|e| e["node_id"] == new_id.as_str()),
+        "{events:?}"
+    );
+    let (_, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
+    let listed = nodes["items"].as_array().expect("items");
+    let new = listed
+        .iter()
+        .find(|n| n["id"] == new_id.as_str())
+        .expect("new");
+    let old = listed
+        .iter()
+        .find(|n| n["id"] == old_id.as_str())
+        .expect("old");
+    assert_eq!(new["watermark"], 3, "{nodes}");
+    assert!(old["revoked_ms"].is_i64(), "{nodes}");
+    wait_until_synced(&node, "the node's outbox to settle");
+    assert!(
+        node.admin_list("/api/v1/dead-letters")
+            .expect("dead")
+            .is_empty()
+    );
+}
+
+/// Waits until every event of the node is marked synced.
+fn wait_until_synced(node: &Node, what: &str) {
+    wait_for(what, Duration::from_secs(30), || {
+        node.events()
+            .map(|e| e.iter().all(|e| e["sync_state"] == "sent"))
+            .unwrap_or(false)
+    });
 }

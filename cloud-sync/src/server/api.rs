@@ -218,21 +218,32 @@ async fn register_node(
         &auth::new_token().map_err(|e| Problem::internal(e.to_string()))?[..16]
     );
     let hash = auth::token_hash(&token);
+    if req
+        .replaces
+        .as_ref()
+        .is_some_and(|r| r.is_empty() || r.chars().count() > 64)
+    {
+        return Err(Problem::bad_request("replaces: a node id, 1-64 characters"));
+    }
     state
         .store
-        .register_node(
+        .register_node_replacing(
             scope,
             &node_id,
             &req.site_id,
             &hash,
+            req.replaces.as_deref(),
             caller.audit(
                 "node.register",
                 Some(node_id.clone()),
-                serde_json::json!({ "site_id": req.site_id }),
+                serde_json::json!({ "site_id": req.site_id, "replaces": req.replaces }),
             ),
         )
         .await
         .map_err(store_problem)?;
+    if let Some(old) = &req.replaces {
+        tracing::warn!(node = %node_id, replaces = %old, "node registered in place of another: its credential is revoked, its history moved");
+    }
     tracing::info!(node = %node_id, site = %req.site_id, "node registered");
     Ok((
         StatusCode::CREATED,

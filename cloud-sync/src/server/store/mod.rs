@@ -10,6 +10,7 @@ pub mod audit;
 pub mod events_query;
 pub mod idempotency;
 mod ingest;
+mod node_handover;
 pub mod people;
 pub mod person_changes;
 pub mod person_uploads;
@@ -394,20 +395,39 @@ impl Store {
         token_sha256: &str,
         audit: Audit,
     ) -> Result<(), StoreError> {
-        let (scope, node, site, hash) = (
+        self.register_node_replacing(scope, node_id, site_id, token_sha256, None, audit)
+            .await
+    }
+
+    /// Registers a node; with `replaces`, it takes over that node of the same site (see
+    /// [`node_handover`]), in the same transaction.
+    pub async fn register_node_replacing(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        site_id: &str,
+        token_sha256: &str,
+        replaces: Option<&str>,
+        audit: Audit,
+    ) -> Result<(), StoreError> {
+        let (scope, node, site, hash, old) = (
             scope.clone(),
             node_id.to_owned(),
             site_id.to_owned(),
             token_sha256.to_owned(),
+            replaces.map(str::to_owned),
         );
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
-                    s.register_node(&scope, &node, &site, &hash, &audit)
+                    s.register_node(&scope, &node, &site, &hash, old.as_deref(), &audit)
                 })
                 .await
             }
-            Store::Postgres(p) => p.register_node(&scope, &node, &site, &hash, &audit).await,
+            Store::Postgres(p) => {
+                p.register_node(&scope, &node, &site, &hash, old.as_deref(), &audit)
+                    .await
+            }
         }
     }
 

@@ -693,15 +693,34 @@ impl PgStore {
         node_id: &str,
         site_id: &str,
         token_sha256: &str,
+        replaces: Option<&str>,
         audit: &Audit,
     ) -> Result<(), StoreError> {
+        use super::node_handover::{MOVES, OLD, RETIRE, check};
         let mut client = self.client().await?;
         let tx = scoped(&mut client, scope).await?;
+        let watermark = match replaces {
+            Some(old) => {
+                // Locked: the old node's pushes wait for the handover, then fail to authenticate.
+                let found = tx
+                    .query_opt(&format!("{OLD} FOR UPDATE"), &[&scope.id, &old])
+                    .await?
+                    .map(|r| (r.get(0), r.get(1)));
+                check(old, site_id, found)?
+            }
+            None => 0,
+        };
         tx.execute(
-            "INSERT INTO nodes (id, tenant_id, site_id, token_sha256, created_ms) VALUES ($1, $2, $3, $4, $5)",
-            &[&node_id, &scope.id, &site_id, &token_sha256, &now_ms()],
+            "INSERT INTO nodes (id, tenant_id, site_id, token_sha256, created_ms, watermark) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&node_id, &scope.id, &site_id, &token_sha256, &now_ms(), &watermark],
         )
         .await?;
+        if let Some(old) = replaces {
+            for sql in MOVES {
+                tx.execute(*sql, &[&scope.id, &old, &node_id]).await?;
+            }
+            tx.execute(RETIRE, &[&scope.id, &old, &now_ms()]).await?;
+        }
         append_audit(&tx, scope.id, audit).await?;
         tx.commit().await?;
         Ok(())

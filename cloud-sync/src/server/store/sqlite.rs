@@ -560,13 +560,32 @@ impl SqliteStore {
         node_id: &str,
         site_id: &str,
         token_sha256: &str,
+        replaces: Option<&str>,
         audit: &Audit,
     ) -> Result<(), StoreError> {
+        use super::node_handover::{MOVES, OLD, RETIRE, check};
         let tx = self.conn.transaction()?;
+        let watermark = match replaces {
+            Some(old) => {
+                let found = tx
+                    .query_row(&OLD.replace('$', "?"), params![scope.id, old], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                check(old, site_id, found)?
+            }
+            None => 0,
+        };
         tx.execute(
-            "INSERT INTO nodes (id, tenant_id, site_id, token_sha256, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![node_id, scope.id, site_id, token_sha256, now_ms()],
+            "INSERT INTO nodes (id, tenant_id, site_id, token_sha256, created_ms, watermark) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![node_id, scope.id, site_id, token_sha256, now_ms(), watermark],
         )?;
+        if let Some(old) = replaces {
+            for sql in MOVES {
+                tx.execute(&sql.replace('$', "?"), params![scope.id, old, node_id])?;
+            }
+            tx.execute(&RETIRE.replace('$', "?"), params![scope.id, old, now_ms()])?;
+        }
         append_audit(&tx, scope.id, audit)?;
         tx.commit()?;
         Ok(())

@@ -2249,25 +2249,10 @@ async fn card_revocations_are_pulled_once_each_as_they_stand(store: Store) {
 
 both!(record_streams_have_watermarks_and_tell_their_gaps);
 async fn record_streams_have_watermarks_and_tell_their_gaps(store: Store) {
-    use crate::protocol::{AuditRecord, SeqRange};
+    use crate::protocol::SeqRange;
     let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
-    let line = |n: u32, action: &str| AuditRecord {
-        id: ulid(n),
-        seq: u64::from(n),
-        actor: "admin".into(),
-        action: action.into(),
-        subject: "p1".into(),
-        detail: String::new(),
-        node_time_ms: i64::from(n),
-    };
-    let push = |audit: Vec<AuditRecord>| PushBatch {
-        protocol: 1,
-        events: vec![],
-        alarms: vec![],
-        audit,
-        people: vec![],
-        voice: vec![],
-    };
+    let line = audit_line;
+    let push = |audit| records_batch(vec![], audit);
     // 1, 2 stored; 3 refused (settled); 5 stored, 4 never arrived: the gap is told.
     let ack = store
         .ingest_batch(
@@ -2306,4 +2291,100 @@ async fn record_streams_have_watermarks_and_tell_their_gaps(store: Store) {
         .await
         .expect("ingest");
     assert!(ack.streams.is_empty());
+}
+
+both!(a_node_registered_in_place_of_another_carries_on_its_history);
+async fn a_node_registered_in_place_of_another_carries_on_its_history(store: Store) {
+    let (acme, old) = tenant_with_node(&store, "acme", "h1").await;
+    let line = audit_line(1, "person.deleted");
+    let batch = records_batch;
+    let ack = store
+        .ingest_batch(
+            &acme,
+            &old,
+            batch(
+                (1..=3).map(|n| event(&ulid(n), n.into(), "hq")).collect(),
+                vec![line.clone()],
+            ),
+            None,
+            audit(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(ack.watermark, 3);
+    // Refused: not the tenant's node, or another site's.
+    for (replaces, site) in [("node-x", "hq"), (old.id.as_str(), "annex")] {
+        let r = store
+            .register_node_replacing(&acme, "acme-n9", site, "h9", Some(replaces), audit())
+            .await;
+        assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    }
+    store
+        .register_node_replacing(&acme, "acme-n2", "hq", "h2", Some(&old.id), audit())
+        .await
+        .expect("replace");
+    assert!(
+        store
+            .node_by_token_hash(&acme, "h1")
+            .await
+            .expect("q")
+            .is_none(),
+        "the old credential is revoked"
+    );
+    let new = store
+        .node_by_token_hash(&acme, "h2")
+        .await
+        .expect("q")
+        .expect("new node");
+    // The node sends its history again (it was told nothing is missing, but a retry may):
+    // duplicates; its next event continues the watermark.
+    let ack = store
+        .ingest_batch(
+            &acme,
+            &new,
+            batch(
+                (1..=4).map(|n| event(&ulid(n), n.into(), "hq")).collect(),
+                vec![line],
+            ),
+            None,
+            audit(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!((ack.accepted.len(), ack.duplicate.len()), (1, 4), "{ack:?}");
+    assert_eq!((ack.watermark, ack.missing.len()), (4, 0), "{ack:?}");
+    assert_eq!(ack.streams[0].watermark, 1);
+    let events = store
+        .events(&acme, EventFilter::default(), PageStart::Offset(0), 10)
+        .await
+        .expect("events");
+    assert!(events.iter().all(|e| e.node_id == "acme-n2"), "{events:?}");
+}
+
+/// Audit line `n` of a node (its sequence number too).
+fn audit_line(n: u32, action: &str) -> crate::protocol::AuditRecord {
+    crate::protocol::AuditRecord {
+        id: ulid(n),
+        seq: u64::from(n),
+        actor: "admin".into(),
+        action: action.into(),
+        subject: "p1".into(),
+        detail: String::new(),
+        node_time_ms: i64::from(n),
+    }
+}
+
+/// A push of events and audit lines.
+fn records_batch(
+    events: Vec<AttendanceEvent>,
+    audit: Vec<crate::protocol::AuditRecord>,
+) -> PushBatch {
+    PushBatch {
+        protocol: 1,
+        events,
+        alarms: vec![],
+        audit,
+        people: vec![],
+        voice: vec![],
+    }
 }
