@@ -70,6 +70,7 @@ fn site_batch() -> PushBatch {
                 }),
                 node_time_ms: ms,
                 card: (seq % 3 == 0).then(|| format!("12:{}", 3000 + seq % 400)),
+                hlc: None,
             }
         })
         .collect();

@@ -96,6 +96,7 @@ mod tests {
                     position: None,
                     node_time_ms: 1_700_000_000_000 + seq as i64,
                     card: None,
+                    hlc: None,
                 })
                 .collect(),
             alarms: vec![AlarmRecord {

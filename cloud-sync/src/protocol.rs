@@ -81,6 +81,11 @@ pub struct AttendanceEvent {
     /// nodes older than this field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<String>,
+    /// The node's hybrid logical clock when it recorded the event: orders a node's events
+    /// after everything the node had seen (the cloud's people versions included), whatever its
+    /// wall clock did. Absent from nodes older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hlc: Option<crate::merge::Hlc>,
 }
 
 /// Node → cloud: a batch of outbox items.
@@ -461,6 +466,7 @@ mod tests {
             }),
             node_time_ms: 1_700_000_000_000,
             card: None,
+            hlc: None,
         };
         let json = serde_json::to_string(&e).expect("serialise");
         assert!(json.contains("\"decision\":\"granted\""));

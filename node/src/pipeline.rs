@@ -691,6 +691,7 @@ impl Pipeline {
             position: None,
             node_time_ms: now,
             card: Some(card.to_owned()),
+            hlc: None,
         })?;
         self.metrics.checkin(Decision::Denied);
         self.publish(&event, None, "card");
@@ -828,6 +829,7 @@ impl Pipeline {
                 }),
                 node_time_ms: now,
                 card: card.map(|c| c.card),
+                hlc: None,
             },
         )?;
         self.metrics.checkin(decision);

@@ -576,7 +576,10 @@ impl NodeStore {
             [],
             |r| r.get(0),
         )?;
-        let event = build(next as u64);
+        let mut event = build(next as u64);
+        if event.hlc.is_none() {
+            event.hlc = Some(self.clock.borrow_mut().tick(now_ms().max(0).unsigned_abs()));
+        }
         let body = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt {
             what: format!("event {}", event.id),
             reason: e.to_string(),
@@ -892,6 +895,7 @@ pub(crate) fn test_event(seq: u64) -> AttendanceEvent {
         position: None,
         node_time_ms: 1000 + seq as i64,
         card: None,
+        hlc: None,
     }
 }
 
@@ -918,6 +922,56 @@ mod tests {
 
     fn key() -> TemplateKey {
         TemplateKey::from_bytes(&[42; 32])
+    }
+
+    #[test]
+    fn events_are_stamped_by_the_nodes_clock_which_resumes_after_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n.sqlite");
+        let mut stamps: Vec<_> = {
+            let mut store = NodeStore::open(&path, key()).expect("open");
+            (0..2)
+                .map(|_| {
+                    store
+                        .record_event(None, test_event)
+                        .expect("record")
+                        .hlc
+                        .expect("stamped")
+                })
+                .collect()
+        };
+        assert!(stamps[0] < stamps[1], "{stamps:?}");
+        assert_eq!(stamps[0].origin, "node");
+        // An event stamped an hour ahead (the wall clock was then set back): kept as stamped.
+        let ahead = rollcall_cloud::merge::Hlc {
+            ms: now_ms().unsigned_abs() + 3_600_000,
+            counter: 0,
+            origin: "node".into(),
+        };
+        {
+            let mut store = NodeStore::open(&path, key()).expect("open");
+            let stamped = store
+                .record_event(None, |seq| AttendanceEvent {
+                    hlc: Some(ahead.clone()),
+                    ..test_event(seq)
+                })
+                .expect("record");
+            stamps.push(stamped.hlc.expect("stamped"));
+        }
+        // Reopened (a restart): the next stamp orders after the last, whatever the wall clock.
+        let mut store = NodeStore::open(&path, key()).expect("reopen");
+        let next = store
+            .record_event(None, test_event)
+            .expect("record")
+            .hlc
+            .expect("stamped");
+        assert!(next > stamps[2], "{next:?} after {:?}", stamps[2]);
+        let stored = store.pending(10).expect("pending");
+        assert_eq!(
+            stored[3].hlc.as_ref(),
+            Some(&next),
+            "the stamp travels with the event"
+        );
     }
 
     #[test]

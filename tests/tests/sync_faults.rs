@@ -67,6 +67,7 @@ fn record_day(node_dir: &Path, n: u32) {
                 }),
                 node_time_ms: start + i64::from(i) * DAY_MS / i64::from(n),
                 card: None,
+                hlc: None,
             })
             .expect("event recorded");
     }

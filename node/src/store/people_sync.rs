@@ -218,11 +218,16 @@ fn decode_vector(b64: &str) -> Option<Vec<f32>> {
 }
 
 impl NodeStore {
-    /// The node's clock, resumed after every version it holds (across restarts).
+    /// The node's clock, resumed after every version it holds and its last event's stamp
+    /// (across restarts).
     pub(super) fn resume_clock(conn: &rusqlite::Connection) -> Result<Clock, StoreError> {
+        // The last event's stamp too: the clock stamps events as well as people.
         let mut stmt = conn.prepare(
             "SELECT version FROM people WHERE version IS NOT NULL
-             UNION ALL SELECT version FROM person_tombstones",
+             UNION ALL SELECT version FROM person_tombstones
+             UNION ALL SELECT * FROM (SELECT json_extract(body, '$.hlc') FROM events
+                                      WHERE json_extract(body, '$.hlc') IS NOT NULL
+                                      ORDER BY seq DESC LIMIT 1)",
         )?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut last: Option<Hlc> = None;

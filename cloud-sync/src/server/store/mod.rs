@@ -679,6 +679,7 @@ pub(crate) fn test_event(id: &str, seq: u64, site: &str) -> AttendanceEvent {
         position: None,
         node_time_ms: seq as i64,
         card: None,
+        hlc: None,
     }
 }
 
