@@ -20,6 +20,8 @@ pub use people_sync::{GalleryChange, PersonVersion};
 pub use record_outbox::{PendingRecords, RecordDeadLetter, RecordStats};
 use rusqlite::{Connection, OptionalExtension, params};
 pub use sync_status::SyncStatus;
+#[cfg(test)]
+pub(crate) use voice::test_voice;
 pub use voice::{NewVoiceRecord, StoredVoice};
 
 #[derive(Debug, thiserror::Error)]

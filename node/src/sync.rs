@@ -92,20 +92,18 @@ impl SyncClient {
         pipeline: Option<Arc<Pipeline>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
+        let sync = |path: &str| format!("{}/api/v1/sync/{path}", cloud.url.trim_end_matches('/'));
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .connect_timeout(Duration::from_secs(5))
                 .build()?,
-            url: format!("{}/api/v1/sync/push", cloud.url.trim_end_matches('/')),
-            people_url: format!("{}/api/v1/sync/people", cloud.url.trim_end_matches('/')),
-            site_url: format!("{}/api/v1/sync/site", cloud.url.trim_end_matches('/')),
-            whoami_url: format!("{}/api/v1/sync/whoami", cloud.url.trim_end_matches('/')),
-            blobs_url: format!("{}/api/v1/sync/blobs", cloud.url.trim_end_matches('/')),
-            revocations_url: format!(
-                "{}/api/v1/sync/revocations",
-                cloud.url.trim_end_matches('/')
-            ),
+            url: sync("push"),
+            people_url: sync("people"),
+            site_url: sync("site"),
+            whoami_url: sync("whoami"),
+            blobs_url: sync("blobs"),
+            revocations_url: sync("revocations"),
             token: cloud.node_token.clone(),
             interval: Duration::from_millis(cloud.sync_interval_ms),
             store,
@@ -141,14 +139,20 @@ impl SyncClient {
     /// Pushes until the outbox is empty or a push fails, counting the items settled in
     /// `settled` (progress made before a failure counts too).
     async fn drain(&self, settled: &mut usize) -> Result<(), SyncError> {
-        let people_limit = if self.learn_node_id().await? {
-            MAX_PEOPLE_PER_PUSH as u32
-        } else {
-            0
+        // The other streams never hold events back: when they cannot go, events go alone.
+        let people_limit = match self.learn_node_id().await {
+            Ok(true) => MAX_PEOPLE_PER_PUSH as u32,
+            Ok(false) => 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot learn the node's id: its people wait");
+                0
+            }
         };
         loop {
             // Voice records go up once their audio has.
-            self.upload_audio().await?;
+            if let Err(e) = self.upload_audio().await {
+                tracing::warn!(error = %e, "voice audio not uploaded: its records wait");
+            }
             // Events and the other streams share a push but not its room: alarms, audit lines
             // and people never take an event's place (a cloud too old to store them ignores
             // them).
@@ -601,8 +605,13 @@ mod tests {
 
     /// A cloud of an older release: JSON only (415 for CBOR), and with `gzip` false from before
     /// gzip bodies (415 for a compressed push); every item accepted otherwise. No cloud binary
-    /// of that age exists to run, so this one stands in for it.
+    /// of that age exists to run, so this one stands in for it. With `broken`, its `whoami`
+    /// and blob upload answer 500.
     async fn legacy_cloud(gzip: bool) -> String {
+        stand_in_cloud(gzip, false).await
+    }
+
+    async fn stand_in_cloud(gzip: bool, broken: bool) -> String {
         async fn push(
             axum::extract::State(gzip): axum::extract::State<bool>,
             headers: axum::http::HeaderMap,
@@ -632,38 +641,52 @@ mod tests {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = axum::Router::new()
-            .route("/api/v1/sync/push", axum::routing::post(push))
-            .with_state(gzip);
+        let mut app = axum::Router::new().route("/api/v1/sync/push", axum::routing::post(push));
+        if broken {
+            let fail = || async { axum::http::StatusCode::INTERNAL_SERVER_ERROR };
+            app = app
+                .route("/api/v1/sync/whoami", axum::routing::get(fail))
+                .route("/api/v1/sync/blobs/{sha}", axum::routing::put(fail));
+        }
+        let app = app.with_state(gzip);
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}")
+    }
+
+    fn scratch_store(dir: &std::path::Path) -> NodeStore {
+        NodeStore::open(
+            &dir.join("n.sqlite"),
+            crate::template_key::TemplateKey::from_bytes(&[1; 32]),
+        )
+        .expect("store")
+    }
+
+    /// A push-only client (no pipeline) of `store` to `url`.
+    fn client_of(url: String, store: Arc<Mutex<NodeStore>>) -> SyncClient {
+        SyncClient::new(
+            &CloudSection {
+                url,
+                node_token: "acme.token".into(),
+                sync_interval_ms: 1000,
+            },
+            store,
+            None,
+            Arc::new(Metrics::new()),
+        )
+        .expect("client")
     }
 
     /// Pushes three events to `url`; the fallback level the client ended on.
     async fn push_three(url: String) -> u8 {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = NodeStore::open(
-            &dir.path().join("n.sqlite"),
-            crate::template_key::TemplateKey::from_bytes(&[1; 32]),
-        )
-        .expect("store");
+        let mut store = scratch_store(dir.path());
         for _ in 0..3 {
             store
                 .record_event(None, crate::store::test_event)
                 .expect("event");
         }
         let store = Arc::new(Mutex::new(store));
-        let client = SyncClient::new(
-            &CloudSection {
-                url,
-                node_token: "acme.token".into(),
-                sync_interval_ms: 1000,
-            },
-            store.clone(),
-            None,
-            Arc::new(Metrics::new()),
-        )
-        .expect("client");
+        let client = client_of(url, store.clone());
         let mut settled = 0;
         client.drain(&mut settled).await.expect("drain");
         assert_eq!(settled, 3);
@@ -692,6 +715,35 @@ mod tests {
     async fn older_clouds_get_json_and_then_plain_json_and_everything_arrives() {
         assert_eq!(push_three(legacy_cloud(true).await).await, 1, "JSON + gzip");
         assert_eq!(push_three(legacy_cloud(false).await).await, 2, "plain JSON");
+    }
+
+    /// A cloud whose other routes fail (here `whoami` and the audio upload): the node's events
+    /// still go; its people and voice records wait.
+    #[tokio::test]
+    async fn events_go_even_when_the_other_streams_cannot() {
+        let url = stand_in_cloud(true, true).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = scratch_store(dir.path());
+        store
+            .record_event(None, crate::store::test_event)
+            .expect("event");
+        store.add_person("ann", "Ann", None).expect("person");
+        store
+            .record_voice(&crate::store::test_voice(rollcall_cloud::wav::tone(
+                440.0, 300,
+            )))
+            .expect("voice");
+        let store = Arc::new(Mutex::new(store));
+        let client = client_of(url, store.clone());
+        let mut settled = 0;
+        client.drain(&mut settled).await.expect("drain");
+        assert_eq!(settled, 1, "the event");
+        let stats = store.lock().expect("lock").outbox_stats().expect("stats");
+        assert_eq!(stats.pending, 0);
+        assert_eq!(
+            stats.records.pending, 2,
+            "the voice record and the person wait"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rusqlite::params;
 
 use super::{
     NodeStore, StoreError, now_ms,
-    voice::{VOICE, voice_record},
+    voice::{VOICE, VOICE_READY, voice_record},
 };
 
 pub(super) const MIGRATION: &str = "
@@ -121,16 +121,12 @@ impl NodeStore {
         let alarms = self.records(ALARMS, "pending", limit, alarm_record)?;
         let left = limit.saturating_sub(alarms.len() as u32);
         let audit = self.records(AUDIT, "pending", left, audit_record)?;
-        let mut voice = Vec::new();
-        for (v, _) in self.records(VOICE, "pending", limit, voice_record)? {
-            if voice.len() < MAX_VOICE_PER_PUSH && Self::voice_ready(&self.conn, &v.audio_sha256)? {
-                voice.push(v);
-            }
-        }
+        let most = limit.min(MAX_VOICE_PER_PUSH as u32);
+        let voice = self.records(VOICE_READY, "pending", most, voice_record)?;
         Ok(PendingRecords {
             alarms: alarms.into_iter().map(|(a, _)| a).collect(),
             audit: audit.into_iter().map(|(a, _)| a).collect(),
-            voice,
+            voice: voice.into_iter().map(|(v, _)| v).collect(),
         })
     }
 
@@ -417,15 +413,9 @@ mod tests {
             s.record_alarm(kind, Some(0), "").expect("alarm");
         }
         let voice = s
-            .record_voice(&crate::store::NewVoiceRecord {
-                person_id: None,
-                outcome: "verified".into(),
-                score: None,
-                device: "phone".into(),
-                phrase: None,
-                audio: rollcall_cloud::wav::tone(440.0, 300),
-                duration_ms: 300,
-            })
+            .record_voice(&crate::store::test_voice(rollcall_cloud::wav::tone(
+                440.0, 300,
+            )))
             .expect("voice");
         s.mark_blob(&voice.audio_sha256, true).expect("uploaded");
         let sent = s.pending_records(10).expect("pending");

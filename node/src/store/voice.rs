@@ -5,7 +5,7 @@
 //! blob stays on the node until every record that points at it is stored in the cloud.
 
 use rollcall_cloud::protocol::VoiceRecord;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{NodeStore, StoreError, now_ms};
 
@@ -72,10 +72,16 @@ pub struct StoredVoice {
     pub audio_sha256: String,
 }
 
-/// Columns of a pending voice record, joined to its outbox row; append `WHERE …`.
+/// Columns of a voice record, joined to its outbox row; append `WHERE …`.
 pub(super) const VOICE: &str = "SELECT o.id, v.seq, v.person_id, v.outcome, v.score, v.device, v.phrase,
             v.audio_sha256, v.audio_bytes, v.duration_ms, v.at_ms, o.last_error, o.attempts, o.done_ms
      FROM record_outbox o JOIN voice_records v ON o.stream = 'voice' AND v.seq = o.seq";
+
+/// [`VOICE`], only records whose audio the cloud holds; append `WHERE …`.
+pub(super) const VOICE_READY: &str = "SELECT o.id, v.seq, v.person_id, v.outcome, v.score, v.device, v.phrase,
+            v.audio_sha256, v.audio_bytes, v.duration_ms, v.at_ms, o.last_error, o.attempts, o.done_ms
+     FROM record_outbox o JOIN voice_records v ON o.stream = 'voice' AND v.seq = o.seq
+     JOIN voice_blobs b ON b.sha256 = v.audio_sha256 AND b.uploaded_ms IS NOT NULL";
 
 pub(super) fn voice_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<VoiceRecord> {
     Ok(VoiceRecord {
@@ -166,21 +172,6 @@ impl NodeStore {
         Ok(())
     }
 
-    /// Whether a pending voice record's audio is in the cloud (so the record may go up).
-    pub(super) fn voice_ready(
-        conn: &rusqlite::Connection,
-        sha256: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(conn
-            .query_row(
-                "SELECT uploaded_ms IS NOT NULL FROM voice_blobs WHERE sha256 = ?1",
-                [sha256],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(false))
-    }
-
     /// Drops the audio that every record pointing at it has delivered, within the caller's
     /// transaction (the cloud holds it; a dead letter keeps its audio for a retry).
     pub(super) fn drop_delivered_blobs(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
@@ -191,6 +182,20 @@ impl NodeStore {
             [],
         )?;
         Ok(())
+    }
+}
+
+/// A verified voice record of `audio` (300 ms of it), for tests.
+#[cfg(test)]
+pub(crate) fn test_voice(audio: Vec<u8>) -> NewVoiceRecord {
+    NewVoiceRecord {
+        person_id: None,
+        outcome: "verified".into(),
+        score: None,
+        device: "phone".into(),
+        phrase: None,
+        audio,
+        duration_ms: 300,
     }
 }
 
