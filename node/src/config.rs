@@ -236,6 +236,14 @@ pub struct CloudSection {
     pub node_token: String,
     #[serde(default = "default_sync_interval_ms")]
     pub sync_interval_ms: u64,
+    /// PEM file of the CA(s) that sign the cloud's HTTPS certificate (a private PKI, an
+    /// air-gapped site): when set, the node trusts only them; otherwise the system's roots.
+    /// Relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The certificates of `ca_file`, read and checked by [`NodeConfig::load`].
+    #[serde(skip)]
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 fn default_sync_interval_ms() -> u64 {
@@ -311,21 +319,36 @@ impl NodeConfig {
         {
             config.node.key_file = Some(base.join(k));
         }
-        if let Some(g) = &config.node.geofence_file {
-            let g = if g.is_relative() {
-                base.join(g)
+        // A file the config names, beside the config when relative, and the error about it.
+        let named = |key: &'static str, at: &Path| {
+            let at = if at.is_relative() {
+                base.join(at)
             } else {
-                g.clone()
+                at.to_path_buf()
             };
-            let invalid = |reason: String| ConfigError::Invalid {
+            let (file, shown) = (file.clone(), at.display().to_string());
+            let invalid = move |reason: String| ConfigError::Invalid {
                 file: file.clone(),
-                key: "node.geofence_file".into(),
-                reason: format!("{}: {reason}", g.display()),
+                key: key.into(),
+                reason: format!("{shown}: {reason}"),
             };
+            (at, invalid)
+        };
+        if let Some(g) = &config.node.geofence_file {
+            let (g, invalid) = named("node.geofence_file", g);
             let text = std::fs::read_to_string(&g).map_err(|e| invalid(e.to_string()))?;
             config.polygon_geofences =
                 rollcall_fraud::geojson::parse(&text).map_err(|e| invalid(e.to_string()))?;
             config.node.geofence_file = Some(g);
+        }
+        if let Some(cloud) = &mut config.cloud
+            && let Some(ca) = &cloud.ca_file
+        {
+            let (ca, invalid) = named("cloud.ca_file", ca);
+            let pem = std::fs::read(&ca).map_err(|e| invalid(e.to_string()))?;
+            crate::cloud_http::certificates(&pem).map_err(&invalid)?;
+            cloud.ca_pem = Some(pem);
+            cloud.ca_file = Some(ca);
         }
         Ok(config)
     }

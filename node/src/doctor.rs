@@ -299,10 +299,7 @@ async fn cloud(config: &NodeConfig) -> Vec<Check> {
             "no [cloud] section: standalone",
         )];
     };
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
+    let client = match crate::cloud_http::client(cloud, Duration::from_secs(10)) {
         Ok(c) => c,
         Err(e) => return vec![Check::new("cloud", Status::Fail, e.to_string())],
     };
@@ -314,7 +311,11 @@ async fn cloud(config: &NodeConfig) -> Vec<Check> {
             return vec![Check::new(
                 "cloud",
                 Status::Fail,
-                format!("{} unreachable: {e}", cloud.url),
+                format!(
+                    "{} unreachable: {}",
+                    cloud.url,
+                    crate::cloud_http::describe(&e)
+                ),
             )];
         }
     };

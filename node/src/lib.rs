@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod card;
+pub mod cloud_http;
 pub mod config;
 pub mod doctor;
 pub mod flash;

@@ -37,7 +37,7 @@ const PULL_RETRY_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 enum SyncError {
-    #[error("cloud unreachable: {0}")]
+    #[error("cloud unreachable: {}", crate::cloud_http::describe(.0))]
     Http(#[from] reqwest::Error),
     #[error("cloud answered {status}: {body}")]
     Status { status: u16, body: String },
@@ -94,10 +94,7 @@ impl SyncClient {
     ) -> Result<Self, reqwest::Error> {
         let sync = |path: &str| format!("{}/api/v1/sync/{path}", cloud.url.trim_end_matches('/'));
         Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .connect_timeout(Duration::from_secs(5))
-                .build()?,
+            http: crate::cloud_http::client(cloud, Duration::from_secs(30))?,
             url: sync("push"),
             people_url: sync("people"),
             site_url: sync("site"),
@@ -668,6 +665,8 @@ mod tests {
                 url,
                 node_token: "acme.token".into(),
                 sync_interval_ms: 1000,
+                ca_file: None,
+                ca_pem: None,
             },
             store,
             None,

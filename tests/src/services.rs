@@ -422,6 +422,8 @@ pub struct NodeOptions {
     /// Cloud URL and node token; `None` runs the node standalone.
     pub cloud: Option<(String, String)>,
     pub sync_interval_ms: u64,
+    /// More lines for the `[cloud]` section (e.g. `ca_file = "…"`).
+    pub cloud_extra: String,
     /// Serial port and PD address of the turnstile's OSDP bus, if any.
     pub osdp: Option<(PathBuf, u8)>,
     /// A fixed kiosk's position (lat, lon, accuracy), used when a check-in has no fix.
@@ -448,6 +450,7 @@ impl NodeOptions {
             site: DEMO_SITE,
             cloud: None,
             sync_interval_ms: 1000,
+            cloud_extra: String::new(),
             osdp: None,
             kiosk: None,
             osdp_scbk: None,
@@ -520,8 +523,8 @@ impl Node {
         let admin_token = random_token("node-admin")?;
         let cloud = match &opts.cloud {
             Some((url, token)) => format!(
-                "[cloud]\nurl = \"{url}\"\nnode_token = \"{token}\"\nsync_interval_ms = {}\n",
-                opts.sync_interval_ms
+                "[cloud]\nurl = \"{url}\"\nnode_token = \"{token}\"\nsync_interval_ms = {}\n{}\n",
+                opts.sync_interval_ms, opts.cloud_extra
             ),
             None => String::new(),
         };

@@ -21,8 +21,10 @@ const SYSTEM_NEEDS: &[(&str, &[&str], &str)] = &[
     ("python3", &["-m", "venv", "--help"], "python3-venv"),
     // Fetching npm packages (npm pack).
     ("npm", &["--version"], "npm"),
-    // The pty pairs the OSDP tests put a PD and the control panel on.
+    // The pty pairs the OSDP tests put a PD and the control panel on; the TLS terminator in
+    // front of the cloud in the HTTPS test, with a private CA made by openssl.
     ("socat", &["-V"], "socat"),
+    ("openssl", &["version"], "openssl"),
     // The browser of the kiosk page test, and its WebDriver.
     ("chromium", &["--version"], "chromium"),
     ("chromedriver", &["--version"], "chromium-driver"),
