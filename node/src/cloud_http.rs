@@ -36,15 +36,10 @@ pub fn client(cloud: &CloudSection, timeout: Duration) -> Result<reqwest::Client
     let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(5));
-    // The file was read and checked when the config was loaded.
-    let roots = cloud
-        .ca_pem
-        .as_deref()
-        .map(certificates)
-        .and_then(Result::ok);
-    match roots {
-        Some(roots) => builder.tls_certs_only(roots),
-        None => builder,
+    if cloud.ca_roots.is_empty() {
+        builder
+    } else {
+        builder.tls_certs_only(cloud.ca_roots.clone())
     }
     .build()
 }

@@ -241,9 +241,10 @@ pub struct CloudSection {
     /// Relative to the config file.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// The certificates of `ca_file`, read and checked by [`NodeConfig::load`].
+    /// The certificates of `ca_file`, read and checked by [`NodeConfig::load`]; empty without
+    /// one.
     #[serde(skip)]
-    pub ca_pem: Option<Vec<u8>>,
+    pub ca_roots: Vec<reqwest::Certificate>,
 }
 
 fn default_sync_interval_ms() -> u64 {
@@ -346,8 +347,7 @@ impl NodeConfig {
         {
             let (ca, invalid) = named("cloud.ca_file", ca);
             let pem = std::fs::read(&ca).map_err(|e| invalid(e.to_string()))?;
-            crate::cloud_http::certificates(&pem).map_err(&invalid)?;
-            cloud.ca_pem = Some(pem);
+            cloud.ca_roots = crate::cloud_http::certificates(&pem).map_err(&invalid)?;
             cloud.ca_file = Some(ca);
         }
         Ok(config)

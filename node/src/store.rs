@@ -571,6 +571,8 @@ impl NodeStore {
         frame: Option<&[u8]>,
         build: impl FnOnce(u64) -> AttendanceEvent,
     ) -> Result<AttendanceEvent, StoreError> {
+        // Stamped before the transaction borrows the connection (a clock never goes back).
+        let stamp = self.tick();
         let tx = self.conn.transaction()?;
         // AUTOINCREMENT never reuses a number, even after deletes: sequence numbers stay monotonic.
         let next: i64 = tx.query_row(
@@ -580,7 +582,7 @@ impl NodeStore {
         )?;
         let mut event = build(next as u64);
         if event.hlc.is_none() {
-            event.hlc = Some(self.clock.borrow_mut().tick(now_ms().max(0).unsigned_abs()));
+            event.hlc = Some(stamp);
         }
         let body = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt {
             what: format!("event {}", event.id),
@@ -787,9 +789,9 @@ impl NodeStore {
         Ok(out)
     }
 
-    /// Puts a dead letter — an event, an alarm or an audit line, by its id — back in the outbox
-    /// (once its cause is fixed: the node's site, the cloud's registration); `false` if it is
-    /// no dead letter. Recorded in the audit log.
+    /// Puts a dead letter — an event, an alarm, an audit line, a voice record or a person's
+    /// upload, by its id — back in the outbox (once its cause is fixed: the node's site, the
+    /// cloud's registration); `false` if it is no dead letter. Recorded in the audit log.
     pub fn retry_dead_letter(&mut self, event_id: &str, actor: &str) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(

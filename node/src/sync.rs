@@ -666,7 +666,7 @@ mod tests {
                 node_token: "acme.token".into(),
                 sync_interval_ms: 1000,
                 ca_file: None,
-                ca_pem: None,
+                ca_roots: vec![],
             },
             store,
             None,

@@ -69,20 +69,19 @@ pub(crate) async fn revoke(
         Some(card.clone()),
         serde_json::json!({ "reason": reason }),
     );
-    state
+    let revoked_ms = state
         .store
         .set_card_revoked(&caller.scope, &card, true, reason, audit)
         .await
-        .map_err(store_problem)?;
-    tracing::warn!(tenant = %caller.scope.slug(), by = %caller.who(), %card, "card revoked");
-    let revoked = state
-        .store
-        .revoked_cards(&caller.scope)
-        .await
         .map_err(store_problem)?
-        .into_iter()
-        .find(|r| r.card == card)
-        .ok_or_else(|| Problem::internal("the revocation vanished"))?;
+        .ok_or_else(|| Problem::internal("the revocation was not stored"))?;
+    tracing::warn!(tenant = %caller.scope.slug(), by = %caller.who(), %card, "card revoked");
+    let revoked = RevokedCard {
+        card,
+        reason: reason.to_owned(),
+        revoked_ms,
+        revoked_by: caller.who(),
+    };
     Ok((StatusCode::CREATED, axum::Json(revoked)))
 }
 
@@ -130,6 +129,7 @@ pub(crate) async fn reinstate(
         .set_card_revoked(&caller.scope, &card, false, "", audit)
         .await
         .map_err(store_problem)?
+        .is_some()
     {
         tracing::warn!(tenant = %caller.scope.slug(), by = %caller.who(), %card, "card reinstated");
         Ok(StatusCode::NO_CONTENT)

@@ -247,7 +247,12 @@ impl NodeStore {
     /// The version, as stored, of an edit the node makes itself (an enrolment, a local
     /// deletion).
     pub(super) fn stamp_text(&self) -> String {
-        to_text(&self.clock.borrow_mut().tick(now_ms().max(0).unsigned_abs()))
+        to_text(&self.tick())
+    }
+
+    /// The node clock's next timestamp (people versions and events share the clock).
+    pub(super) fn tick(&self) -> Hlc {
+        self.clock.borrow_mut().tick(now_ms().max(0).unsigned_abs())
     }
 
     /// Refuses an id erased in the cloud; forgets the tombstone of one merely dropped (the

@@ -91,7 +91,9 @@ impl Store {
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
-                    Ok(s.conn.execute(&COMPACT.replace('$', "?"), [scope.id])? as u64)
+                    Ok(s.conn
+                        .execute(&super::records::sqlite_sql(COMPACT), [scope.id])?
+                        as u64)
                 })
                 .await
             }
@@ -155,7 +157,7 @@ impl SqliteStore {
         erased: bool,
     ) -> Result<(), StoreError> {
         let last = tx
-            .query_row(&LAST.replace('$', "?"), [tenant_id], |r| {
+            .query_row(&super::records::sqlite_sql(LAST), [tenant_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
@@ -163,7 +165,7 @@ impl SqliteStore {
         let hlc = version.unwrap_or(&tick);
         let (ms, counter) = hlc_columns(hlc);
         tx.execute(
-            &INSERT.replace('$', "?"),
+            &super::records::sqlite_sql(INSERT),
             params![tenant_id, id, person_id, ms, counter, hlc.origin, erased],
         )?;
         Ok(())
@@ -177,7 +179,7 @@ impl SqliteStore {
     ) -> Result<Option<(Hlc, bool)>, StoreError> {
         Ok(tx
             .query_row(
-                &CURRENT.replace('$', "?"),
+                &super::records::sqlite_sql(CURRENT),
                 params![tenant_id, person_id],
                 |r| Ok((stored_hlc(r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)),
             )
@@ -206,7 +208,9 @@ impl SqliteStore {
         cursor: i64,
         limit: u32,
     ) -> Result<Vec<PersonChangeRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&CHANGES_AFTER.replace('$', "?"))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&super::records::sqlite_sql(CHANGES_AFTER))?;
         let rows = stmt.query_map(params![scope.id, cursor, limit], |r| {
             Ok(row_of(
                 r.get(0)?,
@@ -240,9 +244,7 @@ impl PgStore {
         version: Option<&Hlc>,
         erased: bool,
     ) -> Result<(), StoreError> {
-        let key = i32::try_from(tenant_id).unwrap_or(i32::MAX);
-        tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&FEED_LOCK, &key])
-            .await?;
+        super::postgres::lock_tenant(tx, FEED_LOCK, tenant_id).await?;
         let last = tx
             .query_opt(LAST, &[&tenant_id])
             .await?

@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::{
     NodeRow, PgStore, SqliteStore, Store, StoreError, TenantScope, blocking,
     person_changes::{hlc_columns, stored_hlc},
+    records::sqlite_sql,
     templates::MAX_PER_PERSON,
 };
 use crate::{
@@ -304,17 +305,12 @@ const ADD_TEMPLATE: &str =
 const HISTORY: &str = "SELECT hlc_ms, hlc_counter, hlc_origin, state, outcome, node_id, at_ms
      FROM person_history WHERE tenant_id = $1 AND person_id = $2 ORDER BY id DESC LIMIT $3";
 
-fn sqlite(sql: &str) -> String {
-    sql.replace('$', "?")
-}
-
 fn seal(
-    dek: Option<&DataKey>,
+    dek: &DataKey,
     tenant_id: i64,
     person_id: &str,
     t: &Checked<'_>,
 ) -> Result<sealing::Sealed, StoreError> {
-    let dek = dek.ok_or_else(|| StoreError::Invalid("no data key to seal templates".into()))?;
     Ok(dek.seal(
         &sealing::template_place(tenant_id, person_id, t.id),
         &t.bytes,
@@ -339,7 +335,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
-                    let mut stmt = s.conn.prepare_cached(&sqlite(HISTORY))?;
+                    let mut stmt = s.conn.prepare_cached(&sqlite_sql(HISTORY))?;
                     let rows = stmt.query_map(params![scope.id, person_id, limit], |r| {
                         Ok(entry(
                             (r.get(0)?, r.get(1)?, r.get(2)?),
@@ -417,7 +413,7 @@ impl SqliteStore {
         scope: &TenantScope,
         node: &NodeRow,
         uploads: &[PersonUpload],
-        dek: Option<&DataKey>,
+        dek: &DataKey,
         ack: &mut crate::protocol::PushAck,
     ) -> Result<(), StoreError> {
         let now = now_ms();
@@ -437,7 +433,7 @@ impl SqliteStore {
         node: &NodeRow,
         u: &PersonUpload,
         templates: &[Checked<'_>],
-        dek: Option<&DataKey>,
+        dek: &DataKey,
         now: i64,
     ) -> Result<Outcome, StoreError> {
         let t = scope.id;
@@ -447,7 +443,7 @@ impl SqliteStore {
         let current = Self::person_version(tx, t, pid)?;
         let lost_before = tx
             .query_row(
-                &sqlite(LOST_BEFORE),
+                &sqlite_sql(LOST_BEFORE),
                 params![t, pid, ms, counter, hlc.origin],
                 |_| Ok(()),
             )
@@ -456,7 +452,7 @@ impl SqliteStore {
         let keep = |version: &Hlc, state: &serde_json::Value, outcome: &str| {
             let (ms, counter) = hlc_columns(version);
             tx.execute(
-                &sqlite(KEEP),
+                &sqlite_sql(KEEP),
                 params![
                     t,
                     pid,
@@ -483,7 +479,9 @@ impl SqliteStore {
         match &u.state {
             PersonState::Assigned { display_name, .. } => {
                 let site = tx
-                    .query_row(&sqlite(SITE_EXISTS), params![t, node.site_id], |_| Ok(()))
+                    .query_row(&sqlite_sql(SITE_EXISTS), params![t, node.site_id], |_| {
+                        Ok(())
+                    })
                     .optional()?;
                 if site.is_none() {
                     return Ok(Outcome::Rejected(unknown_site(&node.site_id)));
@@ -491,7 +489,7 @@ impl SqliteStore {
                 let mut owners = Vec::new();
                 for c in templates {
                     if let Some(o) = tx
-                        .query_row(&sqlite(TEMPLATE_OWNER), params![t, c.id], |r| {
+                        .query_row(&sqlite_sql(TEMPLATE_OWNER), params![t, c.id], |r| {
                             Ok((r.get(0)?, r.get(1)?))
                         })
                         .optional()?
@@ -507,17 +505,17 @@ impl SqliteStore {
                     keep(&was, &h.summary(), "replaced")?;
                 }
                 tx.execute(
-                    &sqlite(UPSERT_PERSON),
+                    &sqlite_sql(UPSERT_PERSON),
                     params![t, pid, display_name, true, now],
                 )?;
-                tx.execute(&sqlite(ASSIGN), params![t, pid, node.site_id])?;
+                tx.execute(&sqlite_sql(ASSIGN), params![t, pid, node.site_id])?;
                 for id in delete {
-                    tx.execute(&sqlite(DROP_TEMPLATE), params![t, pid, id])?;
+                    tx.execute(&sqlite_sql(DROP_TEMPLATE), params![t, pid, id])?;
                 }
                 for c in insert {
                     let sealed = seal(dek, t, pid, c)?;
                     tx.execute(
-                        &sqlite(ADD_TEMPLATE),
+                        &sqlite_sql(ADD_TEMPLATE),
                         params![
                             t,
                             c.id,
@@ -537,8 +535,8 @@ impl SqliteStore {
                     return Ok(Outcome::Accepted);
                 };
                 keep(&was, &h.summary(), "replaced")?;
-                tx.execute(&sqlite(UNASSIGN), params![t, pid, node.site_id])?;
-                tx.execute(&sqlite(TOUCH), params![t, pid, now])?;
+                tx.execute(&sqlite_sql(UNASSIGN), params![t, pid, node.site_id])?;
+                tx.execute(&sqlite_sql(TOUCH), params![t, pid, now])?;
             }
         }
         Self::note_person_version(tx, t, pid, Some(&hlc), false)?;
@@ -547,7 +545,7 @@ impl SqliteStore {
 
     fn held(tx: &rusqlite::Transaction<'_>, t: i64, pid: &str) -> Result<Option<Held>, StoreError> {
         let Some((display_name, active)) = tx
-            .query_row(&sqlite(HELD_PERSON), params![t, pid], |r| {
+            .query_row(&sqlite_sql(HELD_PERSON), params![t, pid], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?
@@ -555,12 +553,12 @@ impl SqliteStore {
             return Ok(None);
         };
         let site_ids = {
-            let mut stmt = tx.prepare_cached(&sqlite(HELD_SITES))?;
+            let mut stmt = tx.prepare_cached(&sqlite_sql(HELD_SITES))?;
             let rows = stmt.query_map(params![t, pid], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
         let templates = {
-            let mut stmt = tx.prepare_cached(&sqlite(HELD_TEMPLATES))?;
+            let mut stmt = tx.prepare_cached(&sqlite_sql(HELD_TEMPLATES))?;
             let rows = stmt.query_map(params![t, pid], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -580,7 +578,7 @@ impl PgStore {
         scope: &TenantScope,
         node: &NodeRow,
         uploads: &[PersonUpload],
-        dek: Option<&DataKey>,
+        dek: &DataKey,
         ack: &mut crate::protocol::PushAck,
     ) -> Result<(), StoreError> {
         let now = now_ms();
@@ -602,7 +600,7 @@ impl PgStore {
         node: &NodeRow,
         u: &PersonUpload,
         templates: &[Checked<'_>],
-        dek: Option<&DataKey>,
+        dek: &DataKey,
         now: i64,
     ) -> Result<Outcome, StoreError> {
         let t = scope.id;
@@ -611,12 +609,7 @@ impl PgStore {
         let (ms, counter) = hlc_columns(&hlc);
         // Writers of a person's versions take the tenant's feed lock first (as every change
         // to the feed does), so two pushes cannot both judge against the same current version.
-        let key = i32::try_from(t).unwrap_or(i32::MAX);
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&super::person_changes::FEED_LOCK, &key],
-        )
-        .await?;
+        super::postgres::lock_tenant(tx, super::person_changes::FEED_LOCK, t).await?;
         let current = Self::person_version(tx, t, pid).await?;
         let lost_before = tx
             .query_opt(LOST_BEFORE, &[&t, &pid, &ms, &counter, &hlc.origin])

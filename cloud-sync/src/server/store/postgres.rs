@@ -934,7 +934,7 @@ impl PgStore {
         Self::ingest_records(&tx, scope, node, batch, received, &mut plan.ack).await?;
         if let (Some(master), false) = (master, batch.people.is_empty()) {
             let dek = Self::data_key_in(&tx, scope, master).await?;
-            Self::ingest_people(&tx, scope, node, &batch.people, Some(&dek), &mut plan.ack).await?;
+            Self::ingest_people(&tx, scope, node, &batch.people, &dek, &mut plan.ack).await?;
         }
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack)).await?;
         tx.commit().await?;
@@ -1199,6 +1199,19 @@ async fn enter_tenant(tx: &Transaction<'_>, tenant_id: i64) -> Result<(), StoreE
         .prepare_cached("SELECT set_config('rollcall.tenant_id', $1, true)")
         .await?;
     tx.execute(&set, &[&tenant_id.to_string()]).await?;
+    Ok(())
+}
+
+/// Takes the transaction-scoped advisory lock `lock` of one tenant: the tenant's writers of
+/// one numbered sequence (the people feed, card revocations) commit in turn.
+pub(super) async fn lock_tenant(
+    tx: &tokio_postgres::Transaction<'_>,
+    lock: i32,
+    tenant_id: i64,
+) -> Result<(), StoreError> {
+    let key = i32::try_from(tenant_id).unwrap_or(i32::MAX);
+    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&lock, &key])
+        .await?;
     Ok(())
 }
 

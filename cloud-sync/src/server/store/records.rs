@@ -481,7 +481,8 @@ fn stream_mark(stream: Stream, watermark: i64, above: &[u64]) -> crate::protocol
     }
 }
 
-fn sqlite_sql(sql: &str) -> String {
+/// A query written for PostgreSQL (`$1`, …) as SQLite takes it (`?1`, …).
+pub(super) fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
 }
 

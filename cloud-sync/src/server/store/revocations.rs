@@ -69,8 +69,8 @@ fn change(
 }
 
 impl Store {
-    /// Revokes `card` (`revoked`) with `reason`, or reinstates it; whether anything changed
-    /// (reinstating a card that is not revoked changes nothing). Audited.
+    /// Revokes `card` (`revoked`) with `reason`, or reinstates it; when it changed (`None`:
+    /// reinstating a card that is not revoked changes nothing). Audited.
     pub async fn set_card_revoked(
         &self,
         scope: &TenantScope,
@@ -78,7 +78,7 @@ impl Store {
         revoked: bool,
         reason: &str,
         audit: Audit,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let (scope, card, reason) = (scope.clone(), card.to_owned(), reason.to_owned());
         let by = audit.actor.clone();
         let now = now_ms();
@@ -88,43 +88,41 @@ impl Store {
                     let tx = s.conn.transaction()?;
                     let held = tx
                         .query_row(
-                            &IS_REVOKED.replace('$', "?"),
+                            &super::records::sqlite_sql(IS_REVOKED),
                             params![scope.id, card],
                             |_| Ok(()),
                         )
                         .optional()?
                         .is_some();
                     if !revoked && !held {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     tx.execute(
-                        &SET.replace('$', "?"),
+                        &super::records::sqlite_sql(SET),
                         params![scope.id, card, revoked, reason, now, by],
                     )?;
                     append_audit(&tx, scope.id, &audit)?;
                     tx.commit()?;
-                    Ok(true)
+                    Ok(Some(now))
                 })
                 .await
             }
             Store::Postgres(p) => {
                 let mut client = p.client().await?;
                 let tx = scoped(&mut client, &scope).await?;
-                let key = i32::try_from(scope.id).unwrap_or(i32::MAX);
-                tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK, &key])
-                    .await?;
+                super::postgres::lock_tenant(&tx, LOCK, scope.id).await?;
                 let held = tx
                     .query_opt(IS_REVOKED, &[&scope.id, &card])
                     .await?
                     .is_some();
                 if !revoked && !held {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 tx.execute(SET, &[&scope.id, &card, &revoked, &reason, &now, &by])
                     .await?;
                 pg_audit(&tx, scope.id, &audit).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(Some(now))
             }
         }
     }
@@ -135,7 +133,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
-                    let mut stmt = s.conn.prepare_cached(&LIST.replace('$', "?"))?;
+                    let mut stmt = s.conn.prepare_cached(&super::records::sqlite_sql(LIST))?;
                     let rows = stmt.query_map([scope.id], |r| {
                         Ok(revoked_card(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })?;
@@ -165,7 +163,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
-                    let mut stmt = s.conn.prepare_cached(&AFTER.replace('$', "?"))?;
+                    let mut stmt = s.conn.prepare_cached(&super::records::sqlite_sql(AFTER))?;
                     let rows = stmt.query_map(params![scope.id, cursor, limit], |r| {
                         Ok(change(
                             r.get(0)?,

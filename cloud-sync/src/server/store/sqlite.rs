@@ -568,9 +568,11 @@ impl SqliteStore {
         let watermark = match replaces {
             Some(old) => {
                 let found = tx
-                    .query_row(&OLD.replace('$', "?"), params![scope.id, old], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                    .query_row(
+                        &super::records::sqlite_sql(OLD),
+                        params![scope.id, old],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .optional()?;
                 check(old, site_id, found)?
             }
@@ -582,9 +584,15 @@ impl SqliteStore {
         )?;
         if let Some(old) = replaces {
             for sql in MOVES {
-                tx.execute(&sql.replace('$', "?"), params![scope.id, old, node_id])?;
+                tx.execute(
+                    &super::records::sqlite_sql(sql),
+                    params![scope.id, old, node_id],
+                )?;
             }
-            tx.execute(&RETIRE.replace('$', "?"), params![scope.id, old, now_ms()])?;
+            tx.execute(
+                &super::records::sqlite_sql(RETIRE),
+                params![scope.id, old, now_ms()],
+            )?;
         }
         append_audit(&tx, scope.id, audit)?;
         tx.commit()?;
@@ -762,7 +770,9 @@ impl SqliteStore {
         plan.ack.watermark = watermark;
         plan.ack.missing = missing;
         Self::ingest_records(&tx, scope, node, batch, received, &mut plan.ack)?;
-        Self::ingest_people(&tx, scope, node, &batch.people, dek.as_ref(), &mut plan.ack)?;
+        if let Some(dek) = &dek {
+            Self::ingest_people(&tx, scope, node, &batch.people, dek, &mut plan.ack)?;
+        }
         append_audit(&tx, scope.id, &with_ack(audit, &plan.ack))?;
         tx.commit()?;
         Ok(plan.ack)

@@ -48,7 +48,7 @@ impl Store {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
                     Ok(s.conn.execute(
-                        &PUT.replace('$', "?"),
+                        &super::records::sqlite_sql(PUT),
                         params![scope.id, sha256, size, duration, body, node_id, now],
                     )? == 1)
                 })
@@ -81,18 +81,22 @@ impl Store {
                 blocking(s, move |s| {
                     let record: Option<String> = s
                         .conn
-                        .query_row(&RECORD.replace('$', "?"), params![scope.id, id], |r| {
-                            r.get(0)
-                        })
+                        .query_row(
+                            &super::records::sqlite_sql(RECORD),
+                            params![scope.id, id],
+                            |r| r.get(0),
+                        )
                         .optional()?;
                     let Some(record) = record else {
                         return Ok(None);
                     };
                     let sha = sha_of(&id, &record)?;
                     Ok(s.conn
-                        .query_row(&BODY.replace('$', "?"), params![scope.id, sha], |r| {
-                            r.get(0)
-                        })
+                        .query_row(
+                            &super::records::sqlite_sql(BODY),
+                            params![scope.id, sha],
+                            |r| r.get(0),
+                        )
                         .optional()?)
                 })
                 .await
