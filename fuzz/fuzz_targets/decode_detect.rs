@@ -24,6 +24,7 @@ fn engine() -> &'static Engine {
                 detector: path("blazeface-short-range"),
                 embedder: path("mobilefacenet"),
                 mesh: Some(path("face-landmark")),
+                antispoof: None,
             },
             EngineConfig {
                 detector: DetectorKind::ShortRange,

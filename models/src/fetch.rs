@@ -124,19 +124,21 @@ impl<'a> Fetcher<'a> {
                 let parent = parent_of(&onnx)?;
                 fs::create_dir_all(parent).at(parent)?;
                 let tmp = onnx.with_extension("onnx.partial");
-                run(Command::new(venv.join("bin").join(conv))
-                    .arg(&file)
-                    .arg(&tmp))?;
+                match &spec.script {
+                    Some(name) => {
+                        let script = crate::patches::converter(name)
+                            .ok_or_else(|| Error::UnknownArtefact(name.clone()))?;
+                        run_script(&venv, name, script, &file, &tmp)?;
+                    }
+                    None => run(Command::new(venv.join("bin").join(conv))
+                        .arg(&file)
+                        .arg(&tmp))?,
+                }
                 if let Some(patch) = &artefact.patch {
                     bar.set_message(format!("{}: patching ({patch})", artefact.name));
                     let script = crate::patches::script(patch)
                         .ok_or_else(|| Error::UnknownArtefact(patch.clone()))?;
-                    let script_path = venv.join(format!("{patch}.py"));
-                    fs::write(&script_path, script).at(&script_path)?;
-                    run(Command::new(venv.join("bin").join("python"))
-                        .arg(&script_path)
-                        .arg(&tmp)
-                        .arg(&tmp))?;
+                    run_script(&venv, patch, script, &tmp, &tmp)?;
                 }
                 fs::rename(&tmp, &onnx).at(&onnx)?;
                 fs::write(&stamp, wanted).at(&stamp)?;
@@ -209,6 +211,23 @@ impl<'a> Fetcher<'a> {
         fs::write(&marker, wanted).at(&marker)?;
         Ok(venv)
     }
+}
+
+/// Writes a compiled-in script into the converter's environment and runs it as
+/// `python script IN OUT`.
+fn run_script(
+    venv: &Path,
+    name: &str,
+    script: &str,
+    input: &Path,
+    output: &Path,
+) -> Result<(), Error> {
+    let script_path = venv.join(format!("{name}.py"));
+    fs::write(&script_path, script).at(&script_path)?;
+    run(Command::new(venv.join("bin").join("python"))
+        .arg(&script_path)
+        .arg(input)
+        .arg(output))
 }
 
 /// `pip download` flags that select the wheel named by `file`, whatever Python runs pip.

@@ -92,6 +92,11 @@ impl Artefact {
 #[serde(deny_unknown_fields)]
 pub struct ConverterSpec {
     pub python_requirements: Vec<String>,
+    /// A converter script compiled into this build (`models/converters/<name>.py`), run as
+    /// `python script IN OUT` in the environment; without it the environment's console script
+    /// named like the converter is run.
+    #[serde(default)]
+    pub script: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +195,15 @@ impl Manifest {
                 return Err(bad(format!(
                     "artefact `{}`: converter `{conv}` has no [converter.{conv}] table",
                     a.name
+                )));
+            }
+        }
+        for (name, spec) in &raw.converter {
+            if let Some(script) = &spec.script
+                && crate::patches::converter(script).is_none()
+            {
+                return Err(bad(format!(
+                    "[converter.{name}]: unknown script `{script}`"
                 )));
             }
         }
@@ -298,6 +312,10 @@ licence = "MIT"
             "{good_sha}\nconvert = \"c\"\npatch = \"nope\"\n[converter.c]\npython_requirements = []"
         )));
         assert!(e.contains("unknown patch `nope`"), "{e}");
+        let e = error_of(&artefact(&format!(
+            "{good_sha}\nconvert = \"c\"\n[converter.c]\nscript = \"nope\"\npython_requirements = []"
+        )));
+        assert!(e.contains("[converter.c]: unknown script `nope`"), "{e}");
 
         let e = error_of(&artefact(&format!("{good_sha}\nsurprise = 1")));
         assert!(e.contains("surprise"), "{e}");

@@ -68,17 +68,22 @@ impl Store {
             .join(format!("{}.stamp", artefact.name))
     }
 
-    /// What a conversion's stamp file holds: the source's sha256, the converter's pins and the
-    /// patch (with the sha256 of its script), so that changing any of them converts again.
+    /// What a conversion's stamp file holds: the source's sha256, the converter's pins, its
+    /// script and the patch (each with the sha256 of its script), so that changing any of them
+    /// converts again.
     pub(crate) fn stamp_text(artefact: &Artefact, spec: &ConverterSpec) -> String {
-        let patch = artefact
-            .patch
-            .as_deref()
-            .and_then(|p| crate::patches::script(p).map(|s| (p, s)))
-            .map(|(p, s)| format!("patch {p} {}", crate::digest::sha256_bytes(s.as_bytes())))
-            .unwrap_or_default();
+        let named = |kind: &str, name: Option<&str>, script: fn(&str) -> Option<&'static str>| {
+            name.and_then(|n| script(n).map(|s| (n, s)))
+                .map(|(n, s)| format!("{kind} {n} {}", crate::digest::sha256_bytes(s.as_bytes())))
+                .unwrap_or_default()
+        };
+        let patch = named("patch", artefact.patch.as_deref(), crate::patches::script);
+        let mut script = named("script", spec.script.as_deref(), crate::patches::converter);
+        if !script.is_empty() {
+            script.push('\n');
+        }
         format!(
-            "{}\n{}\n{patch}\n",
+            "{}\n{}\n{script}{patch}\n",
             artefact.sha256,
             spec.python_requirements.join(" ")
         )

@@ -273,10 +273,16 @@ pub struct VisionSection {
     pub learn_templates: bool,
     pub learn_min_similarity: f32,
     pub learn_max_similarity: f32,
+    /// Run the passive anti-spoofing model on the face of every check-in; its liveness goes to
+    /// the fraud rules (`fraud.min_liveness`, reason `liveness_low`).
+    pub passive_liveness: bool,
     pub intra_threads: usize,
     /// Model cache; `$ROLLCALL_HOME` or `~/.local/share/rollcall` when absent.
     pub models_dir: Option<PathBuf>,
 }
+
+/// Whether check-ins run the passive anti-spoofing model unless the config says otherwise.
+const PASSIVE_LIVENESS_DEFAULT: bool = false;
 
 impl Default for VisionSection {
     fn default() -> Self {
@@ -288,6 +294,7 @@ impl Default for VisionSection {
             learn_templates: false,
             learn_min_similarity: 0.65,
             learn_max_similarity: 0.9,
+            passive_liveness: PASSIVE_LIVENESS_DEFAULT,
             intra_threads: 1,
             models_dir: None,
         }

@@ -92,13 +92,16 @@ fn models(config: &NodeConfig) -> Check {
     let verify = || -> Result<String, rollcall_models::Error> {
         let manifest = Manifest::embedded()?;
         let store = vision_setup::model_store(config)?;
-        let names = [
+        let mut names = vec![
             "onnxruntime",
             vision_setup::detector_model(config),
             vision_setup::EMBEDDER_MODEL,
             "face-landmark",
         ];
-        for n in names {
+        if config.vision.passive_liveness {
+            names.push(vision_setup::ANTISPOOF_MODEL);
+        }
+        for n in &names {
             store.verified(&manifest, n)?;
         }
         Ok(format!(

@@ -4,10 +4,13 @@ use std::sync::atomic::AtomicI64;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use rollcall_cloud::protocol::Decision;
+
+/// Buckets of the spoof score histogram, around the attack threshold of 0.2.
+const SPOOF_BUCKETS: [f64; 8] = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabel {
@@ -39,6 +42,8 @@ pub struct Metrics {
     pub turnstile_failures: Counter,
     door_alarms: Family<KindLabel, Counter>,
     pub tamper_alarms: Counter,
+    passive_spoof_score: Histogram,
+    passive_attacks: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +89,8 @@ impl Metrics {
             turnstile_failures: Counter::default(),
             door_alarms: Family::default(),
             tamper_alarms: Counter::default(),
+            passive_spoof_score: Histogram::new(SPOOF_BUCKETS),
+            passive_attacks: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -182,7 +189,25 @@ impl Metrics {
             "Tamper or power-failure reports from the reader",
             m.tamper_alarms.clone(),
         );
+        registry.register(
+            "passive_spoof_score",
+            "The anti-spoofing model's score of check-in faces (0 live; the model's authors call \
+             above 0.2 an attack)",
+            m.passive_spoof_score.clone(),
+        );
+        registry.register(
+            "passive_attacks",
+            "Check-in faces the anti-spoofing model scored above its attack threshold",
+            m.passive_attacks.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    pub fn observe_passive_liveness(&self, p: &rollcall_vision::PassiveLiveness) {
+        self.passive_spoof_score.observe(f64::from(p.spoof_score));
+        if p.is_attack() {
+            self.passive_attacks.inc();
+        }
     }
 
     pub fn checkin(&self, decision: Decision) {

@@ -8,7 +8,9 @@ use rollcall_fraud::{
     CheckInContext, Credential, FaceResult, Fix as GpsFix, Geofence, PastEvent, Policy, Verdict,
     assess,
 };
-use rollcall_vision::{AnalyzedFace, Embedding, Engine, Gallery, Identification, QualityIssue};
+use rollcall_vision::{
+    AnalyzedFace, Embedding, Engine, Gallery, Identification, QualityIssue, RgbImage,
+};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -244,7 +246,7 @@ impl Pipeline {
     }
 
     /// Decodes and analyses a frame; the largest face must pass the quality gates.
-    fn best_face(&self, image: &[u8]) -> Result<(AnalyzedFace, usize), PipelineError> {
+    fn best_face(&self, image: &[u8]) -> Result<(AnalyzedFace, usize, RgbImage), PipelineError> {
         let decoded = self.engine.decode(image).map_err(PipelineError::Image)?;
         let mut faces = self
             .engine
@@ -258,12 +260,12 @@ impl Pipeline {
         if !best.quality.passed() {
             return Err(PipelineError::Quality(best.quality.issues));
         }
-        Ok((best, count))
+        Ok((best, count, decoded))
     }
 
     /// The one good, embedded face an enrolment photo must show.
     fn enrolment_face(&self, image: &[u8]) -> Result<(AnalyzedFace, Embedding), PipelineError> {
-        let (mut face, count) = self.best_face(image)?;
+        let (mut face, count, _) = self.best_face(image)?;
         if count > 1 {
             return Err(PipelineError::SeveralFaces(count));
         }
@@ -715,7 +717,15 @@ impl Pipeline {
         position: Option<GpsFix>,
         card: Option<PresentedCard>,
     ) -> Result<CheckInOutcome, PipelineError> {
-        let (face, count) = self.best_face(image)?;
+        let (face, count, decoded) = self.best_face(image)?;
+        // Passive liveness of the face the decision is about (None when it is not configured).
+        let passive = self
+            .engine
+            .passive_liveness(&decoded, &face.face)
+            .map_err(PipelineError::Vision)?;
+        if let Some(p) = &passive {
+            self.metrics.observe_passive_liveness(p);
+        }
         let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
         let FaceVerdict {
             face_person,
@@ -760,7 +770,7 @@ impl Pipeline {
                     person_id: face_person.clone(),
                     similarity: best_similarity.map(f64::from),
                     margin: margin.filter(|_| face_person.is_some()).map(f64::from),
-                    liveness: None,
+                    liveness: passive.map(|p| f64::from(p.liveness)),
                     faces_in_frame: count as u32,
                     frame_hash: Some(frame_sha256.clone()),
                     perceptual_hash: None,

@@ -7,6 +7,8 @@ use crate::config::{DetectorChoice, NodeConfig};
 
 /// Name under which templates are stored: embeddings of different models never mix.
 pub const EMBEDDER_MODEL: &str = "mobilefacenet";
+/// The passive liveness model (`vision.passive_liveness`).
+pub const ANTISPOOF_MODEL: &str = "face-antispoofing";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -44,6 +46,11 @@ pub fn load_engine(config: &NodeConfig) -> Result<Engine, SetupError> {
         detector: store.verified(&manifest, detector.0)?,
         embedder: store.verified(&manifest, EMBEDDER_MODEL)?,
         mesh: Some(store.verified(&manifest, "face-landmark")?),
+        antispoof: config
+            .vision
+            .passive_liveness
+            .then(|| store.verified(&manifest, ANTISPOOF_MODEL))
+            .transpose()?,
     };
     let engine_config = EngineConfig {
         detector: detector.1,

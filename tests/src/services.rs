@@ -434,6 +434,8 @@ pub struct NodeOptions {
     pub door: Option<(u8, u64)>,
     /// Turn on `vision.learn_templates` (granted check-ins may add templates).
     pub learn_templates: bool,
+    /// More lines for the `[vision]` section (e.g. `passive_liveness = true`).
+    pub vision_extra: String,
     /// More lines for the `[osdp]` section (e.g. `card_window_s = 3`).
     pub osdp_extra: String,
     /// More lines for the `[node]` section (e.g. the tenant and its bundle key).
@@ -456,6 +458,7 @@ impl NodeOptions {
             osdp_scbk: None,
             door: None,
             learn_templates: false,
+            vision_extra: String::new(),
             osdp_extra: String::new(),
             node_extra: String::new(),
             more_sections: String::new(),
@@ -575,10 +578,18 @@ lat = {lat}
 lon = {lon}
 radius_m = {radius}
 {more}"#,
-            vision = if opts.learn_templates {
-                "[vision]\nlearn_templates = true\n"
-            } else {
-                ""
+            vision = {
+                let learn = if opts.learn_templates {
+                    "learn_templates = true\n"
+                } else {
+                    ""
+                };
+                let lines = format!("{learn}{}", opts.vision_extra);
+                if lines.is_empty() {
+                    lines
+                } else {
+                    format!("[vision]\n{lines}\n")
+                }
             },
             site = opts.site_id,
             node_extra = opts.node_extra,

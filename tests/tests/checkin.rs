@@ -643,6 +643,58 @@ fn granted_check_ins_teach_the_gallery_only_when_asked_and_replays_are_refused()
     assert_eq!(run("learning", true), [1, 2, 2]);
 }
 
+/// The passive anti-spoofing model, when turned on, scores the face of every check-in and its
+/// liveness reaches the fraud rules: a live portrait passes the default minimum, and a site
+/// that demands more than the portrait scored denies it with the number in the reason.
+#[test]
+fn passive_liveness_scores_each_check_in_and_the_fraud_minimum_applies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |name: &str, min_liveness: Option<f64>| -> (serde_json::Value, String) {
+        let node = Node::start(
+            &dir.path().join(name),
+            &NodeOptions {
+                vision_extra: "passive_liveness = true\n".into(),
+                more_sections: min_liveness
+                    .map(|m| format!("[fraud]\nmin_liveness = {m}\n"))
+                    .unwrap_or_default(),
+                ..NodeOptions::standalone()
+            },
+        )
+        .expect("node starts");
+        node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+            .expect("enrolled");
+        let (status, body) = node
+            .check_in(&photo("sample-obama2"), Some(AT_GATE))
+            .expect("check-in");
+        assert_eq!(status, 200, "{body}");
+        let metrics = node.get("/metrics").expect("metrics").text().expect("text");
+        (body, metrics)
+    };
+    let (body, metrics) = run("default", None);
+    assert_eq!(body["decision"], "granted", "{body}");
+    assert!(
+        metrics.contains("rollcall_node_passive_spoof_score_count 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rollcall_node_passive_attacks_total 0"),
+        "{metrics}"
+    );
+
+    // obama2 scores a liveness of about 0.98: a minimum of 0.99 is more than it gives.
+    let (body, _) = run("strict", Some(0.99));
+    assert_eq!(body["decision"], "denied", "{body}");
+    let reason = body["reasons"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["code"] == "liveness_low"))
+        .unwrap_or_else(|| panic!("no liveness_low: {body}"));
+    let text = reason["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("liveness 0.98") && text.contains("0.99"),
+        "{text}"
+    );
+}
+
 #[test]
 fn old_synced_events_age_out_but_unsynced_ones_never_do() {
     let dir = tempfile::tempdir().expect("tempdir");

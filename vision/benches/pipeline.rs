@@ -57,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     detector: path(detector)?,
                     embedder: path("mobilefacenet")?,
                     mesh: Some(path("face-landmark")?),
+                    antispoof: Some(path("face-antispoofing")?),
                 },
                 EngineConfig {
                     detector: kind,
@@ -71,6 +72,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let _ = engine.analyze(&image);
                 },
             );
+            if kind == DetectorKind::ShortRange {
+                let faces = engine.analyze(&image)?;
+                let face = &faces.first().ok_or("no face in the sample")?.face;
+                measure(
+                    &format!("passive liveness, one face ({threads} thread(s))"),
+                    10,
+                    || {
+                        let _ = engine.passive_liveness(&image, face);
+                    },
+                );
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use image::RgbImage;
 use crate::{
     DecodeLimits, Error,
     align::align_face,
+    antispoof::{PassiveLiveness, SpoofDetector},
     decode::decode_image,
     detect::{DetectedFace, Detector, DetectorKind},
     embed::{Embedder, Embedding},
@@ -26,6 +27,8 @@ pub struct ModelPaths {
     pub embedder: PathBuf,
     /// The face-mesh model; with it, faces get a pose gate and a [`Mesh`] for liveness.
     pub mesh: Option<PathBuf>,
+    /// The anti-spoofing model; with it, [`Engine::passive_liveness`] answers.
+    pub antispoof: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +76,7 @@ pub struct Engine {
     detector: Detector,
     embedder: Embedder,
     mesh: Option<MeshModel>,
+    spoof: Option<SpoofDetector>,
     config: EngineConfig,
 }
 
@@ -87,10 +91,16 @@ impl Engine {
             .as_ref()
             .map(|p| MeshModel::load(&env, p, config.intra_threads))
             .transpose()?;
+        let spoof = paths
+            .antispoof
+            .as_ref()
+            .map(|p| SpoofDetector::load(&env, p, config.intra_threads))
+            .transpose()?;
         let engine = Self {
             detector,
             embedder,
             mesh,
+            spoof,
             config,
         };
         engine.warm_up()?;
@@ -102,7 +112,42 @@ impl Engine {
         let blank = RgbImage::new(ALIGNED, ALIGNED);
         self.detector.detect(&blank)?;
         self.embedder.embed(std::slice::from_ref(&blank))?;
+        if let Some(spoof) = &self.spoof {
+            let whole = crate::BoxPx {
+                x: 0.0,
+                y: 0.0,
+                w: ALIGNED as f32,
+                h: ALIGNED as f32,
+            };
+            spoof.check(
+                &blank,
+                &DetectedFace {
+                    bbox: whole,
+                    score: 0.0,
+                    keypoints: [crate::Point { x: 0.0, y: 0.0 }; 6],
+                },
+            )?;
+        }
         Ok(())
+    }
+
+    /// Whether the anti-spoofing model is loaded.
+    pub fn has_passive_liveness(&self) -> bool {
+        self.spoof.is_some()
+    }
+
+    /// The passive liveness of one face of `image` (the model costs far more than the rest of
+    /// the pipeline, so it runs on the face a decision is about, not on every face found);
+    /// `None` without the anti-spoofing model.
+    pub fn passive_liveness(
+        &self,
+        image: &RgbImage,
+        face: &DetectedFace,
+    ) -> Result<Option<PassiveLiveness>, Error> {
+        self.spoof
+            .as_ref()
+            .map(|s| s.check(image, face))
+            .transpose()
     }
 
     pub fn config(&self) -> &EngineConfig {

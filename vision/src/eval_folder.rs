@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Engine, StageTimes, eval::Sample};
+use crate::{Engine, PassiveLiveness, StageTimes, eval::Sample};
 
 /// A photo that gave no embedding, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,10 @@ pub struct FolderResult {
     pub failures: Vec<Failure>,
     /// Per photo: decode time and the engine's stage times.
     pub timings: Vec<(Duration, StageTimes)>,
+    /// With the anti-spoofing model: each embedded photo's `person/file`, passive liveness and
+    /// the time the check took. Every photo of such a folder is of a live person, so any
+    /// attack verdict here is a bona fide face rejected.
+    pub passive: Vec<(String, PassiveLiveness, Duration)>,
 }
 
 /// `(person, path)` of every photo under `dir`, sorted.
@@ -102,11 +106,19 @@ pub fn embed_folder(
         match faces.into_iter().next() {
             None => result.failures.push(fail("no_face".into())),
             Some(f) => match f.embedding {
-                Some(embedding) => result.samples.push(Sample {
-                    person: person.clone(),
-                    file,
-                    embedding,
-                }),
+                Some(embedding) => {
+                    let t = Instant::now();
+                    match engine.passive_liveness(&image, &f.face) {
+                        Ok(Some(p)) => result.passive.push((label.clone(), p, t.elapsed())),
+                        Ok(None) => {}
+                        Err(e) => result.failures.push(fail(e.to_string())),
+                    }
+                    result.samples.push(Sample {
+                        person: person.clone(),
+                        file,
+                        embedding,
+                    })
+                }
                 None => result.failures.push(fail(
                     f.quality
                         .issues

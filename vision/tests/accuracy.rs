@@ -46,6 +46,7 @@ fn verification_and_identification_accuracy_hold() {
             detector: path("blazeface-short-range"),
             embedder: path("mobilefacenet"),
             mesh: Some(path("face-landmark")),
+            antispoof: None,
         },
         EngineConfig::default(),
     )

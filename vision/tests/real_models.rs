@@ -23,6 +23,7 @@ fn engine() -> &'static Engine {
             detector: store_path("blazeface-short-range"),
             embedder: store_path("mobilefacenet"),
             mesh: Some(store_path("face-landmark")),
+            antispoof: Some(store_path("face-antispoofing")),
         };
         Engine::load(&paths, EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"))
     })
@@ -331,4 +332,81 @@ fn active_liveness_on_real_frames_a_still_photo_fails_a_head_turn_passes() {
     let turn: Vec<FrameObservation> = [&a, &a, &b, &b, &a].into_iter().map(Into::into).collect();
     let r = evaluate(&turn, Challenge::TurnHead, &policy);
     assert!(r.passed && r.turn_deg > 15.0, "{r:?}");
+}
+
+/// Known answers of the converted anti-spoofing model, from the TFLite reference interpreter
+/// (ai-edge-litert 2.3.0) on the same inputs: a frame of one colour crops to a 256×256 input of
+/// that colour whatever the box, so no resampling detail enters the comparison.
+#[test]
+fn the_converted_anti_spoofing_model_gives_the_reference_interpreters_answers() {
+    const KNOWN: [([u8; 3], [f32; 8]); 3] = [
+        (
+            [128, 128, 128],
+            [
+                1.03528, 0.99864, 1.00111, 1.01303, 0.99247, 0.98625, 0.99968, 0.61677,
+            ],
+        ),
+        (
+            [200, 150, 120],
+            [
+                1.02733, 1.0034, 1.00053, 1.01127, 0.9924, 0.98628, 1.00027, 0.00487,
+            ],
+        ),
+        (
+            [30, 60, 90],
+            [
+                1.02978, 0.99692, 1.00117, 1.01253, 0.99258, 0.98632, 1.00016, 0.54416,
+            ],
+        ),
+    ];
+    let box_ = rollcall_vision::BoxPx {
+        x: 20.0,
+        y: 30.0,
+        w: 80.0,
+        h: 90.0,
+    };
+    let face = rollcall_vision::DetectedFace {
+        bbox: box_,
+        score: 0.9,
+        keypoints: [rollcall_vision::Point { x: 0.0, y: 0.0 }; 6],
+    };
+    for (rgb, want) in KNOWN {
+        let frame = image::RgbImage::from_pixel(160, 160, image::Rgb(rgb));
+        let got = engine()
+            .passive_liveness(&frame, &face)
+            .expect("runs")
+            .expect("the model is loaded");
+        for (g, w) in got.leaf_scores.iter().zip(want) {
+            assert!(
+                (g - w).abs() < 2e-4,
+                "{rgb:?}: {:?} vs {want:?}",
+                got.leaf_scores
+            );
+        }
+        // A flat colour is no live face: routed to leaf 4, scored as an attack.
+        assert_eq!(got.leaf, 4, "{rgb:?}");
+        assert!(got.is_attack() && got.liveness == 0.0, "{got:?}");
+    }
+}
+
+#[test]
+fn the_sample_portraits_are_live_to_the_anti_spoofing_model() {
+    for sample in [
+        "sample-obama",
+        "sample-obama2",
+        "sample-obama3",
+        "sample-biden",
+    ] {
+        let bytes = std::fs::read(store_path(sample)).expect("read sample");
+        let image = engine().decode(&bytes).expect("decode");
+        let faces = engine().analyze(&image).expect("analyze");
+        let p = engine()
+            .passive_liveness(&image, &faces[0].face)
+            .expect("runs")
+            .expect("loaded");
+        eprintln!("{sample}: {p:?}");
+        // Live portraits: a broken crop or channel order (BGR scores 95 % of the shared faces
+        // as attacks) would push them to the attack leaf.
+        assert!(!p.is_attack() && p.liveness > 0.9, "{sample}: {p:?}");
+    }
 }

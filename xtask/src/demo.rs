@@ -238,6 +238,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         &NodeOptions {
             sync_interval_ms: 500,
             osdp: Some((reader.cp_port().to_path_buf(), 101)),
+            // Every check-in's face also goes through the anti-spoofing model.
+            vision_extra: "passive_liveness = true\n".into(),
             ..NodeOptions::synced(&cloud.url, token)
         },
     )?;
@@ -276,6 +278,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         {
             wrong.push(format!("{}: expected {expect}, got {got}", a.label));
         }
+    }
+    let metrics = node.get("/metrics")?.text().unwrap_or_default();
+    let metric = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    println!(
+        "  passive liveness: {} face(s) scored by the anti-spoofing model, {} called an attack \
+         (histogram rollcall_node_passive_spoof_score at /metrics)",
+        metric("rollcall_node_passive_spoof_score_count"),
+        metric("rollcall_node_passive_attacks_total")
+    );
+    if metric("rollcall_node_passive_spoof_score_count") != recorded as f64 {
+        wrong.push(format!(
+            "{recorded} recorded check-ins but {} faces scored for passive liveness",
+            metric("rollcall_node_passive_spoof_score_count")
+        ));
     }
     let commands = reader.commands_so_far();
     let pulses: Vec<_> = commands

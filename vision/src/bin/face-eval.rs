@@ -59,6 +59,14 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The `q` quantile (nearest rank) of `v`; NaN when empty.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * q).round().max(0.0) as usize;
+    v.get(i).copied().unwrap_or(f64::NAN)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -78,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             detector: store.verified(&manifest, detector_model)?,
             embedder: store.verified(&manifest, "mobilefacenet")?,
             mesh: Some(store.verified(&manifest, "face-landmark")?),
+            antispoof: Some(store.verified(&manifest, "face-antispoofing")?),
         },
         EngineConfig {
             detector: args.detector,
@@ -114,6 +123,7 @@ fn main() -> anyhow::Result<()> {
         samples,
         failures,
         timings,
+        passive,
     } = result;
     let scores = PairScores::from_samples(&samples);
     let (eer, eer_t) = scores.eer();
@@ -174,6 +184,31 @@ fn main() -> anyhow::Result<()> {
         stage(|t| t.align_and_quality),
         stage(|t| t.embed)
     );
+    let spoof: Vec<f64> = passive
+        .iter()
+        .map(|(_, p, _)| f64::from(p.spoof_score))
+        .collect();
+    let rejected: Vec<&str> = passive
+        .iter()
+        .filter(|(_, p, _)| p.is_attack())
+        .map(|(label, _, _)| label.as_str())
+        .collect();
+    let passive_ms = median(passive.iter().map(|(_, _, d)| ms(*d)).collect());
+    println!(
+        "  passive liveness    spoof score median {:.3}, p90 {:.3}, max {:.3}; {} of {} live faces over {} ({:.1}% rejected{}); {passive_ms:.0} ms/face",
+        quantile(&spoof, 0.5),
+        quantile(&spoof, 0.9),
+        quantile(&spoof, 1.0),
+        rejected.len(),
+        spoof.len(),
+        rollcall_vision::antispoof::SPOOF_THRESHOLD,
+        rejected.len() as f64 / spoof.len().max(1) as f64 * 100.0,
+        if rejected.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", rejected.join(", "))
+        },
+    );
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -195,6 +230,13 @@ fn main() -> anyhow::Result<()> {
         "best_threshold": best_t, "best_balanced_accuracy": best_acc,
         "rank1_correct": correct, "rank1_probes": probes,
         "median_ms": { "decode": decode_ms, "detect": stage(|t| t.detect), "align_and_quality": stage(|t| t.align_and_quality), "embed": stage(|t| t.embed) },
+        "passive_liveness": {
+            "threshold": rollcall_vision::antispoof::SPOOF_THRESHOLD,
+            "bona_fide_rejected": rejected,
+            "bpcer": rejected.len() as f64 / spoof.len().max(1) as f64,
+            "median_ms": passive_ms,
+            "faces": passive.iter().map(|(label, p, _)| json!({ "file": label, "spoof_score": p.spoof_score, "leaf": p.leaf, "liveness": p.liveness })).collect::<Vec<_>>(),
+        },
         "roc": scores.roc().iter().map(|p| json!([p.threshold, p.far, p.tar])).collect::<Vec<_>>(),
     });
     let report_path = args.out.join("report.json");
