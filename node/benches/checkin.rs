@@ -158,6 +158,7 @@ fn main() -> Result<(), Error> {
         engine,
         store.clone(),
         PipelineSettings {
+            graph_from: rollcall_vision::AnnParams::default().min_templates,
             site_id: "bench".into(),
             match_threshold: 0.5,
             min_margin: 0.05,

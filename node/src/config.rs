@@ -276,6 +276,9 @@ pub struct VisionSection {
     /// Run the passive anti-spoofing model on the face of every check-in; its liveness goes to
     /// the fraud rules (`fraud.min_liveness`, reason `liveness_low`).
     pub passive_liveness: bool,
+    /// From this many face templates on, 1:N search proposes candidates from an HNSW graph
+    /// (built at start or when enrolments reach the size) instead of scanning every template.
+    pub graph_from: usize,
     pub intra_threads: usize,
     /// Model cache; `$ROLLCALL_HOME` or `~/.local/share/rollcall` when absent.
     pub models_dir: Option<PathBuf>,
@@ -295,6 +298,7 @@ impl Default for VisionSection {
             learn_min_similarity: 0.65,
             learn_max_similarity: 0.9,
             passive_liveness: PASSIVE_LIVENESS_DEFAULT,
+            graph_from: rollcall_vision::AnnParams::default().min_templates,
             intra_threads: 1,
             models_dir: None,
         }
@@ -468,6 +472,12 @@ impl NodeConfig {
             return Err(bad(
                 "vision.min_margin",
                 format!("must be at least 0 and below 1, got {m}"),
+            ));
+        }
+        if self.vision.graph_from == 0 {
+            return Err(bad(
+                "vision.graph_from",
+                "must be at least 1 (a number of templates)".into(),
             ));
         }
         if !(1..=64).contains(&self.vision.intra_threads) {

@@ -44,6 +44,13 @@ pub struct Metrics {
     pub tamper_alarms: Counter,
     passive_spoof_score: Histogram,
     passive_attacks: Counter,
+    gallery_templates: Gauge,
+    gallery_search: Family<StrategyLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StrategyLabel {
+    strategy: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,6 +98,8 @@ impl Metrics {
             tamper_alarms: Counter::default(),
             passive_spoof_score: Histogram::new(SPOOF_BUCKETS),
             passive_attacks: Counter::default(),
+            gallery_templates: Gauge::default(),
+            gallery_search: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -200,7 +209,33 @@ impl Metrics {
             "Check-in faces the anti-spoofing model scored above its attack threshold",
             m.passive_attacks.clone(),
         );
+        registry.register(
+            "gallery_templates",
+            "Face templates in the live gallery, at the last check-in",
+            m.gallery_templates.clone(),
+        );
+        registry.register(
+            "gallery_search",
+            "1 for the way the last check-in searched the gallery: exact (every template in \
+             f32), quantized (int8 scan, exact re-rank) or graph (HNSW candidates, exact scores)",
+            m.gallery_search.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    pub fn observe_gallery(&self, templates: usize, strategy: rollcall_vision::Strategy) {
+        use rollcall_vision::Strategy;
+        self.gallery_templates
+            .set(i64::try_from(templates).unwrap_or(i64::MAX));
+        for (name, s) in [
+            ("exact", Strategy::Exact),
+            ("quantized", Strategy::Quantized),
+            ("graph", Strategy::Graph),
+        ] {
+            self.gallery_search
+                .get_or_create(&StrategyLabel { strategy: name })
+                .set(i64::from(s == strategy));
+        }
     }
 
     pub fn observe_passive_liveness(&self, p: &rollcall_vision::PassiveLiveness) {

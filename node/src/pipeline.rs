@@ -197,6 +197,8 @@ pub struct PipelineSettings {
     pub require_card: bool,
     /// Which check-in frames are kept (sealed) with their event.
     pub keep_frames: KeepFrames,
+    /// From this many templates on, 1:N search goes through an HNSW graph.
+    pub graph_from: usize,
 }
 
 impl Pipeline {
@@ -221,7 +223,19 @@ impl Pipeline {
                 None => tracing::warn!(%person, "skipping a zero face template"),
             }
         }
-        tracing::info!(templates = gallery.len(), "gallery loaded");
+        let graph = rollcall_vision::AnnParams {
+            min_templates: settings.graph_from,
+            ..rollcall_vision::AnnParams::default()
+        };
+        // Valid by construction (the config refuses 0); a refusal would only cost speed.
+        if let Err(e) = gallery.use_graph(graph) {
+            tracing::warn!(error = %e, "no HNSW graph: every search scans");
+        }
+        tracing::info!(
+            templates = gallery.len(),
+            graph = gallery.has_graph(),
+            "gallery loaded"
+        );
         Ok(Self {
             engine,
             gallery: RwLock::new(gallery),
@@ -557,6 +571,8 @@ impl Pipeline {
     /// Decides who the face is, 1:N, or 1:1 against the holder of a presented card.
     fn identify(&self, embedding: &Embedding, card: Option<&PresentedCard>) -> FaceVerdict {
         let gallery = self.gallery.read().unwrap_or_else(|p| p.into_inner());
+        self.metrics
+            .observe_gallery(gallery.len(), gallery.strategy());
         let identification = gallery.identify(embedding, self.match_threshold, self.min_margin);
         let Some(card) = card else {
             return match identification {

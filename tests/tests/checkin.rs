@@ -695,6 +695,54 @@ fn passive_liveness_scores_each_check_in_and_the_fraud_minimum_applies() {
     );
 }
 
+/// With `vision.graph_from = 1` every search goes through the HNSW graph: the same people are
+/// matched and refused as with the scans, a person added after start is found, and a deleted
+/// one is gone from the graph too.
+#[test]
+fn a_gallery_searched_through_the_hnsw_graph_decides_like_the_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions {
+            vision_extra: "graph_from = 1\n".into(),
+            ..NodeOptions::standalone()
+        },
+    )
+    .expect("node starts");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let decide = |file: &str| -> serde_json::Value {
+        let (status, body) = node
+            .check_in(&photo(file), Some(AT_GATE))
+            .expect("check-in");
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let body = decide("sample-obama2");
+    assert_eq!(body["decision"], "granted", "{body}");
+    assert_eq!(body["person"]["id"], "obama", "{body}");
+    let metrics = node.get("/metrics").expect("metrics").text().expect("text");
+    assert!(
+        metrics.contains("rollcall_node_gallery_search{strategy=\"graph\"} 1")
+            && metrics.contains("rollcall_node_gallery_templates 1"),
+        "{metrics}"
+    );
+    let body = decide("sample-biden");
+    assert_eq!(body["decision"], "denied", "{body}");
+    assert!(
+        reason_codes(&body).contains(&"no_match".to_owned()),
+        "{body}"
+    );
+    let (status, body) = node.http_delete("/api/v1/people/obama").expect("delete");
+    assert_eq!(status, 204, "{body}");
+    let body = decide("sample-obama3");
+    assert_eq!(body["decision"], "denied", "{body}");
+    assert!(
+        reason_codes(&body).contains(&"no_match".to_owned()),
+        "{body}"
+    );
+}
+
 #[test]
 fn old_synced_events_age_out_but_unsynced_ones_never_do() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use rollcall_models::{Manifest, Store};
 use rollcall_vision::{
-    DecodeLimits, DetectorKind, Embedding, Engine, EngineConfig, Gallery, ModelPaths, decode_image,
+    AnnParams, DecodeLimits, DetectorKind, Embedding, Engine, EngineConfig, Gallery, ModelPaths,
+    decode_image,
 };
 
 fn measure(name: &str, iterations: usize, mut f: impl FnMut()) {
@@ -99,6 +100,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
         Err(_) => vec![10_000, 100_000, 1_000_000],
     };
+    // The HNSW graph costs minutes to build past 100k templates on 2 cores: only the sizes in
+    // ROLLCALL_BENCH_GRAPH (default 100000) get one.
+    let graph_sizes: Vec<usize> = match std::env::var("ROLLCALL_BENCH_GRAPH") {
+        Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![100_000],
+    };
     for n in sizes {
         let mut gallery = Gallery::new();
         let mut raw: Vec<f32> = Vec::with_capacity(n * 192);
@@ -121,6 +128,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::hint::black_box(gallery.top_k_quantized(&probe, 5));
             },
         );
+        if graph_sizes.contains(&n) {
+            graph_search(&mut gallery, &raw, &mut next, runs)?;
+        }
         // A plain `iter().sum()` of f32 cannot be vectorised (float addition is not
         // associative, so the compiler keeps the order): eight lanes, like the search's dot.
         measure(
@@ -137,5 +147,57 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         );
     }
+    Ok(())
+}
+
+/// Builds the HNSW graph over `gallery`, then measures a graph search and how often it finds the
+/// exact scan's best person (recall@1) and top-5 (recall@5) for probes near enrolled templates.
+fn graph_search(
+    gallery: &mut Gallery<u32>,
+    raw: &[f32],
+    next: &mut dyn FnMut() -> f32,
+    runs: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let n = gallery.len();
+    let params = AnnParams {
+        min_templates: 1,
+        ..AnnParams::default()
+    };
+    let t = Instant::now();
+    gallery.use_graph(params)?;
+    println!(
+        "{:<44} {:>8.1} s (M {}, ef_construction {}, all cores)",
+        format!("HNSW graph build over {n} templates"),
+        t.elapsed().as_secs_f64(),
+        params.max_connections,
+        params.ef_construction
+    );
+    let probes: Vec<Embedding> = raw
+        .chunks_exact(192)
+        .step_by((n / 200).max(1))
+        .filter_map(|row| Embedding::from_raw(row.iter().map(|x| x + 0.05 * next()).collect()))
+        .collect();
+    let probe = probes.first().ok_or("no probe")?.clone();
+    measure(
+        &format!("gallery top-5 over {n}, HNSW (ef {})", params.ef_search),
+        runs,
+        || {
+            std::hint::black_box(gallery.top_k_graph(&probe, 5));
+        },
+    );
+    let (mut at1, mut at5) = (0usize, 0usize);
+    for p in &probes {
+        let exact = gallery.top_k(p, 5);
+        let graph = gallery.top_k_graph(p, 5);
+        at1 += usize::from(exact.first() == graph.first());
+        at5 += exact.iter().filter(|m| graph.contains(m)).count();
+    }
+    println!(
+        "{:<44} recall@1 {:.1} %, recall@5 {:.1} % ({} probes near enrolled templates)",
+        format!("HNSW over {n} vs the exact scan"),
+        at1 as f64 / probes.len() as f64 * 100.0,
+        at5 as f64 / (probes.len() * 5) as f64 * 100.0,
+        probes.len()
+    );
     Ok(())
 }

@@ -26,6 +26,9 @@ pub enum Error {
     #[error("image is not a JPEG or PNG this node can decode: {0}")]
     ImageDecode(String),
 
+    #[error("invalid settings: {0}")]
+    Settings(String),
+
     #[error("embeddings of different lengths: {0} and {1}")]
     DimensionMismatch(usize, usize),
 }

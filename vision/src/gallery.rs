@@ -3,6 +3,7 @@
 use std::{collections::HashMap, hash::Hash};
 
 use crate::{
+    ann::{Ann, AnnParams},
     embed::Embedding,
     quantized::{dot_i8, quantize},
 };
@@ -34,12 +35,42 @@ pub enum Identification<K> {
     NoMatch { best: Option<Match<K>> },
 }
 
+/// How a gallery finds the best people for a probe. [`Gallery::identify`] picks one by the
+/// gallery's size ([`Gallery::strategy`]); each is also callable on its own.
+pub trait Search<K> {
+    /// The best `k` distinct keys, each scored by its best template, highest first.
+    fn top_k(&self, gallery: &Gallery<K>, probe: &Embedding, k: usize) -> Vec<Match<K>>;
+}
+
+/// The search strategies of a gallery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Every template in `f32` ([`Gallery::top_k`]): exact.
+    Exact,
+    /// The int8 copy, then the best candidates exactly ([`Gallery::top_k_quantized`]).
+    Quantized,
+    /// The HNSW graph's candidates, scored exactly ([`Gallery::top_k_graph`]); needs
+    /// [`Gallery::use_graph`], else it is [`Strategy::Exact`].
+    Graph,
+}
+
+impl<K: Clone + Eq + Hash> Search<K> for Strategy {
+    fn top_k(&self, gallery: &Gallery<K>, probe: &Embedding, k: usize) -> Vec<Match<K>> {
+        match self {
+            Strategy::Exact => gallery.top_k(probe, k),
+            Strategy::Quantized => gallery.top_k_quantized(probe, k),
+            Strategy::Graph => gallery.top_k_graph(probe, k),
+        }
+    }
+}
+
 /// Enrolled templates, each under a key (a person id); a person may have several.
 ///
 /// Templates live in one flat row-major `f32` matrix so a search is a straight scan the
 /// compiler vectorises; each row points to its key by a dense index, so the best score per
-/// person is kept in a plain vector rather than a map.
-#[derive(Debug, Clone)]
+/// person is kept in a plain vector rather than a map. Past about a million templates an HNSW
+/// graph over the same rows ([`Gallery::use_graph`]) proposes candidates instead of a scan.
+#[derive(Debug)]
 pub struct Gallery<K> {
     dim: usize,
     data: Vec<f32>,
@@ -49,6 +80,28 @@ pub struct Gallery<K> {
     owners: Vec<u32>,
     keys: Vec<K>,
     index: HashMap<K, u32>,
+    /// When to keep an HNSW graph ([`Gallery::use_graph`]), and the graph once built; kept in
+    /// step with inserts and removals.
+    graph_params: Option<AnnParams>,
+    graph: Option<Ann>,
+}
+
+/// A copy without the graph (which cannot be copied): it is built again when the copy next
+/// grows, or by [`Gallery::use_graph`].
+impl<K: Clone> Clone for Gallery<K> {
+    fn clone(&self) -> Self {
+        Self {
+            dim: self.dim,
+            data: self.data.clone(),
+            qdata: self.qdata.clone(),
+            unscale: self.unscale.clone(),
+            owners: self.owners.clone(),
+            keys: self.keys.clone(),
+            index: self.index.clone(),
+            graph_params: self.graph_params,
+            graph: None,
+        }
+    }
 }
 
 impl<K> Default for Gallery<K> {
@@ -61,13 +114,15 @@ impl<K> Default for Gallery<K> {
             owners: Vec::new(),
             keys: Vec::new(),
             index: HashMap::new(),
+            graph_params: None,
+            graph: None,
         }
     }
 }
 
 /// Dot product with eight independent accumulators, so it vectorises.
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
@@ -114,8 +169,39 @@ impl<K: Clone + Eq + Hash> Gallery<K> {
         self.data.extend_from_slice(v);
         let u = quantize(v, &mut self.qdata);
         self.unscale.push(u);
+        if let Some(graph) = &mut self.graph {
+            graph.insert(self.owners.len() as u32, v);
+        }
         self.owners.push(owner);
+        self.build_graph_when_due();
         Ok(())
+    }
+
+    /// Keeps an HNSW graph over the templates from `params.min_templates` on: built now if the
+    /// gallery is that large, else when an insert makes it so (on all cores; about a minute per
+    /// million templates here), then kept up to date. [`Gallery::identify`] searches it from
+    /// that size on.
+    pub fn use_graph(&mut self, params: AnnParams) -> Result<(), crate::Error> {
+        if let Some(problem) = params.problem() {
+            return Err(crate::Error::Settings(problem));
+        }
+        self.graph_params = Some(params);
+        self.graph = None;
+        self.build_graph_when_due();
+        Ok(())
+    }
+
+    fn build_graph_when_due(&mut self) {
+        if let (None, Some(params)) = (&self.graph, self.graph_params)
+            && self.owners.len() >= params.min_templates.max(1)
+        {
+            self.graph = Some(Ann::build(&self.data, self.dim, params));
+        }
+    }
+
+    /// Whether an HNSW graph is kept.
+    pub fn has_graph(&self) -> bool {
+        self.graph.is_some()
     }
 
     /// Removes every template of `key`.
@@ -128,7 +214,9 @@ impl<K: Clone + Eq + Hash> Gallery<K> {
         let mut qdata = Vec::with_capacity(self.qdata.len());
         let mut unscale = Vec::with_capacity(self.unscale.len());
         let mut owners = Vec::with_capacity(self.owners.len());
+        let mut new_row = Vec::with_capacity(self.owners.len());
         for (row, &o) in self.owners.iter().enumerate() {
+            new_row.push((o != gone).then_some(owners.len() as u32));
             if o != gone {
                 data.extend_from_slice(&self.data[row * dim..(row + 1) * dim]);
                 qdata.extend_from_slice(&self.qdata[row * dim..(row + 1) * dim]);
@@ -147,6 +235,11 @@ impl<K: Clone + Eq + Hash> Gallery<K> {
             if *i > gone {
                 *i -= 1;
             }
+        }
+        let stale = self.graph.as_mut().map(|g| g.remap(&new_row));
+        if let (Some(true), Some(graph)) = (stale, &self.graph) {
+            let params = graph.params();
+            self.graph = Some(Ann::build(&self.data, self.dim, params));
         }
     }
 
@@ -219,6 +312,49 @@ impl<K: Clone + Eq + Hash> Gallery<K> {
         self.ranked(exact, k)
     }
 
+    /// [`Gallery::top_k`] over the candidates of the HNSW graph: the `max(8k, 64)` templates
+    /// nearest to the probe are scored exactly, best per key. A key is missed only when none of
+    /// its templates is among the graph's candidates. Without a graph it is [`Gallery::top_k`].
+    pub fn top_k_graph(&self, probe: &Embedding, k: usize) -> Vec<Match<K>> {
+        let Some(graph) = &self.graph else {
+            return self.top_k(probe, k);
+        };
+        let p = probe.as_slice();
+        if p.len() != self.dim || self.keys.is_empty() || k == 0 {
+            return Vec::new();
+        }
+        let mut best: HashMap<u32, f32> = HashMap::new();
+        for row in graph.nearest_rows(p, (8 * k).max(64)) {
+            let row = row as usize;
+            let s = dot(p, &self.data[row * self.dim..(row + 1) * self.dim]);
+            let b = best.entry(self.owners[row]).or_insert(f32::NEG_INFINITY);
+            if s > *b {
+                *b = s;
+            }
+        }
+        let mut found: Vec<(u32, f32)> = best.into_iter().collect();
+        found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        found
+            .into_iter()
+            .take(k)
+            .map(|(owner, similarity)| Match {
+                key: self.keys[owner as usize].clone(),
+                similarity,
+            })
+            .collect()
+    }
+
+    /// The strategy [`Gallery::identify`] uses at the gallery's present size: the graph from its
+    /// `min_templates`, the int8 scan from [`QUANTIZED_FROM`], else the exact scan.
+    pub fn strategy(&self) -> Strategy {
+        let n = self.owners.len();
+        match &self.graph {
+            Some(g) if n >= g.params().min_templates => Strategy::Graph,
+            _ if n >= QUANTIZED_FROM => Strategy::Quantized,
+            _ => Strategy::Exact,
+        }
+    }
+
     /// The `k` best keys of per-key scores, highest first (ties by key order).
     fn ranked(&self, best: Vec<f32>, k: usize) -> Vec<Match<K>> {
         let mut order: Vec<u32> = (0..best.len() as u32)
@@ -254,12 +390,18 @@ impl<K: Clone + Eq + Hash> Gallery<K> {
         threshold: f32,
         min_margin: f32,
     ) -> Identification<K> {
-        let top = if self.owners.len() >= QUANTIZED_FROM {
-            self.top_k_quantized(probe, 2)
-        } else {
-            self.top_k(probe, 2)
-        };
-        let mut top = top.into_iter();
+        self.identify_with(&self.strategy(), probe, threshold, min_margin)
+    }
+
+    /// [`Gallery::identify`] with the given search instead of the one chosen by size.
+    pub fn identify_with(
+        &self,
+        search: &dyn Search<K>,
+        probe: &Embedding,
+        threshold: f32,
+        min_margin: f32,
+    ) -> Identification<K> {
+        let mut top = search.top_k(self, probe, 2).into_iter();
         let (best, second) = (top.next(), top.next());
         match (best, second) {
             (Some(b), _) if b.similarity < threshold => Identification::NoMatch { best: Some(b) },
@@ -368,25 +510,8 @@ mod tests {
     /// removing people both still agree.
     #[test]
     fn the_int8_search_finds_the_same_top_5_as_the_exact_one() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
-        let mut random = |dim: usize| -> Vec<f32> { (0..dim).map(|_| next()).collect() };
-        let mut g = Gallery::new();
-        let mut kept = Vec::new();
-        for i in 0..20_000u32 {
-            let v = random(192);
-            g.insert(
-                i / 3 * 2 + (i % 3 == 0) as u32,
-                Embedding::from_raw(v.clone()).expect("unit"),
-            )
-            .expect("insert");
-            kept.push(v);
-        }
+        let mut random = xorshift(0x9e37_79b9_7f4a_7c15);
+        let (mut g, kept) = people_gallery(20_000, &mut random);
         let check =
             |g: &Gallery<u32>, kept: &[Vec<f32>], noise: &mut dyn FnMut(usize) -> Vec<f32>| {
                 for (n, base) in kept.iter().step_by(333).enumerate() {
@@ -478,5 +603,153 @@ mod tests {
                 prop_assert!((m.similarity - sim).abs() < 1e-6);
             }
         }
+    }
+
+    use super::Strategy as GalleryStrategy;
+
+    fn xorshift(mut seed: u64) -> impl FnMut(usize) -> Vec<f32> {
+        move |dim| {
+            (0..dim)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        }
+    }
+
+    /// `n` random 192-d templates; a third of the people have two. Also returns the vectors.
+    fn people_gallery(
+        n: u32,
+        random: &mut dyn FnMut(usize) -> Vec<f32>,
+    ) -> (Gallery<u32>, Vec<Vec<f32>>) {
+        let mut g = Gallery::new();
+        let mut kept = Vec::new();
+        for i in 0..n {
+            let v = random(192);
+            g.insert(
+                i / 3 * 2 + (i % 3 == 0) as u32,
+                Embedding::from_raw(v.clone()).expect("unit"),
+            )
+            .expect("insert");
+            kept.push(v);
+        }
+        (g, kept)
+    }
+
+    fn near(base: &[f32], noise: Vec<f32>, amount: f32) -> Embedding {
+        let v = base
+            .iter()
+            .zip(noise)
+            .map(|(b, e)| b + amount * e)
+            .collect();
+        Embedding::from_raw(v).expect("probe")
+    }
+
+    /// 10 000 random 192-d templates behind an HNSW graph, 31 probes each close to one
+    /// template: the graph path finds the same best person with the same (exact) similarity
+    /// and identify decides as the exact scan; removed people never come back, people added
+    /// later are found, and the graph is rebuilt once a quarter of it is dead.
+    #[test]
+    fn the_graph_search_finds_whom_the_exact_scan_finds() {
+        let mut random = xorshift(0x2545_f491_4f6c_dd1d);
+        let (mut g, kept) = people_gallery(10_000, &mut random);
+        assert_eq!(g.strategy(), GalleryStrategy::Exact);
+        let params = AnnParams {
+            min_templates: 5_000,
+            ..AnnParams::default()
+        };
+        g.use_graph(params).expect("valid");
+        assert!(g.has_graph());
+        assert_eq!(g.strategy(), GalleryStrategy::Graph);
+        let check =
+            |g: &Gallery<u32>, kept: &[Vec<f32>], random: &mut dyn FnMut(usize) -> Vec<f32>| {
+                let mut matched = 0;
+                for (n, base) in kept.iter().step_by(333).enumerate() {
+                    let probe = near(base, random(192), 0.3);
+                    let exact = g.top_k(&probe, 5);
+                    let graph = GalleryStrategy::Graph.top_k(g, &probe, 5);
+                    assert_eq!(graph.first(), exact.first(), "probe {n}");
+                    let decided = |i: Identification<u32>| match i {
+                        Identification::Match { key, .. } => Some(key),
+                        _ => None,
+                    };
+                    assert_eq!(
+                        decided(g.identify(&probe, 0.5, 0.02)),
+                        decided(g.identify_with(&GalleryStrategy::Exact, &probe, 0.5, 0.02)),
+                        "probe {n}"
+                    );
+                    matched += usize::from(decided(g.identify(&probe, 0.5, 0.02)).is_some());
+                }
+                matched
+            };
+        assert_eq!(
+            check(&g, &kept, &mut random),
+            31,
+            "every probe is its template's person"
+        );
+        let removed: Vec<u32> = (0..2_000u32).step_by(7).collect();
+        for key in &removed {
+            g.remove(key);
+        }
+        // The first 2 000 keys' templates (the removed among them) are the first 3 000 rows.
+        for base in kept.iter().take(3_000).step_by(5) {
+            let probe = near(base, random(192), 0.3);
+            for m in g.top_k_graph(&probe, 5) {
+                assert!(!removed.contains(&m.key), "removed {} came back", m.key);
+            }
+        }
+        check(&g, &kept, &mut random);
+        let newcomer = random(192);
+        g.insert(99_999, Embedding::from_raw(newcomer.clone()).expect("unit"))
+            .expect("insert");
+        let found = g.top_k_graph(&near(&newcomer, random(192), 0.3), 1);
+        assert_eq!(found[0].key, 99_999);
+
+        // A small gallery: removing over a quarter of its templates rebuilds the graph.
+        let mut small = Gallery::new();
+        small
+            .use_graph(AnnParams {
+                min_templates: 100,
+                ..AnnParams::default()
+            })
+            .expect("valid");
+        let vectors: Vec<Vec<f32>> = (0..400).map(|_| random(64)).collect();
+        for (i, v) in vectors.iter().enumerate() {
+            small
+                .insert(i as u32, Embedding::from_raw(v.clone()).expect("unit"))
+                .expect("insert");
+            assert_eq!(small.has_graph(), i + 1 >= 100, "built at the threshold");
+        }
+        for key in 0..100u32 {
+            small.remove(&key);
+        }
+        let graph = small.graph.as_ref().expect("kept");
+        assert_eq!((graph.points(), graph.dead()), (400, 100));
+        small.remove(&100);
+        let graph = small.graph.as_ref().expect("rebuilt");
+        assert_eq!((graph.points(), graph.dead()), (299, 0));
+        for (i, v) in vectors.iter().enumerate().skip(101).step_by(17) {
+            assert_eq!(
+                small.top_k_graph(&near(v, random(64), 0.2), 1)[0].key,
+                i as u32
+            );
+        }
+        // A copy has no graph until it grows; bad settings are refused.
+        let mut copy = small.clone();
+        assert!(!copy.has_graph());
+        copy.insert(1_000, Embedding::from_raw(random(64)).expect("unit"))
+            .expect("insert");
+        assert!(copy.has_graph());
+        let bad = AnnParams {
+            max_connections: 300,
+            ..AnnParams::default()
+        };
+        assert!(matches!(
+            small.use_graph(bad),
+            Err(crate::Error::Settings(_))
+        ));
     }
 }

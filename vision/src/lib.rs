@@ -10,6 +10,7 @@
 //! `Send + Sync`).
 
 mod align;
+mod ann;
 pub mod antispoof;
 mod decode;
 mod detect;
@@ -29,13 +30,14 @@ pub mod roc_plot;
 mod runtime;
 
 pub use align::{ALIGNED_SIZE, align_face};
+pub use ann::AnnParams;
 pub use antispoof::{PassiveLiveness, SpoofDetector};
 pub use decode::{DecodeLimits, decode_image};
 pub use detect::{BoxPx, DetectedFace, Detector, DetectorKind, Point};
 pub use embed::{Embedder, Embedding};
 pub use engine::{AnalyzedFace, Engine, EngineConfig, ModelPaths, StageTimes};
 pub use error::Error;
-pub use gallery::{Gallery, Identification, Match};
+pub use gallery::{Gallery, Identification, Match, Search, Strategy};
 /// The decoded frame type the engine takes.
 pub use image::RgbImage;
 pub use landmarks::{Mesh, MeshModel, Pose};
