@@ -25,6 +25,7 @@ fn engine() -> &'static Engine {
                 embedder: path("mobilefacenet"),
                 mesh: Some(path("face-landmark")),
                 antispoof: None,
+                iris: None,
             },
             EngineConfig {
                 detector: DetectorKind::ShortRange,

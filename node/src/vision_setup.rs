@@ -51,6 +51,8 @@ pub fn load_engine(config: &NodeConfig) -> Result<Engine, SetupError> {
             .passive_liveness
             .then(|| store.verified(&manifest, ANTISPOOF_MODEL))
             .transpose()?,
+        // Eye openness only matters for blink challenges, which the kiosk does not run.
+        iris: None,
     };
     let engine_config = EngineConfig {
         detector: detector.1,

@@ -59,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     embedder: path("mobilefacenet")?,
                     mesh: Some(path("face-landmark")?),
                     antispoof: Some(path("face-antispoofing")?),
+                    iris: None,
                 },
                 EngineConfig {
                     detector: kind,

@@ -98,6 +98,35 @@ pub fn align_face(image: &RgbImage, face: &DetectedFace) -> Option<RgbImage> {
     Some(out)
 }
 
+/// A `side`×`side` model input, NCHW RGB in [0, 1], each pixel (u, v) sampled bilinearly at
+/// `to_source(u + 0.5, v + 0.5)`.
+pub(crate) fn sample_nchw(
+    image: &RgbImage,
+    side: usize,
+    to_source: impl Fn(f32, f32) -> crate::Point,
+) -> ndarray::Array4<f32> {
+    let mut input = ndarray::Array4::<f32>::zeros((1, 3, side, side));
+    for v in 0..side {
+        for u in 0..side {
+            let p = to_source(u as f32 + 0.5, v as f32 + 0.5);
+            let px = bilinear(image, p.x, p.y);
+            for ch in 0..3 {
+                input[[0, ch, v, u]] = px.0[ch] as f32 / 255.0;
+            }
+        }
+    }
+    input
+}
+
+/// `(dx, dy)` from `(cx, cy)` turned by `angle` radians: a rotated crop's offset in the source.
+pub(crate) fn rotated(cx: f32, cy: f32, angle: f32, dx: f32, dy: f32) -> crate::Point {
+    let (s, c) = angle.sin_cos();
+    crate::Point {
+        x: cx + dx * c - dy * s,
+        y: cy + dx * s + dy * c,
+    }
+}
+
 /// Bilinear sample with edge clamping (pixels outside the image repeat the border).
 pub(crate) fn bilinear(image: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
     let (w, h) = image.dimensions();

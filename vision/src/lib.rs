@@ -21,6 +21,7 @@ pub mod eval;
 #[cfg(feature = "eval")]
 pub mod eval_folder;
 mod gallery;
+mod iris;
 mod landmarks;
 pub mod liveness;
 mod quality;
@@ -40,6 +41,7 @@ pub use error::Error;
 pub use gallery::{Gallery, Identification, Match, Search, Strategy};
 /// The decoded frame type the engine takes.
 pub use image::RgbImage;
+pub use iris::IrisModel;
 pub use landmarks::{Mesh, MeshModel, Pose};
 pub use quality::{Quality, QualityIssue, QualityPolicy};
 pub use runtime::init_runtime;

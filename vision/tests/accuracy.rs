@@ -47,6 +47,7 @@ fn verification_and_identification_accuracy_hold() {
             embedder: path("mobilefacenet"),
             mesh: Some(path("face-landmark")),
             antispoof: None,
+            iris: None,
         },
         EngineConfig::default(),
     )

@@ -24,6 +24,7 @@ fn engine() -> &'static Engine {
             embedder: store_path("mobilefacenet"),
             mesh: Some(store_path("face-landmark")),
             antispoof: Some(store_path("face-antispoofing")),
+            iris: Some(store_path("iris-landmark")),
         };
         Engine::load(&paths, EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"))
     })
@@ -332,6 +333,128 @@ fn active_liveness_on_real_frames_a_still_photo_fails_a_head_turn_passes() {
     let turn: Vec<FrameObservation> = [&a, &a, &b, &b, &a].into_iter().map(Into::into).collect();
     let r = evaluate(&turn, Challenge::TurnHead, &policy);
     assert!(r.passed && r.turn_deg > 15.0, "{r:?}");
+}
+
+/// Mesh points around each eye (lower lid, upper lid) and the corner pair.
+const EYES: [([usize; 16], (usize, usize)); 2] = [
+    (
+        [
+            33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173,
+        ],
+        (33, 133),
+    ),
+    (
+        [
+            362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398,
+        ],
+        (362, 263),
+    ),
+];
+
+/// The frame with both eyes painted shut: each eye's box (a little wider than the lids) filled
+/// with the skin just below it, and a dark lash line from corner to corner.
+fn eyes_painted_shut(frame: &image::RgbImage, mesh: &[[f32; 3]]) -> image::RgbImage {
+    let mut out = frame.clone();
+    for (contour, (a, b)) in EYES {
+        let xs = contour.iter().map(|&i| mesh[i][0]);
+        let ys = contour.iter().map(|&i| mesh[i][1]);
+        let (x0, x1) = (
+            xs.clone().fold(f32::MAX, f32::min),
+            xs.fold(f32::MIN, f32::max),
+        );
+        let (y0, y1) = (
+            ys.clone().fold(f32::MAX, f32::min),
+            ys.fold(f32::MIN, f32::max),
+        );
+        let (pad_x, pad_y) = ((x1 - x0) * 0.15, (y1 - y0) * 0.6);
+        let (x0, x1, y0, y1) = (x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y);
+        // The skin: the mean of a band below the box.
+        let mut sum = [0f32; 3];
+        let mut n = 0f32;
+        for y in (y1 as u32 + 2)..(y1 as u32 + 8) {
+            for x in x0 as u32..x1 as u32 {
+                let p = frame.get_pixel(x, y).0;
+                for c in 0..3 {
+                    sum[c] += p[c] as f32;
+                }
+                n += 1.0;
+            }
+        }
+        let skin = image::Rgb(sum.map(|v| (v / n) as u8));
+        for y in y0 as u32..=y1 as u32 {
+            for x in x0 as u32..=x1 as u32 {
+                out.put_pixel(x, y, skin);
+            }
+        }
+        let (pa, pb) = (mesh[a], mesh[b]);
+        for step in 0..=100 {
+            let t = step as f32 / 100.0;
+            let (x, y) = (pa[0] + (pb[0] - pa[0]) * t, pa[1] + (pb[1] - pa[1]) * t);
+            for dy in 0..2 {
+                out.put_pixel(x as u32, y as u32 + dy, image::Rgb([40, 30, 30]));
+            }
+        }
+    }
+    out
+}
+
+/// The mesh's own eyelid points hardly move when the eyes are painted shut; the iris model's
+/// do, so a blink over a burst passes the Blink challenge and a still frame does not.
+#[test]
+fn the_iris_model_sees_eyes_close_and_a_blink_passes() {
+    use rollcall_vision::liveness::{Challenge, ChallengePolicy, FrameObservation, evaluate};
+    let bytes = std::fs::read(store_path("sample-obama")).expect("read");
+    let open = engine().decode(&bytes).expect("decode");
+    let analyzed = |img: &image::RgbImage| engine().analyze(img).expect("analyze").remove(0);
+    let face = analyzed(&open);
+    let open_mesh = face.mesh.clone().expect("mesh");
+    let shut = eyes_painted_shut(&open, &open_mesh.points);
+    let shut_mesh = analyzed(&shut).mesh.expect("mesh");
+    let mesh_only = |img: &image::RgbImage| mesh_model().mesh(img, &face.face).expect("mesh");
+    eprintln!(
+        "iris openness open {:?} shut {:?}; mesh alone open {:?} shut {:?}",
+        open_mesh.eye_openness,
+        shut_mesh.eye_openness,
+        mesh_only(&open).eye_openness,
+        mesh_only(&shut).eye_openness
+    );
+    for eye in 0..2 {
+        assert!(
+            (0.15..0.6).contains(&open_mesh.eye_openness[eye]),
+            "open eye {eye}: {:?}",
+            open_mesh.eye_openness
+        );
+        assert!(
+            shut_mesh.eye_openness[eye] < 0.8 * open_mesh.eye_openness[eye],
+            "eye {eye}: open {:?} shut {:?}",
+            open_mesh.eye_openness,
+            shut_mesh.eye_openness
+        );
+    }
+    // Both eyes together (what the challenge looks at) close below its closed fraction.
+    let mean = |e: [f32; 2]| (e[0] + e[1]) / 2.0;
+    assert!(
+        mean(shut_mesh.eye_openness) < 0.6 * mean(open_mesh.eye_openness),
+        "open {:?} shut {:?}",
+        open_mesh.eye_openness,
+        shut_mesh.eye_openness
+    );
+    // The mesh alone would not have seen it (the reason for the iris model).
+    assert!(
+        mean(mesh_only(&shut).eye_openness) > 0.8 * mean(mesh_only(&open).eye_openness),
+        "the mesh's own eyelids moved after all"
+    );
+    let policy = ChallengePolicy::default();
+    let (o, c) = (
+        FrameObservation::from(&open_mesh),
+        FrameObservation::from(&shut_mesh),
+    );
+    let blink = evaluate(&[o, o, c, o, o], Challenge::Blink, &policy);
+    assert!(blink.passed, "{blink:?}");
+    let still = evaluate(&[o; 6], Challenge::Blink, &policy);
+    assert!(!still.passed, "{still:?}");
+    let closed_photo = evaluate(&[c; 6], Challenge::Blink, &policy);
+    assert!(!closed_photo.passed, "{closed_photo:?}");
 }
 
 /// Known answers of the converted anti-spoofing model, from the TFLite reference interpreter

@@ -87,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             embedder: store.verified(&manifest, "mobilefacenet")?,
             mesh: Some(store.verified(&manifest, "face-landmark")?),
             antispoof: Some(store.verified(&manifest, "face-antispoofing")?),
+            iris: None,
         },
         EngineConfig {
             detector: args.detector,
