@@ -457,6 +457,31 @@ fn the_iris_model_sees_eyes_close_and_a_blink_passes() {
     assert!(!closed_photo.passed, "{closed_photo:?}");
 }
 
+/// Known answers of the converted iris model, from the TFLite reference interpreter
+/// (ai-edge-litert 2.3.0): on a frame of one colour every eye crop is that colour, and the
+/// eye openness computed from the reference's contour points is what the engine must give.
+#[test]
+fn the_converted_iris_model_gives_the_reference_interpreters_answers() {
+    let env = rollcall_vision::init_runtime(&store_path("onnxruntime")).expect("runtime");
+    let iris =
+        rollcall_vision::IrisModel::load(&env, &store_path("iris-landmark"), 1).expect("iris");
+    let mut mesh = vec![[60.0f32, 60.0, 0.0]; 468];
+    mesh[133] = [90.0, 62.0, 0.0];
+    mesh[362] = [110.0, 60.0, 0.0];
+    mesh[263] = [140.0, 61.0, 0.0];
+    for (rgb, want) in [([128u8, 128, 128], 0.257_878), ([200, 150, 120], 0.279_504)] {
+        let frame = image::RgbImage::from_pixel(200, 120, image::Rgb(rgb));
+        let got = iris.eye_openness(&frame, &mesh).expect("runs");
+        for eye in got {
+            assert!((eye - want).abs() < 1e-3, "{rgb:?}: {got:?} vs {want}");
+        }
+    }
+    assert!(
+        iris.eye_openness(&image::RgbImage::new(10, 10), &mesh[..100])
+            .is_err()
+    );
+}
+
 /// Known answers of the converted anti-spoofing model, from the TFLite reference interpreter
 /// (ai-edge-litert 2.3.0) on the same inputs: a frame of one colour crops to a 256×256 input of
 /// that colour whatever the box, so no resampling detail enters the comparison.
