@@ -17,6 +17,12 @@ pub struct QualityPolicy {
     /// Largest head turn and nod (degrees) accepted, when the face mesh is loaded.
     pub max_yaw_deg: f32,
     pub max_pitch_deg: f32,
+    /// Mean brightness (luma 0–255) of the aligned face accepted: below, under-exposed (a
+    /// backlit face); above, over-exposed.
+    pub min_brightness: f32,
+    pub max_brightness: f32,
+    /// Largest fraction of the aligned face burnt out (luma ≥ 250) or crushed to black (≤ 5).
+    pub max_clipped_fraction: f32,
 }
 
 impl Default for QualityPolicy {
@@ -27,6 +33,9 @@ impl Default for QualityPolicy {
             min_sharpness: 20.0,
             max_yaw_deg: 40.0,
             max_pitch_deg: 35.0,
+            min_brightness: 40.0,
+            max_brightness: 220.0,
+            max_clipped_fraction: 0.25,
         }
     }
 }
@@ -47,6 +56,16 @@ pub enum QualityIssue {
         max_yaw: f32,
         max_pitch: f32,
     },
+    /// The face is too dark (backlit, unlit), or much of it is crushed to black.
+    TooDark {
+        brightness: f32,
+        clipped_fraction: f32,
+    },
+    /// The face is too bright, or much of it is burnt out (glare, a lamp behind the camera).
+    TooBright {
+        brightness: f32,
+        clipped_fraction: f32,
+    },
 }
 
 impl QualityIssue {
@@ -57,6 +76,8 @@ impl QualityIssue {
             QualityIssue::Truncated { .. } => "face_truncated",
             QualityIssue::Blurry { .. } => "face_blurry",
             QualityIssue::Pose { .. } => "face_pose",
+            QualityIssue::TooDark { .. } => "face_too_dark",
+            QualityIssue::TooBright { .. } => "face_too_bright",
         }
     }
 }
@@ -89,6 +110,22 @@ impl std::fmt::Display for QualityIssue {
                 f,
                 "head turned {yaw:.0}° and nodded {pitch:.0}° (at most {max_yaw:.0}° and {max_pitch:.0}°): look at the camera"
             ),
+            QualityIssue::TooDark {
+                brightness,
+                clipped_fraction,
+            } => write!(
+                f,
+                "face too dark: brightness {brightness:.0} of 255, {:.0}% black (light the face, not the background)",
+                clipped_fraction * 100.0
+            ),
+            QualityIssue::TooBright {
+                brightness,
+                clipped_fraction,
+            } => write!(
+                f,
+                "face too bright: brightness {brightness:.0} of 255, {:.0}% burnt out (avoid glare and direct light)",
+                clipped_fraction * 100.0
+            ),
         }
     }
 }
@@ -100,6 +137,8 @@ pub struct Quality {
     pub outside_fraction: f32,
     /// `None` when the face could not be aligned.
     pub sharpness: Option<f32>,
+    /// Mean luma of the aligned face (0–255); `None` when it could not be aligned.
+    pub brightness: Option<f32>,
     pub issues: Vec<QualityIssue>,
 }
 
@@ -132,6 +171,7 @@ pub(crate) fn assess(
     let eye_distance_px = ((k[0].x - k[1].x).powi(2) + (k[0].y - k[1].y).powi(2)).sqrt();
     let outside_fraction = outside_fraction(image, face);
     let sharpness = aligned.map(laplacian_variance);
+    let exposure = aligned.map(exposure);
     let mut issues = Vec::new();
     if outside_fraction > policy.max_outside_fraction {
         issues.push(QualityIssue::Truncated { outside_fraction });
@@ -150,12 +190,39 @@ pub(crate) fn assess(
             min: policy.min_sharpness,
         });
     }
+    if let Some((brightness, dark, bright)) = exposure {
+        if brightness < policy.min_brightness || dark > policy.max_clipped_fraction {
+            issues.push(QualityIssue::TooDark {
+                brightness,
+                clipped_fraction: dark,
+            });
+        } else if brightness > policy.max_brightness || bright > policy.max_clipped_fraction {
+            issues.push(QualityIssue::TooBright {
+                brightness,
+                clipped_fraction: bright,
+            });
+        }
+    }
     Quality {
         eye_distance_px,
         outside_fraction,
         sharpness,
+        brightness: exposure.map(|e| e.0),
         issues,
     }
+}
+
+/// Mean luma of the aligned face and the fractions of it crushed to black and burnt out.
+fn exposure(image: &RgbImage) -> (f32, f32, f32) {
+    let n = (image.width() * image.height()).max(1) as f32;
+    let (mut sum, mut dark, mut bright) = (0.0f32, 0.0f32, 0.0f32);
+    for p in image.pixels() {
+        let y = 0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32;
+        sum += y;
+        dark += f32::from(y <= 5.0);
+        bright += f32::from(y >= 250.0);
+    }
+    (sum / n, dark / n, bright / n)
 }
 
 /// Fraction of the face box outside the image. The detector extrapolates a face cut by the
@@ -247,6 +314,44 @@ mod tests {
         assert!((cut.outside_fraction - 0.5).abs() < 1e-6);
         let small = assess(&image, &face_at(50.0, 30.0, 10.0), None, &policy);
         assert_eq!(small.issues[0].code(), "face_too_small");
+    }
+
+    #[test]
+    fn exposure_gates_refuse_dark_bright_and_clipped_faces() {
+        let policy = QualityPolicy::default();
+        let image = RgbImage::new(200, 200);
+        let face = face_at(50.0, 100.0, 40.0);
+        // A textured crop (so it is sharp) around a given brightness.
+        let crop = |base: u8, swing: u8| {
+            RgbImage::from_fn(112, 112, |x, y| {
+                let v = if (x / 4 + y / 4) % 2 == 0 {
+                    base.saturating_add(swing)
+                } else {
+                    base.saturating_sub(swing)
+                };
+                Rgb([v, v, v])
+            })
+        };
+        let codes = |c: &RgbImage| -> Vec<&'static str> {
+            assess(&image, &face, Some(c), &policy)
+                .issues
+                .iter()
+                .map(|i| i.code())
+                .collect()
+        };
+        assert!(codes(&crop(128, 40)).is_empty());
+        let q = assess(&image, &face, Some(&crop(128, 40)), &policy);
+        assert!((q.brightness.expect("aligned") - 128.0).abs() < 1.0);
+        assert_eq!(codes(&crop(25, 10)), ["face_too_dark"]);
+        assert_eq!(codes(&crop(235, 10)), ["face_too_bright"]);
+        // Mid-grey on average, but half of it burnt out (glare) or crushed to black.
+        assert_eq!(codes(&crop(170, 85)), ["face_too_bright"]);
+        assert_eq!(codes(&crop(85, 85)), ["face_too_dark"]);
+        let text = assess(&image, &face, Some(&crop(25, 10)), &policy).issues[0].to_string();
+        assert!(
+            text.contains("too dark") && text.contains("brightness 25"),
+            "{text}"
+        );
     }
 
     #[test]

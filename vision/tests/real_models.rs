@@ -335,6 +335,42 @@ fn active_liveness_on_real_frames_a_still_photo_fails_a_head_turn_passes() {
     assert!(r.passed && r.turn_deg > 15.0, "{r:?}");
 }
 
+/// A real face under-exposed (a backlit kiosk) or washed out by glare is found but refused with
+/// the exposure gate's reason; the photo as taken passes.
+#[test]
+fn dark_and_washed_out_faces_are_refused_with_the_reason() {
+    let bytes = std::fs::read(store_path("sample-obama2")).expect("read");
+    let frame = engine().decode(&bytes).expect("decode");
+    let graded = |f: &dyn Fn(u8) -> u8| {
+        let mut g = frame.clone();
+        for p in g.pixels_mut() {
+            p.0 = p.0.map(f);
+        }
+        engine().analyze(&g).expect("analyze")
+    };
+    let codes = |faces: &[rollcall_vision::AnalyzedFace]| -> Vec<&'static str> {
+        faces
+            .first()
+            .map(|f| f.quality.issues.iter().map(|i| i.code()).collect())
+            .unwrap_or_else(|| vec!["no face"])
+    };
+    assert!(codes(&graded(&|v| v)).is_empty());
+    let dark = graded(&|v| (v as f32 * 0.15) as u8);
+    assert_eq!(
+        codes(&dark),
+        ["face_too_dark"],
+        "{:?}",
+        dark.first().map(|f| &f.quality)
+    );
+    let glare = graded(&|v| (v as f32 * 2.2).min(255.0) as u8);
+    assert_eq!(
+        codes(&glare),
+        ["face_too_bright"],
+        "{:?}",
+        glare.first().map(|f| &f.quality)
+    );
+}
+
 /// Mesh points around each eye (lower lid, upper lid) and the corner pair.
 const EYES: [([usize; 16], (usize, usize)); 2] = [
     (
