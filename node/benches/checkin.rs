@@ -23,7 +23,7 @@ use rollcall_node::{
     pipeline::{Pipeline, PipelineSettings},
     store::{ImportedPerson, NodeStore},
     template_key::TemplateKey,
-    vision_setup::{EMBEDDER_MODEL, load_engine},
+    vision_setup::{DEFAULT_EMBEDDER, load_engine},
 };
 
 type Error = Box<dyn std::error::Error>;
@@ -148,7 +148,7 @@ fn main() -> Result<(), Error> {
     let mut store = NodeStore::open(&config.database_path(), key)?;
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let t = Instant::now();
-    store.import_people(EMBEDDER_MODEL, &people(0, 10_000, dim, &mut seed))?;
+    store.import_people(DEFAULT_EMBEDDER, &people(0, 10_000, dim, &mut seed))?;
     println!(
         "imported 10 000 people with sealed templates in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -159,6 +159,7 @@ fn main() -> Result<(), Error> {
         store.clone(),
         PipelineSettings {
             graph_from: rollcall_vision::AnnParams::default().min_templates,
+            embedder: rollcall_node::vision_setup::DEFAULT_EMBEDDER.into(),
             site_id: "bench".into(),
             match_threshold: 0.5,
             min_margin: 0.05,
@@ -222,7 +223,7 @@ fn main() -> Result<(), Error> {
     store
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .import_people(EMBEDDER_MODEL, &people(10_000, 90_000, dim, &mut seed))?;
+        .import_people(DEFAULT_EMBEDDER, &people(10_000, 90_000, dim, &mut seed))?;
     println!(
         "imported 90 000 more people in {:.1} s",
         t.elapsed().as_secs_f64()

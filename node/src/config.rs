@@ -279,6 +279,15 @@ pub struct VisionSection {
     /// From this many face templates on, 1:N search proposes candidates from an HNSW graph
     /// (built at start or when enrolments reach the size) instead of scanning every template.
     pub graph_from: usize,
+    /// The face embedder's name: templates are stored under it, so faces embedded by different
+    /// models are never compared. Without `embedder_file`, a manifest model (`mobilefacenet`).
+    pub embedder: String,
+    /// An ONNX embedder of your own (NCHW RGB 112×112 in, one vector per face out) in place of
+    /// the manifest's; relative to the config file. Needs its own `embedder` name.
+    pub embedder_file: Option<PathBuf>,
+    /// Its pixel normalisation: `(value − embedder_mean) × embedder_scale`.
+    pub embedder_mean: f32,
+    pub embedder_scale: f32,
     pub intra_threads: usize,
     /// Model cache; `$ROLLCALL_HOME` or `~/.local/share/rollcall` when absent.
     pub models_dir: Option<PathBuf>,
@@ -299,6 +308,10 @@ impl Default for VisionSection {
             learn_max_similarity: 0.9,
             passive_liveness: PASSIVE_LIVENESS_DEFAULT,
             graph_from: rollcall_vision::AnnParams::default().min_templates,
+            embedder: crate::vision_setup::DEFAULT_EMBEDDER.into(),
+            embedder_file: None,
+            embedder_mean: rollcall_vision::EmbedderInput::default().mean,
+            embedder_scale: rollcall_vision::EmbedderInput::default().scale,
             intra_threads: 1,
             models_dir: None,
         }
@@ -352,6 +365,13 @@ impl NodeConfig {
             config.polygon_geofences =
                 rollcall_fraud::geojson::parse(&text).map_err(|e| invalid(e.to_string()))?;
             config.node.geofence_file = Some(g);
+        }
+        if let Some(e) = &config.vision.embedder_file {
+            let (e, invalid) = named("vision.embedder_file", e);
+            if !e.is_file() {
+                return Err(invalid("no such file".into()));
+            }
+            config.vision.embedder_file = Some(e);
         }
         if let Some(cloud) = &mut config.cloud
             && let Some(ca) = &cloud.ca_file
@@ -472,6 +492,43 @@ impl NodeConfig {
             return Err(bad(
                 "vision.min_margin",
                 format!("must be at least 0 and below 1, got {m}"),
+            ));
+        }
+        let name = &self.vision.embedder;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(bad(
+                "vision.embedder",
+                format!("must be 1-64 letters, digits, '-', '_' or '.', got {name:?}"),
+            ));
+        }
+        match &self.vision.embedder_file {
+            None if name != crate::vision_setup::DEFAULT_EMBEDDER => {
+                return Err(bad(
+                    "vision.embedder",
+                    format!(
+                        "`{name}` is not a model this release fetches (`{}`); a model of your own needs vision.embedder_file",
+                        crate::vision_setup::DEFAULT_EMBEDDER
+                    ),
+                ));
+            }
+            Some(_) if name == crate::vision_setup::DEFAULT_EMBEDDER => {
+                return Err(bad(
+                    "vision.embedder",
+                    "name your own embedder_file's model: its templates must not mix with the manifest model's".into(),
+                ));
+            }
+            _ => {}
+        }
+        let (mean, scale) = (self.vision.embedder_mean, self.vision.embedder_scale);
+        if !(scale.is_finite() && scale > 0.0 && mean.is_finite()) {
+            return Err(bad(
+                "vision.embedder_scale",
+                format!("mean must be finite and scale finite and above 0, got {mean} and {scale}"),
             ));
         }
         if self.vision.graph_from == 0 {
@@ -685,6 +742,23 @@ mod tests {
             e.contains("key `fraud.disabled`") && e.contains("teleport"),
             "{e}"
         );
+        let vision = |lines: &str| SAMPLE.replace("[vision]\n", &format!("[vision]\n{lines}"));
+        let e = error_of(&vision("embedder = \"arcface\"\n"));
+        assert!(
+            e.contains("`vision.embedder`") && e.contains("vision.embedder_file"),
+            "{e}"
+        );
+        let e = error_of(&vision("embedder_file = \"x.onnx\"\n"));
+        assert!(e.contains("must not mix"), "{e}");
+        let e = error_of(&vision("embedder = \"a b\"\n"));
+        assert!(
+            e.contains("`vision.embedder`") && e.contains("\"a b\""),
+            "{e}"
+        );
+        let e = error_of(&vision("embedder_scale = 0.0\n"));
+        assert!(e.contains("`vision.embedder_scale`"), "{e}");
+        let e = error_of(&SAMPLE.replace("graph_from = 1000000", "graph_from = 0"));
+        assert!(e.contains("`vision.graph_from`"), "{e}");
         let osdp = "\n[osdp]\nport = \"/dev/ttyUSB0\"\naddress = 1\n";
         let c = NodeConfig::parse("node.toml", &format!("{SAMPLE}{osdp}")).expect("valid osdp");
         assert_eq!(

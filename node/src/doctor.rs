@@ -95,9 +95,11 @@ fn models(config: &NodeConfig) -> Check {
         let mut names = vec![
             "onnxruntime",
             vision_setup::detector_model(config),
-            vision_setup::EMBEDDER_MODEL,
             "face-landmark",
         ];
+        if config.vision.embedder_file.is_none() {
+            names.push(vision_setup::DEFAULT_EMBEDDER);
+        }
         if config.vision.passive_liveness {
             names.push(vision_setup::ANTISPOOF_MODEL);
         }
@@ -136,6 +138,7 @@ async fn engine(config: &NodeConfig) -> Check {
 async fn database(config: &NodeConfig) -> Check {
     let path = config.database_path();
     let key_path = config.template_key_path();
+    let embedder = config.vision.embedder.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -144,7 +147,7 @@ async fn database(config: &NodeConfig) -> Check {
         let store = NodeStore::open(&path, key).map_err(|e| e.to_string())?;
         store.health_check().map_err(|e| e.to_string())?;
         // Every template must open with this node's key.
-        let templates = store.templates(vision_setup::EMBEDDER_MODEL).map_err(|e| e.to_string())?.len();
+        let templates = store.templates(&embedder).map_err(|e| e.to_string())?.len();
         let stats = store.outbox_stats().map_err(|e| e.to_string())?;
         let oldest = stats
             .oldest_pending_ms

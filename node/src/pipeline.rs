@@ -19,7 +19,6 @@ use crate::{
     live::{LiveFeed, LiveItem},
     metrics::Metrics,
     store::{ImportedPerson, NodeStore, Person, StoreError, now_ms},
-    vision_setup::EMBEDDER_MODEL,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +160,8 @@ pub struct Pipeline {
     file_geofences: Vec<Geofence>,
     require_card: bool,
     keep_frames: KeepFrames,
+    /// The embedder's name: templates are read and written under it.
+    embedder: String,
     metrics: Arc<Metrics>,
     live: Arc<LiveFeed>,
 }
@@ -199,6 +200,8 @@ pub struct PipelineSettings {
     pub keep_frames: KeepFrames,
     /// From this many templates on, 1:N search goes through an HNSW graph.
     pub graph_from: usize,
+    /// The embedder's name, under which templates are stored.
+    pub embedder: String,
 }
 
 impl Pipeline {
@@ -214,7 +217,7 @@ impl Pipeline {
         let templates = store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .templates(EMBEDDER_MODEL)?;
+            .templates(&settings.embedder)?;
         for t in templates {
             let person = t.person_id.clone();
             match Embedding::from_raw(t.vector).map(|e| gallery.insert(t.person_id, e)) {
@@ -250,6 +253,7 @@ impl Pipeline {
             file_geofences: settings.geofences,
             require_card: settings.require_card,
             keep_frames: settings.keep_frames,
+            embedder: settings.embedder,
             metrics,
             live,
         })
@@ -398,7 +402,7 @@ impl Pipeline {
             self.fits_as_template_of(&gallery, &person.id, e)?;
         }
         self.store().import_people(
-            EMBEDDER_MODEL,
+            &self.embedder,
             &[ImportedPerson {
                 id: person.id.clone(),
                 display_name: person.display_name.clone(),
@@ -475,7 +479,7 @@ impl Pipeline {
         change: &rollcall_cloud::protocol::PersonChange,
     ) -> Result<rollcall_cloud::merge::Merged, PipelineError> {
         let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
-        let (merged, update) = self.store().apply_person_change(change, EMBEDDER_MODEL)?;
+        let (merged, update) = self.store().apply_person_change(change, &self.embedder)?;
         match update {
             crate::store::GalleryChange::Keep => {}
             crate::store::GalleryChange::Remove(id) => gallery.remove(&id),
@@ -545,7 +549,7 @@ impl Pipeline {
         self.store().add_template(
             &template_id,
             person_id,
-            EMBEDDER_MODEL,
+            &self.embedder,
             embedding.as_slice(),
         )?;
         gallery

@@ -5,8 +5,9 @@ use rollcall_vision::{DetectorKind, Engine, EngineConfig, ModelPaths};
 
 use crate::config::{DetectorChoice, NodeConfig};
 
-/// Name under which templates are stored: embeddings of different models never mix.
-pub const EMBEDDER_MODEL: &str = "mobilefacenet";
+/// The manifest's embedder, and the name its templates are stored under (`vision.embedder`
+/// names another model's: embeddings of different models never mix).
+pub const DEFAULT_EMBEDDER: &str = "mobilefacenet";
 /// The passive liveness model (`vision.passive_liveness`).
 pub const ANTISPOOF_MODEL: &str = "face-antispoofing";
 
@@ -44,7 +45,10 @@ pub fn load_engine(config: &NodeConfig) -> Result<Engine, SetupError> {
     let paths = ModelPaths {
         runtime: store.verified(&manifest, "onnxruntime")?,
         detector: store.verified(&manifest, detector.0)?,
-        embedder: store.verified(&manifest, EMBEDDER_MODEL)?,
+        embedder: match &config.vision.embedder_file {
+            Some(file) => file.clone(),
+            None => store.verified(&manifest, DEFAULT_EMBEDDER)?,
+        },
         mesh: Some(store.verified(&manifest, "face-landmark")?),
         antispoof: config
             .vision
@@ -57,6 +61,10 @@ pub fn load_engine(config: &NodeConfig) -> Result<Engine, SetupError> {
     let engine_config = EngineConfig {
         detector: detector.1,
         intra_threads: config.vision.intra_threads,
+        embedder_input: rollcall_vision::EmbedderInput {
+            mean: config.vision.embedder_mean,
+            scale: config.vision.embedder_scale,
+        },
         ..EngineConfig::default()
     };
     Ok(Engine::load(&paths, engine_config)?)

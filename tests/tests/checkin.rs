@@ -643,6 +643,17 @@ fn granted_check_ins_teach_the_gallery_only_when_asked_and_replays_are_refused()
     assert_eq!(run("learning", true), [1, 2, 2]);
 }
 
+/// Enrols Obama from obama.jpg, checks obama2.jpg in at the gate (a 200) and returns the answer.
+fn obama_enrolled_then_checked_in(node: &Node) -> Value {
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let (status, body) = node
+        .check_in(&photo("sample-obama2"), Some(AT_GATE))
+        .expect("check-in");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 /// The passive anti-spoofing model, when turned on, scores the face of every check-in and its
 /// liveness reaches the fraud rules: a live portrait passes the default minimum, and a site
 /// that demands more than the portrait scored denies it with the number in the reason.
@@ -661,12 +672,7 @@ fn passive_liveness_scores_each_check_in_and_the_fraud_minimum_applies() {
             },
         )
         .expect("node starts");
-        node.enrol("obama", "Barack Obama", &photo("sample-obama"))
-            .expect("enrolled");
-        let (status, body) = node
-            .check_in(&photo("sample-obama2"), Some(AT_GATE))
-            .expect("check-in");
-        assert_eq!(status, 200, "{body}");
+        let body = obama_enrolled_then_checked_in(&node);
         let metrics = node.get("/metrics").expect("metrics").text().expect("text");
         (body, metrics)
     };
@@ -741,6 +747,43 @@ fn a_gallery_searched_through_the_hnsw_graph_decides_like_the_scan() {
         reason_codes(&body).contains(&"no_match".to_owned()),
         "{body}"
     );
+}
+
+/// An embedder chosen by config: an ONNX file of the site's own under a name of its own (here
+/// the fetched MobileFaceNet copied elsewhere, standing in for another model). The node embeds
+/// with it, stores its templates under that name only, and decides as usual.
+#[test]
+fn an_embedder_of_the_sites_own_is_used_and_its_templates_kept_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = rollcall_models::Store::from_env().expect("store");
+    let manifest = rollcall_models::Manifest::embedded().expect("manifest");
+    let fetched = store.verified(&manifest, "mobilefacenet").expect("fetched");
+    let own = dir.path().join("site-embedder.onnx");
+    std::fs::copy(&fetched, &own).expect("copy the model");
+    let node_dir = dir.path().join("node");
+    let node = Node::start(
+        &node_dir,
+        &NodeOptions {
+            vision_extra: format!(
+                "embedder = \"site-mfn\"\nembedder_file = \"{}\"\n",
+                own.display()
+            ),
+            ..NodeOptions::standalone()
+        },
+    )
+    .expect("node starts");
+    let body = obama_enrolled_then_checked_in(&node);
+    assert_eq!(body["decision"], "granted", "{body}");
+    drop(node);
+    let db = rusqlite::Connection::open(node_dir.join("data/node.sqlite")).expect("open db");
+    let models: Vec<(String, i64)> = db
+        .prepare("SELECT model, count(*) FROM face_templates GROUP BY model")
+        .expect("query")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    assert_eq!(models, [("site-mfn".to_owned(), 1)]);
 }
 
 #[test]

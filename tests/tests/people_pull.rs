@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use rollcall_node::{store::NodeStore, template_key::TemplateKey, vision_setup::EMBEDDER_MODEL};
+use rollcall_node::{store::NodeStore, template_key::TemplateKey, vision_setup::DEFAULT_EMBEDDER};
 use rollcall_tests::{
     AT_GATE, Cloud, DEMO_SITE, Node, NodeOptions, on_each_backend, reason_codes, sample_photo,
     wait_for,
@@ -30,7 +30,7 @@ fn obama_template(dir: &std::path::Path) -> Vec<f32> {
     let data = dir.join("data");
     let key = TemplateKey::load_or_create(&data.join("template.key")).expect("key");
     let store = NodeStore::open(&data.join("node.sqlite"), key).expect("store");
-    let mut templates = store.templates(EMBEDDER_MODEL).expect("templates");
+    let mut templates = store.templates(DEFAULT_EMBEDDER).expect("templates");
     assert_eq!(templates.len(), 1);
     templates.remove(0).vector
 }
@@ -78,7 +78,7 @@ fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_
             cloud,
             "POST",
             "/api/v1/people/obama/templates",
-            Some(json!({ "model": EMBEDDER_MODEL, "embedding": vector })),
+            Some(json!({ "model": DEFAULT_EMBEDDER, "embedding": vector })),
         );
         assert_eq!(status, 201, "{backend}: {t}");
         let template = t["id"].as_str().expect("template id").to_owned();
@@ -134,7 +134,7 @@ fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_
             cloud,
             "POST",
             "/api/v1/people/obama/templates",
-            Some(json!({ "model": EMBEDDER_MODEL, "embedding": vector })),
+            Some(json!({ "model": DEFAULT_EMBEDDER, "embedding": vector })),
         );
         assert_eq!(status, 201, "{backend}");
         let (status, _) = admin(

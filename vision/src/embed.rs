@@ -36,20 +36,51 @@ impl Embedding {
     }
 }
 
-/// MobileFaceNet (192-d). With a dynamic batch (the fetched model is patched so), all faces of
+/// Turns aligned 112×112 face crops ([`crate::align_face`]) into unit-length embeddings, in
+/// order. [`Embedder`] runs any ONNX model with an NCHW RGB input; another model, runtime or
+/// device can stand in through [`crate::Engine::with_embedder`]. Embeddings of different
+/// embedders never mix: whoever stores them keeps them under the embedder's name.
+pub trait FaceEmbedder: Send + Sync {
+    fn embed(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>, Error>;
+}
+
+/// How an ONNX embedder wants its pixels: `(value − mean) × scale`, per RGB channel value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmbedderInput {
+    pub mean: f32,
+    pub scale: f32,
+}
+
+impl Default for EmbedderInput {
+    /// MobileFaceNet's: (x − 127.5) / 128.
+    fn default() -> Self {
+        Self {
+            mean: 127.5,
+            scale: 1.0 / 128.0,
+        }
+    }
+}
+
+/// An ONNX face embedder, MobileFaceNet (192-d) by default. With a dynamic batch (the fetched model is patched so), all faces of
 /// a frame run as one batch, up to [`MAX_BATCH`]; a model with a fixed batch gets chunks of
 /// that size, the last padded by repeating a face.
 pub struct Embedder {
     session: Mutex<Session>,
     /// `Some(n)`: the model only takes batches of exactly `n`.
     fixed_batch: Option<usize>,
+    input: EmbedderInput,
 }
 
 /// Most faces embedded in one run.
 pub const MAX_BATCH: usize = 8;
 
 impl Embedder {
-    pub fn load(env: &Environment, model: &Path, intra_threads: usize) -> Result<Self, Error> {
+    pub fn load(
+        env: &Environment,
+        model: &Path,
+        intra_threads: usize,
+        input: EmbedderInput,
+    ) -> Result<Self, Error> {
         let session = open_session(env, model, intra_threads)?;
         let fixed_batch = {
             let s = session.lock().unwrap_or_else(|p| p.into_inner());
@@ -63,6 +94,7 @@ impl Embedder {
         Ok(Self {
             session,
             fixed_batch,
+            input,
         })
     }
 
@@ -73,6 +105,7 @@ impl Embedder {
 
     /// Embeddings of aligned crops, in order.
     pub fn embed(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>, Error> {
+        let EmbedderInput { mean, scale } = self.input;
         let mut out = Vec::with_capacity(faces.len());
         let chunk = self.fixed_batch.unwrap_or(MAX_BATCH);
         for pair in faces.chunks(chunk) {
@@ -83,7 +116,7 @@ impl Embedder {
                 let face = &pair[slot.min(pair.len() - 1)];
                 for (x, y, p) in face.enumerate_pixels() {
                     for c in 0..3 {
-                        input[[slot, c, y as usize, x as usize]] = (p.0[c] as f32 - 127.5) / 128.0;
+                        input[[slot, c, y as usize, x as usize]] = (p.0[c] as f32 - mean) * scale;
                     }
                 }
             }
@@ -122,6 +155,12 @@ impl Embedder {
             }
         }
         Ok(out)
+    }
+}
+
+impl FaceEmbedder for Embedder {
+    fn embed(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>, Error> {
+        Embedder::embed(self, faces)
     }
 }
 

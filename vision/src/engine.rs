@@ -13,7 +13,7 @@ use crate::{
     antispoof::{PassiveLiveness, SpoofDetector},
     decode::decode_image,
     detect::{DetectedFace, Detector, DetectorKind},
-    embed::{Embedder, Embedding},
+    embed::{Embedder, EmbedderInput, Embedding, FaceEmbedder},
     iris::IrisModel,
     landmarks::{Mesh, MeshModel},
     quality::{self, Quality, QualityPolicy},
@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub intra_threads: usize,
     pub quality: QualityPolicy,
     pub decode: DecodeLimits,
+    /// The ONNX embedder's pixel normalisation.
+    pub embedder_input: EmbedderInput,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +53,7 @@ impl Default for EngineConfig {
             intra_threads: 1,
             quality: QualityPolicy::default(),
             decode: DecodeLimits::default(),
+            embedder_input: EmbedderInput::default(),
         }
     }
 }
@@ -78,7 +81,7 @@ pub struct StageTimes {
 /// Detector + embedder, loaded once.
 pub struct Engine {
     detector: Detector,
-    embedder: Embedder,
+    embedder: Box<dyn FaceEmbedder>,
     mesh: Option<MeshModel>,
     spoof: Option<SpoofDetector>,
     iris: Option<IrisModel>,
@@ -90,7 +93,12 @@ impl Engine {
         let env = init_runtime(&paths.runtime)?;
         let detector =
             Detector::load(&env, &paths.detector, config.detector, config.intra_threads)?;
-        let embedder = Embedder::load(&env, &paths.embedder, config.intra_threads)?;
+        let embedder = Box::new(Embedder::load(
+            &env,
+            &paths.embedder,
+            config.intra_threads,
+            config.embedder_input,
+        )?);
         let mesh = paths
             .mesh
             .as_ref()
@@ -140,6 +148,14 @@ impl Engine {
             )?;
         }
         Ok(())
+    }
+
+    /// The same engine with another embedder (another model, runtime or device), warmed up.
+    /// Templates made by the old one must not be compared with the new one's embeddings.
+    pub fn with_embedder(mut self, embedder: Box<dyn FaceEmbedder>) -> Result<Self, Error> {
+        self.embedder = embedder;
+        self.warm_up()?;
+        Ok(self)
     }
 
     /// Whether the anti-spoofing model is loaded.

@@ -35,7 +35,7 @@ pub use ann::AnnParams;
 pub use antispoof::{PassiveLiveness, SpoofDetector};
 pub use decode::{DecodeLimits, decode_image};
 pub use detect::{BoxPx, DetectedFace, Detector, DetectorKind, Point};
-pub use embed::{Embedder, Embedding};
+pub use embed::{Embedder, EmbedderInput, Embedding, FaceEmbedder};
 pub use engine::{AnalyzedFace, Engine, EngineConfig, ModelPaths, StageTimes};
 pub use error::Error;
 pub use gallery::{Gallery, Identification, Match, Search, Strategy};

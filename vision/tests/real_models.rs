@@ -123,8 +123,13 @@ fn a_frame_without_a_face_has_no_faces() {
 #[test]
 fn the_fetched_embedder_has_a_dynamic_batch_and_batching_does_not_change_embeddings() {
     let env = rollcall_vision::init_runtime(&store_path("onnxruntime")).expect("runtime");
-    let embedder =
-        rollcall_vision::Embedder::load(&env, &store_path("mobilefacenet"), 1).expect("embedder");
+    let embedder = rollcall_vision::Embedder::load(
+        &env,
+        &store_path("mobilefacenet"),
+        1,
+        rollcall_vision::EmbedderInput::default(),
+    )
+    .expect("embedder");
     assert_eq!(
         embedder.fixed_batch(),
         None,
@@ -369,6 +374,49 @@ fn dark_and_washed_out_faces_are_refused_with_the_reason() {
         "{:?}",
         glare.first().map(|f| &f.quality)
     );
+}
+
+/// Another embedder stands in through the `FaceEmbedder` trait: the engine hands it the same
+/// aligned crops and returns what it makes (here a 3-d mean colour, nothing like MobileFaceNet).
+#[test]
+fn another_embedder_stands_in_through_the_trait() {
+    struct MeanColour;
+    impl rollcall_vision::FaceEmbedder for MeanColour {
+        fn embed(
+            &self,
+            faces: &[image::RgbImage],
+        ) -> Result<Vec<rollcall_vision::Embedding>, rollcall_vision::Error> {
+            Ok(faces
+                .iter()
+                .map(|f| {
+                    let mut sum = [1.0f32; 3];
+                    for p in f.pixels() {
+                        for (s, v) in sum.iter_mut().zip(p.0) {
+                            *s += v as f32;
+                        }
+                    }
+                    rollcall_vision::Embedding::from_raw(sum.to_vec()).expect("non-zero")
+                })
+                .collect())
+        }
+    }
+    let paths = ModelPaths {
+        runtime: store_path("onnxruntime"),
+        detector: store_path("blazeface-short-range"),
+        embedder: store_path("mobilefacenet"),
+        mesh: None,
+        antispoof: None,
+        iris: None,
+    };
+    let engine = Engine::load(&paths, EngineConfig::default())
+        .and_then(|e| e.with_embedder(Box::new(MeanColour)))
+        .expect("engine");
+    let bytes = std::fs::read(store_path("sample-obama")).expect("read");
+    let faces = engine
+        .analyze(&engine.decode(&bytes).expect("decode"))
+        .expect("analyze");
+    let embedding = faces[0].embedding.as_ref().expect("embedded");
+    assert_eq!(embedding.as_slice().len(), 3, "the stand-in's own vector");
 }
 
 /// Mesh points around each eye (lower lid, upper lid) and the corner pair.
