@@ -738,6 +738,7 @@ impl Pipeline {
         card: Option<PresentedCard>,
     ) -> Result<CheckInOutcome, PipelineError> {
         let (face, count, decoded) = self.best_face(image)?;
+        let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
         // Passive liveness of the face the decision is about (None when it is not configured).
         let passive = self
             .engine
@@ -746,7 +747,6 @@ impl Pipeline {
         if let Some(p) = &passive {
             self.metrics.observe_passive_liveness(p);
         }
-        let embedding = face.embedding.ok_or(PipelineError::NoFace)?;
         let FaceVerdict {
             face_person,
             similarity: best_similarity,
