@@ -157,8 +157,10 @@ impl Ann {
         let rows = &self.rows;
         let alive = |id: &usize| rows.get(*id).is_some_and(|r| *r != DEAD);
         let ef = self.params.ef_search.max(n);
+        // Without removed templates there is nothing to filter (the filtered search costs more).
+        let filter: Option<&dyn hnsw_rs::prelude::FilterT> = (self.dead > 0).then_some(&alive);
         self.graph
-            .search_filter(probe, n, ef, Some(&alive))
+            .search_filter(probe, n, ef, filter)
             .into_iter()
             .filter_map(|nb| rows.get(nb.d_id).copied())
             .filter(|r| *r != DEAD)
