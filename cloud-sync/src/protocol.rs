@@ -207,6 +207,18 @@ pub fn valid_person_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// Embedder (template model) names, under which nodes and the cloud keep templates apart: 1–64
+/// of lower-case letters, digits, `_`, `.`, `-`, not starting with punctuation.
+pub fn valid_model(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        })
+}
+
 /// Why a voice record's fields, as a client reports them, are refused (the node checks them
 /// when it takes the record, the cloud again when it is pushed); `None` if they are fine.
 pub fn invalid_voice_fields(

@@ -495,15 +495,13 @@ impl NodeConfig {
             ));
         }
         let name = &self.vision.embedder;
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        // The cloud keeps pushed templates under the same name and refuses any other form.
+        if !rollcall_cloud::protocol::valid_model(name) {
             return Err(bad(
                 "vision.embedder",
-                format!("must be 1-64 letters, digits, '-', '_' or '.', got {name:?}"),
+                format!(
+                    "must be 1-64 lower-case letters, digits, '-', '_' or '.', starting with a letter or digit, got {name:?}"
+                ),
             ));
         }
         match &self.vision.embedder_file {
@@ -750,11 +748,13 @@ mod tests {
         );
         let e = error_of(&vision("embedder_file = \"x.onnx\"\n"));
         assert!(e.contains("must not mix"), "{e}");
-        let e = error_of(&vision("embedder = \"a b\"\n"));
-        assert!(
-            e.contains("`vision.embedder`") && e.contains("\"a b\""),
-            "{e}"
-        );
+        for bad_name in ["a b", "Site-MFN", "-mfn", ""] {
+            let e = error_of(&vision(&format!("embedder = \"{bad_name}\"\n")));
+            assert!(
+                e.contains("`vision.embedder`") && e.contains(&format!("{bad_name:?}")),
+                "{e}"
+            );
+        }
         let e = error_of(&vision("embedder_scale = 0.0\n"));
         assert!(e.contains("`vision.embedder_scale`"), "{e}");
         let e = error_of(&SAMPLE.replace("graph_from = 1000000", "graph_from = 0"));

@@ -44,17 +44,7 @@ const MAX_SITES: usize = 100;
 /// Embedding lengths accepted (the embedders in use have 128-512).
 const DIMS: std::ops::RangeInclusive<usize> = 64..=1024;
 
-pub use crate::protocol::valid_person_id;
-
-pub fn valid_model(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-        })
-}
+pub use crate::protocol::{valid_model, valid_person_id};
 
 /// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
