@@ -20,16 +20,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rollcall_cloud::codec::Encoding;
 use rollcall_cloud::server::{
     Backend, Config,
     rate_limit::RateConfig,
     serve,
-    store::{
-        events_query::{Cursor, Sort},
-        scratch::ScratchDatabase,
-    },
+    store::events_query::{Cursor, Sort},
 };
+use rollcall_protocol::codec::Encoding;
+use rollcall_tests::ScratchDatabase;
 use serde_json::{Value, json};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -223,10 +221,10 @@ async fn seed(http: &reqwest::Client, url: &str, admin: &str) -> Result<(f64, St
                 .collect();
             // CBOR and compressed, as nodes send them: the server's inflating and decoding are
             // part of the rate.
-            let batch: rollcall_cloud::protocol::PushBatch =
+            let batch: rollcall_protocol::wire::PushBatch =
                 serde_json::from_value(json!({ "protocol": 1, "events": events }))
                     .unwrap_or_else(|e| panic!("the bench's batch: {e}"));
-            rollcall_cloud::gzip::compress(&Encoding::Cbor.encode(&batch))
+            rollcall_protocol::gzip::compress(&Encoding::Cbor.encode(&batch))
         })
         .collect();
     let start = Instant::now();
@@ -242,7 +240,7 @@ async fn seed(http: &reqwest::Client, url: &str, admin: &str) -> Result<(f64, St
             .error_for_status()?
             .bytes()
             .await?;
-        let ack: rollcall_cloud::protocol::PushAck = Encoding::Cbor
+        let ack: rollcall_protocol::wire::PushAck = Encoding::Cbor
             .decode(&answer)
             .map_err(|e| format!("batch {b}: the answer: {e}"))?;
         if ack.accepted.len() != BATCH as usize {

@@ -63,7 +63,7 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
-    rollcall_cloud::logging::init();
+    rollcall_service::logging::init();
     match Cli::parse().command {
         Cmd::Serve {
             db,

@@ -2,7 +2,7 @@
 //! panicking, and a cookie found is a piece of what was sent.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rollcall_cloud::cookie;
+use rollcall_service::cookie;
 
 fuzz_target!(|data: &[u8]| {
     let mut headers = axum::http::HeaderMap::new();

@@ -3,7 +3,7 @@
 //! from the cloud never panic, and never inflate past the bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rollcall_cloud::{codec, gzip, protocol, zstd};
+use rollcall_protocol::{codec, gzip, wire as protocol, zstd};
 
 fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<protocol::PushBatch>(data);

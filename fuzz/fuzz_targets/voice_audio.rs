@@ -3,7 +3,7 @@
 //! its bounds.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rollcall_cloud::wav;
+use rollcall_protocol::wav;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(info) = wav::inspect(data) {

@@ -7,11 +7,12 @@
 //! `cargo bench -p rollcall-node --bench checkin` (or `cargo xtask bench`); needs
 //! `cargo xtask fetch` first. `ROLLCALL_BENCH_RUNS` sets the number of check-ins (default 300).
 
+use parking_lot::Mutex;
 use std::{
     io::Cursor,
     path::Path,
     process::{Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -174,10 +175,7 @@ fn main() -> Result<(), Error> {
     )?;
     // The person in the frames is enrolled too, so check-ins take the granted path (with
     // their history) as at a real gate.
-    store
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .add_person("obama", "Barack Obama", None)?;
+    store.lock().add_person("obama", "Barack Obama", None)?;
     pipeline.enrol(
         "obama",
         &std::fs::read(models.verified(&manifest, "sample-obama")?)?,
@@ -222,7 +220,6 @@ fn main() -> Result<(), Error> {
     let t = Instant::now();
     store
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .import_people(DEFAULT_EMBEDDER, &people(10_000, 90_000, dim, &mut seed))?;
     println!(
         "imported 90 000 more people in {:.1} s",

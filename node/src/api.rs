@@ -1,9 +1,7 @@
 //! The node's HTTP API: kiosk check-ins, enrolment, local events, health and metrics.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+use parking_lot::Mutex;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     Router,
@@ -13,8 +11,9 @@ use axum::{
     routing::{get, post},
 };
 use base64::Engine as _;
-use rollcall_cloud::problem::{Json, Problem, ProblemReason};
 use rollcall_fraud::Fix;
+use rollcall_protocol::ids::PersonId;
+use rollcall_service::problem::{Json, Problem, ProblemReason};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -29,7 +28,7 @@ pub struct AppState {
     pub cards: Arc<crate::card::CardGate>,
     pub live: Arc<crate::live::LiveFeed>,
     /// Fires when the node starts shutting down (ends the live feed's streams).
-    pub stop: rollcall_cloud::shutdown::Shutdown,
+    pub stop: rollcall_service::shutdown::Shutdown,
     pub store: Arc<Mutex<NodeStore>>,
     pub metrics: Arc<Metrics>,
     pub admin_token: String,
@@ -241,7 +240,7 @@ fn html_page(page: &'static str) -> impl IntoResponse {
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, Problem> {
     let store = state.store.clone();
-    blocking(move || Ok(store.lock().unwrap_or_else(|p| p.into_inner()).ping()?)).await?;
+    blocking(move || Ok(store.lock().ping()?)).await?;
     Ok(axum::Json(
         serde_json::json!({ "status": "ok", "service": "rollcall-node" }),
     ))
@@ -412,7 +411,7 @@ struct CheckInResponse {
     credential: &'static str,
     similarity: Option<f64>,
     risk_score: f64,
-    reasons: Vec<rollcall_cloud::protocol::EventReason>,
+    reasons: Vec<rollcall_protocol::wire::EventReason>,
     /// `opened`, `closed` (not granted), `not_configured`, or `failed: <why>`.
     turnstile: String,
 }
@@ -451,13 +450,13 @@ async fn check_in(
             let decision = e.decision;
             let greeting = outcome.person.as_ref().map(|p| p.display_name.clone());
             let result = tokio::task::spawn_blocking(move || {
-                let opened = (decision == rollcall_cloud::protocol::Decision::Granted)
+                let opened = (decision == rollcall_protocol::wire::Decision::Granted)
                     .then(|| t.open_for_one());
                 if let Err(err) = t.signal(reader, decision) {
                     tracing::warn!(error = %err, "reader LED/buzzer feedback failed");
                 }
                 if let Some(name) =
-                    greeting.filter(|_| decision == rollcall_cloud::protocol::Decision::Granted)
+                    greeting.filter(|_| decision == rollcall_protocol::wire::Decision::Granted)
                     && let Err(err) = t.greet(reader, &name)
                 {
                     tracing::warn!(error = %err, "reader display feedback failed");
@@ -521,23 +520,15 @@ struct NewPerson {
     card: Option<String>,
 }
 
-fn valid_person_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
-
 impl NewPerson {
     /// The person to create: id (a new ULID if none), trimmed name, normalised card.
     fn validate(self) -> Result<Person, Problem> {
         let id = self.id.unwrap_or_else(|| ulid::Ulid::new().to_string());
-        if !valid_person_id(&id) {
-            return Err(Problem::bad_request(
-                "id must be 1-64 characters of letters, digits, -, _ or .",
-            ));
-        }
+        // The cloud's rule, from the protocol: an id it would refuse would make this person a
+        // dead letter on every push.
+        let id = PersonId::parse(id)
+            .map_err(|e| Problem::unprocessable("invalid-id", "id", e.to_string()))?
+            .into_string();
         let display_name = self.display_name.trim().to_owned();
         if display_name.is_empty() || display_name.chars().count() > 200 {
             return Err(Problem::bad_request(
@@ -568,11 +559,9 @@ async fn add_person(
     let store = state.store.clone();
     let p = person.clone();
     blocking(move || {
-        Ok(store.lock().unwrap_or_else(|p| p.into_inner()).add_person(
-            &p.id,
-            &p.display_name,
-            p.card.as_deref(),
-        )?)
+        Ok(store
+            .lock()
+            .add_person(&p.id, &p.display_name, p.card.as_deref())?)
     })
     .await?;
     Ok((StatusCode::CREATED, axum::Json(person)))
@@ -678,8 +667,7 @@ async fn items<T: Serialize + Send + 'static>(
     list: impl FnOnce(&NodeStore) -> Result<Vec<T>, StoreError> + Send + 'static,
 ) -> Result<axum::Json<serde_json::Value>, Problem> {
     let store = state.store.clone();
-    let items =
-        blocking(move || Ok(list(&store.lock().unwrap_or_else(|p| p.into_inner()))?)).await?;
+    let items = blocking(move || Ok(list(&store.lock())?)).await?;
     Ok(axum::Json(serde_json::json!({ "items": items })))
 }
 
@@ -753,13 +741,7 @@ async fn retry_dead_letter(
 ) -> Result<StatusCode, Problem> {
     let store = state.store.clone();
     let id = event_id.clone();
-    let retried = blocking(move || {
-        Ok(store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retry_dead_letter(&id, "admin")?)
-    })
-    .await?;
+    let retried = blocking(move || Ok(store.lock().retry_dead_letter(&id, "admin")?)).await?;
     if retried {
         tracing::info!(event = %event_id, "dead letter queued again");
         Ok(StatusCode::ACCEPTED)
@@ -778,7 +760,7 @@ async fn event_frame(
 ) -> Result<impl IntoResponse, Problem> {
     let store = state.store.clone();
     let id = event_id.clone();
-    let frame = blocking(move || Ok(store.lock().unwrap_or_else(|p| p.into_inner()).frame(&id)?))
+    let frame = blocking(move || Ok(store.lock().frame(&id)?))
         .await?
         .ok_or_else(|| {
             Problem::not_found(format!(

@@ -2,10 +2,8 @@
 //! when the reader reads it), and the short window in which a presented card waits for its
 //! holder's face at the kiosk.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use parking_lot::Mutex;
+use std::time::{Duration, Instant};
 
 use rollcall_firmware_bridge::CardRead;
 
@@ -13,12 +11,18 @@ use rollcall_firmware_bridge::CardRead;
 /// printed on most cards), otherwise `raw:<bits>:<hex of the bytes>`.
 pub fn card_key(card: &CardRead) -> String {
     match card.wiegand() {
-        Some(w) => format!("{}:{}", w.facility, w.number),
-        None => format!("raw:{}:{}", card.bits, hex::encode(&card.data)),
+        Some(w) => CardKey::wiegand(w.facility, w.number),
+        None => CardKey::raw(card.bits, &card.data),
     }
+    .into_string()
 }
 
-pub use rollcall_cloud::protocol::{CardFormatError, parse_card_key};
+pub use rollcall_protocol::ids::{CardFormatError, CardKey};
+
+/// A card name as an admin types it, normalised ([`CardKey::parse`]).
+pub fn parse_card_key(text: &str) -> Result<String, CardFormatError> {
+    CardKey::parse(text).map(CardKey::into_string)
+}
 
 /// A card presented at the reader, waiting for its holder's face.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,23 +50,19 @@ impl CardGate {
     }
 
     pub fn present(&self, card: PresentedCard, at: Instant) {
-        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some((card, at));
+        *self.pending.lock() = Some((card, at));
     }
 
     /// The card waiting at `now`, if any, and when it was presented; it is used up.
     pub fn take(&self, now: Instant) -> Option<(PresentedCard, Instant)> {
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let pending = self.pending.lock().take();
         pending.filter(|(_, at)| now.saturating_duration_since(*at) <= self.window)
     }
 
     /// Puts back a card taken for a frame that could not be used (no face, a blurred one), so
     /// the next frame still counts, unless another card was presented meanwhile.
     pub fn give_back(&self, card: PresentedCard, at: Instant) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending.lock();
         if pending.is_none() {
             *pending = Some((card, at));
         }
@@ -71,7 +71,7 @@ impl CardGate {
     /// The card waiting at `now` and how long it still waits, without using it (for the
     /// kiosk's "look at the camera" prompt).
     pub fn peek(&self, now: Instant) -> Option<(PresentedCard, Duration)> {
-        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = self.pending.lock();
         let (card, at) = pending.as_ref()?;
         let waited = now.saturating_duration_since(*at);
         (waited <= self.window).then(|| (card.clone(), self.window - waited))

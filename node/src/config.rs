@@ -7,6 +7,7 @@ use std::{
 };
 
 use rollcall_fraud::{Geofence, Policy};
+use rollcall_protocol::ids::{ModelName, SiteId};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -401,15 +402,10 @@ impl NodeConfig {
             reason,
         };
         let site = &self.node.site_id;
-        if site.is_empty()
-            || site.len() > 64
-            || !site
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
+        if !SiteId::is_valid(site) {
             return Err(bad(
                 "node.site_id",
-                format!("must be 1-64 characters of a-z, 0-9, - or _, got `{site}`"),
+                format!("must be {}, got `{site}`", SiteId::RULE),
             ));
         }
         if self.node.retention_days > 3650 {
@@ -422,7 +418,7 @@ impl NodeConfig {
             ));
         }
         if let Some(key) = &self.node.bundle_public_key
-            && let Err(e) = rollcall_cloud::bundle::parse_public_key(key)
+            && let Err(e) = rollcall_protocol::bundle::parse_public_key(key)
         {
             return Err(bad("node.bundle_public_key", e.to_string()));
         }
@@ -496,12 +492,10 @@ impl NodeConfig {
         }
         let name = &self.vision.embedder;
         // The cloud keeps pushed templates under the same name and refuses any other form.
-        if !rollcall_cloud::protocol::valid_model(name) {
+        if !ModelName::is_valid(name) {
             return Err(bad(
                 "vision.embedder",
-                format!(
-                    "must be 1-64 lower-case letters, digits, '-', '_' or '.', starting with a letter or digit, got {name:?}"
-                ),
+                format!("must be {}, got {name:?}", ModelName::RULE),
             ));
         }
         match &self.vision.embedder_file {

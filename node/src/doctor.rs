@@ -7,9 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rollcall_cloud::protocol::NodeIdentity;
 use rollcall_firmware_bridge::{ControlPanel, CpError, ScKey, SerialTransport};
 use rollcall_models::Manifest;
+use rollcall_protocol::wire::NodeIdentity;
 
 use crate::{
     config::NodeConfig,
@@ -395,7 +395,7 @@ async fn cloud(config: &NodeConfig) -> Vec<Check> {
 mod tests {
     use super::*;
     use crate::store::tests_support::store;
-    use rollcall_cloud::protocol::SiteConfig;
+    use rollcall_protocol::wire::SiteConfig;
 
     #[test]
     fn the_site_check_says_whose_fences_and_policy_are_in_force() {

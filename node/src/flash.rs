@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use rollcall_cloud::bundle::{BundleError, ConfigBundle, MAX_BUNDLE_BYTES, parse_public_key};
+use rollcall_protocol::bundle::{BundleError, ConfigBundle, MAX_BUNDLE_BYTES, parse_public_key};
 
 use crate::config::{ConfigError, NodeConfig};
 

@@ -22,13 +22,14 @@ pub mod template_key;
 pub mod turnstile;
 pub mod vision_setup;
 
+use parking_lot::Mutex;
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use rollcall_cloud::shutdown;
+use rollcall_service::{shutdown, supervisor::Supervisor};
 
 pub use config::{ConfigError, NodeConfig};
 
@@ -57,7 +58,7 @@ pub enum RunError {
         source: serialport::Error,
     },
     #[error(transparent)]
-    Listen(#[from] rollcall_cloud::listen::ListenError),
+    Listen(#[from] rollcall_service::listen::ListenError),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -113,12 +114,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
     )?));
     let metrics = Arc::new(metrics::Metrics::new());
     // The outbox gauges tell the truth from the first scrape, not 0 until the first sync.
-    metrics.observe_outbox(
-        &store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .outbox_stats()?,
-    );
+    metrics.observe_outbox(&store.lock().outbox_stats()?);
     let live = Arc::new(live::LiveFeed::new());
 
     let engine = {
@@ -153,16 +149,18 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
     // cloud's next answer is judged afresh (and its error shown by the sync status if it fails
     // again).
     {
-        let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = store.lock();
         if let Err(e) = site_config::restore(&pipeline, &store) {
             tracing::error!(error = %e, "the site configuration kept from the cloud is unusable: the config file's geofences and policy are in force");
             store.set_site_config(None)?;
         }
     }
 
-    let (trigger, stop) = shutdown::channel();
-    let trigger = Arc::new(trigger);
-    let sync_task = match &config.cloud {
+    // The node's background loops: stopped on shutdown and awaited before it exits.
+    let mut supervisor = Supervisor::new();
+    let stop = supervisor.stop_signal();
+    let trigger = supervisor.trigger();
+    match &config.cloud {
         Some(cloud) => {
             let client = sync::SyncClient::new(
                 cloud,
@@ -170,27 +168,24 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
                 Some(pipeline.clone()),
                 metrics.clone(),
             )?;
-            Some(tokio::spawn(client.run(stop.clone())))
+            supervisor.spawn("sync", move |stop| client.run(stop));
         }
         None => {
             tracing::warn!("no [cloud] section: running standalone, events stay in the outbox");
-            None
         }
-    };
+    }
 
     let frame_ttl = (config.privacy.keep_frames != config::KeepFrames::None)
         .then(|| Duration::from_secs(u64::from(config.privacy.frame_ttl_hours) * 3600));
-    let retention_task = (config.node.retention_days > 0 || frame_ttl.is_some()).then(|| {
-        tokio::spawn(retention::run(
-            store.clone(),
-            retention::Policy {
-                days: config.node.retention_days,
-                standalone: config.cloud.is_none(),
-                frame_ttl,
-            },
-            stop.clone(),
-        ))
-    });
+    if config.node.retention_days > 0 || frame_ttl.is_some() {
+        let policy = retention::Policy {
+            days: config.node.retention_days,
+            standalone: config.cloud.is_none(),
+            frame_ttl,
+        };
+        let store = store.clone();
+        supervisor.spawn("retention", move |stop| retention::run(store, policy, stop));
+    }
 
     let card_window = Duration::from_secs(config.osdp.as_ref().map_or(15, |o| o.card_window_s));
     let cards = Arc::new(card::CardGate::new(card_window));
@@ -231,7 +226,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
         }),
     });
     let (listener, local) =
-        rollcall_cloud::listen::bind(config.http.listen, addr_file.as_deref()).await?;
+        rollcall_service::listen::bind(config.http.listen, addr_file.as_deref()).await?;
     tracing::info!(addr = %local, site = %config.node.site_id, db = %config.database_path().display(), "rollcall-node listening on http://{local}");
     let exit = Arc::new(Mutex::new(Exit::Stop));
     let stop_or_reload = {
@@ -241,7 +236,7 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
                 () = shutdown::signal() => {}
                 () = reload => {
                     tracing::info!("SIGHUP: reloading the config");
-                    *exit.lock().unwrap_or_else(|p| p.into_inner()) = Exit::Reload;
+                    *exit.lock() = Exit::Reload;
                 }
             }
             // Before the server drains: long-lived responses (the live feed) end now.
@@ -252,19 +247,13 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
         .with_graceful_shutdown(stop_or_reload)
         .await;
     // Also when serving failed without a signal: the background tasks must end.
-    trigger.fire();
-    if let Some(task) = sync_task {
-        let _ = task.await;
-    }
-    if let Some(task) = retention_task {
-        let _ = task.await;
-    }
+    supervisor.shutdown().await;
     if let Some(bus) = bus {
         let _ = tokio::task::spawn_blocking(move || bus.stop()).await;
         tracing::info!("OSDP bus stopped");
     }
     served.map_err(RunError::Serve)?;
-    let exit = *exit.lock().unwrap_or_else(|p| p.into_inner());
+    let exit = *exit.lock();
     if exit == Exit::Stop {
         let _ = std::fs::remove_file(&pid_file);
         tracing::info!("rollcall-node stopped");

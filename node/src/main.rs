@@ -107,7 +107,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> anyhow::Result<()> {
-    rollcall_cloud::logging::init();
+    rollcall_service::logging::init();
     match Cli::parse().command {
         Cmd::Run { config, addr_file } => {
             let path = config.config;

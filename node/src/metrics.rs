@@ -7,7 +7,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-use rollcall_cloud::protocol::Decision;
+use rollcall_protocol::wire::Decision;
 
 /// Buckets of the spoof score histogram, around the attack threshold of 0.2.
 const SPOOF_BUCKETS: [f64; 8] = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0];

@@ -1,13 +1,14 @@
 //! The check-in and enrolment pipelines: image bytes → faces → match → fraud → one durable
 //! write. Blocking code: the HTTP layer runs it on the blocking pool.
 
-use std::sync::{Arc, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
 
-use rollcall_cloud::protocol::{AttendanceEvent, Decision, EventReason, Fix};
 use rollcall_fraud::{
     CheckInContext, Credential, FaceResult, Fix as GpsFix, Geofence, PastEvent, Policy, Verdict,
     assess,
 };
+use rollcall_protocol::wire::{AttendanceEvent, Decision, EventReason, Fix};
 use rollcall_vision::{
     AnalyzedFace, Embedding, Engine, Gallery, Identification, QualityIssue, RgbImage,
 };
@@ -214,10 +215,7 @@ impl Pipeline {
         live: Arc<LiveFeed>,
     ) -> Result<Self, StoreError> {
         let mut gallery = Gallery::new();
-        let templates = store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .templates(&settings.embedder)?;
+        let templates = store.lock().templates(&settings.embedder)?;
         for t in templates {
             let person = t.person_id.clone();
             match Embedding::from_raw(t.vector).map(|e| gallery.insert(t.person_id, e)) {
@@ -259,8 +257,8 @@ impl Pipeline {
         })
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, NodeStore> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    fn store(&self) -> parking_lot::MutexGuard<'_, NodeStore> {
+        self.store.lock()
     }
 
     /// Decodes and analyses a frame; the largest face must pass the quality gates.
@@ -305,9 +303,9 @@ impl Pipeline {
         version_ms: i64,
     ) {
         let fences = fences.unwrap_or_else(|| self.file_geofences.clone());
-        *self.geofences.write().unwrap_or_else(|p| p.into_inner()) = fences;
+        *self.geofences.write() = fences;
         let policy = policy.unwrap_or_else(|| self.file_policy.clone());
-        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
+        *self.policy.write() = policy;
         self.metrics.site_config_version_ms.set(version_ms);
     }
 
@@ -344,7 +342,6 @@ impl Pipeline {
             .and_then(|e| {
                 self.gallery
                     .read()
-                    .unwrap_or_else(|p| p.into_inner())
                     .top_k(e, 1)
                     .into_iter()
                     .find(|m| m.similarity >= self.match_threshold)
@@ -397,7 +394,7 @@ impl Pipeline {
                 }
             }
         }
-        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        let mut gallery = self.gallery.write();
         for e in &embeddings {
             self.fits_as_template_of(&gallery, &person.id, e)?;
         }
@@ -426,7 +423,7 @@ impl Pipeline {
         let (face, embedding) = self.enrolment_face(image)?;
         // INVARIANT: the checks and the insert happen under one write lock, so two concurrent
         // enrolments cannot both pass the duplicate check.
-        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        let mut gallery = self.gallery.write();
         let existing = gallery.templates_of(&person_id.to_owned());
         if existing >= MAX_TEMPLATES_PER_PERSON {
             return Err(PipelineError::TooManyTemplates(existing));
@@ -465,7 +462,7 @@ impl Pipeline {
     /// returns how many templates went.
     pub fn delete_person(&self, person_id: &str, actor: &str) -> Result<u32, PipelineError> {
         // Under the gallery's write lock, so no check-in matches a half-deleted person.
-        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        let mut gallery = self.gallery.write();
         let templates = self.store().delete_person(person_id, actor)?;
         gallery.remove(&person_id.to_owned());
         tracing::info!(person = %person_id, templates, actor, "person deleted");
@@ -476,9 +473,9 @@ impl Pipeline {
     /// the live gallery in line, under its write lock.
     pub fn apply_person_change(
         &self,
-        change: &rollcall_cloud::protocol::PersonChange,
-    ) -> Result<rollcall_cloud::merge::Merged, PipelineError> {
-        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        change: &rollcall_protocol::wire::PersonChange,
+    ) -> Result<rollcall_protocol::merge::Merged, PipelineError> {
+        let mut gallery = self.gallery.write();
         let (merged, update) = self.store().apply_person_change(change, &self.embedder)?;
         match update {
             crate::store::GalleryChange::Keep => {}
@@ -526,7 +523,7 @@ impl Pipeline {
         let Some((min, max)) = self.learn else {
             return Ok(());
         };
-        let mut gallery = self.gallery.write().unwrap_or_else(|p| p.into_inner());
+        let mut gallery = self.gallery.write();
         let Some(similarity) = worth_learning(&gallery, person_id, embedding, (min, max)) else {
             return Ok(());
         };
@@ -574,7 +571,7 @@ impl Pipeline {
 
     /// Decides who the face is, 1:N, or 1:1 against the holder of a presented card.
     fn identify(&self, embedding: &Embedding, card: Option<&PresentedCard>) -> FaceVerdict {
-        let gallery = self.gallery.read().unwrap_or_else(|p| p.into_inner());
+        let gallery = self.gallery.read();
         self.metrics
             .observe_gallery(gallery.len(), gallery.strategy());
         let identification = gallery.identify(embedding, self.match_threshold, self.min_margin);
@@ -724,7 +721,7 @@ impl Pipeline {
     /// Applies a page of card revocations pulled from the cloud.
     pub fn apply_revocations(
         &self,
-        items: &[rollcall_cloud::protocol::CardRevocation],
+        items: &[rollcall_protocol::wire::CardRevocation],
         cursor: u64,
     ) -> Result<(), PipelineError> {
         Ok(self.store().apply_revocations(items, cursor)?)
@@ -804,15 +801,11 @@ impl Pipeline {
                 person_id: person_id.clone(),
                 history,
                 device_history,
-                geofences: self
-                    .geofences
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
+                geofences: self.geofences.read().clone(),
                 ..CheckInContext::default()
             },
             // Read, not copied: a new policy from the cloud waits for this assessment.
-            &self.policy.read().unwrap_or_else(|p| p.into_inner()),
+            &self.policy.read(),
         );
         let mut reasons: Vec<EventReason> = assessment
             .reasons

@@ -1,10 +1,11 @@
 //! Retention: deletes old events the node no longer needs and kept frames past their TTL, at
 //! start and then hourly.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rollcall_cloud::shutdown::Shutdown;
+use rollcall_service::shutdown::Shutdown;
 
 use crate::store::{NodeStore, StoreError, now_ms};
 
@@ -23,7 +24,7 @@ pub struct Policy {
 
 /// One round: (events, frames) deleted.
 fn prune(store: &Mutex<NodeStore>, policy: Policy) -> Result<(usize, usize), StoreError> {
-    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    let mut store = store.lock();
     let now = now_ms();
     let events = match policy.days {
         0 => 0,

@@ -4,8 +4,8 @@
 //! `[fraud]` section — live and after restarts; if the cloud drops the site (or the policy),
 //! the file's are back. A version the node cannot use is refused whole: what is in force stays.
 
-use rollcall_cloud::protocol::SiteConfig;
 use rollcall_fraud::{Geofence, Policy};
+use rollcall_protocol::wire::SiteConfig;
 
 use crate::{
     pipeline::Pipeline,

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use rollcall_cloud::protocol::AttendanceEvent;
+use rollcall_protocol::wire::AttendanceEvent;
 
 use crate::template_key::TemplateKey;
 
@@ -30,7 +30,7 @@ pub enum StoreError {
     Open {
         path: String,
         #[source]
-        source: rollcall_cloud::sqlite::OpenError,
+        source: rollcall_service::sqlite::OpenError,
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -229,7 +229,7 @@ pub struct NodeStore {
     conn: Connection,
     key: TemplateKey,
     /// Stamps the node's own edits of people (see `people_sync`).
-    clock: std::cell::RefCell<rollcall_cloud::merge::Clock>,
+    clock: std::cell::RefCell<rollcall_protocol::merge::Clock>,
 }
 
 /// What a sealed template is bound to: it cannot be moved to another row, person or model.
@@ -241,12 +241,12 @@ fn template_context(id: &str, person_id: &str, model: &str) -> String {
     format!("rollcall-template-v1|{id}|{person_id}|{model}")
 }
 
-pub use rollcall_cloud::sqlite::now_ms;
+pub use rollcall_service::clock::now_ms;
 
 impl NodeStore {
     /// Opens (and migrates) the database; templates are sealed and opened with `key`.
     pub fn open(path: &Path, key: TemplateKey) -> Result<Self, StoreError> {
-        let conn = rollcall_cloud::sqlite::open_migrated(path, MIGRATIONS).map_err(|source| {
+        let conn = rollcall_service::sqlite::open_migrated(path, MIGRATIONS).map_err(|source| {
             StoreError::Open {
                 path: path.display().to_string(),
                 source,
@@ -892,7 +892,7 @@ pub(crate) fn test_event(seq: u64) -> AttendanceEvent {
         seq,
         site_id: "hq".into(),
         person_id: None,
-        decision: rollcall_cloud::protocol::Decision::Denied,
+        decision: rollcall_protocol::wire::Decision::Denied,
         similarity: None,
         risk_score: 0.0,
         reasons: vec![],
@@ -947,7 +947,7 @@ mod tests {
         assert!(stamps[0] < stamps[1], "{stamps:?}");
         assert_eq!(stamps[0].origin, "node");
         // An event stamped an hour ahead (the wall clock was then set back): kept as stamped.
-        let ahead = rollcall_cloud::merge::Hlc {
+        let ahead = rollcall_protocol::merge::Hlc {
             ms: now_ms().unsigned_abs() + 3_600_000,
             counter: 0,
             origin: "node".into(),

@@ -2,17 +2,18 @@
 //! granted check-in pulses the turnstile relay for one passage, and bus events (PD online and
 //! offline alarms, card reads, faults) go to the log and the metrics.
 
+use parking_lot::Mutex;
 use std::{
     collections::BTreeSet,
-    sync::{Arc, Mutex, mpsc::RecvTimeoutError},
+    sync::{Arc, mpsc::RecvTimeoutError},
     time::{Duration, Instant},
 };
 
-use rollcall_cloud::protocol::Decision;
 use rollcall_firmware_bridge::{
     Bus, BusConfig, BusError, BusEvent, BusHandle, CardRead, DoorAlarm, DoorMonitor, LedColor,
     ScKey, SerialTransport,
 };
+use rollcall_protocol::wire::Decision;
 
 use crate::{
     config::OsdpSection,
@@ -37,9 +38,7 @@ impl Turnstile {
     pub fn open_for_one(&self) -> Result<(), BusError> {
         self.bus.pulse_output(self.pd, self.output, self.pulse)?;
         if let Some(door) = &self.door {
-            door.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .granted(Instant::now());
+            door.lock().granted(Instant::now());
         }
         Ok(())
     }
@@ -137,11 +136,7 @@ pub fn start(
             detail: detail.clone(),
             at_ms: crate::store::now_ms(),
         });
-        if let Err(e) = store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record_alarm(kind, Some(pd), &detail)
-        {
+        if let Err(e) = store.lock().record_alarm(kind, Some(pd), &detail) {
             tracing::error!(kind, error = %e, "cannot store an alarm");
         }
     };
@@ -183,7 +178,7 @@ pub fn start(
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(alarm) = door_events
                         .as_ref()
-                        .and_then(|d| d.lock().unwrap_or_else(|p| p.into_inner()).tick(Instant::now()))
+                        .and_then(|d| d.lock().tick(Instant::now()))
                     {
                         report(alarm);
                     }
@@ -200,7 +195,6 @@ pub fn start(
                             && let Some(&open) = inputs.get(i as usize)
                             && let Some(alarm) = door
                                 .lock()
-                                .unwrap_or_else(|p| p.into_inner())
                                 .contact(open, Instant::now())
                         {
                             report(alarm);

@@ -8,11 +8,12 @@
 //! Faults come in rounds of [`Fault::ALL`]: every round has each fault once, in an order
 //! drawn from the seed, so a run of a few rounds is sure to have met each of them.
 
+use parking_lot::Mutex;
 use std::{
     io::{Read, Write},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -103,9 +104,9 @@ impl Shared {
         if !self.faulty.load(Ordering::Relaxed) {
             return Fault::None;
         }
-        let mut round = lock(&self.round);
+        let mut round = self.round.lock();
         if round.is_empty() {
-            let mut rng = lock(&self.rng);
+            let mut rng = self.rng.lock();
             let mut fresh = Fault::ALL.to_vec();
             for i in (1..fresh.len()).rev() {
                 fresh.swap(i, rng.below(i as u64 + 1) as usize);
@@ -116,16 +117,12 @@ impl Shared {
     }
 
     fn below(&self, n: u64) -> u64 {
-        lock(&self.rng).below(n)
+        self.rng.lock().below(n)
     }
 
     fn count(&self, f: impl FnOnce(&mut FaultStats)) {
-        f(&mut lock(&self.stats));
+        f(&mut self.stats.lock());
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A running proxy; stops when dropped.
@@ -177,7 +174,7 @@ impl FaultProxy {
 
     /// Where requests go from now on (a cloud restarted on another port).
     pub fn set_upstream(&self, upstream: SocketAddr) {
-        *lock(&self.shared.upstream) = upstream;
+        *self.shared.upstream.lock() = upstream;
     }
 
     /// Turns the faults on or off.
@@ -186,7 +183,7 @@ impl FaultProxy {
     }
 
     pub fn stats(&self) -> FaultStats {
-        lock(&self.shared.stats).clone()
+        self.shared.stats.lock().clone()
     }
 }
 
@@ -242,7 +239,7 @@ fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
 }
 
 fn connect(shared: &Shared) -> Option<TcpStream> {
-    let upstream = *lock(&shared.upstream);
+    let upstream = *shared.upstream.lock();
     let stream = TcpStream::connect_timeout(&upstream, Duration::from_secs(2)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))

@@ -7,12 +7,14 @@ mod browser;
 mod fault_proxy;
 mod osdp_peer;
 mod process;
+pub mod scratch;
 mod services;
 
 pub use browser::{Browser, browser_available, y4m_from_photo};
 pub use fault_proxy::{Fault, FaultProxy, FaultStats, Rng};
 pub use osdp_peer::{OsdpPeer, node_on_reader, osdp_python};
 pub use process::{HarnessError, Process, bin_path};
+pub use scratch::ScratchDatabase;
 pub use services::{
     AT_GATE, Cloud, CloudDb, DEMO_SITE, FAR_AWAY, Node, NodeOptions, OWNER_PASSWORD, Site, fields,
     on_each_backend, pg_bytes, reason_codes, sample_photo, wait_for,

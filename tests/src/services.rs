@@ -10,7 +10,7 @@ use base64::Engine as _;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
-use rollcall_cloud::server::store::scratch::ScratchDatabase;
+use crate::scratch::ScratchDatabase;
 
 use crate::process::{HarnessError, Process, bin_path};
 
@@ -156,7 +156,7 @@ pub enum CloudDb {
 }
 
 impl CloudDb {
-    /// A fresh scratch database on the local PostgreSQL (see [`rollcall_cloud::server::store::scratch::admin_url`]).
+    /// A fresh scratch database on the local PostgreSQL (see [`crate::scratch::admin_url`]).
     pub fn postgres() -> Result<Self, HarnessError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -358,7 +358,7 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
             serde_json::to_vec(&json!({ "protocol": 1, "events": events })).expect("json")
         };
         let plain = batch(1..=200);
-        let gzipped = rollcall_cloud::gzip::compress(&plain);
+        let gzipped = rollcall_protocol::gzip::compress(&plain);
         assert!(
             gzipped.len() * 5 < plain.len(),
             "{} → {}",
@@ -371,11 +371,11 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
             (200, Some(200)),
             "{name}: {ack}"
         );
-        let bomb = rollcall_cloud::gzip::compress(&vec![b' '; 64 << 20]);
+        let bomb = rollcall_protocol::gzip::compress(&vec![b' '; 64 << 20]);
         let junk = b"\x1f\x8b\x08 certainly not deflate".to_vec();
         let next = batch(201..=210);
         let truncated_json = next[..next.len() / 2].to_vec();
-        let next_gz = rollcall_cloud::gzip::compress(&next);
+        let next_gz = rollcall_protocol::gzip::compress(&next);
         let truncated_gzip = next_gz[..next_gz.len() / 2].to_vec();
         let mut future: serde_json::Value = serde_json::from_slice(&next).expect("json");
         future["protocol"] = json!(2);
@@ -409,7 +409,7 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
             ("corrupt gzip", junk, "application/json", Some("gzip"), 400),
             (
                 "a zstd bomb",
-                rollcall_cloud::zstd::compress(&vec![b' '; 64 << 20]),
+                rollcall_protocol::zstd::compress(&vec![b' '; 64 << 20]),
                 "application/json",
                 Some("zstd"),
                 413,
@@ -440,10 +440,10 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
             );
         }
         // CBOR, plain or gzip-compressed: the same batch type, answered in CBOR.
-        use rollcall_cloud::codec::Encoding;
+        use rollcall_protocol::codec::Encoding;
         let cbor_batch = |seqs: std::ops::RangeInclusive<u32>| {
             let events: Vec<_> = seqs.map(|n| pushed_event(n, "granted")).collect();
-            let batch: rollcall_cloud::protocol::PushBatch =
+            let batch: rollcall_protocol::wire::PushBatch =
                 serde_json::from_value(json!({ "protocol": 1, "events": events })).expect("batch");
             Encoding::Cbor.encode(&batch)
         };
@@ -452,11 +452,11 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
         for (body, encoding) in [
             (cbor.clone(), None),
             (
-                rollcall_cloud::gzip::compress(&cbor_batch(221..=230)),
+                rollcall_protocol::gzip::compress(&cbor_batch(221..=230)),
                 Some("gzip"),
             ),
             (
-                rollcall_cloud::zstd::compress(&cbor_batch(231..=240)),
+                rollcall_protocol::zstd::compress(&cbor_batch(231..=240)),
                 Some("zstd"),
             ),
         ] {
@@ -476,7 +476,7 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
                     .and_then(|v| v.to_str().ok()),
                 Some("application/cbor")
             );
-            let ack: rollcall_cloud::protocol::PushAck = Encoding::Cbor
+            let ack: rollcall_protocol::wire::PushAck = Encoding::Cbor
                 .decode(&r.bytes().expect("body"))
                 .expect("a CBOR ack");
             assert_eq!(ack.accepted.len(), 10, "{name}: {ack:?}");
@@ -495,7 +495,7 @@ fn pushes_may_be_gzipped_and_bad_or_replayed_ones_store_nothing() {
         // A batch replayed (a copy captured on the wire, or the node's own retry) changes
         // nothing: every item is a duplicate.
         let (status, ack) = send(
-            rollcall_cloud::gzip::compress(&plain),
+            rollcall_protocol::gzip::compress(&plain),
             "application/json",
             Some("gzip"),
         );

@@ -61,8 +61,8 @@ fn a_person_is_enrolled_from_several_photos_all_or_nothing() {
         ),
         (
             json!({ "id": "bad card", "display_name": "X", "images_base64": [b64("sample-obama")] }),
-            400,
-            "bad-request",
+            422,
+            "invalid-id",
         ),
     ];
     for (body, want, kind) in cases {

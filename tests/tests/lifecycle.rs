@@ -3,7 +3,7 @@
 
 use std::{process::Command, time::Duration};
 
-use rollcall_tests::{Cloud, Node, NodeOptions, bin_path};
+use rollcall_tests::{Cloud, CloudDb, Node, NodeOptions, bin_path, wait_for};
 
 #[test]
 fn both_servers_stop_cleanly_on_sigterm() {
@@ -37,6 +37,109 @@ fn both_servers_stop_cleanly_on_sigterm() {
         .expect("cloud stopped by itself");
     assert!(status.success(), "cloud exit: {status}");
     assert!(cloud.process.log_text().contains("rollcall-cloud stopped"));
+}
+
+/// SIGTERM while the hourly purge is deleting: the cloud waits for the step under way (here held
+/// up by a lock the test takes on the table), starts no other, and exits 0 — the purge is one of
+/// the background loops the supervisor stops and awaits, not a task cut off mid-transaction.
+#[test]
+fn sigterm_during_a_purge_waits_for_it_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = CloudDb::postgres().expect("a scratch PostgreSQL database (is PostgreSQL running?)");
+    let CloudDb::Postgres(scratch) = &db else {
+        unreachable!("postgres() makes a PostgreSQL database")
+    };
+    let admin_url = scratch.admin_url_here();
+    // First start: the schema is made, then the cloud stops (its first purge has run).
+    let mut first = Cloud::start_on(&dir.path().join("first"), None, db.clone()).expect("cloud");
+    assert!(
+        first
+            .process
+            .stop(Duration::from_secs(20))
+            .is_some_and(|s| s.success())
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pg = runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .expect("admin connection");
+        tokio::spawn(conn);
+        // SHARE blocks the purge's DELETE (ROW EXCLUSIVE) and nothing that only reads.
+        client
+            .batch_execute("BEGIN; LOCK TABLE browser_sessions IN SHARE MODE")
+            .await
+            .expect("lock");
+        client
+    });
+    // The second start has a log of its own, and the key the first sealed the database with.
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&second).expect("second dir");
+    std::fs::copy(
+        dir.path().join("first").join("master.key"),
+        second.join("master.key"),
+    )
+    .expect("master key");
+    let mut cloud = Cloud::start_on(&second, None, db.clone()).expect("cloud");
+    let blocked = || {
+        runtime.block_on(async {
+            pg.query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM browser_sessions%'",
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+                > 0
+        })
+    };
+    wait_for(
+        "the purge blocked on the lock",
+        Duration::from_secs(30),
+        blocked,
+    );
+
+    let log = cloud.process.log_path().to_owned();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    std::thread::scope(|s| {
+        let stopping = s.spawn(|| cloud.process.stop(Duration::from_secs(60)));
+        wait_for("the shutdown to begin", Duration::from_secs(20), || {
+            read_log().contains("stopping background tasks")
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !stopping.is_finished(),
+            "the cloud exited with its purge still waiting:\n{}",
+            read_log()
+        );
+        runtime
+            .block_on(pg.batch_execute("ROLLBACK"))
+            .expect("unlock");
+        let status = stopping.join().expect("stopper");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "exit {status:?}\n{}",
+            read_log()
+        );
+    });
+    let text = read_log();
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` not logged:\n{text}"))
+    };
+    assert!(
+        at("purge stopped by shutdown") < at("rollcall-cloud stopped"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("purge finished"),
+        "no other step started:\n{text}"
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use rollcall_node::{store::NodeStore, template_key::TemplateKey, vision_setup::DEFAULT_EMBEDDER};
 use rollcall_tests::{
     AT_GATE, Cloud, DEMO_SITE, Node, NodeOptions, on_each_backend, reason_codes, sample_photo,
@@ -254,4 +255,70 @@ fn people_enrolled_in_the_cloud_are_recognised_at_their_sites_node_and_erasures_
             "{backend}: {audit:?}"
         );
     });
+}
+
+/// A person id the cloud refuses (`_guard` starts with punctuation) is refused at the node's
+/// enrolment with a 422 naming the rule, instead of being stored and pushed to become a dead
+/// letter for ever; a valid id enrolled next reaches the cloud, and nothing is left dead.
+#[test]
+fn a_person_id_the_cloud_would_refuse_is_refused_at_the_nodes_enrolment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud");
+    let (status, p) = admin(
+        &cloud,
+        "POST",
+        "/api/v1/sites",
+        Some(
+            json!({ "id": "hq", "name": "HQ", "geofence": { "type": "Polygon", "coordinates": [[
+            [DEMO_SITE.lon - 0.01, DEMO_SITE.lat - 0.01], [DEMO_SITE.lon + 0.01, DEMO_SITE.lat - 0.01],
+            [DEMO_SITE.lon + 0.01, DEMO_SITE.lat + 0.01], [DEMO_SITE.lon - 0.01, DEMO_SITE.lat + 0.01],
+            [DEMO_SITE.lon - 0.01, DEMO_SITE.lat - 0.01]]] } }),
+        ),
+    );
+    assert_eq!(status, 201, "{p}");
+    let (_, token) = cloud.register_node("hq").expect("node registered");
+    let node = Node::start(
+        &dir.path().join("node"),
+        &NodeOptions::synced(&cloud.url, token),
+    )
+    .expect("node");
+    let face = base64::engine::general_purpose::STANDARD.encode(photo("sample-obama"));
+    let rule = "person id `_guard` is refused: 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit";
+    for (path, body) in [
+        (
+            "/api/v1/people",
+            json!({ "id": "_guard", "display_name": "Guard" }),
+        ),
+        (
+            "/api/v1/enrolments",
+            json!({ "id": "_guard", "display_name": "Guard", "images_base64": [face] }),
+        ),
+    ] {
+        let (status, answer) = node.post_json(path, &body, true).expect("request");
+        assert_eq!(status, 422, "{path}: {answer}");
+        assert_eq!(
+            answer["type"], "urn:rollcall:problem:invalid-id",
+            "{answer}"
+        );
+        assert_eq!(answer["invalid-params"][0]["name"], "id", "{answer}");
+        assert!(
+            answer["detail"].as_str().is_some_and(|d| d.contains(rule)),
+            "{path}: {answer}"
+        );
+    }
+    assert!(
+        node.people().expect("people").is_empty(),
+        "nothing was stored"
+    );
+
+    node.enrol("guard", "Guard", &photo("sample-obama"))
+        .expect("a valid id is enrolled");
+    wait_for("guard in the cloud", Duration::from_secs(30), || {
+        admin(&cloud, "GET", "/api/v1/people/guard", None).0 == 200
+    });
+    assert_eq!(
+        node.admin_list("/api/v1/dead-letters/records")
+            .expect("dead letters"),
+        Vec::<Value>::new()
+    );
 }

@@ -14,8 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rollcall_cloud::protocol::{AttendanceEvent, Decision, Fix};
 use rollcall_node::{store::NodeStore, template_key::TemplateKey};
+use rollcall_protocol::wire::{AttendanceEvent, Decision, Fix};
 use rollcall_tests::{
     AT_GATE, Cloud, CloudDb, FaultProxy, Node, NodeOptions, Rng, sample_photo, wait_for,
 };

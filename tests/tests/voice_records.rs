@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use rollcall_cloud::wav;
+use rollcall_protocol::wav;
 use rollcall_tests::{Cloud, Node, NodeOptions, on_each_backend, wait_for};
 use serde_json::{Value, json};
 use sha2::Digest as _;

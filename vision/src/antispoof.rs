@@ -8,7 +8,9 @@
 //! clamped, so the upstream attack threshold lands on 0.5, the fraud policy's default
 //! `min_liveness`.
 
-use std::{path::Path, sync::Mutex};
+use std::path::Path;
+
+use parking_lot::Mutex;
 
 use image::RgbImage;
 use ndarray::Array4;
@@ -105,7 +107,7 @@ impl SpoofDetector {
             reason: e.to_string(),
         };
         let tensor = Tensor::from_array(crop_input(image, face)).map_err(fail)?;
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.session.lock();
         let outputs = session.run(ort::inputs![tensor]).map_err(fail)?;
         let output = |name: &str| -> Result<Vec<f32>, Error> {
             let value = outputs.get(name).ok_or_else(|| Error::ModelOutput {

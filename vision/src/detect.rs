@@ -2,7 +2,9 @@
 //! SSD anchors, then weighted non-maximum suppression as MediaPipe does it (overlapping boxes are
 //! averaged by score instead of dropped, which steadies boxes and keypoints).
 
-use std::{path::Path, sync::Mutex};
+use std::path::Path;
+
+use parking_lot::Mutex;
 
 use image::{RgbImage, imageops};
 use ndarray::Array4;
@@ -158,7 +160,7 @@ impl Detector {
             model: "detector",
             reason: e.to_string(),
         })?;
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.session.lock();
         let outputs = session
             .run(ort::inputs![tensor])
             .map_err(|e| Error::Inference {

@@ -1,7 +1,9 @@
 //! Face embedding: an aligned 112×112 crop → a unit-length vector whose cosine similarity to
 //! another person's is low and to the same person's is high.
 
-use std::{path::Path, sync::Mutex};
+use std::path::Path;
+
+use parking_lot::Mutex;
 
 use image::RgbImage;
 use ndarray::Array4;
@@ -83,7 +85,7 @@ impl Embedder {
     ) -> Result<Self, Error> {
         let session = open_session(env, model, intra_threads)?;
         let fixed_batch = {
-            let s = session.lock().unwrap_or_else(|p| p.into_inner());
+            let s = session.lock();
             s.inputs()
                 .first()
                 .and_then(|i| i.dtype().tensor_shape())
@@ -125,7 +127,7 @@ impl Embedder {
                 reason: e.to_string(),
             };
             let tensor = Tensor::from_array(input).map_err(fail)?;
-            let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            let mut session = self.session.lock();
             let outputs = session.run(ort::inputs![tensor]).map_err(fail)?;
             // A model without an output is a wrong model file, not a reason to panic.
             let (_, first) = outputs.iter().next().ok_or(Error::ModelOutput {

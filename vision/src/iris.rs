@@ -8,7 +8,9 @@
 //! corner to corner first (9 points), then the upper lid between the corners (7) — and 5 iris
 //! points, in crop pixels.
 
-use std::{path::Path, sync::Mutex};
+use std::path::Path;
+
+use parking_lot::Mutex;
 
 use image::RgbImage;
 use ort::{environment::Environment, session::Session, value::Tensor};
@@ -62,7 +64,7 @@ impl IrisModel {
             reason: e.to_string(),
         };
         let tensor = Tensor::from_array(input).map_err(fail)?;
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.session.lock();
         let outputs = session.run(ort::inputs![tensor]).map_err(fail)?;
         for (_, value) in outputs.iter() {
             let (_, data) = value

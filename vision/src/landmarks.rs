@@ -6,7 +6,9 @@
 //! level (as MediaPipe prepares it), 192×192 RGB in [0, 1]. It returns 468 (x, y, z) points in
 //! crop pixels (z on the same scale, towards the camera negative) and a face-presence logit.
 
-use std::{path::Path, sync::Mutex};
+use std::path::Path;
+
+use parking_lot::Mutex;
 
 use image::RgbImage;
 use ort::{environment::Environment, session::Session, value::Tensor};
@@ -145,7 +147,7 @@ impl MeshModel {
             reason: e.to_string(),
         };
         let tensor = Tensor::from_array(input).map_err(fail)?;
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.session.lock();
         let outputs = session.run(ort::inputs![tensor]).map_err(fail)?;
         let mut coords = None;
         let mut logit = None;

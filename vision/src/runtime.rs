@@ -1,10 +1,8 @@
 //! One ONNX Runtime environment per process, loaded from the library `cargo xtask fetch` took
 //! out of the PyPI wheel (`ort`'s `load-dynamic`: nothing is downloaded at build or run time).
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Mutex,
-};
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
 
 use ort::environment::Environment;
 
@@ -16,7 +14,7 @@ static RUNTIME: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
 /// with the same path return the same environment; a different path is an error, since a
 /// process can hold only one ONNX Runtime.
 pub fn init_runtime(library: &Path) -> Result<Environment, Error> {
-    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = RUNTIME.lock();
     if let Some((loaded, env)) = slot.as_ref() {
         if loaded == library {
             return Ok(env.clone());

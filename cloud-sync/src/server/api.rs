@@ -25,14 +25,13 @@ use super::{
     },
     tenancy, tokens, users_api,
 };
-use crate::bundle::ConfigBundle;
-use crate::{
-    problem::{Json, Problem},
-    protocol::{
-        MAX_BATCH_ITEMS, NodeCredential, NodeIdentity, PROTOCOL_VERSION, PushAck, PushBatch,
-        RegisterNode,
-    },
+use rollcall_protocol::bundle::ConfigBundle;
+use rollcall_protocol::ids::SiteId;
+use rollcall_protocol::wire::{
+    MAX_BATCH_ITEMS, NodeCredential, NodeIdentity, PROTOCOL_VERSION, PushAck, PushBatch,
+    RegisterNode,
 };
+use rollcall_service::problem::{Json, Problem};
 
 pub(crate) struct AppState {
     pub store: Store,
@@ -205,10 +204,11 @@ async fn register_node(
     Json(req): Json<RegisterNode>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(NODE_ADMINS, "register nodes")?;
-    if !super::sites_api::valid_site_id(&req.site_id) {
-        return Err(Problem::bad_request(
-            "site_id must be 1-64 characters of a-z, 0-9, - or _",
-        ));
+    if !SiteId::is_valid(&req.site_id) {
+        return Err(Problem::bad_request(format!(
+            "site_id must be {}",
+            SiteId::RULE
+        )));
     }
     let scope = &caller.scope;
     let token =
@@ -385,14 +385,14 @@ async fn push(
             ),
         ));
     }
-    if batch.voice.len() > crate::protocol::MAX_VOICE_PER_PUSH {
+    if batch.voice.len() > rollcall_protocol::wire::MAX_VOICE_PER_PUSH {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch-too-large",
             "Batch too large",
             format!(
                 "at most {} voice records per push, got {}",
-                crate::protocol::MAX_VOICE_PER_PUSH,
+                rollcall_protocol::wire::MAX_VOICE_PER_PUSH,
                 batch.voice.len()
             ),
         ));
@@ -463,7 +463,7 @@ async fn push(
         &node_id,
         &ack,
         newest_accepted,
-        crate::sqlite::now_ms(),
+        rollcall_service::clock::now_ms(),
     );
     if !ack.missing.is_empty() {
         tracing::warn!(node = %node_id, watermark = ack.watermark, owed, "node's sequence has gaps");
@@ -488,7 +488,7 @@ async fn whoami(
         node_id: node.id,
         site_id: node.site_id,
         tenant: scope.slug().to_owned(),
-        server_time_ms: crate::sqlite::now_ms(),
+        server_time_ms: rollcall_service::clock::now_ms(),
     })
 }
 
@@ -496,13 +496,13 @@ async fn whoami(
 async fn signer(
     state: &AppState,
     scope: &super::store::TenantScope,
-) -> Result<crate::bundle::BundleSigner, Problem> {
+) -> Result<rollcall_protocol::bundle::BundleSigner, Problem> {
     let secret = state
         .store
         .signing_secret(scope)
         .await
         .map_err(store_problem)?;
-    Ok(crate::bundle::BundleSigner::from_secret(secret))
+    Ok(rollcall_protocol::bundle::BundleSigner::from_secret(secret))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -556,12 +556,13 @@ async fn sign_config_bundle(
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(NODE_ADMINS, "sign config bundles")?;
     let scope = caller.scope.clone();
-    if !super::sites_api::valid_site_id(&req.site_id) {
-        return Err(Problem::bad_request(
-            "site_id must be 1-64 characters of a-z, 0-9, - or _",
-        ));
+    if !SiteId::is_valid(&req.site_id) {
+        return Err(Problem::bad_request(format!(
+            "site_id must be {}",
+            SiteId::RULE
+        )));
     }
-    if req.config_toml.len() > crate::bundle::MAX_BUNDLE_BYTES / 2 {
+    if req.config_toml.len() > rollcall_protocol::bundle::MAX_BUNDLE_BYTES / 2 {
         return Err(Problem::bad_request("config_toml is larger than 512 KiB"));
     }
     // The node validates the whole config when it is flashed; here it must at least be TOML
@@ -598,7 +599,7 @@ async fn sign_config_bundle(
         scope.slug(),
         &req.site_id,
         serial,
-        crate::sqlite::now_ms(),
+        rollcall_service::clock::now_ms(),
         req.config_toml,
     );
     tracing::info!(site = %req.site_id, serial, key = %bundle.key_id, "config bundle signed");

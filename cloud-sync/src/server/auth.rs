@@ -14,7 +14,7 @@ use super::{
     request_meta::RequestMeta,
     store::{NodeRow, TenantScope},
 };
-use crate::problem::Problem;
+use rollcall_service::problem::Problem;
 
 pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

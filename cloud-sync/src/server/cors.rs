@@ -23,7 +23,7 @@ use super::{
     identity::{self, Caller},
     store::{Tenant, users::Role},
 };
-use crate::problem::{Json, Problem};
+use rollcall_service::problem::{Json, Problem};
 
 const MAX_ORIGINS: usize = 20;
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";

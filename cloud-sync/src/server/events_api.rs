@@ -21,10 +21,8 @@ use super::{
         users::Role,
     },
 };
-use crate::{
-    problem::Problem,
-    protocol::{Decision, EventPage, StoredEvent},
-};
+use rollcall_protocol::wire::{Decision, EventPage, StoredEvent};
+use rollcall_service::problem::Problem;
 
 const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Supervisor, Role::Auditor];
 const DEFAULT_PAGE: u32 = 100;
@@ -338,7 +336,7 @@ pub(crate) async fn version(State(state): State<Arc<AppState>>) -> axum::Json<Ve
         server: env!("CARGO_PKG_VERSION"),
         api_versions: vec!["v1", "v2"],
         current: "v2",
-        sync_protocol: crate::protocol::PROTOCOL_VERSION,
+        sync_protocol: rollcall_protocol::wire::PROTOCOL_VERSION,
         features: Features {
             database: state.store.backend_name(),
             tenant_hosts: state.base_domain.is_some(),

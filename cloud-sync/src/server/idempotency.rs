@@ -23,7 +23,7 @@ use super::{
     identity,
     store::idempotency::{Begin, Stored},
 };
-use crate::problem::Problem;
+use rollcall_service::problem::Problem;
 
 pub const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";

@@ -31,7 +31,7 @@ use super::{
     },
     tokens,
 };
-use crate::problem::{Json, Problem};
+use rollcall_service::problem::{Json, Problem};
 
 pub(crate) enum Actor {
     Bootstrap,
@@ -127,7 +127,8 @@ fn limit(parts: &Parts, state: &AppState, scope: &TenantScope, who: &str) -> Res
 /// without spending rate allowance.
 pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
     if !parts.headers.contains_key(header::AUTHORIZATION)
-        && let Some(cookie) = crate::cookie::find(&parts.headers, sessions::SESSION_COOKIE)
+        && let Some(cookie) =
+            rollcall_service::cookie::find(&parts.headers, sessions::SESSION_COOKIE)
     {
         return sessions::authenticate(parts, state, cookie).await;
     }
@@ -235,7 +236,7 @@ async fn session(
     } else {
         "auth.login"
     };
-    let now_ms = crate::sqlite::now_ms();
+    let now_ms = rollcall_service::clock::now_ms();
     let access_token = state
         .access
         .issue(scope.slug(), &user.id, now_ms / 1000)

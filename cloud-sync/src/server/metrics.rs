@@ -114,7 +114,7 @@ impl Metrics {
         &self,
         tenant: &str,
         node: &str,
-        ack: &crate::protocol::PushAck,
+        ack: &rollcall_protocol::wire::PushAck,
         newest_accepted_ms: Option<i64>,
         now_ms: i64,
     ) -> u64 {

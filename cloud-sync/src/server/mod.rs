@@ -33,6 +33,8 @@ mod voice_api;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
+use rollcall_service::{shutdown::Shutdown, supervisor::Supervisor};
+
 pub use store::{Backend, Store, StoreError};
 
 /// Everything `rollcall-cloud serve` needs, validated by the binary.
@@ -62,7 +64,7 @@ pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Listen(#[from] crate::listen::ListenError),
+    Listen(#[from] rollcall_service::listen::ListenError),
     #[error(transparent)]
     MasterKey(#[from] sealing::SealError),
     #[error(
@@ -74,32 +76,70 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
-/// Deletes every active tenant's expired idempotency keys, ended browser sessions and superseded
-/// people changes (hourly).
-async fn purge_expired(store: &Store) {
+/// Every minute: prunes the rate limiters' idle keys, and (hourly, first at start) purges what
+/// has expired. Returns when `stop` fires, never in the middle of a purge step.
+async fn maintenance(state: Arc<api::AppState>, mut stop: Shutdown) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    for minute in 0u64.. {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop.wait() => return,
+        }
+        state.limits.prune();
+        if minute % 60 == 0 {
+            purge_expired(&state.store, &stop).await;
+        }
+        if stop.is_fired() {
+            return;
+        }
+    }
+}
+
+/// Deletes every active tenant's ended browser sessions, superseded people changes and expired
+/// idempotency keys. Each step is one transaction; a shutdown is looked at before each step, so
+/// SIGTERM waits for the step under way and starts no other.
+async fn purge_expired(store: &Store, stop: &Shutdown) {
     let tenants = match store.tenants().await {
         Ok(t) => t,
         Err(e) => return tracing::warn!(error = %e, "idempotency key purge skipped"),
     };
+    tracing::info!(tenants = tenants.len(), "purge started");
+    let stopped = || {
+        let fired = stop.is_fired();
+        if fired {
+            tracing::info!("purge stopped by shutdown");
+        }
+        fired
+    };
     for scope in tenants.iter().filter_map(store::Tenant::scope) {
-        let day_ago = crate::sqlite::now_ms() - 24 * 3600 * 1000;
+        let day_ago = rollcall_service::clock::now_ms() - 24 * 3600 * 1000;
         let tenant = scope.slug();
+        if stopped() {
+            return;
+        }
         log_purge(
             tenant,
             "ended browser sessions",
             store.purge_sessions(&scope, day_ago).await,
         );
+        if stopped() {
+            return;
+        }
         log_purge(
             tenant,
             "superseded people changes",
             store.compact_person_changes(&scope).await,
         );
+        if stopped() {
+            return;
+        }
         log_purge(
             tenant,
             "expired idempotency keys",
             store.idem_purge(&scope).await,
         );
     }
+    tracing::info!("purge finished");
 }
 
 /// Logs what one purge of one tenant removed, or why it failed.
@@ -147,26 +187,32 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         metrics: metrics::Metrics::new(),
         master_key,
     });
-    let pruned = state.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-        for minute in 0u64.. {
-            every.tick().await;
-            pruned.limits.prune();
-            if minute % 60 == 0 {
-                purge_expired(&pruned.store).await;
-            }
-        }
-    });
-    let (listener, local) = crate::listen::bind(config.listen, config.addr_file.as_deref()).await?;
+    let mut supervisor = Supervisor::new();
+    let maintained = state.clone();
+    supervisor.spawn("maintenance", move |stop| maintenance(maintained, stop));
+    let (listener, local) =
+        rollcall_service::listen::bind(config.listen, config.addr_file.as_deref()).await?;
     tracing::info!(addr = %local, db = %config.database.describe(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
-    axum::serve(
+    let served = axum::serve(
         listener,
         api::router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(crate::shutdown::signal())
-    .await
-    .map_err(ServeError::Serve)?;
-    tracing::info!("rollcall-cloud stopped");
+    .with_graceful_shutdown({
+        // The background loops stop with the listener, and are awaited below.
+        let trigger = supervisor.trigger();
+        async move {
+            rollcall_service::shutdown::signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            trigger.fire();
+        }
+    })
+    .await;
+    // Whether serving ended well or not, the loops are stopped and awaited before returning.
+    let panicked = supervisor.shutdown().await;
+    served.map_err(ServeError::Serve)?;
+    tracing::info!(
+        panicked = panicked.len(),
+        "background tasks stopped; rollcall-cloud stopped"
+    );
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use axum::{extract::Request, http::header, middleware::Next, response::Response};
 
-use crate::problem::Problem;
+use rollcall_service::problem::Problem;
 
 /// Whether an `Accept` header admits JSON. No header, or an unreadable one, admits anything.
 pub fn accepts_json(accept: Option<&str>) -> bool {

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use super::events_api::DEPRECATIONS;
-use crate::problem::Problem;
+use rollcall_service::problem::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -499,9 +499,11 @@ mod tests {
                 "{schema}.{field}"
             );
         }
-        use super::super::people_api::{MODEL_PATTERN, PERSON_ID_PATTERN};
-        assert_eq!(pattern(&doc, "NewPersonRequest", "id"), PERSON_ID_PATTERN);
-        assert_eq!(pattern(&doc, "NewTemplateRequest", "model"), MODEL_PATTERN);
+        assert_eq!(pattern(&doc, "NewPersonRequest", "id"), PersonId::PATTERN);
+        assert_eq!(
+            pattern(&doc, "NewTemplateRequest", "model"),
+            ModelName::PATTERN
+        );
         for (schema, field) in [
             ("NewSite", "id"),
             ("RegisterNode", "site_id"),
@@ -509,13 +511,13 @@ mod tests {
         ] {
             assert_eq!(
                 pattern(&doc, schema, field),
-                SITE_PATTERN,
+                SiteId::PATTERN,
                 "{schema}.{field}"
             );
         }
     }
 
-    const SITE_PATTERN: &str = "^[a-z0-9_-]{1,64}$";
+    use rollcall_protocol::ids::{ModelName, PersonId, SiteId};
 
     proptest::proptest! {
         /// A value the document admits is one the server accepts, and the other way round.
@@ -530,13 +532,9 @@ mod tests {
                 matches(super::super::tenancy::NAME_PATTERN) && s.chars().count() <= 200,
                 super::super::tenancy::invalid_name(&s).is_none()
             );
-            proptest::prop_assert_eq!(
-                matches(SITE_PATTERN),
-                super::super::sites_api::valid_site_id(&s)
-            );
-            use super::super::people_api as people;
-            proptest::prop_assert_eq!(matches(people::PERSON_ID_PATTERN), people::valid_person_id(&s));
-            proptest::prop_assert_eq!(matches(people::MODEL_PATTERN), people::valid_model(&s));
+            proptest::prop_assert_eq!(matches(SiteId::PATTERN), SiteId::is_valid(&s));
+            proptest::prop_assert_eq!(matches(PersonId::PATTERN), PersonId::is_valid(&s));
+            proptest::prop_assert_eq!(matches(ModelName::PATTERN), ModelName::is_valid(&s));
         }
     }
 

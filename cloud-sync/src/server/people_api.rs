@@ -15,7 +15,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     api::{AppState, store_problem},
     identity::Caller,
-    sites_api::valid_site_id,
     store::{
         people::{NewPerson, PeopleFilter, Person, PersonPatch},
         person_uploads::PersonHistoryEntry,
@@ -25,26 +24,19 @@ use super::{
     },
     tenancy,
 };
-use crate::problem::{Json, Problem};
+use rollcall_protocol::ids::{ModelName, PersonId, SiteId};
+use rollcall_service::problem::{Json, Problem};
 
 const MANAGERS: &[Role] = &[Role::Owner, Role::Admin, Role::Supervisor];
 const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Supervisor, Role::Auditor];
 /// Erasing a person is for owners and admins.
 const ERASERS: &[Role] = &[Role::Owner, Role::Admin];
 
-/// [`valid_person_id`] as the OpenAPI document states it (checked against it in `openapi`).
-#[cfg(test)]
-pub const PERSON_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
-/// [`valid_model`] as the OpenAPI document states it.
-#[cfg(test)]
-pub const MODEL_PATTERN: &str = "^[a-z0-9][a-z0-9_.-]{0,63}$";
 /// Longest shift: a day.
 const MAX_SHIFT_MS: i64 = 24 * 3600 * 1000;
 const MAX_SITES: usize = 100;
 /// Embedding lengths accepted (the embedders in use have 128-512).
 const DIMS: std::ops::RangeInclusive<usize> = 64..=1024;
-
-pub use crate::protocol::{valid_model, valid_person_id};
 
 /// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
@@ -166,9 +158,10 @@ fn checked_sites(sites: Vec<String>) -> Result<Vec<String>, Problem> {
     }
     let mut out: Vec<String> = Vec::new();
     for (i, s) in sites.into_iter().enumerate() {
-        if !valid_site_id(&s) {
+        if !SiteId::is_valid(&s) {
             return Err(Problem::bad_request(format!(
-                "site_ids[{i}]: 1-64 characters of a-z, 0-9, - or _"
+                "site_ids[{i}]: {}",
+                SiteId::RULE
             )));
         }
         if !out.contains(&s) {
@@ -217,7 +210,7 @@ pub(crate) async fn create(
     Json(req): Json<NewPersonRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(MANAGERS, "add people")?;
-    if !valid_person_id(&req.id) {
+    if !PersonId::is_valid(&req.id) {
         return Err(Problem::bad_request(
             "id: 1-64 letters, digits, _, . or -, starting with a letter or digit",
         ));
@@ -505,7 +498,7 @@ pub(crate) async fn add_template(
     Json(req): Json<NewTemplateRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(MANAGERS, "enrol faces")?;
-    if !valid_model(&req.model) {
+    if !ModelName::is_valid(&req.model) {
         return Err(Problem::bad_request(
             "model: 1-64 of a-z, 0-9, _, . or -, starting with a letter or digit",
         ));
@@ -589,14 +582,14 @@ mod tests {
     #[test]
     fn person_ids_and_models_are_checked() {
         for ok in ["E-1042", "obama", "p1", "a.b_c-d", &"x".repeat(64)] {
-            assert!(valid_person_id(ok), "{ok}");
+            assert!(PersonId::is_valid(ok), "{ok}");
         }
         for bad in ["", "-a", ".a", "a b", "a/b", "é", &"x".repeat(65)] {
-            assert!(!valid_person_id(bad), "{bad}");
+            assert!(!PersonId::is_valid(bad), "{bad}");
         }
-        assert!(valid_model("mobilefacenet-v1"));
+        assert!(ModelName::is_valid("mobilefacenet-v1"));
         for bad in ["", "Mobile", "-x", "a b"] {
-            assert!(!valid_model(bad), "{bad}");
+            assert!(!ModelName::is_valid(bad), "{bad}");
         }
     }
 

@@ -3,11 +3,8 @@
 //! limit gets 429 with `Retry-After`; every limited response carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft "RateLimit header fields for HTTP").
 
-use std::{
-    num::NonZeroU32,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use parking_lot::Mutex;
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use axum::{
     extract::Request,
@@ -22,7 +19,7 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
-use crate::problem::Problem;
+use rollcall_service::problem::Problem;
 
 type Keyed =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
@@ -145,7 +142,7 @@ pub struct Slot(Arc<Mutex<Option<Verdict>>>);
 
 impl Slot {
     pub fn put(&self, v: Verdict) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+        *self.0.lock() = Some(v);
     }
 }
 
@@ -154,7 +151,7 @@ pub async fn headers(mut req: Request, next: Next) -> Response {
     let slot = Slot::default();
     req.extensions_mut().insert(slot.clone());
     let mut response = next.run(req).await;
-    let verdict = *slot.0.lock().unwrap_or_else(|p| p.into_inner());
+    let verdict = *slot.0.lock();
     if let Some(v) = verdict {
         let h = response.headers_mut();
         for (name, value) in [

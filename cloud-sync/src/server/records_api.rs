@@ -16,7 +16,7 @@ use super::{
         users::Role,
     },
 };
-use crate::problem::Problem;
+use rollcall_service::problem::Problem;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -12,7 +12,7 @@ use super::{
     identity::Caller,
     store::{rejections::Rejection, users::Role},
 };
-use crate::problem::Problem;
+use rollcall_service::problem::Problem;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -15,10 +15,8 @@ use super::{
     identity::Caller,
     store::{revocations::RevokedCard, users::Role},
 };
-use crate::{
-    problem::{Json, Problem},
-    protocol::parse_card_key,
-};
+use rollcall_protocol::ids::CardKey;
+use rollcall_service::problem::{Json, Problem};
 
 const WRITERS: &[Role] = &[Role::Owner, Role::Admin, Role::Supervisor];
 const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Supervisor, Role::Auditor];
@@ -43,7 +41,9 @@ fn card_of(raw: &str) -> Result<String, Problem> {
     if raw.chars().count() > 80 {
         return Err(Problem::bad_request("card: at most 80 characters"));
     }
-    parse_card_key(raw).map_err(|e| Problem::bad_request(format!("card: {e}")))
+    CardKey::parse(raw)
+        .map(CardKey::into_string)
+        .map_err(|e| Problem::bad_request(format!("card: {e}")))
 }
 
 /// Revokes a card at every site: each node refuses it at its readers (`card_revoked`) from its

@@ -31,7 +31,7 @@ use super::{
     request_meta::RequestMeta,
     store::{sessions::NewSession, users::User},
 };
-use crate::problem::{Json, Problem};
+use rollcall_service::problem::{Json, Problem};
 
 pub const SESSION_COOKIE: &str = "__Host-rollcall_session";
 pub const CSRF_COOKIE: &str = "__Host-rollcall_csrf";
@@ -133,7 +133,7 @@ pub(crate) async fn create(
     let (scope, user) = identity::check_login(&state, &meta, slot, &headers, req).await?;
     let token =
         auth::new_tenant_token(scope.slug()).map_err(|e| Problem::internal(e.to_string()))?;
-    let expires_ms = crate::sqlite::now_ms() + SESSION_TTL_MS;
+    let expires_ms = rollcall_service::clock::now_ms() + SESSION_TTL_MS;
     state
         .store
         .create_session(
@@ -185,7 +185,7 @@ pub(crate) async fn end(
     State(state): State<Arc<AppState>>,
     parts: Parts,
 ) -> Result<Response, Problem> {
-    if let Some(token) = crate::cookie::find(&parts.headers, SESSION_COOKIE) {
+    if let Some(token) = rollcall_service::cookie::find(&parts.headers, SESSION_COOKIE) {
         match authenticate(&parts, &state, token).await {
             Ok(caller) => {
                 state

@@ -21,7 +21,8 @@ use super::{
     },
     tenancy,
 };
-use crate::problem::{Json, Problem};
+use rollcall_protocol::ids::SiteId;
+use rollcall_service::problem::{Json, Problem};
 
 const MANAGERS: &[Role] = &[Role::Owner, Role::Admin];
 const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Supervisor, Role::Auditor];
@@ -83,14 +84,6 @@ pub(crate) struct SiteList {
     items: Vec<Site>,
 }
 
-/// Site ids are what nodes carry in `node.site_id`: 1–64 of `a-z`, `0-9`, `-`, `_`.
-pub fn valid_site_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 /// The geofence as stored text, or why it is refused.
 fn checked_geofence(value: &serde_json::Value) -> Result<String, Problem> {
     let text = value.to_string();
@@ -131,10 +124,8 @@ pub(crate) async fn create(
     Json(req): Json<NewSite>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(MANAGERS, "create sites")?;
-    if !valid_site_id(&req.id) {
-        return Err(Problem::bad_request(
-            "id must be 1-64 characters of a-z, 0-9, - or _",
-        ));
+    if !SiteId::is_valid(&req.id) {
+        return Err(Problem::bad_request(format!("id must be {}", SiteId::RULE)));
     }
     tenancy::check_name(&req.name)?;
     let geofence = checked_geofence(&req.geofence)?;

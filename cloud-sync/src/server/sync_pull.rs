@@ -17,13 +17,11 @@ use super::{
     events_api,
     store::person_changes::PersonChangeRow,
 };
-use crate::{
-    problem::Problem,
-    protocol::{
-        MAX_PULL_PAGE, PROTOCOL_VERSION, PeoplePage, PersonChange, PersonState, RevocationPage,
-        SiteConfig, SitePull, TemplateRecord,
-    },
+use rollcall_protocol::wire::{
+    MAX_PULL_PAGE, PROTOCOL_VERSION, PeoplePage, PersonChange, PersonState, RevocationPage,
+    SiteConfig, SitePull, TemplateRecord,
 };
+use rollcall_service::problem::Problem;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

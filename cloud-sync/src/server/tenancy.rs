@@ -18,18 +18,18 @@ pub fn valid_slug(s: &str) -> bool {
 }
 
 /// 400 naming `name` when a tenant's or site's name breaks [`invalid_name`]'s rules.
-pub(crate) fn check_name(name: &str) -> Result<(), crate::problem::Problem> {
+pub(crate) fn check_name(name: &str) -> Result<(), rollcall_service::problem::Problem> {
     match invalid_name(name) {
-        Some(why) => Err(crate::problem::Problem::bad_request(why)),
+        Some(why) => Err(rollcall_service::problem::Problem::bad_request(why)),
         None => Ok(()),
     }
 }
 
 /// 400 naming `display_name` when a user's or person's display name breaks [`invalid_name`]'s
 /// rules.
-pub(crate) fn check_display_name(name: &str) -> Result<(), crate::problem::Problem> {
+pub(crate) fn check_display_name(name: &str) -> Result<(), rollcall_service::problem::Problem> {
     match invalid_name(name) {
-        Some(why) => Err(crate::problem::Problem::bad_request(format!(
+        Some(why) => Err(rollcall_service::problem::Problem::bad_request(format!(
             "display_{why}"
         ))),
         None => Ok(()),

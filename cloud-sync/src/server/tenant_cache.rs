@@ -3,9 +3,9 @@
 //! changes it (create, rename, suspend, CORS list); another replica's change is seen within the
 //! time-to-live. Bounded: a flood of made-up slugs empties it rather than growing it.
 
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -30,7 +30,7 @@ impl TenantCache {
     /// The tenant named `slug` (or that there is none), at most [`TTL`] old.
     pub async fn get(&self, store: &Store, slug: &str) -> Result<Option<Tenant>, StoreError> {
         {
-            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let entries = self.entries.lock();
             if let Some((at, tenant)) = entries.get(slug)
                 && at.elapsed() < self.ttl
             {
@@ -38,7 +38,7 @@ impl TenantCache {
             }
         }
         let tenant = store.tenant(slug).await?;
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -48,10 +48,7 @@ impl TenantCache {
 
     /// Drops what is known of `slug` (after this replica changed it).
     pub fn forget(&self, slug: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(slug);
+        self.entries.lock().remove(slug);
     }
 }
 

@@ -98,7 +98,7 @@ mod tests {
     }
 
     fn now() -> i64 {
-        crate::sqlite::now_ms() / 1000
+        rollcall_service::clock::now_ms() / 1000
     }
 
     fn claims(now: i64) -> serde_json::Value {

@@ -22,7 +22,7 @@ use super::{
     },
     tenancy,
 };
-use crate::problem::{Json, Problem};
+use rollcall_service::problem::{Json, Problem};
 
 const MANAGERS: &[Role] = &[Role::Owner, Role::Admin];
 const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Auditor];

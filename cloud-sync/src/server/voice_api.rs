@@ -17,7 +17,8 @@ use super::{
     identity::Caller,
     store::{users::Role, voice_blobs::is_sha256},
 };
-use crate::{problem::Problem, wav};
+use rollcall_protocol::wav;
+use rollcall_service::problem::Problem;
 
 /// A node uploads the audio of its voice verification records (`Content-Type: audio/wav`, or
 /// `application/octet-stream`; at most 2 MiB); stored once per tenant: uploading it again

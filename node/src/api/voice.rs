@@ -1,17 +1,14 @@
 //! `POST /api/v1/voice-verifications`: a phone or kiosk client that checked a guard's voice hands
 //! the node the outcome and the audio it judged. The node checks both (the audio must be a WAV
-//! file it can read — `rollcall_cloud::wav`), stores them in one transaction and sends them to
+//! file it can read — `rollcall_protocol::wav`), stores them in one transaction and sends them to
 //! the cloud with its other records: the audio first, named by its sha256, then the record.
 
 use std::sync::Arc;
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use base64::Engine as _;
-use rollcall_cloud::{
-    problem::{Json, Problem},
-    protocol::invalid_voice_fields,
-    wav,
-};
+use rollcall_protocol::{wav, wire::invalid_voice_fields};
+use rollcall_service::problem::{Json, Problem};
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, AppState, blocking};
@@ -79,13 +76,7 @@ pub(super) async fn record_voice(
         duration_ms: info.duration_ms,
     };
     let store = state.store.clone();
-    let stored = blocking(move || {
-        Ok(store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record_voice(&record)?)
-    })
-    .await?;
+    let stored = blocking(move || Ok(store.lock().record_voice(&record)?)).await?;
     tracing::info!(seq = stored.seq, sha256 = %stored.audio_sha256, duration_ms = info.duration_ms, "voice verification recorded");
     Ok((
         StatusCode::CREATED,

@@ -1,5 +1,5 @@
 //! People pulled from the cloud, merged with the node's own edits by the rules of
-//! [`rollcall_cloud::merge`]: every version of a person carries a hybrid logical clock
+//! [`rollcall_protocol::merge`]: every version of a person carries a hybrid logical clock
 //! timestamp, the later one wins, an erasure wins over any edit, and the loser goes to
 //! `person_history` (what it said, never its face vectors).
 //!
@@ -8,9 +8,9 @@
 //! version of that drop, so an older edit arriving late cannot bring them back.
 
 use base64::Engine as _;
-use rollcall_cloud::{
+use rollcall_protocol::{
     merge::{Change, Clock, Hlc, Merged, Version},
-    protocol::{PersonChange, PersonState},
+    wire::{PersonChange, PersonState},
 };
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -442,7 +442,7 @@ impl NodeStore {
 mod tests {
     use super::super::tests_support::store;
     use super::*;
-    use rollcall_cloud::protocol::TemplateRecord;
+    use rollcall_protocol::wire::TemplateRecord;
 
     fn hlc(ms: u64) -> Hlc {
         Hlc {

@@ -11,9 +11,9 @@
 //! back are recognised as its own.
 
 use base64::Engine as _;
-use rollcall_cloud::{
+use rollcall_protocol::{
     merge::Hlc,
-    protocol::{PersonState, PersonUpload, TemplateRecord},
+    wire::{PersonState, PersonUpload, TemplateRecord},
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -333,7 +333,7 @@ impl NodeStore {
 #[cfg(test)]
 mod tests {
     use super::super::{now_ms, tests_support::store};
-    use rollcall_cloud::protocol::PersonChange;
+    use rollcall_protocol::wire::PersonChange;
 
     use super::*;
 
@@ -465,7 +465,7 @@ mod tests {
             },
         };
         let (merged, _) = s.apply_person_change(&echo, "m").expect("echo");
-        assert_eq!(merged, rollcall_cloud::merge::Merged::Known);
+        assert_eq!(merged, rollcall_protocol::merge::Merged::Known);
         assert!(ids(&mut s).is_empty());
     }
 

@@ -4,7 +4,7 @@
 //! guard or an installer did on the node can be recorded without being queued; lines written
 //! before this table existed are queued by its migration.
 
-use rollcall_cloud::protocol::{AlarmRecord, AuditRecord, MAX_VOICE_PER_PUSH, VoiceRecord};
+use rollcall_protocol::wire::{AlarmRecord, AuditRecord, MAX_VOICE_PER_PUSH, VoiceRecord};
 use rusqlite::params;
 
 use super::{
@@ -413,7 +413,7 @@ mod tests {
             s.record_alarm(kind, Some(0), "").expect("alarm");
         }
         let voice = s
-            .record_voice(&crate::store::test_voice(rollcall_cloud::wav::tone(
+            .record_voice(&crate::store::test_voice(rollcall_protocol::wav::tone(
                 440.0, 300,
             )))
             .expect("voice");

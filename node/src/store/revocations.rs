@@ -1,7 +1,7 @@
 //! Cards the tenant's admins revoked in the cloud: pulled with their own cursor, kept here so
 //! the readers refuse them even with the cloud out of reach.
 
-use rollcall_cloud::protocol::{CardRevocation, STREAM_REVOCATIONS};
+use rollcall_protocol::wire::{CardRevocation, STREAM_REVOCATIONS};
 use rusqlite::{OptionalExtension, params};
 
 use super::{NodeStore, StoreError, now_ms};

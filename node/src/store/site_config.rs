@@ -3,7 +3,7 @@
 //! older outline. The cloud is the only writer of a site's configuration: a version is applied
 //! when its `updated_ms` or its content differs from the one held.
 
-use rollcall_cloud::protocol::SiteConfig;
+use rollcall_protocol::wire::SiteConfig;
 use rusqlite::{OptionalExtension, params};
 
 use super::{NodeStore, StoreError, now_ms};

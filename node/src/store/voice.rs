@@ -4,7 +4,7 @@
 //! named by its sha256 (the cloud stores each sample once, whichever record points at it). A
 //! blob stays on the node until every record that points at it is stored in the cloud.
 
-use rollcall_cloud::protocol::VoiceRecord;
+use rollcall_protocol::wire::VoiceRecord;
 use rusqlite::params;
 
 use super::{NodeStore, StoreError, now_ms};
@@ -53,7 +53,7 @@ pub(super) const MIGRATION: &str = "
         INSERT INTO record_outbox (stream, seq) VALUES ('voice', NEW.seq);
     END;";
 
-/// A voice verification as a client reports it, its audio checked (`rollcall_cloud::wav`).
+/// A voice verification as a client reports it, its audio checked (`rollcall_protocol::wav`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewVoiceRecord {
     pub person_id: Option<String>,
@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn records_wait_for_their_audio_and_the_audio_goes_once_delivered() {
         let (_dir, mut s) = store();
-        let audio = rollcall_cloud::wav::tone(440.0, 1_000);
+        let audio = rollcall_protocol::wav::tone(440.0, 1_000);
         let first = s
             .record_voice(&sample("verified", audio.clone()))
             .expect("first");
@@ -281,7 +281,10 @@ mod tests {
     fn audio_the_cloud_refuses_for_good_turns_its_records_into_dead_letters() {
         let (_dir, mut s) = store();
         let v = s
-            .record_voice(&sample("verified", rollcall_cloud::wav::tone(300.0, 500)))
+            .record_voice(&sample(
+                "verified",
+                rollcall_protocol::wav::tone(300.0, 500),
+            ))
             .expect("record");
         s.refuse_blob(&v.audio_sha256, "audio refused (422)")
             .expect("refuse");

@@ -63,7 +63,7 @@ pub(super) fn parse_detail(text: &str) -> serde_json::Value {
 }
 
 /// A push's entry, with what became of its items.
-pub(super) fn with_ack(a: &Audit, ack: &crate::protocol::PushAck) -> Audit {
+pub(super) fn with_ack(a: &Audit, ack: &rollcall_protocol::wire::PushAck) -> Audit {
     let mut a = a.clone();
     a.detail = serde_json::json!({
         "accepted": ack.accepted.len(),

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 
-use crate::protocol::Decision;
+use rollcall_protocol::wire::Decision;
 
 /// Most items one page may hold.
 pub const MAX_PAGE: u32 = 1000;

@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{PgStore, SqliteStore, Store, StoreError, TenantScope, blocking, postgres::scoped};
-use crate::sqlite::now_ms;
+use rollcall_service::clock::now_ms;
 
 /// How long a key is remembered.
 pub const KEY_TTL_MS: i64 = 24 * 3600 * 1000;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::NodeRow;
-use crate::protocol::{AttendanceEvent, MAX_GAPS, PushAck, Rejected, SeqRange};
+use rollcall_protocol::wire::{AttendanceEvent, MAX_GAPS, PushAck, Rejected, SeqRange};
 
 /// Most stored sequence numbers above the watermark looked at per push: a node far out of order
 /// advances its watermark over several pushes.

@@ -19,7 +19,6 @@ mod postgres_users;
 pub mod records;
 pub mod rejections;
 pub mod revocations;
-pub mod scratch;
 pub mod sessions;
 pub mod shifts;
 pub mod sites;
@@ -31,17 +30,15 @@ pub mod templates;
 pub mod users;
 pub mod voice_blobs;
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use parking_lot::Mutex;
+use std::{path::PathBuf, sync::Arc};
 
 use serde::Serialize;
 
-use crate::protocol::{AttendanceEvent, PushAck, PushBatch, StoredEvent};
 use audit::Audit;
 use events_query::{EventFilter, PageStart};
 pub use postgres::PgStore;
+use rollcall_protocol::wire::{AttendanceEvent, PushAck, PushBatch, StoredEvent};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +47,7 @@ pub enum StoreError {
     Open {
         path: String,
         #[source]
-        source: crate::sqlite::OpenError,
+        source: rollcall_service::sqlite::OpenError,
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -477,7 +474,7 @@ impl Store {
         audit: Audit,
     ) -> Result<PushAck, StoreError> {
         let batch = PushBatch {
-            protocol: crate::protocol::PROTOCOL_VERSION,
+            protocol: rollcall_protocol::wire::PROTOCOL_VERSION,
             events,
             alarms: vec![],
             audit: vec![],
@@ -621,7 +618,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
+    tokio::task::spawn_blocking(move || f(&mut store.lock()))
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
@@ -672,7 +669,7 @@ pub(crate) fn test_event(id: &str, seq: u64, site: &str) -> AttendanceEvent {
         seq,
         site_id: site.into(),
         person_id: Some("p".into()),
-        decision: crate::protocol::Decision::Granted,
+        decision: rollcall_protocol::wire::Decision::Granted,
         similarity: Some(0.9),
         risk_score: 0.0,
         reasons: vec![],

@@ -12,7 +12,7 @@ use super::{
     postgres::{append_audit as pg_audit, scoped},
     sqlite::append_audit,
 };
-use crate::sqlite::now_ms;
+use rollcall_service::clock::now_ms;
 
 /// A person as the API shows one (never their face templates, only how many).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

@@ -8,10 +8,8 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{PgStore, SqliteStore, Store, StoreError, TenantScope, blocking, postgres::scoped};
-use crate::{
-    merge::{Clock, Hlc},
-    sqlite::now_ms,
-};
+use rollcall_protocol::merge::{Clock, Hlc};
+use rollcall_service::clock::now_ms;
 
 /// One entry of the feed: the latest change of a person after a cursor.
 #[derive(Debug, Clone, PartialEq)]

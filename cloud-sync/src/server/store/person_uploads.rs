@@ -1,5 +1,5 @@
 //! People edited at a node (an enrolment, a new template, a removal from the site), merged into
-//! the cloud in the push's own transaction by the rules of [`crate::merge`]: the version with
+//! the cloud in the push's own transaction by the rules of [`rollcall_protocol::merge`]: the version with
 //! the later hybrid logical clock wins, an erasure in the cloud beats any of them, and every
 //! version that loses — or that a node's version replaces — is kept in `person_history`
 //! (what it said, never its face vectors), which admins read at
@@ -26,12 +26,13 @@ use super::{
     records::sqlite_sql,
     templates::MAX_PER_PERSON,
 };
-use crate::{
+use crate::server::sealing::{self, DataKey};
+use rollcall_protocol::ids::{ModelName, PersonId};
+use rollcall_protocol::{
     merge::{Change, Hlc, Version},
-    protocol::{PersonState, PersonUpload, Rejected},
-    server::sealing::{self, DataKey},
-    sqlite::now_ms,
+    wire::{PersonState, PersonUpload, Rejected},
 };
+use rollcall_service::clock::now_ms;
 
 /// How far ahead of the cloud's clock a node's version may be.
 pub const MAX_CLOCK_AHEAD_MS: i64 = 5 * 60 * 1000;
@@ -90,7 +91,7 @@ pub fn check(u: &PersonUpload, now_ms: i64) -> Result<Vec<Checked<'_>>, String> 
     if !super::ingest::ulid_like(&u.id) {
         return Err("invalid_id: upload id must be a 26-character ULID".into());
     }
-    if !crate::server::people_api::valid_person_id(&u.person_id) {
+    if !PersonId::is_valid(&u.person_id) {
         return Err("invalid_person: person ids are 1-64 of letters, digits, `_`, `.`, `-`".into());
     }
     if i64::try_from(u.hlc.ms).map_or(true, |ms| ms > now_ms.saturating_add(MAX_CLOCK_AHEAD_MS)) {
@@ -127,13 +128,13 @@ pub fn check(u: &PersonUpload, now_ms: i64) -> Result<Vec<Checked<'_>>, String> 
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(templates.len());
     for t in templates {
-        if !crate::server::people_api::valid_person_id(&t.id) || !seen.insert(t.id.as_str()) {
+        if !PersonId::is_valid(&t.id) || !seen.insert(t.id.as_str()) {
             return Err(format!(
                 "invalid_template: template id `{}` is malformed or repeated",
                 t.id.chars().take(64).collect::<String>()
             ));
         }
-        if !crate::server::people_api::valid_model(&t.model) {
+        if !ModelName::is_valid(&t.model) {
             return Err(format!(
                 "invalid_template: template `{}` has a malformed model",
                 t.id
@@ -390,7 +391,7 @@ enum Outcome {
     Rejected(String),
 }
 
-fn settle(ack: &mut crate::protocol::PushAck, u: &PersonUpload, outcome: Outcome) {
+fn settle(ack: &mut rollcall_protocol::wire::PushAck, u: &PersonUpload, outcome: Outcome) {
     match outcome {
         Outcome::Accepted => ack.accepted.push(u.id.clone()),
         Outcome::Duplicate => ack.duplicate.push(u.id.clone()),
@@ -414,7 +415,7 @@ impl SqliteStore {
         node: &NodeRow,
         uploads: &[PersonUpload],
         dek: &DataKey,
-        ack: &mut crate::protocol::PushAck,
+        ack: &mut rollcall_protocol::wire::PushAck,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         for u in uploads {
@@ -579,7 +580,7 @@ impl PgStore {
         node: &NodeRow,
         uploads: &[PersonUpload],
         dek: &DataKey,
-        ack: &mut crate::protocol::PushAck,
+        ack: &mut rollcall_protocol::wire::PushAck,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         for u in uploads {
@@ -757,7 +758,7 @@ impl PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::TemplateRecord;
+    use rollcall_protocol::wire::TemplateRecord;
 
     fn hlc(ms: u64, origin: &str) -> Hlc {
         Hlc {

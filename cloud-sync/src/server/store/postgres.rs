@@ -14,8 +14,8 @@ use super::{
     events_query::{EventFilter, PageStart},
     ingest, split_origins,
 };
-use crate::protocol::{AttendanceEvent, PushAck, PushBatch, StoredEvent};
-use crate::sqlite::now_ms;
+use rollcall_protocol::wire::{AttendanceEvent, PushAck, PushBatch, StoredEvent};
+use rollcall_service::clock::now_ms;
 
 /// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[

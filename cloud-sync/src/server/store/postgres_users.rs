@@ -10,7 +10,7 @@ use super::{
     postgres::scoped,
     users::{Credentials, NewRefresh, NewUser, RefreshUse, Role, User, fresh_secret, parse_role},
 };
-use crate::sqlite::now_ms;
+use rollcall_service::clock::now_ms;
 
 const USER_COLUMNS: &str = "id, email, display_name, role, created_ms, disabled_ms";
 

@@ -14,7 +14,7 @@ use super::{
     NodeRow, PgStore, SqliteStore, StoreError, TenantScope, postgres::scoped,
     rejections::NODE_EXISTS,
 };
-use crate::protocol::{
+use rollcall_protocol::wire::{
     AlarmRecord, AuditRecord, MAX_RECORD_DETAIL, PushAck, PushBatch, Rejected, VoiceRecord,
 };
 
@@ -313,7 +313,7 @@ fn invalid_audit(a: &AuditRecord) -> Option<String> {
 
 fn invalid_voice(v: &VoiceRecord) -> Option<String> {
     common(&v.id, v.seq, "").or_else(|| {
-        if let Some(reason) = crate::protocol::invalid_voice_fields(
+        if let Some(reason) = rollcall_protocol::wire::invalid_voice_fields(
             v.person_id.as_deref(),
             &v.outcome,
             v.score,
@@ -323,8 +323,8 @@ fn invalid_voice(v: &VoiceRecord) -> Option<String> {
             Some(reason)
         } else if !super::voice_blobs::is_sha256(&v.audio_sha256) {
             Some("invalid_record: audio_sha256 is 64 lowercase hex digits".into())
-        } else if v.audio_bytes > crate::wav::MAX_AUDIO_BYTES as u64
-            || v.duration_ms > crate::wav::MAX_AUDIO_MS
+        } else if v.audio_bytes > rollcall_protocol::wav::MAX_AUDIO_BYTES as u64
+            || v.duration_ms > rollcall_protocol::wav::MAX_AUDIO_MS
         {
             Some("invalid_record: the audio is larger or longer than any accepted".into())
         } else {
@@ -472,9 +472,13 @@ fn streams_of(batch: &PushBatch) -> Vec<Stream> {
 }
 
 /// A stream's new watermark and gaps, from its stored watermark and what is held above it.
-fn stream_mark(stream: Stream, watermark: i64, above: &[u64]) -> crate::protocol::StreamMark {
+fn stream_mark(
+    stream: Stream,
+    watermark: i64,
+    above: &[u64],
+) -> rollcall_protocol::wire::StreamMark {
     let (watermark, missing) = super::ingest::advance(watermark.unsigned_abs(), above);
-    crate::protocol::StreamMark {
+    rollcall_protocol::wire::StreamMark {
         stream: stream.as_str().to_owned(),
         watermark,
         missing,

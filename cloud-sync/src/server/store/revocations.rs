@@ -14,7 +14,8 @@ use super::{
     postgres::{append_audit as pg_audit, scoped},
     sqlite::append_audit,
 };
-use crate::{protocol::CardRevocation, sqlite::now_ms};
+use rollcall_protocol::wire::CardRevocation;
+use rollcall_service::clock::now_ms;
 
 /// Serialises a tenant's revocation writers on PostgreSQL (with the tenant id as second key).
 const LOCK: i32 = 0x7265_766b; // "revk"

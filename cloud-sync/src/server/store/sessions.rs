@@ -10,7 +10,7 @@ use super::{
     postgres::{append_audit as pg_audit, scoped},
     sqlite::append_audit,
 };
-use crate::sqlite::now_ms;
+use rollcall_service::clock::now_ms;
 
 /// A session as stored at login.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use super::{
     postgres::{append_audit as pg_audit, scoped},
     sqlite::append_audit,
 };
-use crate::sqlite::now_ms;
+use rollcall_service::clock::now_ms;
 
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct Site {

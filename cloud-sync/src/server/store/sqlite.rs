@@ -12,8 +12,8 @@ use super::{
     events_query::{EventFilter, PageStart},
     ingest, split_origins,
 };
-use crate::protocol::{PushAck, PushBatch, StoredEvent};
-use crate::sqlite::{now_ms, open_migrated};
+use rollcall_protocol::wire::{PushAck, PushBatch, StoredEvent};
+use rollcall_service::{clock::now_ms, sqlite::open_migrated};
 
 const MIGRATIONS: &[&str] = &[
     r#"

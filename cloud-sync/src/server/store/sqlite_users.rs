@@ -8,7 +8,7 @@ use super::{
     sqlite::append_audit,
     users::{Credentials, NewRefresh, NewUser, RefreshUse, Role, User, fresh_secret, parse_role},
 };
-use crate::sqlite::now_ms;
+use rollcall_service::clock::now_ms;
 
 /// user id, family, expires, used, revoked
 type StoredRefresh = (String, String, i64, Option<i64>, Option<i64>);

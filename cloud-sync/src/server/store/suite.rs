@@ -4,9 +4,9 @@
 
 use super::{
     events_query::{Cursor, EventFilter, PageStart, Sort},
-    scratch::ScratchDatabase,
     test_event as event, *,
 };
+use rollcall_tests::scratch::{self, ScratchDatabase};
 
 enum Keep {
     Dir(#[allow(dead_code)] tempfile::TempDir),
@@ -581,7 +581,7 @@ async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
         Role::Owner
     );
 
-    let future = crate::sqlite::now_ms() + 60_000;
+    let future = rollcall_service::clock::now_ms() + 60_000;
     store
         .insert_refresh(&acme, refresh("r1", "u1", "f1", future), audit())
         .await
@@ -639,7 +639,7 @@ both!(refresh_tokens_rotate_and_reuse_revokes_the_family);
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Store) {
     use users::{RefreshUse, Role};
     let (acme, globex) = acme_admin_and_globex(&store).await;
-    let now = crate::sqlite::now_ms();
+    let now = rollcall_service::clock::now_ms();
     store
         .insert_refresh(&acme, refresh("t1", "u1", "fam", now + 60_000), audit())
         .await
@@ -802,12 +802,7 @@ async fn nodes_are_listed_and_revoked_within_their_tenant(store: Store) {
 /// PostgreSQL's superuser.
 async fn raw_sql(store: &Store, keep: &Keep, sql: &str) -> Result<(), String> {
     match (store, keep) {
-        (Store::Sqlite(s), _) => s
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .conn
-            .execute_batch(sql)
-            .map_err(|e| e.to_string()),
+        (Store::Sqlite(s), _) => s.lock().conn.execute_batch(sql).map_err(|e| e.to_string()),
         (Store::Postgres(_), Keep::Db(db)) => admin_client(db)
             .await
             .batch_execute(sql)
@@ -924,7 +919,7 @@ async fn events_filter_and_page_by_offset_and_by_cursor(store: Store) {
             e.node_time_ms = i64::from(n / 2) * 1000;
             e.person_id = Some(format!("p{}", n % 3));
             if n % 3 == 0 {
-                e.decision = crate::protocol::Decision::Denied;
+                e.decision = rollcall_protocol::wire::Decision::Denied;
             }
             e
         })
@@ -953,7 +948,7 @@ async fn events_filter_and_page_by_offset_and_by_cursor(store: Store) {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(keys, sorted, "newest first, ties by id");
     let denied = all(EventFilter {
-        decision: Some(crate::protocol::Decision::Denied),
+        decision: Some(rollcall_protocol::wire::Decision::Denied),
         ..Default::default()
     })
     .await;
@@ -1044,7 +1039,10 @@ async fn events_filter_and_page_by_offset_and_by_cursor(store: Store) {
         .await
         .expect("get")
         .expect("found");
-    assert_eq!(one.event.decision, crate::protocol::Decision::Denied);
+    assert_eq!(
+        one.event.decision,
+        rollcall_protocol::wire::Decision::Denied
+    );
     assert!(store.event(&globex, &ulid(3)).await.expect("get").is_none());
     assert!(
         store
@@ -1121,7 +1119,7 @@ both!(browser_sessions_live_until_ended_expired_or_disabled);
 async fn browser_sessions_live_until_ended_expired_or_disabled(store: Store) {
     use sessions::{LiveSession, NewSession};
     let (acme, globex) = acme_admin_and_globex(&store).await;
-    let now = crate::sqlite::now_ms();
+    let now = rollcall_service::clock::now_ms();
     let later = now + 60_000;
     let session = |hash: &str, expires_ms| NewSession {
         token_sha256: hash.into(),
@@ -1185,7 +1183,7 @@ async fn browser_sessions_live_until_ended_expired_or_disabled(store: Store) {
         .create_session(&acme, session("s3", later), audit())
         .await
         .expect("session");
-    let now = crate::sqlite::now_ms();
+    let now = rollcall_service::clock::now_ms();
     assert_eq!(store.purge_sessions(&globex, now).await.expect("purge"), 0);
     assert_eq!(store.purge_sessions(&acme, now).await.expect("purge"), 3);
     assert_eq!(store.purge_sessions(&acme, now).await.expect("purge"), 0);
@@ -1590,7 +1588,7 @@ async fn events_are_listed_in_each_whitelisted_order(store: Store) {
             .events(&acme, filter.clone(), PageStart::Offset(0), 100)
             .await
             .expect("all");
-        let key = |e: &crate::protocol::StoredEvent| match sort.key {
+        let key = |e: &rollcall_protocol::wire::StoredEvent| match sort.key {
             events_query::SortKey::NodeTime => e.event.node_time_ms,
             events_query::SortKey::Received => e.received_ms,
         };
@@ -1622,7 +1620,7 @@ async fn events_are_listed_in_each_whitelisted_order(store: Store) {
 
 both!(the_watermark_names_what_a_node_still_owes);
 async fn the_watermark_names_what_a_node_still_owes(store: Store) {
-    use crate::protocol::SeqRange;
+    use rollcall_protocol::wire::SeqRange;
     let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
     let push = |seqs: &[u64]| {
         let events: Vec<_> = seqs
@@ -1707,8 +1705,8 @@ async fn the_watermark_names_what_a_node_still_owes(store: Store) {
 
 both!(alarms_and_node_audit_lines_are_stored_once_per_tenant);
 async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
-    use crate::protocol::{AlarmRecord, AuditRecord};
     use records::AlarmFilter;
+    use rollcall_protocol::wire::{AlarmRecord, AuditRecord};
     let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
     let alarm = |n: u32, kind: &str| AlarmRecord {
         id: ulid(n),
@@ -1840,11 +1838,11 @@ async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
 both!(people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept);
 async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store: Store) {
     use super::super::sealing::MasterKey;
-    use crate::{
-        merge::Hlc,
-        protocol::{PersonState, PersonUpload, TemplateRecord},
-    };
     use base64::Engine as _;
+    use rollcall_protocol::{
+        merge::Hlc,
+        wire::{PersonState, PersonUpload, TemplateRecord},
+    };
     let master = MasterKey::from_bytes([9; 32]);
     let acme = with_sites(&store, "acme", &["hq"]).await;
     let node = store
@@ -1852,7 +1850,7 @@ async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store:
         .await
         .expect("query")
         .expect("node");
-    let now = crate::sqlite::now_ms().unsigned_abs();
+    let now = rollcall_service::clock::now_ms().unsigned_abs();
     let vector = |x: f32| {
         base64::engine::general_purpose::STANDARD.encode(
             std::iter::repeat_n(x, 128)
@@ -2069,11 +2067,11 @@ async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store:
 
 both!(voice_records_are_stored_once_their_audio_is_and_stay_in_their_tenant);
 async fn voice_records_are_stored_once_their_audio_is_and_stay_in_their_tenant(store: Store) {
-    use crate::protocol::VoiceRecord;
+    use rollcall_protocol::wire::VoiceRecord;
     use sha2::Digest as _;
     let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
     let (globex, other) = tenant_with_node(&store, "globex", "h2").await;
-    let audio = crate::wav::tone(440.0, 800);
+    let audio = rollcall_protocol::wav::tone(440.0, 800);
     let sha = hex::encode(sha2::Sha256::digest(&audio));
     let voice = |n: u32, sha: &str| VoiceRecord {
         id: ulid(n),
@@ -2252,7 +2250,7 @@ async fn card_revocations_are_pulled_once_each_as_they_stand(store: Store) {
 
 both!(record_streams_have_watermarks_and_tell_their_gaps);
 async fn record_streams_have_watermarks_and_tell_their_gaps(store: Store) {
-    use crate::protocol::SeqRange;
+    use rollcall_protocol::wire::SeqRange;
     let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
     let line = audit_line;
     let push = |audit| records_batch(vec![], audit);
@@ -2365,8 +2363,8 @@ async fn a_node_registered_in_place_of_another_carries_on_its_history(store: Sto
 }
 
 /// Audit line `n` of a node (its sequence number too).
-fn audit_line(n: u32, action: &str) -> crate::protocol::AuditRecord {
-    crate::protocol::AuditRecord {
+fn audit_line(n: u32, action: &str) -> rollcall_protocol::wire::AuditRecord {
+    rollcall_protocol::wire::AuditRecord {
         id: ulid(n),
         seq: u64::from(n),
         actor: "admin".into(),
@@ -2380,7 +2378,7 @@ fn audit_line(n: u32, action: &str) -> crate::protocol::AuditRecord {
 /// A push of events and audit lines.
 fn records_batch(
     events: Vec<AttendanceEvent>,
-    audit: Vec<crate::protocol::AuditRecord>,
+    audit: Vec<rollcall_protocol::wire::AuditRecord>,
 ) -> PushBatch {
     PushBatch {
         protocol: 1,

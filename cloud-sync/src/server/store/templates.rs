@@ -13,10 +13,8 @@ use super::{
     postgres::{append_audit as pg_audit, scoped},
     sqlite::append_audit,
 };
-use crate::{
-    server::sealing::{self, DataKey, MasterKey, Sealed},
-    sqlite::now_ms,
-};
+use crate::server::sealing::{self, DataKey, MasterKey, Sealed};
+use rollcall_service::clock::now_ms;
 
 /// Most templates one person may have (several photos, a few confirmed check-ins).
 pub const MAX_PER_PERSON: i64 = 20;

@@ -2,14 +2,14 @@
 //! (`voice_blobs`): a node uploads a sample before the records that point at it
 //! (`PUT /api/v1/sync/blobs/{sha256}`), and a record whose sample the cloud does not hold is
 //! refused as `blob_missing` — the node then uploads it again. Samples are checked
-//! (`crate::wav`) before they are stored.
+//! (`rollcall_protocol::wav`) before they are stored.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::{
     NodeRow, PgStore, SqliteStore, Store, StoreError, TenantScope, blocking, postgres::scoped,
 };
-use crate::protocol::VoiceRecord;
+use rollcall_protocol::wire::VoiceRecord;
 
 const PUT: &str =
     "INSERT INTO voice_blobs (tenant_id, sha256, size, duration_ms, body, node_id, created_ms)
@@ -43,7 +43,7 @@ impl Store {
         let (scope, node_id) = (scope.clone(), node.id.clone());
         let size = body.len() as i64;
         let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
-        let now = crate::sqlite::now_ms();
+        let now = rollcall_service::clock::now_ms();
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {

@@ -41,14 +41,6 @@ pub fn open_migrated(path: &Path, migrations: &[&str]) -> Result<Connection, Ope
     Ok(conn)
 }
 
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,7 +77,7 @@ impl Encoding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{AlarmRecord, AttendanceEvent, AuditRecord, Decision, PushBatch};
+    use crate::wire::{AlarmRecord, AttendanceEvent, AuditRecord, Decision, PushBatch};
     use proptest::prelude::*;
 
     fn batch(n: u64) -> PushBatch {
@@ -116,7 +116,7 @@ mod tests {
                 detail: "Ann; 2 face template(s) deleted".into(),
                 node_time_ms: 1_700_000_000_000,
             }],
-            people: vec![crate::protocol::PersonUpload {
+            people: vec![crate::wire::PersonUpload {
                 id: "01J0000000000000000000PRSN".into(),
                 person_id: "ann".into(),
                 hlc: crate::merge::Hlc {
@@ -124,16 +124,16 @@ mod tests {
                     counter: 2,
                     origin: "node-1".into(),
                 },
-                state: crate::protocol::PersonState::Assigned {
+                state: crate::wire::PersonState::Assigned {
                     display_name: "Ann".into(),
-                    templates: vec![crate::protocol::TemplateRecord {
+                    templates: vec![crate::wire::TemplateRecord {
                         id: "t1".into(),
                         model: "mobilefacenet".into(),
                         vector: "AACAPw==".into(),
                     }],
                 },
             }],
-            voice: vec![crate::protocol::VoiceRecord {
+            voice: vec![crate::wire::VoiceRecord {
                 id: "01J0000000000000000000VOIC".into(),
                 seq: 1,
                 person_id: Some("ann".into()),

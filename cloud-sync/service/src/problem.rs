@@ -7,24 +7,23 @@ use axum::{
 use serde::Serialize;
 
 /// A `application/problem+json` response.
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct Problem {
     /// A URI reference naming the problem type; stable, documented per type.
     #[serde(rename = "type")]
     pub type_uri: String,
     pub title: String,
     #[serde(serialize_with = "status_code")]
-    #[cfg_attr(feature = "server", schema(value_type = u16, example = 400))]
+    #[schema(value_type = u16, example = 400)]
     pub status: StatusCode,
     pub detail: String,
     /// Machine-readable extras, e.g. the reasons a face was refused.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    #[cfg_attr(feature = "server", schema(value_type = Vec<ProblemReason>))]
+    #[schema(value_type = Vec<ProblemReason>)]
     pub reasons: Box<[ProblemReason]>,
     /// The request fields that are wrong, and why (RFC 9457's `invalid-params`).
     #[serde(rename = "invalid-params", skip_serializing_if = "<[_]>::is_empty")]
-    #[cfg_attr(feature = "server", schema(value_type = Vec<InvalidParam>))]
+    #[schema(value_type = Vec<InvalidParam>)]
     pub invalid_params: Box<[InvalidParam]>,
     /// Sent as `Retry-After` (seconds), e.g. with 429 or 503.
     #[serde(skip)]
@@ -33,8 +32,7 @@ pub struct Problem {
 
 /// One wrong field of a request: its name (a body field, `site_ids[2]`, a query parameter or a
 /// header) and why.
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InvalidParam {
     pub name: String,
     pub reason: String,
@@ -67,8 +65,7 @@ pub fn invalid_param(detail: &str) -> Option<InvalidParam> {
     names_field.then(|| field(name))
 }
 
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct ProblemReason {
     pub code: String,
     pub text: String,
@@ -106,6 +103,23 @@ impl Problem {
             detail,
         )
         .with_invalid_param()
+    }
+
+    /// 422: the request is well-formed but `field` breaks a rule; `detail` says which. The type
+    /// URI is `urn:rollcall:problem:<kind>`, and `invalid-params` names the field.
+    pub fn unprocessable(kind: &str, field: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        let mut p = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            kind,
+            "Unprocessable content",
+            format!("{field}: {detail}"),
+        );
+        p.invalid_params = Box::new([InvalidParam {
+            name: field.to_owned(),
+            reason: detail,
+        }]);
+        p
     }
 
     fn with_invalid_param(mut self) -> Self {

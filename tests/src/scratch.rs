@@ -4,7 +4,20 @@
 
 use tokio_postgres::NoTls;
 
-use super::{StoreError, postgres::quote_ident};
+/// Why a scratch database could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ScratchError {
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no randomness for the database name: {0}")]
+    Random(String),
+}
+
+/// `name` as a PostgreSQL identifier, double-quoted (our names never hold a quote; doubling
+/// makes any that did harmless).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 /// The server administrator connection used to create scratch databases:
 /// `$ROLLCALL_PG_ADMIN_URL`, or the local PostgreSQL's `postgres` role over TCP.
@@ -24,13 +37,13 @@ pub struct ScratchDatabase {
 
 impl ScratchDatabase {
     /// Creates one through [`admin_url`].
-    pub async fn create() -> Result<Self, StoreError> {
+    pub async fn create() -> Result<Self, ScratchError> {
         Self::create_with(&admin_url()).await
     }
 
-    pub async fn create_with(admin_url: &str) -> Result<Self, StoreError> {
+    pub async fn create_with(admin_url: &str) -> Result<Self, ScratchError> {
         let mut suffix = [0u8; 8];
-        getrandom::fill(&mut suffix).map_err(|e| StoreError::Pool(e.to_string()))?;
+        getrandom::fill(&mut suffix).map_err(|e| ScratchError::Random(e.to_string()))?;
         let name = format!("rollcall_scratch_{}", hex::encode(suffix));
         let (client, conn) = tokio_postgres::connect(admin_url, NoTls).await?;
         let driver = tokio::spawn(conn);
@@ -99,7 +112,7 @@ impl Drop for ScratchDatabase {
         })
         .join();
         if let Ok(Err(e)) | Err(e) = dropped.map_err(|_| "panicked".to_owned()) {
-            tracing::warn!(database = %self.name, error = %e, "scratch database not dropped");
+            eprintln!("scratch database {} not dropped: {e}", self.name);
         }
     }
 }

@@ -18,8 +18,9 @@
 use serde::{Deserialize, Serialize};
 
 /// A hybrid logical clock timestamp. Ordered by wall time, then counter, then origin.
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    utoipa::ToSchema, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Hlc {
     /// Milliseconds since the Unix epoch (never behind anything the writer has seen).
     pub ms: u64,

@@ -15,8 +15,7 @@ pub const FORMAT: &str = "rollcall-config-bundle/1";
 pub const MAX_BUNDLE_BYTES: usize = 1024 * 1024;
 
 /// A signed config for one site's node.
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigBundle {
     pub format: String,

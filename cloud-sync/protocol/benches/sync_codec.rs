@@ -3,14 +3,14 @@
 //! site's (random ULIDs, varied scores and reasons) and 20 alarms. Prints one line per pair:
 //! bytes, the node's encode + compress time and the cloud's inflate + decode time (medians).
 //!
-//! `cargo bench -p rollcall-cloud --bench sync_codec` (`ROLLCALL_CODEC_ROUNDS`, default 200).
+//! `cargo bench -p rollcall-protocol --bench sync_codec` (`ROLLCALL_CODEC_ROUNDS`, default 200).
 
 use std::time::{Duration, Instant};
 
-use rollcall_cloud::{
+use rollcall_protocol::{
     codec::Encoding,
     gzip,
-    protocol::{AlarmRecord, AttendanceEvent, Decision, EventReason, Fix, PushBatch},
+    wire::{AlarmRecord, AttendanceEvent, Decision, EventReason, Fix, PushBatch},
     zstd,
 };
 
