@@ -19,6 +19,7 @@ mod postgres_users;
 pub mod records;
 pub mod rejections;
 pub mod revocations;
+pub mod schema;
 pub mod sessions;
 pub mod shifts;
 pub mod sites;

@@ -280,6 +280,100 @@ async fn admin_client(db: &ScratchDatabase) -> tokio_postgres::Client {
     client
 }
 
+/// A column as both catalogs can describe it: the storage class of its declared type and
+/// whether it may be NULL.
+type Column = (String, String, &'static str, bool);
+
+/// SQLite's storage class of a declared type (its affinity rules); booleans are integers there.
+fn sqlite_class(declared: &str) -> &'static str {
+    let t = declared.to_ascii_uppercase();
+    if t.contains("INT") || t.contains("BOOL") {
+        "integer"
+    } else if t.contains("CHAR") || t.contains("TEXT") {
+        "text"
+    } else if t.contains("BLOB") || t.is_empty() {
+        "blob"
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        "real"
+    } else {
+        "numeric"
+    }
+}
+
+fn postgres_class(data_type: &str) -> &'static str {
+    match data_type {
+        "bigint" | "integer" | "smallint" | "boolean" => "integer",
+        "text" | "character varying" => "text",
+        "bytea" => "blob",
+        "double precision" | "real" => "real",
+        _ => "numeric",
+    }
+}
+
+/// Both migration folders end in the same schema: the same tables, each with the same columns
+/// of the same storage class and nullability (the tables the migrations themselves keep,
+/// `rollcall_schema` on PostgreSQL, aside).
+#[tokio::test]
+async fn both_backends_migrate_to_the_same_tables_and_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.sqlite");
+    Store::open(&Backend::Sqlite(path.clone()))
+        .await
+        .expect("open sqlite");
+    let conn = rusqlite::Connection::open(&path).expect("reopen");
+    let mut sqlite: Vec<Column> = conn
+        .prepare(
+            "SELECT m.name, p.name, p.type, p.\"notnull\" OR p.pk > 0
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+        )
+        .expect("prepare")
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                sqlite_class(&r.get::<_, String>(2)?),
+                !r.get::<_, bool>(3)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    sqlite.sort();
+
+    let (_store, keep) = postgres().await;
+    let Keep::Db(db) = &keep else { unreachable!() };
+    let admin = admin_client(db).await;
+    let mut postgres: Vec<Column> = admin
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text, is_nullable = 'YES'
+             FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name <> 'rollcall_schema'",
+            &[],
+        )
+        .await
+        .expect("columns")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), postgres_class(r.get(2)), r.get(3)))
+        .collect();
+    postgres.sort();
+
+    let only = |a: &[Column], b: &[Column]| -> Vec<Column> {
+        a.iter().filter(|c| !b.contains(c)).cloned().collect()
+    };
+    assert!(
+        sqlite == postgres,
+        "the schemas differ:\nonly in SQLite: {:#?}\nonly in PostgreSQL: {:#?}",
+        only(&sqlite, &postgres),
+        only(&postgres, &sqlite)
+    );
+    assert!(
+        sqlite.len() > 100,
+        "{} columns: did the catalog answer?",
+        sqlite.len()
+    );
+}
+
 /// Straight SQL as the server's role: with `rollcall.tenant_id` set to another tenant (or not
 /// set at all), the database itself hides and protects the first tenant's rows.
 #[tokio::test]
@@ -362,7 +456,7 @@ async fn row_level_security_stops_the_wrong_tenant_in_postgres() {
         .get(0);
     assert_eq!(n, 1);
     // Every tenant-owned table has the policy, forced even on the owner.
-    for table in postgres::TENANT_TABLES {
+    for table in schema::TENANT_TABLES {
         let row = admin
             .query_one(
                 "SELECT c.relrowsecurity AND c.relforcerowsecurity,
@@ -387,7 +481,7 @@ async fn row_level_security_stops_the_wrong_tenant_in_postgres() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let mut listed: Vec<&str> = postgres::TENANT_TABLES.to_vec();
+    let mut listed: Vec<&str> = schema::TENANT_TABLES.to_vec();
     listed.sort();
     assert_eq!(owned, listed);
 }

@@ -1,0 +1,1 @@
+ALTER TABLE tenants ADD COLUMN cors_origins TEXT NOT NULL DEFAULT '';

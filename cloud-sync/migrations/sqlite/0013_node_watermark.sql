@@ -1,0 +1,2 @@
+-- How far each node's sequence is held without a gap.
+ALTER TABLE nodes ADD COLUMN watermark INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,12 @@
+-- The feed of changes to people that nodes pull, numbered per tenant in commit order and
+-- stamped with the cloud's hybrid logical clock; erasures stay as tombstones.
+CREATE TABLE person_changes (
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    change_id INTEGER NOT NULL,
+    person_id TEXT NOT NULL,
+    hlc_ms INTEGER NOT NULL,
+    hlc_counter INTEGER NOT NULL,
+    erased INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, change_id)
+);
+CREATE INDEX person_changes_by_person ON person_changes (tenant_id, person_id, change_id);
