@@ -637,7 +637,6 @@ fn tenant_row(r: &Row) -> Tenant {
 }
 
 impl PgStore {
-    /// Runs one statement in the tenant's scope, in its own transaction; the rows changed.
     /// Runs one read in the tenant's scope.
     pub(super) async fn query_scoped(
         &self,
@@ -652,6 +651,7 @@ impl PgStore {
         Ok(rows)
     }
 
+    /// Runs one statement in the tenant's scope, in its own transaction; the rows changed.
     pub(super) async fn execute_scoped(
         &self,
         scope: &TenantScope,
@@ -685,7 +685,6 @@ impl PgStore {
     }
 }
 
-/// Appends an audit entry within the caller's transaction (already scoped to `tenant_id`).
 /// Inserts pushed events in one statement (a unique key's refusal fails it whole).
 async fn insert_events(
     tx: &Transaction<'_>,
@@ -728,6 +727,7 @@ async fn insert_events(
         .await?)
 }
 
+/// Appends an audit entry within the caller's transaction (already scoped to `tenant_id`).
 pub(super) async fn append_audit(
     tx: &Transaction<'_>,
     tenant_id: i64,
