@@ -8,9 +8,11 @@
 
 pub mod audit;
 pub mod events_query;
+pub(crate) mod exec;
 pub mod idempotency;
 mod ingest;
 mod node_handover;
+mod nodes;
 pub mod people;
 pub mod person_changes;
 pub mod person_uploads;
@@ -360,31 +362,6 @@ impl Store {
         }
     }
 
-    /// The tenant's bundle signing key, created on first use.
-    pub async fn signing_secret(&self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.signing_secret(&scope)).await,
-            Store::Postgres(p) => p.signing_secret(&scope).await,
-        }
-    }
-
-    /// The next bundle serial of a site (1, 2, 3, …), taken for good.
-    pub async fn next_bundle_serial(
-        &self,
-        scope: &TenantScope,
-        site_id: &str,
-        audit: Audit,
-    ) -> Result<u64, StoreError> {
-        let (scope, site) = (scope.clone(), site_id.to_owned());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.next_bundle_serial(&scope, &site, &audit)).await
-            }
-            Store::Postgres(p) => p.next_bundle_serial(&scope, &site, &audit).await,
-        }
-    }
-
     pub async fn register_node(
         &self,
         scope: &TenantScope,
@@ -426,42 +403,6 @@ impl Store {
                 p.register_node(&scope, &node, &site, &hash, old.as_deref(), &audit)
                     .await
             }
-        }
-    }
-
-    /// The tenant's unrevoked node with this token hash.
-    pub async fn node_by_token_hash(
-        &self,
-        scope: &TenantScope,
-        hash: &str,
-    ) -> Result<Option<NodeRow>, StoreError> {
-        let (scope, hash) = (scope.clone(), hash.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.node_by_token_hash(&scope, &hash)).await,
-            Store::Postgres(p) => p.node_by_token_hash(&scope, &hash).await,
-        }
-    }
-
-    /// The tenant's nodes, registered first first.
-    pub async fn nodes(&self, scope: &TenantScope) -> Result<Vec<NodeInfo>, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.nodes(&scope)).await,
-            Store::Postgres(p) => p.nodes(&scope).await,
-        }
-    }
-
-    /// Revokes a node's credential for good; `false` if the tenant has no such unrevoked node.
-    pub async fn revoke_node(
-        &self,
-        scope: &TenantScope,
-        node_id: &str,
-        audit: Audit,
-    ) -> Result<bool, StoreError> {
-        let (scope, id) = (scope.clone(), node_id.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.revoke_node(&scope, &id, &audit)).await,
-            Store::Postgres(p) => p.revoke_node(&scope, &id, &audit).await,
         }
     }
 

@@ -8,7 +8,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, T
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
+    Loaded, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
     audit::{self, Audit, AuditEntry, with_ack},
     decode_event, encode_event,
     events_query::{EventFilter, PageStart},
@@ -206,50 +206,6 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn signing_secret(&self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh).map_err(|_| StoreError::Key)?;
-        tx.execute(
-            "INSERT INTO signing_keys (tenant_id, secret, created_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant_id) DO NOTHING",
-            &[&scope.id, &fresh.as_slice(), &now_ms()],
-        )
-        .await?;
-        let secret: Vec<u8> = tx
-            .query_one(
-                "SELECT secret FROM signing_keys WHERE tenant_id = $1",
-                &[&scope.id],
-            )
-            .await?
-            .get(0);
-        tx.commit().await?;
-        secret.try_into().map_err(|_| StoreError::Key)
-    }
-
-    pub async fn next_bundle_serial(
-        &self,
-        scope: &TenantScope,
-        site_id: &str,
-        audit: &Audit,
-    ) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let serial: i64 = tx
-            .query_one(
-                "INSERT INTO bundle_serials (tenant_id, site_id, serial) VALUES ($1, $2, 1)
-                 ON CONFLICT (tenant_id, site_id) DO UPDATE SET serial = bundle_serials.serial + 1
-                 RETURNING serial",
-                &[&scope.id, &site_id],
-            )
-            .await?
-            .get(0);
-        append_audit(&tx, scope.id, audit).await?;
-        tx.commit().await?;
-        Ok(serial.unsigned_abs())
-    }
-
     pub async fn register_node(
         &self,
         scope: &TenantScope,
@@ -287,74 +243,6 @@ impl PgStore {
         append_audit(&tx, scope.id, audit).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn node_by_token_hash(
-        &self,
-        scope: &TenantScope,
-        hash: &str,
-    ) -> Result<Option<NodeRow>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let row = tx
-            .query_opt(
-                "SELECT id, tenant_id, site_id FROM nodes
-                 WHERE token_sha256 = $1 AND tenant_id = $2 AND revoked_ms IS NULL",
-                &[&hash, &scope.id],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(row.map(|r| NodeRow {
-            id: r.get(0),
-            tenant_id: r.get(1),
-            site_id: r.get(2),
-        }))
-    }
-
-    pub async fn nodes(&self, scope: &TenantScope) -> Result<Vec<NodeInfo>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let rows = tx
-            .query(
-                "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms, watermark, lag_ms FROM nodes
-                 WHERE tenant_id = $1 ORDER BY created_ms, id",
-                &[&scope.id],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(rows
-            .iter()
-            .map(|r| NodeInfo {
-                id: r.get(0),
-                site_id: r.get(1),
-                created_ms: r.get(2),
-                last_seen_ms: r.get(3),
-                revoked_ms: r.get(4),
-                watermark: r.get::<_, i64>(5).unsigned_abs(),
-                lag_ms: r.get(6),
-            })
-            .collect())
-    }
-
-    pub async fn revoke_node(
-        &self,
-        scope: &TenantScope,
-        node_id: &str,
-        audit: &Audit,
-    ) -> Result<bool, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let n = tx
-            .execute(
-                "UPDATE nodes SET revoked_ms = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_ms IS NULL",
-                &[&scope.id, &node_id, &now_ms()],
-            )
-            .await?;
-        if n > 0 {
-            append_audit(&tx, scope.id, audit).await?;
-        }
-        tx.commit().await?;
-        Ok(n > 0)
     }
 
     pub async fn ingest(
@@ -727,33 +615,17 @@ async fn insert_events(
         .await?)
 }
 
-/// Appends an audit entry within the caller's transaction (already scoped to `tenant_id`).
+/// Appends an audit entry within the caller's transaction (already scoped to `tenant_id`): the
+/// statement of [`Exec::append_audit`].
+///
+/// [`Exec::append_audit`]: super::exec::Exec::append_audit
 pub(super) async fn append_audit(
     tx: &Transaction<'_>,
     tenant_id: i64,
     a: &Audit,
 ) -> Result<(), StoreError> {
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO audit_log (tenant_id, at_ms, actor, action, target, source, request_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .await?;
-    tx.execute(
-        &insert,
-        &[
-            &tenant_id,
-            &now_ms(),
-            &a.actor,
-            &a.action,
-            &a.target,
-            &a.source,
-            &a.request_id,
-            &audit::detail_text(a),
-        ],
-    )
-    .await?;
-    Ok(())
+    use super::exec::Exec as _;
+    super::exec::PgTx::on(tx, tenant_id).append_audit(a).await
 }
 
 /// Points the transaction's row-level security at one tenant.

@@ -1,15 +1,12 @@
 //! A tenant's sites: id, name and geofence (GeoJSON, validated by the fraud engine's reader, the
-//! same one the node uses), for the admins and, with the sync issue, for the nodes of the site.
+//! same one the node uses), for the admins and for the nodes of the site (`sync_pull`).
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{
-    PgStore, SqliteStore, Store, StoreError, TenantScope,
+    Store, StoreError, TenantScope,
     audit::Audit,
-    blocking,
-    postgres::{append_audit as pg_audit, scoped},
-    sqlite::append_audit,
+    exec::{Exec, Outcome, Row, in_tenant},
 };
 use rollcall_service::clock::now_ms;
 
@@ -29,10 +26,10 @@ pub struct Site {
 
 const COLUMNS: &str = "id, name, geofence, created_ms, updated_ms, fraud_policy";
 
-/// Whether people are assigned to a site or have shifts there (`?1` tenant, `?2` site).
+/// Whether people are assigned to a site or have shifts there (`$1` tenant, `$2` site).
 const IN_USE: &str =
-    "SELECT EXISTS (SELECT 1 FROM person_sites WHERE tenant_id = ?1 AND site_id = ?2)
-                          OR EXISTS (SELECT 1 FROM shifts WHERE tenant_id = ?1 AND site_id = ?2)";
+    "SELECT EXISTS (SELECT 1 FROM person_sites WHERE tenant_id = $1 AND site_id = $2)
+                          OR EXISTS (SELECT 1 FROM shifts WHERE tenant_id = $1 AND site_id = $2)";
 
 fn in_use(id: &str) -> StoreError {
     StoreError::Conflict(format!(
@@ -58,28 +55,22 @@ fn site(
     }
 }
 
-/// A row of [`COLUMNS`] as SQLite returns it.
-fn sqlite_site(r: &rusqlite::Row<'_>) -> rusqlite::Result<Site> {
+/// A row of [`COLUMNS`].
+fn read_site(r: &Row<'_>) -> Result<Site, StoreError> {
     Ok(site(
         r.get(0)?,
         r.get(1)?,
-        &r.get::<_, String>(2)?,
+        &r.get::<String>(2)?,
         r.get(3)?,
         r.get(4)?,
-        r.get::<_, Option<String>>(5)?.as_deref(),
+        r.get::<Option<String>>(5)?.as_deref(),
     ))
 }
 
-/// A row of [`COLUMNS`] as PostgreSQL returns it.
-fn pg_site(r: &tokio_postgres::Row) -> Site {
-    site(
-        r.get(0),
-        r.get(1),
-        r.get::<_, &str>(2),
-        r.get(3),
-        r.get(4),
-        r.get(5),
-    )
+impl Outcome for Site {
+    fn changed(&self) -> bool {
+        true
+    }
 }
 
 /// A site just created (no fraud policy yet).
@@ -106,37 +97,19 @@ impl Store {
         geofence: &str,
         audit: Audit,
     ) -> Result<Site, StoreError> {
-        let (scope, id, name, geofence) = (
-            scope.clone(),
-            id.to_owned(),
-            name.to_owned(),
-            geofence.to_owned(),
-        );
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    s.create_site(&scope, &id, &name, &geofence, &audit)
-                })
-                .await
-            }
-            Store::Postgres(p) => p.create_site(&scope, &id, &name, &geofence, &audit).await,
-        }
+        let (id, name, geofence) = (id.to_owned(), name.to_owned(), geofence.to_owned());
+        in_tenant!(write self, scope, audit, |tx| insert(tx, &id, &name, &geofence))
     }
 
     pub async fn sites(&self, scope: &TenantScope) -> Result<Vec<Site>, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.sites(&scope, None)).await,
-            Store::Postgres(p) => p.sites(&scope, None).await,
-        }
+        in_tenant!(read self, scope, |tx| list(tx, None))
     }
 
     pub async fn site(&self, scope: &TenantScope, id: &str) -> Result<Option<Site>, StoreError> {
-        let (scope, id) = (scope.clone(), id.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| Ok(s.sites(&scope, Some(&id))?.pop())).await,
-            Store::Postgres(p) => Ok(p.sites(&scope, Some(&id)).await?.pop()),
-        }
+        let id = id.to_owned();
+        in_tenant!(read self, scope, |tx| async {
+            Ok::<_, StoreError>(list(tx, Some(&id)).await?.pop())
+        })
     }
 
     /// Changes a site's name, geofence and/or fraud policy; `None` if the tenant has no such
@@ -148,13 +121,8 @@ impl Store {
         change: SiteChange,
         audit: Audit,
     ) -> Result<Option<Site>, StoreError> {
-        let (scope, id) = (scope.clone(), id.to_owned());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.update_site(&scope, &id, change, &audit)).await
-            }
-            Store::Postgres(p) => p.update_site(&scope, &id, change, &audit).await,
-        }
+        let id = id.to_owned();
+        in_tenant!(write self, scope, audit, |tx| update(tx, &id, &change))
     }
 
     /// Deletes a site; `false` if there was none. Its events stay (they are facts).
@@ -164,204 +132,74 @@ impl Store {
         id: &str,
         audit: Audit,
     ) -> Result<bool, StoreError> {
-        let (scope, id) = (scope.clone(), id.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.delete_site(&scope, &id, &audit)).await,
-            Store::Postgres(p) => p.delete_site(&scope, &id, &audit).await,
-        }
+        let id = id.to_owned();
+        in_tenant!(write self, scope, audit, |tx| delete(tx, &id))
     }
 }
 
-impl SqliteStore {
-    fn create_site(
-        &mut self,
-        scope: &TenantScope,
-        id: &str,
-        name: &str,
-        geofence: &str,
-        audit: &Audit,
-    ) -> Result<Site, StoreError> {
-        let now = now_ms();
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "INSERT INTO sites (tenant_id, id, name, geofence, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT DO NOTHING",
-            params![scope.id, id, name, geofence, now],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Conflict(format!("site `{id}` already exists")));
-        }
-        append_audit(&tx, scope.id, audit)?;
-        tx.commit()?;
-        Ok(created(id, name, geofence, now))
+async fn insert(tx: &impl Exec, id: &str, name: &str, geofence: &str) -> Result<Site, StoreError> {
+    let now = now_ms();
+    let n = tx
+        .execute(
+            "INSERT INTO sites (tenant_id, id, name, geofence, created_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+            &[&tx.tenant(), &id, &name, &geofence, &now],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!("site `{id}` already exists")));
     }
-
-    fn sites(&self, scope: &TenantScope, id: Option<&str>) -> Result<Vec<Site>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM sites WHERE tenant_id = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id"
-        ))?;
-        let rows = stmt.query_map(params![scope.id, id], sqlite_site)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn update_site(
-        &mut self,
-        scope: &TenantScope,
-        id: &str,
-        change: SiteChange,
-        audit: &Audit,
-    ) -> Result<Option<Site>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE sites SET name = coalesce(?3, name), geofence = coalesce(?4, geofence), updated_ms = ?5,
-                fraud_policy = CASE WHEN ?6 THEN ?7 ELSE fraud_policy END
-             WHERE tenant_id = ?1 AND id = ?2",
-            params![
-                scope.id,
-                id,
-                change.name,
-                change.geofence,
-                now_ms(),
-                change.fraud_policy.is_some(),
-                change.fraud_policy.flatten()
-            ],
-        )?;
-        if n > 0 {
-            append_audit(&tx, scope.id, audit)?;
-        }
-        let row = tx
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM sites WHERE tenant_id = ?1 AND id = ?2"),
-                params![scope.id, id],
-                sqlite_site,
-            )
-            .optional()?;
-        tx.commit()?;
-        Ok(row)
-    }
-
-    fn delete_site(
-        &mut self,
-        scope: &TenantScope,
-        id: &str,
-        audit: &Audit,
-    ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let used: bool = tx.query_row(IN_USE, params![scope.id, id], |r| r.get(0))?;
-        if used {
-            return Err(in_use(id));
-        }
-        let n = tx.execute(
-            "DELETE FROM sites WHERE tenant_id = ?1 AND id = ?2",
-            params![scope.id, id],
-        )?;
-        if n > 0 {
-            append_audit(&tx, scope.id, audit)?;
-        }
-        tx.commit()?;
-        Ok(n > 0)
-    }
+    Ok(created(id, name, geofence, now))
 }
 
-impl PgStore {
-    async fn create_site(
-        &self,
-        scope: &TenantScope,
-        id: &str,
-        name: &str,
-        geofence: &str,
-        audit: &Audit,
-    ) -> Result<Site, StoreError> {
-        let now = now_ms();
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let n = tx
-            .execute(
-                "INSERT INTO sites (tenant_id, id, name, geofence, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $5)
-                 ON CONFLICT DO NOTHING",
-                &[&scope.id, &id, &name, &geofence, &now],
-            )
-            .await?;
-        if n == 0 {
-            return Err(StoreError::Conflict(format!("site `{id}` already exists")));
-        }
-        pg_audit(&tx, scope.id, audit).await?;
-        tx.commit().await?;
-        Ok(created(id, name, geofence, now))
-    }
+/// The tenant's sites by id, or the one named.
+async fn list(tx: &impl Exec, id: Option<&str>) -> Result<Vec<Site>, StoreError> {
+    tx.query(
+        &format!(
+            "SELECT {COLUMNS} FROM sites
+             WHERE tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR id = $2) ORDER BY id"
+        ),
+        &[&tx.tenant(), &id],
+        read_site,
+    )
+    .await
+}
 
-    async fn sites(&self, scope: &TenantScope, id: Option<&str>) -> Result<Vec<Site>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let rows = tx
-            .query(
-                &format!("SELECT {COLUMNS} FROM sites WHERE tenant_id = $1 AND ($2::text IS NULL OR id = $2) ORDER BY id"),
-                &[&scope.id, &id],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(rows.iter().map(pg_site).collect())
-    }
+async fn update(tx: &impl Exec, id: &str, change: &SiteChange) -> Result<Option<Site>, StoreError> {
+    let policy = change.fraud_policy.clone();
+    tx.query_opt(
+        &format!(
+            "UPDATE sites SET name = coalesce(CAST($3 AS TEXT), name),
+                geofence = coalesce(CAST($4 AS TEXT), geofence), updated_ms = $5,
+                fraud_policy = CASE WHEN CAST($6 AS BOOLEAN) THEN CAST($7 AS TEXT) ELSE fraud_policy END
+             WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+        ),
+        &[
+            &tx.tenant(),
+            &id,
+            &change.name,
+            &change.geofence,
+            &now_ms(),
+            &policy.is_some(),
+            &policy.flatten(),
+        ],
+        read_site,
+    )
+    .await
+}
 
-    async fn update_site(
-        &self,
-        scope: &TenantScope,
-        id: &str,
-        change: SiteChange,
-        audit: &Audit,
-    ) -> Result<Option<Site>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let row = tx
-            .query_opt(
-                &format!(
-                    "UPDATE sites SET name = coalesce($3, name), geofence = coalesce($4, geofence), updated_ms = $5,
-                        fraud_policy = CASE WHEN $6::boolean THEN $7::text ELSE fraud_policy END
-                     WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
-                ),
-                &[
-                    &scope.id,
-                    &id,
-                    &change.name,
-                    &change.geofence,
-                    &now_ms(),
-                    &change.fraud_policy.is_some(),
-                    &change.fraud_policy.flatten(),
-                ],
-            )
-            .await?;
-        if row.is_some() {
-            pg_audit(&tx, scope.id, audit).await?;
-        }
-        tx.commit().await?;
-        Ok(row.as_ref().map(pg_site))
+async fn delete(tx: &impl Exec, id: &str) -> Result<bool, StoreError> {
+    let used = tx
+        .query_opt(IN_USE, &[&tx.tenant(), &id], |r| r.get::<bool>(0))
+        .await?;
+    if used == Some(true) {
+        return Err(in_use(id));
     }
-
-    async fn delete_site(
-        &self,
-        scope: &TenantScope,
-        id: &str,
-        audit: &Audit,
-    ) -> Result<bool, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let used: bool = tx
-            .query_one(&IN_USE.replace('?', "$"), &[&scope.id, &id])
-            .await?
-            .get(0);
-        if used {
-            return Err(in_use(id));
-        }
-        let n = tx
-            .execute(
-                "DELETE FROM sites WHERE tenant_id = $1 AND id = $2",
-                &[&scope.id, &id],
-            )
-            .await?;
-        if n > 0 {
-            pg_audit(&tx, scope.id, audit).await?;
-        }
-        tx.commit().await?;
-        Ok(n > 0)
-    }
+    let n = tx
+        .execute(
+            "DELETE FROM sites WHERE tenant_id = $1 AND id = $2",
+            &[&tx.tenant(), &id],
+        )
+        .await?;
+    Ok(n > 0)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Loaded, NodeInfo, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
+    Loaded, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
     audit::{self, Audit, AuditEntry, with_ack},
     decode_event, encode_event,
     events_query::{EventFilter, PageStart},
@@ -38,22 +38,12 @@ impl SqliteStore {
 }
 
 /// Appends an audit entry within the caller's transaction.
-pub(super) fn append_audit(conn: &Connection, tenant_id: i64, a: &Audit) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO audit_log (tenant_id, at_ms, actor, action, target, source, request_id, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            tenant_id,
-            now_ms(),
-            a.actor,
-            a.action,
-            a.target,
-            a.source,
-            a.request_id,
-            audit::detail_text(a)
-        ],
-    )?;
-    Ok(())
+/// Appends an audit entry in the caller's transaction (the statement of [`Exec::append_audit`]).
+///
+/// [`Exec::append_audit`]: super::exec::Exec::append_audit
+pub(super) fn append_audit(conn: &Connection, tenant_id: i64, a: &Audit) -> Result<(), StoreError> {
+    use super::exec::Exec as _;
+    super::exec::poll_now(super::exec::SqliteTx::on(conn, tenant_id).append_audit(a))
 }
 
 pub struct SqliteStore {
@@ -177,50 +167,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub fn signing_secret(&mut self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
-        let tx = self.conn.transaction()?;
-        let existing: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT secret FROM signing_keys WHERE tenant_id = ?1",
-                [scope.id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let secret = match existing {
-            Some(bytes) => bytes.try_into().map_err(|_| StoreError::Key)?,
-            None => {
-                let mut secret = [0u8; 32];
-                getrandom::fill(&mut secret).map_err(|_| StoreError::Key)?;
-                tx.execute(
-                    "INSERT INTO signing_keys (tenant_id, secret, created_ms) VALUES (?1, ?2, ?3)",
-                    params![scope.id, secret.to_vec(), now_ms()],
-                )?;
-                secret
-            }
-        };
-        tx.commit()?;
-        Ok(secret)
-    }
-
-    pub fn next_bundle_serial(
-        &mut self,
-        scope: &TenantScope,
-        site_id: &str,
-        audit: &Audit,
-    ) -> Result<u64, StoreError> {
-        let tx = self.conn.transaction()?;
-        let serial: i64 = tx.query_row(
-            "INSERT INTO bundle_serials (tenant_id, site_id, serial) VALUES (?1, ?2, 1)
-             ON CONFLICT (tenant_id, site_id) DO UPDATE SET serial = serial + 1
-             RETURNING serial",
-            params![scope.id, site_id],
-            |r| r.get(0),
-        )?;
-        append_audit(&tx, scope.id, audit)?;
-        tx.commit()?;
-        Ok(serial.unsigned_abs())
-    }
-
     pub fn register_node(
         &mut self,
         scope: &TenantScope,
@@ -264,65 +210,6 @@ impl SqliteStore {
         append_audit(&tx, scope.id, audit)?;
         tx.commit()?;
         Ok(())
-    }
-
-    pub fn node_by_token_hash(
-        &self,
-        scope: &TenantScope,
-        hash: &str,
-    ) -> Result<Option<NodeRow>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, tenant_id, site_id FROM nodes
-                 WHERE token_sha256 = ?1 AND tenant_id = ?2 AND revoked_ms IS NULL",
-                params![hash, scope.id],
-                |r| {
-                    Ok(NodeRow {
-                        id: r.get(0)?,
-                        tenant_id: r.get(1)?,
-                        site_id: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
-    }
-
-    pub fn nodes(&self, scope: &TenantScope) -> Result<Vec<NodeInfo>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, site_id, created_ms, last_seen_ms, revoked_ms, watermark, lag_ms FROM nodes
-             WHERE tenant_id = ?1 ORDER BY created_ms, id",
-        )?;
-        let rows = stmt.query_map([scope.id], |r| {
-            Ok(NodeInfo {
-                id: r.get(0)?,
-                site_id: r.get(1)?,
-                created_ms: r.get(2)?,
-                last_seen_ms: r.get(3)?,
-                revoked_ms: r.get(4)?,
-                watermark: r.get::<_, i64>(5)?.unsigned_abs(),
-                lag_ms: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn revoke_node(
-        &mut self,
-        scope: &TenantScope,
-        node_id: &str,
-        audit: &Audit,
-    ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE nodes SET revoked_ms = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_ms IS NULL",
-            params![scope.id, node_id, now_ms()],
-        )?;
-        if n > 0 {
-            append_audit(&tx, scope.id, audit)?;
-        }
-        tx.commit()?;
-        Ok(n > 0)
     }
 
     pub fn ingest(

@@ -1,0 +1,424 @@
+//! One executor over both drivers, so that a store method's SQL and body are written once.
+//!
+//! A body is a generic `async fn` over [`Exec`]; [`crate::run_in_tenant`] calls it once per
+//! backend inside a tenant-scoped transaction (on PostgreSQL with row-level security set to the
+//! tenant), appends the audit entry when the body changed something, and commits. SQL is written
+//! in PostgreSQL's style (`$1`, `CAST(x AS TEXT)` rather than `x::text`); SQLite gets the same
+//! text with `$N` turned into `?N` by [`sqlite_placeholders`], outside string literals, quoted
+//! names and comments. Where the backends really differ (row locks, array fast paths, advisory
+//! locks) the methods are still written per backend, in `sqlite.rs` and `postgres.rs`.
+//!
+//! SQLite is synchronous: its body runs on a blocking thread and is polled once by [`poll_now`]
+//! — every SQLite operation here completes without waiting, so the body is done by then.
+
+use std::{
+    borrow::Cow,
+    future::Future,
+    pin::pin,
+    task::{Context, Poll, Waker},
+};
+
+use super::{StoreError, TenantScope, audit::Audit};
+use rollcall_service::clock::now_ms;
+
+/// A parameter both drivers can bind.
+pub(crate) trait Param: Sync {
+    fn sqlite(&self) -> &dyn rusqlite::ToSql;
+    fn postgres(&self) -> &(dyn tokio_postgres::types::ToSql + Sync);
+}
+
+impl<T: rusqlite::ToSql + tokio_postgres::types::ToSql + Sync> Param for T {
+    fn sqlite(&self) -> &dyn rusqlite::ToSql {
+        self
+    }
+    fn postgres(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        self
+    }
+}
+
+/// A column type both drivers can read.
+pub(crate) trait Column:
+    rusqlite::types::FromSql + for<'a> tokio_postgres::types::FromSql<'a>
+{
+}
+
+impl<T> Column for T where T: rusqlite::types::FromSql + for<'a> tokio_postgres::types::FromSql<'a> {}
+
+/// One row, of either driver.
+pub(crate) enum Row<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Postgres(&'r tokio_postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `i` (from 0).
+    pub(crate) fn get<T: Column>(&self, i: usize) -> Result<T, StoreError> {
+        match self {
+            Row::Sqlite(r) => Ok(r.get(i)?),
+            Row::Postgres(r) => Ok(r.try_get(i)?),
+        }
+    }
+}
+
+/// A tenant-scoped transaction on either backend.
+pub(crate) trait Exec {
+    /// The tenant this transaction is scoped to (the `tenant_id` of its rows).
+    fn tenant(&self) -> i64;
+
+    /// Runs one statement; the number of rows it changed.
+    async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError>;
+
+    /// Runs one query and reads each row with `read`.
+    async fn query<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError>;
+
+    /// The first row of a query, if any.
+    async fn query_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.query(sql, params, read).await?.into_iter().next())
+    }
+
+    /// Appends an audit entry for this transaction's tenant: the one statement both backends
+    /// write it with.
+    async fn append_audit(&self, a: &Audit) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO audit_log (tenant_id, at_ms, actor, action, target, source, request_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &self.tenant(),
+                &now_ms(),
+                &a.actor,
+                &a.action,
+                &a.target,
+                &a.source,
+                &a.request_id,
+                &super::audit::detail_text(a),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A SQLite transaction of one tenant.
+pub(crate) struct SqliteTx<'c> {
+    conn: &'c rusqlite::Connection,
+    tenant: i64,
+}
+
+impl<'c> SqliteTx<'c> {
+    pub(crate) fn new(tx: &'c rusqlite::Transaction<'_>, scope: &TenantScope) -> Self {
+        Self::on(tx, scope.id())
+    }
+
+    /// On a connection whose transaction the caller runs (the methods not yet written once).
+    pub(crate) fn on(conn: &'c rusqlite::Connection, tenant: i64) -> Self {
+        Self { conn, tenant }
+    }
+}
+
+impl Exec for SqliteTx<'_> {
+    fn tenant(&self) -> i64 {
+        self.tenant
+    }
+
+    async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&sqlite_placeholders(sql))?;
+        let n = stmt.execute(rusqlite::params_from_iter(
+            params.iter().map(|p| p.sqlite()),
+        ))?;
+        Ok(n as u64)
+    }
+
+    async fn query<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        mut read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&sqlite_placeholders(sql))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            params.iter().map(|p| p.sqlite()),
+        ))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(read(&Row::Sqlite(row))?);
+        }
+        Ok(out)
+    }
+}
+
+/// A PostgreSQL transaction whose row-level security sees one tenant.
+pub(crate) struct PgTx<'r, 't> {
+    tx: &'r deadpool_postgres::Transaction<'t>,
+    tenant: i64,
+}
+
+impl<'r, 't> PgTx<'r, 't> {
+    pub(crate) fn new(tx: &'r deadpool_postgres::Transaction<'t>, scope: &TenantScope) -> Self {
+        Self::on(tx, scope.id())
+    }
+
+    /// In a transaction the caller scoped to `tenant` (the methods not yet written once).
+    pub(crate) fn on(tx: &'r deadpool_postgres::Transaction<'t>, tenant: i64) -> Self {
+        Self { tx, tenant }
+    }
+}
+
+impl Exec for PgTx<'_, '_> {
+    fn tenant(&self) -> i64 {
+        self.tenant
+    }
+
+    async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
+        let stmt = self.tx.prepare_cached(sql).await?;
+        let params: Vec<_> = params.iter().map(|p| p.postgres()).collect();
+        Ok(self.tx.execute(&stmt, &params).await?)
+    }
+
+    async fn query<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        mut read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let stmt = self.tx.prepare_cached(sql).await?;
+        let params: Vec<_> = params.iter().map(|p| p.postgres()).collect();
+        let rows = self.tx.query(&stmt, &params).await?;
+        rows.iter().map(|r| read(&Row::Postgres(r))).collect()
+    }
+}
+
+/// The one entry point of a store body: runs it in a transaction of the tenant `$scope` on
+/// whichever backend `$store` is (on PostgreSQL with row-level security set to the tenant),
+/// appends the audit entry `$audit` when the body's [`Outcome`] changed something, and commits;
+/// an error rolls everything back. `$body` is a future using `$tx: &impl Exec`, usually a call
+/// of a generic `async fn`: it is compiled once per backend. On SQLite it runs on a blocking
+/// thread, so what it uses must be owned (it is moved there).
+///
+/// `in_tenant!(read store, scope, |tx| body)` is the same without an audit entry.
+macro_rules! in_tenant {
+    (read $store:expr, $scope:expr, |$tx:ident| $body:expr) => {
+        $crate::server::store::exec::in_tenant!(@run $store, $scope, None, |$tx| $body, |_| false)
+    };
+    (write $store:expr, $scope:expr, $audit:expr, |$tx:ident| $body:expr) => {
+        $crate::server::store::exec::in_tenant!(
+            @run $store, $scope, Some($audit), |$tx| $body,
+            $crate::server::store::exec::Outcome::changed
+        )
+    };
+    (@run $store:expr, $scope:expr, $audit:expr, |$tx:ident| $body:expr, $changed:expr) => {{
+        use $crate::server::store::exec::Exec as _;
+        let scope: &$crate::server::store::TenantScope = $scope;
+        let audit: Option<$crate::server::store::audit::Audit> = $audit;
+        match $store {
+            $crate::server::store::Store::Sqlite(s) => {
+                let scope = scope.clone();
+                $crate::server::store::blocking(s, move |s| {
+                    let tx = s.conn.transaction()?;
+                    let out = {
+                        let $tx = &$crate::server::store::exec::SqliteTx::new(&tx, &scope);
+                        $crate::server::store::exec::poll_now(async { $body.await })?
+                    };
+                    if let Some(a) = audit.as_ref().filter(|_| $changed(&out)) {
+                        let t = $crate::server::store::exec::SqliteTx::new(&tx, &scope);
+                        $crate::server::store::exec::poll_now(t.append_audit(a))?;
+                    }
+                    tx.commit()?;
+                    Ok(out)
+                })
+                .await
+            }
+            $crate::server::store::Store::Postgres(p) => {
+                async {
+                    let mut client = p.client().await?;
+                    let tx = $crate::server::store::postgres::scoped(&mut client, scope).await?;
+                    let out = {
+                        let $tx = &$crate::server::store::exec::PgTx::new(&tx, scope);
+                        $body.await?
+                    };
+                    if let Some(a) = audit.as_ref().filter(|_| $changed(&out)) {
+                        $crate::server::store::exec::PgTx::new(&tx, scope)
+                            .append_audit(a)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok::<_, $crate::server::store::StoreError>(out)
+                }
+                .await
+            }
+        }
+    }};
+}
+pub(crate) use in_tenant;
+
+/// What a write body returns says whether it changed anything, and so whether its audit entry
+/// is appended (a `PATCH` of nothing, a `DELETE` of nothing leave no trace).
+pub(crate) trait Outcome {
+    fn changed(&self) -> bool;
+}
+
+impl Outcome for bool {
+    fn changed(&self) -> bool {
+        *self
+    }
+}
+
+impl<T> Outcome for Option<T> {
+    fn changed(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl Outcome for () {
+    fn changed(&self) -> bool {
+        true
+    }
+}
+
+/// Runs a SQLite body to its end on the calling (blocking) thread. Its operations never wait,
+/// so one poll finishes it; a body that awaited anything else is a programming error, reported
+/// as such rather than left hanging.
+pub(crate) fn poll_now<T>(
+    body: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let mut body = pin!(body);
+    match body.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => Err(StoreError::Task(
+            "a SQLite store body waited on something other than its database".into(),
+        )),
+    }
+}
+
+/// PostgreSQL's `$N` placeholders as SQLite's `?N`, leaving alone what is inside string
+/// literals (`'…'`, `''` escapes), quoted names (`"…"`), comments (`-- …`, `/* … */`) and
+/// anything that is not `$` followed by a digit.
+pub(crate) fn sqlite_placeholders(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"') => {
+                // To the closing quote; a doubled quote is an escape and stays inside.
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                out.push_str(&sql[copied..i]);
+                out.push('?');
+                i += 1;
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn placeholders_become_numbered_question_marks() {
+        assert_eq!(
+            sqlite_placeholders("UPDATE t SET a = $2 WHERE id = $1 AND b = $10"),
+            "UPDATE t SET a = ?2 WHERE id = ?1 AND b = ?10"
+        );
+        assert!(matches!(
+            sqlite_placeholders("SELECT 1"),
+            Cow::Borrowed("SELECT 1")
+        ));
+    }
+
+    #[test]
+    fn a_dollar_inside_a_literal_a_name_or_a_comment_is_left_alone() {
+        assert_eq!(
+            sqlite_placeholders("SELECT '$1', 'it''s $2', \"col$3\", $4 -- $5\n, $6 /* $7 */ $8"),
+            "SELECT '$1', 'it''s $2', \"col$3\", ?4 -- $5\n, ?6 /* $7 */ ?8"
+        );
+        assert_eq!(
+            sqlite_placeholders("SELECT $ , $x, $$"),
+            "SELECT $ , $x, $$"
+        );
+        // An unterminated literal or comment ends the scan without a panic.
+        assert_eq!(
+            sqlite_placeholders("SELECT $1, 'open $2"),
+            "SELECT ?1, 'open $2"
+        );
+        assert_eq!(sqlite_placeholders("SELECT $1 /* $2"), "SELECT ?1 /* $2");
+    }
+
+    proptest! {
+        /// Only the `$` of placeholders change: the text is otherwise the same, byte for byte.
+        #[test]
+        fn only_placeholder_dollars_change(sql in "[a-z0-9 $'\"*/\n-]{0,60}") {
+            let out = sqlite_placeholders(&sql);
+            prop_assert_eq!(out.len(), sql.len());
+            for (a, b) in sql.bytes().zip(out.bytes()) {
+                prop_assert!(a == b || (a == b'$' && b == b'?'));
+            }
+        }
+
+        /// Outside quotes and comments, every `$N` is translated.
+        #[test]
+        fn plain_placeholders_all_translate(ns in proptest::collection::vec(1u32..50, 0..8)) {
+            let sql: String = ns.iter().map(|n| format!("a = ${n} AND ")).collect();
+            let out = sqlite_placeholders(&sql);
+            prop_assert!(!out.contains('$'));
+            prop_assert_eq!(out.matches('?').count(), ns.len());
+        }
+    }
+
+    #[test]
+    fn a_body_that_waits_on_something_else_is_an_error_not_a_hang() {
+        let err = poll_now(async {
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .expect_err("pending");
+        assert!(
+            err.to_string().contains("waited on something other"),
+            "{err}"
+        );
+        assert_eq!(poll_now(async { Ok(7) }).expect("ready"), 7);
+    }
+}
