@@ -86,14 +86,29 @@ pub(crate) trait Exec {
         Ok(self.query(sql, params, read).await?.into_iter().next())
     }
 
-    /// Appends an audit entry for this transaction's tenant: the one statement both backends
-    /// write it with.
+    /// Points row-level security at tenant `id` for the rest of the transaction (PostgreSQL;
+    /// nothing to do on SQLite): for platform work that learns its tenant on the way.
+    async fn enter_tenant(&self, id: i64) -> Result<(), StoreError>;
+
+    /// Appends an audit entry for this transaction's tenant.
     async fn append_audit(&self, a: &Audit) -> Result<(), StoreError> {
+        self.insert_audit(self.tenant(), a).await
+    }
+
+    /// Appends an audit entry to tenant `id`'s trail from platform work (a tenant just created
+    /// or changed), entering that tenant first.
+    async fn append_audit_for(&self, id: i64, a: &Audit) -> Result<(), StoreError> {
+        self.enter_tenant(id).await?;
+        self.insert_audit(id, a).await
+    }
+
+    /// The one statement both backends write an audit entry with.
+    async fn insert_audit(&self, tenant: i64, a: &Audit) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO audit_log (tenant_id, at_ms, actor, action, target, source, request_id, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
-                &self.tenant(),
+                &tenant,
                 &now_ms(),
                 &a.actor,
                 &a.action,
@@ -128,6 +143,10 @@ impl<'c> SqliteTx<'c> {
 impl Exec for SqliteTx<'_> {
     fn tenant(&self) -> i64 {
         self.tenant
+    }
+
+    async fn enter_tenant(&self, _id: i64) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
@@ -176,6 +195,15 @@ impl<'r, 't> PgTx<'r, 't> {
 impl Exec for PgTx<'_, '_> {
     fn tenant(&self) -> i64 {
         self.tenant
+    }
+
+    async fn enter_tenant(&self, id: i64) -> Result<(), StoreError> {
+        self.execute(
+            "SELECT set_config('rollcall.tenant_id', $1, true)",
+            &[&id.to_string()],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
@@ -259,6 +287,44 @@ macro_rules! in_tenant {
     }};
 }
 pub(crate) use in_tenant;
+
+/// Platform work, outside any tenant (the tenants table itself): runs `$body` in a plain
+/// transaction on whichever backend `$store` is and commits. `$tx.tenant()` is 0 there; a body
+/// that writes a tenant's audit trail enters it with [`Exec::append_audit_for`].
+macro_rules! in_platform {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::server::store::exec::Exec as _;
+        match $store {
+            $crate::server::store::Store::Sqlite(s) => {
+                $crate::server::store::blocking(s, move |s| {
+                    let tx = s.conn.transaction()?;
+                    let out = {
+                        let $tx = &$crate::server::store::exec::SqliteTx::on(&tx, 0);
+                        $crate::server::store::exec::poll_now(async { $body.await })?
+                    };
+                    tx.commit()?;
+                    Ok(out)
+                })
+                .await
+            }
+            $crate::server::store::Store::Postgres(p) => {
+                async {
+                    let mut client = p.client().await?;
+                    let tx = client.transaction().await?;
+                    let out = {
+                        let $tx = &$crate::server::store::exec::PgTx::on(&tx, 0);
+                        $body.await?
+                    };
+                    tx.commit().await?;
+                    Ok::<_, $crate::server::store::StoreError>(out)
+                }
+                .await
+            }
+        }
+    }};
+}
+pub(crate) use in_platform;
 
 /// What a write body returns says whether it changed anything, and so whether its audit entry
 /// is appended (a `PATCH` of nothing, a `DELETE` of nothing leave no trace).

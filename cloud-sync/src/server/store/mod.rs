@@ -30,6 +30,7 @@ mod sqlite_users;
 #[cfg(test)]
 mod suite;
 pub mod templates;
+mod tenants;
 pub mod users;
 pub mod voice_blobs;
 
@@ -290,78 +291,6 @@ impl Store {
         }
     }
 
-    /// Creates the tenant if it does not exist (the server's bootstrap tenant).
-    pub async fn ensure_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
-        let (slug, name) = (slug.to_owned(), name.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.ensure_tenant(&slug, &name)).await,
-            Store::Postgres(p) => p.ensure_tenant(&slug, &name).await,
-        }
-    }
-
-    /// A new tenant; [`StoreError::Conflict`] if the slug is taken.
-    pub async fn create_tenant(
-        &self,
-        slug: &str,
-        name: &str,
-        audit: Audit,
-    ) -> Result<Tenant, StoreError> {
-        let (slug, name) = (slug.to_owned(), name.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.create_tenant(&slug, &name, &audit)).await,
-            Store::Postgres(p) => p.create_tenant(&slug, &name, &audit).await,
-        }
-    }
-
-    pub async fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
-        let slug = slug.to_owned();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.tenant(&slug)).await,
-            Store::Postgres(p) => p.tenant(&slug).await,
-        }
-    }
-
-    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        match self {
-            Store::Sqlite(s) => blocking(s, |s| s.tenants()).await,
-            Store::Postgres(p) => p.tenants().await,
-        }
-    }
-
-    /// Changes a tenant's name and/or status; `None` if there is no such tenant.
-    pub async fn update_tenant(
-        &self,
-        slug: &str,
-        name: Option<String>,
-        status: Option<TenantStatus>,
-        audit: Audit,
-    ) -> Result<Option<Tenant>, StoreError> {
-        let slug = slug.to_owned();
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.update_tenant(&slug, name, status, &audit)).await
-            }
-            Store::Postgres(p) => p.update_tenant(&slug, name, status, &audit).await,
-        }
-    }
-
-    /// Replaces the tenant's CORS allow-list.
-    pub async fn set_cors_origins(
-        &self,
-        scope: &TenantScope,
-        origins: Vec<String>,
-        audit: Audit,
-    ) -> Result<(), StoreError> {
-        let scope = scope.clone();
-        let text = origins.join("\n");
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.set_cors_origins(&scope, &text, &audit)).await
-            }
-            Store::Postgres(p) => p.set_cors_origins(&scope, &text, &audit).await,
-        }
-    }
-
     pub async fn register_node(
         &self,
         scope: &TenantScope,
@@ -563,13 +492,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&mut store.lock()))
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
-}
-
-fn split_origins(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 fn decode_event(

@@ -5,16 +5,15 @@
 //! role that could bypass them.
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::NoTls;
 
 use super::{
-    Loaded, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
+    NodeRow, StoreError, TenantScope,
     audit::{self, Audit, AuditEntry, with_ack},
     decode_event, encode_event,
     events_query::{EventFilter, PageStart},
     ingest,
     schema::{POSTGRES, PROTECT_TENANT_TABLES, TENANT_TABLES, tenant_tables_array},
-    split_origins,
 };
 use rollcall_protocol::wire::{AttendanceEvent, PushAck, PushBatch, StoredEvent};
 use rollcall_service::clock::now_ms;
@@ -95,114 +94,6 @@ impl PgStore {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.client().await?.query_one("SELECT 1", &[]).await?;
-        Ok(())
-    }
-
-    pub async fn ensure_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO tenants (slug, name, created_ms) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING",
-                &[&slug, &name, &now_ms()],
-            )
-            .await?;
-        self.tenant(slug)
-            .await?
-            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
-    }
-
-    pub async fn create_tenant(
-        &self,
-        slug: &str,
-        name: &str,
-        audit: &Audit,
-    ) -> Result<Tenant, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                &format!(
-                    "INSERT INTO tenants (slug, name, created_ms) VALUES ($1, $2, $3)
-                     ON CONFLICT (slug) DO NOTHING RETURNING {TENANT_COLUMNS}"
-                ),
-                &[&slug, &name, &now_ms()],
-            )
-            .await?;
-        let tenant = row
-            .map(|r| tenant_row(&r))
-            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` already exists")))?;
-        enter_tenant(&tx, tenant.id).await?;
-        append_audit(&tx, tenant.id, audit).await?;
-        tx.commit().await?;
-        Ok(tenant)
-    }
-
-    pub async fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1"),
-                &[&slug],
-            )
-            .await?;
-        Ok(row.map(|r| tenant_row(&r)))
-    }
-
-    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"),
-                &[],
-            )
-            .await?;
-        Ok(rows.iter().map(tenant_row).collect())
-    }
-
-    pub async fn update_tenant(
-        &self,
-        slug: &str,
-        name: Option<String>,
-        status: Option<TenantStatus>,
-        audit: &Audit,
-    ) -> Result<Option<Tenant>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                &format!(
-                    "UPDATE tenants SET name = coalesce($2, name), status = coalesce($3, status)
-                     WHERE slug = $1 RETURNING {TENANT_COLUMNS}"
-                ),
-                &[&slug, &name, &status.map(TenantStatus::as_str)],
-            )
-            .await?;
-        let tenant = row.map(|r| tenant_row(&r));
-        if let Some(t) = &tenant {
-            enter_tenant(&tx, t.id).await?;
-            append_audit(&tx, t.id, audit).await?;
-        }
-        tx.commit().await?;
-        Ok(tenant)
-    }
-
-    pub async fn set_cors_origins(
-        &self,
-        scope: &TenantScope,
-        origins: &str,
-        audit: &Audit,
-    ) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        tx.execute(
-            "UPDATE tenants SET cors_origins = $2 WHERE id = $1",
-            &[&scope.id, &origins],
-        )
-        .await?;
-        append_audit(&tx, scope.id, audit).await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -507,20 +398,6 @@ impl InsertColumns {
         self.node_time_ms.push(e.node_time_ms);
         self.body.push(encode_event(e)?);
         Ok(())
-    }
-}
-
-const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms, cors_origins";
-
-fn tenant_row(r: &Row) -> Tenant {
-    Tenant {
-        id: r.get(0),
-        slug: r.get(1),
-        name: r.get(2),
-        status: TenantStatus::parse(r.get::<_, &str>(3)),
-        created_ms: r.get(4),
-        cors_origins: split_origins(r.get::<_, &str>(5)),
-        _loaded: Loaded,
     }
 }
 

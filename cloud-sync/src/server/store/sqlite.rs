@@ -6,13 +6,12 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Loaded, NodeRow, StoreError, Tenant, TenantScope, TenantStatus,
+    NodeRow, StoreError, TenantScope,
     audit::{self, Audit, AuditEntry, with_ack},
     decode_event, encode_event,
     events_query::{EventFilter, PageStart},
     ingest,
     schema::SQLITE,
-    split_origins,
 };
 use rollcall_protocol::wire::{PushAck, PushBatch, StoredEvent};
 use rollcall_service::{clock::now_ms, sqlite::open_migrated};
@@ -50,20 +49,6 @@ pub struct SqliteStore {
     pub(super) conn: Connection,
 }
 
-const TENANT_COLUMNS: &str = "id, slug, name, status, created_ms, cors_origins";
-
-fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
-    Ok(Tenant {
-        id: r.get(0)?,
-        slug: r.get(1)?,
-        name: r.get(2)?,
-        status: TenantStatus::parse(&r.get::<_, String>(3)?),
-        created_ms: r.get(4)?,
-        cors_origins: split_origins(&r.get::<_, String>(5)?),
-        _loaded: Loaded,
-    })
-}
-
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_migrated(path, SQLITE.sql).map_err(|source| StoreError::Open {
@@ -75,95 +60,6 @@ impl SqliteStore {
 
     pub fn ping(&self) -> Result<(), StoreError> {
         self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
-        Ok(())
-    }
-
-    pub fn ensure_tenant(&self, slug: &str, name: &str) -> Result<Tenant, StoreError> {
-        self.conn.execute(
-            "INSERT INTO tenants (slug, name, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (slug) DO NOTHING",
-            params![slug, name, now_ms()],
-        )?;
-        self.tenant(slug)?
-            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
-    }
-
-    pub fn create_tenant(
-        &mut self,
-        slug: &str,
-        name: &str,
-        audit: &Audit,
-    ) -> Result<Tenant, StoreError> {
-        let tx = self.conn.transaction()?;
-        let inserted = tx.execute(
-            "INSERT INTO tenants (slug, name, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (slug) DO NOTHING",
-            params![slug, name, now_ms()],
-        )?;
-        if inserted == 0 {
-            return Err(StoreError::Conflict(format!(
-                "tenant `{slug}` already exists"
-            )));
-        }
-        append_audit(&tx, tx.last_insert_rowid(), audit)?;
-        tx.commit()?;
-        self.tenant(slug)?
-            .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
-    }
-
-    pub fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = ?1"),
-                [slug],
-                tenant_row,
-            )
-            .optional()?)
-    }
-
-    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"
-        ))?;
-        let rows = stmt.query_map([], tenant_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn update_tenant(
-        &mut self,
-        slug: &str,
-        name: Option<String>,
-        status: Option<TenantStatus>,
-        audit: &Audit,
-    ) -> Result<Option<Tenant>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let id: Option<i64> = tx
-            .query_row(
-                "UPDATE tenants SET name = coalesce(?2, name), status = coalesce(?3, status)
-                 WHERE slug = ?1 RETURNING id",
-                params![slug, name, status.map(TenantStatus::as_str)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = id {
-            append_audit(&tx, id, audit)?;
-        }
-        tx.commit()?;
-        self.tenant(slug)
-    }
-
-    pub fn set_cors_origins(
-        &mut self,
-        scope: &TenantScope,
-        origins: &str,
-        audit: &Audit,
-    ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE tenants SET cors_origins = ?2 WHERE id = ?1",
-            params![scope.id, origins],
-        )?;
-        append_audit(&tx, scope.id, audit)?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -425,21 +321,26 @@ fn event_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64
 mod tests {
     use super::*;
 
-    #[test]
-    fn reopening_keeps_data_and_schema() {
+    use crate::server::store::{Backend, Store};
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_schema() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.sqlite");
+        let backend = Backend::Sqlite(dir.path().join("c.sqlite"));
         {
-            let store = SqliteStore::open(&path).expect("open");
-            store.ensure_tenant("acme", "Acme").expect("tenant");
+            let store = Store::open(&backend).await.expect("open");
+            store.ensure_tenant("acme", "Acme").await.expect("tenant");
         }
-        let store = SqliteStore::open(&path).expect("reopen");
-        let t = store.ensure_tenant("acme", "other name").expect("tenant");
+        let store = Store::open(&backend).await.expect("reopen");
+        let t = store
+            .ensure_tenant("acme", "other name")
+            .await
+            .expect("tenant");
         assert_eq!((t.id, t.name.as_str()), (1, "Acme"));
     }
 
-    #[test]
-    fn a_version_2_database_is_migrated_with_its_events() {
+    #[tokio::test]
+    async fn a_version_2_database_is_migrated_with_its_events() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.sqlite");
         {
@@ -452,12 +353,13 @@ mod tests {
             )
             .expect("v2 rows");
         }
-        let store = SqliteStore::open(&path).expect("migrate");
-        let acme = store.tenant("acme").expect("q").expect("kept");
+        let store = Store::open(&Backend::Sqlite(path)).await.expect("migrate");
+        let acme = store.tenant("acme").await.expect("q").expect("kept");
         assert_eq!(acme.name, "acme");
         let scope = acme.scope().expect("active");
         let events = store
-            .events(&scope, &EventFilter::default(), &PageStart::Offset(0), 10)
+            .events(&scope, EventFilter::default(), PageStart::Offset(0), 10)
+            .await
             .expect("events");
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].received_ms, 6);
