@@ -41,9 +41,48 @@ pub fn open_migrated(path: &Path, migrations: &[&str]) -> Result<Connection, Ope
     Ok(conn)
 }
 
+/// A read-only connection to a database another connection of this process opened with
+/// [`open_migrated`] (so it is in WAL mode and migrated): it reads the last commit while that
+/// writer is in the middle of a transaction, and refuses to write.
+pub fn open_reader(path: &Path) -> Result<Connection, rusqlite::Error> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    Ok(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_sees_the_last_commit_during_a_write_and_cannot_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let writer = open_migrated(
+            &path,
+            &["CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);"],
+        )
+        .expect("open");
+        let reader = open_reader(&path).expect("reader");
+        writer
+            .execute_batch("BEGIN IMMEDIATE; UPDATE a SET x = 2;")
+            .expect("write under way");
+        let x: i64 = reader
+            .query_row("SELECT x FROM a", [], |r| r.get(0))
+            .expect("read during the write");
+        assert_eq!(x, 1);
+        writer.execute_batch("COMMIT").expect("commit");
+        let x: i64 = reader
+            .query_row("SELECT x FROM a", [], |r| r.get(0))
+            .expect("read");
+        assert_eq!(x, 2);
+        assert!(reader.execute("UPDATE a SET x = 3", []).is_err());
+    }
 
     #[test]
     fn migrates_forward_once_and_refuses_a_newer_schema() {

@@ -232,26 +232,36 @@ impl Exec for PgTx<'_, '_> {
 /// of a generic `async fn`: it is compiled once per backend. On SQLite it runs on a blocking
 /// thread, so what it uses must be owned (it is moved there).
 ///
-/// `in_tenant!(read store, scope, |tx| body)` is the same without an audit entry.
+/// `in_tenant!(read store, scope, |tx| body)` is the same without an audit entry, on one of
+/// SQLite's read connections (it sees the last commit and never waits for the writer; a
+/// write there fails); `in_tenant!(internal store, scope, |tx| body)` a write that is not an
+/// act to audit (a key made on first use).
 macro_rules! in_tenant {
     (read $store:expr, $scope:expr, |$tx:ident| $body:expr) => {
-        $crate::server::store::exec::in_tenant!(@run $store, $scope, None, |$tx| $body, |_| false)
+        $crate::server::store::exec::in_tenant!(
+            @run on_reader, $store, $scope, None, |$tx| $body, |_| false
+        )
+    };
+    (internal $store:expr, $scope:expr, |$tx:ident| $body:expr) => {
+        $crate::server::store::exec::in_tenant!(
+            @run on_writer, $store, $scope, None, |$tx| $body, |_| false
+        )
     };
     (write $store:expr, $scope:expr, $audit:expr, |$tx:ident| $body:expr) => {
         $crate::server::store::exec::in_tenant!(
-            @run $store, $scope, Some($audit), |$tx| $body,
+            @run on_writer, $store, $scope, Some($audit), |$tx| $body,
             $crate::server::store::exec::Outcome::changed
         )
     };
-    (@run $store:expr, $scope:expr, $audit:expr, |$tx:ident| $body:expr, $changed:expr) => {{
+    (@run $via:ident, $store:expr, $scope:expr, $audit:expr, |$tx:ident| $body:expr, $changed:expr) => {{
         use $crate::server::store::exec::Exec as _;
         let scope: &$crate::server::store::TenantScope = $scope;
         let audit: Option<$crate::server::store::audit::Audit> = $audit;
         match $store {
             $crate::server::store::Store::Sqlite(s) => {
                 let scope = scope.clone();
-                $crate::server::store::blocking(s, move |s| {
-                    let tx = s.conn.transaction()?;
+                s.$via(move |conn| {
+                    let tx = conn.transaction()?;
                     let out = {
                         let $tx = &$crate::server::store::exec::SqliteTx::new(&tx, &scope);
                         $crate::server::store::exec::poll_now(async { $body.await })?
@@ -297,8 +307,8 @@ macro_rules! in_platform {
         use $crate::server::store::exec::Exec as _;
         match $store {
             $crate::server::store::Store::Sqlite(s) => {
-                $crate::server::store::blocking(s, move |s| {
-                    let tx = s.conn.transaction()?;
+                s.on_writer(move |conn| {
+                    let tx = conn.transaction()?;
                     let out = {
                         let $tx = &$crate::server::store::exec::SqliteTx::on(&tx, 0);
                         $crate::server::store::exec::poll_now(async { $body.await })?

@@ -34,8 +34,7 @@ mod tenants;
 pub mod users;
 pub mod voice_blobs;
 
-use parking_lot::Mutex;
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -43,7 +42,7 @@ use audit::Audit;
 use events_query::{EventFilter, PageStart};
 pub use postgres::PgStore;
 use rollcall_protocol::wire::{AttendanceEvent, PushAck, PushBatch, StoredEvent};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteHandle, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -256,7 +255,7 @@ pub struct NodeRow {
 /// The cloud's storage: cheap to clone, safe to share between requests.
 #[derive(Clone)]
 pub enum Store {
-    Sqlite(Arc<Mutex<SqliteStore>>),
+    Sqlite(SqliteHandle),
     Postgres(PgStore),
 }
 
@@ -265,10 +264,10 @@ impl Store {
         match backend {
             Backend::Sqlite(path) => {
                 let path = path.clone();
-                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                let store = tokio::task::spawn_blocking(move || SqliteHandle::open(path))
                     .await
                     .map_err(|e| StoreError::Task(e.to_string()))??;
-                Ok(Store::Sqlite(Arc::new(Mutex::new(store))))
+                Ok(Store::Sqlite(store))
             }
             Backend::Postgres { url, migrate_url } => Ok(Store::Postgres(
                 PgStore::open(url, migrate_url.as_deref()).await?,
@@ -483,12 +482,12 @@ impl Store {
     }
 }
 
-/// Runs a SQLite call off the async threads.
+/// Runs a SQLite call on the writer, off the async threads.
 async fn blocking<T: Send + 'static>(
-    store: &Arc<Mutex<SqliteStore>>,
+    store: &SqliteHandle,
     f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let store = store.clone();
+    let store = store.writer.clone();
     tokio::task::spawn_blocking(move || f(&mut store.lock()))
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?

@@ -15,7 +15,7 @@ impl Store {
     /// The tenant's bundle signing key, created on first use (by whichever replica asks first:
     /// the others read the one that won).
     pub async fn signing_secret(&self, scope: &TenantScope) -> Result<[u8; 32], StoreError> {
-        in_tenant!(read self, scope, |tx| signing_secret(tx))
+        in_tenant!(internal self, scope, |tx| signing_secret(tx))
     }
 
     /// The next bundle serial of a site (1, 2, 3, …), taken for good.

@@ -1,7 +1,13 @@
-//! The cloud's SQLite backend: one file, one connection behind a mutex (SQLite has one writer
-//! anyway), WAL and `synchronous=FULL` as everywhere in rollcall.
+//! The cloud's SQLite backend: one file, one writing connection behind a mutex (SQLite has one
+//! writer anyway) and read connections beside it, WAL and `synchronous=FULL` as everywhere in
+//! rollcall.
 
-use std::path::Path;
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use parking_lot::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -14,7 +20,10 @@ use super::{
     schema::SQLITE,
 };
 use rollcall_protocol::wire::{PushAck, PushBatch, StoredEvent};
-use rollcall_service::{clock::now_ms, sqlite::open_migrated};
+use rollcall_service::{
+    clock::now_ms,
+    sqlite::{open_migrated, open_reader},
+};
 
 impl SqliteStore {
     /// Runs one write and, when it changed rows, appends `audit` in the same transaction; the
@@ -47,6 +56,75 @@ pub(super) fn append_audit(conn: &Connection, tenant_id: i64, a: &Audit) -> Resu
 
 pub struct SqliteStore {
     pub(super) conn: Connection,
+}
+
+/// Read connections kept open between reads (more are opened while more reads run at once).
+const IDLE_READERS: usize = 4;
+
+/// The SQLite backend's connections: the one writer (SQLite has one anyway) behind a mutex,
+/// and read connections beside it, so that a list does not wait for an ingest — in WAL mode a
+/// reader sees the last commit while a write transaction is under way.
+#[derive(Clone)]
+pub struct SqliteHandle {
+    pub(super) writer: Arc<Mutex<SqliteStore>>,
+    readers: Arc<Readers>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteHandle {
+    /// Opens (creating and migrating) the writer; readers open as reads need them.
+    pub fn open(path: PathBuf) -> Result<Self, StoreError> {
+        let writer = SqliteStore::open(&path)?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` on the writer's connection, off the async threads.
+    pub(super) async fn on_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || f(&mut writer.lock().conn))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` on a read-only connection, off the async threads; it never waits for the
+    /// writer.
+    pub(super) async fn on_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.idle.lock().pop();
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => open_reader(&readers.path).map_err(|e| StoreError::Open {
+                    path: readers.path.display().to_string(),
+                    source: e.into(),
+                })?,
+            };
+            let out = f(&mut conn);
+            let mut idle = readers.idle.lock();
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
 }
 
 impl SqliteStore {

@@ -374,6 +374,51 @@ async fn both_backends_migrate_to_the_same_tables_and_columns() {
     );
 }
 
+/// SQLite: a list does not wait for a write in progress (an ingest holding the writer in an open
+/// transaction): it runs on a read connection and sees the last commit. Were it on the writer,
+/// it would wait here for good — the deadline only turns that hang into a failure.
+#[tokio::test]
+#[allow(clippy::await_holding_lock)] // on purpose: the writer stays held while the read runs
+async fn a_write_in_progress_does_not_block_a_sqlite_read() {
+    let (store, _keep) = sqlite().await;
+    let (scope, _) = tenant_with_node(&store, "acme", "h1").await;
+    store
+        .create_site(&scope, "hq", "HQ", SQUARE, audit())
+        .await
+        .expect("site");
+    let Store::Sqlite(s) = &store else {
+        unreachable!("sqlite() makes a SQLite store")
+    };
+    let writer = s.writer.lock();
+    writer
+        .conn
+        .execute_batch("BEGIN IMMEDIATE; UPDATE sites SET name = 'moving'")
+        .expect("a write under way");
+    let sites = tokio::time::timeout(std::time::Duration::from_secs(20), store.sites(&scope))
+        .await
+        .expect("the read waited for the writer")
+        .expect("sites");
+    assert_eq!(sites.len(), 1);
+    assert_eq!(sites[0].name, "HQ", "the read saw the uncommitted write");
+    writer.conn.execute_batch("ROLLBACK").expect("rollback");
+    drop(writer);
+    // A read body that tries to write is refused by its read-only connection.
+    let Store::Sqlite(s) = &store else {
+        unreachable!()
+    };
+    let err = s
+        .on_reader(|conn| Ok(conn.execute("DELETE FROM sites", [])?))
+        .await
+        .expect_err("read-only");
+    assert!(
+        err.to_string().contains("readonly")
+            || err.to_string().contains("read-only")
+            || err.to_string().contains("query_only"),
+        "{err}"
+    );
+    assert_eq!(store.sites(&scope).await.expect("sites").len(), 1);
+}
+
 /// Straight SQL as the server's role: with `rollcall.tenant_id` set to another tenant (or not
 /// set at all), the database itself hides and protects the first tenant's rows.
 #[tokio::test]
@@ -896,7 +941,12 @@ async fn nodes_are_listed_and_revoked_within_their_tenant(store: Store) {
 /// PostgreSQL's superuser.
 async fn raw_sql(store: &Store, keep: &Keep, sql: &str) -> Result<(), String> {
     match (store, keep) {
-        (Store::Sqlite(s), _) => s.lock().conn.execute_batch(sql).map_err(|e| e.to_string()),
+        (Store::Sqlite(s), _) => s
+            .writer
+            .lock()
+            .conn
+            .execute_batch(sql)
+            .map_err(|e| e.to_string()),
         (Store::Postgres(_), Keep::Db(db)) => admin_client(db)
             .await
             .batch_execute(sql)
