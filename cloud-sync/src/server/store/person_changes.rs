@@ -90,7 +90,7 @@ impl Store {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
                     Ok(s.conn
-                        .execute(&super::records::sqlite_sql(COMPACT), [scope.id])?
+                        .execute(&super::exec::sqlite_placeholders(COMPACT), [scope.id])?
                         as u64)
                 })
                 .await
@@ -155,7 +155,7 @@ impl SqliteStore {
         erased: bool,
     ) -> Result<(), StoreError> {
         let last = tx
-            .query_row(&super::records::sqlite_sql(LAST), [tenant_id], |r| {
+            .query_row(&super::exec::sqlite_placeholders(LAST), [tenant_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
@@ -163,7 +163,7 @@ impl SqliteStore {
         let hlc = version.unwrap_or(&tick);
         let (ms, counter) = hlc_columns(hlc);
         tx.execute(
-            &super::records::sqlite_sql(INSERT),
+            &super::exec::sqlite_placeholders(INSERT),
             params![tenant_id, id, person_id, ms, counter, hlc.origin, erased],
         )?;
         Ok(())
@@ -177,7 +177,7 @@ impl SqliteStore {
     ) -> Result<Option<(Hlc, bool)>, StoreError> {
         Ok(tx
             .query_row(
-                &super::records::sqlite_sql(CURRENT),
+                &super::exec::sqlite_placeholders(CURRENT),
                 params![tenant_id, person_id],
                 |r| Ok((stored_hlc(r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)),
             )
@@ -208,7 +208,7 @@ impl SqliteStore {
     ) -> Result<Vec<PersonChangeRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&super::records::sqlite_sql(CHANGES_AFTER))?;
+            .prepare_cached(&super::exec::sqlite_placeholders(CHANGES_AFTER))?;
         let rows = stmt.query_map(params![scope.id, cursor, limit], |r| {
             Ok(row_of(
                 r.get(0)?,

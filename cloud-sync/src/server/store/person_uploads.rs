@@ -22,8 +22,8 @@ use serde::Serialize;
 
 use super::{
     NodeRow, PgStore, SqliteStore, Store, StoreError, TenantScope, blocking,
+    exec::sqlite_placeholders as sqlite_sql,
     person_changes::{hlc_columns, stored_hlc},
-    records::sqlite_sql,
     templates::MAX_PER_PERSON,
 };
 use crate::server::sealing::{self, DataKey};

@@ -11,8 +11,8 @@ use serde::Serialize;
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    NodeRow, PgStore, SqliteStore, StoreError, TenantScope, postgres::scoped,
-    rejections::NODE_EXISTS,
+    NodeRow, PgStore, SqliteStore, StoreError, TenantScope, exec::sqlite_placeholders,
+    postgres::scoped, rejections::NODE_EXISTS,
 };
 use rollcall_protocol::wire::{
     AlarmRecord, AuditRecord, MAX_RECORD_DETAIL, PushAck, PushBatch, Rejected, VoiceRecord,
@@ -485,11 +485,6 @@ fn stream_mark(
     }
 }
 
-/// A query written for PostgreSQL (`$1`, …) as SQLite takes it (`?1`, …).
-pub(super) fn sqlite_sql(sql: &str) -> String {
-    sql.replace('$', "?")
-}
-
 impl SqliteStore {
     /// Judges and writes a push's records within the push's transaction.
     pub(super) fn ingest_records(
@@ -537,7 +532,7 @@ impl SqliteStore {
                 .optional()?;
         }
         let planned = plan(node, batch, &existing, ack)?;
-        let mut insert = tx.prepare_cached(&sqlite_sql(INSERT))?;
+        let mut insert = tx.prepare_cached(&sqlite_placeholders(INSERT))?;
         for r in planned.rows {
             insert.execute(params![
                 scope.id(),
@@ -552,7 +547,7 @@ impl SqliteStore {
                 r.body
             ])?;
         }
-        let mut settle = tx.prepare_cached(&sqlite_sql(SETTLE))?;
+        let mut settle = tx.prepare_cached(&sqlite_placeholders(SETTLE))?;
         for s in &planned.settled {
             settle.execute(params![
                 scope.id(),
@@ -566,13 +561,15 @@ impl SqliteStore {
         }
         for stream in streams_of(batch) {
             let watermark: i64 = tx
-                .query_row(&sqlite_sql(MARK), params![node.id, stream.as_str()], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    &sqlite_placeholders(MARK),
+                    params![node.id, stream.as_str()],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .unwrap_or(0);
             let above: Vec<u64> = {
-                let mut stmt = tx.prepare_cached(&sqlite_sql(ABOVE))?;
+                let mut stmt = tx.prepare_cached(&sqlite_placeholders(ABOVE))?;
                 let rows = stmt.query_map(
                     params![
                         node.id,
@@ -587,7 +584,7 @@ impl SqliteStore {
             };
             let mark = stream_mark(stream, watermark, &above);
             tx.execute(
-                &sqlite_sql(SET_MARK),
+                &sqlite_placeholders(SET_MARK),
                 params![scope.id(), node.id, stream.as_str(), to_i64(mark.watermark)],
             )?;
             ack.streams.push(mark);
@@ -601,7 +598,7 @@ impl SqliteStore {
         f: &AlarmFilter,
         limit: u32,
     ) -> Result<Vec<StoredAlarm>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&sqlite_sql(ALARMS))?;
+        let mut stmt = self.conn.prepare_cached(&sqlite_placeholders(ALARMS))?;
         let rows = stmt.query_map(
             params![
                 scope.id(),
@@ -636,7 +633,7 @@ impl SqliteStore {
         let known = self
             .conn
             .query_row(
-                &sqlite_sql(NODE_EXISTS),
+                &sqlite_placeholders(NODE_EXISTS),
                 params![scope.id(), node_id],
                 |_| Ok(()),
             )
@@ -644,7 +641,9 @@ impl SqliteStore {
         if known.is_none() {
             return Ok(None);
         }
-        let mut stmt = self.conn.prepare_cached(&sqlite_sql(NODE_STREAM))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sqlite_placeholders(NODE_STREAM))?;
         let rows = stmt.query_map(
             params![
                 scope.id(),

@@ -2,10 +2,12 @@
 //! events as dead letters until its admin retries them; the cloud's admins see the same list
 //! per node, newest first.
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{PgStore, SqliteStore, Store, StoreError, TenantScope, blocking, postgres::scoped};
+use super::{
+    Store, StoreError, TenantScope,
+    exec::{Exec, in_tenant},
+};
 
 /// One refused item.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -28,11 +30,8 @@ impl Store {
         node_id: &str,
         limit: u32,
     ) -> Result<Option<Vec<Rejection>>, StoreError> {
-        let (scope, node) = (scope.clone(), node_id.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.node_rejections(&scope, &node, limit)).await,
-            Store::Postgres(p) => p.node_rejections(&scope, &node, limit).await,
-        }
+        let node = node_id.to_owned();
+        in_tenant!(read self, scope, |tx| node_rejections(tx, &node, limit))
     }
 }
 
@@ -40,65 +39,30 @@ pub(super) const NODE_EXISTS: &str = "SELECT 1 FROM nodes WHERE tenant_id = $1 A
 const REJECTIONS: &str = "SELECT seq, event_id, reason, at_ms FROM sync_rejections
      WHERE tenant_id = $1 AND node_id = $2 ORDER BY seq DESC LIMIT $3";
 
-fn rejection(seq: i64, event_id: String, reason: String, at_ms: i64) -> Rejection {
-    Rejection {
-        seq: seq.unsigned_abs(),
-        event_id,
-        reason,
-        at_ms,
+async fn node_rejections(
+    tx: &impl Exec,
+    node_id: &str,
+    limit: u32,
+) -> Result<Option<Vec<Rejection>>, StoreError> {
+    let known = tx
+        .query_opt(NODE_EXISTS, &[&tx.tenant(), &node_id], |_| Ok(()))
+        .await?;
+    if known.is_none() {
+        return Ok(None);
     }
-}
-
-impl SqliteStore {
-    fn node_rejections(
-        &self,
-        scope: &TenantScope,
-        node_id: &str,
-        limit: u32,
-    ) -> Result<Option<Vec<Rejection>>, StoreError> {
-        let known = self
-            .conn
-            .query_row(
-                &NODE_EXISTS.replace('$', "?"),
-                params![scope.id, node_id],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if known.is_none() {
-            return Ok(None);
-        }
-        let mut stmt = self.conn.prepare_cached(&REJECTIONS.replace('$', "?"))?;
-        let rows = stmt.query_map(params![scope.id, node_id, limit], |r| {
-            Ok(rejection(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        Ok(Some(rows.collect::<Result<_, _>>()?))
-    }
-}
-
-impl PgStore {
-    async fn node_rejections(
-        &self,
-        scope: &TenantScope,
-        node_id: &str,
-        limit: u32,
-    ) -> Result<Option<Vec<Rejection>>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        if tx
-            .query_opt(NODE_EXISTS, &[&scope.id, &node_id])
-            .await?
-            .is_none()
-        {
-            return Ok(None);
-        }
-        let rows = tx
-            .query(REJECTIONS, &[&scope.id, &node_id, &i64::from(limit)])
-            .await?;
-        tx.commit().await?;
-        Ok(Some(
-            rows.iter()
-                .map(|r| rejection(r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect(),
-        ))
-    }
+    let rows = tx
+        .query(
+            REJECTIONS,
+            &[&tx.tenant(), &node_id, &i64::from(limit)],
+            |r| {
+                Ok(Rejection {
+                    seq: r.get::<i64>(0)?.unsigned_abs(),
+                    event_id: r.get(1)?,
+                    reason: r.get(2)?,
+                    at_ms: r.get(3)?,
+                })
+            },
+        )
+        .await?;
+    Ok(Some(rows))
 }

@@ -89,7 +89,7 @@ impl Store {
                     let tx = s.conn.transaction()?;
                     let held = tx
                         .query_row(
-                            &super::records::sqlite_sql(IS_REVOKED),
+                            &super::exec::sqlite_placeholders(IS_REVOKED),
                             params![scope.id, card],
                             |_| Ok(()),
                         )
@@ -99,7 +99,7 @@ impl Store {
                         return Ok(None);
                     }
                     tx.execute(
-                        &super::records::sqlite_sql(SET),
+                        &super::exec::sqlite_placeholders(SET),
                         params![scope.id, card, revoked, reason, now, by],
                     )?;
                     append_audit(&tx, scope.id, &audit)?;
@@ -134,7 +134,9 @@ impl Store {
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
-                    let mut stmt = s.conn.prepare_cached(&super::records::sqlite_sql(LIST))?;
+                    let mut stmt = s
+                        .conn
+                        .prepare_cached(&super::exec::sqlite_placeholders(LIST))?;
                     let rows = stmt.query_map([scope.id], |r| {
                         Ok(revoked_card(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })?;
@@ -164,7 +166,9 @@ impl Store {
         match self {
             Store::Sqlite(s) => {
                 blocking(s, move |s| {
-                    let mut stmt = s.conn.prepare_cached(&super::records::sqlite_sql(AFTER))?;
+                    let mut stmt = s
+                        .conn
+                        .prepare_cached(&super::exec::sqlite_placeholders(AFTER))?;
                     let rows = stmt.query_map(params![scope.id, cursor, limit], |r| {
                         Ok(change(
                             r.get(0)?,

@@ -156,7 +156,7 @@ impl SqliteStore {
             Some(old) => {
                 let found = tx
                     .query_row(
-                        &super::records::sqlite_sql(OLD),
+                        &super::exec::sqlite_placeholders(OLD),
                         params![scope.id, old],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
@@ -172,12 +172,12 @@ impl SqliteStore {
         if let Some(old) = replaces {
             for sql in MOVES {
                 tx.execute(
-                    &super::records::sqlite_sql(sql),
+                    &super::exec::sqlite_placeholders(sql),
                     params![scope.id, old, node_id],
                 )?;
             }
             tx.execute(
-                &super::records::sqlite_sql(RETIRE),
+                &super::exec::sqlite_placeholders(RETIRE),
                 params![scope.id, old, now_ms()],
             )?;
         }

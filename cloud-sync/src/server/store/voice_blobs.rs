@@ -7,7 +7,8 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    NodeRow, PgStore, SqliteStore, Store, StoreError, TenantScope, blocking, postgres::scoped,
+    NodeRow, PgStore, SqliteStore, Store, StoreError, TenantScope,
+    exec::{Exec, in_tenant},
 };
 use rollcall_protocol::wire::VoiceRecord;
 
@@ -40,33 +41,19 @@ impl Store {
         body: Vec<u8>,
         duration_ms: u64,
     ) -> Result<bool, StoreError> {
-        let (scope, node_id) = (scope.clone(), node.id.clone());
+        let node_id = node.id.clone();
         let size = body.len() as i64;
         let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
         let now = rollcall_service::clock::now_ms();
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    Ok(s.conn.execute(
-                        &super::records::sqlite_sql(PUT),
-                        params![scope.id, sha256, size, duration, body, node_id, now],
-                    )? == 1)
-                })
-                .await
-            }
-            Store::Postgres(p) => {
-                let mut client = p.client().await?;
-                let tx = scoped(&mut client, &scope).await?;
-                let n = tx
-                    .execute(
-                        PUT,
-                        &[&scope.id, &sha256, &size, &duration, &body, &node_id, &now],
-                    )
-                    .await?;
-                tx.commit().await?;
-                Ok(n == 1)
-            }
-        }
+        in_tenant!(internal self, scope, |tx| async {
+            let n = tx
+                .execute(
+                    PUT,
+                    &[&tx.tenant(), &sha256, &size, &duration, &body, &node_id, &now],
+                )
+                .await?;
+            Ok::<_, StoreError>(n == 1)
+        })
     }
 
     /// The audio of the tenant's voice record `id`; `None` if there is no such record.
@@ -75,48 +62,21 @@ impl Store {
         scope: &TenantScope,
         id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let (scope, id) = (scope.clone(), id.to_owned());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    let record: Option<String> = s
-                        .conn
-                        .query_row(
-                            &super::records::sqlite_sql(RECORD),
-                            params![scope.id, id],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    let Some(record) = record else {
-                        return Ok(None);
-                    };
-                    let sha = sha_of(&id, &record)?;
-                    Ok(s.conn
-                        .query_row(
-                            &super::records::sqlite_sql(BODY),
-                            params![scope.id, sha],
-                            |r| r.get(0),
-                        )
-                        .optional()?)
-                })
-                .await
-            }
-            Store::Postgres(p) => {
-                let mut client = p.client().await?;
-                let tx = scoped(&mut client, &scope).await?;
-                let Some(record) = tx.query_opt(RECORD, &[&scope.id, &id]).await? else {
-                    return Ok(None);
-                };
-                let sha = sha_of(&id, record.get(0))?;
-                let body = tx
-                    .query_opt(BODY, &[&scope.id, &sha])
-                    .await?
-                    .map(|r| r.get(0));
-                tx.commit().await?;
-                Ok(body)
-            }
-        }
+        let id = id.to_owned();
+        in_tenant!(read self, scope, |tx| voice_audio(tx, &id))
     }
+}
+
+async fn voice_audio(tx: &impl Exec, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let record = tx
+        .query_opt(RECORD, &[&tx.tenant(), &id], |r| r.get::<String>(0))
+        .await?;
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let sha = sha_of(id, &record)?;
+    tx.query_opt(BODY, &[&tx.tenant(), &sha], |r| r.get::<Vec<u8>>(0))
+        .await
 }
 
 impl SqliteStore {
