@@ -1,6 +1,6 @@
 //! One executor over both drivers, so that a store method's SQL and body are written once.
 //!
-//! A body is a generic `async fn` over [`Exec`]; [`crate::run_in_tenant`] calls it once per
+//! A body is a generic `async fn` over [`Exec`]; `in_tenant!` (or `in_platform!`) calls it once per
 //! backend inside a tenant-scoped transaction (on PostgreSQL with row-level security set to the
 //! tenant), appends the audit entry when the body changed something, and commits. SQL is written
 //! in PostgreSQL's style (`$1`, `CAST(x AS TEXT)` rather than `x::text`); SQLite gets the same

@@ -1,7 +1,7 @@
 //! The two schemas, as numbered `.sql` files under `cloud-sync/migrations/<backend>/`: file
 //! `NNNN_*.sql` takes a database from version `NNNN - 1` to `NNNN`. A file, once shipped, is
 //! never edited (databases in the field have run it); a change is a new file, in both folders
-//! when both backends need it, and [`tests`] check that both schemas end with the same tables
+//! when both backends need it, and the store suite checks that both schemas end with the same tables
 //! and columns.
 //!
 //! Row-level security is not written in the PostgreSQL files: after migrations ran,
@@ -9,7 +9,7 @@
 //! new table of [`TENANT_TABLES`].
 
 /// Both lists are spelled out, file by file, so that the binary embeds them (`include_str!`);
-/// [`tests`] check that each folder holds exactly the files listed, in order.
+/// the tests check that each folder holds exactly the files listed, in order.
 macro_rules! migrations {
     ($dir:literal: $($file:literal),* $(,)?) => {
         Migrations {
