@@ -198,12 +198,7 @@ impl Exec for PgTx<'_, '_> {
     }
 
     async fn enter_tenant(&self, id: i64) -> Result<(), StoreError> {
-        self.execute(
-            "SELECT set_config('rollcall.tenant_id', $1, true)",
-            &[&id.to_string()],
-        )
-        .await?;
-        Ok(())
+        super::postgres::enter_tenant(self.tx, id).await
     }
 
     async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {

@@ -487,10 +487,7 @@ async fn blocking<T: Send + 'static>(
     store: &SqliteHandle,
     f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let store = store.writer.clone();
-    tokio::task::spawn_blocking(move || f(&mut store.lock()))
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+    store.on_store(f).await
 }
 
 fn decode_event(

@@ -506,7 +506,7 @@ pub(super) async fn append_audit(
 }
 
 /// Points the transaction's row-level security at one tenant.
-async fn enter_tenant(tx: &Transaction<'_>, tenant_id: i64) -> Result<(), StoreError> {
+pub(super) async fn enter_tenant(tx: &Transaction<'_>, tenant_id: i64) -> Result<(), StoreError> {
     let set = tx
         .prepare_cached("SELECT set_config('rollcall.tenant_id', $1, true)")
         .await?;

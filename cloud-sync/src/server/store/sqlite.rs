@@ -88,15 +88,23 @@ impl SqliteHandle {
         })
     }
 
+    /// Runs `f` on the writer, off the async threads.
+    pub(super) async fn on_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || f(&mut writer.lock()))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
     /// Runs `f` on the writer's connection, off the async threads.
     pub(super) async fn on_writer<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || f(&mut writer.lock().conn))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        self.on_store(move |s| f(&mut s.conn)).await
     }
 
     /// Runs `f` on a read-only connection, off the async threads; it never waits for the
