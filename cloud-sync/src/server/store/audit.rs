@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, TenantScope, blocking};
+use super::{Store, StoreError, TenantScope, exec::in_tenant};
 
 /// One entry to append.
 #[derive(Debug, Clone)]
@@ -46,11 +46,22 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.audit_entries(&scope, before, limit)).await,
-            Store::Postgres(p) => p.audit_entries(&scope, before, limit).await,
-        }
+        in_tenant!(read self, scope, |tx| tx.query(
+            "SELECT id, at_ms, actor, action, target, source, request_id, detail FROM audit_log
+             WHERE tenant_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
+            &[&tx.tenant(), &before, &i64::from(limit)],
+            |r| Ok(AuditEntry {
+                id: r.get(0)?,
+                at_ms: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                source: r.get(5)?,
+                request_id: r.get(6)?,
+                detail: parse_detail(&r.get::<String>(7)?),
+            }),
+        ))
     }
 }
 

@@ -6,7 +6,7 @@
 //! in PostgreSQL's style (`$1`, `CAST(x AS TEXT)` rather than `x::text`); SQLite gets the same
 //! text with `$N` turned into `?N` by [`sqlite_placeholders`], outside string literals, quoted
 //! names and comments. Where the backends really differ (row locks, array fast paths, advisory
-//! locks) the methods are still written per backend, in `sqlite.rs` and `postgres.rs`.
+//! locks) a body matches on [`Exec::dialect`].
 //!
 //! SQLite is synchronous: its body runs on a blocking thread and is polled once by [`poll_now`]
 //! — every SQLite operation here completes without waiting, so the body is done by then.
@@ -60,10 +60,32 @@ impl Row<'_> {
     }
 }
 
+/// Which database a body runs on, for the few places where the backends really differ (row
+/// locks, array parameters, advisory locks): a body matches on it visibly, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// What a `SELECT` ends with to lock the rows it reads until commit: `FOR UPDATE` on
+    /// PostgreSQL; nothing on SQLite, whose one writer already runs transactions one at a time.
+    pub(crate) fn lock_rows(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
 /// A tenant-scoped transaction on either backend.
 pub(crate) trait Exec {
     /// The tenant this transaction is scoped to (the `tenant_id` of its rows).
     fn tenant(&self) -> i64;
+
+    /// The database underneath.
+    fn dialect(&self) -> Dialect;
 
     /// Runs one statement; the number of rows it changed.
     async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError>;
@@ -89,6 +111,25 @@ pub(crate) trait Exec {
     /// Points row-level security at tenant `id` for the rest of the transaction (PostgreSQL;
     /// nothing to do on SQLite): for platform work that learns its tenant on the way.
     async fn enter_tenant(&self, id: i64) -> Result<(), StoreError>;
+
+    /// Makes the tenant's writers of one numbered sequence (the people feed, card revocations)
+    /// commit in turn, from here until this transaction ends, so numbers commit in order.
+    async fn lock_sequence(&self, lock: i32) -> Result<(), StoreError> {
+        match self.dialect() {
+            // One writer: transactions already run one at a time.
+            Dialect::Sqlite => Ok(()),
+            Dialect::Postgres => {
+                let key = i32::try_from(self.tenant()).unwrap_or(i32::MAX);
+                self.query(
+                    "SELECT pg_advisory_xact_lock($1, $2)",
+                    &[&lock, &key],
+                    |_| Ok(()),
+                )
+                .await?;
+                Ok(())
+            }
+        }
+    }
 
     /// Appends an audit entry for this transaction's tenant.
     async fn append_audit(&self, a: &Audit) -> Result<(), StoreError> {
@@ -145,6 +186,10 @@ impl Exec for SqliteTx<'_> {
         self.tenant
     }
 
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
     async fn enter_tenant(&self, _id: i64) -> Result<(), StoreError> {
         Ok(())
     }
@@ -195,6 +240,10 @@ impl<'r, 't> PgTx<'r, 't> {
 impl Exec for PgTx<'_, '_> {
     fn tenant(&self) -> i64 {
         self.tenant
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
     }
 
     async fn enter_tenant(&self, id: i64) -> Result<(), StoreError> {

@@ -2,9 +2,10 @@
 //! hours: the same key with the same request gets the stored response again; the same key with a
 //! different request is refused; a key whose first request is still running is refused too.
 
-use rusqlite::{OptionalExtension, params};
-
-use super::{PgStore, SqliteStore, Store, StoreError, TenantScope, blocking, postgres::scoped};
+use super::{
+    Store, StoreError, TenantScope,
+    exec::{Exec, in_tenant},
+};
 use rollcall_service::clock::now_ms;
 
 /// How long a key is remembered.
@@ -55,18 +56,8 @@ impl Store {
         key: &str,
         fingerprint: &str,
     ) -> Result<Begin, StoreError> {
-        let (scope, caller, key, fp) = (
-            scope.clone(),
-            caller.to_owned(),
-            key.to_owned(),
-            fingerprint.to_owned(),
-        );
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.idem_begin(&scope, &caller, &key, &fp)).await
-            }
-            Store::Postgres(p) => p.idem_begin(&scope, &caller, &key, &fp).await,
-        }
+        let (caller, key, fp) = (caller.to_owned(), key.to_owned(), fingerprint.to_owned());
+        in_tenant!(internal self, scope, |tx| begin(tx, &caller, &key, &fp))
     }
 
     /// Records the response of a started key.
@@ -77,38 +68,32 @@ impl Store {
         key: &str,
         response: Stored,
     ) -> Result<(), StoreError> {
-        let (scope, caller, key) = (scope.clone(), caller.to_owned(), key.to_owned());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.idem_finish(&scope, &caller, &key, &response)).await
-            }
-            Store::Postgres(p) => p.idem_finish(&scope, &caller, &key, &response).await,
-        }
+        let (caller, key) = (caller.to_owned(), key.to_owned());
+        in_tenant!(internal self, scope, |tx| async {
+            tx.execute(
+                "UPDATE idempotency_keys SET status = $4, content_type = $5, body = $6
+                 WHERE tenant_id = $1 AND caller = $2 AND key = $3",
+                &[
+                    &tx.tenant(),
+                    &caller,
+                    &key,
+                    &i32::from(response.status),
+                    &response.content_type,
+                    &response.body,
+                ],
+            )
+            .await?;
+            Ok::<_, StoreError>(())
+        })
     }
 
     /// Deletes the tenant's keys older than [`KEY_TTL_MS`]; how many went.
     pub async fn idem_purge(&self, scope: &TenantScope) -> Result<u64, StoreError> {
-        let scope = scope.clone();
         let before = now_ms() - KEY_TTL_MS;
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    Ok(s.conn.execute(
-                        "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND created_ms <= ?2",
-                        params![scope.id, before],
-                    )? as u64)
-                })
-                .await
-            }
-            Store::Postgres(p) => {
-                p.execute_scoped(
-                    &scope,
-                    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_ms <= $2",
-                    &[&scope.id, &before],
-                )
-                .await
-            }
-        }
+        in_tenant!(internal self, scope, |tx| tx.execute(
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_ms <= $2",
+            &[&tx.tenant(), &before],
+        ))
     }
 
     /// Forgets a started key whose request failed on the server's side, so a retry runs again.
@@ -118,160 +103,49 @@ impl Store {
         caller: &str,
         key: &str,
     ) -> Result<(), StoreError> {
-        let (scope, caller, key) = (scope.clone(), caller.to_owned(), key.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.idem_abandon(&scope, &caller, &key)).await,
-            Store::Postgres(p) => p.idem_abandon(&scope, &caller, &key).await,
-        }
-    }
-}
-
-impl SqliteStore {
-    pub fn idem_begin(
-        &mut self,
-        scope: &TenantScope,
-        caller: &str,
-        key: &str,
-        fp: &str,
-    ) -> Result<Begin, StoreError> {
-        let now = now_ms();
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND caller = ?2 AND key = ?3 AND created_ms <= ?4",
-            params![scope.id, caller, key, now - KEY_TTL_MS],
-        )?;
-        let row = tx
-            .query_row(
-                "SELECT fingerprint, status, content_type, body FROM idempotency_keys
-                 WHERE tenant_id = ?1 AND caller = ?2 AND key = ?3",
-                params![scope.id, caller, key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        let begin = judge(row, fp);
-        if begin == Begin::Started {
+        let (caller, key) = (caller.to_owned(), key.to_owned());
+        in_tenant!(internal self, scope, |tx| async {
             tx.execute(
-                "INSERT INTO idempotency_keys (tenant_id, caller, key, fingerprint, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![scope.id, caller, key, fp, now],
-            )?;
-        }
-        tx.commit()?;
-        Ok(begin)
-    }
-
-    pub fn idem_finish(
-        &self,
-        scope: &TenantScope,
-        caller: &str,
-        key: &str,
-        r: &Stored,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE idempotency_keys SET status = ?4, content_type = ?5, body = ?6
-             WHERE tenant_id = ?1 AND caller = ?2 AND key = ?3",
-            params![scope.id, caller, key, r.status, r.content_type, r.body],
-        )?;
-        Ok(())
-    }
-
-    pub fn idem_abandon(
-        &self,
-        scope: &TenantScope,
-        caller: &str,
-        key: &str,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND caller = ?2 AND key = ?3 AND status IS NULL",
-            params![scope.id, caller, key],
-        )?;
-        Ok(())
-    }
-}
-
-impl PgStore {
-    pub async fn idem_begin(
-        &self,
-        scope: &TenantScope,
-        caller: &str,
-        key: &str,
-        fp: &str,
-    ) -> Result<Begin, StoreError> {
-        let now = now_ms();
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        tx.execute(
-            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND caller = $2 AND key = $3 AND created_ms <= $4",
-            &[&scope.id, &caller, &key, &(now - KEY_TTL_MS)],
-        )
-        .await?;
-        // Insert first: of two concurrent first uses, exactly one inserts.
-        let inserted = tx
-            .execute(
-                "INSERT INTO idempotency_keys (tenant_id, caller, key, fingerprint, created_ms) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT DO NOTHING",
-                &[&scope.id, &caller, &key, &fp, &now],
+                "DELETE FROM idempotency_keys
+                 WHERE tenant_id = $1 AND caller = $2 AND key = $3 AND status IS NULL",
+                &[&tx.tenant(), &caller, &key],
             )
             .await?;
-        let begin = if inserted == 1 {
-            Begin::Started
-        } else {
-            let row = tx
-                .query_opt(
-                    "SELECT fingerprint, status::bigint, content_type, body FROM idempotency_keys
-                     WHERE tenant_id = $1 AND caller = $2 AND key = $3",
-                    &[&scope.id, &caller, &key],
-                )
-                .await?
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
-            match judge(row, fp) {
-                Begin::Started => Begin::InProgress,
-                other => other,
-            }
-        };
-        tx.commit().await?;
-        Ok(begin)
+            Ok::<_, StoreError>(())
+        })
     }
+}
 
-    pub async fn idem_finish(
-        &self,
-        scope: &TenantScope,
-        caller: &str,
-        key: &str,
-        r: &Stored,
-    ) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        tx.execute(
-            "UPDATE idempotency_keys SET status = $4, content_type = $5, body = $6
+async fn begin(tx: &impl Exec, caller: &str, key: &str, fp: &str) -> Result<Begin, StoreError> {
+    let now = now_ms();
+    tx.execute(
+        "DELETE FROM idempotency_keys
+         WHERE tenant_id = $1 AND caller = $2 AND key = $3 AND created_ms <= $4",
+        &[&tx.tenant(), &caller, &key, &(now - KEY_TTL_MS)],
+    )
+    .await?;
+    // Insert first: of two concurrent first uses (replicas on one PostgreSQL), exactly one
+    // inserts.
+    let inserted = tx
+        .execute(
+            "INSERT INTO idempotency_keys (tenant_id, caller, key, fingerprint, created_ms)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&tx.tenant(), &caller, &key, &fp, &now],
+        )
+        .await?;
+    if inserted == 1 {
+        return Ok(Begin::Started);
+    }
+    let row = tx
+        .query_opt(
+            "SELECT fingerprint, CAST(status AS BIGINT), content_type, body FROM idempotency_keys
              WHERE tenant_id = $1 AND caller = $2 AND key = $3",
-            &[
-                &scope.id,
-                &caller,
-                &key,
-                &i32::from(r.status),
-                &r.content_type,
-                &r.body,
-            ],
+            &[&tx.tenant(), &caller, &key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn idem_abandon(
-        &self,
-        scope: &TenantScope,
-        caller: &str,
-        key: &str,
-    ) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        tx.execute(
-            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND caller = $2 AND key = $3 AND status IS NULL",
-            &[&scope.id, &caller, &key],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    Ok(match judge(row, fp) {
+        Begin::Started => Begin::InProgress,
+        other => other,
+    })
 }

@@ -17,7 +17,6 @@ pub mod people;
 pub mod person_changes;
 pub mod person_uploads;
 mod postgres;
-mod postgres_users;
 pub mod records;
 pub mod rejections;
 pub mod revocations;
@@ -26,7 +25,6 @@ pub mod sessions;
 pub mod shifts;
 pub mod sites;
 mod sqlite;
-mod sqlite_users;
 #[cfg(test)]
 mod suite;
 pub mod templates;

@@ -429,25 +429,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(n)
     }
-
-    /// Runs one write in the tenant's scope and, when it changed rows, appends `audit` in the
-    /// same transaction; the number of rows changed.
-    pub(super) async fn write_audited(
-        &self,
-        scope: &TenantScope,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-        audit: &Audit,
-    ) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let n = tx.execute(sql, params).await?;
-        if n > 0 {
-            append_audit(&tx, scope.id, audit).await?;
-        }
-        tx.commit().await?;
-        Ok(n)
-    }
 }
 
 /// Inserts pushed events in one statement (a unique key's refusal fails it whole).

@@ -4,20 +4,17 @@
 //! take a transaction lock first), so a node's cursor sees every card once as it stands now,
 //! reinstatements included.
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{
-    SqliteStore, Store, StoreError, TenantScope,
+    Store, StoreError, TenantScope,
     audit::Audit,
-    blocking,
-    postgres::{append_audit as pg_audit, scoped},
-    sqlite::append_audit,
+    exec::{Exec, in_tenant},
 };
 use rollcall_protocol::wire::CardRevocation;
 use rollcall_service::clock::now_ms;
 
-/// Serialises a tenant's revocation writers on PostgreSQL (with the tenant id as second key).
+/// Serialises a tenant's revocation writers ([`Exec::lock_sequence`]).
 const LOCK: i32 = 0x7265_766b; // "revk"
 
 /// A revoked card as the admin API lists it.
@@ -80,77 +77,16 @@ impl Store {
         reason: &str,
         audit: Audit,
     ) -> Result<Option<i64>, StoreError> {
-        let (scope, card, reason) = (scope.clone(), card.to_owned(), reason.to_owned());
+        let (card, reason) = (card.to_owned(), reason.to_owned());
         let by = audit.actor.clone();
-        let now = now_ms();
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s: &mut SqliteStore| {
-                    let tx = s.conn.transaction()?;
-                    let held = tx
-                        .query_row(
-                            &super::exec::sqlite_placeholders(IS_REVOKED),
-                            params![scope.id, card],
-                            |_| Ok(()),
-                        )
-                        .optional()?
-                        .is_some();
-                    if !revoked && !held {
-                        return Ok(None);
-                    }
-                    tx.execute(
-                        &super::exec::sqlite_placeholders(SET),
-                        params![scope.id, card, revoked, reason, now, by],
-                    )?;
-                    append_audit(&tx, scope.id, &audit)?;
-                    tx.commit()?;
-                    Ok(Some(now))
-                })
-                .await
-            }
-            Store::Postgres(p) => {
-                let mut client = p.client().await?;
-                let tx = scoped(&mut client, &scope).await?;
-                super::postgres::lock_tenant(&tx, LOCK, scope.id).await?;
-                let held = tx
-                    .query_opt(IS_REVOKED, &[&scope.id, &card])
-                    .await?
-                    .is_some();
-                if !revoked && !held {
-                    return Ok(None);
-                }
-                tx.execute(SET, &[&scope.id, &card, &revoked, &reason, &now, &by])
-                    .await?;
-                pg_audit(&tx, scope.id, &audit).await?;
-                tx.commit().await?;
-                Ok(Some(now))
-            }
-        }
+        in_tenant!(write self, scope, audit, |tx| set(tx, &card, revoked, &reason, &by))
     }
 
     /// The tenant's revoked cards, most recently revoked first.
     pub async fn revoked_cards(&self, scope: &TenantScope) -> Result<Vec<RevokedCard>, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    let mut stmt = s
-                        .conn
-                        .prepare_cached(&super::exec::sqlite_placeholders(LIST))?;
-                    let rows = stmt.query_map([scope.id], |r| {
-                        Ok(revoked_card(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })?;
-                    Ok(rows.collect::<Result<_, _>>()?)
-                })
-                .await
-            }
-            Store::Postgres(p) => Ok(p
-                .query_scoped(&scope, LIST, &[&scope.id])
-                .await?
-                .iter()
-                .map(|r| revoked_card(r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect()),
-        }
+        in_tenant!(read self, scope, |tx| tx.query(LIST, &[&tx.tenant()], |r| Ok(
+            revoked_card(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)
+        )))
     }
 
     /// Cards changed after `cursor`, oldest change first, each with its change number; at most
@@ -161,33 +97,32 @@ impl Store {
         cursor: u64,
         limit: u32,
     ) -> Result<Vec<(u64, CardRevocation)>, StoreError> {
-        let scope = scope.clone();
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    let mut stmt = s
-                        .conn
-                        .prepare_cached(&super::exec::sqlite_placeholders(AFTER))?;
-                    let rows = stmt.query_map(params![scope.id, cursor, limit], |r| {
-                        Ok(change(
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                        ))
-                    })?;
-                    Ok(rows.collect::<Result<_, _>>()?)
-                })
-                .await
-            }
-            Store::Postgres(p) => Ok(p
-                .query_scoped(&scope, AFTER, &[&scope.id, &cursor, &i64::from(limit)])
-                .await?
-                .iter()
-                .map(|r| change(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-                .collect()),
-        }
+        in_tenant!(read self, scope, |tx| tx.query(
+            AFTER,
+            &[&tx.tenant(), &cursor, &i64::from(limit)],
+            |r| Ok(change(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        ))
     }
+}
+
+async fn set(
+    tx: &impl Exec,
+    card: &str,
+    revoked: bool,
+    reason: &str,
+    by: &str,
+) -> Result<Option<i64>, StoreError> {
+    tx.lock_sequence(LOCK).await?;
+    let held = tx
+        .query_opt(IS_REVOKED, &[&tx.tenant(), &card], |_| Ok(()))
+        .await?
+        .is_some();
+    if !revoked && !held {
+        return Ok(None);
+    }
+    let now = now_ms();
+    tx.execute(SET, &[&tx.tenant(), &card, &revoked, &reason, &now, &by])
+        .await?;
+    Ok(Some(now))
 }

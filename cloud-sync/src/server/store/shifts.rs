@@ -2,15 +2,12 @@
 //! site, and a person's shifts never overlap (checked under a lock on the person's row, so two
 //! concurrent bookings cannot both pass).
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{
-    PgStore, SqliteStore, Store, StoreError, TenantScope,
+    Store, StoreError, TenantScope,
     audit::Audit,
-    blocking,
-    postgres::{append_audit as pg_audit, scoped},
-    sqlite::append_audit,
+    exec::{Exec, in_tenant},
 };
 use rollcall_service::clock::now_ms;
 
@@ -51,11 +48,7 @@ impl Store {
         shift: Shift,
         audit: Audit,
     ) -> Result<Shift, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.create_shift(&scope, &shift, &audit)).await,
-            Store::Postgres(p) => p.create_shift(&scope, &shift, &audit).await,
-        }
+        in_tenant!(write self, scope, audit, |tx| create(tx, &shift))
     }
 
     /// Shifts by start time, at most [`MAX_SHIFTS`].
@@ -64,11 +57,7 @@ impl Store {
         scope: &TenantScope,
         filter: ShiftFilter,
     ) -> Result<Vec<Shift>, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.shifts(&scope, &filter)).await,
-            Store::Postgres(p) => p.shifts(&scope, &filter).await,
-        }
+        in_tenant!(read self, scope, |tx| list(tx, &filter))
     }
 
     pub async fn delete_shift(
@@ -77,11 +66,22 @@ impl Store {
         id: &str,
         audit: Audit,
     ) -> Result<bool, StoreError> {
-        let (scope, id) = (scope.clone(), id.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.delete_shift(&scope, &id, &audit)).await,
-            Store::Postgres(p) => p.delete_shift(&scope, &id, &audit).await,
-        }
+        let id = id.to_owned();
+        in_tenant!(write self, scope, audit, |tx| async {
+            let n = tx
+                .execute(
+                    "DELETE FROM shifts WHERE tenant_id = $1 AND id = $2",
+                    &[&tx.tenant(), &id],
+                )
+                .await?;
+            Ok::<_, StoreError>(n > 0)
+        })
+    }
+}
+
+impl super::exec::Outcome for Shift {
+    fn changed(&self) -> bool {
+        true
     }
 }
 
@@ -111,202 +111,86 @@ fn overlap(shift: &Shift, other: &str) -> StoreError {
     ))
 }
 
-impl SqliteStore {
-    fn create_shift(
-        &mut self,
-        scope: &TenantScope,
-        s: &Shift,
-        audit: &Audit,
-    ) -> Result<Shift, StoreError> {
-        // SQLite has one writer at a time: the check and the insert cannot interleave.
-        let tx = self.conn.transaction()?;
-        let person = tx
-            .query_row(
-                "SELECT active, EXISTS (SELECT 1 FROM person_sites WHERE tenant_id = ?1 AND person_id = ?2 AND site_id = ?3)
-                 FROM people WHERE tenant_id = ?1 AND id = ?2",
-                params![scope.id, s.person_id, s.site_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some(e) = refusal(person, s) {
-            return Err(e);
-        }
-        let clash: Option<String> = tx
-            .query_row(
-                "SELECT id FROM shifts WHERE tenant_id = ?1 AND person_id = ?2 AND starts_ms < ?4 AND ends_ms > ?3 LIMIT 1",
-                params![scope.id, s.person_id, s.starts_ms, s.ends_ms],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(other) = clash {
-            return Err(overlap(s, &other));
-        }
-        let created_ms = now_ms();
-        tx.execute(
-            "INSERT INTO shifts (tenant_id, id, person_id, site_id, starts_ms, ends_ms, note, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![scope.id, s.id, s.person_id, s.site_id, s.starts_ms, s.ends_ms, s.note, created_ms],
-        )?;
-        append_audit(&tx, scope.id, audit)?;
-        tx.commit()?;
-        Ok(Shift {
-            created_ms,
-            ..s.clone()
-        })
-    }
-
-    fn shifts(&self, scope: &TenantScope, f: &ShiftFilter) -> Result<Vec<Shift>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM shifts
-             WHERE tenant_id = ?1 AND (?2 IS NULL OR person_id = ?2) AND (?3 IS NULL OR site_id = ?3)
-               AND (?4 IS NULL OR ends_ms > ?4) AND (?5 IS NULL OR starts_ms < ?5)
-             ORDER BY starts_ms, id LIMIT ?6"
-        ))?;
-        let rows = stmt.query_map(
-            params![
-                scope.id,
-                f.person_id,
-                f.site_id,
-                f.from_ms,
-                f.to_ms,
-                MAX_SHIFTS
-            ],
-            |r| {
-                Ok(Shift {
-                    id: r.get(0)?,
-                    person_id: r.get(1)?,
-                    site_id: r.get(2)?,
-                    starts_ms: r.get(3)?,
-                    ends_ms: r.get(4)?,
-                    note: r.get(5)?,
-                    created_ms: r.get(6)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn delete_shift(
-        &mut self,
-        scope: &TenantScope,
-        id: &str,
-        audit: &Audit,
-    ) -> Result<bool, StoreError> {
-        let n = self.write_audited(
-            scope.id,
-            "DELETE FROM shifts WHERE tenant_id = ?1 AND id = ?2",
-            params![scope.id, id],
-            audit,
-        )?;
-        Ok(n > 0)
-    }
-}
-
-impl PgStore {
-    async fn create_shift(
-        &self,
-        scope: &TenantScope,
-        s: &Shift,
-        audit: &Audit,
-    ) -> Result<Shift, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        // The person's row is locked until commit: their bookings happen one at a time.
-        let person = tx
-            .query_opt(
-                "SELECT active, EXISTS (SELECT 1 FROM person_sites WHERE tenant_id = $1 AND person_id = $2 AND site_id = $3)
-                 FROM people WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-                &[&scope.id, &s.person_id, &s.site_id],
-            )
-            .await?
-            .map(|r| (r.get(0), r.get(1)));
-        if let Some(e) = refusal(person, s) {
-            return Err(e);
-        }
-        let clash = tx
-            .query_opt(
-                "SELECT id FROM shifts WHERE tenant_id = $1 AND person_id = $2 AND starts_ms < $4 AND ends_ms > $3 LIMIT 1",
-                &[&scope.id, &s.person_id, &s.starts_ms, &s.ends_ms],
-            )
-            .await?;
-        if let Some(row) = clash {
-            return Err(overlap(s, row.get(0)));
-        }
-        let created_ms = now_ms();
-        tx.execute(
-            "INSERT INTO shifts (tenant_id, id, person_id, site_id, starts_ms, ends_ms, note, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[
-                &scope.id,
-                &s.id,
-                &s.person_id,
-                &s.site_id,
-                &s.starts_ms,
-                &s.ends_ms,
-                &s.note,
-                &created_ms,
-            ],
+async fn create(tx: &impl Exec, s: &Shift) -> Result<Shift, StoreError> {
+    // The person's row is locked until commit (on SQLite the one writer does as much): their
+    // bookings happen one at a time, so the check and the insert cannot interleave.
+    let person = tx
+        .query_opt(
+            &format!(
+                "SELECT active, EXISTS (SELECT 1 FROM person_sites
+                                        WHERE tenant_id = $1 AND person_id = $2 AND site_id = $3)
+                 FROM people WHERE tenant_id = $1 AND id = $2{}",
+                tx.dialect().lock_rows()
+            ),
+            &[&tx.tenant(), &s.person_id, &s.site_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .await?;
-        pg_audit(&tx, scope.id, audit).await?;
-        tx.commit().await?;
-        Ok(Shift {
-            created_ms,
-            ..s.clone()
-        })
+    if let Some(e) = refusal(person, s) {
+        return Err(e);
     }
+    let clash: Option<String> = tx
+        .query_opt(
+            "SELECT id FROM shifts
+             WHERE tenant_id = $1 AND person_id = $2 AND starts_ms < $4 AND ends_ms > $3 LIMIT 1",
+            &[&tx.tenant(), &s.person_id, &s.starts_ms, &s.ends_ms],
+            |r| r.get(0),
+        )
+        .await?;
+    if let Some(other) = clash {
+        return Err(overlap(s, &other));
+    }
+    let created_ms = now_ms();
+    tx.execute(
+        "INSERT INTO shifts (tenant_id, id, person_id, site_id, starts_ms, ends_ms, note, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &tx.tenant(),
+            &s.id,
+            &s.person_id,
+            &s.site_id,
+            &s.starts_ms,
+            &s.ends_ms,
+            &s.note,
+            &created_ms,
+        ],
+    )
+    .await?;
+    Ok(Shift {
+        created_ms,
+        ..s.clone()
+    })
+}
 
-    async fn shifts(&self, scope: &TenantScope, f: &ShiftFilter) -> Result<Vec<Shift>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let rows = tx
-            .query(
-                &format!(
-                    "SELECT {COLUMNS} FROM shifts
-                     WHERE tenant_id = $1 AND ($2::text IS NULL OR person_id = $2)
-                       AND ($3::text IS NULL OR site_id = $3)
-                       AND ($4::bigint IS NULL OR ends_ms > $4) AND ($5::bigint IS NULL OR starts_ms < $5)
-                     ORDER BY starts_ms, id LIMIT $6"
-                ),
-                &[
-                    &scope.id,
-                    &f.person_id,
-                    &f.site_id,
-                    &f.from_ms,
-                    &f.to_ms,
-                    &MAX_SHIFTS,
-                ],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(rows
-            .iter()
-            .map(|r| Shift {
-                id: r.get(0),
-                person_id: r.get(1),
-                site_id: r.get(2),
-                starts_ms: r.get(3),
-                ends_ms: r.get(4),
-                note: r.get(5),
-                created_ms: r.get(6),
+async fn list(tx: &impl Exec, f: &ShiftFilter) -> Result<Vec<Shift>, StoreError> {
+    tx.query(
+        &format!(
+            "SELECT {COLUMNS} FROM shifts
+             WHERE tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR person_id = $2)
+               AND (CAST($3 AS TEXT) IS NULL OR site_id = $3)
+               AND (CAST($4 AS BIGINT) IS NULL OR ends_ms > $4)
+               AND (CAST($5 AS BIGINT) IS NULL OR starts_ms < $5)
+             ORDER BY starts_ms, id LIMIT $6"
+        ),
+        &[
+            &tx.tenant(),
+            &f.person_id,
+            &f.site_id,
+            &f.from_ms,
+            &f.to_ms,
+            &MAX_SHIFTS,
+        ],
+        |r| {
+            Ok(Shift {
+                id: r.get(0)?,
+                person_id: r.get(1)?,
+                site_id: r.get(2)?,
+                starts_ms: r.get(3)?,
+                ends_ms: r.get(4)?,
+                note: r.get(5)?,
+                created_ms: r.get(6)?,
             })
-            .collect())
-    }
-
-    async fn delete_shift(
-        &self,
-        scope: &TenantScope,
-        id: &str,
-        audit: &Audit,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .write_audited(
-                scope,
-                "DELETE FROM shifts WHERE tenant_id = $1 AND id = $2",
-                &[&scope.id, &id],
-                audit,
-            )
-            .await?;
-        Ok(n > 0)
-    }
+        },
+    )
+    .await
 }

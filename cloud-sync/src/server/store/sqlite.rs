@@ -25,26 +25,6 @@ use rollcall_service::{
     sqlite::{open_migrated, open_reader},
 };
 
-impl SqliteStore {
-    /// Runs one write and, when it changed rows, appends `audit` in the same transaction; the
-    /// number of rows changed.
-    pub(super) fn write_audited(
-        &mut self,
-        tenant_id: i64,
-        sql: &str,
-        params: impl rusqlite::Params,
-        audit: &Audit,
-    ) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(sql, params)?;
-        if n > 0 {
-            append_audit(&tx, tenant_id, audit)?;
-        }
-        tx.commit()?;
-        Ok(n)
-    }
-}
-
 /// Appends an audit entry within the caller's transaction.
 /// Appends an audit entry in the caller's transaction (the statement of [`Exec::append_audit`]).
 ///

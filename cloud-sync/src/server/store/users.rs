@@ -1,9 +1,14 @@
-//! Users, their roles, refresh tokens and the platform's own secrets: types and the dispatch to
-//! each backend (`sqlite_users.rs`, `postgres_users.rs`).
+//! Users, their roles, refresh tokens and the platform's own secrets (users and refresh tokens
+//! are tenant-owned like every other table; the secrets are the platform's).
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, TenantScope, audit::Audit, blocking};
+use super::{
+    Store, StoreError, TenantScope,
+    audit::Audit,
+    exec::{Exec, Outcome, Row, in_platform, in_tenant},
+};
+use rollcall_service::clock::now_ms;
 
 /// What a user may do in their tenant, from most to least powerful.
 #[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,17 +101,14 @@ pub enum RefreshUse {
 }
 
 impl Store {
+    /// A new user; [`StoreError::Conflict`] if the email (or id) is taken.
     pub async fn create_user(
         &self,
         scope: &TenantScope,
         user: NewUser,
         audit: Audit,
     ) -> Result<User, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.create_user(&scope, &user, &audit)).await,
-            Store::Postgres(p) => p.create_user(&scope, &user, &audit).await,
-        }
+        in_tenant!(write self, scope, audit, |tx| create(tx, &user))
     }
 
     pub async fn credentials(
@@ -114,32 +116,39 @@ impl Store {
         scope: &TenantScope,
         email: &str,
     ) -> Result<Option<Credentials>, StoreError> {
-        let (scope, email) = (scope.clone(), email.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.credentials(&scope, &email)).await,
-            Store::Postgres(p) => p.credentials(&scope, &email).await,
-        }
+        let email = email.to_owned();
+        in_tenant!(read self, scope, |tx| tx.query_opt(
+            &format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE tenant_id = $1 AND email = $2"
+            ),
+            &[&tx.tenant(), &email],
+            |r| Ok(Credentials {
+                user: read_user(r)?,
+                password_hash: r.get(6)?,
+            }),
+        ))
     }
 
     pub async fn user(&self, scope: &TenantScope, id: &str) -> Result<Option<User>, StoreError> {
-        let (scope, id) = (scope.clone(), id.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.user(&scope, &id)).await,
-            Store::Postgres(p) => p.user(&scope, &id).await,
-        }
+        let id = id.to_owned();
+        in_tenant!(read self, scope, |tx| tx.query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2"),
+            &[&tx.tenant(), &id],
+            read_user,
+        ))
     }
 
     pub async fn users(&self, scope: &TenantScope) -> Result<Vec<User>, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.users(&scope)).await,
-            Store::Postgres(p) => p.users(&scope).await,
-        }
+        in_tenant!(read self, scope, |tx| tx.query(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY email"),
+            &[&tx.tenant()],
+            read_user,
+        ))
     }
 
     /// Changes a user's role, name or disabled state (`Some(true)` disables now and revokes
-    /// their browser sessions and
-    /// their refresh tokens); `None` if there is no such user in the tenant.
+    /// their browser sessions and their refresh tokens); `None` if there is no such user in the
+    /// tenant.
     pub async fn update_user(
         &self,
         scope: &TenantScope,
@@ -149,19 +158,14 @@ impl Store {
         disabled: Option<bool>,
         audit: Audit,
     ) -> Result<Option<User>, StoreError> {
-        let (scope, id) = (scope.clone(), id.to_owned());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    s.update_user(&scope, &id, role, display_name, disabled, &audit)
-                })
-                .await
-            }
-            Store::Postgres(p) => {
-                p.update_user(&scope, &id, role, display_name, disabled, &audit)
-                    .await
-            }
-        }
+        let id = id.to_owned();
+        in_tenant!(write self, scope, audit, |tx| update(
+            tx,
+            &id,
+            role,
+            display_name.as_deref(),
+            disabled
+        ))
     }
 
     pub async fn insert_refresh(
@@ -170,13 +174,23 @@ impl Store {
         token: NewRefresh,
         audit: Audit,
     ) -> Result<(), StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.insert_refresh(&scope, &token, &audit)).await
-            }
-            Store::Postgres(p) => p.insert_refresh(&scope, &token, &audit).await,
-        }
+        in_tenant!(write self, scope, audit, |tx| async {
+            tx.execute(
+                "INSERT INTO refresh_tokens
+                   (token_sha256, tenant_id, user_id, family, issued_ms, expires_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &token.token_sha256,
+                    &tx.tenant(),
+                    &token.user_id,
+                    &token.family,
+                    &now_ms(),
+                    &token.expires_ms,
+                ],
+            )
+            .await?;
+            Ok::<_, StoreError>(())
+        })
     }
 
     /// Spends a refresh token, atomically: of two concurrent uses of one token only one is
@@ -186,11 +200,8 @@ impl Store {
         scope: &TenantScope,
         token_sha256: &str,
     ) -> Result<RefreshUse, StoreError> {
-        let (scope, hash) = (scope.clone(), token_sha256.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.use_refresh(&scope, &hash)).await,
-            Store::Postgres(p) => p.use_refresh(&scope, &hash).await,
-        }
+        let hash = token_sha256.to_owned();
+        in_tenant!(internal self, scope, |tx| spend(tx, &hash))
     }
 
     /// Revokes every refresh token of a family (logout), if the token is the tenant's.
@@ -200,24 +211,170 @@ impl Store {
         token_sha256: &str,
         audit: Audit,
     ) -> Result<bool, StoreError> {
-        let (scope, hash) = (scope.clone(), token_sha256.to_owned());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.revoke_refresh_family(&scope, &hash, &audit)).await
-            }
-            Store::Postgres(p) => p.revoke_refresh_family(&scope, &hash, &audit).await,
-        }
+        let hash = token_sha256.to_owned();
+        in_tenant!(write self, scope, audit, |tx| async {
+            let n = tx
+                .execute(
+                    "UPDATE refresh_tokens SET revoked_ms = $3
+                     WHERE tenant_id = $1 AND revoked_ms IS NULL
+                       AND family = (SELECT family FROM refresh_tokens
+                                     WHERE tenant_id = $1 AND token_sha256 = $2)",
+                    &[&tx.tenant(), &hash, &now_ms()],
+                )
+                .await?;
+            Ok::<_, StoreError>(n > 0)
+        })
     }
 
     /// A platform secret (e.g. the access-token signing key), made on first use and shared by
     /// every replica on the same database.
     pub async fn platform_secret(&self, name: &str) -> Result<[u8; 32], StoreError> {
         let name = name.to_owned();
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.platform_secret(&name)).await,
-            Store::Postgres(p) => p.platform_secret(&name).await,
+        in_platform!(self, |tx| platform_secret(tx, &name))
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, display_name, role, created_ms, disabled_ms";
+
+/// A row of [`USER_COLUMNS`].
+fn read_user(r: &Row<'_>) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        display_name: r.get(2)?,
+        role: parse_role(&r.get::<String>(3)?),
+        created_ms: r.get(4)?,
+        disabled_ms: r.get(5)?,
+    })
+}
+
+impl Outcome for User {
+    fn changed(&self) -> bool {
+        true
+    }
+}
+
+async fn create(tx: &impl Exec, u: &NewUser) -> Result<User, StoreError> {
+    tx.query_opt(
+        &format!(
+            "INSERT INTO users (id, tenant_id, email, display_name, role, password_hash, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING {USER_COLUMNS}"
+        ),
+        &[
+            &u.id,
+            &tx.tenant(),
+            &u.email,
+            &u.display_name,
+            &u.role.as_str(),
+            &u.password_hash,
+            &now_ms(),
+        ],
+        read_user,
+    )
+    .await?
+    .ok_or_else(|| StoreError::Conflict(format!("a user with email `{}` already exists", u.email)))
+}
+
+async fn update(
+    tx: &impl Exec,
+    id: &str,
+    role: Option<Role>,
+    display_name: Option<&str>,
+    disabled: Option<bool>,
+) -> Result<Option<User>, StoreError> {
+    let now = now_ms();
+    let user = tx
+        .query_opt(
+            &format!(
+                "UPDATE users SET role = coalesce($3, role), display_name = coalesce($4, display_name),
+                        disabled_ms = CASE WHEN CAST($5 AS BOOLEAN) THEN coalesce(disabled_ms, $6)
+                                           WHEN NOT CAST($5 AS BOOLEAN) THEN NULL
+                                           ELSE disabled_ms END
+                 WHERE tenant_id = $1 AND id = $2 RETURNING {USER_COLUMNS}"
+            ),
+            &[
+                &tx.tenant(),
+                &id,
+                &role.map(Role::as_str),
+                &display_name,
+                &disabled,
+                &now,
+            ],
+            read_user,
+        )
+        .await?;
+    if user.is_some() && disabled == Some(true) {
+        for table in ["refresh_tokens", "browser_sessions"] {
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET revoked_ms = $3
+                     WHERE tenant_id = $1 AND user_id = $2 AND revoked_ms IS NULL"
+                ),
+                &[&tx.tenant(), &id, &now],
+            )
+            .await?;
         }
     }
+    Ok(user)
+}
+
+/// user id, family, expires, used, revoked
+type StoredRefresh = (String, String, i64, Option<i64>, Option<i64>);
+
+async fn spend(tx: &impl Exec, hash: &str) -> Result<RefreshUse, StoreError> {
+    let now = now_ms();
+    // The row is locked until commit: two concurrent uses of one token serialise here.
+    let found: Option<StoredRefresh> = tx
+        .query_opt(
+            &format!(
+                "SELECT user_id, family, expires_ms, used_ms, revoked_ms FROM refresh_tokens
+                 WHERE tenant_id = $1 AND token_sha256 = $2{}",
+                tx.dialect().lock_rows()
+            ),
+            &[&tx.tenant(), &hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .await?;
+    Ok(match found {
+        None => RefreshUse::Invalid,
+        Some((_, family, _, used, revoked)) if used.is_some() || revoked.is_some() => {
+            tx.execute(
+                "UPDATE refresh_tokens SET revoked_ms = $3
+                 WHERE tenant_id = $1 AND family = $2 AND revoked_ms IS NULL",
+                &[&tx.tenant(), &family, &now],
+            )
+            .await?;
+            RefreshUse::Reused { family }
+        }
+        Some((_, _, expires, _, _)) if expires <= now => RefreshUse::Invalid,
+        Some((user_id, family, ..)) => {
+            tx.execute(
+                "UPDATE refresh_tokens SET used_ms = $3 WHERE tenant_id = $1 AND token_sha256 = $2",
+                &[&tx.tenant(), &hash, &now],
+            )
+            .await?;
+            RefreshUse::Fresh { user_id, family }
+        }
+    })
+}
+
+async fn platform_secret(tx: &impl Exec, name: &str) -> Result<[u8; 32], StoreError> {
+    tx.execute(
+        "INSERT INTO platform_secrets (name, secret, created_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO NOTHING",
+        &[&name, &fresh_secret()?.to_vec(), &now_ms()],
+    )
+    .await?;
+    let secret: Option<Vec<u8>> = tx
+        .query_opt(
+            "SELECT secret FROM platform_secrets WHERE name = $1",
+            &[&name],
+            |r| r.get(0),
+        )
+        .await?;
+    secret
+        .and_then(|s| <[u8; 32]>::try_from(s).ok())
+        .ok_or(StoreError::Key)
 }
 
 pub(super) fn fresh_secret() -> Result<[u8; 32], StoreError> {
