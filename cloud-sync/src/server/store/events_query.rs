@@ -5,7 +5,96 @@
 
 use base64::Engine as _;
 
-use rollcall_protocol::wire::Decision;
+use super::{
+    Store, StoreError, TenantScope, decode_event,
+    exec::{Exec, Row, in_tenant},
+};
+use rollcall_protocol::wire::{Decision, StoredEvent};
+
+impl Store {
+    /// The tenant's events in `filter`'s order, from `start`, at most `limit` (and at most
+    /// [`MAX_PAGE`]).
+    pub async fn events(
+        &self,
+        scope: &TenantScope,
+        filter: EventFilter,
+        start: PageStart,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let limit = limit.min(MAX_PAGE);
+        in_tenant!(read self, scope, |tx| page(tx, &filter, &start, limit))
+    }
+
+    /// One of the tenant's events by id.
+    pub async fn event(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let id = id.to_owned();
+        in_tenant!(read self, scope, |tx| async {
+            tx.query_opt(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND id = $2"),
+                &[&tx.tenant(), &id],
+                read_event,
+            )
+            .await?
+            .transpose()
+        })
+    }
+}
+
+const EVENT_COLUMNS: &str = "id, node_id, received_ms, body";
+
+/// A row of [`EVENT_COLUMNS`].
+fn read_event(r: &Row<'_>) -> Result<Result<StoredEvent, StoreError>, StoreError> {
+    let (id, node_id, received_ms, body): (String, String, i64, String) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    Ok(decode_event(id, node_id, received_ms, &body))
+}
+
+async fn page(
+    tx: &impl Exec,
+    f: &EventFilter,
+    start: &PageStart,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let (offset, after) = match start {
+        PageStart::Offset(n) => (*n, None),
+        PageStart::After(c) => (0, Some(c)),
+    };
+    // The order's column and direction are fixed strings chosen by `Sort`.
+    let (col, dir, after_op) = (f.sort.column(), f.sort.direction(), f.sort.after());
+    tx.query(
+        &format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR site_id = $2)
+               AND (CAST($3 AS TEXT) IS NULL OR person_id = $3)
+               AND (CAST($4 AS TEXT) IS NULL OR decision = $4)
+               AND (CAST($5 AS BIGINT) IS NULL OR node_time_ms >= $5)
+               AND (CAST($6 AS BIGINT) IS NULL OR node_time_ms < $6)
+               AND (CAST($7 AS BIGINT) IS NULL
+                    OR (tenant_id, {col}, id) {after_op} ($1, $7, CAST($8 AS TEXT)))
+             ORDER BY {col} {dir}, id {dir} LIMIT $9 OFFSET $10"
+        ),
+        &[
+            &tx.tenant(),
+            &f.site_id,
+            &f.person_id,
+            &f.decision.map(|d| d.as_str()),
+            &f.from_ms,
+            &f.to_ms,
+            &after.map(|c| c.key),
+            &after.map(|c| c.id.as_str()),
+            &i64::from(limit),
+            &i64::from(offset),
+        ],
+        read_event,
+    )
+    .await?
+    .into_iter()
+    .collect()
+}
 
 /// Most items one page may hold.
 pub const MAX_PAGE: u32 = 1000;

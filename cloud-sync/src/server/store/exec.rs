@@ -6,7 +6,8 @@
 //! in PostgreSQL's style (`$1`, `CAST(x AS TEXT)` rather than `x::text`); SQLite gets the same
 //! text with `$N` turned into `?N` by [`sqlite_placeholders`], outside string literals, quoted
 //! names and comments. Where the backends really differ (row locks, array fast paths, advisory
-//! locks) a body matches on [`Exec::dialect`].
+//! locks) a body matches on [`Exec::dialect`], or on [`Exec::postgres`] for a statement only
+//! PostgreSQL can run (array parameters), with SQLite's way in the other arm.
 //!
 //! SQLite is synchronous: its body runs on a blocking thread and is polled once by [`poll_now`]
 //! — every SQLite operation here completes without waiting, so the body is done by then.
@@ -86,6 +87,10 @@ pub(crate) trait Exec {
 
     /// The database underneath.
     fn dialect(&self) -> Dialect;
+
+    /// The PostgreSQL transaction underneath, for a statement only PostgreSQL can run (array
+    /// parameters: `= ANY($1)`, `unnest`); `None` on SQLite, whose arm does it its own way.
+    fn postgres(&self) -> Option<&PgTx<'_, '_>>;
 
     /// Runs one statement; the number of rows it changed.
     async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError>;
@@ -175,7 +180,7 @@ impl<'c> SqliteTx<'c> {
         Self::on(tx, scope.id())
     }
 
-    /// On a connection whose transaction the caller runs (the methods not yet written once).
+    /// On a connection whose transaction the caller runs (platform work, outside any tenant).
     pub(crate) fn on(conn: &'c rusqlite::Connection, tenant: i64) -> Self {
         Self { conn, tenant }
     }
@@ -188,6 +193,10 @@ impl Exec for SqliteTx<'_> {
 
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
+    }
+
+    fn postgres(&self) -> Option<&PgTx<'_, '_>> {
+        None
     }
 
     async fn enter_tenant(&self, _id: i64) -> Result<(), StoreError> {
@@ -231,9 +240,38 @@ impl<'r, 't> PgTx<'r, 't> {
         Self::on(tx, scope.id())
     }
 
-    /// In a transaction the caller scoped to `tenant` (the methods not yet written once).
+    /// In a transaction the caller scoped to `tenant` (0: platform work, outside any tenant).
     pub(crate) fn on(tx: &'r deadpool_postgres::Transaction<'t>, tenant: i64) -> Self {
         Self { tx, tenant }
+    }
+}
+
+impl PgTx<'_, '_> {
+    /// Runs statements without parameters as one simple query (`SAVEPOINT …`).
+    pub(crate) async fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.tx.batch_execute(sql).await?)
+    }
+
+    /// Runs one statement with PostgreSQL's own parameters (arrays among them).
+    pub(crate) async fn execute_native(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let stmt = self.tx.prepare_cached(sql).await?;
+        Ok(self.tx.execute(&stmt, params).await?)
+    }
+
+    /// Runs one query with PostgreSQL's own parameters and reads each row with `read`.
+    pub(crate) async fn query_native<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        mut read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let stmt = self.tx.prepare_cached(sql).await?;
+        let rows = self.tx.query(&stmt, params).await?;
+        rows.iter().map(|r| read(&Row::Postgres(r))).collect()
     }
 }
 
@@ -244,6 +282,10 @@ impl Exec for PgTx<'_, '_> {
 
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
+    }
+
+    fn postgres(&self) -> Option<&PgTx<'_, '_>> {
+        Some(self)
     }
 
     async fn enter_tenant(&self, id: i64) -> Result<(), StoreError> {

@@ -1,11 +1,320 @@
-//! How a pushed batch is judged, the same on every backend: the backend reports what it already
-//! holds for the batch's ids and sequence numbers, [`plan`] decides, the backend writes the
-//! accepted events in the same transaction.
+//! A node's push, stored in one transaction: what the database already holds for the batch's
+//! ids and sequence numbers is looked up, [`plan`] decides each event (the same on every
+//! backend), the accepted events are written, the node's watermark moves, and the push's
+//! alarms, audit lines, voice records (`records`) and people (`person_uploads`) follow in the
+//! same transaction. The acknowledgement answers for every item.
 
 use std::collections::{HashMap, HashSet};
 
-use super::NodeRow;
-use rollcall_protocol::wire::{AttendanceEvent, MAX_GAPS, PushAck, Rejected, SeqRange};
+use super::{
+    NodeRow, Store, StoreError, TenantScope,
+    audit::{Audit, with_ack},
+    encode_event,
+    exec::{Exec, PgTx, in_tenant},
+    person_uploads::ingest_people,
+    records::ingest_records,
+    templates::data_key,
+};
+use crate::server::sealing::MasterKey;
+use rollcall_protocol::wire::{AttendanceEvent, MAX_GAPS, PushAck, PushBatch, Rejected, SeqRange};
+use rollcall_service::clock::now_ms;
+
+impl Store {
+    /// Stores a batch in one transaction: each event once (idempotent by id), duplicates
+    /// acknowledged, invalid items rejected without blocking the others.
+    pub async fn ingest(
+        &self,
+        scope: &TenantScope,
+        node: &NodeRow,
+        events: Vec<AttendanceEvent>,
+        audit: Audit,
+    ) -> Result<PushAck, StoreError> {
+        let batch = PushBatch {
+            protocol: rollcall_protocol::wire::PROTOCOL_VERSION,
+            events,
+            alarms: vec![],
+            audit: vec![],
+            people: vec![],
+            voice: vec![],
+        };
+        self.ingest_batch(scope, node, batch, None, audit).await
+    }
+
+    /// Stores a whole push in one transaction: its events as [`Store::ingest`] does, and its
+    /// alarms and audit lines (see `records`), and its people (see `person_uploads`: their
+    /// templates are sealed with the tenant's data key, which `master` opens); the
+    /// acknowledgement answers for every item.
+    pub async fn ingest_batch(
+        &self,
+        scope: &TenantScope,
+        node: &NodeRow,
+        batch: PushBatch,
+        master: Option<&MasterKey>,
+        audit: Audit,
+    ) -> Result<PushAck, StoreError> {
+        if !batch.people.is_empty() && master.is_none() {
+            return Err(StoreError::Invalid(
+                "people pushed without the master key to seal their templates".into(),
+            ));
+        }
+        let (node, master) = (node.clone(), master.cloned());
+        in_tenant!(internal self, scope, |tx| push(
+            tx,
+            &node,
+            &batch,
+            master.as_ref(),
+            &audit
+        ))
+    }
+}
+
+/// The whole push, in the caller's transaction; its audit entry says what became of the items.
+async fn push(
+    tx: &impl Exec,
+    node: &NodeRow,
+    batch: &PushBatch,
+    master: Option<&MasterKey>,
+    audit: &Audit,
+) -> Result<PushAck, StoreError> {
+    let events = &batch.events;
+    let received = now_ms();
+    // One push per node at a time: a retried request racing its original waits here and then
+    // sees the first one's rows as duplicates. The node's row stays locked until commit, so
+    // concurrent pushes also move its watermark in turn (SQLite's one writer does as much).
+    let watermark: i64 = tx
+        .query_opt(
+            &format!(
+                "SELECT watermark FROM nodes WHERE id = $1 AND tenant_id = $2{}",
+                tx.dialect().lock_rows()
+            ),
+            &[&node.id, &tx.tenant()],
+            |r| r.get(0),
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("node `{}` is not registered", node.id)))?;
+    let mut plan = match tx.postgres() {
+        Some(pg) => insert_optimistically(pg, node, events, received).await?,
+        None => {
+            let existing = look_up_each(tx, node, events).await?;
+            let plan = plan(node, events, &existing);
+            for e in &plan.insert {
+                tx.execute(
+                    "INSERT INTO events (id, tenant_id, node_id, site_id, seq, person_id, decision,
+                                         node_time_ms, received_ms, body)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &[
+                        &e.id,
+                        &tx.tenant(),
+                        &node.id,
+                        &e.site_id,
+                        &to_i64(e.seq),
+                        &e.person_id,
+                        &e.decision.as_str(),
+                        &e.node_time_ms,
+                        &received,
+                        &encode_event(e)?,
+                    ],
+                )
+                .await?;
+            }
+            plan
+        }
+    };
+    for (seq, e, reason) in &plan.settled_rejections {
+        tx.execute(
+            "INSERT INTO sync_rejections (tenant_id, node_id, seq, event_id, reason, at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &tx.tenant(),
+                &node.id,
+                &to_i64(*seq),
+                &e.id,
+                reason,
+                &received,
+            ],
+        )
+        .await?;
+    }
+    let above: Vec<u64> = tx
+        .query(
+            "SELECT seq FROM events WHERE node_id = $1 AND seq > $2
+             UNION SELECT seq FROM sync_rejections WHERE node_id = $1 AND seq > $2
+             ORDER BY seq LIMIT $3",
+            &[&node.id, &watermark, &i64::from(SCAN_ABOVE_WATERMARK)],
+            |r| Ok(r.get::<i64>(0)?.unsigned_abs()),
+        )
+        .await?;
+    let (watermark, missing) = advance(watermark.unsigned_abs(), &above);
+    tx.execute(
+        "UPDATE nodes SET last_seen_ms = $1, watermark = $3, lag_ms = coalesce($4, lag_ms)
+         WHERE id = $2 AND tenant_id = $5",
+        &[
+            &received,
+            &node.id,
+            &to_i64(watermark),
+            &lag_ms(&plan, received),
+            &tx.tenant(),
+        ],
+    )
+    .await?;
+    plan.ack.watermark = watermark;
+    plan.ack.missing = missing;
+    ingest_records(tx, node, batch, received, &mut plan.ack).await?;
+    if let (Some(master), false) = (master, batch.people.is_empty()) {
+        let dek = data_key(tx, master).await?;
+        ingest_people(tx, node, &batch.people, &dek, &mut plan.ack).await?;
+    }
+    tx.append_audit(&with_ack(audit, &plan.ack)).await?;
+    Ok(plan.ack)
+}
+
+fn to_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// SQLite, in process: what is stored under each event's id and under each of its sequence
+/// numbers, a lookup each (no round trips to save).
+async fn look_up_each(
+    tx: &impl Exec,
+    node: &NodeRow,
+    events: &[AttendanceEvent],
+) -> Result<Existing, StoreError> {
+    let mut existing = Existing::default();
+    for e in events {
+        if let Some((n, s)) = tx
+            .query_opt(
+                "SELECT node_id, seq FROM events WHERE tenant_id = $1 AND id = $2",
+                &[&tx.tenant(), &e.id],
+                |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
+            )
+            .await?
+        {
+            existing.by_id.insert(e.id.clone(), (n, s.unsigned_abs()));
+        }
+        if let Some(id) = tx
+            .query_opt(
+                "SELECT id FROM events WHERE node_id = $1 AND seq = $2",
+                &[&node.id, &to_i64(e.seq)],
+                |r| r.get::<String>(0),
+            )
+            .await?
+        {
+            existing.by_seq.insert(e.seq, id);
+        }
+    }
+    Ok(existing)
+}
+
+/// PostgreSQL, in few round trips: this node's rows under the batch's sequence numbers (one
+/// range scan when the batch is about contiguous, the usual case), then the accepted events in
+/// one `unnest` insert on the optimistic guess that no id of the batch is stored yet. If a
+/// unique key refuses a row, its id is stored already (a duplicate under another sequence
+/// number, or another node's): undo, look the ids up and judge the batch again.
+async fn insert_optimistically<'e>(
+    pg: &PgTx<'_, '_>,
+    node: &NodeRow,
+    events: &'e [AttendanceEvent],
+    received: i64,
+) -> Result<Plan<'e>, StoreError> {
+    let seqs: Vec<i64> = events.iter().map(|e| to_i64(e.seq)).collect();
+    let (lo, hi) = (
+        seqs.iter().copied().min().unwrap_or(0),
+        seqs.iter().copied().max().unwrap_or(0),
+    );
+    let read = |r: &super::exec::Row<'_>| Ok((r.get::<i64>(0)?, r.get::<String>(1)?));
+    let rows = if hi.saturating_sub(lo) <= 4 * seqs.len() as i64 {
+        pg.query_native(
+            "SELECT seq, id FROM events WHERE node_id = $1 AND seq BETWEEN $2 AND $3",
+            &[&node.id, &lo, &hi],
+            read,
+        )
+        .await?
+    } else {
+        pg.query_native(
+            "SELECT seq, id FROM events WHERE node_id = $1 AND seq = ANY($2)",
+            &[&node.id, &seqs],
+            read,
+        )
+        .await?
+    };
+    let seq_set: HashSet<i64> = seqs.iter().copied().collect();
+    let mut existing = Existing::default();
+    for (seq, id) in rows {
+        if seq_set.contains(&seq) {
+            // Also known by id: a batch pushed again is all duplicates, no second look.
+            existing
+                .by_id
+                .insert(id.clone(), (node.id.clone(), seq.unsigned_abs()));
+            existing.by_seq.insert(seq.unsigned_abs(), id);
+        }
+    }
+    pg.batch("SAVEPOINT ingest").await?;
+    let first = plan(node, events, &existing);
+    match insert_all(pg, node, received, &first.insert).await {
+        Ok(_) => return Ok(first),
+        Err(StoreError::Postgres(e))
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {}
+        Err(e) => return Err(e),
+    }
+    pg.batch("ROLLBACK TO SAVEPOINT ingest").await?;
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let tenant = pg.tenant();
+    for (id, owner, seq) in pg
+        .query_native(
+            "SELECT id, node_id, seq FROM events WHERE tenant_id = $1 AND id = ANY($2)",
+            &[&tenant, &ids],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)),
+        )
+        .await?
+    {
+        existing.by_id.insert(id, (owner, seq.unsigned_abs()));
+    }
+    let again = plan(node, events, &existing);
+    insert_all(pg, node, received, &again.insert).await?;
+    Ok(again)
+}
+
+/// Inserts pushed events in one statement, one array per column (a unique key's refusal fails
+/// it whole).
+async fn insert_all(
+    pg: &PgTx<'_, '_>,
+    node: &NodeRow,
+    received: i64,
+    events: &[&AttendanceEvent],
+) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let id: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let seq: Vec<i64> = events.iter().map(|e| to_i64(e.seq)).collect();
+    let person_id: Vec<Option<&str>> = events.iter().map(|e| e.person_id.as_deref()).collect();
+    let decision: Vec<&str> = events.iter().map(|e| e.decision.as_str()).collect();
+    let node_time_ms: Vec<i64> = events.iter().map(|e| e.node_time_ms).collect();
+    let body = events
+        .iter()
+        .map(|e| encode_event(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    pg.execute_native(
+        "INSERT INTO events (id, tenant_id, node_id, site_id, seq, person_id, decision,
+                             node_time_ms, received_ms, body)
+         SELECT u.id, $1, $2, $3, u.seq, u.person_id, u.decision, u.node_time_ms, $4, u.body
+         FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[])
+              AS u(id, seq, person_id, decision, node_time_ms, body)",
+        &[
+            &pg.tenant(),
+            &node.id,
+            &node.site_id,
+            &received,
+            &id,
+            &seq,
+            &person_id,
+            &decision,
+            &node_time_ms,
+            &body,
+        ],
+    )
+    .await
+}
 
 /// Most stored sequence numbers above the watermark looked at per push: a node far out of order
 /// advances its watermark over several pushes.

@@ -5,9 +5,10 @@
 //! won (`person_uploads`), with that node's. An erasure leaves a tombstone: the id stays
 //! erased, and creating a person under it again is refused.
 
-use rusqlite::{OptionalExtension, params};
-
-use super::{PgStore, SqliteStore, Store, StoreError, TenantScope, blocking, postgres::scoped};
+use super::{
+    Store, StoreError, TenantScope,
+    exec::{Exec, in_tenant},
+};
 use rollcall_protocol::merge::{Clock, Hlc};
 use rollcall_service::clock::now_ms;
 
@@ -23,7 +24,7 @@ pub struct PersonChangeRow {
 /// The cloud's clock stamps every version it makes with this origin.
 pub const CLOUD_ORIGIN: &str = "cloud";
 
-/// Serialises a tenant's writers to the feed on PostgreSQL (with the tenant id as second key).
+/// Serialises a tenant's writers to the feed ([`Exec::lock_sequence`]).
 pub(super) const FEED_LOCK: i32 = 0x7065_6f70; // "peop"
 
 /// A timestamp from its stored columns.
@@ -85,18 +86,7 @@ const CURRENT: &str = "SELECT hlc_ms, hlc_counter, hlc_origin, erased FROM perso
 impl Store {
     /// Drops superseded changes from the feed (hourly); how many went.
     pub async fn compact_person_changes(&self, scope: &TenantScope) -> Result<u64, StoreError> {
-        let scope = scope.clone();
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    Ok(s.conn
-                        .execute(&super::exec::sqlite_placeholders(COMPACT), [scope.id])?
-                        as u64)
-                })
-                .await
-            }
-            Store::Postgres(p) => p.execute_scoped(&scope, COMPACT, &[&scope.id]).await,
-        }
+        in_tenant!(internal self, scope, |tx| tx.execute(COMPACT, &[&tx.tenant()]))
     }
 
     /// Each person with a change after `cursor`, by their latest change, oldest first; at most
@@ -107,14 +97,17 @@ impl Store {
         cursor: u64,
         limit: u32,
     ) -> Result<Vec<PersonChangeRow>, StoreError> {
-        let scope = scope.clone();
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.person_changes_after(&scope, cursor, limit)).await
-            }
-            Store::Postgres(p) => p.person_changes_after(&scope, cursor, limit).await,
-        }
+        in_tenant!(read self, scope, |tx| tx.query(
+            CHANGES_AFTER,
+            &[&tx.tenant(), &cursor, &i64::from(limit)],
+            |r| Ok(row_of(
+                r.get(0)?,
+                r.get(1)?,
+                (r.get(2)?, r.get(3)?, r.get(4)?),
+                r.get(5)?,
+            )),
+        ))
     }
 }
 
@@ -134,181 +127,71 @@ const CHANGES_AFTER: &str =
      WHERE c.tenant_id = $1
      ORDER BY c.change_id LIMIT $3";
 
-impl SqliteStore {
-    /// Appends a change of `person_id` to the feed, in the caller's transaction, stamped with
-    /// the cloud's clock.
-    pub(super) fn note_person_change(
-        tx: &rusqlite::Transaction<'_>,
-        tenant_id: i64,
-        person_id: &str,
-        erased: bool,
-    ) -> Result<(), StoreError> {
-        Self::note_person_version(tx, tenant_id, person_id, None, erased)
-    }
-
-    /// Appends a change stamped with `version` (a node's that won), or with the cloud's clock.
-    pub(super) fn note_person_version(
-        tx: &rusqlite::Transaction<'_>,
-        tenant_id: i64,
-        person_id: &str,
-        version: Option<&Hlc>,
-        erased: bool,
-    ) -> Result<(), StoreError> {
-        let last = tx
-            .query_row(&super::exec::sqlite_placeholders(LAST), [tenant_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        let (id, tick) = next_change(last, now_ms());
-        let hlc = version.unwrap_or(&tick);
-        let (ms, counter) = hlc_columns(hlc);
-        tx.execute(
-            &super::exec::sqlite_placeholders(INSERT),
-            params![tenant_id, id, person_id, ms, counter, hlc.origin, erased],
-        )?;
-        Ok(())
-    }
-
-    /// A person's current version in the feed, and whether it is an erasure.
-    pub(super) fn person_version(
-        tx: &rusqlite::Transaction<'_>,
-        tenant_id: i64,
-        person_id: &str,
-    ) -> Result<Option<(Hlc, bool)>, StoreError> {
-        Ok(tx
-            .query_row(
-                &super::exec::sqlite_placeholders(CURRENT),
-                params![tenant_id, person_id],
-                |r| Ok((stored_hlc(r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)),
-            )
-            .optional()?)
-    }
-
-    /// Whether `person_id` was erased (its id may not be used again).
-    pub(super) fn was_erased(
-        tx: &rusqlite::Transaction<'_>,
-        tenant_id: i64,
-        person_id: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(tx
-            .query_row(
-                "SELECT 1 FROM person_changes WHERE tenant_id = ?1 AND person_id = ?2 AND erased",
-                params![tenant_id, person_id],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
-
-    fn person_changes_after(
-        &self,
-        scope: &TenantScope,
-        cursor: i64,
-        limit: u32,
-    ) -> Result<Vec<PersonChangeRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&super::exec::sqlite_placeholders(CHANGES_AFTER))?;
-        let rows = stmt.query_map(params![scope.id, cursor, limit], |r| {
-            Ok(row_of(
-                r.get(0)?,
-                r.get(1)?,
-                (r.get(2)?, r.get(3)?, r.get(4)?),
-                r.get(5)?,
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+/// Appends a change of `person_id` to the feed, in the caller's transaction, stamped with the
+/// cloud's clock.
+pub(super) async fn note_change(
+    tx: &impl Exec,
+    person_id: &str,
+    erased: bool,
+) -> Result<(), StoreError> {
+    note_version(tx, person_id, None, erased).await
 }
 
-impl PgStore {
-    /// Appends a change of `person_id` to the feed, in the caller's transaction (which holds
-    /// the tenant's feed lock until it commits, so change numbers commit in order), stamped
-    /// with the cloud's clock.
-    pub(super) async fn note_person_change(
-        tx: &tokio_postgres::Transaction<'_>,
-        tenant_id: i64,
-        person_id: &str,
-        erased: bool,
-    ) -> Result<(), StoreError> {
-        Self::note_person_version(tx, tenant_id, person_id, None, erased).await
-    }
-
-    /// Appends a change stamped with `version` (a node's that won), or with the cloud's clock.
-    pub(super) async fn note_person_version(
-        tx: &tokio_postgres::Transaction<'_>,
-        tenant_id: i64,
-        person_id: &str,
-        version: Option<&Hlc>,
-        erased: bool,
-    ) -> Result<(), StoreError> {
-        super::postgres::lock_tenant(tx, FEED_LOCK, tenant_id).await?;
-        let last = tx
-            .query_opt(LAST, &[&tenant_id])
-            .await?
-            .map(|r| (r.get(0), r.get(1), r.get(2)));
-        let (id, tick) = next_change(last, now_ms());
-        let hlc = version.unwrap_or(&tick);
-        let (ms, counter) = hlc_columns(hlc);
-        tx.execute(
-            INSERT,
-            &[
-                &tenant_id,
-                &id,
-                &person_id,
-                &ms,
-                &counter,
-                &hlc.origin,
-                &erased,
-            ],
-        )
+/// Appends a change stamped with `version` (a node's that won), or with the cloud's clock. The
+/// transaction holds the tenant's feed lock from here until it commits, so change numbers
+/// commit in order.
+pub(super) async fn note_version(
+    tx: &impl Exec,
+    person_id: &str,
+    version: Option<&Hlc>,
+    erased: bool,
+) -> Result<(), StoreError> {
+    tx.lock_sequence(FEED_LOCK).await?;
+    let last = tx
+        .query_opt(LAST, &[&tx.tenant()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .await?;
-        Ok(())
-    }
+    let (id, tick) = next_change(last, now_ms());
+    let hlc = version.unwrap_or(&tick);
+    let (ms, counter) = hlc_columns(hlc);
+    tx.execute(
+        INSERT,
+        &[
+            &tx.tenant(),
+            &id,
+            &person_id,
+            &ms,
+            &counter,
+            &hlc.origin,
+            &erased,
+        ],
+    )
+    .await?;
+    Ok(())
+}
 
-    /// A person's current version in the feed, and whether it is an erasure.
-    pub(super) async fn person_version(
-        tx: &tokio_postgres::Transaction<'_>,
-        tenant_id: i64,
-        person_id: &str,
-    ) -> Result<Option<(Hlc, bool)>, StoreError> {
-        Ok(tx
-            .query_opt(CURRENT, &[&tenant_id, &person_id])
-            .await?
-            .map(|r| (stored_hlc(r.get(0), r.get(1), r.get(2)), r.get(3))))
-    }
+/// A person's current version in the feed, and whether it is an erasure.
+pub(super) async fn current_version(
+    tx: &impl Exec,
+    person_id: &str,
+) -> Result<Option<(Hlc, bool)>, StoreError> {
+    tx.query_opt(CURRENT, &[&tx.tenant(), &person_id], |r| {
+        Ok((stored_hlc(r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?))
+    })
+    .await
+}
 
-    pub(super) async fn was_erased(
-        tx: &tokio_postgres::Transaction<'_>,
-        tenant_id: i64,
-        person_id: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(tx
-            .query_opt(
-                "SELECT 1 FROM person_changes WHERE tenant_id = $1 AND person_id = $2 AND erased",
-                &[&tenant_id, &person_id],
-            )
-            .await?
-            .is_some())
-    }
-
-    async fn person_changes_after(
-        &self,
-        scope: &TenantScope,
-        cursor: i64,
-        limit: u32,
-    ) -> Result<Vec<PersonChangeRow>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let rows = tx
-            .query(CHANGES_AFTER, &[&scope.id, &cursor, &i64::from(limit)])
-            .await?;
-        tx.commit().await?;
-        Ok(rows
-            .iter()
-            .map(|r| row_of(r.get(0), r.get(1), (r.get(2), r.get(3), r.get(4)), r.get(5)))
-            .collect())
-    }
+/// Whether `person_id` was erased (its id may not be used again).
+pub(super) async fn was_erased(tx: &impl Exec, person_id: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM person_changes WHERE tenant_id = $1 AND person_id = $2 AND erased",
+            &[&tx.tenant(), &person_id],
+            |_| Ok(()),
+        )
+        .await?
+        .is_some())
 }
 
 #[cfg(test)]

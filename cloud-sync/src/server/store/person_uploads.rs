@@ -17,13 +17,12 @@
 use std::collections::HashSet;
 
 use base64::Engine as _;
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{
-    NodeRow, PgStore, SqliteStore, Store, StoreError, TenantScope, blocking,
-    exec::sqlite_placeholders as sqlite_sql,
-    person_changes::{hlc_columns, stored_hlc},
+    NodeRow, Store, StoreError, TenantScope,
+    exec::{Exec, in_tenant},
+    person_changes::{FEED_LOCK, current_version, hlc_columns, note_version, stored_hlc},
     templates::MAX_PER_PERSON,
 };
 use crate::server::sealing::{self, DataKey};
@@ -332,39 +331,18 @@ impl Store {
         person_id: &str,
         limit: u32,
     ) -> Result<Vec<PersonHistoryEntry>, StoreError> {
-        let (scope, person_id) = (scope.clone(), person_id.to_owned());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| {
-                    let mut stmt = s.conn.prepare_cached(&sqlite_sql(HISTORY))?;
-                    let rows = stmt.query_map(params![scope.id, person_id, limit], |r| {
-                        Ok(entry(
-                            (r.get(0)?, r.get(1)?, r.get(2)?),
-                            r.get::<_, String>(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                        ))
-                    })?;
-                    Ok(rows.collect::<Result<_, _>>()?)
-                })
-                .await
-            }
-            Store::Postgres(p) => Ok(p
-                .query_scoped(&scope, HISTORY, &[&scope.id, &person_id, &i64::from(limit)])
-                .await?
-                .iter()
-                .map(|r| {
-                    entry(
-                        (r.get(0), r.get(1), r.get(2)),
-                        r.get::<_, String>(3),
-                        r.get(4),
-                        r.get(5),
-                        r.get(6),
-                    )
-                })
-                .collect()),
-        }
+        let person_id = person_id.to_owned();
+        in_tenant!(read self, scope, |tx| tx.query(
+            HISTORY,
+            &[&tx.tenant(), &person_id, &i64::from(limit)],
+            |r| Ok(entry(
+                (r.get(0)?, r.get(1)?, r.get(2)?),
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            )),
+        ))
     }
 }
 
@@ -407,306 +385,48 @@ fn stamped(u: &PersonUpload, node: &NodeRow) -> Hlc {
     }
 }
 
-impl SqliteStore {
-    /// Merges a push's people in its transaction; each upload answered in `ack`.
-    pub(super) fn ingest_people(
-        tx: &rusqlite::Transaction<'_>,
-        scope: &TenantScope,
-        node: &NodeRow,
-        uploads: &[PersonUpload],
-        dek: &DataKey,
-        ack: &mut rollcall_protocol::wire::PushAck,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        for u in uploads {
-            let outcome = match check(u, now) {
-                Err(reason) => Outcome::Rejected(reason),
-                Ok(templates) => Self::merge_upload(tx, scope, node, u, &templates, dek, now)?,
-            };
-            settle(ack, u, outcome);
-        }
-        Ok(())
+/// Merges a push's people in its transaction; each upload answered in `ack`.
+pub(super) async fn ingest_people(
+    tx: &impl Exec,
+    node: &NodeRow,
+    uploads: &[PersonUpload],
+    dek: &DataKey,
+    ack: &mut rollcall_protocol::wire::PushAck,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    for u in uploads {
+        let outcome = match check(u, now) {
+            Err(reason) => Outcome::Rejected(reason),
+            Ok(templates) => merge_upload(tx, node, u, &templates, dek, now).await?,
+        };
+        settle(ack, u, outcome);
     }
-
-    fn merge_upload(
-        tx: &rusqlite::Transaction<'_>,
-        scope: &TenantScope,
-        node: &NodeRow,
-        u: &PersonUpload,
-        templates: &[Checked<'_>],
-        dek: &DataKey,
-        now: i64,
-    ) -> Result<Outcome, StoreError> {
-        let t = scope.id;
-        let pid = u.person_id.as_str();
-        let hlc = stamped(u, node);
-        let (ms, counter) = hlc_columns(&hlc);
-        let current = Self::person_version(tx, t, pid)?;
-        let lost_before = tx
-            .query_row(
-                &sqlite_sql(LOST_BEFORE),
-                params![t, pid, ms, counter, hlc.origin],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        let keep = |version: &Hlc, state: &serde_json::Value, outcome: &str| {
-            let (ms, counter) = hlc_columns(version);
-            tx.execute(
-                &sqlite_sql(KEEP),
-                params![
-                    t,
-                    pid,
-                    ms,
-                    counter,
-                    version.origin,
-                    state.to_string(),
-                    outcome,
-                    node.id,
-                    now
-                ],
-            )
-        };
-        match judge(&hlc, current.as_ref(), lost_before) {
-            Verdict::Duplicate => return Ok(Outcome::Duplicate),
-            Verdict::Lost => {
-                keep(&hlc, &upload_summary(u, &node.site_id), "lost")?;
-                return Ok(Outcome::Accepted);
-            }
-            Verdict::Wins => {}
-        }
-        let held = Self::held(tx, t, pid)?;
-        let was = current.map_or_else(ancient, |(h, _)| h);
-        match &u.state {
-            PersonState::Assigned { display_name, .. } => {
-                let site = tx
-                    .query_row(&sqlite_sql(SITE_EXISTS), params![t, node.site_id], |_| {
-                        Ok(())
-                    })
-                    .optional()?;
-                if site.is_none() {
-                    return Ok(Outcome::Rejected(unknown_site(&node.site_id)));
-                }
-                let mut owners = Vec::new();
-                for c in templates {
-                    if let Some(o) = tx
-                        .query_row(&sqlite_sql(TEMPLATE_OWNER), params![t, c.id], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })
-                        .optional()?
-                    {
-                        owners.push(o);
-                    }
-                }
-                let (delete, insert) = match template_plan(pid, held.as_ref(), templates, &owners) {
-                    Ok(plan) => plan,
-                    Err(reason) => return Ok(Outcome::Rejected(reason)),
-                };
-                if let Some(h) = &held {
-                    keep(&was, &h.summary(), "replaced")?;
-                }
-                tx.execute(
-                    &sqlite_sql(UPSERT_PERSON),
-                    params![t, pid, display_name, true, now],
-                )?;
-                tx.execute(&sqlite_sql(ASSIGN), params![t, pid, node.site_id])?;
-                for id in delete {
-                    tx.execute(&sqlite_sql(DROP_TEMPLATE), params![t, pid, id])?;
-                }
-                for c in insert {
-                    let sealed = seal(dek, t, pid, c)?;
-                    tx.execute(
-                        &sqlite_sql(ADD_TEMPLATE),
-                        params![
-                            t,
-                            c.id,
-                            pid,
-                            c.model,
-                            (c.bytes.len() / 4) as i64,
-                            sealed.nonce,
-                            sealed.ciphertext,
-                            now
-                        ],
-                    )?;
-                }
-            }
-            PersonState::Unassigned | PersonState::Erased => {
-                let Some(h) = &held else {
-                    // Removed at a site from which the cloud never had them: nothing to undo.
-                    return Ok(Outcome::Accepted);
-                };
-                keep(&was, &h.summary(), "replaced")?;
-                tx.execute(&sqlite_sql(UNASSIGN), params![t, pid, node.site_id])?;
-                tx.execute(&sqlite_sql(TOUCH), params![t, pid, now])?;
-            }
-        }
-        Self::note_person_version(tx, t, pid, Some(&hlc), false)?;
-        Ok(Outcome::Accepted)
-    }
-
-    fn held(tx: &rusqlite::Transaction<'_>, t: i64, pid: &str) -> Result<Option<Held>, StoreError> {
-        let Some((display_name, active)) = tx
-            .query_row(&sqlite_sql(HELD_PERSON), params![t, pid], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        let site_ids = {
-            let mut stmt = tx.prepare_cached(&sqlite_sql(HELD_SITES))?;
-            let rows = stmt.query_map(params![t, pid], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let templates = {
-            let mut stmt = tx.prepare_cached(&sqlite_sql(HELD_TEMPLATES))?;
-            let rows = stmt.query_map(params![t, pid], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        Ok(Some(Held {
-            display_name,
-            active,
-            site_ids,
-            templates,
-        }))
-    }
+    Ok(())
 }
 
-impl PgStore {
-    /// Merges a push's people in its transaction; each upload answered in `ack`.
-    pub(super) async fn ingest_people(
-        tx: &tokio_postgres::Transaction<'_>,
-        scope: &TenantScope,
-        node: &NodeRow,
-        uploads: &[PersonUpload],
-        dek: &DataKey,
-        ack: &mut rollcall_protocol::wire::PushAck,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        for u in uploads {
-            let outcome = match check(u, now) {
-                Err(reason) => Outcome::Rejected(reason),
-                Ok(templates) => {
-                    Self::merge_upload(tx, scope, node, u, &templates, dek, now).await?
-                }
-            };
-            settle(ack, u, outcome);
-        }
-        Ok(())
-    }
-
-    async fn merge_upload(
-        tx: &tokio_postgres::Transaction<'_>,
-        scope: &TenantScope,
-        node: &NodeRow,
-        u: &PersonUpload,
-        templates: &[Checked<'_>],
-        dek: &DataKey,
-        now: i64,
-    ) -> Result<Outcome, StoreError> {
-        let t = scope.id;
-        let pid = u.person_id.as_str();
-        let hlc = stamped(u, node);
-        let (ms, counter) = hlc_columns(&hlc);
-        // Writers of a person's versions take the tenant's feed lock first (as every change
-        // to the feed does), so two pushes cannot both judge against the same current version.
-        super::postgres::lock_tenant(tx, super::person_changes::FEED_LOCK, t).await?;
-        let current = Self::person_version(tx, t, pid).await?;
-        let lost_before = tx
-            .query_opt(LOST_BEFORE, &[&t, &pid, &ms, &counter, &hlc.origin])
-            .await?
-            .is_some();
-        match judge(&hlc, current.as_ref(), lost_before) {
-            Verdict::Duplicate => return Ok(Outcome::Duplicate),
-            Verdict::Lost => {
-                Self::keep(
-                    tx,
-                    t,
-                    pid,
-                    &hlc,
-                    &upload_summary(u, &node.site_id),
-                    "lost",
-                    &node.id,
-                    now,
-                )
-                .await?;
-                return Ok(Outcome::Accepted);
-            }
-            Verdict::Wins => {}
-        }
-        let held = Self::held(tx, t, pid).await?;
-        let was = current.map_or_else(ancient, |(h, _)| h);
-        match &u.state {
-            PersonState::Assigned { display_name, .. } => {
-                if tx
-                    .query_opt(SITE_EXISTS, &[&t, &node.site_id])
-                    .await?
-                    .is_none()
-                {
-                    return Ok(Outcome::Rejected(unknown_site(&node.site_id)));
-                }
-                let mut owners = Vec::new();
-                for c in templates {
-                    if let Some(r) = tx.query_opt(TEMPLATE_OWNER, &[&t, &c.id]).await? {
-                        owners.push((r.get(0), r.get(1)));
-                    }
-                }
-                let (delete, insert) = match template_plan(pid, held.as_ref(), templates, &owners) {
-                    Ok(plan) => plan,
-                    Err(reason) => return Ok(Outcome::Rejected(reason)),
-                };
-                if let Some(h) = &held {
-                    Self::keep(tx, t, pid, &was, &h.summary(), "replaced", &node.id, now).await?;
-                }
-                tx.execute(UPSERT_PERSON, &[&t, &pid, display_name, &true, &now])
-                    .await?;
-                tx.execute(ASSIGN, &[&t, &pid, &node.site_id]).await?;
-                for id in delete {
-                    tx.execute(DROP_TEMPLATE, &[&t, &pid, &id]).await?;
-                }
-                for c in insert {
-                    let sealed = seal(dek, t, pid, c)?;
-                    let dim = (c.bytes.len() / 4) as i64;
-                    tx.execute(
-                        ADD_TEMPLATE,
-                        &[
-                            &t,
-                            &c.id,
-                            &pid,
-                            &c.model,
-                            &dim,
-                            &sealed.nonce,
-                            &sealed.ciphertext,
-                            &now,
-                        ],
-                    )
-                    .await?;
-                }
-            }
-            PersonState::Unassigned | PersonState::Erased => {
-                let Some(h) = &held else {
-                    return Ok(Outcome::Accepted);
-                };
-                Self::keep(tx, t, pid, &was, &h.summary(), "replaced", &node.id, now).await?;
-                tx.execute(UNASSIGN, &[&t, &pid, &node.site_id]).await?;
-                tx.execute(TOUCH, &[&t, &pid, &now]).await?;
-            }
-        }
-        Self::note_person_version(tx, t, pid, Some(&hlc), false).await?;
-        Ok(Outcome::Accepted)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn keep(
-        tx: &tokio_postgres::Transaction<'_>,
-        t: i64,
-        pid: &str,
-        version: &Hlc,
-        state: &serde_json::Value,
-        outcome: &str,
-        node_id: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
+async fn merge_upload(
+    tx: &impl Exec,
+    node: &NodeRow,
+    u: &PersonUpload,
+    templates: &[Checked<'_>],
+    dek: &DataKey,
+    now: i64,
+) -> Result<Outcome, StoreError> {
+    let t = tx.tenant();
+    let pid = u.person_id.as_str();
+    let hlc = stamped(u, node);
+    let (ms, counter) = hlc_columns(&hlc);
+    // Writers of a person's versions take the tenant's feed lock first (as every change to the
+    // feed does), so two pushes cannot both judge against the same current version.
+    tx.lock_sequence(FEED_LOCK).await?;
+    let current = current_version(tx, pid).await?;
+    let lost_before = tx
+        .query_opt(LOST_BEFORE, &[&t, &pid, &ms, &counter, &hlc.origin], |_| {
+            Ok(())
+        })
+        .await?
+        .is_some();
+    let keep = async |version: &Hlc, state: &serde_json::Value, outcome: &str| {
         let (ms, counter) = hlc_columns(version);
         tx.execute(
             KEEP,
@@ -718,41 +438,103 @@ impl PgStore {
                 &version.origin,
                 &state.to_string(),
                 &outcome,
-                &node_id,
+                &node.id,
                 &now,
             ],
         )
-        .await?;
-        Ok(())
+        .await
+    };
+    match judge(&hlc, current.as_ref(), lost_before) {
+        Verdict::Duplicate => return Ok(Outcome::Duplicate),
+        Verdict::Lost => {
+            keep(&hlc, &upload_summary(u, &node.site_id), "lost").await?;
+            return Ok(Outcome::Accepted);
+        }
+        Verdict::Wins => {}
     }
+    let held = held(tx, pid).await?;
+    let was = current.map_or_else(ancient, |(h, _)| h);
+    match &u.state {
+        PersonState::Assigned { display_name, .. } => {
+            let site = tx
+                .query_opt(SITE_EXISTS, &[&t, &node.site_id], |_| Ok(()))
+                .await?;
+            if site.is_none() {
+                return Ok(Outcome::Rejected(unknown_site(&node.site_id)));
+            }
+            let mut owners = Vec::new();
+            for c in templates {
+                if let Some(o) = tx
+                    .query_opt(TEMPLATE_OWNER, &[&t, &c.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .await?
+                {
+                    owners.push(o);
+                }
+            }
+            let (delete, insert) = match template_plan(pid, held.as_ref(), templates, &owners) {
+                Ok(plan) => plan,
+                Err(reason) => return Ok(Outcome::Rejected(reason)),
+            };
+            if let Some(h) = &held {
+                keep(&was, &h.summary(), "replaced").await?;
+            }
+            tx.execute(UPSERT_PERSON, &[&t, &pid, display_name, &true, &now])
+                .await?;
+            tx.execute(ASSIGN, &[&t, &pid, &node.site_id]).await?;
+            for id in delete {
+                tx.execute(DROP_TEMPLATE, &[&t, &pid, &id]).await?;
+            }
+            for c in insert {
+                let sealed = seal(dek, t, pid, c)?;
+                let dim = (c.bytes.len() / 4) as i64;
+                tx.execute(
+                    ADD_TEMPLATE,
+                    &[
+                        &t,
+                        &c.id,
+                        &pid,
+                        &c.model,
+                        &dim,
+                        &sealed.nonce,
+                        &sealed.ciphertext,
+                        &now,
+                    ],
+                )
+                .await?;
+            }
+        }
+        PersonState::Unassigned | PersonState::Erased => {
+            let Some(h) = &held else {
+                // Removed at a site from which the cloud never had them: nothing to undo.
+                return Ok(Outcome::Accepted);
+            };
+            keep(&was, &h.summary(), "replaced").await?;
+            tx.execute(UNASSIGN, &[&t, &pid, &node.site_id]).await?;
+            tx.execute(TOUCH, &[&t, &pid, &now]).await?;
+        }
+    }
+    note_version(tx, pid, Some(&hlc), false).await?;
+    Ok(Outcome::Accepted)
+}
 
-    async fn held(
-        tx: &tokio_postgres::Transaction<'_>,
-        t: i64,
-        pid: &str,
-    ) -> Result<Option<Held>, StoreError> {
-        let Some(row) = tx.query_opt(HELD_PERSON, &[&t, &pid]).await? else {
-            return Ok(None);
-        };
-        let site_ids = tx
-            .query(HELD_SITES, &[&t, &pid])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let templates = tx
-            .query(HELD_TEMPLATES, &[&t, &pid])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        Ok(Some(Held {
-            display_name: row.get(0),
-            active: row.get(1),
-            site_ids,
-            templates,
-        }))
-    }
+async fn held(tx: &impl Exec, pid: &str) -> Result<Option<Held>, StoreError> {
+    let t = tx.tenant();
+    let Some((display_name, active)) = tx
+        .query_opt(HELD_PERSON, &[&t, &pid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let site_ids = tx.query(HELD_SITES, &[&t, &pid], |r| r.get(0)).await?;
+    let templates = tx
+        .query(HELD_TEMPLATES, &[&t, &pid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .await?;
+    Ok(Some(Held {
+        display_name,
+        active,
+        site_ids,
+        templates,
+    }))
 }
 
 #[cfg(test)]

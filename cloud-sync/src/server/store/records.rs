@@ -8,11 +8,11 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use rusqlite::{OptionalExtension, params};
-
 use super::{
-    NodeRow, PgStore, SqliteStore, StoreError, TenantScope, exec::sqlite_placeholders,
-    postgres::scoped, rejections::NODE_EXISTS,
+    NodeRow, Store, StoreError, TenantScope,
+    exec::{Exec, Row, in_tenant},
+    rejections::node_exists,
+    voice_blobs::held_blobs,
 };
 use rollcall_protocol::wire::{
     AlarmRecord, AuditRecord, MAX_RECORD_DETAIL, PushAck, PushBatch, Rejected, VoiceRecord,
@@ -485,361 +485,243 @@ fn stream_mark(
     }
 }
 
-impl SqliteStore {
-    /// Judges and writes a push's records within the push's transaction.
-    pub(super) fn ingest_records(
-        tx: &rusqlite::Transaction<'_>,
-        scope: &TenantScope,
-        node: &NodeRow,
-        batch: &PushBatch,
-        received_ms: i64,
-        ack: &mut PushAck,
-    ) -> Result<(), StoreError> {
-        if !has_records(batch) {
-            return Ok(());
-        }
-        let (ids, seqs, blobs) = keys(batch);
-        let mut existing = Existing {
-            blobs: Self::held_blobs(tx, scope.id(), &blobs)?
-                .into_iter()
-                .collect(),
-            ..Existing::default()
-        };
-        let mut by_id = tx.prepare_cached(
-            "SELECT id, node_id, stream, seq FROM node_records WHERE tenant_id = ?1 AND id = ?2",
-        )?;
-        let mut by_seq = tx.prepare_cached(
-            "SELECT id, node_id, stream, seq FROM node_records WHERE node_id = ?1 AND stream = ?2 AND seq = ?3",
-        )?;
-        let mut hold = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-            existing.hold(
-                node,
-                r.get(0)?,
-                r.get(1)?,
-                &r.get::<_, String>(2)?,
-                r.get(3)?,
-            );
-            Ok(())
-        };
-        for id in ids {
-            by_id
-                .query_row(params![scope.id(), id], &mut hold)
-                .optional()?;
-        }
-        for (stream, seq) in seqs {
-            by_seq
-                .query_row(params![node.id, stream.as_str(), seq], &mut hold)
-                .optional()?;
-        }
-        let planned = plan(node, batch, &existing, ack)?;
-        let mut insert = tx.prepare_cached(&sqlite_placeholders(INSERT))?;
-        for r in planned.rows {
-            insert.execute(params![
-                scope.id(),
-                r.id,
-                node.id,
-                node.site_id,
-                r.stream.as_str(),
-                r.seq,
-                r.kind,
-                r.node_time_ms,
-                received_ms,
-                r.body
-            ])?;
-        }
-        let mut settle = tx.prepare_cached(&sqlite_placeholders(SETTLE))?;
-        for s in &planned.settled {
-            settle.execute(params![
-                scope.id(),
-                node.id,
-                s.stream.as_str(),
-                s.seq,
-                s.id,
-                s.reason,
-                received_ms
-            ])?;
-        }
-        for stream in streams_of(batch) {
-            let watermark: i64 = tx
-                .query_row(
-                    &sqlite_placeholders(MARK),
-                    params![node.id, stream.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(0);
-            let above: Vec<u64> = {
-                let mut stmt = tx.prepare_cached(&sqlite_placeholders(ABOVE))?;
-                let rows = stmt.query_map(
-                    params![
-                        node.id,
-                        stream.as_str(),
-                        watermark,
-                        super::ingest::SCAN_ABOVE_WATERMARK
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )?;
-                rows.map(|r| r.map(i64::unsigned_abs))
-                    .collect::<Result<_, _>>()?
-            };
-            let mark = stream_mark(stream, watermark, &above);
-            tx.execute(
-                &sqlite_placeholders(SET_MARK),
-                params![scope.id(), node.id, stream.as_str(), to_i64(mark.watermark)],
-            )?;
-            ack.streams.push(mark);
-        }
-        Ok(())
-    }
-
-    pub(super) fn alarms(
+impl Store {
+    /// The tenant's alarms, newest (by node time) first.
+    pub async fn alarms(
         &self,
         scope: &TenantScope,
-        f: &AlarmFilter,
+        filter: AlarmFilter,
         limit: u32,
     ) -> Result<Vec<StoredAlarm>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&sqlite_placeholders(ALARMS))?;
-        let rows = stmt.query_map(
-            params![
-                scope.id(),
-                f.site_id,
-                f.node_id,
-                f.kind,
-                f.before.as_ref().map(|b| b.0),
-                f.before.as_ref().map(|b| b.1.as_str()),
-                limit,
-                f.from_ms,
-                f.to_ms
-            ],
-            listing_row,
-        )?;
-        rows.map(|r| {
-            let (id, node, site, received, body) = r?;
-            stored_alarm(&id, node, site, received, &body)
-        })
-        .collect()
+        in_tenant!(read self, scope, |tx| alarms(tx, &filter, limit))
     }
 
-    /// A node's records of `stream` before sequence number `before`, newest first; `None` if
-    /// the tenant has no such node.
-    pub(super) fn node_stream(
+    /// A node's audit log as it pushed it, newest first, before sequence number `before` if
+    /// given; `None` if the tenant has no such node.
+    pub async fn node_audit(
         &self,
         scope: &TenantScope,
         node_id: &str,
-        stream: Stream,
         before: Option<u64>,
         limit: u32,
-    ) -> Result<Option<Vec<Listing>>, StoreError> {
-        let known = self
-            .conn
-            .query_row(
-                &sqlite_placeholders(NODE_EXISTS),
-                params![scope.id(), node_id],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if known.is_none() {
-            return Ok(None);
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sqlite_placeholders(NODE_STREAM))?;
-        let rows = stmt.query_map(
-            params![
-                scope.id(),
-                node_id,
-                before.map(to_i64),
-                limit,
-                stream.as_str()
-            ],
-            listing_row,
-        )?;
-        Ok(Some(rows.collect::<Result<_, _>>()?))
+    ) -> Result<Option<Vec<StoredNodeAudit>>, StoreError> {
+        let node = node_id.to_owned();
+        in_tenant!(read self, scope, |tx| node_stream(tx, &node, Stream::Audit, before, limit))?
+            .map(|rows| rows.into_iter().map(stored_audit).collect())
+            .transpose()
+    }
+
+    /// A node's voice verification records before sequence number `before`, newest first;
+    /// `None` if the tenant has no such node.
+    pub async fn node_voice(
+        &self,
+        scope: &TenantScope,
+        node_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Option<Vec<StoredVoice>>, StoreError> {
+        let node = node_id.to_owned();
+        in_tenant!(read self, scope, |tx| node_stream(tx, &node, Stream::Voice, before, limit))?
+            .map(|rows| rows.into_iter().map(stored_voice).collect())
+            .transpose()
     }
 }
 
-/// A listed record's (id, node id, site id, received, body).
-pub type Listing = (String, String, String, i64, String);
-
-fn listing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Listing> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
-
-impl PgStore {
-    /// Judges and writes a push's records within the push's (scoped) transaction.
-    pub(super) async fn ingest_records(
-        tx: &deadpool_postgres::Transaction<'_>,
-        scope: &TenantScope,
-        node: &NodeRow,
-        batch: &PushBatch,
-        received_ms: i64,
-        ack: &mut PushAck,
-    ) -> Result<(), StoreError> {
-        if !has_records(batch) {
-            return Ok(());
-        }
-        let (ids, seqs, blobs) = keys(batch);
-        let streams: Vec<&str> = seqs.iter().map(|(s, _)| s.as_str()).collect();
-        let seqs: Vec<i64> = seqs.iter().map(|&(_, q)| q).collect();
-        let rows = tx
-            .query(
+/// Judges and writes a push's records within the push's transaction.
+pub(super) async fn ingest_records(
+    tx: &impl Exec,
+    node: &NodeRow,
+    batch: &PushBatch,
+    received_ms: i64,
+    ack: &mut PushAck,
+) -> Result<(), StoreError> {
+    if !has_records(batch) {
+        return Ok(());
+    }
+    let (ids, seqs, blobs) = keys(batch);
+    let mut existing = Existing {
+        blobs: held_blobs(tx, &blobs).await?.into_iter().collect(),
+        ..Existing::default()
+    };
+    let read = |r: &Row<'_>| -> Result<(String, String, String, i64), StoreError> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    };
+    let held = match tx.postgres() {
+        // One round trip for the whole batch.
+        Some(pg) => {
+            let streams: Vec<&str> = seqs.iter().map(|(s, _)| s.as_str()).collect();
+            let seqs: Vec<i64> = seqs.iter().map(|&(_, q)| q).collect();
+            pg.query_native(
                 "SELECT id, node_id, stream, seq FROM node_records WHERE tenant_id = $1 AND id = ANY($2)
                  UNION
                  SELECT r.id, r.node_id, r.stream, r.seq FROM node_records r
                    JOIN unnest($4::text[], $5::bigint[]) AS k (stream, seq)
                      ON r.stream = k.stream AND r.seq = k.seq
                   WHERE r.node_id = $3",
-                &[&scope.id(), &ids, &node.id, &streams, &seqs],
+                &[&tx.tenant(), &ids, &node.id, &streams, &seqs],
+                read,
             )
-            .await?;
-        let mut existing = Existing {
-            blobs: Self::held_blobs(tx, scope.id(), &blobs)
-                .await?
-                .into_iter()
-                .collect(),
-            ..Existing::default()
-        };
-        for r in rows {
-            existing.hold(node, r.get(0), r.get(1), r.get::<_, &str>(2), r.get(3));
-        }
-        let planned = plan(node, batch, &existing, ack)?;
-        let insert = tx.prepare_cached(INSERT).await?;
-        for r in planned.rows {
-            tx.execute(
-                &insert,
-                &[
-                    &scope.id(),
-                    &r.id,
-                    &node.id,
-                    &node.site_id,
-                    &r.stream.as_str(),
-                    &r.seq,
-                    &r.kind,
-                    &r.node_time_ms,
-                    &received_ms,
-                    &r.body,
-                ],
-            )
-            .await?;
-        }
-        for s in &planned.settled {
-            tx.execute(
-                SETTLE,
-                &[
-                    &scope.id(),
-                    &node.id,
-                    &s.stream.as_str(),
-                    &s.seq,
-                    &s.id,
-                    &s.reason,
-                    &received_ms,
-                ],
-            )
-            .await?;
-        }
-        for stream in streams_of(batch) {
-            let watermark: i64 = tx
-                .query_opt(MARK, &[&node.id, &stream.as_str()])
-                .await?
-                .map_or(0, |r| r.get(0));
-            let above: Vec<u64> = tx
-                .query(
-                    ABOVE,
-                    &[
-                        &node.id,
-                        &stream.as_str(),
-                        &watermark,
-                        &i64::from(super::ingest::SCAN_ABOVE_WATERMARK),
-                    ],
-                )
-                .await?
-                .iter()
-                .map(|r| r.get::<_, i64>(0).unsigned_abs())
-                .collect();
-            let mark = stream_mark(stream, watermark, &above);
-            tx.execute(
-                SET_MARK,
-                &[
-                    &scope.id(),
-                    &node.id,
-                    &stream.as_str(),
-                    &to_i64(mark.watermark),
-                ],
-            )
-            .await?;
-            ack.streams.push(mark);
-        }
-        Ok(())
-    }
-
-    pub(super) async fn alarms(
-        &self,
-        scope: &TenantScope,
-        f: &AlarmFilter,
-        limit: u32,
-    ) -> Result<Vec<StoredAlarm>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let rows = tx
-            .query(
-                ALARMS,
-                &[
-                    &scope.id(),
-                    &f.site_id,
-                    &f.node_id,
-                    &f.kind,
-                    &f.before.as_ref().map(|b| b.0),
-                    &f.before.as_ref().map(|b| b.1.as_str()),
-                    &i64::from(limit),
-                    &f.from_ms,
-                    &f.to_ms,
-                ],
-            )
-            .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| stored_alarm(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-            .collect()
-    }
-
-    /// A node's records of `stream` before sequence number `before`, newest first; `None` if
-    /// the tenant has no such node.
-    pub(super) async fn node_stream(
-        &self,
-        scope: &TenantScope,
-        node_id: &str,
-        stream: Stream,
-        before: Option<u64>,
-        limit: u32,
-    ) -> Result<Option<Vec<Listing>>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        if tx
-            .query_opt(NODE_EXISTS, &[&scope.id(), &node_id])
             .await?
-            .is_none()
-        {
-            return Ok(None);
         }
-        let rows = tx
+        // In process: a lookup per key costs no round trip.
+        None => {
+            let mut held = Vec::new();
+            for id in ids {
+                held.extend(
+                    tx.query_opt(
+                        "SELECT id, node_id, stream, seq FROM node_records
+                         WHERE tenant_id = $1 AND id = $2",
+                        &[&tx.tenant(), &id],
+                        read,
+                    )
+                    .await?,
+                );
+            }
+            for (stream, seq) in seqs {
+                held.extend(
+                    tx.query_opt(
+                        "SELECT id, node_id, stream, seq FROM node_records
+                         WHERE node_id = $1 AND stream = $2 AND seq = $3",
+                        &[&node.id, &stream.as_str(), &seq],
+                        read,
+                    )
+                    .await?,
+                );
+            }
+            held
+        }
+    };
+    for (id, node_id, stream, seq) in held {
+        existing.hold(node, id, node_id, &stream, seq);
+    }
+    let planned = plan(node, batch, &existing, ack)?;
+    for r in planned.rows {
+        tx.execute(
+            INSERT,
+            &[
+                &tx.tenant(),
+                &r.id,
+                &node.id,
+                &node.site_id,
+                &r.stream.as_str(),
+                &r.seq,
+                &r.kind,
+                &r.node_time_ms,
+                &received_ms,
+                &r.body,
+            ],
+        )
+        .await?;
+    }
+    for s in &planned.settled {
+        tx.execute(
+            SETTLE,
+            &[
+                &tx.tenant(),
+                &node.id,
+                &s.stream.as_str(),
+                &s.seq,
+                &s.id,
+                &s.reason,
+                &received_ms,
+            ],
+        )
+        .await?;
+    }
+    for stream in streams_of(batch) {
+        let watermark: i64 = tx
+            .query_opt(MARK, &[&node.id, &stream.as_str()], |r| r.get(0))
+            .await?
+            .unwrap_or(0);
+        let above: Vec<u64> = tx
             .query(
-                NODE_STREAM,
+                ABOVE,
                 &[
-                    &scope.id(),
-                    &node_id,
-                    &before.map(to_i64),
-                    &i64::from(limit),
+                    &node.id,
                     &stream.as_str(),
+                    &watermark,
+                    &i64::from(super::ingest::SCAN_ABOVE_WATERMARK),
                 ],
+                |r| Ok(r.get::<i64>(0)?.unsigned_abs()),
             )
             .await?;
-        tx.commit().await?;
-        Ok(Some(
-            rows.iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-                .collect(),
-        ))
+        let mark = stream_mark(stream, watermark, &above);
+        tx.execute(
+            SET_MARK,
+            &[
+                &tx.tenant(),
+                &node.id,
+                &stream.as_str(),
+                &to_i64(mark.watermark),
+            ],
+        )
+        .await?;
+        ack.streams.push(mark);
     }
+    Ok(())
+}
+
+/// The alarms `f` picks, newest (by node time) first.
+async fn alarms(
+    tx: &impl Exec,
+    f: &AlarmFilter,
+    limit: u32,
+) -> Result<Vec<StoredAlarm>, StoreError> {
+    let rows = tx
+        .query(
+            ALARMS,
+            &[
+                &tx.tenant(),
+                &f.site_id,
+                &f.node_id,
+                &f.kind,
+                &f.before.as_ref().map(|b| b.0),
+                &f.before.as_ref().map(|b| b.1.as_str()),
+                &i64::from(limit),
+                &f.from_ms,
+                &f.to_ms,
+            ],
+            listing_row,
+        )
+        .await?;
+    rows.into_iter()
+        .map(|(id, node, site, received, body)| stored_alarm(&id, node, site, received, &body))
+        .collect()
+}
+
+/// A node's records of `stream` before sequence number `before`, newest first; `None` if the
+/// tenant has no such node.
+async fn node_stream(
+    tx: &impl Exec,
+    node_id: &str,
+    stream: Stream,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Option<Vec<Listing>>, StoreError> {
+    if !node_exists(tx, node_id).await? {
+        return Ok(None);
+    }
+    let rows = tx
+        .query(
+            NODE_STREAM,
+            &[
+                &tx.tenant(),
+                &node_id,
+                &before.map(to_i64),
+                &i64::from(limit),
+                &stream.as_str(),
+            ],
+            listing_row,
+        )
+        .await?;
+    Ok(Some(rows))
+}
+
+/// A listed record's (id, node id, site id, received, body).
+pub type Listing = (String, String, String, i64, String);
+
+fn listing_row(r: &Row<'_>) -> Result<Listing, StoreError> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 #[cfg(test)]

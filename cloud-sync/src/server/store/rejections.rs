@@ -35,7 +35,18 @@ impl Store {
     }
 }
 
-pub(super) const NODE_EXISTS: &str = "SELECT 1 FROM nodes WHERE tenant_id = $1 AND id = $2";
+/// Whether the tenant has node `node_id` (a list of its items is `None` otherwise, not empty).
+pub(super) async fn node_exists(tx: &impl Exec, node_id: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM nodes WHERE tenant_id = $1 AND id = $2",
+            &[&tx.tenant(), &node_id],
+            |_| Ok(()),
+        )
+        .await?
+        .is_some())
+}
+
 const REJECTIONS: &str = "SELECT seq, event_id, reason, at_ms FROM sync_rejections
      WHERE tenant_id = $1 AND node_id = $2 ORDER BY seq DESC LIMIT $3";
 
@@ -44,10 +55,7 @@ async fn node_rejections(
     node_id: &str,
     limit: u32,
 ) -> Result<Option<Vec<Rejection>>, StoreError> {
-    let known = tx
-        .query_opt(NODE_EXISTS, &[&tx.tenant(), &node_id], |_| Ok(()))
-        .await?;
-    if known.is_none() {
+    if !node_exists(tx, node_id).await? {
         return Ok(None);
     }
     let rows = tx

@@ -6,6 +6,7 @@ use super::{
     events_query::{Cursor, EventFilter, PageStart, Sort},
     test_event as event, *,
 };
+use rollcall_protocol::wire::PushBatch;
 use rollcall_tests::scratch::{self, ScratchDatabase};
 
 enum Keep {

@@ -3,15 +3,13 @@
 //! server's master key. The admin API lists a template's metadata, never its vector; the vectors
 //! are opened only for the tenant's own nodes (sync).
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{
-    PgStore, SqliteStore, Store, StoreError, TenantScope,
+    Store, StoreError, TenantScope,
     audit::Audit,
-    blocking,
-    postgres::{append_audit as pg_audit, scoped},
-    sqlite::append_audit,
+    exec::{Exec, Outcome, in_tenant},
+    person_changes::note_change,
 };
 use crate::server::sealing::{self, DataKey, MasterKey, Sealed};
 use rollcall_service::clock::now_ms;
@@ -49,13 +47,8 @@ impl Store {
         t: NewTemplate,
         audit: Audit,
     ) -> Result<TemplateInfo, StoreError> {
-        let (scope, master) = (scope.clone(), master.clone());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.add_template(&scope, &master, &t, &audit)).await
-            }
-            Store::Postgres(p) => p.add_template(&scope, &master, &t, &audit).await,
-        }
+        let master = master.clone();
+        in_tenant!(write self, scope, audit, |tx| add(tx, &master, &t))
     }
 
     /// A person's templates, oldest first (metadata only).
@@ -64,12 +57,9 @@ impl Store {
         scope: &TenantScope,
         person_id: &str,
     ) -> Result<Vec<TemplateInfo>, StoreError> {
-        Ok(self
-            .sealed_templates(scope, person_id)
-            .await?
-            .into_iter()
-            .map(|(info, _)| info)
-            .collect())
+        let person = person_id.to_owned();
+        let sealed = in_tenant!(read self, scope, |tx| sealed_templates(tx, &person))?;
+        Ok(sealed.into_iter().map(|(info, _)| info).collect())
     }
 
     /// A person's templates with their vectors, opened (for the tenant's nodes).
@@ -79,17 +69,13 @@ impl Store {
         master: &MasterKey,
         person_id: &str,
     ) -> Result<Vec<(TemplateInfo, Vec<f32>)>, StoreError> {
-        let sealed = self.sealed_templates(scope, person_id).await?;
+        let person = person_id.to_owned();
+        let sealed = in_tenant!(read self, scope, |tx| sealed_templates(tx, &person))?;
         if sealed.is_empty() {
             return Ok(Vec::new());
         }
-        let dek = match self {
-            Store::Sqlite(s) => {
-                let (scope, master) = (scope.clone(), master.clone());
-                blocking(s, move |s| s.data_key(&scope, &master)).await?
-            }
-            Store::Postgres(p) => p.data_key(scope, master).await?,
-        };
+        let master = master.clone();
+        let dek = in_tenant!(internal self, scope, |tx| data_key(tx, &master))?;
         sealed
             .into_iter()
             .map(|(info, sealed)| {
@@ -108,25 +94,8 @@ impl Store {
         scope: &TenantScope,
         master: &MasterKey,
     ) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => {
-                let (scope, master) = (scope.clone(), master.clone());
-                blocking(s, move |s| s.data_key(&scope, &master).map(drop)).await
-            }
-            Store::Postgres(p) => p.data_key(scope, master).await.map(drop),
-        }
-    }
-
-    async fn sealed_templates(
-        &self,
-        scope: &TenantScope,
-        person_id: &str,
-    ) -> Result<Vec<(TemplateInfo, Sealed)>, StoreError> {
-        let (scope, person) = (scope.clone(), person_id.to_owned());
-        match self {
-            Store::Sqlite(s) => blocking(s, move |s| s.sealed_templates(&scope, &person)).await,
-            Store::Postgres(p) => p.sealed_templates(&scope, &person).await,
-        }
+        let master = master.clone();
+        in_tenant!(internal self, scope, |tx| data_key(tx, &master)).map(drop)
     }
 
     pub async fn delete_template(
@@ -136,13 +105,8 @@ impl Store {
         id: &str,
         audit: Audit,
     ) -> Result<bool, StoreError> {
-        let (scope, person, id) = (scope.clone(), person_id.to_owned(), id.to_owned());
-        match self {
-            Store::Sqlite(s) => {
-                blocking(s, move |s| s.delete_template(&scope, &person, &id, &audit)).await
-            }
-            Store::Postgres(p) => p.delete_template(&scope, &person, &id, &audit).await,
-        }
+        let (person, id) = (person_id.to_owned(), id.to_owned());
+        in_tenant!(write self, scope, audit, |tx| delete(tx, &person, &id))
     }
 }
 
@@ -166,99 +130,110 @@ fn no_person(person: &str) -> StoreError {
     StoreError::Invalid(format!("no person `{person}`"))
 }
 
-impl SqliteStore {
-    pub(super) fn data_key(
-        &self,
-        scope: &TenantScope,
-        master: &MasterKey,
-    ) -> Result<DataKey, StoreError> {
-        let stored = self
-            .conn
-            .query_row(
-                "SELECT nonce, wrapped FROM tenant_keys WHERE tenant_id = ?1",
-                [scope.id],
-                |r| {
-                    Ok(Sealed {
-                        nonce: r.get(0)?,
-                        ciphertext: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?;
-        if let Some(wrapped) = stored {
-            return Ok(master.unwrap_data_key(scope.id, &wrapped)?);
-        }
-        let (dek, wrapped) = master.new_data_key(scope.id)?;
-        self.conn.execute(
-            "INSERT INTO tenant_keys (tenant_id, nonce, wrapped, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![scope.id, wrapped.nonce, wrapped.ciphertext, now_ms()],
-        )?;
-        Ok(dek)
+/// The tenant's data key, made (once, whatever the races between replicas) on first use.
+pub(super) async fn data_key(tx: &impl Exec, master: &MasterKey) -> Result<DataKey, StoreError> {
+    let t = tx.tenant();
+    let stored = async || {
+        tx.query_opt(
+            "SELECT nonce, wrapped FROM tenant_keys WHERE tenant_id = $1",
+            &[&t],
+            |r| {
+                Ok(Sealed {
+                    nonce: r.get(0)?,
+                    ciphertext: r.get(1)?,
+                })
+            },
+        )
+        .await
+    };
+    if let Some(wrapped) = stored().await? {
+        return Ok(master.unwrap_data_key(t, &wrapped)?);
     }
-
-    fn add_template(
-        &mut self,
-        scope: &TenantScope,
-        master: &MasterKey,
-        t: &NewTemplate,
-        audit: &Audit,
-    ) -> Result<TemplateInfo, StoreError> {
-        let dek = self.data_key(scope, master)?;
-        let tx = self.conn.transaction()?;
-        let count: Option<i64> = tx
-            .query_row(
-                "SELECT (SELECT count(*) FROM face_templates WHERE tenant_id = ?1 AND person_id = ?2)
-                 FROM people WHERE tenant_id = ?1 AND id = ?2",
-                params![scope.id, t.person_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match count {
-            None => return Err(no_person(&t.person_id)),
-            Some(n) if n >= MAX_PER_PERSON => return Err(too_many(&t.person_id)),
-            Some(_) => {}
-        }
-        let sealed = dek.seal(
-            &sealing::template_place(scope.id, &t.person_id, &t.id),
-            &sealing::vector_bytes(&t.vector),
-        )?;
-        let created_ms = now_ms();
-        tx.execute(
-            "INSERT INTO face_templates (tenant_id, id, person_id, model, dim, nonce, sealed, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                scope.id,
-                t.id,
-                t.person_id,
-                t.model,
-                t.vector.len() as i64,
-                sealed.nonce,
-                sealed.ciphertext,
-                created_ms
-            ],
-        )?;
-        append_audit(&tx, scope.id, audit)?;
-        Self::note_person_change(&tx, scope.id, &t.person_id, false)?;
-        tx.commit()?;
-        Ok(info(
-            t.id.clone(),
-            t.person_id.clone(),
-            t.model.clone(),
-            t.vector.len() as i64,
-            created_ms,
-        ))
+    let (fresh, wrapped) = master.new_data_key(t)?;
+    let n = tx
+        .execute(
+            "INSERT INTO tenant_keys (tenant_id, nonce, wrapped, created_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id) DO NOTHING",
+            &[&t, &wrapped.nonce, &wrapped.ciphertext, &now_ms()],
+        )
+        .await?;
+    if n == 1 {
+        return Ok(fresh);
     }
+    // Another replica made it first.
+    let wrapped = stored().await?.ok_or(StoreError::Key)?;
+    Ok(master.unwrap_data_key(t, &wrapped)?)
+}
 
-    fn sealed_templates(
-        &self,
-        scope: &TenantScope,
-        person: &str,
-    ) -> Result<Vec<(TemplateInfo, Sealed)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, person_id, model, dim, created_ms, nonce, sealed FROM face_templates
-             WHERE tenant_id = ?1 AND person_id = ?2 ORDER BY created_ms, id",
-        )?;
-        let rows = stmt.query_map(params![scope.id, person], |r| {
+impl Outcome for TemplateInfo {
+    fn changed(&self) -> bool {
+        true
+    }
+}
+
+async fn add(
+    tx: &impl Exec,
+    master: &MasterKey,
+    t: &NewTemplate,
+) -> Result<TemplateInfo, StoreError> {
+    // Locks the person: their template count cannot be raced past the limit.
+    let count: Option<i64> = tx
+        .query_opt(
+            &format!(
+                "SELECT (SELECT count(*) FROM face_templates WHERE tenant_id = $1 AND person_id = $2)
+                 FROM people WHERE tenant_id = $1 AND id = $2{}",
+                tx.dialect().lock_rows()
+            ),
+            &[&tx.tenant(), &t.person_id],
+            |r| r.get(0),
+        )
+        .await?;
+    match count {
+        None => return Err(no_person(&t.person_id)),
+        Some(n) if n >= MAX_PER_PERSON => return Err(too_many(&t.person_id)),
+        Some(_) => {}
+    }
+    let dek = data_key(tx, master).await?;
+    let sealed = dek.seal(
+        &sealing::template_place(tx.tenant(), &t.person_id, &t.id),
+        &sealing::vector_bytes(&t.vector),
+    )?;
+    let created_ms = now_ms();
+    let dim = t.vector.len() as i64;
+    tx.execute(
+        "INSERT INTO face_templates (tenant_id, id, person_id, model, dim, nonce, sealed, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &tx.tenant(),
+            &t.id,
+            &t.person_id,
+            &t.model,
+            &dim,
+            &sealed.nonce,
+            &sealed.ciphertext,
+            &created_ms,
+        ],
+    )
+    .await?;
+    note_change(tx, &t.person_id, false).await?;
+    Ok(info(
+        t.id.clone(),
+        t.person_id.clone(),
+        t.model.clone(),
+        dim,
+        created_ms,
+    ))
+}
+
+async fn sealed_templates(
+    tx: &impl Exec,
+    person: &str,
+) -> Result<Vec<(TemplateInfo, Sealed)>, StoreError> {
+    tx.query(
+        "SELECT id, person_id, model, dim, created_ms, nonce, sealed FROM face_templates
+         WHERE tenant_id = $1 AND person_id = $2 ORDER BY created_ms, id",
+        &[&tx.tenant(), &person],
+        |r| {
             Ok((
                 info(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
                 Sealed {
@@ -266,180 +241,20 @@ impl SqliteStore {
                     ciphertext: r.get(6)?,
                 },
             ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn delete_template(
-        &mut self,
-        scope: &TenantScope,
-        person: &str,
-        id: &str,
-        audit: &Audit,
-    ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "DELETE FROM face_templates WHERE tenant_id = ?1 AND person_id = ?2 AND id = ?3",
-            params![scope.id, person, id],
-        )?;
-        if n > 0 {
-            append_audit(&tx, scope.id, audit)?;
-            Self::note_person_change(&tx, scope.id, person, false)?;
-        }
-        tx.commit()?;
-        Ok(n > 0)
-    }
+        },
+    )
+    .await
 }
 
-impl PgStore {
-    async fn data_key(
-        &self,
-        scope: &TenantScope,
-        master: &MasterKey,
-    ) -> Result<DataKey, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let dek = Self::data_key_in(&tx, scope, master).await?;
-        tx.commit().await?;
-        Ok(dek)
-    }
-
-    /// The tenant's data key, made (once, whatever the races between replicas) on first use.
-    pub(super) async fn data_key_in(
-        tx: &tokio_postgres::Transaction<'_>,
-        scope: &TenantScope,
-        master: &MasterKey,
-    ) -> Result<DataKey, StoreError> {
-        let (fresh, wrapped) = master.new_data_key(scope.id)?;
-        let n = tx
-            .execute(
-                "INSERT INTO tenant_keys (tenant_id, nonce, wrapped, created_ms) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant_id) DO NOTHING",
-                &[&scope.id, &wrapped.nonce, &wrapped.ciphertext, &now_ms()],
-            )
-            .await?;
-        if n == 1 {
-            return Ok(fresh);
-        }
-        let row = tx
-            .query_one(
-                "SELECT nonce, wrapped FROM tenant_keys WHERE tenant_id = $1",
-                &[&scope.id],
-            )
-            .await?;
-        let stored = Sealed {
-            nonce: row.get(0),
-            ciphertext: row.get(1),
-        };
-        Ok(master.unwrap_data_key(scope.id, &stored)?)
-    }
-
-    async fn add_template(
-        &self,
-        scope: &TenantScope,
-        master: &MasterKey,
-        t: &NewTemplate,
-        audit: &Audit,
-    ) -> Result<TemplateInfo, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        // Locks the person: their template count cannot be raced past the limit.
-        let count: Option<i64> = tx
-            .query_opt(
-                "SELECT (SELECT count(*) FROM face_templates WHERE tenant_id = $1 AND person_id = $2)
-                 FROM people WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-                &[&scope.id, &t.person_id],
-            )
-            .await?
-            .map(|r| r.get(0));
-        match count {
-            None => return Err(no_person(&t.person_id)),
-            Some(n) if n >= MAX_PER_PERSON => return Err(too_many(&t.person_id)),
-            Some(_) => {}
-        }
-        let dek = Self::data_key_in(&tx, scope, master).await?;
-        let sealed = dek.seal(
-            &sealing::template_place(scope.id, &t.person_id, &t.id),
-            &sealing::vector_bytes(&t.vector),
-        )?;
-        let created_ms = now_ms();
-        let dim = t.vector.len() as i64;
-        tx.execute(
-            "INSERT INTO face_templates (tenant_id, id, person_id, model, dim, nonce, sealed, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[
-                &scope.id,
-                &t.id,
-                &t.person_id,
-                &t.model,
-                &dim,
-                &sealed.nonce,
-                &sealed.ciphertext,
-                &created_ms,
-            ],
+async fn delete(tx: &impl Exec, person: &str, id: &str) -> Result<bool, StoreError> {
+    let n = tx
+        .execute(
+            "DELETE FROM face_templates WHERE tenant_id = $1 AND person_id = $2 AND id = $3",
+            &[&tx.tenant(), &person, &id],
         )
         .await?;
-        pg_audit(&tx, scope.id, audit).await?;
-        Self::note_person_change(&tx, scope.id, &t.person_id, false).await?;
-        tx.commit().await?;
-        Ok(info(
-            t.id.clone(),
-            t.person_id.clone(),
-            t.model.clone(),
-            dim,
-            created_ms,
-        ))
+    if n > 0 {
+        note_change(tx, person, false).await?;
     }
-
-    async fn sealed_templates(
-        &self,
-        scope: &TenantScope,
-        person: &str,
-    ) -> Result<Vec<(TemplateInfo, Sealed)>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let rows = tx
-            .query(
-                "SELECT id, person_id, model, dim, created_ms, nonce, sealed FROM face_templates
-                 WHERE tenant_id = $1 AND person_id = $2 ORDER BY created_ms, id",
-                &[&scope.id, &person],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    info(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)),
-                    Sealed {
-                        nonce: r.get(5),
-                        ciphertext: r.get(6),
-                    },
-                )
-            })
-            .collect())
-    }
-
-    async fn delete_template(
-        &self,
-        scope: &TenantScope,
-        person: &str,
-        id: &str,
-        audit: &Audit,
-    ) -> Result<bool, StoreError> {
-        let mut client = self.client().await?;
-        let tx = scoped(&mut client, scope).await?;
-        let n = tx
-            .execute(
-                "DELETE FROM face_templates WHERE tenant_id = $1 AND person_id = $2 AND id = $3",
-                &[&scope.id, &person, &id],
-            )
-            .await?;
-        if n > 0 {
-            pg_audit(&tx, scope.id, audit).await?;
-            Self::note_person_change(&tx, scope.id, person, false).await?;
-        }
-        tx.commit().await?;
-        Ok(n > 0)
-    }
+    Ok(n > 0)
 }

@@ -4,10 +4,8 @@
 //! refused as `blob_missing` — the node then uploads it again. Samples are checked
 //! (`rollcall_protocol::wav`) before they are stored.
 
-use rusqlite::{OptionalExtension, params};
-
 use super::{
-    NodeRow, PgStore, SqliteStore, Store, StoreError, TenantScope,
+    NodeRow, Store, StoreError, TenantScope,
     exec::{Exec, in_tenant},
 };
 use rollcall_protocol::wire::VoiceRecord;
@@ -79,44 +77,32 @@ async fn voice_audio(tx: &impl Exec, id: &str) -> Result<Option<Vec<u8>>, StoreE
         .await
 }
 
-impl SqliteStore {
-    /// Which of `digests` the tenant holds, within the caller's transaction.
-    pub(super) fn held_blobs(
-        tx: &rusqlite::Transaction<'_>,
-        tenant_id: i64,
-        digests: &[&str],
-    ) -> Result<Vec<String>, StoreError> {
-        let mut stmt = tx.prepare_cached(
-            "SELECT sha256 FROM voice_blobs WHERE tenant_id = ?1 AND sha256 = ?2",
-        )?;
-        let mut held = Vec::new();
-        for d in digests {
-            if let Some(s) = stmt
-                .query_row(params![tenant_id, d], |r| r.get(0))
-                .optional()?
-            {
-                held.push(s);
-            }
-        }
-        Ok(held)
-    }
-}
-
-impl PgStore {
-    /// Which of `digests` the tenant holds, within the caller's transaction.
-    pub(super) async fn held_blobs(
-        tx: &tokio_postgres::Transaction<'_>,
-        tenant_id: i64,
-        digests: &[&str],
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(tx
-            .query(
+/// Which of `digests` the tenant holds, within the caller's transaction.
+pub(super) async fn held_blobs(
+    tx: &impl Exec,
+    digests: &[&str],
+) -> Result<Vec<String>, StoreError> {
+    if let Some(pg) = tx.postgres() {
+        return pg
+            .query_native(
                 "SELECT sha256 FROM voice_blobs WHERE tenant_id = $1 AND sha256 = ANY($2)",
-                &[&tenant_id, &digests],
+                &[&tx.tenant(), &digests],
+                |r| r.get(0),
+            )
+            .await;
+    }
+    let mut held = Vec::new();
+    for d in digests {
+        if let Some(s) = tx
+            .query_opt(
+                "SELECT sha256 FROM voice_blobs WHERE tenant_id = $1 AND sha256 = $2",
+                &[&tx.tenant(), d],
+                |r| r.get(0),
             )
             .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        {
+            held.push(s);
+        }
     }
+    Ok(held)
 }
