@@ -22,9 +22,9 @@ use std::{
 
 use rollcall_cloud::server::{
     Backend, Config,
-    rate_limit::RateConfig,
+    attendance::query::{Cursor, Sort},
+    http::rate_limit::RateConfig,
     serve,
-    store::events_query::{Cursor, Sort},
 };
 use rollcall_protocol::codec::Encoding;
 use rollcall_tests::ScratchDatabase;

@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
             if admin_token.len() < 16 {
                 bail!("--admin-token (ROLLCALL_CLOUD_ADMIN_TOKEN) must be at least 16 characters");
             }
-            if !rollcall_cloud::server::tenancy::valid_slug(&tenant) {
+            if !rollcall_cloud::server::tenants::resolve::valid_slug(&tenant) {
                 bail!(
                     "--tenant must be a slug of 2-63 characters of a-z, 0-9 and - (not at either end), got `{tenant}`"
                 );
@@ -112,7 +112,7 @@ fn main() -> anyhow::Result<()> {
                 admin_token,
                 tenant,
                 base_domain,
-                rate_limits: rollcall_cloud::server::rate_limit::RateConfig {
+                rate_limits: rollcall_cloud::server::http::rate_limit::RateConfig {
                     per_user: rate_limit_user,
                     per_tenant: rate_limit_tenant,
                     logins: rate_limit_login,

@@ -1,35 +1,25 @@
-//! The server: storage, authentication, the HTTP API, metrics.
+//! The server, one folder per domain — `tenants`, `users`, `sites`, `nodes`, `people`, `cards`,
+//! `sync`, `records`, `attendance`, `audit` — each with its HTTP handlers (`api.rs`) and its
+//! storage (`store.rs` or a file named for what it keeps), and cross-cutting code in three
+//! named places: `http` (the router, middleware, problem mapping, OpenAPI), `auth` (who is
+//! calling) and `store` (the executor over both databases, their migrations and connections).
 
-mod api;
-mod auth;
-mod host;
-pub use host::valid_hostname;
-mod cors;
-mod docs_page;
-mod events_api;
-mod idempotency;
-mod identity;
-mod metrics;
-mod negotiate;
-mod openapi;
-mod passwords;
-mod people_api;
-pub mod rate_limit;
-mod records_api;
-mod rejections_api;
-mod request_meta;
-mod revocations_api;
+pub mod attendance;
+pub mod audit;
+pub mod auth;
+pub mod cards;
+pub mod http;
+pub(crate) mod nodes;
+pub mod people;
+pub mod records;
 pub mod sealing;
-mod sessions;
-mod sites_api;
+pub mod sites;
 pub mod store;
-mod sync_body;
-mod sync_pull;
-pub mod tenancy;
-mod tenant_cache;
-mod tokens;
-mod users_api;
-mod voice_api;
+pub mod sync;
+pub mod tenants;
+pub mod users;
+
+pub use http::host::valid_hostname;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -50,7 +40,7 @@ pub struct Config {
     pub tenant: String,
     /// With `rollcall.example`, the host `acme.rollcall.example` names tenant `acme`.
     pub base_domain: Option<String>,
-    pub rate_limits: rate_limit::RateConfig,
+    pub rate_limits: http::rate_limit::RateConfig,
     /// The file of the master key that seals face templates, and whether to make it when it
     /// is missing (a single SQLite server) or to refuse (replicas must share one key).
     pub master_key_file: PathBuf,
@@ -78,7 +68,7 @@ pub enum ServeError {
 
 /// Every minute: prunes the rate limiters' idle keys, and (hourly, first at start) purges what
 /// has expired. Returns when `stop` fires, never in the middle of a purge step.
-async fn maintenance(state: Arc<api::AppState>, mut stop: Shutdown) {
+async fn maintenance(state: Arc<http::router::AppState>, mut stop: Shutdown) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     for minute in 0u64.. {
         tokio::select! {
@@ -175,16 +165,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 e => ServeError::Store(e),
             })?;
     }
-    let access = tokens::AccessKeys::new(&store.platform_secret("access-token-hs256").await?);
-    let state = Arc::new(api::AppState {
+    let access = auth::tokens::AccessKeys::new(&store.platform_secret("access-token-hs256").await?);
+    let state = Arc::new(http::router::AppState {
         store,
-        admin_token_sha256: auth::token_hash(&config.admin_token),
+        admin_token_sha256: auth::extract::token_hash(&config.admin_token),
         tenant: config.tenant.clone(),
         base_domain: config.base_domain.clone(),
         access,
-        limits: rate_limit::RateLimits::new(config.rate_limits),
-        tenants: tenant_cache::TenantCache::new(tenant_cache::TTL),
-        metrics: metrics::Metrics::new(),
+        limits: http::rate_limit::RateLimits::new(config.rate_limits),
+        tenants: tenants::cache::TenantCache::new(tenants::cache::TTL),
+        metrics: http::metrics::Metrics::new(),
         master_key,
     });
     let mut supervisor = Supervisor::new();
@@ -195,7 +185,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(addr = %local, db = %config.database.describe(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
     let served = axum::serve(
         listener,
-        api::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        http::router::router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown({
         // The background loops stop with the listener, and are awaited below.

@@ -19,7 +19,10 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use super::{StoreError, TenantScope, audit::Audit};
+use crate::server::{
+    audit::store::Audit,
+    store::{StoreError, TenantScope},
+};
 use rollcall_service::clock::now_ms;
 
 /// A parameter both drivers can bind.
@@ -161,7 +164,7 @@ pub(crate) trait Exec {
                 &a.target,
                 &a.source,
                 &a.request_id,
-                &super::audit::detail_text(a),
+                &crate::server::audit::store::detail_text(a),
             ],
         )
         .await?;
@@ -289,7 +292,7 @@ impl Exec for PgTx<'_, '_> {
     }
 
     async fn enter_tenant(&self, id: i64) -> Result<(), StoreError> {
-        super::postgres::enter_tenant(self.tx, id).await
+        crate::server::store::postgres::enter_tenant(self.tx, id).await
     }
 
     async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
@@ -340,9 +343,9 @@ macro_rules! in_tenant {
         )
     };
     (@run $via:ident, $store:expr, $scope:expr, $audit:expr, |$tx:ident| $body:expr, $changed:expr) => {{
-        use $crate::server::store::exec::Exec as _;
+        use crate::server::store::exec::Exec as _;
         let scope: &$crate::server::store::TenantScope = $scope;
-        let audit: Option<$crate::server::store::audit::Audit> = $audit;
+        let audit: Option<$crate::server::audit::store::Audit> = $audit;
         match $store {
             $crate::server::store::Store::Sqlite(s) => {
                 let scope = scope.clone();
@@ -390,7 +393,7 @@ pub(crate) use in_tenant;
 macro_rules! in_platform {
     ($store:expr, |$tx:ident| $body:expr) => {{
         #[allow(unused_imports)]
-        use $crate::server::store::exec::Exec as _;
+        use crate::server::store::exec::Exec as _;
         match $store {
             $crate::server::store::Store::Sqlite(s) => {
                 s.on_writer(move |conn| {

@@ -6,36 +6,18 @@
 //! [`TenantScope`]. A scope can only be had from a [`Tenant`] this module loaded, and only while
 //! that tenant is active: a query that is not scoped to a resolved tenant does not compile.
 
-pub mod audit;
-pub mod events_query;
 pub(crate) mod exec;
-pub mod idempotency;
-mod ingest;
-mod node_handover;
-mod nodes;
-pub mod people;
-pub mod person_changes;
-pub mod person_uploads;
-mod postgres;
-pub mod records;
-pub mod rejections;
-pub mod revocations;
+pub(crate) mod postgres;
 pub mod schema;
-pub mod sessions;
-pub mod shifts;
-pub mod sites;
 mod sqlite;
 #[cfg(test)]
 mod suite;
-pub mod templates;
-mod tenants;
-pub mod users;
-pub mod voice_blobs;
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use crate::server::tenants::store::{Tenant, TenantScope, TenantStatus};
 pub use postgres::PgStore;
 use rollcall_protocol::wire::{AttendanceEvent, StoredEvent};
 pub use sqlite::{SqliteHandle, SqliteStore};
@@ -70,7 +52,7 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Seal(#[from] super::sealing::SealError),
+    Seal(#[from] crate::server::sealing::SealError),
     #[error(
         "PostgreSQL table `{table}` is not protected by a forced row-level security policy: \
          the schema was altered outside rollcall; refusing to serve"
@@ -151,77 +133,6 @@ fn redact_password(url: &str) -> String {
     }
 }
 
-#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TenantStatus {
-    Active,
-    Suspended,
-}
-
-impl TenantStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantStatus::Active => "active",
-            TenantStatus::Suspended => "suspended",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        if s == "active" {
-            TenantStatus::Active
-        } else {
-            TenantStatus::Suspended
-        }
-    }
-}
-
-/// A tenant as stored. Only this module makes one (the private field), so a [`TenantScope`]
-/// always stands for a tenant that was looked up.
-#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
-pub struct Tenant {
-    #[serde(skip)]
-    pub id: i64,
-    pub slug: String,
-    pub name: String,
-    pub status: TenantStatus,
-    pub created_ms: i64,
-    /// Browser origins allowed to call this tenant's API (CORS), e.g. `https://admin.acme.example`.
-    pub cors_origins: Vec<String>,
-    #[serde(skip)]
-    _loaded: Loaded,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Loaded;
-
-impl Tenant {
-    /// The scope for queries on this tenant's rows; `None` while it is suspended.
-    pub fn scope(&self) -> Option<TenantScope> {
-        (self.status == TenantStatus::Active).then(|| TenantScope {
-            id: self.id,
-            slug: self.slug.clone(),
-        })
-    }
-}
-
-/// Proof that a request was resolved to an active tenant; every query on tenant-owned rows
-/// takes one. On PostgreSQL it also sets `rollcall.tenant_id` for row-level security.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantScope {
-    id: i64,
-    slug: String,
-}
-
-impl TenantScope {
-    pub fn id(&self) -> i64 {
-        self.id
-    }
-
-    pub fn slug(&self) -> &str {
-        &self.slug
-    }
-}
-
 /// A node as the admin API lists it (never its token).
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct NodeInfo {
@@ -287,7 +198,7 @@ impl Store {
     }
 }
 
-fn decode_event(
+pub(crate) fn decode_event(
     id: String,
     node_id: String,
     received_ms: i64,
@@ -301,7 +212,7 @@ fn decode_event(
     })
 }
 
-fn encode_event(e: &AttendanceEvent) -> Result<String, StoreError> {
+pub(crate) fn encode_event(e: &AttendanceEvent) -> Result<String, StoreError> {
     serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
         id: e.id.clone(),
         source,
@@ -359,21 +270,5 @@ mod tests {
             Backend::parse("postgres://app:s3cret@db:5432/rc", None).describe(),
             "postgres://app@db:5432/rc"
         );
-    }
-
-    #[test]
-    fn only_an_active_tenant_gives_a_scope() {
-        let mut t = Tenant {
-            id: 3,
-            slug: "acme".into(),
-            name: "Acme".into(),
-            status: TenantStatus::Active,
-            created_ms: 0,
-            cors_origins: vec![],
-            _loaded: Loaded,
-        };
-        assert_eq!(t.scope().map(|s| s.id()), Some(3));
-        t.status = TenantStatus::Suspended;
-        assert!(t.scope().is_none());
     }
 }

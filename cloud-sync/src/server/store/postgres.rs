@@ -7,7 +7,7 @@
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use tokio_postgres::NoTls;
 
-use super::{
+use crate::server::store::{
     StoreError, TenantScope,
     schema::{POSTGRES, PROTECT_TENANT_TABLES, TENANT_TABLES, tenant_tables_array},
 };
@@ -83,13 +83,13 @@ impl PgStore {
         Ok(store)
     }
 
-    pub(super) async fn client(&self) -> Result<Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(pool_err)
     }
 }
 
 /// Points the transaction's row-level security at one tenant.
-pub(super) async fn enter_tenant(tx: &Transaction<'_>, tenant_id: i64) -> Result<(), StoreError> {
+pub(crate) async fn enter_tenant(tx: &Transaction<'_>, tenant_id: i64) -> Result<(), StoreError> {
     let set = tx
         .prepare_cached("SELECT set_config('rollcall.tenant_id', $1, true)")
         .await?;
@@ -98,12 +98,12 @@ pub(super) async fn enter_tenant(tx: &Transaction<'_>, tenant_id: i64) -> Result
 }
 
 /// A transaction whose row-level security sees only `scope`'s rows.
-pub(super) async fn scoped<'a>(
+pub(crate) async fn scoped<'a>(
     client: &'a mut Object,
     scope: &TenantScope,
 ) -> Result<Transaction<'a>, StoreError> {
     let tx = client.transaction().await?;
-    enter_tenant(&tx, scope.id).await?;
+    enter_tenant(&tx, scope.id()).await?;
     Ok(tx)
 }
 

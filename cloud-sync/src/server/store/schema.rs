@@ -108,7 +108,7 @@ pub const TENANT_TABLES: &[&str] = &[
 /// [`TENANT_TABLES`]): each listed table that has no row security at all yet (a table those
 /// migrations made) gets it enabled and forced (so even the owner is filtered) with the policy.
 /// A table whose protection was weakened behind rollcall's back (policy dropped, forcing turned
-/// off) is not repaired here: start-up refuses it ([`super::StoreError::Unprotected`]).
+/// off) is not repaired here: start-up refuses it ([`crate::server::store::StoreError::Unprotected`]).
 pub const PROTECT_TENANT_TABLES: &str = r#"
 DO $$
 DECLARE t text;

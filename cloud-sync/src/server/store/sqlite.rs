@@ -11,12 +11,12 @@ use parking_lot::Mutex;
 
 use rusqlite::Connection;
 
-use super::{StoreError, schema::SQLITE};
+use crate::server::store::{StoreError, schema::SQLITE};
 use rollcall_service::sqlite::{open_migrated, open_reader};
 
 /// The writing connection.
 pub struct SqliteStore {
-    pub(super) conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 /// Read connections kept open between reads (more are opened while more reads run at once).
@@ -27,7 +27,7 @@ const IDLE_READERS: usize = 4;
 /// reader sees the last commit while a write transaction is under way.
 #[derive(Clone)]
 pub struct SqliteHandle {
-    pub(super) writer: Arc<Mutex<SqliteStore>>,
+    pub(crate) writer: Arc<Mutex<SqliteStore>>,
     readers: Arc<Readers>,
 }
 
@@ -50,7 +50,7 @@ impl SqliteHandle {
     }
 
     /// Runs `f` on the writer's connection, off the async threads.
-    pub(super) async fn on_writer<T: Send + 'static>(
+    pub(crate) async fn on_writer<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -62,7 +62,7 @@ impl SqliteHandle {
 
     /// Runs `f` on a read-only connection, off the async threads; it never waits for the
     /// writer.
-    pub(super) async fn on_reader<T: Send + 'static>(
+    pub(crate) async fn on_reader<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -102,9 +102,9 @@ impl SqliteStore {
 mod tests {
     use super::*;
 
-    use crate::server::store::{
-        Backend, Store,
-        events_query::{EventFilter, PageStart},
+    use crate::server::{
+        attendance::query::{EventFilter, PageStart},
+        store::{Backend, Store},
     };
 
     #[tokio::test]

@@ -2,9 +2,15 @@
 //! file and one on a fresh PostgreSQL database. PostgreSQL-only checks (row-level security,
 //! roles, concurrent migration) follow.
 
-use super::{
-    events_query::{Cursor, EventFilter, PageStart, Sort},
-    test_event as event, *,
+use super::{test_event as event, *};
+use crate::server::{
+    attendance::query::{self as events_query, Cursor, EventFilter, PageStart, Sort},
+    audit::store as audit,
+    auth::session_store as sessions,
+    http::idempotency_keys as idempotency,
+    people::{shifts, store as people, templates},
+    records::store as records,
+    users::store as users,
 };
 use rollcall_protocol::wire::PushBatch;
 use rollcall_tests::scratch::{self, ScratchDatabase};
@@ -1627,7 +1633,7 @@ async fn shifts_are_for_assigned_people_and_never_overlap(store: Store) {
 
 both!(templates_are_sealed_per_tenant_and_bounded);
 async fn templates_are_sealed_per_tenant_and_bounded(store: Store) {
-    use super::super::sealing::MasterKey;
+    use crate::server::sealing::MasterKey;
     use templates::{MAX_PER_PERSON, NewTemplate};
     let master = MasterKey::from_bytes([9; 32]);
     let acme = with_sites(&store, "acme", &["hq"]).await;
@@ -1982,7 +1988,7 @@ async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
 
 both!(people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept);
 async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store: Store) {
-    use super::super::sealing::MasterKey;
+    use crate::server::sealing::MasterKey;
     use base64::Engine as _;
     use rollcall_protocol::{
         merge::Hlc,

@@ -1,0 +1,187 @@
+//! `Idempotency-Key` on unsafe methods (POST, PUT, PATCH, DELETE) of the tenant API: a client
+//! that retries after a lost answer gets the first answer again instead of a second effect.
+//!
+//! Keys belong to the caller (tenant and user or credential); the request is fingerprinted by
+//! method, path, query and body. Same key and same request → the stored response, marked
+//! `Idempotent-Replayed: true`; same key, different request → 422; the first request still
+//! running → 409. Server errors (5xx) are not stored, so a retry runs again. Keys live 24 hours.
+//! Node sync is idempotent by item id already and is left alone.
+
+use std::sync::Arc;
+
+use axum::{
+    body::{Body, to_bytes},
+    extract::{Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use sha2::{Digest, Sha256};
+
+use crate::server::{
+    auth::identity,
+    http::{
+        idempotency_keys::{Begin, Stored},
+        problem::store_problem,
+        router::AppState,
+    },
+};
+use rollcall_service::problem::Problem;
+
+pub const HEADER: &str = "idempotency-key";
+const REPLAYED: &str = "idempotent-replayed";
+/// Largest request body fingerprinted, and largest response stored.
+const MAX_BODY: usize = 4 << 20;
+
+/// A key: 1–255 visible ASCII characters.
+fn valid_key(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn fingerprint(method: &Method, uri: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str());
+    h.update([0]);
+    h.update(uri);
+    h.update([0]);
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// Whether requests of `method` to `path` take an `Idempotency-Key` (the OpenAPI document says
+/// so for exactly these).
+pub(crate) fn covers(method: &Method, path: &str) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && path.starts_with("/api/")
+        && !path.starts_with("/api/v1/sync/")
+        && !path.starts_with("/api/v1/auth/")
+}
+
+fn applies(req: &Request) -> bool {
+    covers(req.method(), req.uri().path()) && req.headers().contains_key(HEADER)
+}
+
+pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if !applies(&req) {
+        return next.run(req).await;
+    }
+    match run(&state, req, next).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Response> {
+    let (parts, body) = req.into_parts();
+    let key = parts
+        .headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| valid_key(k))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Problem::bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
+                .into_response()
+        })?;
+    // Only an authenticated caller has keys; anyone else goes on to be refused as usual.
+    let Ok(caller) = identity::authenticate(&parts, state).await else {
+        return Ok(next.run(Request::from_parts(parts, body)).await);
+    };
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+            format!("a request with an Idempotency-Key may carry at most {MAX_BODY} bytes"),
+        )
+        .into_response()
+    })?;
+    let uri = parts.uri.to_string();
+    let fp = fingerprint(&parts.method, &uri, &bytes);
+    let (scope, who) = (caller.scope.clone(), caller.who());
+    let begun = state
+        .store
+        .idem_begin(&scope, &who, &key, &fp)
+        .await
+        .map_err(|e| store_problem(e).into_response())?;
+    match begun {
+        Begin::Replay(stored) => return Ok(replay(stored)),
+        Begin::Mismatch => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                "this Idempotency-Key was used for a different request; use a new key for a new request",
+            )
+            .into_response());
+        }
+        Begin::InProgress => {
+            let mut p = Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-in-progress",
+                "Request in progress",
+                "the first request with this Idempotency-Key has not finished; retry shortly",
+            );
+            p.retry_after_s = Some(1);
+            return Err(p.into_response());
+        }
+        Begin::Started => {}
+    }
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let (resp_parts, resp_body) = response.into_parts();
+    let Ok(resp_bytes) = to_bytes(resp_body, MAX_BODY).await else {
+        let _ = state.store.idem_abandon(&scope, &who, &key).await;
+        return Err(Problem::internal("the response could not be read back").into_response());
+    };
+    if resp_parts.status.is_server_error() {
+        let _ = state.store.idem_abandon(&scope, &who, &key).await;
+    } else {
+        let stored = Stored {
+            status: resp_parts.status.as_u16(),
+            content_type: resp_parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            body: resp_bytes.to_vec(),
+        };
+        if let Err(e) = state.store.idem_finish(&scope, &who, &key, stored).await {
+            // The effect happened and the client gets its answer; only a replay is lost.
+            tracing::error!(error = %e, key = %key, "idempotent response not stored");
+        }
+    }
+    Ok(Response::from_parts(resp_parts, Body::from(resp_bytes)))
+}
+
+fn replay(stored: Stored) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut r = (status, stored.body).into_response();
+    if let Ok(ct) = HeaderValue::from_str(&stored.content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    r.headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_fingerprints() {
+        assert!(valid_key("order-2026-11-25/42"));
+        assert!(!valid_key(""));
+        assert!(!valid_key("has space"));
+        assert!(!valid_key(&"k".repeat(256)));
+        let a = fingerprint(&Method::POST, "/api/v1/users", b"{}");
+        assert_eq!(a, fingerprint(&Method::POST, "/api/v1/users", b"{}"));
+        assert_ne!(a, fingerprint(&Method::PATCH, "/api/v1/users", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/api/v1/users?x=1", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/api/v1/users", b"{ }"));
+    }
+}
