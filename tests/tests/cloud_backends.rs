@@ -113,7 +113,7 @@ fn tenants_are_managed_by_the_platform_operator() {
             .expect("create");
         assert_eq!(
             (status, p["type"].as_str()),
-            (409, Some("urn:rollcall:problem:conflict")),
+            (409, Some("urn:rollcall:problem:tenant-exists")),
             "{name}: {p}"
         );
         for (body, why) in [

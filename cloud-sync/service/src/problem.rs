@@ -75,7 +75,38 @@ fn status_code<S: serde::Serializer>(s: &StatusCode, ser: S) -> Result<S::Ok, S:
     ser.serialize_u16(s.as_u16())
 }
 
+/// A documented kind of problem: its `type` URI's last part, title, status and what it means.
+/// Each domain declares the kinds it answers with, and the OpenAPI document lists them all.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProblemType {
+    /// `person-exists` → `urn:rollcall:problem:person-exists`.
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    /// When it is answered, for the documentation.
+    pub meaning: &'static str,
+}
+
+impl ProblemType {
+    /// The full `type` URI.
+    pub fn uri(&self) -> String {
+        format!("urn:rollcall:problem:{}", self.slug)
+    }
+}
+
 impl Problem {
+    /// A problem of a documented kind; a 400's `invalid-params` names the field the detail
+    /// names, as [`Problem::bad_request`] does.
+    pub fn of(kind: &ProblemType, detail: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(kind.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let p = Self::new(status, kind.slug, kind.title, detail);
+        if status == StatusCode::BAD_REQUEST {
+            p.with_invalid_param()
+        } else {
+            p
+        }
+    }
+
     /// `kind` becomes the type URI `urn:rollcall:problem:<kind>`.
     pub fn new(status: StatusCode, kind: &str, title: &str, detail: impl Into<String>) -> Self {
         Self {

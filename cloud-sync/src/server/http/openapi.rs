@@ -80,7 +80,43 @@ pub(crate) fn spec() -> Value {
     let (_, doc) = crate::server::http::router::routes().split_for_parts();
     let mut doc = serde_json::to_value(doc).unwrap_or(Value::Null);
     finish(&mut doc);
+    document_problem_types(&mut doc);
     doc
+}
+
+/// Lists the domains' problem types: a table in the description, and `x-problem-types` for
+/// tools.
+fn document_problem_types(doc: &mut Value) {
+    let kinds: Vec<_> = crate::server::http::problem::DOMAIN_PROBLEMS
+        .iter()
+        .flat_map(|d| d.iter())
+        .collect();
+    let mut table = String::from(
+        "\n\n**Problem types** a request can be refused with, besides `bad-request`, \
+         `unauthorized`, `forbidden`, `not-found` and the others each operation lists:\n\n\
+         | type | status | title | when |\n|---|---|---|---|\n",
+    );
+    for k in &kinds {
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            k.uri(),
+            k.status,
+            k.title,
+            k.meaning
+        ));
+    }
+    if let Some(Value::String(d)) = doc.pointer_mut("/info/description") {
+        d.push_str(&table);
+    }
+    doc["x-problem-types"] = Value::Array(
+        kinds
+            .iter()
+            .map(|k| {
+                serde_json::json!({ "type": k.uri(), "status": k.status, "title": k.title,
+                                    "description": k.meaning })
+            })
+            .collect(),
+    );
 }
 
 /// This API's OpenAPI 3.1 document.
@@ -475,6 +511,36 @@ mod tests {
         p.as_str()
             .unwrap_or_else(|| panic!("{schema}.{field} has no pattern"))
             .to_owned()
+    }
+
+    #[test]
+    fn every_domain_problem_type_is_documented_once() {
+        let doc = spec();
+        let listed: Vec<&str> = doc["x-problem-types"]
+            .as_array()
+            .expect("x-problem-types")
+            .iter()
+            .filter_map(|k| k["type"].as_str())
+            .collect();
+        let kinds: Vec<_> = crate::server::http::problem::DOMAIN_PROBLEMS
+            .iter()
+            .flat_map(|d| d.iter())
+            .collect();
+        assert!(kinds.len() >= 14, "{kinds:?}");
+        let description = doc["info"]["description"].as_str().expect("description");
+        for k in &kinds {
+            let uri = k.uri();
+            assert_eq!(
+                listed.iter().filter(|t| **t == uri).count(),
+                1,
+                "{uri} listed once"
+            );
+            assert!(
+                description.contains(&format!("| `{uri}` | {} |", k.status)),
+                "{uri}"
+            );
+            assert!(matches!(k.status, 400 | 409 | 422), "{uri}: {}", k.status);
+        }
     }
 
     #[test]

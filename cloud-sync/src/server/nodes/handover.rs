@@ -7,6 +7,7 @@
 //! watermark; without the handover the new node would start at 0, be told it lacks everything
 //! and have every re-sent item refused as another node's (`id_conflict`).
 
+use crate::server::nodes::store::NodeError;
 use crate::server::{
     audit::store::Audit,
     store::{
@@ -118,12 +119,13 @@ const RETIRE: &str = "UPDATE nodes SET revoked_ms = coalesce(revoked_ms, $3), wa
 /// Checks the node to replace: it must be the tenant's and serve the same site. Its watermark.
 fn check(old: &str, site_id: &str, found: Option<(String, i64)>) -> Result<i64, StoreError> {
     match found {
-        None => Err(StoreError::Invalid(format!(
-            "replaces: the tenant has no node `{old}`"
-        ))),
-        Some((site, _)) if site != site_id => Err(StoreError::Invalid(format!(
-            "replaces: node `{old}` serves site `{site}`, not `{site_id}`"
-        ))),
+        None => Err(NodeError::UnknownReplaced(old.to_owned()).into()),
+        Some((site, _)) if site != site_id => Err(NodeError::ReplacedElsewhere {
+            old: old.to_owned(),
+            site,
+            wanted: site_id.to_owned(),
+        }
+        .into()),
         Some((_, watermark)) => Ok(watermark),
     }
 }

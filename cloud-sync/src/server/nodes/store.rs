@@ -4,6 +4,7 @@
 //!
 //! [`exec`]: crate::server::store::exec
 
+use crate::server::store::Refused;
 use crate::server::{
     audit::store::Audit,
     store::{
@@ -12,6 +13,45 @@ use crate::server::{
     },
 };
 use rollcall_service::clock::now_ms;
+use rollcall_service::problem::ProblemType;
+
+/// What the nodes' API refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("replaces: the tenant has no node `{0}`")]
+    UnknownReplaced(String),
+    #[error("replaces: node `{old}` serves site `{site}`, not `{wanted}`")]
+    ReplacedElsewhere {
+        old: String,
+        site: String,
+        wanted: String,
+    },
+}
+
+pub const UNKNOWN_NODE: ProblemType = ProblemType {
+    slug: "unknown-node",
+    title: "Unknown node",
+    status: 400,
+    meaning: "the node to replace is not the tenant's",
+};
+pub const NODE_OF_ANOTHER_SITE: ProblemType = ProblemType {
+    slug: "node-of-another-site",
+    title: "Node of another site",
+    status: 400,
+    meaning: "a node can only replace a node of the same site",
+};
+
+/// The problem types of this domain, for the OpenAPI document.
+pub const PROBLEMS: &[&ProblemType] = &[&UNKNOWN_NODE, &NODE_OF_ANOTHER_SITE];
+
+impl Refused for NodeError {
+    fn problem_type(&self) -> &'static ProblemType {
+        match self {
+            NodeError::UnknownReplaced(_) => &UNKNOWN_NODE,
+            NodeError::ReplacedElsewhere { .. } => &NODE_OF_ANOTHER_SITE,
+        }
+    }
+}
 
 impl Store {
     /// The tenant's bundle signing key, created on first use (by whichever replica asks first:
@@ -106,7 +146,9 @@ async fn next_bundle_serial(tx: &impl Exec, site_id: &str) -> Result<u64, StoreE
             |r| r.get::<i64>(0),
         )
         .await?
-        .ok_or_else(|| StoreError::Conflict(format!("no bundle serial for site `{site_id}`")))?;
+        .ok_or_else(|| {
+            StoreError::Inconsistent(format!("no bundle serial for site `{site_id}`"))
+        })?;
     Ok(serial.unsigned_abs())
 }
 

@@ -540,7 +540,11 @@ pub(crate) async fn add_template(
         .await
         .map_err(|e| match e {
             // The person is in the path: a missing one is 404, like every other path object.
-            crate::server::store::StoreError::Invalid(_) => no_person(&id),
+            crate::server::store::StoreError::Refused(r)
+                if r.problem_type() == &crate::server::people::store::UNKNOWN_PERSON =>
+            {
+                no_person(&id)
+            }
             e => store_problem(e),
         })?;
     Ok((StatusCode::CREATED, axum::Json(info)))

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::server::people::store::PeopleError;
+
 use crate::server::{
     audit::store::Audit,
     store::{
@@ -42,8 +44,8 @@ pub const MAX_SHIFTS: i64 = 1000;
 const COLUMNS: &str = "id, person_id, site_id, starts_ms, ends_ms, note, created_ms";
 
 impl Store {
-    /// A new shift; [`StoreError::Invalid`] for an unknown or inactive person, a site they are not
-    /// assigned to, and [`StoreError::Conflict`] if it overlaps one of theirs.
+    /// A new shift; a [`PeopleError`] for an unknown or inactive person, a site they are not
+    /// assigned to, or an overlap with one of theirs.
     pub async fn create_shift(
         &self,
         scope: &TenantScope,
@@ -88,29 +90,17 @@ impl crate::server::store::exec::Outcome for Shift {
 }
 
 /// Why a person cannot take a shift at a site, if they cannot.
-fn refusal(person: Option<(bool, bool)>, shift: &Shift) -> Option<StoreError> {
+fn refusal(person: Option<(bool, bool)>, shift: &Shift) -> Option<PeopleError> {
+    let id = || shift.person_id.clone();
     match person {
-        None => Some(StoreError::Invalid(format!(
-            "person_id: no person `{}`",
-            shift.person_id
-        ))),
-        Some((false, _)) => Some(StoreError::Invalid(format!(
-            "person `{}` is inactive",
-            shift.person_id
-        ))),
-        Some((true, false)) => Some(StoreError::Invalid(format!(
-            "person `{}` is not assigned to site `{}`",
-            shift.person_id, shift.site_id
-        ))),
+        None => Some(PeopleError::NoShiftPerson(id())),
+        Some((false, _)) => Some(PeopleError::Inactive(id())),
+        Some((true, false)) => Some(PeopleError::NotAssigned {
+            person: id(),
+            site: shift.site_id.clone(),
+        }),
         Some((true, true)) => None,
     }
-}
-
-fn overlap(shift: &Shift, other: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "person `{}` already has shift `{other}` at that time",
-        shift.person_id
-    ))
 }
 
 async fn create(tx: &impl Exec, s: &Shift) -> Result<Shift, StoreError> {
@@ -129,7 +119,7 @@ async fn create(tx: &impl Exec, s: &Shift) -> Result<Shift, StoreError> {
         )
         .await?;
     if let Some(e) = refusal(person, s) {
-        return Err(e);
+        return Err(e.into());
     }
     let clash: Option<String> = tx
         .query_opt(
@@ -140,7 +130,11 @@ async fn create(tx: &impl Exec, s: &Shift) -> Result<Shift, StoreError> {
         )
         .await?;
     if let Some(other) = clash {
-        return Err(overlap(s, &other));
+        return Err(PeopleError::ShiftOverlap {
+            person: s.person_id.clone(),
+            other,
+        }
+        .into());
     }
     let created_ms = now_ms();
     tx.execute(

@@ -4,6 +4,9 @@
 
 use serde::Serialize;
 
+use crate::server::store::Refused;
+use rollcall_service::problem::ProblemType;
+
 use crate::server::{
     audit::store::Audit,
     people::changes::{note_change, was_erased},
@@ -13,6 +16,105 @@ use crate::server::{
     },
 };
 use rollcall_service::clock::now_ms;
+
+/// What the people's API refuses (people, their templates and shifts).
+#[derive(Debug, thiserror::Error)]
+pub enum PeopleError {
+    #[error("person `{0}` already exists")]
+    Exists(String),
+    #[error("person `{0}` was erased; an erased id cannot be used again: choose another id")]
+    Erased(String),
+    #[error("site_ids: no site `{0}`")]
+    UnknownSite(String),
+    #[error("no person `{0}`")]
+    NoPerson(String),
+    #[error("person_id: no person `{0}`")]
+    NoShiftPerson(String),
+    #[error("person `{0}` is inactive")]
+    Inactive(String),
+    #[error("person `{person}` is not assigned to site `{site}`")]
+    NotAssigned { person: String, site: String },
+    #[error("person `{person}` already has shift `{other}` at that time")]
+    ShiftOverlap { person: String, other: String },
+    #[error("person `{0}` has {max} templates already; delete one first", max = super::templates::MAX_PER_PERSON)]
+    TooManyTemplates(String),
+}
+
+pub const PERSON_EXISTS: ProblemType = ProblemType {
+    slug: "person-exists",
+    title: "Person exists",
+    status: 409,
+    meaning: "the tenant has a person with this id",
+};
+pub const PERSON_ERASED: ProblemType = ProblemType {
+    slug: "person-erased",
+    title: "Person erased",
+    status: 409,
+    meaning: "a person with this id was erased; nodes keep its tombstone, so the id is never reused",
+};
+pub const UNKNOWN_SITE: ProblemType = ProblemType {
+    slug: "unknown-site",
+    title: "Unknown site",
+    status: 400,
+    meaning: "the request names a site the tenant does not have",
+};
+pub const UNKNOWN_PERSON: ProblemType = ProblemType {
+    slug: "unknown-person",
+    title: "Unknown person",
+    status: 400,
+    meaning: "the request names a person the tenant does not have",
+};
+pub const PERSON_INACTIVE: ProblemType = ProblemType {
+    slug: "person-inactive",
+    title: "Person inactive",
+    status: 400,
+    meaning: "an inactive person gets no new shifts",
+};
+pub const NOT_ASSIGNED: ProblemType = ProblemType {
+    slug: "not-assigned",
+    title: "Not assigned to the site",
+    status: 400,
+    meaning: "a shift is only for a person assigned to its site",
+};
+pub const SHIFT_OVERLAP: ProblemType = ProblemType {
+    slug: "shift-overlap",
+    title: "Shifts overlap",
+    status: 409,
+    meaning: "the person already has a shift overlapping this one",
+};
+pub const TOO_MANY_TEMPLATES: ProblemType = ProblemType {
+    slug: "too-many-templates",
+    title: "Too many templates",
+    status: 409,
+    meaning: "the person has the most face templates one person may have",
+};
+
+/// The problem types of this domain, for the OpenAPI document.
+pub const PROBLEMS: &[&ProblemType] = &[
+    &PERSON_EXISTS,
+    &PERSON_ERASED,
+    &UNKNOWN_SITE,
+    &UNKNOWN_PERSON,
+    &PERSON_INACTIVE,
+    &NOT_ASSIGNED,
+    &SHIFT_OVERLAP,
+    &TOO_MANY_TEMPLATES,
+];
+
+impl Refused for PeopleError {
+    fn problem_type(&self) -> &'static ProblemType {
+        match self {
+            PeopleError::Exists(_) => &PERSON_EXISTS,
+            PeopleError::Erased(_) => &PERSON_ERASED,
+            PeopleError::UnknownSite(_) => &UNKNOWN_SITE,
+            PeopleError::NoPerson(_) | PeopleError::NoShiftPerson(_) => &UNKNOWN_PERSON,
+            PeopleError::Inactive(_) => &PERSON_INACTIVE,
+            PeopleError::NotAssigned { .. } => &NOT_ASSIGNED,
+            PeopleError::ShiftOverlap { .. } => &SHIFT_OVERLAP,
+            PeopleError::TooManyTemplates(_) => &TOO_MANY_TEMPLATES,
+        }
+    }
+}
 
 /// A person as the API shows one (never their face templates, only how many).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -58,7 +160,7 @@ pub struct PeopleFilter {
 }
 
 impl Store {
-    /// A new person; [`StoreError::Conflict`] if the id is taken, [`StoreError::Invalid`] if a
+    /// A new person; [`PeopleError::Exists`] if the id is taken, [`PeopleError::UnknownSite`] if a
     /// site is not the tenant's.
     pub async fn create_person(
         &self,
@@ -120,15 +222,9 @@ impl Outcome for Person {
 const ERASE: [&str; 4] = ["face_templates", "shifts", "person_sites", "people"];
 
 /// An erased person's id stays erased: nodes hold a tombstone for it that beats any edit.
-fn erased(id: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "person `{id}` was erased; an erased id cannot be used again: choose another id"
-    ))
-}
-
 fn unknown_sites(wanted: &[String], known: &[String]) -> Result<(), StoreError> {
     match wanted.iter().find(|s| !known.contains(s)) {
-        Some(s) => Err(StoreError::Invalid(format!("site_ids: no site `{s}`"))),
+        Some(s) => Err(PeopleError::UnknownSite(s.clone()).into()),
         None => Ok(()),
     }
 }
@@ -174,19 +270,16 @@ async fn create(tx: &impl Exec, p: &NewPerson) -> Result<Person, StoreError> {
         )
         .await?;
     if n == 0 {
-        return Err(StoreError::Conflict(format!(
-            "person `{}` already exists",
-            p.id
-        )));
+        return Err(PeopleError::Exists(p.id.clone()).into());
     }
     if was_erased(tx, &p.id).await? {
-        return Err(erased(&p.id));
+        return Err(PeopleError::Erased(p.id.clone()).into());
     }
     set_sites(tx, &p.id, &p.site_ids).await?;
     note_change(tx, &p.id, false).await?;
     one(tx, &p.id)
         .await?
-        .ok_or_else(|| StoreError::Conflict(format!("person `{}` vanished", p.id)))
+        .ok_or_else(|| StoreError::Inconsistent(format!("person `{}` vanished", p.id)))
 }
 
 async fn one(tx: &impl Exec, id: &str) -> Result<Option<Person>, StoreError> {

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use crate::server::people::store::PeopleError;
+
 use crate::server::sealing::{self, DataKey, MasterKey, Sealed};
 use crate::server::{
     audit::store::Audit,
@@ -40,8 +42,8 @@ pub struct NewTemplate {
 }
 
 impl Store {
-    /// Seals and stores a template; [`StoreError::Invalid`] if the person is not the tenant's,
-    /// [`StoreError::Conflict`] if they have [`MAX_PER_PERSON`] already.
+    /// Seals and stores a template; [`PeopleError::NoPerson`] if the person is not the tenant's,
+    /// [`PeopleError::TooManyTemplates`] if they have [`MAX_PER_PERSON`] already.
     pub async fn add_template(
         &self,
         scope: &TenantScope,
@@ -122,16 +124,6 @@ fn info(id: String, person_id: String, model: String, dim: i64, created_ms: i64)
     }
 }
 
-fn too_many(person: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "person `{person}` has {MAX_PER_PERSON} templates already; delete one first"
-    ))
-}
-
-fn no_person(person: &str) -> StoreError {
-    StoreError::Invalid(format!("no person `{person}`"))
-}
-
 /// The tenant's data key, made (once, whatever the races between replicas) on first use.
 pub(crate) async fn data_key(tx: &impl Exec, master: &MasterKey) -> Result<DataKey, StoreError> {
     let t = tx.tenant();
@@ -191,8 +183,10 @@ async fn add(
         )
         .await?;
     match count {
-        None => return Err(no_person(&t.person_id)),
-        Some(n) if n >= MAX_PER_PERSON => return Err(too_many(&t.person_id)),
+        None => return Err(PeopleError::NoPerson(t.person_id.clone()).into()),
+        Some(n) if n >= MAX_PER_PERSON => {
+            return Err(PeopleError::TooManyTemplates(t.person_id.clone()).into());
+        }
         Some(_) => {}
     }
     let dek = data_key(tx, master).await?;

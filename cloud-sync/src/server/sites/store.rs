@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+use crate::server::store::Refused;
+use rollcall_service::problem::ProblemType;
+
 use crate::server::{
     audit::store::Audit,
     store::{
@@ -33,10 +36,39 @@ const IN_USE: &str =
     "SELECT EXISTS (SELECT 1 FROM person_sites WHERE tenant_id = $1 AND site_id = $2)
                           OR EXISTS (SELECT 1 FROM shifts WHERE tenant_id = $1 AND site_id = $2)";
 
-fn in_use(id: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "site `{id}` still has people assigned or shifts: move them first"
-    ))
+/// What the sites' API refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("site `{0}` already exists")]
+    Exists(String),
+    #[error("site `{0}` still has people assigned or shifts: move them first")]
+    InUse(String),
+}
+
+pub const SITE_EXISTS: ProblemType = ProblemType {
+    slug: "site-exists",
+    title: "Site exists",
+    status: 409,
+    meaning: "the tenant has a site with this id",
+};
+
+pub const SITE_IN_USE: ProblemType = ProblemType {
+    slug: "site-in-use",
+    title: "Site in use",
+    status: 409,
+    meaning: "the site still has people assigned or shifts, so it cannot be deleted",
+};
+
+/// The problem types of this domain, for the OpenAPI document.
+pub const PROBLEMS: &[&ProblemType] = &[&SITE_EXISTS, &SITE_IN_USE];
+
+impl Refused for SiteError {
+    fn problem_type(&self) -> &'static ProblemType {
+        match self {
+            SiteError::Exists(_) => &SITE_EXISTS,
+            SiteError::InUse(_) => &SITE_IN_USE,
+        }
+    }
 }
 
 fn site(
@@ -90,7 +122,7 @@ pub struct SiteChange {
 }
 
 impl Store {
-    /// A new site; [`StoreError::Conflict`] if the id is taken.
+    /// A new site; [`SiteError::Exists`] if the id is taken.
     pub async fn create_site(
         &self,
         scope: &TenantScope,
@@ -149,7 +181,7 @@ async fn insert(tx: &impl Exec, id: &str, name: &str, geofence: &str) -> Result<
         )
         .await?;
     if n == 0 {
-        return Err(StoreError::Conflict(format!("site `{id}` already exists")));
+        return Err(SiteError::Exists(id.to_owned()).into());
     }
     Ok(created(id, name, geofence, now))
 }
@@ -195,7 +227,7 @@ async fn delete(tx: &impl Exec, id: &str) -> Result<bool, StoreError> {
         .query_opt(IN_USE, &[&tx.tenant(), &id], |r| r.get::<bool>(0))
         .await?;
     if used == Some(true) {
-        return Err(in_use(id));
+        return Err(SiteError::InUse(id.to_owned()).into());
     }
     let n = tx
         .execute(

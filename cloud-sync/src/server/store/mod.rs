@@ -46,11 +46,12 @@ pub enum StoreError {
          refusing to touch it (upgrade the program)"
     )]
     TooNew { found: i32, known: usize },
+    /// A request a domain refuses, as one of its documented problem types.
     #[error("{0}")]
-    Conflict(String),
-    /// The request names something the tenant does not have (a site, a person).
-    #[error("{0}")]
-    Invalid(String),
+    Refused(Box<dyn Refused>),
+    /// Rows the transaction just wrote are not there: a bug or a schema altered underneath.
+    #[error("inconsistent database: {0}")]
+    Inconsistent(String),
     #[error(transparent)]
     Seal(#[from] crate::server::sealing::SealError),
     #[error(
@@ -69,6 +70,30 @@ pub enum StoreError {
     #[error("database task failed: {0}")]
     Task(String),
 }
+
+/// A domain's refusal: an error that is one of the domain's documented problem types (a person
+/// that exists, an unknown site, an overlapping shift), never a database failure.
+pub trait Refused: std::error::Error + Send + Sync + 'static {
+    fn problem_type(&self) -> &'static rollcall_service::problem::ProblemType;
+}
+
+/// Makes each listed domain error a [`StoreError::Refused`].
+macro_rules! refused {
+    ($($e:ty),* $(,)?) => {$(
+        impl From<$e> for StoreError {
+            fn from(e: $e) -> Self {
+                StoreError::Refused(Box::new(e))
+            }
+        }
+    )*};
+}
+refused!(
+    crate::server::tenants::store::TenantError,
+    crate::server::users::store::UserError,
+    crate::server::sites::store::SiteError,
+    crate::server::nodes::store::NodeError,
+    crate::server::people::store::PeopleError,
+);
 
 /// The driver's own text is only "db error": say what the server said, or what failed below.
 fn pg_detail(e: &tokio_postgres::Error) -> String {

@@ -12,7 +12,24 @@ use crate::server::{
     records::store as records,
     users::store as users,
 };
+use crate::server::{
+    nodes::store::{NODE_OF_ANOTHER_SITE, UNKNOWN_NODE},
+    people::store::{
+        NOT_ASSIGNED, PERSON_ERASED, PERSON_EXISTS, PERSON_INACTIVE, SHIFT_OVERLAP,
+        TOO_MANY_TEMPLATES, UNKNOWN_PERSON, UNKNOWN_SITE,
+    },
+    sites::store::SITE_IN_USE,
+    tenants::store::TENANT_EXISTS,
+    users::store::EMAIL_TAKEN,
+};
 use rollcall_protocol::wire::PushBatch;
+use rollcall_service::problem::ProblemType;
+
+/// Whether `r` is a domain's refusal of the problem type `kind` (and not another, nor a
+/// database failure).
+fn refused<T>(r: &Result<T, StoreError>, kind: &ProblemType) -> bool {
+    matches!(r, Err(StoreError::Refused(e)) if e.problem_type() == kind)
+}
 use rollcall_tests::scratch::{self, ScratchDatabase};
 
 enum Keep {
@@ -237,7 +254,7 @@ async fn tenants_are_created_listed_and_suspended(store: Store) {
         ("acme", TenantStatus::Active)
     );
     let again = store.create_tenant("acme", "Other", audit()).await;
-    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(refused(&again, &TENANT_EXISTS), "{again:?}");
     store
         .create_tenant("beta", "Beta", audit())
         .await
@@ -678,7 +695,7 @@ async fn users_are_per_tenant_and_changes_revoke_sessions(store: Store) {
             audit(),
         )
         .await;
-    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert!(refused(&dup, &EMAIL_TAKEN), "{dup:?}");
     // The same email in another tenant is another person.
     store
         .create_user(
@@ -1414,7 +1431,7 @@ async fn people_changes_feed_pulls_in_commit_order_and_compacts(store: Store) {
     let again = store
         .create_person(&acme, person("E-2", &["hq"]), audit())
         .await;
-    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(refused(&again, &PERSON_ERASED), "{again:?}");
     // Compaction drops the superseded rows (E-1's and E-2's creations) and changes no pull.
     assert_eq!(
         store.compact_person_changes(&acme).await.expect("compact"),
@@ -1449,12 +1466,12 @@ async fn people_have_sites_and_are_erased_whole(store: Store) {
     let dup = store
         .create_person(&acme, person("E-1", &[]), audit())
         .await;
-    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert!(refused(&dup, &PERSON_EXISTS), "{dup:?}");
     // A site the tenant does not have: refused, nothing written.
     let bad = store
         .create_person(&acme, person("E-2", &["mars"]), audit())
         .await;
-    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    assert!(refused(&bad, &UNKNOWN_SITE), "{bad:?}");
     assert!(store.person(&acme, "E-2").await.expect("q").is_none());
     // The same id in another tenant is another person; neither sees the other.
     store
@@ -1509,7 +1526,7 @@ async fn people_have_sites_and_are_erased_whole(store: Store) {
     );
     // A site with people cannot be deleted.
     let used = store.delete_site(&acme, "annex", audit()).await;
-    assert!(matches!(used, Err(StoreError::Conflict(_))), "{used:?}");
+    assert!(refused(&used, &SITE_IN_USE), "{used:?}");
     // Erasure takes everything of the person, and only theirs.
     assert!(
         !store
@@ -1562,7 +1579,7 @@ async fn shifts_are_for_assigned_people_and_never_overlap(store: Store) {
         ("overlaps the end", shift("s4", "hq", 15 * h, 17 * h)),
     ] {
         let r = store.create_shift(&acme, s, audit()).await;
-        assert!(matches!(r, Err(StoreError::Conflict(_))), "{why}: {r:?}");
+        assert!(refused(&r, &SHIFT_OVERLAP), "{why}: {r:?}");
     }
     // Back to back is fine.
     store
@@ -1573,11 +1590,11 @@ async fn shifts_are_for_assigned_people_and_never_overlap(store: Store) {
     let r = store
         .create_shift(&acme, shift("s6", "annex", 30 * h, 31 * h), audit())
         .await;
-    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    assert!(refused(&r, &NOT_ASSIGNED), "{r:?}");
     let r = store
         .create_shift(&globex, shift("s7", "hq", 30 * h, 31 * h), audit())
         .await;
-    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    assert!(refused(&r, &UNKNOWN_PERSON), "{r:?}");
     // Lists by time window; another tenant sees none.
     let window = |from_ms, to_ms| ShiftFilter {
         person_id: Some("p1".into()),
@@ -1628,7 +1645,7 @@ async fn shifts_are_for_assigned_people_and_never_overlap(store: Store) {
     let r = store
         .create_shift(&acme, shift("s8", "hq", 40 * h, 41 * h), audit())
         .await;
-    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    assert!(refused(&r, &PERSON_INACTIVE), "{r:?}");
 }
 
 both!(templates_are_sealed_per_tenant_and_bounded);
@@ -1657,7 +1674,7 @@ async fn templates_are_sealed_per_tenant_and_bounded(store: Store) {
     let r = store
         .add_template(&globex, &master, t("t2", "p1", 0.5), audit())
         .await;
-    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    assert!(refused(&r, &UNKNOWN_PERSON), "{r:?}");
     assert!(store.templates(&globex, "p1").await.expect("q").is_empty());
     // Opened with the master key, the vector is back; with another key, nothing opens.
     let opened = store
@@ -1685,7 +1702,7 @@ async fn templates_are_sealed_per_tenant_and_bounded(store: Store) {
     let r = store
         .add_template(&acme, &master, t("tx", "p1", 0.1), audit())
         .await;
-    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(refused(&r, &TOO_MANY_TEMPLATES), "{r:?}");
     assert_eq!(
         store
             .person(&acme, "p1")
@@ -2469,7 +2486,10 @@ async fn a_node_registered_in_place_of_another_carries_on_its_history(store: Sto
         let r = store
             .register_node_replacing(&acme, "acme-n9", site, "h9", Some(replaces), audit())
             .await;
-        assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+        assert!(
+            refused(&r, &UNKNOWN_NODE) || refused(&r, &NODE_OF_ANOTHER_SITE),
+            "{r:?}"
+        );
     }
     store
         .register_node_replacing(&acme, "acme-n2", "hq", "h2", Some(&old.id), audit())

@@ -53,7 +53,7 @@ impl Store {
         audit: Audit,
     ) -> Result<PushAck, StoreError> {
         if !batch.people.is_empty() && master.is_none() {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Inconsistent(
                 "people pushed without the master key to seal their templates".into(),
             ));
         }
@@ -91,7 +91,7 @@ async fn push(
             |r| r.get(0),
         )
         .await?
-        .ok_or_else(|| StoreError::Invalid(format!("node `{}` is not registered", node.id)))?;
+        .ok_or_else(|| StoreError::Inconsistent(format!("node `{}` is not registered", node.id)))?;
     let mut plan = match tx.postgres() {
         Some(pg) => insert_optimistically(pg, node, events, received).await?,
         None => {

@@ -5,6 +5,9 @@
 
 use serde::Serialize;
 
+use crate::server::store::Refused;
+use rollcall_service::problem::ProblemType;
+
 use crate::server::{
     audit::store::Audit,
     store::{
@@ -13,6 +16,31 @@ use crate::server::{
     },
 };
 use rollcall_service::clock::now_ms;
+
+/// What the tenants' API refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("tenant `{0}` already exists")]
+    Exists(String),
+}
+
+pub const TENANT_EXISTS: ProblemType = ProblemType {
+    slug: "tenant-exists",
+    title: "Tenant exists",
+    status: 409,
+    meaning: "a tenant with this slug exists (slugs are never reused)",
+};
+
+/// The problem types of this domain, for the OpenAPI document.
+pub const PROBLEMS: &[&ProblemType] = &[&TENANT_EXISTS];
+
+impl Refused for TenantError {
+    fn problem_type(&self) -> &'static ProblemType {
+        match self {
+            TenantError::Exists(_) => &TENANT_EXISTS,
+        }
+    }
+}
 
 #[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,11 +148,11 @@ impl Store {
             .await?;
             by_slug(tx, &slug)
                 .await?
-                .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` vanished")))
+                .ok_or_else(|| StoreError::Inconsistent(format!("tenant `{slug}` vanished")))
         })
     }
 
-    /// A new tenant; [`StoreError::Conflict`] if the slug is taken. The audit entry opens the
+    /// A new tenant; [`TenantError::Exists`] if the slug is taken. The audit entry opens the
     /// new tenant's own trail.
     pub async fn create_tenant(
         &self,
@@ -144,7 +172,7 @@ impl Store {
                     read_tenant,
                 )
                 .await?
-                .ok_or_else(|| StoreError::Conflict(format!("tenant `{slug}` already exists")))?;
+                .ok_or_else(|| TenantError::Exists(slug.clone()))?;
             tx.append_audit_for(tenant.id, &audit).await?;
             Ok::<_, StoreError>(tenant)
         })

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::server::store::Refused;
+use rollcall_service::problem::ProblemType;
+
 use crate::server::{
     audit::store::Audit,
     store::{
@@ -11,6 +14,31 @@ use crate::server::{
     },
 };
 use rollcall_service::clock::now_ms;
+
+/// What the users' API refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("a user with email `{0}` already exists")]
+    EmailTaken(String),
+}
+
+pub const EMAIL_TAKEN: ProblemType = ProblemType {
+    slug: "email-taken",
+    title: "Email taken",
+    status: 409,
+    meaning: "another user of the tenant has this email",
+};
+
+/// The problem types of this domain, for the OpenAPI document.
+pub const PROBLEMS: &[&ProblemType] = &[&EMAIL_TAKEN];
+
+impl Refused for UserError {
+    fn problem_type(&self) -> &'static ProblemType {
+        match self {
+            UserError::EmailTaken(_) => &EMAIL_TAKEN,
+        }
+    }
+}
 
 /// What a user may do in their tenant, from most to least powerful.
 #[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +131,7 @@ pub enum RefreshUse {
 }
 
 impl Store {
-    /// A new user; [`StoreError::Conflict`] if the email (or id) is taken.
+    /// A new user; [`UserError::EmailTaken`] if the email (or id) is taken.
     pub async fn create_user(
         &self,
         scope: &TenantScope,
@@ -274,7 +302,7 @@ async fn create(tx: &impl Exec, u: &NewUser) -> Result<User, StoreError> {
         read_user,
     )
     .await?
-    .ok_or_else(|| StoreError::Conflict(format!("a user with email `{}` already exists", u.email)))
+    .ok_or_else(|| UserError::EmailTaken(u.email.clone()).into())
 }
 
 async fn update(
