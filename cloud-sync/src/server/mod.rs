@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod cards;
 pub mod http;
+mod maintenance;
 pub(crate) mod nodes;
 pub mod people;
 pub mod records;
@@ -23,7 +24,7 @@ pub use http::host::valid_hostname;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use rollcall_service::{shutdown::Shutdown, supervisor::Supervisor};
+use rollcall_service::supervisor::Supervisor;
 
 pub use store::{Backend, Store, StoreError};
 
@@ -66,81 +67,6 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
-/// Every minute: prunes the rate limiters' idle keys, and (hourly, first at start) purges what
-/// has expired. Returns when `stop` fires, never in the middle of a purge step.
-async fn maintenance(state: Arc<http::router::AppState>, mut stop: Shutdown) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-    for minute in 0u64.. {
-        tokio::select! {
-            _ = every.tick() => {}
-            () = stop.wait() => return,
-        }
-        state.limits.prune();
-        if minute % 60 == 0 {
-            purge_expired(&state.store, &stop).await;
-        }
-        if stop.is_fired() {
-            return;
-        }
-    }
-}
-
-/// Deletes every active tenant's ended browser sessions, superseded people changes and expired
-/// idempotency keys. Each step is one transaction; a shutdown is looked at before each step, so
-/// SIGTERM waits for the step under way and starts no other.
-async fn purge_expired(store: &Store, stop: &Shutdown) {
-    let tenants = match store.tenants().await {
-        Ok(t) => t,
-        Err(e) => return tracing::warn!(error = %e, "idempotency key purge skipped"),
-    };
-    tracing::info!(tenants = tenants.len(), "purge started");
-    let stopped = || {
-        let fired = stop.is_fired();
-        if fired {
-            tracing::info!("purge stopped by shutdown");
-        }
-        fired
-    };
-    for scope in tenants.iter().filter_map(store::Tenant::scope) {
-        let day_ago = rollcall_service::clock::now_ms() - 24 * 3600 * 1000;
-        let tenant = scope.slug();
-        if stopped() {
-            return;
-        }
-        log_purge(
-            tenant,
-            "ended browser sessions",
-            store.purge_sessions(&scope, day_ago).await,
-        );
-        if stopped() {
-            return;
-        }
-        log_purge(
-            tenant,
-            "superseded people changes",
-            store.compact_person_changes(&scope).await,
-        );
-        if stopped() {
-            return;
-        }
-        log_purge(
-            tenant,
-            "expired idempotency keys",
-            store.idem_purge(&scope).await,
-        );
-    }
-    tracing::info!("purge finished");
-}
-
-/// Logs what one purge of one tenant removed, or why it failed.
-fn log_purge(tenant: &str, what: &str, outcome: Result<u64, store::StoreError>) {
-    match outcome {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(tenant, rows = n, "purged {what}"),
-        Err(e) => tracing::warn!(tenant, error = %e, "purging {what} failed"),
-    }
-}
-
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests and returns.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let master_key = if config.create_master_key {
@@ -179,7 +105,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let mut supervisor = Supervisor::new();
     let maintained = state.clone();
-    supervisor.spawn("maintenance", move |stop| maintenance(maintained, stop));
+    supervisor.spawn("maintenance", move |stop| {
+        maintenance::run(maintained, stop)
+    });
     let (listener, local) =
         rollcall_service::listen::bind(config.listen, config.addr_file.as_deref()).await?;
     tracing::info!(addr = %local, db = %config.database.describe(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
