@@ -1,4 +1,5 @@
-//! HTTP routes of the cloud: health, metrics, node registration, sync push, event listing.
+//! The router: the state every handler shares, and the routes — health, metrics, this document
+//! and the tenant's CORS settings here, then each domain's own list — with their middleware.
 
 use std::sync::Arc;
 
@@ -14,16 +15,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::server::http::problem::store_problem;
-use crate::server::{
-    attendance::api as events_api,
-    auth::{
-        identity::{self},
-        tokens,
-    },
-    http::metrics::Metrics,
-    store::Store,
-    users::api as users_api,
-};
+use crate::server::{auth::tokens, http::metrics::Metrics, store::Store};
 use rollcall_service::problem::Problem;
 
 pub(crate) struct AppState {
@@ -41,88 +33,31 @@ pub(crate) struct AppState {
     pub master_key: crate::server::sealing::MasterKey,
 }
 
-/// Every documented route: each `routes!` call registers the handlers of one path together with
-/// their OpenAPI operations, so the document cannot miss or misspell a route.
+/// Every documented route: each `routes!` call (here and in each domain's `routes`) registers the
+/// handlers of one path together with their OpenAPI operations, so the document cannot miss or
+/// misspell a route.
 pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     use crate::server::{
+        attendance, audit, auth, cards,
         http::{cors, openapi},
-        people::api as people_api,
-        sites::api as sites_api,
+        nodes, people, records, sites, sync, tenants, users,
     };
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .routes(routes!(openapi::document))
-        .routes(routes!(events_api::version))
-        .routes(routes!(
-            crate::server::nodes::api::register_node,
-            crate::server::nodes::api::list_nodes
-        ))
-        .routes(routes!(crate::server::nodes::api::revoke_node))
-        .routes(routes!(crate::server::sync::push::push))
-        .routes(routes!(crate::server::nodes::api::whoami))
-        .routes(routes!(crate::server::sync::pull::pull_people))
-        .routes(routes!(crate::server::sync::pull::pull_site))
-        .routes(routes!(crate::server::sync::pull::pull_revocations))
-        .routes(routes!(
-            crate::server::cards::api::revoke,
-            crate::server::cards::api::list
-        ))
-        .routes(routes!(crate::server::cards::api::reinstate))
-        .routes(routes!(
-            crate::server::sync::rejections_api::node_rejections
-        ))
-        .routes(routes!(crate::server::records::api::node_audit))
-        .routes(routes!(crate::server::records::api::node_voice))
-        .routes(routes!(crate::server::records::voice_api::put_blob))
-        .routes(routes!(crate::server::records::voice_api::audio))
-        .routes(routes!(crate::server::records::api::list_alarms))
-        .routes(routes!(events_api::list_v1))
-        .routes(routes!(events_api::get_v1))
-        .routes(routes!(events_api::list_v2))
-        .routes(routes!(events_api::get_v2))
-        .routes(routes!(crate::server::nodes::api::signing_key))
-        .routes(routes!(crate::server::nodes::api::sign_config_bundle))
-        .routes(routes!(
-            crate::server::tenants::api::list_tenants,
-            crate::server::tenants::api::create_tenant
-        ))
-        .routes(routes!(
-            crate::server::tenants::api::get_tenant,
-            crate::server::tenants::api::update_tenant
-        ))
-        .routes(routes!(identity::login))
-        .routes(routes!(identity::refresh))
-        .routes(routes!(identity::logout))
-        .routes(routes!(identity::me))
-        .routes(routes!(
-            crate::server::auth::sessions::create,
-            crate::server::auth::sessions::end
-        ))
-        .routes(routes!(users_api::list, users_api::create))
-        .routes(routes!(users_api::get, users_api::update))
-        .routes(routes!(crate::server::audit::api::audit_log))
-        .routes(routes!(sites_api::list, sites_api::create))
-        .routes(routes!(
-            sites_api::get,
-            sites_api::update,
-            sites_api::delete
-        ))
         .routes(routes!(cors::get_settings, cors::patch_settings))
-        .routes(routes!(people_api::list, people_api::create))
-        .routes(routes!(
-            people_api::get,
-            people_api::update,
-            people_api::delete
-        ))
-        .routes(routes!(
-            people_api::list_templates,
-            people_api::add_template
-        ))
-        .routes(routes!(people_api::delete_template))
-        .routes(routes!(people_api::history))
-        .routes(routes!(people_api::list_shifts, people_api::create_shift))
-        .routes(routes!(people_api::delete_shift))
+        .merge(tenants::routes())
+        .merge(auth::routes())
+        .merge(users::routes())
+        .merge(sites::routes())
+        .merge(nodes::routes())
+        .merge(people::routes())
+        .merge(cards::routes())
+        .merge(sync::routes())
+        .merge(records::routes())
+        .merge(attendance::routes())
+        .merge(audit::routes())
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {

@@ -1,6 +1,22 @@
 //! A tenant's nodes: registration (and the handover of a replaced node), listing, revocation,
 //! the tenant's signing key and signed config bundles.
 
+use std::sync::Arc;
+
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::server::http::router::AppState;
+
 pub(crate) mod api;
 pub(crate) mod handover;
 pub(crate) mod store;
+
+/// This domain's routes, each registered with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(api::register_node, api::list_nodes))
+        .routes(routes!(api::revoke_node))
+        .routes(routes!(api::whoami))
+        .routes(routes!(api::signing_key))
+        .routes(routes!(api::sign_config_bundle))
+}

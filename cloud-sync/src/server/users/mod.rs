@@ -1,5 +1,18 @@
 //! A tenant's users and their roles: the admin API and the storage (with refresh tokens and the
 //! platform's own secrets).
 
+use std::sync::Arc;
+
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::server::http::router::AppState;
+
 pub(crate) mod api;
 pub mod store;
+
+/// This domain's routes, each registered with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(api::list, api::create))
+        .routes(routes!(api::get, api::update))
+}
