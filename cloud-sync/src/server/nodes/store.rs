@@ -104,11 +104,7 @@ impl Store {
 /// A serial taken is always a change (audited).
 struct Serial(u64);
 
-impl crate::server::store::exec::Outcome for Serial {
-    fn changed(&self) -> bool {
-        true
-    }
-}
+crate::server::store::exec::always_changed!(Serial);
 
 /// Read first (the common case takes no write lock); made when missing, and read again so that
 /// two replicas making it at once both use the one that was stored.

@@ -83,11 +83,7 @@ impl Store {
     }
 }
 
-impl crate::server::store::exec::Outcome for Shift {
-    fn changed(&self) -> bool {
-        true
-    }
-}
+crate::server::store::exec::always_changed!(Shift);
 
 /// Why a person cannot take a shift at a site, if they cannot.
 fn refusal(person: Option<(bool, bool)>, shift: &Shift) -> Option<PeopleError> {

@@ -12,7 +12,7 @@ use crate::server::{
     people::changes::{note_change, was_erased},
     store::{
         Store, StoreError, TenantScope,
-        exec::{Dialect, Exec, Outcome, in_tenant},
+        exec::{Dialect, Exec, in_tenant},
     },
 };
 use rollcall_service::clock::now_ms;
@@ -212,11 +212,7 @@ impl Store {
     }
 }
 
-impl Outcome for Person {
-    fn changed(&self) -> bool {
-        true
-    }
-}
+crate::server::store::exec::always_changed!(Person);
 
 /// What erasing a person removes, child tables first.
 const ERASE: [&str; 4] = ["face_templates", "shifts", "person_sites", "people"];

@@ -13,7 +13,7 @@ use crate::server::{
     people::changes::note_change,
     store::{
         Store, StoreError, TenantScope,
-        exec::{Exec, Outcome, in_tenant},
+        exec::{Exec, in_tenant},
     },
 };
 use rollcall_service::clock::now_ms;
@@ -159,11 +159,7 @@ pub(crate) async fn data_key(tx: &impl Exec, master: &MasterKey) -> Result<DataK
     Ok(master.unwrap_data_key(t, &wrapped)?)
 }
 
-impl Outcome for TemplateInfo {
-    fn changed(&self) -> bool {
-        true
-    }
-}
+crate::server::store::exec::always_changed!(TemplateInfo);
 
 async fn add(
     tx: &impl Exec,

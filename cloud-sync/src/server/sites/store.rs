@@ -10,7 +10,7 @@ use crate::server::{
     audit::store::Audit,
     store::{
         Store, StoreError, TenantScope,
-        exec::{Exec, Outcome, Row, in_tenant},
+        exec::{Exec, Row, in_tenant},
     },
 };
 use rollcall_service::clock::now_ms;
@@ -101,11 +101,7 @@ fn read_site(r: &Row<'_>) -> Result<Site, StoreError> {
     ))
 }
 
-impl Outcome for Site {
-    fn changed(&self) -> bool {
-        true
-    }
-}
+crate::server::store::exec::always_changed!(Site);
 
 /// A site just created (no fraud policy yet).
 fn created(id: &str, name: &str, geofence: &str, now: i64) -> Site {

@@ -431,6 +431,19 @@ pub(crate) trait Outcome {
     fn changed(&self) -> bool;
 }
 
+/// Marks what a body returns only once it wrote something (a row made, a serial taken): its
+/// audit entry is always appended.
+macro_rules! always_changed {
+    ($($t:ty),+ $(,)?) => {$(
+        impl $crate::server::store::exec::Outcome for $t {
+            fn changed(&self) -> bool {
+                true
+            }
+        }
+    )+};
+}
+pub(crate) use always_changed;
+
 impl Outcome for bool {
     fn changed(&self) -> bool {
         *self

@@ -10,7 +10,7 @@ use crate::server::{
     audit::store::Audit,
     store::{
         Store, StoreError, TenantScope,
-        exec::{Exec, Outcome, Row, in_platform, in_tenant},
+        exec::{Exec, Row, in_platform, in_tenant},
     },
 };
 use rollcall_service::clock::now_ms;
@@ -278,11 +278,7 @@ fn read_user(r: &Row<'_>) -> Result<User, StoreError> {
     })
 }
 
-impl Outcome for User {
-    fn changed(&self) -> bool {
-        true
-    }
-}
+crate::server::store::exec::always_changed!(User);
 
 async fn create(tx: &impl Exec, u: &NewUser) -> Result<User, StoreError> {
     tx.query_opt(
