@@ -109,6 +109,144 @@ fn the_document_is_served_and_rendered() {
     eprintln!("screenshot of the API page: {}", shot.display());
 }
 
+/// Each domain refusal a client can provoke comes back with a type that the document lists on
+/// that very operation, so a client coding against the document handles what it gets.
+#[test]
+fn refusals_are_the_problem_types_their_operation_lists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start(dir.path(), None).expect("cloud starts");
+    let doc: Value = cloud
+        .get("/api/openapi.json")
+        .expect("openapi.json")
+        .json()
+        .expect("JSON");
+    let token = cloud.admin_token.clone();
+    let (lat, lon, d) = (48.8584, 2.2945, 0.001);
+    let fence = serde_json::json!({ "type": "Polygon", "coordinates":
+        [[[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]] });
+    let hour = 3_600_000_i64;
+    let day = 1_900_000_000_000_i64;
+    let mut seen = Vec::new();
+    let steps: Vec<(&str, &str, Value, u16, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/sites",
+            serde_json::json!({ "id": "hq", "name": "HQ", "geofence": fence }),
+            201,
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/sites",
+            serde_json::json!({ "id": "hq", "name": "HQ", "geofence": fence }),
+            409,
+            "site-exists",
+        ),
+        (
+            "POST",
+            "/api/v1/people",
+            serde_json::json!({ "id": "ana", "display_name": "Ana", "site_ids": ["nowhere"] }),
+            400,
+            "unknown-site",
+        ),
+        (
+            "POST",
+            "/api/v1/people",
+            serde_json::json!({ "id": "ana", "display_name": "Ana", "site_ids": ["hq"] }),
+            201,
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/people",
+            serde_json::json!({ "id": "ana", "display_name": "Ana" }),
+            409,
+            "person-exists",
+        ),
+        (
+            "PATCH",
+            "/api/v1/people/ana",
+            serde_json::json!({ "site_ids": ["nowhere"] }),
+            400,
+            "unknown-site",
+        ),
+        (
+            "POST",
+            "/api/v1/shifts",
+            serde_json::json!({ "person_id": "bob", "site_id": "hq", "starts_ms": day, "ends_ms": day + 8 * hour }),
+            400,
+            "unknown-person",
+        ),
+        (
+            "POST",
+            "/api/v1/shifts",
+            serde_json::json!({ "person_id": "ana", "site_id": "hq", "starts_ms": day, "ends_ms": day + 8 * hour }),
+            201,
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/shifts",
+            serde_json::json!({ "person_id": "ana", "site_id": "hq", "starts_ms": day + hour, "ends_ms": day + 2 * hour }),
+            409,
+            "shift-overlap",
+        ),
+        (
+            "DELETE",
+            "/api/v1/sites/hq",
+            Value::Null,
+            409,
+            "site-in-use",
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            serde_json::json!({ "email": "ops@acme.example", "display_name": "Ops", "role": "admin", "password": "correct horse battery staple" }),
+            201,
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            serde_json::json!({ "email": "ops@acme.example", "display_name": "Ops", "role": "admin", "password": "correct horse battery staple" }),
+            409,
+            "email-taken",
+        ),
+    ];
+    for (method, path, body, status, slug) in steps {
+        let body = (!body.is_null()).then_some(&body);
+        let (got, answer) = cloud
+            .call(method, path, Some(&token), body, None)
+            .expect("request");
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        if slug.is_empty() {
+            continue;
+        }
+        let uri = format!("urn:rollcall:problem:{slug}");
+        assert_eq!(answer["type"], uri.as_str(), "{method} {path}");
+        // The document's path has its template back (`/api/v1/sites/{id}`).
+        let template = match path.rsplit_once('/') {
+            Some((head, _)) if method != "POST" => format!("{head}/{{id}}"),
+            _ => path.to_owned(),
+        };
+        let op = &doc["paths"][template.as_str()][method.to_lowercase().as_str()];
+        let listed = op["x-problem-types"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            listed.iter().any(|t| t == uri.as_str()),
+            "{method} {template} answers {uri} but lists {listed:?}"
+        );
+        assert!(
+            op["responses"][status.to_string()].is_object(),
+            "{method} {template} {status}"
+        );
+        seen.push(slug);
+    }
+    assert_eq!(seen.len(), 8, "{seen:?}");
+}
+
 /// One schemathesis run with `bearer` on the operations `filter` selects; panics with its
 /// report when any check fails.
 fn fuzz(st: &Path, cloud: &Cloud, dir: &Path, what: &str, bearer: &str, filter: &[&str]) {

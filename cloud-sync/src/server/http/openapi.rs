@@ -80,43 +80,8 @@ pub(crate) fn spec() -> Value {
     let (_, doc) = crate::server::http::router::routes().split_for_parts();
     let mut doc = serde_json::to_value(doc).unwrap_or(Value::Null);
     finish(&mut doc);
-    document_problem_types(&mut doc);
+    crate::server::http::problem::document(&mut doc);
     doc
-}
-
-/// Lists the domains' problem types: a table in the description, and `x-problem-types` for
-/// tools.
-fn document_problem_types(doc: &mut Value) {
-    let kinds: Vec<_> = crate::server::http::problem::DOMAIN_PROBLEMS
-        .iter()
-        .flat_map(|d| d.iter())
-        .collect();
-    let mut table = String::from(
-        "\n\n**Problem types** a request can be refused with, besides `bad-request`, \
-         `unauthorized`, `forbidden`, `not-found` and the others each operation lists:\n\n\
-         | type | status | title | when |\n|---|---|---|---|\n",
-    );
-    for k in &kinds {
-        table.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
-            k.uri(),
-            k.status,
-            k.title,
-            k.meaning
-        ));
-    }
-    if let Some(Value::String(d)) = doc.pointer_mut("/info/description") {
-        d.push_str(&table);
-    }
-    doc["x-problem-types"] = Value::Array(
-        kinds
-            .iter()
-            .map(|k| {
-                serde_json::json!({ "type": k.uri(), "status": k.status, "title": k.title,
-                                    "description": k.meaning })
-            })
-            .collect(),
-    );
 }
 
 /// This API's OpenAPI 3.1 document.
@@ -511,6 +476,62 @@ mod tests {
         p.as_str()
             .unwrap_or_else(|| panic!("{schema}.{field} has no pattern"))
             .to_owned()
+    }
+
+    #[test]
+    fn each_operation_lists_the_domain_problems_it_can_refuse_with() {
+        let doc = spec();
+        let mut covered = std::collections::HashSet::new();
+        for r in crate::server::http::problem::OPERATION_REFUSALS
+            .iter()
+            .flat_map(|d| d.iter())
+        {
+            let (method, path) = r.operation.split_once(' ').expect("method and path");
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{} is not an operation", r.operation);
+            let listed: Vec<&str> = op["x-problem-types"]
+                .as_array()
+                .expect("x-problem-types")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            for k in r.types {
+                assert!(
+                    listed.contains(&k.uri().as_str()),
+                    "{}: {}",
+                    r.operation,
+                    k.slug
+                );
+                let answer = &op["responses"][k.status.to_string()];
+                let said = answer["description"].as_str().unwrap_or_default();
+                assert!(
+                    said.contains(&format!("`{}`", k.slug)),
+                    "{}: {said}",
+                    r.operation
+                );
+                assert!(
+                    answer["content"]["application/problem+json"].is_object(),
+                    "{} {}",
+                    r.operation,
+                    k.status
+                );
+                covered.insert(k.slug);
+            }
+        }
+        for k in crate::server::http::problem::DOMAIN_PROBLEMS
+            .iter()
+            .flat_map(|d| d.iter())
+        {
+            assert!(
+                covered.contains(k.slug),
+                "no operation refuses with {}",
+                k.slug
+            );
+        }
+        assert_eq!(
+            doc["paths"]["/api/v1/shifts"]["post"]["x-problem-types"][3],
+            "urn:rollcall:problem:shift-overlap"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::server::http::router::AppState;
+use crate::server::http::{problem::Refusals, router::AppState};
 
 pub(crate) mod api;
 pub(crate) mod handover;
@@ -20,3 +20,10 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(api::signing_key))
         .routes(routes!(api::sign_config_bundle))
 }
+
+/// The problem types of this domain each operation can refuse with (the OpenAPI document lists
+/// them on the operation).
+pub(crate) const REFUSALS: &[Refusals] = &[Refusals {
+    operation: "post /api/v1/nodes",
+    types: &[&store::UNKNOWN_NODE, &store::NODE_OF_ANOTHER_SITE],
+}];

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::server::http::router::AppState;
+use crate::server::http::{problem::Refusals, router::AppState};
 
 pub(crate) mod api;
 pub mod changes;
@@ -25,3 +25,33 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(api::list_shifts, api::create_shift))
         .routes(routes!(api::delete_shift))
 }
+
+/// The problem types of this domain each operation can refuse with (the OpenAPI document lists
+/// them on the operation).
+pub(crate) const REFUSALS: &[Refusals] = &[
+    Refusals {
+        operation: "post /api/v1/people",
+        types: &[
+            &store::PERSON_EXISTS,
+            &store::PERSON_ERASED,
+            &store::UNKNOWN_SITE,
+        ],
+    },
+    Refusals {
+        operation: "patch /api/v1/people/{id}",
+        types: &[&store::UNKNOWN_SITE],
+    },
+    Refusals {
+        operation: "post /api/v1/people/{id}/templates",
+        types: &[&store::UNKNOWN_PERSON, &store::TOO_MANY_TEMPLATES],
+    },
+    Refusals {
+        operation: "post /api/v1/shifts",
+        types: &[
+            &store::UNKNOWN_PERSON,
+            &store::PERSON_INACTIVE,
+            &store::NOT_ASSIGNED,
+            &store::SHIFT_OVERLAP,
+        ],
+    },
+];

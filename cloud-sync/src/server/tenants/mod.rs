@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::server::http::router::AppState;
+use crate::server::http::{problem::Refusals, router::AppState};
 
 pub(crate) mod api;
 pub(crate) mod cache;
@@ -18,3 +18,10 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(api::list_tenants, api::create_tenant))
         .routes(routes!(api::get_tenant, api::update_tenant))
 }
+
+/// The problem types of this domain each operation can refuse with (the OpenAPI document lists
+/// them on the operation).
+pub(crate) const REFUSALS: &[Refusals] = &[Refusals {
+    operation: "post /api/v1/platform/tenants",
+    types: &[&store::TENANT_EXISTS],
+}];
