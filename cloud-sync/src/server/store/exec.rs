@@ -9,11 +9,17 @@
 //! locks) a body matches on [`Exec::dialect`], or on [`Exec::postgres`] for a statement only
 //! PostgreSQL can run (array parameters), with SQLite's way in the other arm.
 //!
+//! A statement that runs once per row of a batch (a push's lookups and inserts) is prepared
+//! once with [`Exec::prepare`] and run with [`Exec::execute_prepared`] or
+//! [`Exec::query_opt_prepared`], so its text is translated and looked up once per batch, not
+//! once per row.
+//!
 //! SQLite is synchronous: its body runs on a blocking thread and is polled once by [`poll_now`]
 //! — every SQLite operation here completes without waiting, so the body is done by then.
 
 use std::{
     borrow::Cow,
+    cell::RefCell,
     future::Future,
     pin::pin,
     task::{Context, Poll, Waker},
@@ -116,6 +122,27 @@ pub(crate) trait Exec {
         Ok(self.query(sql, params, read).await?.into_iter().next())
     }
 
+    /// A statement prepared by [`Exec::prepare`] for this transaction.
+    type Prepared;
+
+    /// Prepares one statement to run many times in this transaction (per row of a batch).
+    async fn prepare(&self, sql: &str) -> Result<Self::Prepared, StoreError>;
+
+    /// Runs a prepared statement; the number of rows it changed.
+    async fn execute_prepared(
+        &self,
+        stmt: &Self::Prepared,
+        params: &[&dyn Param],
+    ) -> Result<u64, StoreError>;
+
+    /// The first row of a prepared query, if any.
+    async fn query_opt_prepared<T>(
+        &self,
+        stmt: &Self::Prepared,
+        params: &[&dyn Param],
+        read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError>;
+
     /// Points row-level security at tenant `id` for the rest of the transaction (PostgreSQL;
     /// nothing to do on SQLite): for platform work that learns its tenant on the way.
     async fn enter_tenant(&self, id: i64) -> Result<(), StoreError>;
@@ -189,7 +216,7 @@ impl<'c> SqliteTx<'c> {
     }
 }
 
-impl Exec for SqliteTx<'_> {
+impl<'c> Exec for SqliteTx<'c> {
     fn tenant(&self) -> i64 {
         self.tenant
     }
@@ -206,12 +233,44 @@ impl Exec for SqliteTx<'_> {
         Ok(())
     }
 
-    async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&sqlite_placeholders(sql))?;
-        let n = stmt.execute(rusqlite::params_from_iter(
+    type Prepared = RefCell<rusqlite::CachedStatement<'c>>;
+
+    async fn prepare(&self, sql: &str) -> Result<Self::Prepared, StoreError> {
+        Ok(RefCell::new(
+            self.conn.prepare_cached(&sqlite_placeholders(sql))?,
+        ))
+    }
+
+    async fn execute_prepared(
+        &self,
+        stmt: &Self::Prepared,
+        params: &[&dyn Param],
+    ) -> Result<u64, StoreError> {
+        let n = stmt.borrow_mut().execute(rusqlite::params_from_iter(
             params.iter().map(|p| p.sqlite()),
         ))?;
         Ok(n as u64)
+    }
+
+    async fn query_opt_prepared<T>(
+        &self,
+        stmt: &Self::Prepared,
+        params: &[&dyn Param],
+        mut read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut stmt = stmt.borrow_mut();
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            params.iter().map(|p| p.sqlite()),
+        ))?;
+        match rows.next()? {
+            Some(row) => Ok(Some(read(&Row::Sqlite(row))?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
+        self.execute_prepared(&self.prepare(sql).await?, params)
+            .await
     }
 
     async fn query<T>(
@@ -295,10 +354,35 @@ impl Exec for PgTx<'_, '_> {
         crate::server::store::postgres::enter_tenant(self.tx, id).await
     }
 
-    async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
-        let stmt = self.tx.prepare_cached(sql).await?;
+    type Prepared = tokio_postgres::Statement;
+
+    async fn prepare(&self, sql: &str) -> Result<Self::Prepared, StoreError> {
+        Ok(self.tx.prepare_cached(sql).await?)
+    }
+
+    async fn execute_prepared(
+        &self,
+        stmt: &Self::Prepared,
+        params: &[&dyn Param],
+    ) -> Result<u64, StoreError> {
         let params: Vec<_> = params.iter().map(|p| p.postgres()).collect();
-        Ok(self.tx.execute(&stmt, &params).await?)
+        Ok(self.tx.execute(stmt, &params).await?)
+    }
+
+    async fn query_opt_prepared<T>(
+        &self,
+        stmt: &Self::Prepared,
+        params: &[&dyn Param],
+        mut read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let params: Vec<_> = params.iter().map(|p| p.postgres()).collect();
+        let row = self.tx.query_opt(stmt, &params).await?;
+        row.as_ref().map(|r| read(&Row::Postgres(r))).transpose()
+    }
+
+    async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
+        self.execute_prepared(&self.prepare(sql).await?, params)
+            .await
     }
 
     async fn query<T>(

@@ -22,6 +22,10 @@ pub struct SqliteStore {
 /// Read connections kept open between reads (more are opened while more reads run at once).
 const IDLE_READERS: usize = 4;
 
+/// Prepared statements each connection keeps: more than the store's distinct statements, so a
+/// busy writer does not evict a push's statements between pushes (rusqlite keeps 16).
+const STATEMENT_CACHE: usize = 256;
+
 /// The SQLite backend's connections: the one writer (SQLite has one anyway) behind a mutex,
 /// and read connections beside it, so that a list does not wait for an ingest — in WAL mode a
 /// reader sees the last commit while a write transaction is under way.
@@ -71,10 +75,14 @@ impl SqliteHandle {
             let idle = readers.idle.lock().pop();
             let mut conn = match idle {
                 Some(conn) => conn,
-                None => open_reader(&readers.path).map_err(|e| StoreError::Open {
-                    path: readers.path.display().to_string(),
-                    source: e.into(),
-                })?,
+                None => {
+                    let conn = open_reader(&readers.path).map_err(|e| StoreError::Open {
+                        path: readers.path.display().to_string(),
+                        source: e.into(),
+                    })?;
+                    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                    conn
+                }
             };
             let out = f(&mut conn);
             let mut idle = readers.idle.lock();
@@ -94,6 +102,7 @@ impl SqliteStore {
             path: path.display().to_string(),
             source,
         })?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Self { conn })
     }
 }

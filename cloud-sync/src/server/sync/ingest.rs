@@ -97,11 +97,16 @@ async fn push(
         None => {
             let existing = look_up_each(tx, node, events).await?;
             let plan = plan(node, events, &existing);
-            for e in &plan.insert {
-                tx.execute(
+            let insert = tx
+                .prepare(
                     "INSERT INTO events (id, tenant_id, node_id, site_id, seq, person_id, decision,
                                          node_time_ms, received_ms, body)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .await?;
+            for e in &plan.insert {
+                tx.execute_prepared(
+                    &insert,
                     &[
                         &e.id,
                         &tx.tenant(),
@@ -120,10 +125,15 @@ async fn push(
             plan
         }
     };
-    for (seq, e, reason) in &plan.settled_rejections {
-        tx.execute(
+    let settle = tx
+        .prepare(
             "INSERT INTO sync_rejections (tenant_id, node_id, seq, event_id, reason, at_ms)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    for (seq, e, reason) in &plan.settled_rejections {
+        tx.execute_prepared(
+            &settle,
             &[
                 &tx.tenant(),
                 &node.id,
@@ -173,30 +183,30 @@ fn to_i64(seq: u64) -> i64 {
 }
 
 /// SQLite, in process: what is stored under each event's id and under each of its sequence
-/// numbers, a lookup each (no round trips to save).
+/// numbers, a lookup each (no round trips to save; the two statements prepared once).
 async fn look_up_each(
     tx: &impl Exec,
     node: &NodeRow,
     events: &[AttendanceEvent],
 ) -> Result<Existing, StoreError> {
     let mut existing = Existing::default();
+    let by_id = tx
+        .prepare("SELECT node_id, seq FROM events WHERE tenant_id = $1 AND id = $2")
+        .await?;
+    let by_seq = tx
+        .prepare("SELECT id FROM events WHERE node_id = $1 AND seq = $2")
+        .await?;
     for e in events {
         if let Some((n, s)) = tx
-            .query_opt(
-                "SELECT node_id, seq FROM events WHERE tenant_id = $1 AND id = $2",
-                &[&tx.tenant(), &e.id],
-                |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
-            )
+            .query_opt_prepared(&by_id, &[&tx.tenant(), &e.id], |r| {
+                Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
+            })
             .await?
         {
             existing.by_id.insert(e.id.clone(), (n, s.unsigned_abs()));
         }
         if let Some(id) = tx
-            .query_opt(
-                "SELECT id FROM events WHERE node_id = $1 AND seq = $2",
-                &[&node.id, &to_i64(e.seq)],
-                |r| r.get::<String>(0),
-            )
+            .query_opt_prepared(&by_seq, &[&node.id, &to_i64(e.seq)], |r| r.get::<String>(0))
             .await?
         {
             existing.by_seq.insert(e.seq, id);
