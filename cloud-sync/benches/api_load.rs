@@ -60,6 +60,8 @@ async fn start(backend: Backend, dir: &std::path::Path) -> Result<(String, Strin
         master_key_file: dir.join("master.key"),
         create_master_key: true,
         addr_file: Some(addr_file.clone()),
+        jobs: rollcall_cloud::server::jobs::runner::JobsConfig::default(),
+        job_kinds: rollcall_cloud::server::jobs::kinds::registry(),
     };
     tokio::spawn(async move {
         if let Err(e) = serve(config).await {

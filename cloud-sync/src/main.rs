@@ -59,6 +59,19 @@ enum Cmd {
         /// Write the bound address here once listening (for port 0).
         #[arg(long)]
         addr_file: Option<PathBuf>,
+        /// Jobs of the `default` queue this replica runs at once.
+        #[arg(long, env = "ROLLCALL_CLOUD_JOB_CONCURRENCY", default_value_t = NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN))]
+        job_concurrency: NonZeroU32,
+        /// Jobs of one tenant running at once in one queue, all replicas together.
+        #[arg(long, env = "ROLLCALL_CLOUD_JOB_TENANT_CAP", default_value_t = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN))]
+        job_tenant_cap: NonZeroU32,
+        /// A job's lease, in milliseconds: a replica that stops renewing it (killed, stalled)
+        /// loses the job to another after this long.
+        #[arg(long, env = "ROLLCALL_CLOUD_JOB_LEASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
+        job_lease_ms: u64,
+        /// How often an idle queue looks for work it was not woken for, in milliseconds.
+        #[arg(long, env = "ROLLCALL_CLOUD_JOB_POLL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        job_poll_ms: u64,
     },
 }
 
@@ -77,6 +90,10 @@ fn main() -> anyhow::Result<()> {
             rate_limit_login,
             master_key_file,
             addr_file,
+            job_concurrency,
+            job_tenant_cap,
+            job_lease_ms,
+            job_poll_ms,
         } => {
             let base_domain = base_domain.map(|d| d.to_ascii_lowercase());
             if let Some(d) = &base_domain
@@ -120,6 +137,8 @@ fn main() -> anyhow::Result<()> {
                 master_key_file,
                 create_master_key,
                 addr_file,
+                jobs: jobs_config(job_concurrency, job_tenant_cap, job_lease_ms, job_poll_ms),
+                job_kinds: rollcall_cloud::server::jobs::kinds::registry(),
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -128,5 +147,35 @@ fn main() -> anyhow::Result<()> {
                 .block_on(rollcall_cloud::server::serve(config))?;
             Ok(())
         }
+    }
+}
+
+/// The workers' settings from the command line: the lease is checked for expiry as often as
+/// it is renewed (every third of it).
+fn jobs_config(
+    concurrency: NonZeroU32,
+    tenant_cap: NonZeroU32,
+    lease_ms: u64,
+    poll_ms: u64,
+) -> rollcall_cloud::server::jobs::runner::JobsConfig {
+    use rollcall_cloud::server::jobs::runner::{JobsConfig, QueueConfig};
+    let lease = std::time::Duration::from_millis(lease_ms);
+    let defaults = JobsConfig::default();
+    JobsConfig {
+        queues: vec![
+            QueueConfig {
+                name: "default".into(),
+                concurrency: concurrency.get(),
+            },
+            QueueConfig {
+                name: "maintenance".into(),
+                concurrency: 1,
+            },
+        ],
+        tenant_cap: tenant_cap.get(),
+        poll: std::time::Duration::from_millis(poll_ms),
+        lease,
+        rescue_every: lease / 3,
+        ..defaults
     }
 }

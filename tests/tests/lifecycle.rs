@@ -40,8 +40,8 @@ fn both_servers_stop_cleanly_on_sigterm() {
 }
 
 /// SIGTERM while the hourly purge is deleting: the cloud waits for the step under way (here held
-/// up by a lock the test takes on the table), starts no other, and exits 0 — the purge is one of
-/// the background loops the supervisor stops and awaits, not a task cut off mid-transaction.
+/// up by a lock the test takes on the table), starts no other, and exits 0 — the purge is a job
+/// of the workers the supervisor stops and awaits, not a task cut off mid-transaction.
 #[test]
 fn sigterm_during_a_purge_waits_for_it_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -50,7 +50,7 @@ fn sigterm_during_a_purge_waits_for_it_and_exits_cleanly() {
         unreachable!("postgres() makes a PostgreSQL database")
     };
     let admin_url = scratch.admin_url_here();
-    // First start: the schema is made, then the cloud stops (its first purge has run).
+    // First start: the schema is made, then the cloud stops.
     let mut first = Cloud::start_on(&dir.path().join("first"), None, db.clone()).expect("cloud");
     assert!(
         first
@@ -85,11 +85,33 @@ fn sigterm_during_a_purge_waits_for_it_and_exits_cleanly() {
     )
     .expect("master key");
     let mut cloud = Cloud::start_on(&second, None, db.clone()).expect("cloud");
+    // The platform's hourly purge, run now.
+    let (_, schedules) = cloud
+        .admin_get("/api/v1/platform/job-schedules")
+        .expect("platform schedules");
+    let purge = schedules["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|s| s["name"] == "purge-expired"))
+        .and_then(|s| s["id"].as_i64())
+        .expect("the purge-expired schedule");
+    let (status, run) = cloud
+        .call(
+            "POST",
+            &format!("/api/v1/platform/job-schedules/{purge}/run"),
+            Some(&cloud.admin_token),
+            None,
+            None,
+        )
+        .expect("run the purge");
+    assert_eq!(status, 201, "{run}");
     let blocked = || {
         runtime.block_on(async {
+            // A backend waiting for the purge's lock (pg_stat_activity may still show the
+            // previous statement while the DELETE is being parsed, which is where it waits).
             pg.query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM browser_sessions%'",
+                "SELECT count(*) FROM pg_locks
+                  WHERE relation = 'browser_sessions'::regclass AND mode = 'RowExclusiveLock'
+                    AND NOT granted",
                 &[],
             )
             .await

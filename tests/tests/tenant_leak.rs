@@ -37,6 +37,25 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             "email": "ops@acme.example", "display_name": "Ops", "role": "admin", "password": PW })),
         );
         let a_user = a_user["id"].as_str().expect("user id").to_owned();
+        let (status, a_job) = call(
+            "POST",
+            "/api/v1/jobs",
+            &a,
+            Some(&json!({ "kind": "probe", "args": { "note": "acme-probe-note" } })),
+        );
+        assert_eq!(status, 201, "{name}: {a_job}");
+        let a_job = a_job["job"]["id"].as_i64().expect("job id");
+        let (status, a_schedule) = call(
+            "POST",
+            "/api/v1/job-schedules",
+            &a,
+            Some(
+                &json!({ "name": "acme-nightly", "cron": "0 2 * * *", "kind": "probe",
+                          "args": { "note": "acme-probe-note" } }),
+            ),
+        );
+        assert_eq!(status, 201, "{name}: {a_schedule}");
+        let a_schedule = a_schedule["id"].as_i64().expect("schedule id");
         let (a_node, a_node_token) = cloud.register_node("hq").expect("node");
         let (status, _) = call(
             "POST",
@@ -157,6 +176,13 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 }
                 "/api/v1/shifts/{id}" => format!("/api/v1/shifts/{a_shift}"),
                 "/api/v1/card-revocations/{card}" => "/api/v1/card-revocations/12:3456".to_owned(),
+                "/api/v1/jobs/{id}" => format!("/api/v1/jobs/{a_job}"),
+                "/api/v1/jobs/{id}/retry" => format!("/api/v1/jobs/{a_job}/retry"),
+                "/api/v1/jobs/{id}/cancel" => format!("/api/v1/jobs/{a_job}/cancel"),
+                "/api/v1/job-schedules/{id}" => format!("/api/v1/job-schedules/{a_schedule}"),
+                "/api/v1/job-schedules/{id}/run" => {
+                    format!("/api/v1/job-schedules/{a_schedule}/run")
+                }
                 other => panic!("{name}: the leak matrix has no case for {other}: add A's object"),
             };
             for method in item.as_object().expect("operations").keys() {
@@ -166,6 +192,7 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                         Some(json!({ "role": "guard", "disabled": true }))
                     }
                     ("patch", "/api/v1/sites/{id}") => Some(json!({ "name": "Taken" })),
+                    ("patch", "/api/v1/job-schedules/{id}") => Some(json!({ "paused": true })),
                     ("patch", "/api/v1/people/{id}") => {
                         Some(json!({ "display_name": "Taken", "active": false, "site_ids": [] }))
                     }
@@ -202,6 +229,9 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             "/api/v1/alarms",
             "/api/v1/alarms?site_id=hq&kind=tamper",
             "/api/v1/card-revocations",
+            "/api/v1/jobs",
+            "/api/v1/jobs?kind=probe",
+            "/api/v1/job-schedules",
         ] {
             let (status, body) = call("GET", path, &b, None);
             assert_eq!(status, 200, "{name}: {path}: {body}");
@@ -219,6 +249,8 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 a_template.as_str(),
                 a_shift.as_str(),
                 "acme-lost-card",
+                "acme-probe-note",
+                "acme-nightly",
             ] {
                 assert!(
                     !text.contains(secret),

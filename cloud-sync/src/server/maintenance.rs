@@ -1,33 +1,53 @@
-//! The server's background upkeep: every minute the rate limiters' idle keys are pruned, and
-//! every hour (first at start) what has expired is purged, tenant by tenant, one step — one
-//! transaction — at a time. A shutdown is looked at before each step, so SIGTERM waits for the
-//! step under way and starts no other.
+//! The server's background upkeep: every minute the rate limiters' idle keys are pruned (in
+//! each replica), and the `maintenance.purge` job — run hourly by the platform schedule
+//! `purge-expired` — purges what has expired, tenant by tenant, one step — one transaction —
+//! at a time. A shutdown is looked at before each step, so SIGTERM waits for the step under
+//! way and starts no other.
 
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 use crate::server::{
     http::router::AppState,
+    jobs::registry::{Done, Failed, JobRun, KindOptions, Registry},
     store::{Store, StoreError, Tenant, TenantScope},
 };
 use rollcall_service::shutdown::Shutdown;
 
-/// Runs until `stop` fires, never returning in the middle of a purge step.
+/// Every minute, until `stop` fires, prunes the rate limiters' idle keys (this replica's own
+/// memory; the purges are platform jobs on a schedule, see [`register`]).
 pub(crate) async fn run(state: Arc<AppState>, mut stop: Shutdown) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-    for minute in 0u64.. {
+    loop {
         tokio::select! {
             _ = every.tick() => {}
             () = stop.wait() => return,
         }
         state.limits.prune();
-        if minute % 60 == 0 {
-            purge_expired(&state.store, &stop).await;
-        }
-        if stop.is_fired() {
-            return;
-        }
     }
 }
+
+/// The purge takes no arguments.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoArgs {}
+
+/// Registers `maintenance.purge`, run hourly by the platform schedule `purge-expired`.
+pub(crate) fn register(r: &mut Registry) {
+    r.register(
+        PURGE_KIND,
+        KindOptions {
+            queue: "maintenance",
+            max_attempts: 3,
+            timeout: std::time::Duration::from_secs(1800),
+            ..KindOptions::default()
+        },
+        purge,
+    );
+}
+
+pub(crate) const PURGE_KIND: &str = "maintenance.purge";
 
 /// One purge step of one tenant.
 #[derive(Debug, Clone, Copy)]
@@ -68,29 +88,39 @@ impl Purge {
     }
 }
 
-/// Runs every purge step of every active tenant, unless a shutdown comes first.
-async fn purge_expired(store: &Store, stop: &Shutdown) {
-    let tenants = match store.tenants().await {
-        Ok(t) => t,
-        Err(e) => return tracing::warn!(error = %e, "purge skipped: the tenants cannot be listed"),
-    };
+/// Runs every purge step of every active tenant, one transaction each; on shutdown it stops
+/// between steps and snoozes (the next replica to claim it starts again). A failed step is
+/// logged and the rest go on; the job fails (and retries) if any did.
+async fn purge(run: JobRun, _: NoArgs) -> Result<Done, Failed> {
+    let tenants = run.store.tenants().await?;
     tracing::info!(tenants = tenants.len(), "purge started");
+    let (mut rows, mut failed) = (0, Vec::new());
     for scope in tenants.iter().filter_map(Tenant::scope) {
         for step in Purge::ALL {
-            if stop.is_fired() {
-                return tracing::info!("purge stopped by shutdown");
+            if run.stop.is_fired() {
+                tracing::info!("purge stopped by shutdown");
+                return Ok(Done::Snooze(std::time::Duration::ZERO));
             }
-            log_purge(scope.slug(), step.what(), step.run(store, &scope).await);
+            match step.run(&run.store, &scope).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    rows += n;
+                    tracing::info!(tenant = scope.slug(), rows = n, "purged {}", step.what());
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = scope.slug(), error = %e, "purging {} failed", step.what());
+                    failed.push(format!("{} of {}: {e}", step.what(), scope.slug()));
+                }
+            }
         }
     }
-    tracing::info!("purge finished");
-}
-
-/// Logs what one purge step of one tenant removed, or why it failed.
-fn log_purge(tenant: &str, what: &str, outcome: Result<u64, StoreError>) {
-    match outcome {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(tenant, rows = n, "purged {what}"),
-        Err(e) => tracing::warn!(tenant, error = %e, "purging {what} failed"),
+    tracing::info!(rows, "purge finished");
+    if failed.is_empty() {
+        Ok(Done::Result(Some(serde_json::json!({
+            "tenants": tenants.len(),
+            "rows": rows,
+        }))))
+    } else {
+        Err(Failed::Retry(failed.join("; ")))
     }
 }

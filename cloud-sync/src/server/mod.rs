@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod cards;
 pub mod http;
+pub mod jobs;
 mod maintenance;
 pub(crate) mod nodes;
 pub mod people;
@@ -48,6 +49,10 @@ pub struct Config {
     pub create_master_key: bool,
     /// Where to write the bound address once listening (useful with port 0).
     pub addr_file: Option<PathBuf>,
+    /// How this replica's workers work the job queues.
+    pub jobs: jobs::runner::JobsConfig,
+    /// The job kinds it runs ([`jobs::kinds::registry`]).
+    pub job_kinds: jobs::registry::Registry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,11 +107,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tenants: tenants::cache::TenantCache::new(tenants::cache::TTL),
         metrics: http::metrics::Metrics::new(),
         master_key,
+        jobs: Arc::new(config.job_kinds.clone()),
     });
+    for schedule in jobs::kinds::builtin_schedules() {
+        state.store.ensure_platform_schedule(schedule).await?;
+    }
     let mut supervisor = Supervisor::new();
     let maintained = state.clone();
     supervisor.spawn("maintenance", move |stop| {
         maintenance::run(maintained, stop)
+    });
+    let (store, kinds, jobs) = (state.store.clone(), state.jobs.clone(), config.jobs.clone());
+    supervisor.spawn("jobs", move |stop| {
+        jobs::runner::run(store, kinds, jobs, stop)
     });
     let (listener, local) =
         rollcall_service::listen::bind(config.listen, config.addr_file.as_deref()).await?;

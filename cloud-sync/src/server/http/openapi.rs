@@ -50,7 +50,8 @@ use rollcall_service::problem::Problem;
         (name = "alarms", description = "The sites' hardware alarms, as their nodes pushed them"),
         (name = "audit", description = "Who changed what, when and from where"),
         (name = "tenant", description = "The caller's own tenant's settings"),
-        (name = "platform", description = "Tenants, for the platform's operators"),
+        (name = "jobs", description = "Background jobs: their attempts, errors and results; retry, cancel, re-drive the discarded"),
+        (name = "platform", description = "Tenants and job queues, for the platform's operators"),
     ),
     components(schemas(Problem))
 )]

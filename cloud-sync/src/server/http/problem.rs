@@ -21,6 +21,7 @@ pub(crate) const OPERATION_REFUSALS: &[&[Refusals]] = &[
     crate::server::sites::REFUSALS,
     crate::server::nodes::REFUSALS,
     crate::server::people::REFUSALS,
+    crate::server::jobs::REFUSALS,
 ];
 
 /// Every problem type a domain refuses with, by domain, for the OpenAPI document.
@@ -30,6 +31,7 @@ pub(crate) const DOMAIN_PROBLEMS: &[&[&ProblemType]] = &[
     crate::server::sites::store::PROBLEMS,
     crate::server::nodes::store::PROBLEMS,
     crate::server::people::store::PROBLEMS,
+    crate::server::jobs::store::PROBLEMS,
 ];
 
 /// A store failure as the client sees it: a domain's refusal as its own problem type, saying

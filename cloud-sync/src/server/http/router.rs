@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub metrics: Metrics,
     /// Seals face templates (through each tenant's data key).
     pub master_key: crate::server::sealing::MasterKey,
+    /// The job kinds this server runs.
+    pub jobs: Arc<crate::server::jobs::registry::Registry>,
 }
 
 /// Every documented route: each `routes!` call (here and in each domain's `routes`) registers the
@@ -40,7 +42,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     use crate::server::{
         attendance, audit, auth, cards,
         http::{cors, openapi},
-        nodes, people, records, sites, sync, tenants, users,
+        jobs, nodes, people, records, sites, sync, tenants, users,
     };
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
@@ -58,6 +60,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(records::routes())
         .merge(attendance::routes())
         .merge(audit::routes())
+        .merge(jobs::routes())
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {

@@ -1,6 +1,6 @@
 //! One executor over both drivers, so that a store method's SQL and body are written once.
 //!
-//! A body is a generic `async fn` over [`Exec`]; `in_tenant!` (or `in_platform!`) calls it once per
+//! A body is a generic `async fn` over [`Exec`]; `in_tenant!` (or `in_platform!`, in `entry`) calls it once per
 //! backend inside a tenant-scoped transaction (on PostgreSQL with row-level security set to the
 //! tenant), appends the audit entry when the body changed something, and commits. SQL is written
 //! in PostgreSQL's style (`$1`, `CAST(x AS TEXT)` rather than `x::text`); SQLite gets the same
@@ -87,6 +87,15 @@ impl Dialect {
             Dialect::Postgres => " FOR UPDATE",
         }
     }
+
+    /// The same, passing over rows another transaction has locked (a queue's claim): `FOR
+    /// UPDATE SKIP LOCKED` on PostgreSQL; nothing on SQLite.
+    pub(crate) fn lock_free_rows(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
 }
 
 /// A tenant-scoped transaction on either backend.
@@ -142,6 +151,11 @@ pub(crate) trait Exec {
         params: &[&dyn Param],
         read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError>;
+
+    /// Tells the job workers that this transaction enqueued work, once it commits: on
+    /// PostgreSQL a `pg_notify` (delivered at commit, to every replica); on SQLite a flag the
+    /// transaction's runner reads after commit to wake the workers in process.
+    async fn wake_workers(&self) -> Result<(), StoreError>;
 
     /// Points row-level security at tenant `id` for the rest of the transaction (PostgreSQL;
     /// nothing to do on SQLite): for platform work that learns its tenant on the way.
@@ -203,6 +217,7 @@ pub(crate) trait Exec {
 pub(crate) struct SqliteTx<'c> {
     conn: &'c rusqlite::Connection,
     tenant: i64,
+    woke: std::cell::Cell<bool>,
 }
 
 impl<'c> SqliteTx<'c> {
@@ -212,7 +227,16 @@ impl<'c> SqliteTx<'c> {
 
     /// On a connection whose transaction the caller runs (platform work, outside any tenant).
     pub(crate) fn on(conn: &'c rusqlite::Connection, tenant: i64) -> Self {
-        Self { conn, tenant }
+        Self {
+            conn,
+            tenant,
+            woke: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether the body enqueued work ([`Exec::wake_workers`]).
+    pub(crate) fn woke(&self) -> bool {
+        self.woke.get()
     }
 }
 
@@ -230,6 +254,11 @@ impl<'c> Exec for SqliteTx<'c> {
     }
 
     async fn enter_tenant(&self, _id: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn wake_workers(&self) -> Result<(), StoreError> {
+        self.woke.set(true);
         Ok(())
     }
 
@@ -354,6 +383,12 @@ impl Exec for PgTx<'_, '_> {
         crate::server::store::postgres::enter_tenant(self.tx, id).await
     }
 
+    async fn wake_workers(&self) -> Result<(), StoreError> {
+        self.execute("SELECT pg_notify('rollcall_jobs', '')", &[])
+            .await
+            .map(drop)
+    }
+
     type Prepared = tokio_postgres::Statement;
 
     async fn prepare(&self, sql: &str) -> Result<Self::Prepared, StoreError> {
@@ -398,116 +433,7 @@ impl Exec for PgTx<'_, '_> {
     }
 }
 
-/// The one entry point of a store body: runs it in a transaction of the tenant `$scope` on
-/// whichever backend `$store` is (on PostgreSQL with row-level security set to the tenant),
-/// appends the audit entry `$audit` when the body's [`Outcome`] changed something, and commits;
-/// an error rolls everything back. `$body` is a future using `$tx: &impl Exec`, usually a call
-/// of a generic `async fn`: it is compiled once per backend. On SQLite it runs on a blocking
-/// thread, so what it uses must be owned (it is moved there).
-///
-/// `in_tenant!(read store, scope, |tx| body)` is the same without an audit entry, on one of
-/// SQLite's read connections (it sees the last commit and never waits for the writer; a
-/// write there fails); `in_tenant!(internal store, scope, |tx| body)` a write that is not an
-/// act to audit (a key made on first use).
-macro_rules! in_tenant {
-    (read $store:expr, $scope:expr, |$tx:ident| $body:expr) => {
-        $crate::server::store::exec::in_tenant!(
-            @run on_reader, $store, $scope, None, |$tx| $body, |_| false
-        )
-    };
-    (internal $store:expr, $scope:expr, |$tx:ident| $body:expr) => {
-        $crate::server::store::exec::in_tenant!(
-            @run on_writer, $store, $scope, None, |$tx| $body, |_| false
-        )
-    };
-    (write $store:expr, $scope:expr, $audit:expr, |$tx:ident| $body:expr) => {
-        $crate::server::store::exec::in_tenant!(
-            @run on_writer, $store, $scope, Some($audit), |$tx| $body,
-            $crate::server::store::exec::Outcome::changed
-        )
-    };
-    (@run $via:ident, $store:expr, $scope:expr, $audit:expr, |$tx:ident| $body:expr, $changed:expr) => {{
-        use crate::server::store::exec::Exec as _;
-        let scope: &$crate::server::store::TenantScope = $scope;
-        let audit: Option<$crate::server::audit::store::Audit> = $audit;
-        match $store {
-            $crate::server::store::Store::Sqlite(s) => {
-                let scope = scope.clone();
-                s.$via(move |conn| {
-                    let tx = conn.transaction()?;
-                    let out = {
-                        let $tx = &$crate::server::store::exec::SqliteTx::new(&tx, &scope);
-                        $crate::server::store::exec::poll_now(async { $body.await })?
-                    };
-                    if let Some(a) = audit.as_ref().filter(|_| $changed(&out)) {
-                        let t = $crate::server::store::exec::SqliteTx::new(&tx, &scope);
-                        $crate::server::store::exec::poll_now(t.append_audit(a))?;
-                    }
-                    tx.commit()?;
-                    Ok(out)
-                })
-                .await
-            }
-            $crate::server::store::Store::Postgres(p) => {
-                async {
-                    let mut client = p.client().await?;
-                    let tx = $crate::server::store::postgres::scoped(&mut client, scope).await?;
-                    let out = {
-                        let $tx = &$crate::server::store::exec::PgTx::new(&tx, scope);
-                        $body.await?
-                    };
-                    if let Some(a) = audit.as_ref().filter(|_| $changed(&out)) {
-                        $crate::server::store::exec::PgTx::new(&tx, scope)
-                            .append_audit(a)
-                            .await?;
-                    }
-                    tx.commit().await?;
-                    Ok::<_, $crate::server::store::StoreError>(out)
-                }
-                .await
-            }
-        }
-    }};
-}
-pub(crate) use in_tenant;
-
-/// Platform work, outside any tenant (the tenants table itself): runs `$body` in a plain
-/// transaction on whichever backend `$store` is and commits. `$tx.tenant()` is 0 there; a body
-/// that writes a tenant's audit trail enters it with [`Exec::append_audit_for`].
-macro_rules! in_platform {
-    ($store:expr, |$tx:ident| $body:expr) => {{
-        #[allow(unused_imports)]
-        use crate::server::store::exec::Exec as _;
-        match $store {
-            $crate::server::store::Store::Sqlite(s) => {
-                s.on_writer(move |conn| {
-                    let tx = conn.transaction()?;
-                    let out = {
-                        let $tx = &$crate::server::store::exec::SqliteTx::on(&tx, 0);
-                        $crate::server::store::exec::poll_now(async { $body.await })?
-                    };
-                    tx.commit()?;
-                    Ok(out)
-                })
-                .await
-            }
-            $crate::server::store::Store::Postgres(p) => {
-                async {
-                    let mut client = p.client().await?;
-                    let tx = client.transaction().await?;
-                    let out = {
-                        let $tx = &$crate::server::store::exec::PgTx::on(&tx, 0);
-                        $body.await?
-                    };
-                    tx.commit().await?;
-                    Ok::<_, $crate::server::store::StoreError>(out)
-                }
-                .await
-            }
-        }
-    }};
-}
-pub(crate) use in_platform;
+pub(crate) use super::entry::{in_platform, in_tenant};
 
 /// What a write body returns says whether it changed anything, and so whether its audit entry
 /// is appended (a `PATCH` of nothing, a `DELETE` of nothing leave no trace).
@@ -531,6 +457,13 @@ pub(crate) use always_changed;
 impl Outcome for bool {
     fn changed(&self) -> bool {
         *self
+    }
+}
+
+/// A count of rows changed.
+impl Outcome for u64 {
+    fn changed(&self) -> bool {
+        *self > 0
     }
 }
 

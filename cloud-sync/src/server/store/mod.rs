@@ -6,12 +6,13 @@
 //! [`TenantScope`]. A scope can only be had from a [`Tenant`] this module loaded, and only while
 //! that tenant is active: a query that is not scoped to a resolved tenant does not compile.
 
+mod entry;
 pub(crate) mod exec;
 pub(crate) mod postgres;
 pub mod schema;
 mod sqlite;
 #[cfg(test)]
-mod suite;
+pub(crate) mod suite;
 
 use std::path::PathBuf;
 
@@ -69,6 +70,10 @@ pub enum StoreError {
     },
     #[error("database task failed: {0}")]
     Task(String),
+    /// A job's write came with a lease token that no longer holds (the job was cancelled or
+    /// given to another worker): the transaction was rolled back.
+    #[error("job {0}: its lease was lost, so this attempt's writes were undone")]
+    LeaseLost(i64),
 }
 
 /// A domain's refusal: an error that is one of the domain's documented problem types (a person
@@ -93,6 +98,8 @@ refused!(
     crate::server::sites::store::SiteError,
     crate::server::nodes::store::NodeError,
     crate::server::people::store::PeopleError,
+    crate::server::jobs::store::JobError,
+    crate::server::jobs::schedule::ScheduleError,
 );
 
 /// The driver's own text is only "db error": say what the server said, or what failed below.

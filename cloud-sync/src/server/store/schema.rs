@@ -49,6 +49,8 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0020_voice.sql",
     "0021_card_revocations.sql",
     "0022_record_stream_marks.sql",
+    "0023_jobs.sql",
+    "0024_job_schedules.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -73,6 +75,8 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0019_voice.sql",
     "0020_card_revocations.sql",
     "0021_record_stream_marks.sql",
+    "0022_jobs.sql",
+    "0023_job_schedules.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the
@@ -102,7 +106,14 @@ pub const TENANT_TABLES: &[&str] = &[
     "card_revocations",
     "node_stream_marks",
     "record_rejections",
+    "job_probe_runs",
 ];
+
+/// Tables that carry a `tenant_id` but are not under tenant isolation: the job queue, which the
+/// workers claim from across tenants, and the job schedules, which every replica's scheduler
+/// fires across tenants (a tenant's job runs in that tenant's scope; every admin read of either
+/// names its tenant in the statement).
+pub const QUEUE_TABLES: &[&str] = &["jobs", "job_schedules"];
 
 /// PostgreSQL, run by the migrating role in the transaction that applied migrations (`$1`:
 /// [`TENANT_TABLES`]): each listed table that has no row security at all yet (a table those
@@ -179,7 +190,7 @@ mod tests {
     #[test]
     fn the_tenant_tables_setting_is_an_array_literal() {
         assert!(tenant_tables_array().starts_with("{nodes,events,"));
-        assert!(tenant_tables_array().ends_with(",record_rejections}"));
+        assert!(tenant_tables_array().ends_with(",job_probe_runs}"));
         for t in TENANT_TABLES {
             assert!(
                 t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

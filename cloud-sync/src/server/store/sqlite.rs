@@ -33,6 +33,8 @@ const STATEMENT_CACHE: usize = 256;
 pub struct SqliteHandle {
     pub(crate) writer: Arc<Mutex<SqliteStore>>,
     readers: Arc<Readers>,
+    /// Poked after a commit that enqueued jobs: the workers of this process wait on it.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
 }
 
 struct Readers {
@@ -50,6 +52,7 @@ impl SqliteHandle {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 

@@ -27,17 +27,17 @@ use rollcall_service::problem::ProblemType;
 
 /// Whether `r` is a domain's refusal of the problem type `kind` (and not another, nor a
 /// database failure).
-fn refused<T>(r: &Result<T, StoreError>, kind: &ProblemType) -> bool {
+pub(crate) fn refused<T>(r: &Result<T, StoreError>, kind: &ProblemType) -> bool {
     matches!(r, Err(StoreError::Refused(e)) if e.problem_type() == kind)
 }
 use rollcall_tests::scratch::{self, ScratchDatabase};
 
-enum Keep {
+pub(crate) enum Keep {
     Dir(#[allow(dead_code)] tempfile::TempDir),
     Db(#[allow(dead_code)] ScratchDatabase),
 }
 
-async fn sqlite() -> (Store, Keep) {
+pub(crate) async fn sqlite() -> (Store, Keep) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&Backend::Sqlite(dir.path().join("c.sqlite")))
         .await
@@ -45,7 +45,7 @@ async fn sqlite() -> (Store, Keep) {
     (store, Keep::Dir(dir))
 }
 
-async fn postgres() -> (Store, Keep) {
+pub(crate) async fn postgres() -> (Store, Keep) {
     let db = ScratchDatabase::create()
         .await
         .expect("a scratch PostgreSQL database (is PostgreSQL running on 127.0.0.1:5432?)");
@@ -56,6 +56,18 @@ async fn postgres() -> (Store, Keep) {
     .await
     .expect("open postgres");
     (store, Keep::Db(db))
+}
+
+/// Another handle on the database `keep` holds: a second replica.
+pub(crate) async fn reopen(keep: &Keep) -> Store {
+    let backend = match keep {
+        Keep::Dir(dir) => Backend::Sqlite(dir.path().join("c.sqlite")),
+        Keep::Db(db) => Backend::Postgres {
+            url: db.url.clone(),
+            migrate_url: None,
+        },
+    };
+    Store::open(&backend).await.expect("reopen the store")
 }
 
 macro_rules! both {
@@ -74,8 +86,27 @@ macro_rules! both {
         }
     };
 }
+pub(crate) use both;
 
-fn audit() -> audit::Audit {
+macro_rules! both_with_keep {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let (store, keep) = super::sqlite().await;
+                super::$name(store, keep).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let (store, keep) = super::postgres().await;
+                super::$name(store, keep).await;
+            }
+        }
+    };
+}
+pub(crate) use both_with_keep;
+
+pub(crate) fn audit() -> audit::Audit {
     audit::Audit {
         actor: "test".into(),
         action: "test.write",
@@ -90,7 +121,11 @@ const A: &str = "01HZZZZZZZZZZZZZZZZZZZZZZA";
 const B: &str = "01HZZZZZZZZZZZZZZZZZZZZZZB";
 const C: &str = "01HZZZZZZZZZZZZZZZZZZZZZZC";
 
-async fn tenant_with_node(store: &Store, slug: &str, token: &str) -> (TenantScope, NodeRow) {
+pub(crate) async fn tenant_with_node(
+    store: &Store,
+    slug: &str,
+    token: &str,
+) -> (TenantScope, NodeRow) {
     let scope = store
         .ensure_tenant(slug, slug)
         .await
@@ -550,7 +585,11 @@ async fn row_level_security_stops_the_wrong_tenant_in_postgres() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let mut listed: Vec<&str> = schema::TENANT_TABLES.to_vec();
+    let mut listed: Vec<&str> = schema::TENANT_TABLES
+        .iter()
+        .chain(schema::QUEUE_TABLES)
+        .copied()
+        .collect();
     listed.sort();
     assert_eq!(owned, listed);
 }
@@ -978,23 +1017,6 @@ async fn raw_sql(store: &Store, keep: &Keep, sql: &str) -> Result<(), String> {
             .map_err(|e| format!("{}", StoreError::from(e))),
         _ => unreachable!(),
     }
-}
-
-macro_rules! both_with_keep {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                let (store, keep) = super::sqlite().await;
-                super::$name(store, keep).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                let (store, keep) = super::postgres().await;
-                super::$name(store, keep).await;
-            }
-        }
-    };
 }
 
 both_with_keep!(every_write_is_audited_within_its_tenant_and_the_trail_is_append_only);

@@ -1,0 +1,370 @@
+//! The workers of one replica, run by the server's supervisor: per queue, a loop that claims
+//! due jobs up to the queue's concurrency and runs each in its own task; beside them a renewer
+//! that keeps the running attempts' leases alive (and stops an attempt whose lease was lost)
+//! and a rescuer that takes back attempts whose lease ran out on any replica; and the
+//! scheduler (`beat`) that fires due schedules.
+//!
+//! Each attempt runs inside a tracing span with the job's id, kind, tenant and the request id
+//! that enqueued it, in the job's tenant scope; a panic or an error is recorded and retried
+//! after the kind's back-off, an attempt past its time limit is stopped. On SIGTERM the loops
+//! claim nothing more, running attempts get `grace` to finish, and those still running are
+//! handed back (not counted as attempts).
+
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::FutureExt;
+use parking_lot::Mutex;
+use tokio::task::{AbortHandle, JoinSet};
+use tracing::Instrument;
+
+use crate::server::{
+    jobs::{
+        model::{Claimed, Failure},
+        registry::{Done, Failed, JobRun, Registry},
+        store::ClaimRequest,
+    },
+    store::Store,
+};
+use rollcall_service::{clock::now_ms, shutdown::Shutdown};
+
+/// One queue's workers in this replica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueConfig {
+    pub name: String,
+    pub concurrency: u32,
+}
+
+/// How this replica works its queues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobsConfig {
+    pub queues: Vec<QueueConfig>,
+    /// Most attempts of one tenant running at once in one queue, over every replica.
+    pub tenant_cap: u32,
+    /// How often an idle queue looks for due work without being woken.
+    pub poll: Duration,
+    /// How long a lease lasts unrenewed; renewed every third of it.
+    pub lease: Duration,
+    /// How often expired leases are looked for.
+    pub rescue_every: Duration,
+    /// How long running attempts may take to finish after SIGTERM.
+    pub grace: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            queues: vec![
+                QueueConfig {
+                    name: "default".into(),
+                    concurrency: 4,
+                },
+                QueueConfig {
+                    name: "maintenance".into(),
+                    concurrency: 1,
+                },
+            ],
+            tenant_cap: 2,
+            poll: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            rescue_every: Duration::from_secs(15),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The attempts running in this replica: id → (lease token, the task running it).
+type Running = Arc<Mutex<HashMap<i64, (Claimed, AbortHandle)>>>;
+
+/// Runs the workers until `stop` fires, then hands back what is still running and returns.
+pub(crate) async fn run(store: Store, registry: Arc<Registry>, config: JobsConfig, stop: Shutdown) {
+    let worker = format!(
+        "{}:{}",
+        std::process::id(),
+        crate::server::auth::extract::new_token()
+            .map(|t| t[..8].to_owned())
+            .unwrap_or_default()
+    );
+    let running: Running = Arc::default();
+    let mut loops = JoinSet::new();
+    for q in config.queues.clone() {
+        let (store, registry, config, stop, running, worker) = (
+            store.clone(),
+            registry.clone(),
+            config.clone(),
+            stop.clone(),
+            running.clone(),
+            worker.clone(),
+        );
+        loops.spawn(async move {
+            work_queue(&store, &registry, &config, &q, &worker, &running, stop).await;
+        });
+    }
+    loops.spawn(renew_leases(
+        store.clone(),
+        config.lease,
+        running.clone(),
+        stop.clone(),
+    ));
+    loops.spawn(crate::server::jobs::beat::run(
+        store.clone(),
+        registry.clone(),
+        config.poll,
+        stop.clone(),
+    ));
+    loops.spawn(rescue_expired(store.clone(), config.rescue_every, stop));
+    tracing::info!(worker = %worker, queues = config.queues.len(), "job workers started");
+    while loops.join_next().await.is_some() {}
+    tracing::info!("job workers stopped");
+}
+
+async fn work_queue(
+    store: &Store,
+    registry: &Arc<Registry>,
+    config: &JobsConfig,
+    queue: &QueueConfig,
+    worker: &str,
+    running: &Running,
+    mut stop: Shutdown,
+) {
+    let mut attempts = JoinSet::new();
+    let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        if stop.is_fired() {
+            break;
+        }
+        let free = queue.concurrency.saturating_sub(attempts.len() as u32);
+        if free > 0 {
+            let req = ClaimRequest {
+                queue: &queue.name,
+                limit: free,
+                tenant_cap: config.tenant_cap,
+                worker,
+                lease_ms,
+            };
+            match store.claim_jobs(req).await {
+                Ok(claimed) => {
+                    for job in claimed {
+                        // Held while spawning, so the attempt cannot end (and remove itself)
+                        // before it is listed.
+                        let mut listed = running.lock();
+                        let abort = attempts.spawn(attempt(
+                            store.clone(),
+                            registry.clone(),
+                            job.clone(),
+                            running.clone(),
+                            stop.clone(),
+                        ));
+                        listed.insert(job.id, (job, abort));
+                    }
+                }
+                Err(e) => tracing::warn!(queue = %queue.name, error = %e, "claiming jobs failed"),
+            }
+        }
+        let full = attempts.len() as u32 >= queue.concurrency;
+        tokio::select! {
+            () = store.jobs_enqueued(), if !full => {}
+            () = tokio::time::sleep(config.poll), if !full => {}
+            Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+            () = stop.wait() => break,
+        }
+    }
+    // Shutdown: the attempts under way get the grace period, then go back to the queue.
+    let deadline = tokio::time::sleep(config.grace);
+    tokio::pin!(deadline);
+    while !attempts.is_empty() {
+        tokio::select! {
+            _ = attempts.join_next() => {}
+            () = &mut deadline => break,
+        }
+    }
+    attempts.abort_all();
+    while attempts.join_next().await.is_some() {}
+    let left: Vec<Claimed> = {
+        let mut r = running.lock();
+        let ours: Vec<i64> = r
+            .iter()
+            .filter(|(_, (job, _))| job.queue == queue.name)
+            .map(|(id, _)| *id)
+            .collect();
+        ours.into_iter()
+            .filter_map(|id| r.remove(&id))
+            .map(|(job, _)| job)
+            .collect()
+    };
+    for job in &left {
+        match store.fail_job(job, Failure::Interrupted).await {
+            Ok(_) => tracing::info!(job = job.id, "job handed back at shutdown"),
+            Err(e) => {
+                tracing::warn!(job = job.id, error = %e, "handing a job back failed: its lease will expire")
+            }
+        }
+    }
+}
+
+/// Runs one attempt to its end and records how it ended.
+async fn attempt(
+    store: Store,
+    registry: Arc<Registry>,
+    job: Claimed,
+    running: Running,
+    stop: Shutdown,
+) {
+    let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant = job.tenant_id,
+                                   attempt = job.attempt, request_id = job.request_id.as_deref().unwrap_or(""));
+    async {
+        let failure = match registry.kind(&job.kind) {
+            None => Some(Failure::Discard {
+                message: format!("this server has no job kind `{}`", job.kind),
+            }),
+            Some(kind) => {
+                let started = std::time::Instant::now();
+                let outcome = run_handler(&store, kind, &job, stop).await;
+                tracing::info!(ms = started.elapsed().as_millis() as u64, ok = outcome.is_ok(), "job attempt ended");
+                match outcome {
+                    Ok((Done::Result(result), confirmed)) => {
+                        if !confirmed {
+                            match store.complete_job(&job, result).await {
+                                Ok(true) => {}
+                                Ok(false) => tracing::warn!("job finished after its lease was lost: not recorded"),
+                                Err(e) => tracing::error!(error = %e, "completing a job failed: its lease will expire"),
+                            }
+                        }
+                        None
+                    }
+                    Ok((Done::Snooze(d), _)) => Some(Failure::Snooze {
+                        until_ms: now_ms() + millis(d),
+                    }),
+                    Err(Failed::Discard(message)) => Some(Failure::Discard { message }),
+                    Err(Failed::Retry(message)) => Some(Failure::Error {
+                        message,
+                        retry_at_ms: now_ms() + millis(kind.options.backoff.draw(job.attempt)),
+                    }),
+                }
+            }
+        };
+        if let Some(failure) = failure {
+            match store.fail_job(&job, failure).await {
+                Ok(Some(state)) => tracing::info!(state = state.as_str(), "job attempt failed"),
+                Ok(None) => tracing::warn!("job failed after its lease was lost: not recorded"),
+                Err(e) => tracing::error!(error = %e, "recording a failed attempt failed: its lease will expire"),
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    running.lock().remove(&job.id);
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The handler's outcome and whether it completed the job itself; a panic or the time limit
+/// are failures to retry.
+async fn run_handler(
+    store: &Store,
+    kind: &crate::server::jobs::registry::Kind,
+    job: &Claimed,
+    stop: Shutdown,
+) -> Result<(Done, bool), Failed> {
+    let scope = if job.tenant_id == 0 {
+        None
+    } else {
+        match store.tenant_scope_by_id(job.tenant_id).await {
+            Ok(Some(scope)) => Some(scope),
+            Ok(None) => {
+                return Err(Failed::Retry(
+                    "the job's tenant is suspended or gone: not run".into(),
+                ));
+            }
+            Err(e) => return Err(Failed::Retry(e.to_string())),
+        }
+    };
+    let confirmed = Arc::new(AtomicBool::new(false));
+    let run = JobRun {
+        store: store.clone(),
+        scope,
+        job: job.clone(),
+        stop,
+        confirmed: confirmed.clone(),
+    };
+    let handler = AssertUnwindSafe((kind.handler)(run, job.args.clone())).catch_unwind();
+    match tokio::time::timeout(kind.options.timeout, handler).await {
+        Err(_) => Err(Failed::Retry(format!(
+            "timed out after {} s",
+            kind.options.timeout.as_secs_f64()
+        ))),
+        Ok(Err(panic)) => Err(Failed::Retry(format!("panicked: {}", panic_text(&*panic)))),
+        Ok(Ok(out)) => out.map(|done| (done, confirmed.load(Ordering::SeqCst))),
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Every third of a lease, renews the leases of this replica's running attempts; an attempt
+/// whose lease was lost (cancelled, or rescued elsewhere after a stall) is stopped.
+async fn renew_leases(store: Store, lease: Duration, running: Running, mut stop: Shutdown) {
+    let mut every = tokio::time::interval(lease / 3);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop.wait() => return,
+        }
+        let held: Vec<(i64, String)> = running
+            .lock()
+            .iter()
+            .map(|(id, (job, _))| (*id, job.lease_token.clone()))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        match store.renew_job_leases(held, now_ms() + millis(lease)).await {
+            Ok(lost) => {
+                for id in lost {
+                    if let Some((_, abort)) = running.lock().remove(&id) {
+                        abort.abort();
+                        tracing::warn!(
+                            job = id,
+                            "job stopped: its lease was lost (cancelled or given to another worker)"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "renewing job leases failed"),
+        }
+    }
+}
+
+/// Takes back expired leases, on every replica (each expired attempt is taken back once).
+async fn rescue_expired(store: Store, every: Duration, mut stop: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.wait() => return,
+        }
+        match store.rescue_jobs(now_ms()).await {
+            Ok((0, _)) => {}
+            Ok((n, discarded)) => tracing::warn!(
+                rescued = n,
+                discarded,
+                "jobs whose lease expired were taken back"
+            ),
+            Err(e) => tracing::warn!(error = %e, "rescuing jobs failed"),
+        }
+    }
+}
