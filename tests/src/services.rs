@@ -310,6 +310,11 @@ impl Cloud {
         Ok(self.http.get(format!("{}{path}", self.url)).send()?)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> Result<String, HarnessError> {
+        Ok(self.get("/metrics")?.text()?)
+    }
+
     /// GETs `path` as the admin; returns status and JSON body.
     pub fn admin_get(&self, path: &str) -> Result<(u16, Value), HarnessError> {
         let r = self

@@ -570,11 +570,7 @@ fn each_push_says_how_far_the_nodes_sequence_is_held() {
         // The events were made in 2023: the node is that far behind.
         let lag = nodes["items"][0]["lag_ms"].as_i64().unwrap_or(0);
         assert!(lag > 86_400_000, "{name}: {nodes}");
-        let metrics = cloud
-            .get("/metrics")
-            .expect("metrics")
-            .text()
-            .expect("text");
+        let metrics = cloud.metrics().expect("metrics");
         for line in [
             format!("rollcall_cloud_node_watermark{{tenant=\"acme\",node=\"{node}\"}} 2"),
             format!("rollcall_cloud_node_missing_events{{tenant=\"acme\",node=\"{node}\"}} 2"),

@@ -188,6 +188,19 @@ fn jobs_run_retry_and_are_managed_through_the_api() {
             Some(3),
             "{name}: {listed}"
         );
+
+        // The metrics count the attempts by how they ended, and the queue's depth.
+        let metrics = cloud.metrics().expect("metrics");
+        for line in [
+            "rollcall_cloud_job_attempts_total{queue=\"default\",kind=\"probe\",outcome=\"completed\"} 3",
+            "rollcall_cloud_job_attempts_total{queue=\"default\",kind=\"probe\",outcome=\"retried\"} 1",
+            "rollcall_cloud_job_wait_seconds_count{queue=\"default\"} 4",
+            "rollcall_cloud_job_run_seconds_count{queue=\"default\",kind=\"probe\"} 4",
+            "rollcall_cloud_job_queue_depth{queue=\"default\",state=\"running\"} 0",
+            "rollcall_cloud_job_queue_depth{queue=\"maintenance\",state=\"available\"}",
+        ] {
+            assert!(metrics.contains(line), "{name}: no {line} in\n{metrics}");
+        }
     });
 }
 

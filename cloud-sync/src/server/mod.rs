@@ -118,8 +118,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         maintenance::run(maintained, stop)
     });
     let (store, kinds, jobs) = (state.store.clone(), state.jobs.clone(), config.jobs.clone());
+    let counted = state.metrics.jobs.clone();
     supervisor.spawn("jobs", move |stop| {
-        jobs::runner::run(store, kinds, jobs, stop)
+        jobs::runner::run(store, kinds, counted, jobs, stop)
     });
     let (listener, local) =
         rollcall_service::listen::bind(config.listen, config.addr_file.as_deref()).await?;

@@ -49,6 +49,8 @@ pub(crate) struct Metrics {
     pub node_lag: Family<NodeLabel, Gauge>,
     /// Per node: how many sequence numbers it still owes below the highest held.
     pub node_missing: Family<NodeLabel, Gauge>,
+    /// The job workers' and queues' families.
+    pub jobs: crate::server::jobs::metrics::JobMetrics,
 }
 
 impl Metrics {
@@ -96,8 +98,11 @@ impl Metrics {
             "Alarms pushed by nodes and stored, by kind",
             alarms.clone(),
         );
+        let jobs = crate::server::jobs::metrics::JobMetrics::default();
+        jobs.register(&mut registry);
         Self {
             registry,
+            jobs,
             alarms,
             sync_items,
             sync_batches,

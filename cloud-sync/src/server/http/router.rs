@@ -118,10 +118,15 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Health
     }))
 }
 
-/// Prometheus metrics (OpenMetrics text): requests, sync batches and items.
+/// Prometheus metrics (OpenMetrics text): sync batches and items, nodes, alarms, and the job
+/// queues (attempts, run and wait times, rescues; depth counted from the database now).
 #[utoipa::path(get, path = "/metrics", tag = "meta",
     responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.store.job_depths().await {
+        Ok(depths) => state.metrics.jobs.set_depth(&state.jobs.queues(), &depths),
+        Err(e) => tracing::warn!(error = %e, "counting the job queues failed"),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -229,4 +229,25 @@ impl Store {
         let queue = queue.to_owned();
         in_platform!(self, |tx| set_paused(tx, &queue, paused))
     }
+
+    /// How many jobs of every tenant each queue holds in each unfinished state (the queue's
+    /// depth, for the metrics).
+    pub async fn job_depths(&self) -> Result<Vec<(String, JobState, i64)>, StoreError> {
+        in_platform!(self, |tx| depths(tx))
+    }
+}
+
+async fn depths(tx: &impl Exec) -> Result<Vec<(String, JobState, i64)>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT queue, state, count(*) FROM jobs
+             WHERE state IN ('available', 'retryable', 'running') GROUP BY queue, state",
+            &[],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(q, s, n)| Some((q, JobState::parse(&s)?, n)))
+        .collect())
 }

@@ -5,7 +5,8 @@
 //!
 //! `model` (what a job is), `store` (enqueue, claim, finish, rescue, both backends), `admin`
 //! (what the admin API does to the queue), `registry` (the kinds and their typed arguments), `kinds` (this server's kinds),
-//! `runner` (the workers in the supervised server), `backoff`, `api` (the admin API);
+//! `runner` (the workers in the supervised server), `metrics` (their Prometheus families),
+//! `wake` (how PostgreSQL replicas hear of new work), `backoff`, `api` (the admin API);
 //! `cron`, `schedule` (schedules and their storage), `beat` (the scheduler every replica runs)
 //! and `schedule_api`.
 
@@ -21,8 +22,11 @@ pub mod backoff;
 pub mod beat;
 pub mod cron;
 pub mod kinds;
+pub mod metrics;
 pub mod model;
 pub mod registry;
+#[cfg(test)]
+mod replicas_suite;
 pub mod runner;
 pub mod schedule;
 pub(crate) mod schedule_api;
@@ -31,6 +35,7 @@ mod schedule_suite;
 pub mod store;
 #[cfg(test)]
 mod suite;
+pub(crate) mod wake;
 
 /// This domain's routes, each registered with its OpenAPI operation.
 pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {

@@ -140,6 +140,8 @@ pub struct Claimed {
     pub actor: Option<String>,
     pub request_id: Option<String>,
     pub lease_token: String,
+    /// When it was due (its first run, or its retry).
+    pub scheduled_ms: i64,
 }
 
 /// What became of an attempt that did not complete.

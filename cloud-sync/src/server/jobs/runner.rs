@@ -27,6 +27,7 @@ use tracing::Instrument;
 
 use crate::server::{
     jobs::{
+        metrics::{JobMetrics, Outcome},
         model::{Claimed, Failure},
         registry::{Done, Failed, JobRun, Registry},
         store::ClaimRequest,
@@ -83,8 +84,23 @@ impl Default for JobsConfig {
 /// The attempts running in this replica: id → (lease token, the task running it).
 type Running = Arc<Mutex<HashMap<i64, (Claimed, AbortHandle)>>>;
 
+/// What every loop of one replica's workers shares.
+#[derive(Clone)]
+struct Workers {
+    store: Store,
+    registry: Arc<Registry>,
+    metrics: JobMetrics,
+    running: Running,
+}
+
 /// Runs the workers until `stop` fires, then hands back what is still running and returns.
-pub(crate) async fn run(store: Store, registry: Arc<Registry>, config: JobsConfig, stop: Shutdown) {
+pub async fn run(
+    store: Store,
+    registry: Arc<Registry>,
+    metrics: JobMetrics,
+    config: JobsConfig,
+    stop: Shutdown,
+) {
     let worker = format!(
         "{}:{}",
         std::process::id(),
@@ -92,25 +108,28 @@ pub(crate) async fn run(store: Store, registry: Arc<Registry>, config: JobsConfi
             .map(|t| t[..8].to_owned())
             .unwrap_or_default()
     );
-    let running: Running = Arc::default();
+    let workers = Workers {
+        store: store.clone(),
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        running: Arc::default(),
+    };
     let mut loops = JoinSet::new();
     for q in config.queues.clone() {
-        let (store, registry, config, stop, running, worker) = (
-            store.clone(),
-            registry.clone(),
+        let (workers, config, stop, worker) = (
+            workers.clone(),
             config.clone(),
             stop.clone(),
-            running.clone(),
             worker.clone(),
         );
         loops.spawn(async move {
-            work_queue(&store, &registry, &config, &q, &worker, &running, stop).await;
+            work_queue(&workers, &config, &q, &worker, stop).await;
         });
     }
     loops.spawn(renew_leases(
         store.clone(),
         config.lease,
-        running.clone(),
+        workers.running.clone(),
         stop.clone(),
     ));
     loops.spawn(crate::server::jobs::beat::run(
@@ -119,21 +138,30 @@ pub(crate) async fn run(store: Store, registry: Arc<Registry>, config: JobsConfi
         config.poll,
         stop.clone(),
     ));
-    loops.spawn(rescue_expired(store.clone(), config.rescue_every, stop));
+    loops.spawn(crate::server::jobs::wake::listen(
+        store.clone(),
+        stop.clone(),
+    ));
+    loops.spawn(rescue_expired(
+        store.clone(),
+        metrics,
+        config.rescue_every,
+        stop,
+    ));
     tracing::info!(worker = %worker, queues = config.queues.len(), "job workers started");
     while loops.join_next().await.is_some() {}
     tracing::info!("job workers stopped");
 }
 
 async fn work_queue(
-    store: &Store,
-    registry: &Arc<Registry>,
+    workers: &Workers,
     config: &JobsConfig,
     queue: &QueueConfig,
     worker: &str,
-    running: &Running,
     mut stop: Shutdown,
 ) {
+    let (store, running) = (&workers.store, &workers.running);
+    let mut woken = store.job_wakeups();
     let mut attempts = JoinSet::new();
     let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
     loop {
@@ -151,17 +179,14 @@ async fn work_queue(
             };
             match store.claim_jobs(req).await {
                 Ok(claimed) => {
+                    let now = now_ms();
                     for job in claimed {
+                        workers.metrics.started(&job, now);
                         // Held while spawning, so the attempt cannot end (and remove itself)
                         // before it is listed.
                         let mut listed = running.lock();
-                        let abort = attempts.spawn(attempt(
-                            store.clone(),
-                            registry.clone(),
-                            job.clone(),
-                            running.clone(),
-                            stop.clone(),
-                        ));
+                        let abort =
+                            attempts.spawn(attempt(workers.clone(), job.clone(), stop.clone()));
                         listed.insert(job.id, (job, abort));
                     }
                 }
@@ -170,7 +195,7 @@ async fn work_queue(
         }
         let full = attempts.len() as u32 >= queue.concurrency;
         tokio::select! {
-            () = store.jobs_enqueued(), if !full => {}
+            Ok(()) = woken.changed(), if !full => {}
             () = tokio::time::sleep(config.poll), if !full => {}
             Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
             () = stop.wait() => break,
@@ -200,6 +225,7 @@ async fn work_queue(
             .collect()
     };
     for job in &left {
+        workers.metrics.ended(job, Outcome::Interrupted);
         match store.fail_job(job, Failure::Interrupted).await {
             Ok(_) => tracing::info!(job = job.id, "job handed back at shutdown"),
             Err(e) => {
@@ -210,13 +236,13 @@ async fn work_queue(
 }
 
 /// Runs one attempt to its end and records how it ended.
-async fn attempt(
-    store: Store,
-    registry: Arc<Registry>,
-    job: Claimed,
-    running: Running,
-    stop: Shutdown,
-) {
+async fn attempt(workers: Workers, job: Claimed, stop: Shutdown) {
+    let Workers {
+        store,
+        registry,
+        metrics,
+        running,
+    } = workers;
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant = job.tenant_id,
                                    attempt = job.attempt, request_id = job.request_id.as_deref().unwrap_or(""));
     async {
@@ -227,16 +253,23 @@ async fn attempt(
             Some(kind) => {
                 let started = std::time::Instant::now();
                 let outcome = run_handler(&store, kind, &job, stop).await;
+                metrics.ran(&job, started.elapsed());
                 tracing::info!(ms = started.elapsed().as_millis() as u64, ok = outcome.is_ok(), "job attempt ended");
                 match outcome {
                     Ok((Done::Result(result), confirmed)) => {
-                        if !confirmed {
-                            match store.complete_job(&job, result).await {
-                                Ok(true) => {}
-                                Ok(false) => tracing::warn!("job finished after its lease was lost: not recorded"),
-                                Err(e) => tracing::error!(error = %e, "completing a job failed: its lease will expire"),
-                            }
-                        }
+                        let recorded = confirmed
+                            || match store.complete_job(&job, result).await {
+                                Ok(true) => true,
+                                Ok(false) => {
+                                    tracing::warn!("job finished after its lease was lost: not recorded");
+                                    false
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "completing a job failed: its lease will expire");
+                                    false
+                                }
+                            };
+                        metrics.ended(&job, if recorded { Outcome::Completed } else { Outcome::Lost });
                         None
                     }
                     Ok((Done::Snooze(d), _)) => Some(Failure::Snooze {
@@ -251,11 +284,21 @@ async fn attempt(
             }
         };
         if let Some(failure) = failure {
-            match store.fail_job(&job, failure).await {
-                Ok(Some(state)) => tracing::info!(state = state.as_str(), "job attempt failed"),
-                Ok(None) => tracing::warn!("job failed after its lease was lost: not recorded"),
-                Err(e) => tracing::error!(error = %e, "recording a failed attempt failed: its lease will expire"),
-            }
+            let outcome = match store.fail_job(&job, failure).await {
+                Ok(Some(state)) => {
+                    tracing::info!(state = state.as_str(), "job attempt failed");
+                    Outcome::of_state(state)
+                }
+                Ok(None) => {
+                    tracing::warn!("job failed after its lease was lost: not recorded");
+                    Outcome::Lost
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recording a failed attempt failed: its lease will expire");
+                    Outcome::Lost
+                }
+            };
+            metrics.ended(&job, outcome);
         }
     }
     .instrument(span)
@@ -350,7 +393,7 @@ async fn renew_leases(store: Store, lease: Duration, running: Running, mut stop:
 }
 
 /// Takes back expired leases, on every replica (each expired attempt is taken back once).
-async fn rescue_expired(store: Store, every: Duration, mut stop: Shutdown) {
+async fn rescue_expired(store: Store, metrics: JobMetrics, every: Duration, mut stop: Shutdown) {
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -359,11 +402,14 @@ async fn rescue_expired(store: Store, every: Duration, mut stop: Shutdown) {
         }
         match store.rescue_jobs(now_ms()).await {
             Ok((0, _)) => {}
-            Ok((n, discarded)) => tracing::warn!(
-                rescued = n,
-                discarded,
-                "jobs whose lease expired were taken back"
-            ),
+            Ok((n, discarded)) => {
+                metrics.rescued(n, discarded);
+                tracing::warn!(
+                    rescued = n,
+                    discarded,
+                    "jobs whose lease expired were taken back"
+                );
+            }
             Err(e) => tracing::warn!(error = %e, "rescuing jobs failed"),
         }
     }

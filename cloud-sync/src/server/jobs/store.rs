@@ -258,7 +258,8 @@ async fn claim(
                    AND NOT EXISTS (SELECT 1 FROM job_queues q WHERE q.name = $5 AND q.paused)
                  ORDER BY r.turn, r.priority, r.scheduled_ms, r.id
                  LIMIT $7){})
-         RETURNING id, tenant_id, kind, queue, args, attempt, max_attempts, actor, request_id",
+         RETURNING id, tenant_id, kind, queue, args, attempt, max_attempts, actor, request_id,
+                   scheduled_ms",
         tx.dialect().lock_free_rows()
     );
     tx.query(
@@ -285,6 +286,7 @@ async fn claim(
                 actor: r.get(7)?,
                 request_id: r.get(8)?,
                 lease_token: token.clone(),
+                scheduled_ms: r.get(9)?,
             })
         },
     )
@@ -463,6 +465,15 @@ async fn rescue(tx: &impl Exec, now: i64) -> Result<(u64, u64), StoreError> {
 
 crate::server::store::exec::always_changed!(Enqueued);
 
+/// What a batch enqueue did, one [`Enqueued`] a job.
+struct Batch(Vec<Enqueued>);
+
+impl crate::server::store::exec::Outcome for Batch {
+    fn changed(&self) -> bool {
+        self.0.iter().any(|e| !e.existing)
+    }
+}
+
 impl Store {
     /// Enqueues one job of the tenant in its own transaction (a handler that also changes
     /// state calls [`enqueue`] inside its own).
@@ -473,6 +484,23 @@ impl Store {
         audit: crate::server::audit::store::Audit,
     ) -> Result<Enqueued, StoreError> {
         in_tenant!(write self, scope, audit, |tx| enqueue(tx, &job))
+    }
+
+    /// Enqueues many jobs of the tenant in one transaction: all or none, one audit entry.
+    pub async fn enqueue_jobs(
+        &self,
+        scope: &TenantScope,
+        jobs: Vec<NewJob>,
+        audit: crate::server::audit::store::Audit,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        let batch = in_tenant!(write self, scope, audit, |tx| async move {
+            let mut out = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                out.push(enqueue(tx, job).await?);
+            }
+            Ok::<_, StoreError>(Batch(out))
+        })?;
+        Ok(batch.0)
     }
 
     /// Enqueues platform work (no tenant).
@@ -547,12 +575,13 @@ impl Store {
         }
     }
 
-    /// Waits until a commit of this process enqueued work (SQLite), or forever (PostgreSQL,
-    /// whose replicas hear of new work by `LISTEN`; see the runner).
-    pub(crate) async fn jobs_enqueued(&self) {
+    /// What changes when a commit of this process enqueued work (SQLite), or a notification
+    /// said a commit of any replica did (PostgreSQL: `jobs::wake::listen`); a change made
+    /// while a worker was busy is still seen at its next wait. A hint only: workers also poll.
+    pub(crate) fn job_wakeups(&self) -> tokio::sync::watch::Receiver<u64> {
         match self {
-            Store::Sqlite(s) => s.wake.notified().await,
-            Store::Postgres(_) => std::future::pending().await,
+            Store::Sqlite(s) => s.wake.subscribe(),
+            Store::Postgres(p) => p.wake.subscribe(),
         }
     }
 }

@@ -465,7 +465,14 @@ async fn runner_works_real_handlers(store: Store) {
         grace: Duration::from_secs(1),
     };
     let (trigger, stop) = rollcall_service::shutdown::channel();
-    let workers = tokio::spawn(runner::run(store.clone(), kinds, config, stop));
+    let metrics = crate::server::jobs::metrics::JobMetrics::default();
+    let workers = tokio::spawn(runner::run(
+        store.clone(),
+        kinds.clone(),
+        metrics.clone(),
+        config,
+        stop,
+    ));
     // Real workers on a real clock: wait (bounded) for every job to reach a final state.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -531,6 +538,41 @@ async fn runner_works_real_handlers(store: Store) {
         store.probe_runs(&acme).await.expect("runs"),
         vec![(probe.id, 2)]
     );
+    // Every attempt was counted by how it ended, and the queue reads empty.
+    metrics.set_depth(&kinds.queues(), &store.job_depths().await.expect("depths"));
+    let mut registry = prometheus_client::registry::Registry::with_prefix("rollcall_cloud");
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    for (kind, outcome, n) in [
+        ("echo", "completed", 1),
+        ("explode", "retried", 1),
+        ("explode", "discarded", 1),
+        ("hang", "discarded", 1),
+        ("flaky", "retried", 1),
+        ("flaky", "completed", 1),
+        ("probe", "retried", 1),
+        ("probe", "completed", 1),
+        ("probe", "discarded", 1),
+    ] {
+        let line = format!(
+            "rollcall_cloud_job_attempts_total{{queue=\"default\",kind=\"{kind}\",outcome=\"{outcome}\"}} {n}\n"
+        );
+        assert!(text.contains(&line), "no {line} in\n{text}");
+    }
+    assert!(
+        text.contains("rollcall_cloud_job_run_seconds_count{queue=\"default\",kind=\"probe\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rollcall_cloud_job_wait_seconds_count{queue=\"default\"} 9"),
+        "{text}"
+    );
+    for state in ["available", "retryable", "running"] {
+        let line =
+            format!("rollcall_cloud_job_queue_depth{{queue=\"default\",state=\"{state}\"}} 0\n");
+        assert!(text.contains(&line), "no {line} in\n{text}");
+    }
 }
 
 #[tokio::test]

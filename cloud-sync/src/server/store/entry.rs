@@ -50,7 +50,7 @@ macro_rules! in_tenant {
                     }
                     tx.commit()?;
                     if woke {
-                        wake.notify_waiters();
+                        $crate::server::jobs::wake::poke(&wake);
                     }
                     Ok(out)
                 })
@@ -98,7 +98,7 @@ macro_rules! in_platform {
                     };
                     tx.commit()?;
                     if woke {
-                        wake.notify_waiters();
+                        $crate::server::jobs::wake::poke(&wake);
                     }
                     Ok(out)
                 })

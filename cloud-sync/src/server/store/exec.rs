@@ -324,6 +324,8 @@ impl<'c> Exec for SqliteTx<'c> {
 pub(crate) struct PgTx<'r, 't> {
     tx: &'r deadpool_postgres::Transaction<'t>,
     tenant: i64,
+    /// Whether this transaction already sent its `pg_notify` (once is enough).
+    notified: std::sync::atomic::AtomicBool,
 }
 
 impl<'r, 't> PgTx<'r, 't> {
@@ -333,7 +335,11 @@ impl<'r, 't> PgTx<'r, 't> {
 
     /// In a transaction the caller scoped to `tenant` (0: platform work, outside any tenant).
     pub(crate) fn on(tx: &'r deadpool_postgres::Transaction<'t>, tenant: i64) -> Self {
-        Self { tx, tenant }
+        Self {
+            tx,
+            tenant,
+            notified: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
@@ -384,9 +390,18 @@ impl Exec for PgTx<'_, '_> {
     }
 
     async fn wake_workers(&self) -> Result<(), StoreError> {
-        self.execute("SELECT pg_notify('rollcall_jobs', '')", &[])
-            .await
-            .map(drop)
+        if self
+            .notified
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        self.execute(
+            "SELECT pg_notify($1, '')",
+            &[&crate::server::jobs::wake::CHANNEL],
+        )
+        .await
+        .map(drop)
     }
 
     type Prepared = tokio_postgres::Statement;

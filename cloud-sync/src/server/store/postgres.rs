@@ -19,6 +19,10 @@ const MIGRATION_LOCK: i64 = 0x726f_6c6c_6361_6c6c; // "rollcall"
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// How to reach the database (the job workers' `LISTEN` connection uses it).
+    pub(crate) config: std::sync::Arc<tokio_postgres::Config>,
+    /// Counts the `rollcall_jobs` notifications: the workers of this process watch it.
+    pub(crate) wake: crate::server::jobs::wake::Wake,
 }
 
 fn pool_err(e: impl std::fmt::Display) -> StoreError {
@@ -38,7 +42,7 @@ impl PgStore {
             result?;
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -48,7 +52,11 @@ impl PgStore {
             .max_size(16)
             .build()
             .map_err(pool_err)?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            config: std::sync::Arc::new(config),
+            wake: crate::server::jobs::wake::new_wake(),
+        };
         let mut client = store.client().await?;
         let row = client
             .query_one(

@@ -33,8 +33,8 @@ const STATEMENT_CACHE: usize = 256;
 pub struct SqliteHandle {
     pub(crate) writer: Arc<Mutex<SqliteStore>>,
     readers: Arc<Readers>,
-    /// Poked after a commit that enqueued jobs: the workers of this process wait on it.
-    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// Counts the commits that enqueued jobs: the workers of this process watch it.
+    pub(crate) wake: crate::server::jobs::wake::Wake,
 }
 
 struct Readers {
@@ -52,7 +52,7 @@ impl SqliteHandle {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
-            wake: Arc::new(tokio::sync::Notify::new()),
+            wake: crate::server::jobs::wake::new_wake(),
         })
     }
 
