@@ -1,11 +1,13 @@
 //! Background jobs through the real server on each backend: a job enqueued by the API runs on
 //! the server's workers, is retried, answers its unique key, is cancelled and retried by API,
 //! waits while its queue is paused, and bad input is refused with nothing stored; and a job
-//! whose replica is killed mid-attempt (kill -9) runs again, once, on the next replica.
+//! whose replica is killed mid-attempt (kill -9) runs again, once, on the next replica; chains
+//! and groups run in order; and two cloud processes on one PostgreSQL database work ten
+//! thousand jobs, each exactly once.
 
 use std::time::Duration;
 
-use rollcall_tests::{Cloud, CloudDb, on_each_backend, wait_for};
+use rollcall_tests::{Cloud, CloudDb, on_each_backend, pg_bytes, wait_for};
 use serde_json::{Value, json};
 
 fn job(cloud: &Cloud, id: i64) -> Value {
@@ -205,6 +207,96 @@ fn jobs_run_retry_and_are_managed_through_the_api() {
 }
 
 #[test]
+fn a_chain_and_a_group_run_in_order_through_the_api() {
+    on_each_backend(&["--job-poll-ms", "50"], |name, cloud, _dir| {
+        let id = |e: &Value| e["job"]["id"].as_i64().expect("id");
+        // A chain: b waits for a, which takes a while; b is not started before a completed.
+        let (status, a) = enqueue(
+            cloud,
+            json!({ "kind": "probe", "args": { "note": "a", "sleep_ms": 500 } }),
+        );
+        assert_eq!(status, 201, "{name}: {a}");
+        let (status, b) = enqueue(
+            cloud,
+            json!({ "kind": "probe", "args": { "note": "b" }, "waits": { "jobs": [id(&a)] } }),
+        );
+        assert_eq!(status, 201, "{name}: {b}");
+        assert_eq!(
+            b["job"]["waits"],
+            json!({ "jobs": [id(&a)], "until": "succeeded" })
+        );
+        wait_state(cloud, id(&a), "running");
+        assert_eq!(job(cloud, id(&b))["state"], "available", "{name}: b waits");
+        let a_done = wait_state(cloud, id(&a), "completed");
+        let b_done = wait_state(cloud, id(&b), "completed");
+        assert!(b_done["started_ms"].as_i64() >= a_done["finished_ms"].as_i64());
+        assert_eq!(
+            b_done["result"]["waited"],
+            json!({ id(&a).to_string(): "completed" }),
+            "{name}"
+        );
+        // A group with a member that always fails, and a callback told how each ended.
+        let (_, ok) = enqueue(cloud, json!({ "kind": "probe", "args": { "note": "ok" } }));
+        let (_, bad) = enqueue(
+            cloud,
+            json!({ "kind": "probe", "args": { "note": "bad", "fail_attempts": 9 } }),
+        );
+        let (status, callback) = enqueue(
+            cloud,
+            json!({ "kind": "probe", "args": { "note": "callback" },
+                    "waits": { "jobs": [id(&ok), id(&bad)], "until": "finished" } }),
+        );
+        assert_eq!(status, 201, "{name}: {callback}");
+        let (_, step) = enqueue(
+            cloud,
+            json!({ "kind": "probe", "waits": { "jobs": [id(&bad)] } }),
+        );
+        // `bad` is retried with back-off until its last attempt; cancel it to end it now.
+        let (status, _) = cloud
+            .call(
+                "POST",
+                &format!("/api/v1/jobs/{}/cancel", id(&bad)),
+                Some(&cloud.admin_token),
+                None,
+                None,
+            )
+            .expect("cancel");
+        assert_eq!(status, 200, "{name}");
+        let done = wait_state(cloud, id(&callback), "completed");
+        assert_eq!(
+            done["result"]["waited"],
+            json!({ id(&ok).to_string(): "completed", id(&bad).to_string(): "cancelled" }),
+            "{name}: {done}"
+        );
+        let skipped = wait_state(cloud, id(&step), "discarded");
+        assert!(
+            skipped["errors"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(&format!("job {}", id(&bad)))),
+            "{name}: {skipped}"
+        );
+        // Waits on no job, or on one that is not the tenant's: 422, nothing stored.
+        let (_, before) = cloud.admin_get("/api/v1/jobs?limit=100").expect("list");
+        for (waits, problem) in [
+            (json!({ "jobs": [] }), "invalid-job-waits"),
+            (
+                json!({ "jobs": [id(&a), 987_654_321] }),
+                "unknown-awaited-job",
+            ),
+        ] {
+            let (status, p) = enqueue(cloud, json!({ "kind": "probe", "waits": waits }));
+            assert_eq!(status, 422, "{name}: {p}");
+            assert!(
+                p["type"].as_str().is_some_and(|t| t.ends_with(problem)),
+                "{name}: {p}"
+            );
+        }
+        let (_, after) = cloud.admin_get("/api/v1/jobs?limit=100").expect("list");
+        assert_eq!(before["items"], after["items"], "{name}: nothing stored");
+    });
+}
+
+#[test]
 fn a_job_whose_replica_is_killed_runs_again_once_on_the_next() {
     for backend in CloudDb::both().expect("backends") {
         let name = backend.name();
@@ -237,6 +329,99 @@ fn a_job_whose_replica_is_killed_runs_again_once_on_the_next() {
         );
         assert_eq!(errors[0]["attempt"], 1);
     }
+}
+
+/// One number `sql` returns, read past the server (and its row-level security).
+fn pg_number(db: &rollcall_tests::scratch::ScratchDatabase, sql: &str) -> i64 {
+    let rows = pg_bytes(db, &format!("SELECT convert_to(({sql})::text, 'UTF8')")).expect(sql);
+    let text = String::from_utf8(rows[0].clone()).expect("utf-8");
+    text.parse().expect("a number")
+}
+
+#[test]
+fn two_cloud_processes_on_one_postgres_work_ten_thousand_jobs_each_exactly_once() {
+    const JOBS: usize = 10_000;
+    const BATCH: usize = 1_000;
+    let backend = CloudDb::postgres().expect("a scratch PostgreSQL database");
+    let CloudDb::Postgres(db) = backend.clone() else {
+        unreachable!("asked for PostgreSQL")
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--job-poll-ms",
+        "200",
+        "--job-concurrency",
+        "8",
+        "--job-tenant-cap",
+        "16",
+    ];
+    let one = Cloud::start_with(&dir.path().join("one"), None, backend.clone(), &args)
+        .expect("first replica");
+    std::fs::create_dir_all(dir.path().join("two")).expect("dir");
+    std::fs::copy(
+        dir.path().join("one").join("master.key"),
+        dir.path().join("two").join("master.key"),
+    )
+    .expect("master key");
+    let two =
+        Cloud::start_with(&dir.path().join("two"), None, backend, &args).expect("second replica");
+    // Enqueued in batches through both replicas, while both already work.
+    for b in 0..JOBS / BATCH {
+        let cloud = if b % 2 == 0 { &one } else { &two };
+        let jobs: Vec<Value> = (0..BATCH)
+            .map(|i| json!({ "kind": "probe", "args": { "note": format!("n{}", b * BATCH + i) } }))
+            .collect();
+        let (status, done) = cloud
+            .call(
+                "POST",
+                "/api/v1/jobs/batch",
+                Some(&cloud.admin_token),
+                Some(&json!({ "jobs": jobs })),
+                None,
+            )
+            .expect("batch");
+        assert_eq!(status, 201, "{done}");
+        assert_eq!(done["jobs"].as_array().map(Vec::len), Some(BATCH));
+    }
+    wait_for("every job final", Duration::from_secs(600), || {
+        pg_number(
+            &db,
+            "SELECT count(*) FROM jobs WHERE kind = 'probe' \
+                 AND state NOT IN ('completed', 'cancelled', 'discarded')",
+        ) == 0
+    });
+    let n = JOBS as i64;
+    assert_eq!(
+        pg_number(
+            &db,
+            "SELECT count(*) FROM jobs WHERE kind = 'probe' AND state = 'completed'"
+        ),
+        n,
+        "none lost"
+    );
+    assert_eq!(
+        pg_number(&db, "SELECT count(*) FROM job_probe_runs"),
+        n,
+        "one side effect each"
+    );
+    assert_eq!(
+        pg_number(&db, "SELECT count(DISTINCT job_id) FROM job_probe_runs"),
+        n,
+        "none twice"
+    );
+    assert_eq!(
+        pg_number(
+            &db,
+            "SELECT count(DISTINCT split_part(worker, ':', 1)) FROM jobs WHERE kind = 'probe'"
+        ),
+        2,
+        "both processes worked the queue"
+    );
+    let retried = pg_number(
+        &db,
+        "SELECT count(*) FROM jobs WHERE kind = 'probe' AND attempt > 1",
+    );
+    eprintln!("{retried} of {JOBS} jobs needed a second attempt");
 }
 
 /// The id of the platform schedule `name`, and the list it was found in.

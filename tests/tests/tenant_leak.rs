@@ -258,6 +258,26 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 );
             }
         }
+        // B's jobs cannot wait for A's: refused as if A's job did not exist, alone or in a batch.
+        let waits_on_a = json!({ "kind": "probe", "waits": { "jobs": [a_job] } });
+        for (path, body) in [
+            ("/api/v1/jobs", waits_on_a.clone()),
+            (
+                "/api/v1/jobs/batch",
+                json!({ "jobs": [{ "kind": "probe" }, waits_on_a] }),
+            ),
+        ] {
+            let (status, p) = call("POST", path, &b, Some(&body));
+            assert_eq!(status, 422, "{name}: {path}: {p}");
+            assert!(
+                p["type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("unknown-awaited-job")),
+                "{name}: {path}: {p}"
+            );
+        }
+        let (_, b_jobs) = call("GET", "/api/v1/jobs", &b, None);
+        assert_eq!(b_jobs["items"], json!([]), "{name}: nothing of B's stored");
         // B's own signing key is not A's.
         let (_, b_key) = call("GET", "/api/v1/signing-key", &b, None);
         assert_ne!(a_key["public_key"], b_key["public_key"], "{name}");

@@ -168,12 +168,14 @@ async fn prune(
     before_ms: i64,
     limit: u32,
 ) -> Result<u64, StoreError> {
-    tx.execute(
+    let sql = format!(
         "DELETE FROM jobs WHERE id IN (
-             SELECT id FROM jobs WHERE state = $1 AND finished_ms < $2 ORDER BY id LIMIT $3)",
-        &[&state.as_str(), &before_ms, &i64::from(limit)],
-    )
-    .await
+             SELECT id FROM jobs j WHERE state = $1 AND finished_ms < $2 AND {}
+             ORDER BY id LIMIT $3)",
+        crate::server::jobs::waits::AWAITED_BY_NONE
+    );
+    tx.execute(&sql, &[&state.as_str(), &before_ms, &i64::from(limit)])
+        .await
 }
 
 crate::server::store::exec::always_changed!(Job);

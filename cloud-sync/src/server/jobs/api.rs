@@ -1,5 +1,6 @@
 //! `/api/v1/jobs`: a tenant's background jobs — list by state, kind and queue; one with its
-//! attempts, errors and result; enqueue a kind the API may enqueue; retry now, cancel, re-drive
+//! attempts, errors and result; enqueue a kind the API may enqueue (one, or a batch of up to
+//! 1000 in one transaction); retry now, cancel, re-drive
 //! every discarded job of a kind. `/api/v1/platform/job-queues/{name}`: pause or resume a queue
 //! on every replica (platform operators).
 
@@ -126,6 +127,8 @@ pub(crate) struct NewJobRequest {
     /// At most one live job of the kind holds this key: another enqueue gets that job back.
     #[schema(min_length = 1, max_length = 200)]
     unique_key: Option<String>,
+    /// Jobs of the tenant this one waits for: a chain's next step, or a group's callback.
+    waits: Option<crate::server::jobs::waits::Waits>,
 }
 
 fn no_args() -> serde_json::Value {
@@ -139,16 +142,13 @@ pub(crate) struct EnqueuedJob {
     pub(crate) job: Job,
 }
 
-/// Enqueues a job (201), or answers with the live job holding its unique key (200).
-#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = NewJobRequest,
-    security(("bearer" = [])),
-    responses((status = 201, body = EnqueuedJob), (status = 200, body = EnqueuedJob)))]
-pub(crate) async fn create(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Json(req): Json<NewJobRequest>,
-) -> Result<impl IntoResponse, Problem> {
-    caller.require(MANAGERS, "enqueue jobs")?;
+/// The job `req` asks for, enqueued by `caller`; refused if the kind is not one the API may
+/// enqueue or its fields do not fit.
+fn new_job(
+    state: &AppState,
+    caller: &Caller,
+    req: NewJobRequest,
+) -> Result<crate::server::jobs::model::NewJob, Problem> {
     if !(0..=9).contains(&req.priority) {
         return Err(Problem::bad_request("priority must be between 0 and 9"));
     }
@@ -177,11 +177,27 @@ pub(crate) async fn create(
     job.priority = req.priority;
     job.scheduled_ms = req.scheduled_ms;
     job.unique_key = req.unique_key;
+    job.waits = req.waits;
     job.actor = Some(caller.who());
     job.request_id = Some(caller.meta.request_id.clone());
+    Ok(job)
+}
+
+/// Enqueues a job (201), or answers with the live job holding its unique key (200).
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = NewJobRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = EnqueuedJob), (status = 200, body = EnqueuedJob)))]
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<NewJobRequest>,
+) -> Result<impl IntoResponse, Problem> {
+    caller.require(MANAGERS, "enqueue jobs")?;
+    let kind = req.kind.clone();
+    let job = new_job(&state, &caller, req)?;
     let audit = caller.audit(
         "job.enqueue",
-        Some(req.kind.clone()),
+        Some(kind),
         serde_json::json!({ "queue": job.queue }),
     );
     let done = state
@@ -201,6 +217,66 @@ pub(crate) async fn create(
             job: done.job,
         }),
     ))
+}
+
+/// Most jobs one batch enqueues.
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewJobBatch {
+    /// 1 to 1000 jobs, enqueued all or none.
+    #[schema(min_items = 1, max_items = 1000)]
+    jobs: Vec<NewJobRequest>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EnqueuedBatch {
+    /// One answer a job, in the order asked.
+    jobs: Vec<EnqueuedJob>,
+}
+
+/// Enqueues up to 1000 jobs in one transaction — all of them or, if one is refused, none —
+/// with one audit entry (201); each answer says whether its unique key was held.
+#[utoipa::path(post, path = "/api/v1/jobs/batch", tag = "jobs", request_body = NewJobBatch,
+    security(("bearer" = [])),
+    responses((status = 201, body = EnqueuedBatch)))]
+pub(crate) async fn create_batch(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<NewJobBatch>,
+) -> Result<impl IntoResponse, Problem> {
+    caller.require(MANAGERS, "enqueue jobs")?;
+    if req.jobs.is_empty() || req.jobs.len() > MAX_BATCH {
+        return Err(Problem::bad_request(format!(
+            "a batch holds 1 to {MAX_BATCH} jobs"
+        )));
+    }
+    let mut jobs = Vec::with_capacity(req.jobs.len());
+    for (i, r) in req.jobs.into_iter().enumerate() {
+        jobs.push(new_job(&state, &caller, r).map_err(|mut p| {
+            p.detail = format!("jobs[{i}]: {}", p.detail);
+            p
+        })?);
+    }
+    let audit = caller.audit(
+        "job.enqueue_batch",
+        None,
+        serde_json::json!({ "jobs": jobs.len() }),
+    );
+    let done = state
+        .store
+        .enqueue_jobs(&caller.scope, jobs, audit)
+        .await
+        .map_err(store_problem)?;
+    let jobs = done
+        .into_iter()
+        .map(|e| EnqueuedJob {
+            existing: e.existing,
+            job: e.job,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, axum::Json(EnqueuedBatch { jobs })))
 }
 
 /// Runs a failed, discarded, cancelled or completed job again now (with one more attempt if

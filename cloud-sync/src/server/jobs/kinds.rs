@@ -163,11 +163,20 @@ async fn probe(run: JobRun, p: Probe) -> Result<Done, Failed> {
         .scope
         .clone()
         .ok_or_else(|| Failed::Discard("a probe runs for a tenant".into()))?;
-    run.store.record_probe(&scope, &run.job, &p.note).await?;
+    let mut result = json!({ "note": p.note, "attempt": run.job.attempt });
+    if !run.waited.is_empty() {
+        let waited: serde_json::Map<String, Value> = run
+            .waited
+            .iter()
+            .map(|(id, state)| (id.to_string(), state.as_str().into()))
+            .collect();
+        result["waited"] = Value::Object(waited);
+    }
+    run.store
+        .record_probe(&scope, &run.job, &p.note, &result)
+        .await?;
     run.confirmed();
-    Ok(Done::Result(Some(
-        json!({ "note": p.note, "attempt": run.job.attempt }),
-    )))
+    Ok(Done::Result(Some(result)))
 }
 
 impl Store {
@@ -178,8 +187,9 @@ impl Store {
         scope: &TenantScope,
         job: &Claimed,
         note: &str,
+        result: &Value,
     ) -> Result<(), StoreError> {
-        let (job, note) = (job.clone(), note.to_owned());
+        let (job, note, result) = (job.clone(), note.to_owned(), result.clone());
         in_tenant!(internal self, scope, |tx| async move {
             tx.execute(
                 "INSERT INTO job_probe_runs (tenant_id, job_id, attempt, note, at_ms)
@@ -187,7 +197,6 @@ impl Store {
                 &[&tx.tenant(), &job.id, &i64::from(job.attempt), &note, &now_ms()],
             )
             .await?;
-            let result = json!({ "note": note, "attempt": job.attempt });
             if complete(tx, &job, Some(&result)).await? {
                 Ok(())
             } else {

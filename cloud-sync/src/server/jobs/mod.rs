@@ -6,7 +6,8 @@
 //! `model` (what a job is), `store` (enqueue, claim, finish, rescue, both backends), `admin`
 //! (what the admin API does to the queue), `registry` (the kinds and their typed arguments), `kinds` (this server's kinds),
 //! `runner` (the workers in the supervised server), `metrics` (their Prometheus families),
-//! `wake` (how PostgreSQL replicas hear of new work), `backoff`, `api` (the admin API);
+//! `wake` (how PostgreSQL replicas hear of new work), `waits` (chains and groups: jobs that
+//! wait for others), `backoff`, `api` (the admin API);
 //! `cron`, `schedule` (schedules and their storage), `beat` (the scheduler every replica runs)
 //! and `schedule_api`.
 
@@ -35,12 +36,16 @@ mod schedule_suite;
 pub mod store;
 #[cfg(test)]
 mod suite;
+pub mod waits;
+#[cfg(test)]
+mod waits_suite;
 pub(crate) mod wake;
 
 /// This domain's routes, each registered with its OpenAPI operation.
 pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(api::list, api::create))
+        .routes(routes!(api::create_batch))
         .routes(routes!(api::get))
         .routes(routes!(api::retry))
         .routes(routes!(api::cancel))
@@ -63,10 +68,22 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
 
 /// The problem types of this domain each operation can refuse with (the OpenAPI document lists
 /// them on the operation).
+/// What an enqueue (one job or a batch) refuses.
+const ENQUEUE_REFUSALS: &[&rollcall_service::problem::ProblemType] = &[
+    &store::UNKNOWN_JOB_KIND,
+    &store::INVALID_JOB_ARGS,
+    &store::INVALID_JOB_WAITS,
+    &store::UNKNOWN_AWAITED_JOB,
+];
+
 pub(crate) const REFUSALS: &[Refusals] = &[
     Refusals {
         operation: "post /api/v1/jobs",
-        types: &[&store::UNKNOWN_JOB_KIND, &store::INVALID_JOB_ARGS],
+        types: ENQUEUE_REFUSALS,
+    },
+    Refusals {
+        operation: "post /api/v1/jobs/batch",
+        types: ENQUEUE_REFUSALS,
     },
     Refusals {
         operation: "post /api/v1/jobs/{id}/retry",

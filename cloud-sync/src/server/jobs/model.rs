@@ -96,6 +96,9 @@ pub struct Job {
     pub started_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_ms: Option<i64>,
+    /// The jobs it waits for before it runs (a chain's step, a group's callback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits: Option<crate::server::jobs::waits::Waits>,
     /// The tenant's id (0: platform work); not shown.
     #[serde(skip)]
     pub tenant_id: i64,
@@ -116,6 +119,8 @@ pub struct NewJob {
     pub unique_key: Option<String>,
     pub actor: Option<String>,
     pub request_id: Option<String>,
+    /// Jobs of the same tenant it waits for (see `jobs::waits`).
+    pub waits: Option<crate::server::jobs::waits::Waits>,
 }
 
 /// What an enqueue did.
@@ -142,6 +147,8 @@ pub struct Claimed {
     pub lease_token: String,
     /// When it was due (its first run, or its retry).
     pub scheduled_ms: i64,
+    /// What it waited for, if anything: the runner tells its handler how they ended.
+    pub waits: Option<crate::server::jobs::waits::Waits>,
 }
 
 /// What became of an attempt that did not complete.

@@ -72,6 +72,9 @@ pub struct JobRun {
     /// `None` for platform work.
     pub scope: Option<TenantScope>,
     pub job: Claimed,
+    /// How each job this one waited for ended, by id (a group's callback reads which failed);
+    /// empty if it waited for none.
+    pub waited: Vec<(i64, crate::server::jobs::model::JobState)>,
     /// Fires on the server's shutdown: a long handler stops between steps and snoozes (after
     /// the runner's grace period it is stopped where it is and handed back).
     pub stop: rollcall_service::shutdown::Shutdown,
@@ -183,6 +186,7 @@ impl Registry {
             unique_key: None,
             actor: None,
             request_id: None,
+            waits: None,
         })
     }
 }

@@ -331,11 +331,25 @@ async fn run_handler(
             Err(e) => return Err(Failed::Retry(e.to_string())),
         }
     };
+    let waited = match &job.waits {
+        None => Vec::new(),
+        Some(waits) => {
+            let waited = store
+                .job_waited(job.id)
+                .await
+                .map_err(|e| Failed::Retry(e.to_string()))?;
+            if let Some(why) = crate::server::jobs::waits::unmet(waits.until, &waited) {
+                return Err(Failed::Discard(why));
+            }
+            waited
+        }
+    };
     let confirmed = Arc::new(AtomicBool::new(false));
     let run = JobRun {
         store: store.clone(),
         scope,
         job: job.clone(),
+        waited,
         stop,
         confirmed: confirmed.clone(),
     };

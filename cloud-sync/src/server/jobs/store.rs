@@ -6,7 +6,10 @@
 use serde_json::Value;
 
 use crate::server::{
-    jobs::model::{AttemptError, Claimed, Enqueued, Failure, Job, JobState, NewJob},
+    jobs::{
+        model::{AttemptError, Claimed, Enqueued, Failure, Job, JobState, NewJob},
+        waits,
+    },
     store::{
         Store, StoreError, TenantScope,
         exec::{Exec, Row, in_platform, in_tenant},
@@ -29,6 +32,10 @@ pub enum JobError {
     Finished { id: i64, state: JobState },
     #[error("job {holder} holds the same unique key: retry or cancel that one instead")]
     KeyHeld { holder: i64 },
+    #[error("{0}")]
+    BadWaits(String),
+    #[error("job {0}, which this one would wait for, is not a job of this tenant")]
+    UnknownWait(i64),
 }
 
 pub const UNKNOWN_JOB_KIND: ProblemType = ProblemType {
@@ -62,12 +69,27 @@ pub const JOB_KEY_HELD: ProblemType = ProblemType {
     meaning: "Another live job of the kind holds the job's unique key.",
 };
 
+pub const INVALID_JOB_WAITS: ProblemType = ProblemType {
+    slug: "invalid-job-waits",
+    title: "Invalid job waits",
+    status: 422,
+    meaning: "A job waits for 1 to 100 other jobs, named by their ids.",
+};
+pub const UNKNOWN_AWAITED_JOB: ProblemType = ProblemType {
+    slug: "unknown-awaited-job",
+    title: "Unknown awaited job",
+    status: 422,
+    meaning: "A job the new one would wait for is not a job of the tenant (or was pruned).",
+};
+
 pub const PROBLEMS: &[&ProblemType] = &[
     &UNKNOWN_JOB_KIND,
     &INVALID_JOB_ARGS,
     &JOB_NOT_RETRYABLE,
     &JOB_FINISHED,
     &JOB_KEY_HELD,
+    &INVALID_JOB_WAITS,
+    &UNKNOWN_AWAITED_JOB,
     &crate::server::jobs::schedule::INVALID_SCHEDULE,
     &crate::server::jobs::schedule::SCHEDULE_EXISTS,
 ];
@@ -80,6 +102,8 @@ impl crate::server::store::Refused for JobError {
             JobError::NotRetryable { .. } => &JOB_NOT_RETRYABLE,
             JobError::Finished { .. } => &JOB_FINISHED,
             JobError::KeyHeld { .. } => &JOB_KEY_HELD,
+            JobError::BadWaits(_) => &INVALID_JOB_WAITS,
+            JobError::UnknownWait(_) => &UNKNOWN_AWAITED_JOB,
         }
     }
 }
@@ -88,7 +112,7 @@ impl crate::server::store::Refused for JobError {
 macro_rules! job_columns {
     () => {
         "id, tenant_id, kind, queue, args, state, priority, scheduled_ms, attempt, max_attempts, \
-         unique_key, actor, request_id, errors, result, created_ms, started_ms, finished_ms"
+         unique_key, actor, request_id, errors, result, created_ms, started_ms, finished_ms, waits"
     };
 }
 pub(crate) use job_columns;
@@ -137,6 +161,7 @@ pub(crate) fn read_job(r: &Row<'_>) -> Result<Job, StoreError> {
         created_ms: r.get(15)?,
         started_ms: r.get(16)?,
         finished_ms: r.get(17)?,
+        waits: waits::parse(id, r.get(18)?)?,
     })
 }
 
@@ -155,10 +180,13 @@ pub(crate) async fn enqueue_as(
 ) -> Result<Enqueued, StoreError> {
     let now = now_ms();
     let args = j.args.to_string();
+    if let Some(w) = &j.waits {
+        w.ids()?;
+    }
     let insert = concat!(
         "INSERT INTO jobs (tenant_id, kind, queue, args, state, priority, scheduled_ms, attempt,
-                           max_attempts, unique_key, actor, request_id, errors, created_ms)
-         VALUES ($1, $2, $3, $4, 'available', $5, $6, 0, $7, $8, $9, $10, '[]', $11)
+                           max_attempts, unique_key, actor, request_id, errors, created_ms, waits)
+         VALUES ($1, $2, $3, $4, 'available', $5, $6, 0, $7, $8, $9, $10, '[]', $11, $12)
          ON CONFLICT (tenant_id, kind, unique_key)
              WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded') DO NOTHING
          RETURNING ",
@@ -188,11 +216,15 @@ pub(crate) async fn enqueue_as(
                     &j.actor,
                     &j.request_id,
                     &now,
+                    &waits::text(j.waits.as_ref()),
                 ],
                 read_job,
             )
             .await?
         {
+            if let Some(w) = &j.waits {
+                waits::record(tx, tenant, job.id, w).await?;
+            }
             tx.wake_workers().await?;
             return Ok(Enqueued {
                 job,
@@ -248,9 +280,9 @@ async fn claim(
                      SELECT id, tenant_id, priority, scheduled_ms,
                             row_number() OVER (PARTITION BY tenant_id
                                                ORDER BY priority, scheduled_ms, id) AS turn
-                     FROM jobs
+                     FROM jobs j
                      WHERE queue = $5 AND state IN ('available', 'retryable')
-                       AND scheduled_ms <= $4) r
+                       AND scheduled_ms <= $4 AND {}) r
                  LEFT JOIN (SELECT tenant_id, count(*) AS n FROM jobs
                             WHERE queue = $5 AND state = 'running' GROUP BY tenant_id) b
                         ON b.tenant_id = r.tenant_id
@@ -259,7 +291,8 @@ async fn claim(
                  ORDER BY r.turn, r.priority, r.scheduled_ms, r.id
                  LIMIT $7){})
          RETURNING id, tenant_id, kind, queue, args, attempt, max_attempts, actor, request_id,
-                   scheduled_ms",
+                   scheduled_ms, waits",
+        waits::READY,
         tx.dialect().lock_free_rows()
     );
     tx.query(
@@ -287,6 +320,7 @@ async fn claim(
                 request_id: r.get(8)?,
                 lease_token: token.clone(),
                 scheduled_ms: r.get(9)?,
+                waits: waits::parse(id, r.get(10)?)?,
             })
         },
     )

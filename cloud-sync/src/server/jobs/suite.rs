@@ -23,7 +23,7 @@ use crate::server::{
 };
 use rollcall_service::clock::now_ms;
 
-fn job(kind: &str) -> NewJob {
+pub(super) fn job(kind: &str) -> NewJob {
     NewJob {
         kind: kind.into(),
         queue: "default".into(),
@@ -34,10 +34,11 @@ fn job(kind: &str) -> NewJob {
         unique_key: None,
         actor: Some("test".into()),
         request_id: Some("req-test".into()),
+        waits: None,
     }
 }
 
-fn claim_req(limit: u32, cap: u32, lease_ms: i64) -> ClaimRequest<'static> {
+pub(super) fn claim_req(limit: u32, cap: u32, lease_ms: i64) -> ClaimRequest<'static> {
     ClaimRequest {
         queue: "default",
         limit,
@@ -47,7 +48,10 @@ fn claim_req(limit: u32, cap: u32, lease_ms: i64) -> ClaimRequest<'static> {
     }
 }
 
-async fn all(store: &Store, scope: &TenantScope) -> Vec<crate::server::jobs::model::Job> {
+pub(super) async fn all(
+    store: &Store,
+    scope: &TenantScope,
+) -> Vec<crate::server::jobs::model::Job> {
     store
         .jobs(
             scope,

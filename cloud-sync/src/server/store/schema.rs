@@ -51,6 +51,7 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0022_record_stream_marks.sql",
     "0023_jobs.sql",
     "0024_job_schedules.sql",
+    "0025_job_waits.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -77,6 +78,7 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0021_record_stream_marks.sql",
     "0022_jobs.sql",
     "0023_job_schedules.sql",
+    "0024_job_waits.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the
