@@ -3,7 +3,7 @@
 //! run in its tenant's scope, retried with back-off, and kept — with every attempt's error —
 //! when it is discarded after its last attempt (the dead-letter queue the admin API re-drives).
 //!
-//! `model` (what a job is), `store` (enqueue, claim, finish, rescue, both backends), `admin`
+//! `model` (what a job is), `problems` (what the job API refuses), `store` (enqueue, claim, finish, rescue, both backends), `admin`
 //! (what the admin API does to the queue), `registry` (the kinds and their typed arguments), `kinds` (this server's kinds),
 //! `runner` (the workers in the supervised server), `metrics` (their Prometheus families),
 //! `wake` (how PostgreSQL replicas hear of new work), `waits` (chains and groups: jobs that
@@ -25,6 +25,7 @@ pub mod cron;
 pub mod kinds;
 pub mod metrics;
 pub mod model;
+pub mod problems;
 pub mod registry;
 #[cfg(test)]
 mod replicas_suite;
