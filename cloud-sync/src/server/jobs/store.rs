@@ -12,7 +12,7 @@ use crate::server::{
     },
     store::{
         Store, StoreError, TenantScope,
-        exec::{Exec, Row, in_platform, in_tenant},
+        exec::{Dialect, Exec, Row, in_platform, in_tenant},
     },
 };
 use rollcall_service::clock::now_ms;
@@ -179,6 +179,9 @@ pub struct ClaimRequest<'a> {
 /// Claims up to `limit` jobs of a queue that are due, taking tenants in turn (each tenant's
 /// first job before anyone's second) and none of a tenant already running `tenant_cap`; a
 /// paused queue gives nothing. Each claimed job's attempt is counted and its lease token set.
+/// Only the head of each tenant with ready work (its first `tenant_cap` jobs) is ranked, found
+/// by walking the tenants in the ready index, so a claim costs the same with 10 or 10 000
+/// ready jobs.
 async fn claim(
     tx: &impl Exec,
     req: &ClaimRequest<'_>,
@@ -186,18 +189,35 @@ async fn claim(
 ) -> Result<Vec<Claimed>, StoreError> {
     let token = crate::server::auth::extract::new_token()
         .map_err(|e| StoreError::Task(format!("no lease token: {e}")))?;
+    // Each tenant's head: a lateral join on PostgreSQL (whose planner would otherwise run the
+    // head query for every job); SQLite has none, and looks the head's ids up by key.
+    let heads = match tx.dialect() {
+        Dialect::Postgres => ("CROSS JOIN LATERAL (", ") l JOIN jobs h ON h.id = l.id"),
+        Dialect::Sqlite => ("JOIN jobs h ON h.id IN (", ")"),
+    };
     let sql = format!(
         "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = $1,
                          lease_until_ms = $2, worker = $3, started_ms = $4
          WHERE id IN (
              SELECT id FROM jobs WHERE state IN ('available', 'retryable') AND id IN (
-                 SELECT r.id FROM (
-                     SELECT id, tenant_id, priority, scheduled_ms,
-                            row_number() OVER (PARTITION BY tenant_id
-                                               ORDER BY priority, scheduled_ms, id) AS turn
-                     FROM jobs j
+                 WITH RECURSIVE t(tenant_id) AS (
+                     SELECT min(tenant_id) FROM jobs
                      WHERE queue = $5 AND state IN ('available', 'retryable')
-                       AND scheduled_ms <= $4 AND {}) r
+                     UNION ALL
+                     SELECT (SELECT min(tenant_id) FROM jobs
+                             WHERE queue = $5 AND state IN ('available', 'retryable')
+                               AND tenant_id > t.tenant_id)
+                     FROM t WHERE t.tenant_id IS NOT NULL)
+                 SELECT r.id FROM (
+                     SELECT h.id, h.tenant_id, h.priority, h.scheduled_ms,
+                            row_number() OVER (PARTITION BY h.tenant_id
+                                               ORDER BY h.priority, h.scheduled_ms, h.id) AS turn
+                     FROM t {}
+                         SELECT j.id FROM jobs j
+                         WHERE j.queue = $5 AND j.tenant_id = t.tenant_id
+                           AND j.state IN ('available', 'retryable') AND j.scheduled_ms <= $4
+                           AND {}
+                         ORDER BY j.priority, j.scheduled_ms, j.id LIMIT $6{}) r
                  LEFT JOIN (SELECT tenant_id, count(*) AS n FROM jobs
                             WHERE queue = $5 AND state = 'running' GROUP BY tenant_id) b
                         ON b.tenant_id = r.tenant_id
@@ -207,7 +227,9 @@ async fn claim(
                  LIMIT $7){})
          RETURNING id, tenant_id, kind, queue, args, attempt, max_attempts, actor, request_id,
                    scheduled_ms, waits",
+        heads.0,
         waits::READY,
+        heads.1,
         tx.dialect().lock_free_rows()
     );
     tx.query(

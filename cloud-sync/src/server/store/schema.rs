@@ -52,6 +52,7 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0023_jobs.sql",
     "0024_job_schedules.sql",
     "0025_job_waits.sql",
+    "0026_job_claim_indexes.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -79,6 +80,7 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0022_jobs.sql",
     "0023_job_schedules.sql",
     "0024_job_waits.sql",
+    "0025_job_claim_indexes.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the
