@@ -164,12 +164,19 @@ async fn work_queue(
     let mut woken = store.job_wakeups();
     let mut attempts = JoinSet::new();
     let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
+    // While attempts run, a freed slot waits up to `GATHER` for half the queue's slots to be
+    // free, so a busy queue claims in batches rather than one job a claim; new work (a wake-up)
+    // or the poll claims at once.
+    const GATHER: Duration = Duration::from_millis(5);
+    let mut eager = true;
     loop {
         if stop.is_fired() {
             break;
         }
         let free = queue.concurrency.saturating_sub(attempts.len() as u32);
-        if free > 0 {
+        let gathered = attempts.is_empty() || free * 2 >= queue.concurrency;
+        if free > 0 && (eager || gathered) {
+            eager = false;
             let req = ClaimRequest {
                 queue: &queue.name,
                 limit: free,
@@ -193,10 +200,15 @@ async fn work_queue(
                 Err(e) => tracing::warn!(queue = %queue.name, error = %e, "claiming jobs failed"),
             }
         }
-        let full = attempts.len() as u32 >= queue.concurrency;
+        let free = queue.concurrency.saturating_sub(attempts.len() as u32);
+        let (full, gathering) = (
+            free == 0,
+            free > 0 && !(attempts.is_empty() || free * 2 >= queue.concurrency),
+        );
         tokio::select! {
-            Ok(()) = woken.changed(), if !full => {}
-            () = tokio::time::sleep(config.poll), if !full => {}
+            Ok(()) = woken.changed(), if !full => eager = true,
+            () = tokio::time::sleep(GATHER), if gathering => eager = true,
+            () = tokio::time::sleep(config.poll), if !full => eager = true,
             Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
             () = stop.wait() => break,
         }

@@ -534,16 +534,7 @@ impl Store {
         &self,
         id: i64,
     ) -> Result<Option<TenantScope>, StoreError> {
-        let slug: Option<String> = in_platform!(self, |tx| async move {
-            tx.query_opt("SELECT slug FROM tenants WHERE id = $1", &[&id], |r| {
-                r.get(0)
-            })
-            .await
-        })?;
-        match slug {
-            Some(slug) => Ok(self.tenant(&slug).await?.and_then(|t| t.scope())),
-            None => Ok(None),
-        }
+        Ok(self.tenant_by_id(id).await?.and_then(|t| t.scope()))
     }
 
     /// What changes when a commit of this process enqueued work (SQLite), or a notification

@@ -183,6 +183,15 @@ impl Store {
         in_platform!(self, |tx| by_slug(tx, &slug))
     }
 
+    /// The tenant with id `id` (a job's: one read, before each attempt).
+    pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, StoreError> {
+        in_platform!(self, |tx| tx.query_opt(
+            &format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"),
+            &[&id],
+            read_tenant
+        ))
+    }
+
     pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         in_platform!(self, |tx| tx.query(
             &format!("SELECT {COLUMNS} FROM tenants ORDER BY slug"),
