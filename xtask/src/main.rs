@@ -4,6 +4,7 @@
 //! what they need first, so they work on a fresh machine.
 
 mod demo;
+mod demo_jobs;
 mod fetch;
 mod fuzz;
 mod test;
@@ -78,6 +79,10 @@ fn main() -> anyhow::Result<()> {
             run_step(
                 "cargo",
                 &["bench", "-p", "rollcall-cloud", "--bench", "api_load"],
+            )?;
+            run_step(
+                "cargo",
+                &["bench", "-p", "rollcall-cloud", "--bench", "jobs"],
             )?;
             test::ensure_test_venv()?;
             run_step(
