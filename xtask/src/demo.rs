@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the first README command. Fetches what is needed, builds, starts a cloud
 //! and a node on embedded SQLite, enrols a person and replays check-ins, printing each decision
-//! with its reasons, then where to look; runs until Ctrl-C.
+//! with its reasons, syncs, runs a chain of background jobs in the cloud, then says where to
+//! look; runs until Ctrl-C.
 
 use std::{
     path::{Path, PathBuf},
@@ -430,6 +431,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ));
     }
 
+    crate::demo_jobs::run(&cloud, &mut wrong)?;
+
     println!("\n== where to look");
     println!(
         "  kiosk page       {}/kiosk (camera + check-in; the API is POST {}/api/v1/checkins)",
@@ -454,6 +457,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     println!(
         "  cloud alarms     curl -H 'Authorization: Bearer {}' {}/api/v1/alarms",
+        cloud.admin_token, cloud.url
+    );
+    println!(
+        "  cloud jobs       curl -H 'Authorization: Bearer {}' {}/api/v1/jobs",
         cloud.admin_token, cloud.url
     );
     println!("  cloud metrics    {}/metrics", cloud.url);
