@@ -164,11 +164,12 @@ async fn work_queue(
     let mut woken = store.job_wakeups();
     let mut attempts = JoinSet::new();
     let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
-    // While attempts run, a freed slot waits up to `GATHER` for half the queue's slots to be
-    // free, so a busy queue claims in batches rather than one job a claim; new work (a wake-up)
-    // or the poll claims at once.
+    // While attempts run and jobs wait, a freed slot waits up to `GATHER` for half the queue's
+    // slots to be free, so a busy queue claims in batches rather than one job a claim; new work
+    // (a wake-up) or the poll claims at once. Once a claim found fewer jobs than it asked for,
+    // the queue is drained: nothing is claimed until a wake-up or the poll.
     const GATHER: Duration = Duration::from_millis(5);
-    let mut eager = true;
+    let (mut eager, mut drained) = (true, false);
     loop {
         if stop.is_fired() {
             break;
@@ -186,6 +187,7 @@ async fn work_queue(
             };
             match store.claim_jobs(req).await {
                 Ok(claimed) => {
+                    drained = (claimed.len() as u32) < free;
                     let now = now_ms();
                     for job in claimed {
                         workers.metrics.started(&job, now);
@@ -203,12 +205,12 @@ async fn work_queue(
         let free = queue.concurrency.saturating_sub(attempts.len() as u32);
         let (full, gathering) = (
             free == 0,
-            free > 0 && !(attempts.is_empty() || free * 2 >= queue.concurrency),
+            free > 0 && !drained && !(attempts.is_empty() || free * 2 >= queue.concurrency),
         );
         tokio::select! {
-            Ok(()) = woken.changed(), if !full => eager = true,
+            Ok(()) = woken.changed(), if !full => (eager, drained) = (true, false),
             () = tokio::time::sleep(GATHER), if gathering => eager = true,
-            () = tokio::time::sleep(config.poll), if !full => eager = true,
+            () = tokio::time::sleep(config.poll), if !full => (eager, drained) = (true, false),
             Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
             () = stop.wait() => break,
         }
