@@ -193,11 +193,10 @@ pub(crate) async fn create(
     Json(req): Json<NewJobRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(MANAGERS, "enqueue jobs")?;
-    let kind = req.kind.clone();
     let job = new_job(&state, &caller, req)?;
     let audit = caller.audit(
         "job.enqueue",
-        Some(kind),
+        Some(job.kind.clone()),
         serde_json::json!({ "queue": job.queue }),
     );
     let done = state

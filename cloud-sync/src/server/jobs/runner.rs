@@ -175,8 +175,7 @@ async fn work_queue(
             break;
         }
         let free = queue.concurrency.saturating_sub(attempts.len() as u32);
-        let gathered = attempts.is_empty() || free * 2 >= queue.concurrency;
-        if free > 0 && (eager || gathered) {
+        if free > 0 && (eager || half_free(attempts.len(), free, queue.concurrency)) {
             eager = false;
             let req = ClaimRequest {
                 queue: &queue.name,
@@ -205,7 +204,7 @@ async fn work_queue(
         let free = queue.concurrency.saturating_sub(attempts.len() as u32);
         let (full, gathering) = (
             free == 0,
-            free > 0 && !drained && !(attempts.is_empty() || free * 2 >= queue.concurrency),
+            free > 0 && !drained && !half_free(attempts.len(), free, queue.concurrency),
         );
         tokio::select! {
             Ok(()) = woken.changed(), if !full => (eager, drained) = (true, false),
@@ -247,6 +246,12 @@ async fn work_queue(
             }
         }
     }
+}
+
+/// Whether a queue with `running` attempts and `free` of `concurrency` slots claims now rather
+/// than gathering more free slots first: when it is idle or half its slots are free.
+fn half_free(running: usize, free: u32, concurrency: u32) -> bool {
+    running == 0 || free * 2 >= concurrency
 }
 
 /// Runs one attempt to its end and records how it ended.

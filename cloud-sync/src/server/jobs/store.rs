@@ -95,9 +95,8 @@ pub(crate) async fn enqueue_as(
 ) -> Result<Enqueued, StoreError> {
     let now = now_ms();
     let args = j.args.to_string();
-    if let Some(w) = &j.waits {
-        w.ids()?;
-    }
+    // Checked before the insert; recorded after it, once the job has an id.
+    let waits_for = j.waits.as_ref().map(waits::Waits::ids).transpose()?;
     let insert = concat!(
         "INSERT INTO jobs (tenant_id, kind, queue, args, state, priority, scheduled_ms, attempt,
                            max_attempts, unique_key, actor, request_id, errors, created_ms, waits)
@@ -137,8 +136,8 @@ pub(crate) async fn enqueue_as(
             )
             .await?
         {
-            if let Some(w) = &j.waits {
-                waits::record(tx, tenant, job.id, w).await?;
+            if let Some(ids) = &waits_for {
+                waits::record(tx, tenant, job.id, ids).await?;
             }
             tx.wake_workers().await?;
             return Ok(Enqueued {

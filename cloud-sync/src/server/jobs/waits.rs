@@ -92,7 +92,7 @@ pub(crate) async fn record(
     tx: &impl Exec,
     tenant: i64,
     job_id: i64,
-    waits: &Waits,
+    waits_for: &[i64],
 ) -> Result<(), StoreError> {
     let stmt = tx
         .prepare(
@@ -100,9 +100,9 @@ pub(crate) async fn record(
              SELECT $1, id FROM jobs WHERE id = $2 AND tenant_id = $3",
         )
         .await?;
-    for id in waits.ids()? {
-        if tx.execute_prepared(&stmt, &[&job_id, &id, &tenant]).await? == 0 {
-            return Err(JobError::UnknownWait(id).into());
+    for id in waits_for {
+        if tx.execute_prepared(&stmt, &[&job_id, id, &tenant]).await? == 0 {
+            return Err(JobError::UnknownWait(*id).into());
         }
     }
     Ok(())
