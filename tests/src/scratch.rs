@@ -99,12 +99,17 @@ impl Drop for ScratchDatabase {
                     .await
                     .map_err(|e| e.to_string())?;
                 let driver = tokio::spawn(conn);
-                client
-                    .batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS {ident} WITH (FORCE); DROP ROLE IF EXISTS {ident};"
-                    ))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                // One statement a call: a multi-statement string runs as one transaction
+                // block, and DROP DATABASE refuses to run inside one.
+                for sql in [
+                    format!("DROP DATABASE IF EXISTS {ident} WITH (FORCE)"),
+                    format!("DROP ROLE IF EXISTS {ident}"),
+                ] {
+                    client.batch_execute(&sql).await.map_err(|e| {
+                        e.as_db_error()
+                            .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+                    })?;
+                }
                 drop(client);
                 let _ = driver.await;
                 Ok(())

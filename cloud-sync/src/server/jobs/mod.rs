@@ -21,6 +21,7 @@ pub mod admin;
 pub(crate) mod api;
 pub mod backoff;
 pub mod beat;
+pub(crate) mod completer;
 pub mod cron;
 pub mod kinds;
 pub mod metrics;

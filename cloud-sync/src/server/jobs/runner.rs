@@ -2,7 +2,8 @@
 //! due jobs up to the queue's concurrency and runs each in its own task; beside them a renewer
 //! that keeps the running attempts' leases alive (and stops an attempt whose lease was lost)
 //! and a rescuer that takes back attempts whose lease ran out on any replica; and the
-//! scheduler (`beat`) that fires due schedules.
+//! scheduler (`beat`) that fires due schedules. Attempts that finish outside a handler
+//! transaction are recorded by the replica's `completer`, many in one commit.
 //!
 //! Each attempt runs inside a tracing span with the job's id, kind, tenant and the request id
 //! that enqueued it, in the job's tenant scope; a panic or an error is recorded and retried
@@ -27,6 +28,7 @@ use tracing::Instrument;
 
 use crate::server::{
     jobs::{
+        completer::Completer,
         metrics::{JobMetrics, Outcome},
         model::{Claimed, Failure},
         registry::{Done, Failed, JobRun, Registry},
@@ -91,6 +93,7 @@ struct Workers {
     registry: Arc<Registry>,
     metrics: JobMetrics,
     running: Running,
+    completer: Completer,
 }
 
 /// Runs the workers until `stop` fires, then hands back what is still running and returns.
@@ -108,13 +111,17 @@ pub async fn run(
             .map(|t| t[..8].to_owned())
             .unwrap_or_default()
     );
+    let (completer, completing) = Completer::start(store.clone());
     let workers = Workers {
         store: store.clone(),
         registry: registry.clone(),
         metrics: metrics.clone(),
         running: Arc::default(),
+        completer,
     };
     let mut loops = JoinSet::new();
+    // Ends once the queues' loops (and so every attempt) have ended, their completions written.
+    loops.spawn(completing);
     for q in config.queues.clone() {
         let (workers, config, stop, worker) = (
             workers.clone(),
@@ -132,6 +139,7 @@ pub async fn run(
         workers.running.clone(),
         stop.clone(),
     ));
+    drop(workers);
     loops.spawn(crate::server::jobs::beat::run(
         store.clone(),
         registry.clone(),
@@ -261,6 +269,7 @@ async fn attempt(workers: Workers, job: Claimed, stop: Shutdown) {
         registry,
         metrics,
         running,
+        completer,
     } = workers;
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant = job.tenant_id,
                                    attempt = job.attempt, request_id = job.request_id.as_deref().unwrap_or(""));
@@ -277,7 +286,7 @@ async fn attempt(workers: Workers, job: Claimed, stop: Shutdown) {
                 match outcome {
                     Ok((Done::Result(result), confirmed)) => {
                         let recorded = confirmed
-                            || match store.complete_job(&job, result).await {
+                            || match completer.complete(&job, result).await {
                                 Ok(true) => true,
                                 Ok(false) => {
                                     tracing::warn!("job finished after its lease was lost: not recorded");

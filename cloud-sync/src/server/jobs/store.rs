@@ -504,6 +504,21 @@ impl Store {
         in_platform!(self, |tx| complete(tx, &job, result.as_ref()))
     }
 
+    /// Completes many attempts in one transaction (`jobs::completer`), each only if its token
+    /// still holds its lease: for each, in order, whether it was recorded.
+    pub async fn complete_jobs(
+        &self,
+        jobs: Vec<(Claimed, Option<Value>)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        in_platform!(self, |tx| async move {
+            let mut recorded = Vec::with_capacity(jobs.len());
+            for (job, result) in &jobs {
+                recorded.push(complete(tx, job, result.as_ref()).await?);
+            }
+            Ok::<_, StoreError>(recorded)
+        })
+    }
+
     /// Records an attempt that did not complete; `None` if its lease was lost.
     pub async fn fail_job(
         &self,
