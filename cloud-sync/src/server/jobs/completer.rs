@@ -2,29 +2,33 @@
 //! transaction hand their completion to one task, which writes every completion waiting for it
 //! in one transaction, so a busy replica pays one commit for many jobs rather than one each.
 //!
-//! Nothing is weaker for it: each job's update still carries its lease token (a completion
-//! whose lease was lost writes nothing and is answered `false`), an attempt waits for its
-//! answer before it ends (so a completion is never reported that was not committed), and the
-//! task ends only once every sender is gone — after the queues' loops have finished at
+//! An attempt hands its completion over and ends, freeing its slot at once, so the queue claims
+//! its next jobs while the last ones are being recorded. Nothing is weaker for it: each job's
+//! update still carries its lease token (a completion whose lease was lost writes nothing and
+//! is counted `lost`, as is one the database refused: its lease then expires and the job runs
+//! again, as it would after a crash), the metrics count a job completed only once committed,
+//! and the task ends only once every sender is gone — after the queues' loops have finished at
 //! shutdown — having written what it was handed. No timer: while one batch is written, the
-//! next gathers.
+//! next gathers. The queue behind it holds at most one completion per running attempt.
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::server::{
-    jobs::model::Claimed,
-    store::{Store, StoreError},
+    jobs::{
+        metrics::{JobMetrics, Outcome},
+        model::Claimed,
+    },
+    store::Store,
 };
 
 /// Most completions written in one transaction.
 const BATCH: usize = 256;
 
-/// One finished attempt waiting to be recorded, and where its answer goes.
+/// One finished attempt waiting to be recorded.
 struct Completion {
     job: Claimed,
     result: Option<Value>,
-    answer: oneshot::Sender<Result<bool, String>>,
 }
 
 /// Hands completions to the replica's completer task.
@@ -33,65 +37,47 @@ pub(crate) struct Completer {
     queue: mpsc::UnboundedSender<Completion>,
 }
 
-/// Why a completion was not recorded (the lease then expires and the job runs again).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CompleteError {
-    #[error("{0}")]
-    Store(String),
-    #[error("the completer has stopped")]
-    Stopped,
-}
-
 impl Completer {
     /// A completer and the task that writes what it is handed; the task returns once every
     /// clone of the completer is dropped and the last batch is written.
-    pub(crate) fn start(store: Store) -> (Self, impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn start(
+        store: Store,
+        metrics: JobMetrics,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (queue, rx) = mpsc::unbounded_channel();
-        (Self { queue }, write_batches(store, rx))
+        (Self { queue }, write_batches(store, metrics, rx))
     }
 
-    /// Records `job` as completed with `result`: `true` once committed, `false` if its lease was
-    /// lost (nothing written).
-    pub(crate) async fn complete(
-        &self,
-        job: &Claimed,
-        result: Option<Value>,
-    ) -> Result<bool, CompleteError> {
-        let (answer, answered) = oneshot::channel();
-        self.queue
-            .send(Completion {
-                job: job.clone(),
-                result,
-                answer,
-            })
-            .map_err(|_| CompleteError::Stopped)?;
-        match answered.await {
-            Ok(Ok(recorded)) => Ok(recorded),
-            Ok(Err(e)) => Err(CompleteError::Store(e)),
-            Err(_) => Err(CompleteError::Stopped),
-        }
+    /// Hands `job`'s completion over without waiting: it is written with the next batch and
+    /// counted in the metrics as completed (or lost) then. `false` if the task has stopped.
+    pub(crate) fn submit(&self, job: Claimed, result: Option<Value>) -> bool {
+        self.queue.send(Completion { job, result }).is_ok()
     }
 }
 
-async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Completion>) {
+async fn write_batches(
+    store: Store,
+    metrics: JobMetrics,
+    mut rx: mpsc::UnboundedReceiver<Completion>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let (done, answers): (Vec<_>, Vec<_>) = batch
-            .drain(..)
-            .map(|c| ((c.job, c.result), c.answer))
-            .unzip();
-        let written: Result<Vec<bool>, StoreError> = store.complete_jobs(done).await;
-        match written {
-            Ok(recorded) => {
-                for (answer, ok) in answers.into_iter().zip(recorded) {
-                    let _ = answer.send(Ok(ok));
-                }
-            }
+        let done: Vec<(Claimed, Option<Value>)> =
+            batch.drain(..).map(|c| (c.job, c.result)).collect();
+        let jobs: Vec<Claimed> = done.iter().map(|(job, _)| job.clone()).collect();
+        let recorded = match store.complete_jobs(done).await {
+            Ok(recorded) => recorded,
             Err(e) => {
-                let e = e.to_string();
-                for answer in answers {
-                    let _ = answer.send(Err(e.clone()));
-                }
+                tracing::error!(error = %e, jobs = jobs.len(), "recording completed jobs failed: their leases will expire");
+                vec![false; jobs.len()]
+            }
+        };
+        for (job, recorded) in jobs.iter().zip(recorded) {
+            if recorded {
+                metrics.ended(job, Outcome::Completed);
+            } else {
+                tracing::warn!(job = job.id, "job completion not recorded (lease lost)");
+                metrics.ended(job, Outcome::Lost);
             }
         }
     }
@@ -101,9 +87,10 @@ async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Completion>
 mod tests {
     use serde_json::json;
 
-    use super::{CompleteError, Completer};
+    use super::Completer;
     use crate::server::{
         jobs::{
+            metrics::{JobMetrics, Outcome},
             model::{Claimed, JobState},
             suite::{all, claim_req, job},
         },
@@ -113,42 +100,45 @@ mod tests {
         },
     };
 
-    both!(completions_handed_over_at_once_are_each_answered_and_checked_by_token);
-    async fn completions_handed_over_at_once_are_each_answered_and_checked_by_token(store: Store) {
+    both!(completions_handed_over_at_once_are_each_recorded_and_checked_by_token);
+    async fn completions_handed_over_at_once_are_each_recorded_and_checked_by_token(store: Store) {
         let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
-        for _ in 0..40 {
+        for _ in 0..70 {
             store
                 .enqueue_job(&acme, job("probe"), audit())
                 .await
                 .expect("enqueue");
         }
         let claimed = store
-            .claim_jobs(claim_req(40, 40, 60_000))
+            .claim_jobs(claim_req(70, 70, 60_000))
             .await
             .expect("claim");
-        assert_eq!(claimed.len(), 40);
-        let (completer, task) = Completer::start(store.clone());
+        assert_eq!(claimed.len(), 70);
+        let metrics = JobMetrics::default();
+        let (completer, task) = Completer::start(store.clone(), metrics.clone());
         let task = tokio::spawn(task);
-        // Forty completions at once, every fifth with a token that does not hold the lease.
-        let answers = futures_util::future::join_all(claimed.iter().enumerate().map(|(i, c)| {
+        // Seventy completions at once from seventy tasks (more than one statement writes), every
+        // fifth with a token that does not hold the lease.
+        let handed = futures_util::future::join_all(claimed.iter().enumerate().map(|(i, c)| {
             let completer = completer.clone();
-            let job = if i % 5 == 0 {
-                Claimed {
-                    lease_token: "not-the-token".into(),
-                    ..c.clone()
-                }
-            } else {
-                c.clone()
+            let job = Claimed {
+                lease_token: if i % 5 == 0 {
+                    "not-the-token".into()
+                } else {
+                    c.lease_token.clone()
+                },
+                ..c.clone()
             };
-            async move { completer.complete(&job, Some(json!({ "i": i }))).await }
+            async move { completer.submit(job, Some(json!({ "i": i }))) }
         }))
         .await;
-        let recorded: Vec<bool> = answers.into_iter().map(|a| a.expect("answered")).collect();
-        assert_eq!(
-            recorded,
-            (0..40).map(|i| i % 5 != 0).collect::<Vec<_>>(),
-            "each answer is its own job's"
-        );
+        assert!(handed.iter().all(|h| *h));
+        // The task ends once the last completer is dropped, having written everything.
+        let late = completer.clone();
+        drop(completer);
+        assert!(!task.is_finished(), "a clone still holds it open");
+        drop(late);
+        task.await.expect("the completer task ends");
         for j in all(&store, &acme).await {
             let i = claimed.iter().position(|c| c.id == j.id).expect("claimed");
             if i % 5 == 0 {
@@ -160,17 +150,11 @@ mod tests {
                 );
             }
         }
-        // The task ends once the last completer is dropped; a completion after it is refused.
-        let late = completer.clone();
-        drop(completer);
-        assert!(!task.is_finished(), "a clone still holds it open");
-        drop(late);
-        task.await.expect("the completer task ends");
-        let (stopped, task) = Completer::start(store.clone());
+        let count = |o| metrics.attempts("default", "probe", o);
+        assert_eq!((count(Outcome::Completed), count(Outcome::Lost)), (56, 14));
+        // A completion handed to a stopped completer is refused at once.
+        let (stopped, task) = Completer::start(store.clone(), JobMetrics::default());
         drop(task);
-        assert!(matches!(
-            stopped.complete(&claimed[0], None).await,
-            Err(CompleteError::Stopped)
-        ));
+        assert!(!stopped.submit(claimed[1].clone(), None));
     }
 }

@@ -35,6 +35,7 @@ use crate::server::{
         store::ClaimRequest,
     },
     store::Store,
+    tenants::cache::{self as tenants_cache, TenantCache},
 };
 use rollcall_service::{clock::now_ms, shutdown::Shutdown};
 
@@ -94,6 +95,9 @@ struct Workers {
     metrics: JobMetrics,
     running: Running,
     completer: Completer,
+    /// Each attempt's tenant, remembered for a moment (a busy queue would otherwise read the
+    /// tenants table once a job).
+    tenants: Arc<TenantCache>,
 }
 
 /// Runs the workers until `stop` fires, then hands back what is still running and returns.
@@ -111,13 +115,14 @@ pub async fn run(
             .map(|t| t[..8].to_owned())
             .unwrap_or_default()
     );
-    let (completer, completing) = Completer::start(store.clone());
+    let (completer, completing) = Completer::start(store.clone(), metrics.clone());
     let workers = Workers {
         store: store.clone(),
         registry: registry.clone(),
         metrics: metrics.clone(),
         running: Arc::default(),
         completer,
+        tenants: Arc::new(TenantCache::new(tenants_cache::TTL)),
     };
     let mut loops = JoinSet::new();
     // Ends once the queues' loops (and so every attempt) have ended, their completions written.
@@ -270,6 +275,7 @@ async fn attempt(workers: Workers, job: Claimed, stop: Shutdown) {
         metrics,
         running,
         completer,
+        tenants,
     } = workers;
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant = job.tenant_id,
                                    attempt = job.attempt, request_id = job.request_id.as_deref().unwrap_or(""));
@@ -280,24 +286,20 @@ async fn attempt(workers: Workers, job: Claimed, stop: Shutdown) {
             }),
             Some(kind) => {
                 let started = std::time::Instant::now();
-                let outcome = run_handler(&store, kind, &job, stop).await;
+                let outcome = run_handler(&store, &tenants, kind, &job, stop).await;
                 metrics.ran(&job, started.elapsed());
                 tracing::info!(ms = started.elapsed().as_millis() as u64, ok = outcome.is_ok(), "job attempt ended");
                 match outcome {
-                    Ok((Done::Result(result), confirmed)) => {
-                        let recorded = confirmed
-                            || match completer.complete(&job, result).await {
-                                Ok(true) => true,
-                                Ok(false) => {
-                                    tracing::warn!("job finished after its lease was lost: not recorded");
-                                    false
-                                }
-                                Err(e) => {
-                                    tracing::error!(error = %e, "completing a job failed: its lease will expire");
-                                    false
-                                }
-                            };
-                        metrics.ended(&job, if recorded { Outcome::Completed } else { Outcome::Lost });
+                    Ok((Done::Result(_), true)) => {
+                        metrics.ended(&job, Outcome::Completed);
+                        None
+                    }
+                    // Recorded (and counted) by the completer with the next batch.
+                    Ok((Done::Result(result), false)) => {
+                        if !completer.submit(job.clone(), result) {
+                            tracing::error!("the completer has stopped: the job's lease will expire");
+                            metrics.ended(&job, Outcome::Lost);
+                        }
                         None
                     }
                     Ok((Done::Snooze(d), _)) => Some(Failure::Snooze {
@@ -342,6 +344,7 @@ fn millis(d: Duration) -> i64 {
 /// are failures to retry.
 async fn run_handler(
     store: &Store,
+    tenants: &TenantCache,
     kind: &crate::server::jobs::registry::Kind,
     job: &Claimed,
     stop: Shutdown,
@@ -349,7 +352,11 @@ async fn run_handler(
     let scope = if job.tenant_id == 0 {
         None
     } else {
-        match store.tenant_scope_by_id(job.tenant_id).await {
+        match tenants
+            .get_by_id(store, job.tenant_id)
+            .await
+            .map(|t| t.and_then(|t| t.scope()))
+        {
             Ok(Some(scope)) => Some(scope),
             Ok(None) => {
                 return Err(Failed::Retry(

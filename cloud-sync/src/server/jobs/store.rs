@@ -543,14 +543,6 @@ impl Store {
         in_platform!(self, |tx| rescue(tx, now))
     }
 
-    /// The scope of tenant `id`, if it exists and is active (a job of a suspended tenant waits).
-    pub(crate) async fn tenant_scope_by_id(
-        &self,
-        id: i64,
-    ) -> Result<Option<TenantScope>, StoreError> {
-        Ok(self.tenant_by_id(id).await?.and_then(|t| t.scope()))
-    }
-
     /// What changes when a commit of this process enqueued work (SQLite), or a notification
     /// said a commit of any replica did (PostgreSQL: `jobs::wake::listen`); a change made
     /// while a worker was busy is still seen at its next wait. A hint only: workers also poll.

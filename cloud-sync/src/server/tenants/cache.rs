@@ -1,7 +1,8 @@
-//! Every authenticated request resolves its tenant; this keeps the answer for two seconds so a
-//! busy server does not ask the database each time. This replica forgets a tenant the moment it
-//! changes it (create, rename, suspend, CORS list); another replica's change is seen within the
-//! time-to-live. Bounded: a flood of made-up slugs empties it rather than growing it.
+//! Every authenticated request resolves its tenant, and every job attempt its job's; this keeps
+//! the answer for two seconds so a busy server does not ask the database each time. This
+//! replica forgets a tenant the moment it changes it (create, rename, suspend, CORS list);
+//! another replica's change is seen within the time-to-live. Bounded: a flood of made-up slugs
+//! empties it rather than growing it.
 
 use parking_lot::Mutex;
 use std::{
@@ -14,9 +15,16 @@ use crate::server::store::{Store, StoreError, Tenant};
 pub const TTL: Duration = Duration::from_secs(2);
 const MAX_ENTRIES: usize = 10_000;
 
+/// A tenant is looked up by slug (requests) or by id (jobs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Slug(String),
+    Id(i64),
+}
+
 pub struct TenantCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Option<Tenant>)>>,
+    entries: Mutex<HashMap<Key, (Instant, Option<Tenant>)>>,
 }
 
 impl TenantCache {
@@ -29,26 +37,43 @@ impl TenantCache {
 
     /// The tenant named `slug` (or that there is none), at most [`TTL`] old.
     pub async fn get(&self, store: &Store, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        self.lookup(Key::Slug(slug.to_owned()), store.tenant(slug))
+            .await
+    }
+
+    /// The tenant with id `id` (or that there is none), at most [`TTL`] old.
+    pub async fn get_by_id(&self, store: &Store, id: i64) -> Result<Option<Tenant>, StoreError> {
+        self.lookup(Key::Id(id), store.tenant_by_id(id)).await
+    }
+
+    async fn lookup(
+        &self,
+        key: Key,
+        read: impl Future<Output = Result<Option<Tenant>, StoreError>>,
+    ) -> Result<Option<Tenant>, StoreError> {
         {
             let entries = self.entries.lock();
-            if let Some((at, tenant)) = entries.get(slug)
+            if let Some((at, tenant)) = entries.get(&key)
                 && at.elapsed() < self.ttl
             {
                 return Ok(tenant.clone());
             }
         }
-        let tenant = store.tenant(slug).await?;
+        let tenant = read.await?;
         let mut entries = self.entries.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(slug.to_owned(), (Instant::now(), tenant.clone()));
+        entries.insert(key, (Instant::now(), tenant.clone()));
         Ok(tenant)
     }
 
-    /// Drops what is known of `slug` (after this replica changed it).
+    /// Drops what is known of `slug`, under its name and its id (after this replica changed it).
     pub fn forget(&self, slug: &str) {
-        self.entries.lock().remove(slug);
+        self.entries.lock().retain(|key, (_, tenant)| {
+            !matches!(key, Key::Slug(s) if s == slug)
+                && tenant.as_ref().is_none_or(|t| t.slug != slug)
+        });
     }
 }
 
@@ -101,21 +126,49 @@ mod tests {
             status(cache.get(&store, "acme").await.expect("get")),
             Some(TenantStatus::Active)
         );
-        // …until this replica forgets it,
-        cache.forget("acme");
+        let id = cache
+            .get(&store, "acme")
+            .await
+            .expect("get")
+            .map(|t| t.id)
+            .expect("acme");
         assert_eq!(
-            status(cache.get(&store, "acme").await.expect("get")),
-            Some(TenantStatus::Suspended)
+            status(cache.get_by_id(&store, id).await.expect("by id")),
+            Some(TenantStatus::Suspended),
+            "not yet asked by id"
         );
-        // or the time-to-live has passed.
         store
             .update_tenant("acme", None, Some(TenantStatus::Active), audit())
             .await
             .expect("resume");
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(
+            status(cache.get_by_id(&store, id).await.expect("by id")),
+            Some(TenantStatus::Suspended),
+            "remembered by id"
+        );
+        // …until this replica forgets it, by name and by id,
+        cache.forget("acme");
         assert_eq!(
             status(cache.get(&store, "acme").await.expect("get")),
             Some(TenantStatus::Active)
+        );
+        assert_eq!(
+            status(cache.get_by_id(&store, id).await.expect("by id")),
+            Some(TenantStatus::Active)
+        );
+        // or the time-to-live has passed.
+        store
+            .update_tenant("acme", None, Some(TenantStatus::Suspended), audit())
+            .await
+            .expect("suspend");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(
+            status(cache.get(&store, "acme").await.expect("get")),
+            Some(TenantStatus::Suspended)
+        );
+        assert_eq!(
+            status(cache.get_by_id(&store, id).await.expect("by id")),
+            Some(TenantStatus::Suspended)
         );
     }
 }
