@@ -6,7 +6,8 @@
 //! - [`shutdown`]: the SIGTERM/Ctrl-C signal and the "stop now" broadcast;
 //! - [`supervisor`]: starts every background loop, stops them on shutdown and awaits them;
 //! - [`listen`]: binding and announcing the listen address; [`logging`]: the log subscriber;
-//! - [`sqlite`]: how every rollcall SQLite file is opened and migrated; [`clock`]: the wall clock.
+//! - [`sqlite`]: how every rollcall SQLite file is opened and migrated; [`clock`]: the wall clock;
+//! - [`text`]: the NUL character refused at the edge (PostgreSQL cannot store it).
 
 pub mod clock;
 pub mod cookie;
@@ -16,3 +17,4 @@ pub mod problem;
 pub mod shutdown;
 pub mod sqlite;
 pub mod supervisor;
+pub mod text;

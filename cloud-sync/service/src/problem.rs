@@ -199,7 +199,9 @@ impl IntoResponse for Problem {
     }
 }
 
-/// JSON extraction whose failures are problem documents, not axum's plain-text rejections.
+/// JSON extraction whose failures are problem documents, not axum's plain-text rejections. A
+/// body holding the NUL character in any string is refused here (400 naming the field, see
+/// [`crate::text`]), so no handler ever passes one on to storage.
 pub struct Json<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for Json<T>
@@ -210,17 +212,56 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let invalid = |status, detail: String| {
+            Problem::new(status, "invalid-body", "Invalid request body", detail)
+                .with_invalid_param()
+        };
+        if !json_content_type(req.headers()) {
+            return Err(invalid(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expected request with `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(rejection) => return Err(invalid(rejection.status(), rejection.body_text())),
+        };
+        if crate::text::json_has_nul(&bytes) {
+            let field = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| crate::text::json_nul_path(&v));
+            if let Some(field) = field {
+                return Err(invalid(
+                    StatusCode::BAD_REQUEST,
+                    format!("{field}: {}", crate::text::NUL_REFUSED),
+                ));
+            }
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(Problem::new(
-                rejection.status(),
-                "invalid-body",
-                "Invalid request body",
-                rejection.body_text(),
-            )
-            .with_invalid_param()),
+            Err(rejection) => Err(invalid(rejection.status(), rejection.body_text())),
         }
     }
+}
+
+/// `application/json` or `application/<something>+json`, as axum's own extractor requires.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }
 
 #[cfg(test)]

@@ -87,6 +87,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(
             crate::server::http::negotiate::json_only,
         ))
+        .layer(axum::middleware::from_fn(
+            crate::server::http::nul::refuse_in_uri,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::server::http::cors::layer,

@@ -94,6 +94,9 @@ pub fn check(u: &PersonUpload, now_ms: i64) -> Result<Vec<Checked<'_>>, String> 
     if !crate::server::sync::ingest::ulid_like(&u.id) {
         return Err("invalid_id: upload id must be a 26-character ULID".into());
     }
+    if let Some(reason) = crate::server::sync::ingest::nul_reason(u) {
+        return Err(reason);
+    }
     if !PersonId::is_valid(&u.person_id) {
         return Err("invalid_person: person ids are 1-64 of letters, digits, `_`, `.`, `-`".into());
     }

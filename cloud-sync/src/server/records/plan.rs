@@ -4,7 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::server::store::{NodeRow, StoreError};
+use crate::server::{
+    store::{NodeRow, StoreError},
+    sync::ingest::nul_reason,
+};
 use rollcall_protocol::wire::{
     AlarmRecord, AuditRecord, MAX_RECORD_DETAIL, PushAck, PushBatch, Rejected, VoiceRecord,
 };
@@ -93,7 +96,7 @@ fn items(batch: &PushBatch) -> Vec<Item<'_>> {
         seq: a.seq,
         kind: &a.kind,
         node_time_ms: a.node_time_ms,
-        invalid: invalid_alarm(a),
+        invalid: invalid_alarm(a).or_else(|| nul_reason(a)),
         blob: None,
         body: serde_json::to_string(a),
     });
@@ -103,7 +106,7 @@ fn items(batch: &PushBatch) -> Vec<Item<'_>> {
         seq: a.seq,
         kind: &a.action,
         node_time_ms: a.node_time_ms,
-        invalid: invalid_audit(a),
+        invalid: invalid_audit(a).or_else(|| nul_reason(a)),
         blob: None,
         body: serde_json::to_string(a),
     });
@@ -113,7 +116,7 @@ fn items(batch: &PushBatch) -> Vec<Item<'_>> {
         seq: v.seq,
         kind: &v.outcome,
         node_time_ms: v.node_time_ms,
-        invalid: invalid_voice(v),
+        invalid: invalid_voice(v).or_else(|| nul_reason(v)),
         blob: Some(&v.audio_sha256),
         body: serde_json::to_string(v),
     });

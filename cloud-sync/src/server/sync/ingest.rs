@@ -452,6 +452,9 @@ fn invalid(node: &NodeRow, e: &AttendanceEvent) -> Option<String> {
     if !ulid_like(&e.id) {
         return Some("invalid_id: event id must be a 26-character ULID".into());
     }
+    if let Some(reason) = nul_reason(e) {
+        return Some(reason);
+    }
     if e.site_id != node.site_id {
         return Some(format!(
             "site_mismatch: this node is registered for site `{}`, not `{}`",
@@ -465,6 +468,17 @@ fn invalid(node: &NodeRow, e: &AttendanceEvent) -> Option<String> {
         return Some("invalid_score: risk_score must be in [0, 1]".into());
     }
     None
+}
+
+/// Why a pushed item cannot be stored if one of its strings holds the NUL character (which
+/// PostgreSQL cannot store): refused alone, naming the field, rather than failing the batch.
+pub(crate) fn nul_reason<T: serde::Serialize + ?Sized>(item: &T) -> Option<String> {
+    rollcall_service::text::nul_field(item).map(|field| {
+        format!(
+            "invalid_text: {field}: {}",
+            rollcall_service::text::NUL_REFUSED
+        )
+    })
 }
 
 pub(crate) fn valid_seq(seq: u64) -> bool {

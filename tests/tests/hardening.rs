@@ -1,0 +1,220 @@
+//! What a hostile outsider or a crowd can do to the cloud, each closed (#20), against the real
+//! binary: the NUL character (which PostgreSQL cannot store) refused where it arrives — in every
+//! path and query parameter and JSON body field of every operation of the OpenAPI document, so
+//! a new endpoint is covered without being listed here, and per item in a node's push.
+
+use rollcall_tests::on_each_backend;
+use serde_json::{Value, json};
+
+/// Every schema reference resolved against the document's components.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => r
+            .strip_prefix("#/components/schemas/")
+            .map_or(schema, |name| &doc["components"]["schemas"][name]),
+        None => schema,
+    }
+}
+
+/// The path with each `{param}` replaced by `value`.
+fn fill(template: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        out.push_str(value);
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn names(problem: &Value) -> Vec<String> {
+    problem["invalid-params"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every operation of the document, each NUL-bearing input on its own: 400 naming the input,
+/// never a 500, on both backends.
+#[test]
+fn every_operation_refuses_a_nul_in_each_parameter_and_body_field() {
+    let unthrottled = [
+        "--rate-limit-user",
+        "1000000",
+        "--rate-limit-tenant",
+        "1000000",
+    ];
+    on_each_backend(&unthrottled, |backend, cloud, _dir| {
+        let doc: Value = cloud
+            .get("/api/openapi.json")
+            .expect("openapi.json")
+            .json()
+            .expect("JSON");
+        let (mut cases, mut wrong) = (0, Vec::new());
+        let mut probe = |method: &str, path: &str, body: Option<&Value>, field: &str| {
+            cases += 1;
+            let (status, p) = cloud
+                .call(method, path, Some(&cloud.admin_token), body, None)
+                .expect("request");
+            if status != 400 || !names(&p).iter().any(|n| n == field) {
+                wrong.push(format!("{method} {path} ({field}): {status} {p}"));
+            }
+        };
+        let paths = doc["paths"].as_object().expect("paths");
+        for (template, ops) in paths {
+            for (method, op) in ops.as_object().expect("operations") {
+                let method = method.to_uppercase();
+                if template.contains('{') {
+                    probe(&method, &fill(template, "x%00y"), None, "path");
+                }
+                let plain = fill(template, "x");
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["in"] == "query" {
+                        let name = p["name"].as_str().expect("name");
+                        probe(&method, &format!("{plain}?{name}=a%00"), None, name);
+                    }
+                }
+                // A node's push is read by its own codec and refused per item (below).
+                let json_body = &op["requestBody"]["content"]["application/json"]["schema"];
+                if json_body.is_null() || template.starts_with("/api/v1/sync/") {
+                    continue;
+                }
+                let schema = resolve(&doc, json_body);
+                match schema["properties"].as_object() {
+                    Some(props) if !props.is_empty() => {
+                        for prop in props.keys() {
+                            let body = json!({ prop.as_str(): "a\u{0}b" });
+                            probe(&method, &plain, Some(&body), prop);
+                        }
+                    }
+                    _ => probe(&method, &plain, Some(&json!(["a\u{0}b"])), "[0]"),
+                }
+            }
+        }
+        assert!(cases > 150, "{backend}: only {cases} cases");
+        assert!(
+            wrong.is_empty(),
+            "{backend}: {} of {cases} NUL cases were not a 400 naming the input:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        eprintln!("{backend}: {cases} NUL cases, each refused with 400 naming its input");
+        // Nothing was stored, and the server is still itself.
+        assert_eq!(cloud.admin_get("/healthz").expect("healthz").0, 200);
+        let (_, people) = cloud.admin_get("/api/v1/people").expect("people");
+        assert_eq!(people["items"], json!([]), "{backend}: {people}");
+    });
+}
+
+fn event(n: u32, person: &str) -> Value {
+    json!({
+        "id": format!("01HZZZZZZZZZZZZZZZZZZZ{n:04}"), "seq": n, "site_id": "hq",
+        "person_id": person, "decision": "granted", "similarity": 0.8, "risk_score": 0.0,
+        "position": null, "node_time_ms": 1_700_000_000_000i64 + i64::from(n), "reasons": [],
+    })
+}
+
+/// In a push, an item holding a NUL is refused alone, naming the field, and settled (the
+/// watermark passes it); the items around it are stored. Before, PostgreSQL failed the whole
+/// batch and every item behind it.
+#[test]
+fn a_pushed_item_holding_a_nul_is_refused_alone_and_the_rest_are_stored() {
+    on_each_backend(&[], |backend, cloud, _dir| {
+        let (_, token) = cloud.register_node("hq").expect("registered");
+        let mut bad_reason = event(4, "ana");
+        bad_reason["reasons"] =
+            json!([{ "code": "low_accuracy", "weight": 0.1, "text": "a\u{0}" }]);
+        let alarm = |n: u32, detail: &str| {
+            json!({ "id": format!("01HZZZZZZZZZZZZZZZZZZZA{n:03}"), "seq": n, "kind": "tamper",
+                    "node_time_ms": 1_700_000_000_000i64, "detail": detail })
+        };
+        let body = json!({
+            "protocol": 1,
+            "events": [event(1, "ana"), event(2, "a\u{0}na"), event(3, "bob"), bad_reason],
+            "alarms": [alarm(1, "ok"), alarm(2, "lid\u{0}open")],
+        });
+        let (status, ack) = cloud
+            .call("POST", "/api/v1/sync/push", Some(&token), Some(&body), None)
+            .expect("push");
+        assert_eq!(status, 200, "{backend}: {ack}");
+        let rejected: Vec<(String, String)> = ack["rejected"]
+            .as_array()
+            .expect("rejected")
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap_or_default().to_owned(),
+                    r["reason"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let reason_of = |id: &str| {
+            rejected
+                .iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(rejected.len(), 3, "{backend}: {ack}");
+        assert!(
+            reason_of("01HZZZZZZZZZZZZZZZZZZZ0002").starts_with("invalid_text: person_id:"),
+            "{backend}: {ack}"
+        );
+        assert!(
+            reason_of("01HZZZZZZZZZZZZZZZZZZZ0004").starts_with("invalid_text: reasons[0].text:"),
+            "{backend}: {ack}"
+        );
+        assert!(
+            reason_of("01HZZZZZZZZZZZZZZZZZZZA002").starts_with("invalid_text: detail:"),
+            "{backend}: {ack}"
+        );
+        assert_eq!(
+            ack["watermark"], 4,
+            "{backend}: the refused items are settled: {ack}"
+        );
+        let stored: Vec<String> = cloud
+            .events()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["person_id"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(stored.len(), 2, "{backend}: {stored:?}");
+        let (_, alarms) = cloud.admin_get("/api/v1/alarms").expect("alarms");
+        assert_eq!(
+            alarms["items"].as_array().map(Vec::len),
+            Some(1),
+            "{backend}: {alarms}"
+        );
+    });
+}
+
+/// A NUL in a login's email or tenant is a 400, not a 500 (PostgreSQL) or a silent 401.
+#[test]
+fn a_login_holding_a_nul_is_refused_naming_the_field() {
+    on_each_backend(&[], |backend, cloud, _dir| {
+        for (body, field) in [
+            (
+                json!({ "tenant": "acme", "email": "a\u{0}@acme.example", "password": "x" }),
+                "email",
+            ),
+            (
+                json!({ "tenant": "ac\u{0}me", "email": "a@acme.example", "password": "x" }),
+                "tenant",
+            ),
+        ] {
+            let (status, p) = cloud
+                .call("POST", "/api/v1/auth/login", None, Some(&body), None)
+                .expect("login");
+            assert_eq!(
+                (status, names(&p)),
+                (400, vec![field.to_owned()]),
+                "{backend}: {p}"
+            );
+        }
+    });
+}
