@@ -50,6 +50,19 @@ enum Cmd {
         /// Login attempts a minute per tenant and client address.
         #[arg(long, env = "ROLLCALL_CLOUD_RATE_LOGIN", default_value_t = NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN))]
         rate_limit_login: NonZeroU32,
+        /// Login attempts a minute from one client address, whatever tenants they name.
+        #[arg(long, env = "ROLLCALL_CLOUD_RATE_LOGIN_ADDRESS", default_value_t = NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN))]
+        rate_limit_login_address: NonZeroU32,
+        /// Login attempts a minute to this replica, from everywhere together.
+        #[arg(long, env = "ROLLCALL_CLOUD_RATE_LOGIN_GLOBAL", default_value_t = NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN))]
+        rate_limit_login_global: NonZeroU32,
+        /// Password hashes (Argon2id, 19 MiB each) computed at once; default: one per core.
+        /// A login finding them all busy waits up to --login-hash-wait-ms, then gets 503.
+        #[arg(long, env = "ROLLCALL_CLOUD_LOGIN_HASHES")]
+        login_hashes: Option<NonZeroU32>,
+        /// How long a login waits for a free password hasher, in milliseconds.
+        #[arg(long, env = "ROLLCALL_CLOUD_LOGIN_HASH_WAIT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        login_hash_wait_ms: u64,
         /// The master key that seals face templates (64 hex characters; the file must be
         /// readable by its owner only). With SQLite it defaults to `<db>.master-key` and is
         /// made on first start; with PostgreSQL it is required and must exist (every replica
@@ -88,6 +101,10 @@ fn main() -> anyhow::Result<()> {
             rate_limit_user,
             rate_limit_tenant,
             rate_limit_login,
+            rate_limit_login_address,
+            rate_limit_login_global,
+            login_hashes,
+            login_hash_wait_ms,
             master_key_file,
             addr_file,
             job_concurrency,
@@ -133,6 +150,14 @@ fn main() -> anyhow::Result<()> {
                     per_user: rate_limit_user,
                     per_tenant: rate_limit_tenant,
                     logins: rate_limit_login,
+                    logins_per_address: rate_limit_login_address,
+                    logins_global: rate_limit_login_global,
+                },
+                hashing: rollcall_cloud::server::auth::hashers::HashConfig {
+                    at_once: login_hashes.unwrap_or(
+                        rollcall_cloud::server::auth::hashers::HashConfig::default().at_once,
+                    ),
+                    wait: std::time::Duration::from_millis(login_hash_wait_ms),
                 },
                 master_key_file,
                 create_master_key,

@@ -1,9 +1,13 @@
 //! What a hostile outsider or a crowd can do to the cloud, each closed (#20), against the real
 //! binary: the NUL character (which PostgreSQL cannot store) refused where it arrives — in every
 //! path and query parameter and JSON body field of every operation of the OpenAPI document, so
-//! a new endpoint is covered without being listed here, and per item in a node's push.
+//! a new endpoint is covered without being listed here, and per item in a node's push — and
+//! logins bounded by address and all together, whatever tenant they name, with the password
+//! hashing that cannot take more than its share of the machine.
 
-use rollcall_tests::on_each_backend;
+use std::sync::{Arc, Barrier};
+
+use rollcall_tests::{Cloud, CloudDb, on_each_backend};
 use serde_json::{Value, json};
 
 /// Every schema reference resolved against the document's components.
@@ -217,4 +221,103 @@ fn a_login_holding_a_nul_is_refused_naming_the_field() {
             );
         }
     });
+}
+
+fn login(cloud: &Cloud, tenant: &str) -> (u16, Value, Option<String>) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/auth/login", cloud.url))
+        .json(&json!({ "tenant": tenant, "email": "nobody@example.com",
+                       "password": "correct horse battery" }))
+        .send()
+        .expect("login");
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, r.json().unwrap_or(Value::Null), retry)
+}
+
+/// An attacker naming a new tenant with each guess is held by the budget of its address, and
+/// many addresses together by the global one; the per-tenant budget alone never caught them.
+#[test]
+fn logins_naming_a_new_tenant_each_time_are_held_by_the_address_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--rate-limit-login",
+        "100",
+        "--rate-limit-login-address",
+        "5",
+    ];
+    let cloud = Cloud::start_with(dir.path(), None, CloudDb::Sqlite, &args).expect("cloud");
+    let statuses: Vec<u16> = (0..7)
+        .map(|i| login(&cloud, &format!("guess-{i}")).0)
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429]);
+    let (_, p, retry) = login(&cloud, "guess-99");
+    assert_eq!(p["type"], "urn:rollcall:problem:rate-limited", "{p}");
+    assert!(retry.is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s >= 1)));
+    drop(cloud);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--rate-limit-login-address",
+        "100",
+        "--rate-limit-login-global",
+        "3",
+    ];
+    let cloud = Cloud::start_with(dir.path(), None, CloudDb::Sqlite, &args).expect("cloud");
+    let statuses: Vec<u16> = (0..4).map(|i| login(&cloud, &format!("t{i}")).0).collect();
+    assert_eq!(statuses, [401, 401, 401, 429], "the global budget");
+}
+
+/// Forty logins at once against one hasher that lets nobody wait: the ones that found it busy
+/// are told to come back in a second (503 `busy`, Retry-After: 1), the rest are checked; no
+/// 500, and the refusals are counted. Memory is measured by `cargo bench --bench logins`.
+#[test]
+fn logins_beyond_the_hashers_are_told_to_come_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--rate-limit-login",
+        "100000",
+        "--rate-limit-login-address",
+        "100000",
+        "--rate-limit-login-global",
+        "100000",
+        "--login-hashes",
+        "1",
+        "--login-hash-wait-ms",
+        "0",
+    ];
+    let cloud = Cloud::start_with(dir.path(), None, CloudDb::Sqlite, &args).expect("cloud");
+    let cloud = Arc::new(cloud);
+    let start = Arc::new(Barrier::new(40));
+    let answers: Vec<(u16, Value, Option<String>)> = (0..40)
+        .map(|_| {
+            let (cloud, start) = (cloud.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                login(&cloud, "acme")
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("joined"))
+        .collect();
+    let busy: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 503).collect();
+    let checked = answers.iter().filter(|(s, _, _)| *s == 401).count();
+    assert_eq!(busy.len() + checked, 40, "{answers:?}");
+    assert!(
+        !busy.is_empty() && checked >= 1,
+        "{} busy, {checked} checked",
+        busy.len()
+    );
+    for (_, p, retry) in &busy {
+        assert_eq!(p["type"], "urn:rollcall:problem:busy", "{p}");
+        assert_eq!(retry.as_deref(), Some("1"));
+    }
+    let metrics = cloud.metrics().expect("metrics");
+    let counted = format!("rollcall_cloud_password_hashes_busy_total {}", busy.len());
+    assert!(metrics.contains(&counted), "{counted} in\n{metrics}");
 }

@@ -84,6 +84,10 @@ fn main() -> anyhow::Result<()> {
                 "cargo",
                 &["bench", "-p", "rollcall-cloud", "--bench", "jobs"],
             )?;
+            run_step(
+                "cargo",
+                &["bench", "-p", "rollcall-cloud", "--bench", "logins"],
+            )?;
             test::ensure_test_venv()?;
             run_step(
                 "cargo",

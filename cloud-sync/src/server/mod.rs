@@ -43,6 +43,8 @@ pub struct Config {
     /// With `rollcall.example`, the host `acme.rollcall.example` names tenant `acme`.
     pub base_domain: Option<String>,
     pub rate_limits: http::rate_limit::RateConfig,
+    /// How many password hashes run at once, and how long a login waits for one.
+    pub hashing: auth::hashers::HashConfig,
     /// The file of the master key that seals face templates, and whether to make it when it
     /// is missing (a single SQLite server) or to refuse (replicas must share one key).
     pub master_key_file: PathBuf,
@@ -97,6 +99,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             })?;
     }
     let access = auth::tokens::AccessKeys::new(&store.platform_secret("access-token-hs256").await?);
+    let hashers = auth::hashers::Hashers::new(config.hashing);
+    let mut metrics = http::metrics::Metrics::new();
+    hashers.register(metrics.registry_mut());
     let state = Arc::new(http::router::AppState {
         store,
         admin_token_sha256: auth::extract::token_hash(&config.admin_token),
@@ -104,8 +109,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         base_domain: config.base_domain.clone(),
         access,
         limits: http::rate_limit::RateLimits::new(config.rate_limits),
+        hashers,
         tenants: tenants::cache::TenantCache::new(tenants::cache::TTL),
-        metrics: http::metrics::Metrics::new(),
+        metrics,
         master_key,
         jobs: Arc::new(config.job_kinds.clone()),
     });

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use crate::server::{
     audit::store::Audit,
-    auth::{extract as auth, passwords, sessions, tokens},
+    auth::{extract as auth, sessions, tokens},
     http::{
         host::{self, HostTenant},
         problem::store_problem,
@@ -337,19 +337,11 @@ pub(crate) async fn check_login(
             (Some(scope), creds)
         }
     };
-    let password = req.password;
-    let (user, ok) = tokio::task::spawn_blocking(move || match creds {
-        Some(c) => {
-            let ok = passwords::verify(&password, &c.password_hash);
-            (Some(c.user), ok)
-        }
-        None => {
-            passwords::verify_nothing(&password);
-            (None, false)
-        }
-    })
-    .await
-    .map_err(|e| Problem::internal(e.to_string()))?;
+    let (user, phc) = match creds {
+        Some(c) => (Some(c.user), Some(c.password_hash)),
+        None => (None, None),
+    };
+    let ok = state.hashers.verify(req.password, phc).await?;
     let user = match user {
         Some(u) if ok && u.disabled_ms.is_none() => u,
         Some(u) if ok => {

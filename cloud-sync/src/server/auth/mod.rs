@@ -9,6 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::server::http::router::AppState;
 
 pub(crate) mod extract;
+pub mod hashers;
 pub(crate) mod identity;
 pub(crate) mod passwords;
 pub mod session_store;

@@ -1,7 +1,10 @@
 //! Password hashing with Argon2id (RFC 9106 parameters as the `argon2` crate defaults them:
 //! 19 MiB, 2 passes, 1 lane), and the rules a new password must meet.
 
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
+use argon2::{
+    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::{Output, ParamsString, SaltString},
+};
 
 /// Longest password accepted: hashing cost must not be an attacker's lever.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -34,36 +37,111 @@ pub fn weakness(password: &str, email: &str) -> Option<String> {
     }
 }
 
-/// A PHC string (`$argon2id$v=19$m=…`) with a fresh random salt.
-pub fn hash(password: &str) -> Result<String, PasswordError> {
+/// Most Argon2 blocks (KiB) a stored hash may ask for: four times today's cost, so a hash
+/// made with stronger settings still verifies but no stored string can ask for gigabytes.
+const MAX_BLOCKS: usize = 4 * Params::DEFAULT_M_COST as usize;
+
+/// A PHC string (`$argon2id$v=19$m=…`) of `password` with a fresh random salt, computed in
+/// `memory` (grown to the cost's size if smaller, and kept by the caller for the next one).
+pub fn hash_in(password: &str, memory: &mut Vec<Block>) -> Result<String, PasswordError> {
+    let fail = |e: &dyn std::fmt::Display| PasswordError::Hash(e.to_string());
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    let salt = SaltString::encode_b64(&bytes).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+    getrandom::fill(&mut bytes).map_err(|e| fail(&e))?;
+    let salt = SaltString::encode_b64(&bytes).map_err(|e| fail(&e))?;
+    let params = Params::DEFAULT;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    run(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params.clone(),
+        password.as_bytes(),
+        &bytes,
+        &mut out,
+        memory,
+    )
+    .map_err(|e| fail(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(phc.to_string())
 }
 
-/// Whether `password` matches the stored PHC string. An unreadable hash never matches.
-pub fn verify(password: &str, phc: &str) -> bool {
+/// Whether `password` matches the stored PHC string, computed in `memory` like [`hash_in`]. An
+/// unreadable hash, or one asking for more than [`MAX_BLOCKS`], never matches.
+pub fn verify_in(password: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
     if password.len() > MAX_PASSWORD_BYTES {
         return false;
     }
-    PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    let Ok(stored) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(stored.algorithm),
+        Params::try_from(&stored),
+        stored.salt,
+        stored.hash,
+    ) else {
+        return false;
+    };
+    let version = match stored.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    run(
+        algorithm,
+        version,
+        params,
+        password.as_bytes(),
+        salt,
+        &mut out,
+        memory,
+    )
+    .is_ok()
+        && Output::new(&out).is_ok_and(|o| o == expected)
 }
 
-/// Spends the time of one verification, so that an unknown user answers as slowly as a wrong
-/// password (no user enumeration by timing).
-pub fn verify_nothing(password: &str) {
-    static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    if let Some(phc) = DUMMY.get_or_init(|| hash("not a password anyone has").ok()) {
-        let _ = verify(password, phc);
+/// One Argon2 computation in `memory`, which grows (up to [`MAX_BLOCKS`]) to fit the cost.
+fn run(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<(), argon2::Error> {
+    let blocks = params.block_count();
+    if blocks > MAX_BLOCKS {
+        return Err(argon2::Error::MemoryTooMuch);
     }
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password,
+        salt,
+        out,
+        &mut memory[..blocks],
+    )
+}
+
+/// The hash an unknown user is checked against, so that it answers as slowly as a wrong
+/// password (no user enumeration by timing); made once, in the first caller's memory.
+pub(crate) fn dummy(memory: &mut Vec<Block>) -> Option<&'static str> {
+    static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    DUMMY
+        .get_or_init(|| hash_in("not a password anyone has", memory).ok())
+        .as_deref()
 }
 
 #[cfg(test)]
@@ -72,15 +150,25 @@ mod tests {
 
     #[test]
     fn hashes_verify_and_differ_by_salt() {
-        let a = hash("correct horse battery").expect("hash");
-        let b = hash("correct horse battery").expect("hash");
+        let mut m = Vec::new();
+        let a = hash_in("correct horse battery", &mut m).expect("hash");
+        let b = hash_in("correct horse battery", &mut m).expect("hash");
         assert!(a.starts_with("$argon2id$v=19$"), "{a}");
         assert_ne!(a, b, "salted");
-        assert!(verify("correct horse battery", &a));
-        assert!(!verify("correct horse batterY", &a));
-        assert!(!verify("correct horse battery", "not a phc string"));
-        assert!(!verify(&"x".repeat(MAX_PASSWORD_BYTES + 1), &a));
-        verify_nothing("anything");
+        assert!(verify_in("correct horse battery", &a, &mut m));
+        assert!(!verify_in("correct horse batterY", &a, &mut m));
+        assert!(!verify_in(
+            "correct horse battery",
+            "not a phc string",
+            &mut m
+        ));
+        assert!(!verify_in(&"x".repeat(MAX_PASSWORD_BYTES + 1), &a, &mut m));
+        assert!(dummy(&mut m).is_some_and(|d| !verify_in("anything", d, &mut m)));
+        assert_eq!(
+            m.len(),
+            Params::DEFAULT_M_COST as usize,
+            "one block, reused"
+        );
     }
 
     #[test]

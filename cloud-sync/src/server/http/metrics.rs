@@ -157,6 +157,11 @@ impl Metrics {
         self.alarms.get_or_create(&AlarmLabel { kind }).inc();
     }
 
+    /// Where other parts of the server register their metrics at start-up.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.

@@ -1,5 +1,6 @@
 //! Rate limits, with the `governor` crate's GCRA limiters keyed by tenant, by user (or node, or
-//! the bootstrap credential) and, for logins, by tenant and client address. A caller over a
+//! the bootstrap credential) and, for logins, by tenant and client address, by client address
+//! alone (whatever tenant it names) and over every login together. A caller over a
 //! limit gets 429 with `Retry-After`; every limited response carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft "RateLimit header fields for HTTP").
 
@@ -29,7 +30,13 @@ type Keyed =
 pub struct RateConfig {
     pub per_user: NonZeroU32,
     pub per_tenant: NonZeroU32,
+    /// Logins of one tenant from one client address.
     pub logins: NonZeroU32,
+    /// Logins from one client address, whatever tenants they name (an attacker who names a
+    /// new tenant each time is held here).
+    pub logins_per_address: NonZeroU32,
+    /// Logins to this replica from everywhere together.
+    pub logins_global: NonZeroU32,
 }
 
 impl Default for RateConfig {
@@ -38,6 +45,8 @@ impl Default for RateConfig {
             per_user: NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN),
             per_tenant: NonZeroU32::new(6000).unwrap_or(NonZeroU32::MIN),
             logins: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            logins_per_address: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
+            logins_global: NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN),
         }
     }
 }
@@ -55,6 +64,8 @@ pub struct RateLimits {
     user: Keyed,
     tenant: Keyed,
     login: Keyed,
+    login_address: Keyed,
+    login_global: Keyed,
     config: RateConfig,
     clock: DefaultClock,
 }
@@ -70,6 +81,8 @@ impl RateLimits {
             user: keyed(config.per_user),
             tenant: keyed(config.per_tenant),
             login: keyed(config.logins),
+            login_address: keyed(config.logins_per_address),
+            login_global: keyed(config.logins_global),
             config,
             clock: DefaultClock::default(),
         }
@@ -107,13 +120,22 @@ impl RateLimits {
         Ok(own)
     }
 
-    /// A login attempt from `source` for `tenant`.
+    /// A login attempt from `source` for `tenant`: the allowance of that tenant from that
+    /// address, then the address's over every tenant, then every login's together. The
+    /// verdict announced is the first one's (the one a caller spends fastest).
     pub fn check_login(&self, tenant: &str, source: &str) -> Result<Verdict, Problem> {
-        self.check(
+        let own = self.check(
             &self.login,
             format!("{tenant}/{source}"),
             self.config.logins,
-        )
+        )?;
+        self.check(
+            &self.login_address,
+            source.to_owned(),
+            self.config.logins_per_address,
+        )?;
+        self.check(&self.login_global, String::new(), self.config.logins_global)?;
+        Ok(own)
     }
 
     /// Forgets callers whose allowance is whole again (keeps memory bounded).
@@ -121,6 +143,8 @@ impl RateLimits {
         self.user.retain_recent();
         self.tenant.retain_recent();
         self.login.retain_recent();
+        self.login_address.retain_recent();
+        self.login_global.retain_recent();
     }
 }
 
@@ -175,6 +199,8 @@ mod tests {
             per_user: n(3),
             per_tenant: n(5),
             logins: n(2),
+            logins_per_address: n(4),
+            logins_global: n(6),
         })
     }
 
@@ -212,5 +238,25 @@ mod tests {
         assert!(l.check_login("acme", "10.0.0.1").is_err());
         assert!(l.check_login("acme", "10.0.0.2").is_ok());
         l.prune();
+    }
+
+    /// Naming a new tenant each time does not escape the address's budget, and many addresses
+    /// together do not escape the global one.
+    #[test]
+    fn logins_are_bounded_per_address_whatever_tenant_and_over_all_addresses() {
+        let l = tiny();
+        // 10.0.0.1 tries four tenants once each, then a fifth is refused though that tenant's
+        // own allowance is whole.
+        for t in ["t1", "t2", "t3", "t4"] {
+            assert!(l.check_login(t, "10.0.0.1").is_ok(), "{t}");
+        }
+        let p = l.check_login("t5", "10.0.0.1").expect_err("address spent");
+        assert!(p.detail.contains("at most 4"), "{}", p.detail);
+        assert!(p.retry_after_s.is_some());
+        // Two more addresses spend the global six (four spent above, one refused before it).
+        assert!(l.check_login("t1", "10.0.0.2").is_ok());
+        assert!(l.check_login("t1", "10.0.0.3").is_ok());
+        let p = l.check_login("t1", "10.0.0.4").expect_err("global spent");
+        assert!(p.detail.contains("at most 6"), "{}", p.detail);
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct AppState {
     pub base_domain: Option<String>,
     pub access: tokens::AccessKeys,
     pub limits: crate::server::http::rate_limit::RateLimits,
+    /// The bounded password hashing of logins and new passwords.
+    pub hashers: crate::server::auth::hashers::Hashers,
     pub tenants: crate::server::tenants::cache::TenantCache,
     pub metrics: Metrics,
     /// Seals face templates (through each tenant's data key).

@@ -106,7 +106,17 @@ pub(crate) async fn create_tenant(
     // Validate the owner before anything is written.
     let owner = match req.owner {
         Some(o) => {
-            Some(users_api::prepare_user(&o.email, &o.display_name, Role::Owner, o.password).await?)
+            let hashers = &state.hashers;
+            Some(
+                users_api::prepare_user(
+                    hashers,
+                    &o.email,
+                    &o.display_name,
+                    Role::Owner,
+                    o.password,
+                )
+                .await?,
+            )
         }
         None => None,
     };

@@ -69,8 +69,10 @@ pub(crate) struct UserPatch {
     disabled: Option<bool>,
 }
 
-/// Validates and hashes a new user (Argon2id runs off the async threads).
+/// Validates and hashes a new user (Argon2id through the bounded hashers, off the async
+/// threads).
 pub(crate) async fn prepare_user(
+    hashers: &crate::server::auth::hashers::Hashers,
     email: &str,
     display_name: &str,
     role: Role,
@@ -81,10 +83,7 @@ pub(crate) async fn prepare_user(
     if let Some(why) = passwords::weakness(&password, &email) {
         return Err(Problem::bad_request(why));
     }
-    let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?
-        .map_err(|e| Problem::internal(e.to_string()))?;
+    let password_hash = hashers.hash(password).await?;
     Ok(NewUser {
         id: crate::server::auth::extract::new_id("usr")?,
         email,
@@ -129,7 +128,14 @@ pub(crate) async fn create(
     if req.role == Role::Owner {
         caller.require(&[Role::Owner], "make an owner")?;
     }
-    let new = prepare_user(&req.email, &req.display_name, req.role, req.password).await?;
+    let new = prepare_user(
+        &state.hashers,
+        &req.email,
+        &req.display_name,
+        req.role,
+        req.password,
+    )
+    .await?;
     let user = state
         .store
         .create_user(
