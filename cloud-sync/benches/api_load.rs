@@ -60,6 +60,7 @@ async fn start(backend: Backend, dir: &std::path::Path) -> Result<(String, Strin
             logins_global: many,
         },
         hashing: Default::default(),
+        connections: Default::default(),
         master_key_file: dir.join("master.key"),
         create_master_key: true,
         addr_file: Some(addr_file.clone()),

@@ -69,6 +69,17 @@ enum Cmd {
         /// needs the same key). Back it up apart from the database.
         #[arg(long, env = "ROLLCALL_CLOUD_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
+        /// Connections open at once; one over it is closed at once.
+        #[arg(long, env = "ROLLCALL_CLOUD_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_connections: u64,
+        /// How long a client has to send a request's head, in milliseconds; also how long an
+        /// idle keep-alive connection stays open.
+        #[arg(long, env = "ROLLCALL_CLOUD_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+        header_timeout_ms: u64,
+        /// How long a request may take, body included, before it is answered 408, in
+        /// milliseconds.
+        #[arg(long, env = "ROLLCALL_CLOUD_REQUEST_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+        request_timeout_ms: u64,
         /// Write the bound address here once listening (for port 0).
         #[arg(long)]
         addr_file: Option<PathBuf>,
@@ -105,6 +116,9 @@ fn main() -> anyhow::Result<()> {
             rate_limit_login_global,
             login_hashes,
             login_hash_wait_ms,
+            max_connections,
+            header_timeout_ms,
+            request_timeout_ms,
             master_key_file,
             addr_file,
             job_concurrency,
@@ -158,6 +172,11 @@ fn main() -> anyhow::Result<()> {
                         rollcall_cloud::server::auth::hashers::HashConfig::default().at_once,
                     ),
                     wait: std::time::Duration::from_millis(login_hash_wait_ms),
+                },
+                connections: rollcall_service::serve::ConnLimits {
+                    max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+                    header_timeout: std::time::Duration::from_millis(header_timeout_ms),
+                    request_timeout: std::time::Duration::from_millis(request_timeout_ms),
                 },
                 master_key_file,
                 create_master_key,

@@ -243,16 +243,22 @@ pub async fn run(config: NodeConfig, addr_file: Option<PathBuf>) -> Result<Exit,
             trigger.fire();
         }
     };
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(stop_or_reload)
-        .await;
+    // Connection limits and timeouts (a kiosk's check-in is unauthenticated by design: a
+    // crowd of silent connections must not hold the node).
+    rollcall_service::serve::serve(
+        listener,
+        api::router(state),
+        rollcall_service::serve::ConnLimits::default(),
+        Arc::default(),
+        stop_or_reload,
+    )
+    .await;
     // Also when serving failed without a signal: the background tasks must end.
     supervisor.shutdown().await;
     if let Some(bus) = bus {
         let _ = tokio::task::spawn_blocking(move || bus.stop()).await;
         tracing::info!("OSDP bus stopped");
     }
-    served.map_err(RunError::Serve)?;
     let exit = *exit.lock();
     if exit == Exit::Stop {
         let _ = std::fs::remove_file(&pid_file);

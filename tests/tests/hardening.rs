@@ -321,3 +321,106 @@ fn logins_beyond_the_hashers_are_told_to_come_back() {
     let counted = format!("rollcall_cloud_password_hashes_busy_total {}", busy.len());
     assert!(metrics.contains(&counted), "{counted} in\n{metrics}");
 }
+
+/// Whether the server closed `stream` (a read gives end of file or a reset) within `within`.
+fn closed_within(stream: &mut std::net::TcpStream, within: std::time::Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Slow and silent clients cannot hold the cloud: a head not sent within the header timeout
+/// and a keep-alive connection idle that long are closed, a request whose body trickles is
+/// answered 408, and past the connection cap a new connection is closed at once while
+/// `/healthz` answers again as soon as the silent ones are gone. Before, 2 000 trickling
+/// connections stayed open over 70 s and 20 010 silent ones starved the process of file
+/// descriptors.
+#[test]
+fn slow_and_silent_connections_are_closed_and_capped() {
+    use std::{
+        io::{Read, Write},
+        net::TcpStream,
+        time::Duration,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--max-connections",
+        "20",
+        "--header-timeout-ms",
+        "500",
+        "--request-timeout-ms",
+        "1500",
+    ];
+    let cloud = Cloud::start_with(dir.path(), None, CloudDb::Sqlite, &args).expect("cloud");
+    let addr = cloud.addr().expect("addr");
+    let generous = Duration::from_secs(10);
+
+    // Half a head, then nothing: closed.
+    let mut slow = TcpStream::connect(addr).expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .expect("write");
+    assert!(
+        closed_within(&mut slow, generous),
+        "a half-sent head is closed"
+    );
+
+    // A whole request, answered; then idle on keep-alive: closed.
+    let mut idle = TcpStream::connect(addr).expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).expect("answer");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut idle, generous),
+        "an idle keep-alive connection is closed"
+    );
+
+    // A body that trickles: 408 once the request's time is up.
+    let mut trickle = TcpStream::connect(addr).expect("connect");
+    trickle
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"tenant\":",
+        )
+        .expect("write");
+    trickle.set_read_timeout(Some(generous)).expect("timeout");
+    let mut answer = String::new();
+    let _ = trickle.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("urn:rollcall:problem:request-timeout"),
+        "{answer}"
+    );
+
+    // Twenty silent connections fill the cap: the next is closed at once, untouched.
+    let silent: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut over = TcpStream::connect(addr).expect("the kernel still accepts");
+    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(closed_within(&mut over, generous), "over the cap: closed");
+    // Once the silent ones time out, the cloud answers again.
+    rollcall_tests::wait_for("healthz answers again", generous, || {
+        cloud
+            .get("/healthz")
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    });
+    drop(silent);
+    let metrics = cloud.metrics().expect("metrics");
+    for name in [
+        "rollcall_cloud_connections_over_cap_total",
+        "rollcall_cloud_requests_timed_out_total 1",
+    ] {
+        assert!(metrics.contains(name), "{name} in\n{metrics}");
+    }
+}

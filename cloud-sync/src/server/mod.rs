@@ -45,6 +45,8 @@ pub struct Config {
     pub rate_limits: http::rate_limit::RateConfig,
     /// How many password hashes run at once, and how long a login waits for one.
     pub hashing: auth::hashers::HashConfig,
+    /// Connections open at once, and how long a request's head and a whole request may take.
+    pub connections: rollcall_service::serve::ConnLimits,
     /// The file of the master key that seals face templates, and whether to make it when it
     /// is missing (a single SQLite server) or to refuse (replicas must share one key).
     pub master_key_file: PathBuf,
@@ -70,8 +72,6 @@ pub enum ServeError {
          (not the key the database was sealed with); give the right --master-key-file"
     )]
     WrongMasterKey { path: PathBuf },
-    #[error("server error: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests and returns.
@@ -102,6 +102,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let hashers = auth::hashers::Hashers::new(config.hashing);
     let mut metrics = http::metrics::Metrics::new();
     hashers.register(metrics.registry_mut());
+    let serve_counts = std::sync::Arc::new(rollcall_service::serve::ServeCounts::default());
+    metrics.register_serve_counts(serve_counts.clone());
     let state = Arc::new(http::router::AppState {
         store,
         admin_token_sha256: auth::extract::token_hash(&config.admin_token),
@@ -131,23 +133,22 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let (listener, local) =
         rollcall_service::listen::bind(config.listen, config.addr_file.as_deref()).await?;
     tracing::info!(addr = %local, db = %config.database.describe(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
-    let served = axum::serve(
+    let trigger = supervisor.trigger();
+    // The background loops stop with the listener, and are awaited below.
+    rollcall_service::serve::serve(
         listener,
-        http::router::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
-        // The background loops stop with the listener, and are awaited below.
-        let trigger = supervisor.trigger();
+        http::router::router(state),
+        config.connections,
+        serve_counts,
         async move {
             rollcall_service::shutdown::signal().await;
             tracing::info!("shutting down: finishing requests in flight");
             trigger.fire();
-        }
-    })
+        },
+    )
     .await;
     // Whether serving ended well or not, the loops are stopped and awaited before returning.
     let panicked = supervisor.shutdown().await;
-    served.map_err(ServeError::Serve)?;
     tracing::info!(
         panicked = panicked.len(),
         "background tasks stopped; rollcall-cloud stopped"

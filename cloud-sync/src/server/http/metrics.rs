@@ -35,6 +35,37 @@ pub(crate) const ALARM_KINDS: &[&str] = &[
     "power_failure",
 ];
 
+/// The server loop's counts as Prometheus counters.
+#[derive(Debug)]
+struct ServeCollector(std::sync::Arc<rollcall_service::serve::ServeCounts>);
+
+impl prometheus_client::collector::Collector for ServeCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::{encoding::EncodeMetric, metrics::counter::ConstCounter};
+        use std::sync::atomic::Ordering;
+        for (name, help, value) in [
+            (
+                "connections_over_cap",
+                "Connections closed at once because --max-connections were open",
+                &self.0.over_cap,
+            ),
+            (
+                "requests_timed_out",
+                "Requests answered 408 because they took longer than --request-timeout-ms",
+                &self.0.timed_out,
+            ),
+        ] {
+            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) struct Metrics {
     registry: Registry,
     /// Alarms stored, by kind.
@@ -155,6 +186,15 @@ impl Metrics {
             .copied()
             .unwrap_or("other");
         self.alarms.get_or_create(&AlarmLabel { kind }).inc();
+    }
+
+    /// Counts what the server loop refused (`rollcall_service::serve`), read on each scrape.
+    pub fn register_serve_counts(
+        &mut self,
+        counts: std::sync::Arc<rollcall_service::serve::ServeCounts>,
+    ) {
+        self.registry
+            .register_collector(Box::new(ServeCollector(counts)));
     }
 
     /// Where other parts of the server register their metrics at start-up.
