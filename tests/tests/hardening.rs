@@ -424,3 +424,70 @@ fn slow_and_silent_connections_are_closed_and_capped() {
         assert!(metrics.contains(name), "{name} in\n{metrics}");
     }
 }
+
+/// A node credential cannot store events of any shape: each field past the bounds a node
+/// keeps to is refused alone, naming the field (a 1 MB reason text, 10 000 reasons, a 1 000-
+/// character person id, a similarity of 99, a latitude of 91, a clock of -5 or i64::MAX), and
+/// the events around them are stored.
+#[test]
+fn pushed_events_past_the_bounds_a_node_keeps_are_refused_alone() {
+    on_each_backend(&[], |backend, cloud, _dir| {
+        let (_, token) = cloud.register_node("hq").expect("registered");
+        let reason = json!({ "code": "low_accuracy", "weight": 0.1, "text": "fix accuracy 80 m" });
+        let mut events = vec![event(1, "ana")];
+        let bad: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+            (
+                "reasons[0].text",
+                Box::new(|e| {
+                    e["reasons"] =
+                        json!([{ "code": "x", "weight": 0.0, "text": "x".repeat(1_000_000) }])
+                }),
+            ),
+            (
+                "reasons",
+                Box::new(move |e| e["reasons"] = json!(vec![reason.clone(); 10_000])),
+            ),
+            (
+                "person_id",
+                Box::new(|e| e["person_id"] = json!("p".repeat(1000))),
+            ),
+            ("similarity", Box::new(|e| e["similarity"] = json!(99))),
+            (
+                "position",
+                Box::new(|e| e["position"] = json!({ "lat": 91.0, "lon": 0.0, "accuracy_m": 5.0 })),
+            ),
+            ("node_time_ms", Box::new(|e| e["node_time_ms"] = json!(-5))),
+            (
+                "node_time_ms",
+                Box::new(|e| e["node_time_ms"] = json!(i64::MAX)),
+            ),
+        ];
+        for (i, (_, change)) in bad.iter().enumerate() {
+            let mut e = event(2 + i as u32, "bob");
+            change(&mut e);
+            events.push(e);
+        }
+        events.push(event(9, "cy"));
+        let body = json!({ "protocol": 1, "events": events });
+        let (status, ack) = cloud
+            .call("POST", "/api/v1/sync/push", Some(&token), Some(&body), None)
+            .expect("push");
+        assert_eq!(
+            status,
+            200,
+            "{backend}: {}",
+            ack.to_string().chars().take(500).collect::<String>()
+        );
+        let rejected = ack["rejected"].as_array().expect("rejected");
+        assert_eq!(rejected.len(), bad.len(), "{backend}: {ack}");
+        for (r, (field, _)) in rejected.iter().zip(&bad) {
+            let reason = r["reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.starts_with(&format!("invalid_field: {field}")),
+                "{backend}: {reason}"
+            );
+        }
+        assert_eq!(ack["watermark"], 9, "{backend}: settled: {ack}");
+        assert_eq!(cloud.events().expect("events").len(), 2, "{backend}");
+    });
+}

@@ -3,6 +3,7 @@
 //!
 //! - [`wire`]: the sync types (pushes and their acknowledgement, the people, site and
 //!   revocation pulls, node registration), version [`wire::PROTOCOL_VERSION`];
+//! - [`checks`]: the bounds of a pushed event's fields, which the cloud enforces per item;
 //! - [`ids`]: the identifiers that cross the wire, as parsing newtypes (the one copy of each rule);
 //! - [`merge`]: the hybrid-logical-clock merge rule both sides apply to shared records;
 //! - [`codec`], [`gzip`], [`zstd`]: how a body is encoded and compressed, inflated with a bound;
@@ -13,6 +14,7 @@
 //! dependencies.
 
 pub mod bundle;
+pub mod checks;
 pub mod codec;
 pub mod golden;
 pub mod gzip;

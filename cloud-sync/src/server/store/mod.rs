@@ -274,7 +274,7 @@ pub(crate) fn test_event(id: &str, seq: u64, site: &str) -> AttendanceEvent {
         risk_score: 0.0,
         reasons: vec![],
         position: None,
-        node_time_ms: seq as i64,
+        node_time_ms: 1_700_000_000_000 + seq as i64,
         card: None,
         hlc: None,
     }

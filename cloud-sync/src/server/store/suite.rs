@@ -1102,11 +1102,13 @@ both!(events_filter_and_page_by_offset_and_by_cursor);
 async fn events_filter_and_page_by_offset_and_by_cursor(store: Store) {
     let (acme, node) = tenant_with_node(&store, "acme", "h1").await;
     let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
+    // A node's clock in 2023 (events outside 2020-2100 are refused).
+    const T0: i64 = 1_700_000_000_000;
     // 30 events; every third denied, persons p0..p2, several sharing a node time.
     let events: Vec<_> = (1..=30u32)
         .map(|n| {
             let mut e = event(&ulid(n), u64::from(n), "hq");
-            e.node_time_ms = i64::from(n / 2) * 1000;
+            e.node_time_ms = T0 + i64::from(n / 2) * 1000;
             e.person_id = Some(format!("p{}", n % 3));
             if n % 3 == 0 {
                 e.decision = rollcall_protocol::wire::Decision::Denied;
@@ -1155,15 +1157,15 @@ async fn events_filter_and_page_by_offset_and_by_cursor(store: Store) {
                 .all(|e| e.event.person_id.as_deref() == Some("p1"))
     );
     let window = all(EventFilter {
-        from_ms: Some(5000),
-        to_ms: Some(10_000),
+        from_ms: Some(T0 + 5000),
+        to_ms: Some(T0 + 10_000),
         ..Default::default()
     })
     .await;
     assert!(
         window
             .iter()
-            .all(|e| (5000..10_000).contains(&e.event.node_time_ms))
+            .all(|e| (T0 + 5000..T0 + 10_000).contains(&e.event.node_time_ms))
     );
     assert_eq!(window.len(), 10);
     assert!(
@@ -1205,7 +1207,7 @@ async fn events_filter_and_page_by_offset_and_by_cursor(store: Store) {
         // A newer event lands between pages: it must not disturb the walk.
         extra += 1;
         let mut newer = event(&ulid(extra), u64::from(extra), "hq");
-        newer.node_time_ms = 1_000_000 + i64::from(extra);
+        newer.node_time_ms = T0 + 1_000_000 + i64::from(extra);
         store
             .ingest(&acme, &node, vec![newer], audit())
             .await

@@ -461,13 +461,7 @@ fn invalid(node: &NodeRow, e: &AttendanceEvent) -> Option<String> {
             node.site_id, e.site_id
         ));
     }
-    if !valid_seq(e.seq) {
-        return Some("invalid_seq: sequence numbers start at 1".into());
-    }
-    if !(0.0..=1.0).contains(&e.risk_score) {
-        return Some("invalid_score: risk_score must be in [0, 1]".into());
-    }
-    None
+    rollcall_protocol::checks::invalid_event_fields(e)
 }
 
 /// Why a pushed item cannot be stored if one of its strings holds the NUL character (which
