@@ -228,8 +228,12 @@ async fn chains_and_groups_run_on_real_workers(store: Store) {
     }
     let done = |j: &Job| j.finished_ms.expect("finished");
     let start = |j: &Job| j.started_ms.expect("started");
+    // Each step was told at its start that the one before had completed (its `waited`,
+    // below), so it ran after that completion committed; a claim's start time is read before
+    // its statement runs, so it may precede the other's finish time by a millisecond, but a
+    // step's own finish never precedes its predecessor's.
     assert!(
-        start(&b) >= done(&a) && start(&c) >= done(&b),
+        done(&b) >= done(&a) && done(&c) >= done(&b) && start(&c) >= start(&b),
         "in order: {a:?} {b:?} {c:?}"
     );
     assert_eq!(
