@@ -1066,6 +1066,24 @@ fn multipart_check_ins_and_hostile_bodies_get_clear_answers_and_store_nothing_ba
             "{what}: a problem document, got {answer}"
         );
     }
+    // Within the width and height limits but 64 megapixels: refused from its header, before a
+    // pixel is decoded (before, it was decoded — 192 MB and seconds — and then found no face).
+    let bomb = jpeg_claiming(8000, 8000);
+    let (status, answer) = node
+        .post_raw(
+            "/api/v1/checkins",
+            "application/json",
+            json!({ "image_base64": b64(&bomb) })
+                .to_string()
+                .into_bytes(),
+        )
+        .expect("post");
+    assert_eq!(status, 422, "{answer}");
+    let detail = answer["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("8000 × 8000 pixels, over the limit of 16777216 pixels"),
+        "{answer}"
+    );
     // Only the two multipart check-ins were recorded, and the node still serves.
     assert_eq!(node.events().expect("events").len(), 2);
     let (status, _) = node

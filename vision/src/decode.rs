@@ -13,18 +13,70 @@ pub struct DecodeLimits {
     pub max_bytes: usize,
     pub max_width: u32,
     pub max_height: u32,
+    /// Most pixels (width × height) an image may declare: checked from its header, before
+    /// any pixel is allocated. A small file can declare a huge image (a 195 KB PNG of
+    /// 8192 × 8192 costs 200 MB and seconds to decode), so this, not the byte size, bounds
+    /// the work.
+    pub max_pixels: u64,
     /// Upper bound on the decoder's allocations, in bytes.
     pub max_alloc: u64,
+    /// Most decodes an engine runs at once ([`crate::Engine::decode`]); the rest wait.
+    pub at_once: usize,
 }
 
 impl Default for DecodeLimits {
+    /// 12 MiB files; 16.8 megapixels (4096 × 4096: a 12 MP phone photo fits); 128 MiB of
+    /// decoder allocations.
     fn default() -> Self {
         Self {
             max_bytes: 12 * 1024 * 1024,
             max_width: 8192,
             max_height: 8192,
-            max_alloc: 256 * 1024 * 1024,
+            max_pixels: 4096 * 4096,
+            max_alloc: 128 * 1024 * 1024,
+            at_once: 2,
         }
+    }
+}
+
+/// A counting gate: at most `n` closures run through it at once, the others block until one
+/// ends (decodes run on blocking threads, so waiting there is fine). With the pixel cap it
+/// bounds what a crowd of uploads can make the node allocate: `n` × one largest image.
+#[derive(Debug)]
+pub struct DecodeGate {
+    running: parking_lot::Mutex<usize>,
+    freed: parking_lot::Condvar,
+    at_once: usize,
+}
+
+impl DecodeGate {
+    pub fn new(at_once: usize) -> Self {
+        Self {
+            running: parking_lot::Mutex::new(0),
+            freed: parking_lot::Condvar::new(),
+            at_once: at_once.max(1),
+        }
+    }
+
+    /// Runs `f` once fewer than `at_once` others are running.
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut running = self.running.lock();
+            while *running >= self.at_once {
+                self.freed.wait(&mut running);
+            }
+            *running += 1;
+        }
+        // Released even if `f` panics.
+        struct Leave<'a>(&'a DecodeGate);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                *self.0.running.lock() -= 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _leave = Leave(self);
+        f()
     }
 }
 
@@ -60,6 +112,14 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Err
     l.max_alloc = Some(limits.max_alloc);
     reader.limits(l);
     let mut decoder = reader.into_decoder().map_err(bad)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(Error::TooManyPixels {
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
+    }
     let orientation = decoder.orientation().map_err(bad)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(bad)?;
     image.apply_orientation(orientation);
@@ -128,6 +188,45 @@ mod tests {
         img.write_to(&mut out, image::ImageFormat::Png)
             .expect("encode");
         out.into_inner()
+    }
+
+    #[test]
+    fn an_image_declaring_more_pixels_than_allowed_is_refused_from_its_header() {
+        let limits = DecodeLimits {
+            max_pixels: 199,
+            ..DecodeLimits::default()
+        };
+        assert!(decode_image(&png(20, 9), &limits).is_ok(), "180 pixels");
+        assert!(matches!(
+            decode_image(&png(20, 10), &limits),
+            Err(Error::TooManyPixels {
+                width: 20,
+                height: 10,
+                limit: 199
+            })
+        ));
+    }
+
+    /// Eight threads through a gate of two: never more than two inside.
+    #[test]
+    fn the_gate_lets_no_more_than_its_count_through() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let gate = DecodeGate::new(2);
+        let (inside, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    gate.run(|| {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    })
+                });
+            }
+        });
+        assert!((1..=2).contains(&peak.load(Ordering::SeqCst)));
+        assert_eq!(*gate.running.lock(), 0);
     }
 
     #[test]

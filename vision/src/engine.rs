@@ -86,6 +86,8 @@ pub struct Engine {
     spoof: Option<SpoofDetector>,
     iris: Option<IrisModel>,
     config: EngineConfig,
+    /// At most `config.decode.at_once` decodes at once, whoever calls.
+    decodes: crate::decode::DecodeGate,
 }
 
 impl Engine {
@@ -120,6 +122,7 @@ impl Engine {
             mesh,
             spoof,
             iris,
+            decodes: crate::decode::DecodeGate::new(config.decode.at_once),
             config,
         };
         engine.warm_up()?;
@@ -181,9 +184,11 @@ impl Engine {
         &self.config
     }
 
-    /// Decodes image bytes from outside under the configured limits.
+    /// Decodes image bytes from outside under the configured limits, at most
+    /// `decode.at_once` at a time (the others wait their turn).
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, Error> {
-        decode_image(bytes, &self.config.decode)
+        self.decodes
+            .run(|| decode_image(bytes, &self.config.decode))
     }
 
     /// Every face in the frame, largest first, each with its quality; faces that pass the gates

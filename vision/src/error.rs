@@ -23,6 +23,9 @@ pub enum Error {
     #[error("image is {bytes} bytes, over the limit of {limit}")]
     ImageTooLarge { bytes: usize, limit: usize },
 
+    #[error("image is {width} × {height} pixels, over the limit of {limit} pixels")]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+
     #[error("image is not a JPEG or PNG this node can decode: {0}")]
     ImageDecode(String),
 

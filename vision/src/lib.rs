@@ -33,7 +33,7 @@ mod runtime;
 pub use align::{ALIGNED_SIZE, align_face};
 pub use ann::AnnParams;
 pub use antispoof::{PassiveLiveness, SpoofDetector};
-pub use decode::{DecodeLimits, decode_image};
+pub use decode::{DecodeGate, DecodeLimits, decode_image};
 pub use detect::{BoxPx, DetectedFace, Detector, DetectorKind, Point};
 pub use embed::{Embedder, EmbedderInput, Embedding, FaceEmbedder};
 pub use engine::{AnalyzedFace, Engine, EngineConfig, ModelPaths, StageTimes};

@@ -69,6 +69,10 @@ fn main() -> anyhow::Result<()> {
             )?;
             run_step(
                 "cargo",
+                &["bench", "-p", "rollcall-vision", "--bench", "decode_bombs"],
+            )?;
+            run_step(
+                "cargo",
                 &["bench", "-p", "rollcall-fraud", "--bench", "assess"],
             )?;
             run_step(
