@@ -495,6 +495,10 @@ fn callers_and_logins_are_rate_limited() {
         .send()
         .expect("get");
     assert_eq!(r.status().as_u16(), 429);
+    // The refusal announces the allowance too (it is spent, and whole again when).
+    assert_eq!(r.headers()["ratelimit-limit"], "6");
+    assert_eq!(r.headers()["ratelimit-remaining"], "0");
+    assert!(r.headers().contains_key("ratelimit-reset"));
     let retry: u64 = r.headers()["retry-after"]
         .to_str()
         .expect("ascii")

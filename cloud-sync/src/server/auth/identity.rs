@@ -114,8 +114,12 @@ pub(crate) fn agree(host: &HostTenant, slug: &str) -> Result<(), Problem> {
 /// Spends one request of the tenant's and the caller's allowances; the verdict goes to the
 /// response's `RateLimit-*` headers.
 fn limit(parts: &Parts, state: &AppState, scope: &TenantScope, who: &str) -> Result<(), Problem> {
-    let verdict = state.limits.check_caller(scope.slug(), who)?;
-    if let Some(slot) = parts.extensions.get::<Slot>() {
+    let slot = parts.extensions.get::<Slot>();
+    let verdict = state
+        .limits
+        .check_caller(scope.slug(), who)
+        .map_err(|r| r.announce(slot))?;
+    if let Some(slot) = slot {
         slot.put(verdict);
     }
     Ok(())
@@ -317,10 +321,12 @@ pub(crate) async fn check_login(
         return Err(bad_login());
     }
     // Guessing passwords is slow: a few attempts a minute per tenant and address.
+    let slot = slot.map(|axum::Extension(s)| s);
     let verdict = state
         .limits
-        .check_login(&slug, meta.source.as_deref().unwrap_or("unknown"))?;
-    if let Some(axum::Extension(slot)) = slot {
+        .check_login(&slug, meta.source.as_deref().unwrap_or("unknown"))
+        .map_err(|r| r.announce(slot.as_ref()))?;
+    if let Some(slot) = slot {
         slot.put(verdict);
     }
     let email = req.email.trim().to_lowercase();

@@ -60,6 +60,24 @@ pub struct Verdict {
     pub reset_s: u64,
 }
 
+/// A refused request: its problem (429 with `Retry-After`) and the verdict its `RateLimit-*`
+/// headers announce (nothing remaining; whole again in `reset_s`).
+#[derive(Debug)]
+pub struct Refused {
+    pub problem: Problem,
+    pub verdict: Verdict,
+}
+
+impl Refused {
+    /// The problem to answer with, its verdict left in `slot` for the headers.
+    pub fn announce(self, slot: Option<&Slot>) -> Problem {
+        if let Some(slot) = slot {
+            slot.put(self.verdict);
+        }
+        self.problem
+    }
+}
+
 pub struct RateLimits {
     user: Keyed,
     tenant: Keyed,
@@ -88,7 +106,7 @@ impl RateLimits {
         }
     }
 
-    fn check(&self, limiter: &Keyed, key: String, limit: NonZeroU32) -> Result<Verdict, Problem> {
+    fn check(&self, limiter: &Keyed, key: String, limit: NonZeroU32) -> Result<Verdict, Refused> {
         let per_cell_s = 60.0 / f64::from(limit.get());
         match limiter.check_key(&key) {
             Ok(snapshot) => {
@@ -102,7 +120,15 @@ impl RateLimits {
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
-                Err(limited(limit.get(), wait))
+                let problem = limited(limit.get(), wait);
+                Err(Refused {
+                    verdict: Verdict {
+                        limit: limit.get(),
+                        remaining: 0,
+                        reset_s: u64::from(problem.retry_after_s.unwrap_or(1)),
+                    },
+                    problem,
+                })
             }
         }
     }
@@ -110,7 +136,7 @@ impl RateLimits {
     /// A tenant's caller: the caller's own allowance, then the tenant's. A caller over its own
     /// limit is refused before it can spend the tenant's, so one noisy user cannot starve the
     /// others.
-    pub fn check_caller(&self, tenant: &str, caller: &str) -> Result<Verdict, Problem> {
+    pub fn check_caller(&self, tenant: &str, caller: &str) -> Result<Verdict, Refused> {
         let own = self.check(
             &self.user,
             format!("{tenant}/{caller}"),
@@ -123,7 +149,7 @@ impl RateLimits {
     /// A login attempt from `source` for `tenant`: the allowance of that tenant from that
     /// address, then the address's over every tenant, then every login's together. The
     /// verdict announced is the first one's (the one a caller spends fastest).
-    pub fn check_login(&self, tenant: &str, source: &str) -> Result<Verdict, Problem> {
+    pub fn check_login(&self, tenant: &str, source: &str) -> Result<Verdict, Refused> {
         let own = self.check(
             &self.login,
             format!("{tenant}/{source}"),
@@ -212,6 +238,9 @@ mod tests {
             .collect();
         assert_eq!(remaining, [Some(2), Some(1), Some(0), None]);
         let refused = l.check_caller("acme", "u1").expect_err("over the limit");
+        assert_eq!((refused.verdict.limit, refused.verdict.remaining), (3, 0));
+        assert!(refused.verdict.reset_s >= 1);
+        let refused = refused.announce(None);
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         let retry = refused.retry_after_s.expect("retry after");
         assert!((1..=20).contains(&retry), "{retry}");
@@ -221,7 +250,8 @@ mod tests {
         assert!(l.check_caller("acme", "u2").is_ok());
         let tenant_out = l
             .check_caller("acme", "u2")
-            .expect_err("tenant allowance spent");
+            .expect_err("tenant allowance spent")
+            .problem;
         assert!(
             tenant_out.detail.contains("at most 5"),
             "{}",
@@ -250,13 +280,19 @@ mod tests {
         for t in ["t1", "t2", "t3", "t4"] {
             assert!(l.check_login(t, "10.0.0.1").is_ok(), "{t}");
         }
-        let p = l.check_login("t5", "10.0.0.1").expect_err("address spent");
+        let p = l
+            .check_login("t5", "10.0.0.1")
+            .expect_err("address spent")
+            .problem;
         assert!(p.detail.contains("at most 4"), "{}", p.detail);
         assert!(p.retry_after_s.is_some());
         // Two more addresses spend the global six (four spent above, one refused before it).
         assert!(l.check_login("t1", "10.0.0.2").is_ok());
         assert!(l.check_login("t1", "10.0.0.3").is_ok());
-        let p = l.check_login("t1", "10.0.0.4").expect_err("global spent");
+        let p = l
+            .check_login("t1", "10.0.0.4")
+            .expect_err("global spent")
+            .problem;
         assert!(p.detail.contains("at most 6"), "{}", p.detail);
     }
 }
