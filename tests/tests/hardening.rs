@@ -491,3 +491,30 @@ fn pushed_events_past_the_bounds_a_node_keeps_are_refused_alone() {
         assert_eq!(cloud.events().expect("events").len(), 2, "{backend}");
     });
 }
+
+/// A node cannot forge log lines: an id and a site id it pushes with a newline in them are
+/// written to the log escaped, on the rejection's own line.
+#[test]
+fn pushed_values_are_logged_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start_with(dir.path(), None, CloudDb::Sqlite, &[]).expect("cloud");
+    let (_, token) = cloud.register_node("hq").expect("registered");
+    let mut forged_id = event(1, "ana");
+    forged_id["id"] = json!("x\n2026-12-04T00:00:00Z  INFO FORGED-BY-ID");
+    let mut forged_site = event(2, "ana");
+    forged_site["site_id"] = json!("hq\n2026-12-04T00:00:00Z  INFO FORGED-BY-SITE");
+    let body = json!({ "protocol": 1, "events": [forged_id, forged_site] });
+    let (status, ack) = cloud
+        .call("POST", "/api/v1/sync/push", Some(&token), Some(&body), None)
+        .expect("push");
+    assert_eq!(status, 200, "{ack}");
+    assert_eq!(ack["rejected"].as_array().map(Vec::len), Some(2), "{ack}");
+    rollcall_tests::wait_for("the rejections logged", std::time::Duration::from_secs(10), || {
+        cloud.process.log_text().matches("sync item rejected").count() == 2
+    });
+    let log = cloud.process.log_text();
+    for line in log.lines() {
+        assert!(!line.starts_with("2026-12-04T00:00:00Z"), "a forged line: {line}");
+    }
+    assert!(log.contains("FORGED-BY-ID") && log.contains("FORGED-BY-SITE"), "{log}");
+}

@@ -124,7 +124,7 @@ pub(crate) async fn push(
         tracing::warn!(node = %node_id, watermark = ack.watermark, owed, "node's sequence has gaps");
     }
     for r in &ack.rejected {
-        tracing::warn!(node = %node_id, id = %r.id, reason = %r.reason, "sync item rejected");
+        tracing::warn!(node = %node_id, id = ?r.id, reason = ?r.reason, "sync item rejected");
     }
     tracing::info!(node = %node_id, accepted = ack.accepted.len(), duplicate = ack.duplicate.len(), rejected = ack.rejected.len(), "sync push");
     Ok(crate::server::sync::body::SyncReply(encoding, ack))
