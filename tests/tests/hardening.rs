@@ -509,12 +509,56 @@ fn pushed_values_are_logged_escaped() {
         .expect("push");
     assert_eq!(status, 200, "{ack}");
     assert_eq!(ack["rejected"].as_array().map(Vec::len), Some(2), "{ack}");
-    rollcall_tests::wait_for("the rejections logged", std::time::Duration::from_secs(10), || {
-        cloud.process.log_text().matches("sync item rejected").count() == 2
-    });
+    rollcall_tests::wait_for(
+        "the rejections logged",
+        std::time::Duration::from_secs(10),
+        || {
+            cloud
+                .process
+                .log_text()
+                .matches("sync item rejected")
+                .count()
+                == 2
+        },
+    );
     let log = cloud.process.log_text();
     for line in log.lines() {
-        assert!(!line.starts_with("2026-12-04T00:00:00Z"), "a forged line: {line}");
+        assert!(
+            !line.starts_with("2026-12-04T00:00:00Z"),
+            "a forged line: {line}"
+        );
     }
-    assert!(log.contains("FORGED-BY-ID") && log.contains("FORGED-BY-SITE"), "{log}");
+    assert!(
+        log.contains("FORGED-BY-ID") && log.contains("FORGED-BY-SITE"),
+        "{log}"
+    );
+}
+
+/// The cloud holds a node to the 50 people a push that the protocol promises (each may carry
+/// 20 templates), as it does to the 100 voice records; before, any number was taken.
+#[test]
+fn a_push_of_more_people_than_the_protocol_allows_is_refused() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cloud-sync/protocol/golden/push-people.json");
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden).expect("golden push")).expect("JSON");
+    let person = golden["people"][0].clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start_with(dir.path(), None, CloudDb::Sqlite, &[]).expect("cloud");
+    let (_, token) = cloud.register_node("hq").expect("registered");
+    let body = json!({ "protocol": 1, "events": [], "people": vec![person; 51] });
+    let (status, p) = cloud
+        .call("POST", "/api/v1/sync/push", Some(&token), Some(&body), None)
+        .expect("push");
+    assert_eq!(
+        (status, p["type"].as_str()),
+        (413, Some("urn:rollcall:problem:batch-too-large")),
+        "{p}"
+    );
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("at most 50 people")),
+        "{p}"
+    );
 }

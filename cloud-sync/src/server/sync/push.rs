@@ -40,17 +40,27 @@ pub(crate) async fn push(
             ),
         ));
     }
-    if batch.voice.len() > rollcall_protocol::wire::MAX_VOICE_PER_PUSH {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch-too-large",
-            "Batch too large",
-            format!(
-                "at most {} voice records per push, got {}",
-                rollcall_protocol::wire::MAX_VOICE_PER_PUSH,
-                batch.voice.len()
-            ),
-        ));
+    // Voice records carry audio and people their templates: each has a cap of its own.
+    for (what, n, max) in [
+        (
+            "voice records",
+            batch.voice.len(),
+            rollcall_protocol::wire::MAX_VOICE_PER_PUSH,
+        ),
+        (
+            "people",
+            batch.people.len(),
+            rollcall_protocol::wire::MAX_PEOPLE_PER_PUSH,
+        ),
+    ] {
+        if n > max {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch-too-large",
+                "Batch too large",
+                format!("at most {max} {what} per push, got {n}"),
+            ));
+        }
     }
     if batch.len() > MAX_BATCH_ITEMS {
         return Err(Problem::new(
