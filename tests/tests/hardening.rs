@@ -435,7 +435,8 @@ fn pushed_events_past_the_bounds_a_node_keeps_are_refused_alone() {
         let (_, token) = cloud.register_node("hq").expect("registered");
         let reason = json!({ "code": "low_accuracy", "weight": 0.1, "text": "fix accuracy 80 m" });
         let mut events = vec![event(1, "ana")];
-        let bad: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let bad: Vec<(&str, Change)> = vec![
             (
                 "reasons[0].text",
                 Box::new(|e| {

@@ -165,7 +165,8 @@ mod tests {
     #[test]
     fn each_field_past_its_bound_is_named() {
         assert_eq!(invalid_event_fields(&event()), None);
-        let cases: Vec<(&str, Box<dyn Fn(&mut AttendanceEvent)>)> = vec![
+        type Change = Box<dyn Fn(&mut AttendanceEvent)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("invalid_seq", Box::new(|e| e.seq = 1 << 63)),
             ("invalid_seq", Box::new(|e| e.seq = 0)),
             (

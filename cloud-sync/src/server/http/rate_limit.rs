@@ -106,7 +106,12 @@ impl RateLimits {
         }
     }
 
-    fn check(&self, limiter: &Keyed, key: String, limit: NonZeroU32) -> Result<Verdict, Refused> {
+    fn check(
+        &self,
+        limiter: &Keyed,
+        key: String,
+        limit: NonZeroU32,
+    ) -> Result<Verdict, Box<Refused>> {
         let per_cell_s = 60.0 / f64::from(limit.get());
         match limiter.check_key(&key) {
             Ok(snapshot) => {
@@ -121,14 +126,14 @@ impl RateLimits {
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
                 let problem = limited(limit.get(), wait);
-                Err(Refused {
+                Err(Box::new(Refused {
                     verdict: Verdict {
                         limit: limit.get(),
                         remaining: 0,
                         reset_s: u64::from(problem.retry_after_s.unwrap_or(1)),
                     },
                     problem,
-                })
+                }))
             }
         }
     }
@@ -136,7 +141,7 @@ impl RateLimits {
     /// A tenant's caller: the caller's own allowance, then the tenant's. A caller over its own
     /// limit is refused before it can spend the tenant's, so one noisy user cannot starve the
     /// others.
-    pub fn check_caller(&self, tenant: &str, caller: &str) -> Result<Verdict, Refused> {
+    pub fn check_caller(&self, tenant: &str, caller: &str) -> Result<Verdict, Box<Refused>> {
         let own = self.check(
             &self.user,
             format!("{tenant}/{caller}"),
@@ -149,7 +154,7 @@ impl RateLimits {
     /// A login attempt from `source` for `tenant`: the allowance of that tenant from that
     /// address, then the address's over every tenant, then every login's together. The
     /// verdict announced is the first one's (the one a caller spends fastest).
-    pub fn check_login(&self, tenant: &str, source: &str) -> Result<Verdict, Refused> {
+    pub fn check_login(&self, tenant: &str, source: &str) -> Result<Verdict, Box<Refused>> {
         let own = self.check(
             &self.login,
             format!("{tenant}/{source}"),
