@@ -833,6 +833,46 @@ fn retried_writes_with_an_idempotency_key_happen_once() {
             Some(1),
             "{name}: one user"
         );
+        // The user's own key, replayed only while they keep the role they made it in.
+        let (status, session) = cloud
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(&json!({ "tenant": "acme", "email": "ops@acme.example",
+                               "password": "correct horse battery staple" })),
+                None,
+            )
+            .expect("login");
+        assert_eq!(status, 200, "{name}: {session}");
+        let ops_token = session["access_token"].as_str().expect("token").to_owned();
+        let as_ops = |key: &str| {
+            let r = http
+                .post(format!("{}/api/v1/people", cloud.url))
+                .bearer_auth(&ops_token)
+                .header("idempotency-key", key)
+                .json(&json!({ "id": "ann", "display_name": "Ann" }))
+                .send()
+                .expect("post");
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().expect("json"))
+        };
+        assert_eq!(as_ops("annex-1").0, 201, "{name}");
+        assert_eq!(as_ops("annex-1").0, 201, "{name}: replayed");
+        let ops_id = first["id"].as_str().expect("user id");
+        let (status, changed) = cloud
+            .admin_patch(
+                &format!("/api/v1/users/{ops_id}"),
+                &json!({ "role": "guard" }),
+            )
+            .expect("demote");
+        assert_eq!(status, 200, "{name}: {changed}");
+        let (status, p) = as_ops("annex-1");
+        assert_eq!(
+            (status, p["type"].as_str()),
+            (403, Some("urn:rollcall:problem:idempotency-role-changed")),
+            "{name}: {p}"
+        );
         let (status, _, p) = post(
             "/api/v1/users",
             "create-ops-1",
@@ -844,11 +884,30 @@ fn retried_writes_with_an_idempotency_key_happen_once() {
             (422, Some("urn:rollcall:problem:idempotency-key-reused")),
             "{name}: {p}"
         );
-        // A node registered twice under one key is one node with one token.
+        // A node registered twice under one key is one node; its token is shown once: the
+        // replay goes without it, and it is kept nowhere in plain text.
         let (_, _, n1) = post("/api/v1/nodes", "node-hq", &json!({ "site_id": "hq" }));
         let (_, replayed, n2) = post("/api/v1/nodes", "node-hq", &json!({ "site_id": "hq" }));
         assert!(replayed);
-        assert_eq!(n1["token"], n2["token"], "{name}");
+        assert_eq!(n1["node_id"], n2["node_id"], "{name}");
+        let token = n1["token"]
+            .as_str()
+            .expect("the first answer has the token");
+        assert_eq!(
+            (&n2["token"], &n2["withheld"]),
+            (&json!(null), &json!(["token"])),
+            "{name}: {n2}"
+        );
+        if name == "sqlite" {
+            for file in [cloud.db.clone(), cloud.db.with_extension("sqlite-wal")] {
+                let bytes = std::fs::read(&file).unwrap_or_default();
+                assert!(
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                    "the token is in {}",
+                    file.display()
+                );
+            }
+        }
         let (_, nodes) = cloud.admin_get("/api/v1/nodes").expect("nodes");
         assert_eq!(nodes["items"].as_array().map(Vec::len), Some(1), "{name}");
         // Refused requests are answered the same way again too; bad keys are refused outright.

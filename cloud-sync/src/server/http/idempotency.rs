@@ -4,7 +4,15 @@
 //! Keys belong to the caller (tenant and user or credential); the request is fingerprinted by
 //! method, path, query and body. Same key and same request → the stored response, marked
 //! `Idempotent-Replayed: true`; same key, different request → 422; the first request still
-//! running → 409. Server errors (5xx) are not stored, so a retry runs again. Keys live 24 hours.
+//! running → 409 (for up to two minutes: a request whose server died frees its key then).
+//! Server errors (5xx) are not stored, so a retry runs again. Keys live 24 hours.
+//!
+//! The request runs in a task of its own, so a client that goes away mid-request does not
+//! leave its key unfinished: the answer is stored for its retry. A replay is refused (403
+//! `idempotency-role-changed`) once the caller's role is not the one the first request was
+//! made in. An answer that holds a secret (a handler marks it [`Secret`], as node registration
+//! does for the node's token) is stored without those fields and replayed so, with
+//! `Idempotent-Withheld` naming them: a secret shown once is never kept in plain text.
 //! Node sync is idempotent by item id already and is left alone.
 
 use std::sync::Arc;
@@ -30,6 +38,12 @@ use rollcall_service::problem::Problem;
 
 pub const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
+const WITHHELD: &str = "idempotent-withheld";
+
+/// A response extension: these top-level fields of the JSON answer are secrets, shown once;
+/// they are not stored for replays.
+#[derive(Debug, Clone, Copy)]
+pub struct Secret(pub &'static [&'static str]);
 /// Largest request body fingerprinted, and largest response stored.
 const MAX_BODY: usize = 4 << 20;
 
@@ -67,12 +81,12 @@ pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next)
     if !applies(&req) {
         return next.run(req).await;
     }
-    match run(&state, req, next).await {
+    match run(state, req, next).await {
         Ok(r) | Err(r) => r,
     }
 }
 
-async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Response> {
+async fn run(state: Arc<AppState>, req: Request, next: Next) -> Result<Response, Response> {
     let (parts, body) = req.into_parts();
     let key = parts
         .headers
@@ -85,7 +99,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
                 .into_response()
         })?;
     // Only an authenticated caller has keys; anyone else goes on to be refused as usual.
-    let Ok(caller) = identity::authenticate(&parts, state).await else {
+    let Ok(caller) = identity::authenticate(&parts, &state).await else {
         return Ok(next.run(Request::from_parts(parts, body)).await);
     };
     let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
@@ -99,10 +113,10 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
     })?;
     let uri = parts.uri.to_string();
     let fp = fingerprint(&parts.method, &uri, &bytes);
-    let (scope, who) = (caller.scope.clone(), caller.who());
+    let (scope, who, role) = (caller.scope.clone(), caller.who(), caller.role.as_str());
     let begun = state
         .store
-        .idem_begin(&scope, &who, &key, &fp)
+        .idem_begin(&scope, &who, role, &key, &fp)
         .await
         .map_err(|e| store_problem(e).into_response())?;
     match begun {
@@ -126,19 +140,48 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
             p.retry_after_s = Some(1);
             return Err(p.into_response());
         }
+        Begin::RoleChanged => {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "idempotency-role-changed",
+                "Role changed",
+                "this Idempotency-Key's request was made in another role than yours now: its answer is not replayed",
+            )
+            .into_response());
+        }
         Begin::Started => {}
     }
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    // Its own task: a client that goes away does not stop the request half-way, and its
+    // answer is still stored for the retry.
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let task = tokio::spawn(async move {
+        let response = next.run(request).await;
+        finish(&state, &scope, &who, &key, response).await
+    });
+    match task.await {
+        Ok(answered) => answered,
+        Err(e) => Err(Problem::internal(e.to_string()).into_response()),
+    }
+}
+
+/// Stores the answer of a started key (without its secrets) and gives it back; a server error
+/// frees the key instead.
+async fn finish(
+    state: &AppState,
+    scope: &crate::server::store::TenantScope,
+    who: &str,
+    key: &str,
+    response: Response,
+) -> Result<Response, Response> {
     let (resp_parts, resp_body) = response.into_parts();
     let Ok(resp_bytes) = to_bytes(resp_body, MAX_BODY).await else {
-        let _ = state.store.idem_abandon(&scope, &who, &key).await;
+        let _ = state.store.idem_abandon(scope, who, key).await;
         return Err(Problem::internal("the response could not be read back").into_response());
     };
     if resp_parts.status.is_server_error() {
-        let _ = state.store.idem_abandon(&scope, &who, &key).await;
+        let _ = state.store.idem_abandon(scope, who, key).await;
     } else {
+        let secret = resp_parts.extensions.get::<Secret>().copied();
         let stored = Stored {
             status: resp_parts.status.as_u16(),
             content_type: resp_parts
@@ -147,9 +190,12 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned(),
-            body: resp_bytes.to_vec(),
+            body: match secret {
+                Some(Secret(fields)) => withhold(&resp_bytes, fields),
+                None => resp_bytes.to_vec(),
+            },
         };
-        if let Err(e) = state.store.idem_finish(&scope, &who, &key, stored).await {
+        if let Err(e) = state.store.idem_finish(scope, who, key, stored).await {
             // The effect happened and the client gets its answer; only a replay is lost.
             tracing::error!(error = %e, key = %key, "idempotent response not stored");
         }
@@ -157,14 +203,42 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
     Ok(Response::from_parts(resp_parts, Body::from(resp_bytes)))
 }
 
+/// The JSON answer without its secret top-level `fields`, and a `withheld` list naming them;
+/// an answer that is not a JSON object is not kept at all (an empty body).
+fn withhold(body: &[u8], fields: &[&str]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            for field in fields {
+                object.remove(*field);
+            }
+            object.insert("withheld".into(), serde_json::json!(fields));
+            serde_json::to_vec(&object).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn replay(stored: Stored) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let withheld = serde_json::from_slice::<serde_json::Value>(&stored.body)
+        .ok()
+        .and_then(|v| {
+            v["withheld"].as_array().map(|f| {
+                f.iter()
+                    .filter_map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        });
     let mut r = (status, stored.body).into_response();
     if let Ok(ct) = HeaderValue::from_str(&stored.content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     r.headers_mut()
         .insert(REPLAYED, HeaderValue::from_static("true"));
+    if let Some(value) = withheld.and_then(|w| HeaderValue::from_str(&w).ok()) {
+        r.headers_mut().insert(WITHHELD, value);
+    }
     r
 }
 
@@ -183,5 +257,26 @@ mod tests {
         assert_ne!(a, fingerprint(&Method::PATCH, "/api/v1/users", b"{}"));
         assert_ne!(a, fingerprint(&Method::POST, "/api/v1/users?x=1", b"{}"));
         assert_ne!(a, fingerprint(&Method::POST, "/api/v1/users", b"{ }"));
+    }
+
+    #[test]
+    fn secrets_are_not_kept_for_replays() {
+        let kept = withhold(br#"{"node_id":"n1","token":"acme.s3cret"}"#, &["token"]);
+        let kept: serde_json::Value = serde_json::from_slice(&kept).expect("JSON");
+        assert_eq!(
+            kept,
+            serde_json::json!({"node_id": "n1", "withheld": ["token"]})
+        );
+        assert!(
+            withhold(b"acme.s3cret", &["token"]).is_empty(),
+            "not JSON: nothing kept"
+        );
+        let r = replay(Stored {
+            status: 201,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&kept).expect("encode"),
+        });
+        assert_eq!(r.headers()[WITHHELD], "token");
+        assert_eq!(r.headers()[REPLAYED], "true");
     }
 }

@@ -32,7 +32,7 @@ use rollcall_service::problem::Problem;
 
 **Lists.** v1 pages by `limit`/`offset`; v2 wraps results in `data` and pages by opaque `cursor` (`page.next_cursor`). At most 1000 per page.
 
-**Retries.** Send `Idempotency-Key` with a POST, PATCH or DELETE: the same key with the same body gets the stored answer again (for 24 hours); with another body it is refused (422).
+**Retries.** Send `Idempotency-Key` with a POST, PATCH or DELETE: the same key with the same body gets the stored answer again (for 24 hours, while your role is the same; otherwise 403 `idempotency-role-changed`); with another body it is refused (422). A secret shown once, such as a node's token, is left out of the replay (`Idempotent-Withheld`).
 
 **Rate limits** apply per user and per tenant (logins per tenant and address); answers carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, and 429 carries `Retry-After`."#,
         license(name = "Apache-2.0"),

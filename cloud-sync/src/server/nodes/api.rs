@@ -82,6 +82,8 @@ pub(crate) async fn register_node(
     tracing::info!(node = %node_id, site = %req.site_id, "node registered");
     Ok((
         StatusCode::CREATED,
+        // The token is shown this once: a replay under an Idempotency-Key goes without it.
+        axum::Extension(crate::server::http::idempotency::Secret(&["token"])),
         axum::Json(NodeCredential {
             node_id,
             tenant: scope.slug().to_owned(),

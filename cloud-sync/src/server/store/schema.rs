@@ -53,6 +53,7 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0024_job_schedules.sql",
     "0025_job_waits.sql",
     "0026_job_claim_indexes.sql",
+    "0027_idempotency_role.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -81,6 +82,7 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0023_job_schedules.sql",
     "0024_job_waits.sql",
     "0025_job_claim_indexes.sql",
+    "0026_idempotency_role.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the

@@ -1250,20 +1250,24 @@ async fn idempotency_keys_replay_refuse_and_expire(store: Store, keep: Keep) {
     use idempotency::{Begin, Stored};
     let (acme, _) = tenant_with_node(&store, "acme", "h1").await;
     let (globex, _) = tenant_with_node(&store, "globex", "h2").await;
-    let begin = |scope: &TenantScope, caller: &str, key: &str, fp: &str| {
-        let (store, scope, caller, key, fp) = (
+    let begin_as = |scope: &TenantScope, caller: &str, role: &str, key: &str, fp: &str| {
+        let (store, scope, caller, role, key, fp) = (
             store.clone(),
             scope.clone(),
             caller.to_owned(),
+            role.to_owned(),
             key.to_owned(),
             fp.to_owned(),
         );
         async move {
             store
-                .idem_begin(&scope, &caller, &key, &fp)
+                .idem_begin(&scope, &caller, &role, &key, &fp)
                 .await
                 .expect("begin")
         }
+    };
+    let begin = |scope: &TenantScope, caller: &str, key: &str, fp: &str| {
+        begin_as(scope, caller, "admin", key, fp)
     };
     assert_eq!(begin(&acme, "u1", "k", "fp1").await, Begin::Started);
     assert_eq!(begin(&acme, "u1", "k", "fp1").await, Begin::InProgress);
@@ -1281,6 +1285,11 @@ async fn idempotency_keys_replay_refuse_and_expire(store: Store, keep: Keep) {
         Begin::Replay(response.clone())
     );
     assert_eq!(begin(&acme, "u1", "k", "fp2").await, Begin::Mismatch);
+    // The caller in another role now: not replayed.
+    assert_eq!(
+        begin_as(&acme, "u1", "guard", "k", "fp1").await,
+        Begin::RoleChanged
+    );
     // Keys are the caller's own, and the tenant's.
     assert_eq!(begin(&acme, "u2", "k", "fp2").await, Begin::Started);
     assert_eq!(begin(&globex, "u1", "k", "fp2").await, Begin::Started);
@@ -1295,6 +1304,16 @@ async fn idempotency_keys_replay_refuse_and_expire(store: Store, keep: Keep) {
         begin(&acme, "u1", "k", "fp1").await,
         Begin::Replay(response)
     );
+    // A first request left unfinished (its server killed mid-request) holds its key for
+    // the lease only.
+    assert_eq!(begin(&acme, "u3", "k", "fp1").await, Begin::Started);
+    assert_eq!(begin(&acme, "u3", "k", "fp1").await, Begin::InProgress);
+    let leased = format!(
+        "UPDATE idempotency_keys SET created_ms = {} WHERE caller = 'u3'",
+        rollcall_service::clock::now_ms() - idempotency::IN_PROGRESS_LEASE_MS - 1
+    );
+    raw_sql(&store, &keep, &leased).await.expect("age");
+    assert_eq!(begin(&acme, "u3", "k", "fp1").await, Begin::Started);
     // After 24 hours a key is free again.
     raw_sql(&store, &keep, "UPDATE idempotency_keys SET created_ms = 0")
         .await
@@ -1302,7 +1321,7 @@ async fn idempotency_keys_replay_refuse_and_expire(store: Store, keep: Keep) {
     assert_eq!(begin(&acme, "u1", "k", "fp9").await, Begin::Started);
     // The hourly purge deletes what has expired: u2's key here (u1's was just renewed), and
     // globex's.
-    assert_eq!(store.idem_purge(&acme).await.expect("purge"), 1);
+    assert_eq!(store.idem_purge(&acme).await.expect("purge"), 2);
     assert_eq!(store.idem_purge(&globex).await.expect("purge"), 1);
     assert_eq!(store.idem_purge(&acme).await.expect("purge"), 0);
 }
