@@ -563,3 +563,53 @@ fn a_push_of_more_people_than_the_protocol_allows_is_refused() {
         "{p}"
     );
 }
+
+/// Nobody learns which tenants are suspended without a right credential: a wrong password or
+/// a made-up node token of a suspended tenant gets the same 401 as anywhere; the right ones get
+/// 403 `tenant-suspended`.
+#[test]
+fn a_suspended_tenant_is_told_only_to_those_holding_a_right_credential() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = Cloud::start_with(dir.path(), None, CloudDb::Sqlite, &[]).expect("cloud");
+    let owner = cloud.tenant_with_owner("globex").expect("tenant");
+    let (status, node) = cloud
+        .call(
+            "POST",
+            "/api/v1/nodes",
+            Some(&owner),
+            Some(&json!({ "site_id": "hq" })),
+            None,
+        )
+        .expect("register");
+    assert_eq!(status, 201, "{node}");
+    let node_token = node["token"].as_str().expect("token").to_owned();
+    let (status, t) = cloud
+        .admin_patch(
+            "/api/v1/platform/tenants/globex",
+            &json!({ "status": "suspended" }),
+        )
+        .expect("suspend");
+    assert_eq!(status, 200, "{t}");
+    let login = |password: &str| {
+        let body =
+            json!({ "tenant": "globex", "email": "boss@globex.example", "password": password });
+        let (status, p) = cloud
+            .call("POST", "/api/v1/auth/login", None, Some(&body), None)
+            .expect("login");
+        (status, p["type"].as_str().unwrap_or_default().to_owned())
+    };
+    let whoami = |token: &str| {
+        let (status, p) = cloud
+            .call("GET", "/api/v1/sync/whoami", Some(token), None, None)
+            .expect("whoami");
+        (status, p["type"].as_str().unwrap_or_default().to_owned())
+    };
+    let suspended = "urn:rollcall:problem:tenant-suspended".to_owned();
+    assert_eq!(login("a wrong password!").0, 401);
+    assert_eq!(
+        login(rollcall_tests::OWNER_PASSWORD),
+        (403, suspended.clone())
+    );
+    assert_eq!(whoami("globex.0123456789abcdef0123456789abcdef").0, 401);
+    assert_eq!(whoami(&node_token), (403, suspended));
+}

@@ -133,19 +133,21 @@ impl FromRequestParts<Arc<AppState>> for Node {
         {
             return Err(unknown());
         }
-        let scope = active_scope(state, slug).await.map_err(|p| {
-            if p.status == StatusCode::FORBIDDEN {
-                p
-            } else {
-                unknown()
-            }
-        })?;
-        let row = state
-            .store
-            .node_by_token_hash(&scope, &token_hash(token))
+        // The token is checked before the tenant's status is told: a made-up token of a
+        // suspended tenant gets the same 401 as any other.
+        let tenant = state
+            .tenants
+            .get(&state.store, slug)
             .await
             .map_err(crate::server::http::problem::store_problem)?
             .ok_or_else(unknown)?;
+        let row = state
+            .store
+            .node_by_token_hash(&tenant.scope_to_check_a_credential(), &token_hash(token))
+            .await
+            .map_err(crate::server::http::problem::store_problem)?
+            .ok_or_else(unknown)?;
+        let scope = tenant.scope().ok_or_else(|| suspended(slug))?;
         Ok(Node {
             scope,
             row,

@@ -331,16 +331,18 @@ pub(crate) async fn check_login(
     }
     let email = req.email.trim().to_lowercase();
     // An unknown tenant costs the same hashing time as a wrong password (off the async threads).
-    let (scope, creds) = match state.store.tenant(&slug).await.map_err(store_problem)? {
+    // A suspended tenant's credentials are checked too: only the right password learns of
+    // the suspension, a wrong one gets the same 401 as anywhere.
+    let (tenant, creds) = match state.store.tenant(&slug).await.map_err(store_problem)? {
         None => (None, None),
         Some(tenant) => {
-            let scope = tenant.scope().ok_or_else(|| auth::suspended(&slug))?;
+            let checking = tenant.scope_to_check_a_credential();
             let creds = state
                 .store
-                .credentials(&scope, &email)
+                .credentials(&checking, &email)
                 .await
                 .map_err(store_problem)?;
-            (Some(scope), creds)
+            (Some(tenant), creds)
         }
     };
     let (user, phc) = match creds {
@@ -364,7 +366,8 @@ pub(crate) async fn check_login(
             return Err(bad_login());
         }
     };
-    let scope = scope.ok_or_else(bad_login)?;
+    let tenant = tenant.ok_or_else(bad_login)?;
+    let scope = tenant.scope().ok_or_else(|| auth::suspended(&slug))?;
     tracing::info!(tenant = %slug, user = %user.id, "login");
     Ok((scope, user))
 }

@@ -93,6 +93,17 @@ impl Tenant {
             slug: self.slug.clone(),
         })
     }
+
+    /// A scope whatever the tenant's status, only to check a credential (a password, a node
+    /// token) before saying the tenant is suspended: a wrong credential then gets the same 401
+    /// as anywhere, and only a caller who holds a right one learns of the suspension. Nothing
+    /// else may run under it.
+    pub(crate) fn scope_to_check_a_credential(&self) -> TenantScope {
+        TenantScope {
+            id: self.id,
+            slug: self.slug.clone(),
+        }
+    }
 }
 
 /// Proof that a request was resolved to an active tenant; every query on tenant-owned rows
