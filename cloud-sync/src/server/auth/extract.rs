@@ -148,6 +148,18 @@ impl FromRequestParts<Arc<AppState>> for Node {
             .map_err(crate::server::http::problem::store_problem)?
             .ok_or_else(unknown)?;
         let scope = tenant.scope().ok_or_else(|| suspended(slug))?;
+        // A node's allowance is its own, as a user's is (`--rate-limit-user`), then its
+        // tenant's; the verdict goes to the RateLimit headers.
+        let slot = parts
+            .extensions
+            .get::<crate::server::http::rate_limit::Slot>();
+        let verdict = state
+            .limits
+            .check_caller(slug, &format!("node:{}", row.id))
+            .map_err(|r| r.announce(slot))?;
+        if let Some(slot) = slot {
+            slot.put(verdict);
+        }
         Ok(Node {
             scope,
             row,
