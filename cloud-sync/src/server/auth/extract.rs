@@ -153,13 +153,8 @@ impl FromRequestParts<Arc<AppState>> for Node {
         let slot = parts
             .extensions
             .get::<crate::server::http::rate_limit::Slot>();
-        let verdict = state
-            .limits
-            .check_caller(slug, &format!("node:{}", row.id))
-            .map_err(|r| r.announce(slot))?;
-        if let Some(slot) = slot {
-            slot.put(verdict);
-        }
+        let node = format!("node:{}", row.id);
+        crate::server::http::rate_limit::announced(state.limits.check_caller(slug, &node), slot)?;
         Ok(Node {
             scope,
             row,

@@ -22,7 +22,7 @@ use crate::server::{
     http::{
         host::{self, HostTenant},
         problem::store_problem,
-        rate_limit::Slot,
+        rate_limit::{self, Slot},
         request_meta::RequestMeta,
         router::AppState,
     },
@@ -115,13 +115,7 @@ pub(crate) fn agree(host: &HostTenant, slug: &str) -> Result<(), Problem> {
 /// response's `RateLimit-*` headers.
 fn limit(parts: &Parts, state: &AppState, scope: &TenantScope, who: &str) -> Result<(), Problem> {
     let slot = parts.extensions.get::<Slot>();
-    let verdict = state
-        .limits
-        .check_caller(scope.slug(), who)
-        .map_err(|r| r.announce(slot))?;
-    if let Some(slot) = slot {
-        slot.put(verdict);
-    }
+    rate_limit::announced(state.limits.check_caller(scope.slug(), who), slot)?;
     Ok(())
 }
 
@@ -322,13 +316,8 @@ pub(crate) async fn check_login(
     }
     // Guessing passwords is slow: a few attempts a minute per tenant and address.
     let slot = slot.map(|axum::Extension(s)| s);
-    let verdict = state
-        .limits
-        .check_login(&slug, meta.source.as_deref().unwrap_or("unknown"))
-        .map_err(|r| r.announce(slot.as_ref()))?;
-    if let Some(slot) = slot {
-        slot.put(verdict);
-    }
+    let source = meta.source.as_deref().unwrap_or("unknown");
+    rate_limit::announced(state.limits.check_login(&slug, source), slot.as_ref())?;
     let email = req.email.trim().to_lowercase();
     // An unknown tenant costs the same hashing time as a wrong password (off the async threads).
     // A suspended tenant's credentials are checked too: only the right password learns of

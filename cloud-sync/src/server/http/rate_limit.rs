@@ -68,14 +68,20 @@ pub struct Refused {
     pub verdict: Verdict,
 }
 
-impl Refused {
-    /// The problem to answer with, its verdict left in `slot` for the headers.
-    pub fn announce(self, slot: Option<&Slot>) -> Problem {
-        if let Some(slot) = slot {
-            slot.put(self.verdict);
-        }
-        self.problem
+/// A limiter's answer, its verdict left in `slot` for the `RateLimit-*` headers whether the
+/// request was allowed or refused.
+pub fn announced(
+    answer: Result<Verdict, Box<Refused>>,
+    slot: Option<&Slot>,
+) -> Result<Verdict, Problem> {
+    let (verdict, outcome) = match answer {
+        Ok(v) => (v, Ok(v)),
+        Err(r) => (r.verdict, Err(r.problem)),
+    };
+    if let Some(slot) = slot {
+        slot.put(verdict);
     }
+    outcome
 }
 
 pub struct RateLimits {
@@ -245,7 +251,9 @@ mod tests {
         let refused = l.check_caller("acme", "u1").expect_err("over the limit");
         assert_eq!((refused.verdict.limit, refused.verdict.remaining), (3, 0));
         assert!(refused.verdict.reset_s >= 1);
-        let refused = refused.announce(None);
+        let slot = Slot::default();
+        let refused = announced(Err(refused), Some(&slot)).expect_err("refused");
+        assert_eq!(slot.0.lock().map(|v| v.remaining), Some(0));
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         let retry = refused.retry_after_s.expect("retry after");
         assert!((1..=20).contains(&retry), "{retry}");
