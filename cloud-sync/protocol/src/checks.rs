@@ -27,10 +27,16 @@ pub const SIMILARITY: std::ops::RangeInclusive<f64> = -1.001..=1.001;
 /// Largest accuracy radius a fix may claim, in metres.
 pub const MAX_ACCURACY_M: f64 = 100_000.0;
 
+/// Whether a sequence number (of any stream) is one a node can send: 1 to 2^63 - 1, so that it
+/// fits the databases' signed 64-bit columns.
+pub fn valid_seq(seq: u64) -> bool {
+    seq != 0 && seq <= i64::MAX as u64
+}
+
 /// Why an event's fields are refused, `code: reason` (the cloud's rejection reasons), or `None`.
 pub fn invalid_event_fields(e: &AttendanceEvent) -> Option<String> {
     let bad = |field: &str, why: String| Some(format!("invalid_field: {field}: {why}"));
-    if e.seq == 0 || e.seq > i64::MAX as u64 {
+    if !valid_seq(e.seq) {
         return Some(format!(
             "invalid_seq: sequence numbers are 1 to {} (this one is {})",
             i64::MAX,

@@ -475,9 +475,7 @@ pub(crate) fn nul_reason<T: serde::Serialize + ?Sized>(item: &T) -> Option<Strin
     })
 }
 
-pub(crate) fn valid_seq(seq: u64) -> bool {
-    seq != 0 && seq <= i64::MAX as u64
-}
+pub(crate) use rollcall_protocol::checks::valid_seq;
 
 pub(crate) fn ulid_like(id: &str) -> bool {
     id.len() == 26
