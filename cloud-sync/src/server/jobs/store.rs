@@ -494,14 +494,15 @@ impl Store {
         })
     }
 
-    /// Completes an attempt outside any handler transaction; `false` if its lease was lost.
+    /// Completes one attempt outside any handler transaction, as [`Store::complete_jobs`] does
+    /// a batch; `false` if its lease was lost.
     pub async fn complete_job(
         &self,
         job: &Claimed,
         result: Option<Value>,
     ) -> Result<bool, StoreError> {
-        let job = job.clone();
-        in_platform!(self, |tx| complete(tx, &job, result.as_ref()))
+        let recorded = self.complete_jobs(vec![(job.clone(), result)]).await?;
+        Ok(recorded.first().copied().unwrap_or(false))
     }
 
     /// Completes many attempts in one transaction (`jobs::completer`), each only if its token
