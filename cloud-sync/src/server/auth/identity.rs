@@ -150,6 +150,11 @@ pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Call
     agree(&host, &claims.tenant)?;
     let scope = auth::active_scope(state, &claims.tenant).await?;
     let user = enabled_user(state, &scope, &claims.sub).await?;
+    if !user.accepts_token_issued_at(claims.iat_ms) {
+        return Err(Problem::unauthorized(
+            "this access token was issued before the user was disabled; log in again",
+        ));
+    }
     Ok(Caller {
         scope,
         role: user.role,
@@ -235,7 +240,7 @@ async fn session(
     let now_ms = rollcall_service::clock::now_ms();
     let access_token = state
         .access
-        .issue(scope.slug(), &user.id, now_ms / 1000)
+        .issue(scope.slug(), &user.id, now_ms)
         .map_err(|e| Problem::internal(e.to_string()))?;
     let refresh_token =
         auth::new_tenant_token(scope.slug()).map_err(|e| Problem::internal(e.to_string()))?;
@@ -368,14 +373,36 @@ pub(crate) async fn check_login(
 pub(crate) async fn refresh(
     State(state): State<Arc<AppState>>,
     meta: RequestMeta,
+    headers: HeaderMap,
     Json(req): Json<RefreshRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     let invalid = || Problem::unauthorized("invalid or expired refresh token");
     let slug = auth::tenant_of_token(&req.refresh_token).ok_or_else(invalid)?;
-    let scope = auth::active_scope(&state, slug).await?;
+    agree(&host_tenant(&headers, &state)?, slug)?;
+    let tenant = state
+        .tenants
+        .get(&state.store, slug)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(invalid)?;
+    let hash = auth::token_hash(&req.refresh_token);
+    let Some(scope) = tenant.scope() else {
+        // Only the holder of a live token learns that the tenant is suspended; the token is
+        // not spent, so it still works once the tenant is active again.
+        let live = state
+            .store
+            .refresh_is_live(&tenant.scope_to_check_a_credential(), &hash)
+            .await
+            .map_err(store_problem)?;
+        return Err(if live {
+            auth::suspended(slug)
+        } else {
+            invalid()
+        });
+    };
     let used = state
         .store
-        .use_refresh(&scope, &auth::token_hash(&req.refresh_token))
+        .use_refresh(&scope, &hash)
         .await
         .map_err(store_problem)?;
     let (user_id, family) = match used {
@@ -409,11 +436,14 @@ pub(crate) async fn refresh(
 pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
     meta: RequestMeta,
+    headers: HeaderMap,
     Json(req): Json<RefreshRequest>,
 ) -> Result<StatusCode, Problem> {
     let Some(slug) = auth::tenant_of_token(&req.refresh_token) else {
         return Ok(StatusCode::NO_CONTENT);
     };
+    // Another tenant's host signs nobody out: the token is refused as at refresh.
+    agree(&host_tenant(&headers, &state)?, slug)?;
     let Some(scope) = state
         .store
         .tenant(slug)

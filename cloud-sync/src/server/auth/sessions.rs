@@ -94,13 +94,24 @@ pub(crate) async fn authenticate(
             ));
         }
     }
-    let scope = auth::active_scope(state, slug).await?;
-    let session = state
-        .store
-        .live_session(&scope, &auth::token_hash(token))
+    // The session is looked up before the tenant's status is told: a made-up cookie of a
+    // suspended tenant gets the same 401 as any other.
+    let tenant = state
+        .tenants
+        .get(&state.store, slug)
         .await
         .map_err(store_problem)?
         .ok_or_else(expired)?;
+    let session = state
+        .store
+        .live_session(
+            &tenant.scope_to_check_a_credential(),
+            &auth::token_hash(token),
+        )
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(expired)?;
+    let scope = tenant.scope().ok_or_else(|| auth::suspended(slug))?;
     let user = identity::enabled_user(state, &scope, &session.user_id).await?;
     Ok(Caller {
         scope,

@@ -27,6 +27,11 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// When the token was issued, in ms (`iat` has whole seconds): a user disabled after this
+    /// instant is never served by the token again, even once re-enabled. Tokens without it
+    /// count as issued at the epoch.
+    #[serde(default)]
+    pub iat_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +63,9 @@ impl AccessKeys {
         }
     }
 
-    /// A token for `user_id` of `tenant`, valid from `now_s` for [`ACCESS_TTL_S`].
-    pub fn issue(&self, tenant: &str, user_id: &str, now_s: i64) -> Result<String, TokenError> {
+    /// A token for `user_id` of `tenant`, valid from `now_ms` for [`ACCESS_TTL_S`].
+    pub fn issue(&self, tenant: &str, user_id: &str, now_ms: i64) -> Result<String, TokenError> {
+        let now_s = now_ms.div_euclid(1000);
         let mut jti = [0u8; 12];
         getrandom::fill(&mut jti).map_err(|e| TokenError::Issue(e.to_string()))?;
         let claims = Claims {
@@ -71,6 +77,7 @@ impl AccessKeys {
             nbf: now_s,
             exp: now_s + ACCESS_TTL_S,
             jti: hex::encode(jti),
+            iat_ms: now_ms,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| TokenError::Issue(e.to_string()))
@@ -109,10 +116,12 @@ mod tests {
     #[test]
     fn a_token_round_trips_and_a_tampered_one_fails() {
         let keys = AccessKeys::new(&[7; 32]);
-        let token = keys.issue("acme", "u1", now()).expect("issue");
+        let t = now();
+        let token = keys.issue("acme", "u1", t * 1000 + 250).expect("issue");
         assert!(looks_like_jwt(&token));
         let c = keys.check(&token).expect("valid");
         assert_eq!((c.sub.as_str(), c.tenant.as_str()), ("u1", "acme"));
+        assert_eq!((c.iat, c.iat_ms), (t, t * 1000 + 250));
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = b64(&serde_json::json!({ "tenant": "globex" }));
         assert!(keys.check(&parts.join(".")).is_err(), "payload changed");

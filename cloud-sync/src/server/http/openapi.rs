@@ -610,7 +610,7 @@ mod tests {
     proptest::proptest! {
         /// A value the document admits is one the server accepts, and the other way round.
         #[test]
-        fn patterns_agree_with_the_validators(s in "[A-Za-z0-9_. -]{0,70}|\\PC{0,8}|[\\x00-\\x20]{1,3}") {
+        fn patterns_agree_with_the_validators(s in "[A-Za-z0-9_. -]{0,70}|\\PC{0,8}|[\\x00-\\x20]{1,3}|[a \u{61c}\u{200b}-\u{2010}\u{2028}-\u{206a}\u{feff}]{1,4}") {
             let matches = |p: &str| regex::Regex::new(p).expect("pattern").is_match(&s);
             proptest::prop_assert_eq!(
                 matches(crate::server::tenants::resolve::SLUG_PATTERN),

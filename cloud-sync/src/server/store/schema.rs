@@ -54,6 +54,7 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0025_job_waits.sql",
     "0026_job_claim_indexes.sql",
     "0027_idempotency_role.sql",
+    "0028_user_tokens_from.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -83,6 +84,7 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0024_job_waits.sql",
     "0025_job_claim_indexes.sql",
     "0026_idempotency_role.sql",
+    "0027_user_tokens_from.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the

@@ -24,9 +24,17 @@ use rollcall_service::problem::{Json, Problem};
 const MANAGERS: &[Role] = &[Role::Owner, Role::Admin];
 const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Auditor];
 
-/// A normalised email address (trimmed, lowercase), or why it is refused.
+/// A normalised email address (trimmed, lowercase), or why it is refused. Only ASCII: a
+/// look-alike letter of another script (the Cyrillic `о` in `bоb@acme.example`) would give a
+/// second account that reads like the first; an international domain is written in its
+/// `xn--` form.
 pub fn normalise_email(raw: &str) -> Result<String, &'static str> {
     let email = raw.trim().to_lowercase();
+    if !email.is_ascii() {
+        return Err(
+            "email must be ASCII (letters of other scripts that look like Latin ones are refused; write an international domain as xn--…)",
+        );
+    }
     let Some((local, domain)) = email.split_once('@') else {
         return Err("email must look like name@example.com");
     };
@@ -48,7 +56,7 @@ pub fn normalise_email(raw: &str) -> Result<String, &'static str> {
 pub(crate) struct NewUserRequest {
     email: String,
     #[schema(
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b\\u200e\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b\\u200e\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b\\u200e\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$",
         max_length = 200
     )]
     display_name: String,
@@ -62,7 +70,7 @@ pub(crate) struct NewUserRequest {
 pub(crate) struct UserPatch {
     role: Option<Role>,
     #[schema(
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b\\u200e\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b\\u200e\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b\\u200e\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$",
         max_length = 200
     )]
     display_name: Option<String>,
@@ -178,7 +186,8 @@ pub(crate) async fn get(
     Ok(axum::Json(find(&state, &caller.scope, &id).await?))
 }
 
-/// Changes a user's role, name or access; nobody changes their own role or disables themselves.
+/// Changes a user's role, name or access (owners and admins); anyone may change their own
+/// display name, nobody their own role or access.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,
     params(("id" = String, Path, description = "The user's id")),
     security(("bearer" = [])),
@@ -189,14 +198,16 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     Json(patch): Json<UserPatch>,
 ) -> Result<axum::Json<User>, Problem> {
-    caller.require(MANAGERS, "change users")?;
+    // Everyone may rename themselves; only managers change others.
+    let own = caller.user_id() == Some(id.as_str());
+    if !own {
+        caller.require(MANAGERS, "change other users")?;
+    }
     let target = find(&state, &caller.scope, &id).await?;
     if target.role == Role::Owner || patch.role == Some(Role::Owner) {
         caller.require(&[Role::Owner], "change or make an owner")?;
     }
-    if caller.user_id() == Some(id.as_str())
-        && (patch.role.is_some() || patch.disabled == Some(true))
-    {
+    if own && (patch.role.is_some() || patch.disabled == Some(true)) {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "self-lockout",
@@ -249,6 +260,9 @@ mod tests {
             "gu ard@acme.example",
             "guard@acme..example",
             "guard@-acme.example",
+            "b\u{043E}b@acme.example",
+            "bob@\u{0430}cme.example",
+            "bob\u{202E}@acme.example",
         ] {
             assert!(normalise_email(bad).is_err(), "{bad:?}");
         }

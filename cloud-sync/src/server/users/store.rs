@@ -90,6 +90,19 @@ pub struct User {
     pub created_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_ms: Option<i64>,
+    /// Access tokens issued before this instant (ms) no longer stand for the user: the last
+    /// time they were disabled. Not shown.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub tokens_from_ms: i64,
+}
+
+impl User {
+    /// Whether an access token issued at `issued_ms` still stands for this user: they are
+    /// enabled and were not disabled after it was issued (re-enabling does not revive it).
+    pub fn accepts_token_issued_at(&self, issued_ms: i64) -> bool {
+        self.disabled_ms.is_none() && issued_ms >= self.tokens_from_ms
+    }
 }
 
 /// A user with the stored password hash, for logging in.
@@ -154,7 +167,7 @@ impl Store {
             &[&tx.tenant(), &email],
             |r| Ok(Credentials {
                 user: read_user(r)?,
-                password_hash: r.get(6)?,
+                password_hash: r.get(USER_FIELDS)?,
             }),
         ))
     }
@@ -234,6 +247,27 @@ impl Store {
         in_tenant!(internal self, scope, |tx| spend(tx, &hash))
     }
 
+    /// Whether a refresh token is the tenant's, unspent, unrevoked and unexpired, without
+    /// spending it (for telling a suspended tenant's holder of a right token why it is refused).
+    pub async fn refresh_is_live(
+        &self,
+        scope: &TenantScope,
+        token_sha256: &str,
+    ) -> Result<bool, StoreError> {
+        let hash = token_sha256.to_owned();
+        in_tenant!(read self, scope, |tx| async {
+            let row = tx
+                .query_opt(
+                    "SELECT user_id FROM refresh_tokens WHERE tenant_id = $1 AND token_sha256 = $2
+                       AND used_ms IS NULL AND revoked_ms IS NULL AND expires_ms > $3",
+                    &[&tx.tenant(), &hash, &now_ms()],
+                    |r| r.get::<String>(0),
+                )
+                .await?;
+            Ok::<_, StoreError>(row.is_some())
+        })
+    }
+
     /// Revokes every refresh token of a family (logout), if the token is the tenant's.
     pub async fn revoke_refresh_family(
         &self,
@@ -264,7 +298,9 @@ impl Store {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, role, created_ms, disabled_ms";
+const USER_COLUMNS: &str = "id, email, display_name, role, created_ms, disabled_ms, tokens_from_ms";
+/// How many columns [`USER_COLUMNS`] names: a query's further columns start there.
+const USER_FIELDS: usize = 7;
 
 /// A row of [`USER_COLUMNS`].
 fn read_user(r: &Row<'_>) -> Result<User, StoreError> {
@@ -275,6 +311,7 @@ fn read_user(r: &Row<'_>) -> Result<User, StoreError> {
         role: parse_role(&r.get::<String>(3)?),
         created_ms: r.get(4)?,
         disabled_ms: r.get(5)?,
+        tokens_from_ms: r.get(6)?,
     })
 }
 
@@ -315,7 +352,9 @@ async fn update(
                 "UPDATE users SET role = coalesce($3, role), display_name = coalesce($4, display_name),
                         disabled_ms = CASE WHEN CAST($5 AS BOOLEAN) THEN coalesce(disabled_ms, $6)
                                            WHEN NOT CAST($5 AS BOOLEAN) THEN NULL
-                                           ELSE disabled_ms END
+                                           ELSE disabled_ms END,
+                        tokens_from_ms = CASE WHEN CAST($5 AS BOOLEAN) AND disabled_ms IS NULL
+                                              THEN $6 ELSE tokens_from_ms END
                  WHERE tenant_id = $1 AND id = $2 RETURNING {USER_COLUMNS}"
             ),
             &[
@@ -413,4 +452,12 @@ pub(crate) fn parse_role(s: &str) -> Role {
     // The column's CHECK constraint admits only the five names; an unknown one (a newer schema)
     // gets the least power.
     Role::parse(s).unwrap_or(Role::Guard)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_column_count_follows_the_column_list() {
+        assert_eq!(super::USER_COLUMNS.split(',').count(), super::USER_FIELDS);
+    }
 }
