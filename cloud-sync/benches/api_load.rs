@@ -50,6 +50,7 @@ async fn start(backend: Backend, dir: &std::path::Path) -> Result<(String, Strin
         database: backend,
         listen: "127.0.0.1:0".parse::<SocketAddr>()?,
         admin_token: token.clone(),
+        metrics_token: None,
         tenant: "acme".into(),
         base_domain: None,
         rate_limits: RateConfig {

@@ -33,6 +33,11 @@ enum Cmd {
         /// Bearer token of the bootstrap administrator (at least 16 characters).
         #[arg(long, env = "ROLLCALL_CLOUD_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: String,
+        /// A bearer token (at least 16 characters) that reads `/metrics` and nothing else, for
+        /// Prometheus' `authorization` setting; without it only --admin-token reads them.
+        /// `/healthz` needs none.
+        #[arg(long, env = "ROLLCALL_CLOUD_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
         /// Tenant slug this server hosts.
         #[arg(long, env = "ROLLCALL_CLOUD_TENANT", default_value = "default")]
         tenant: String,
@@ -107,6 +112,7 @@ fn main() -> anyhow::Result<()> {
             db_migrate_url,
             listen,
             admin_token,
+            metrics_token,
             tenant,
             base_domain,
             rate_limit_user,
@@ -135,6 +141,11 @@ fn main() -> anyhow::Result<()> {
             if admin_token.len() < 16 {
                 bail!("--admin-token (ROLLCALL_CLOUD_ADMIN_TOKEN) must be at least 16 characters");
             }
+            if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+                bail!(
+                    "--metrics-token (ROLLCALL_CLOUD_METRICS_TOKEN) must be at least 16 characters"
+                );
+            }
             if !rollcall_cloud::server::tenants::resolve::valid_slug(&tenant) {
                 bail!(
                     "--tenant must be a slug of 2-63 characters of a-z, 0-9 and - (not at either end), got `{tenant}`"
@@ -158,6 +169,7 @@ fn main() -> anyhow::Result<()> {
                 database,
                 listen,
                 admin_token,
+                metrics_token,
                 tenant,
                 base_domain,
                 rate_limits: rollcall_cloud::server::http::rate_limit::RateConfig {

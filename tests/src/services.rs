@@ -310,9 +310,15 @@ impl Cloud {
         Ok(self.http.get(format!("{}{path}", self.url)).send()?)
     }
 
-    /// The Prometheus text of `/metrics`.
+    /// The Prometheus text of `/metrics` (read with the admin token).
     pub fn metrics(&self) -> Result<String, HarnessError> {
-        Ok(self.get("/metrics")?.text()?)
+        Ok(self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()?
+            .error_for_status()?
+            .text()?)
     }
 
     /// GETs `path` as the admin; returns status and JSON body.

@@ -195,11 +195,7 @@ fn enrol_check_in_and_sync_end_to_end() {
         metrics.contains("rollcall_node_rejected_frames_total 3"),
         "{metrics}"
     );
-    let metrics = cloud
-        .get("/metrics")
-        .expect("metrics")
-        .text()
-        .expect("text");
+    let metrics = cloud.metrics().expect("metrics");
     assert!(
         metrics.contains("rollcall_cloud_sync_items_total{result=\"accepted\"} 3"),
         "{metrics}"

@@ -326,6 +326,7 @@ fn responses_carry_request_ids() {
     // Metrics stay text for Prometheus.
     let r = http
         .get(format!("{}/metrics", cloud.url))
+        .bearer_auth(&cloud.admin_token)
         .header("accept", "text/plain")
         .send()
         .expect("metrics");

@@ -643,3 +643,38 @@ fn a_node_credential_is_rate_limited() {
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(r.headers()["ratelimit-remaining"], "0");
 }
+
+/// `/metrics` names every tenant and node: without a credential, or with a user's, it is a 401
+/// (before: open to anyone); the scrape-only `--metrics-token` and the platform operator's
+/// token read it, and the token reads nothing else. `/healthz` stays open.
+#[test]
+fn the_metrics_need_their_token_and_health_stays_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scrape = "scrape-only-0123456789";
+    let args = ["--metrics-token", scrape];
+    let cloud = Cloud::start_with(dir.path(), None, CloudDb::Sqlite, &args).expect("cloud");
+    let owner = cloud.tenant_with_owner("globex").expect("tenant");
+    let http = reqwest::blocking::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = http.get(format!("{}{path}", cloud.url));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().expect("get");
+        let status = r.status().as_u16();
+        (status, r.text().unwrap_or_default())
+    };
+    for token in [None, Some(owner.as_str()), Some("scrape-only-0123456780")] {
+        let (status, body) = get("/metrics", token);
+        assert_eq!(status, 401, "{token:?}: {body}");
+        assert!(!body.contains("rollcall_"), "{body}");
+    }
+    for token in [scrape, cloud.admin_token.as_str()] {
+        let (status, body) = get("/metrics", Some(token));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("rollcall_cloud_"), "{body}");
+    }
+    assert_eq!(get("/api/v1/platform/tenants", Some(scrape)).0, 401);
+    assert_eq!(get("/api/v2/events", Some(scrape)).0, 401);
+    assert_eq!(get("/healthz", None).0, 200);
+}

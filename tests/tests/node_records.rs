@@ -21,10 +21,7 @@ fn items(body: &Value) -> Vec<Value> {
 }
 
 fn cloud_metrics(cloud: &Cloud) -> String {
-    cloud
-        .get("/metrics")
-        .and_then(|r| Ok(r.text()?))
-        .unwrap_or_default()
+    cloud.metrics().unwrap_or_default()
 }
 
 #[test]

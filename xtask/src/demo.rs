@@ -463,7 +463,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "  cloud jobs       curl -H 'Authorization: Bearer {}' {}/api/v1/jobs",
         cloud.admin_token, cloud.url
     );
-    println!("  cloud metrics    {}/metrics", cloud.url);
+    println!(
+        "  cloud metrics    curl -H 'Authorization: Bearer {}' {}/metrics (or --metrics-token)",
+        cloud.admin_token, cloud.url
+    );
     println!(
         "  databases        {} and {}",
         cloud.db.display(),

@@ -38,6 +38,8 @@ pub struct Config {
     /// Bearer token of the bootstrap administrator (identity and roles come with the
     /// cloud-core issue).
     pub admin_token: String,
+    /// A bearer token that reads `/metrics` and nothing else (else only `admin_token` does).
+    pub metrics_token: Option<String>,
     /// Slug of the tenant this server starts with.
     pub tenant: String,
     /// With `rollcall.example`, the host `acme.rollcall.example` names tenant `acme`.
@@ -107,6 +109,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let state = Arc::new(http::router::AppState {
         store,
         admin_token_sha256: auth::extract::token_hash(&config.admin_token),
+        metrics_token_sha256: config
+            .metrics_token
+            .as_deref()
+            .map(auth::extract::token_hash),
         tenant: config.tenant.clone(),
         base_domain: config.base_domain.clone(),
         access,

@@ -113,6 +113,31 @@ impl FromRequestParts<Arc<AppState>> for PlatformAdmin {
     }
 }
 
+/// The caller may read `/metrics`, which names every tenant and node with their activity: the
+/// platform operator's token, or the scrape-only `--metrics-token` (so a Prometheus
+/// configuration need not hold the operator's token). Anyone else gets 401.
+pub(crate) struct Scraper;
+
+impl FromRequestParts<Arc<AppState>> for Scraper {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
+        let token = bearer(parts)?;
+        let digest = token_hash(token);
+        let scrape = state
+            .metrics_token_sha256
+            .as_deref()
+            .is_some_and(|m| same_digest(&digest, m));
+        if scrape || same_digest(&digest, &state.admin_token_sha256) {
+            Ok(Scraper)
+        } else {
+            Err(Problem::unauthorized(
+                "the metrics need the --metrics-token or the platform administrator token",
+            ))
+        }
+    }
+}
+
 /// The caller is this registered, unrevoked node of an active tenant.
 pub(crate) struct Node {
     pub scope: TenantScope,

@@ -21,6 +21,8 @@ use rollcall_service::problem::Problem;
 pub(crate) struct AppState {
     pub store: Store,
     pub admin_token_sha256: String,
+    /// The scrape-only credential of `/metrics`, if one is set.
+    pub metrics_token_sha256: Option<String>,
     /// The bootstrap tenant, administered with the bootstrap token.
     pub tenant: String,
     /// Hosts `<tenant>.<base_domain>` name their tenant.
@@ -124,10 +126,17 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Health
 }
 
 /// Prometheus metrics (OpenMetrics text): sync batches and items, nodes, alarms, and the job
-/// queues (attempts, run and wait times, rescues; depth counted from the database now).
+/// queues (attempts, run and wait times, rescues; depth counted from the database now). They
+/// name every tenant and node, so they need the `--metrics-token` (or the platform
+/// administrator's token); `/healthz` stays open.
 #[utoipa::path(get, path = "/metrics", tag = "meta",
-    responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text")))]
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    security(("bearer" = [])),
+    responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text"),
+        (status = 401, description = "No or a wrong token", body = Problem, content_type = "application/problem+json")))]
+async fn metrics(
+    _: crate::server::auth::extract::Scraper,
+    State(state): State<Arc<AppState>>,
+) -> impl IntoResponse {
     match state.store.job_depths().await {
         Ok(depths) => state.metrics.jobs.set_depth(&state.jobs.queues(), &depths),
         Err(e) => tracing::warn!(error = %e, "counting the job queues failed"),
