@@ -37,6 +37,7 @@ pub struct AppState {
     pub kiosk_position: Option<Fix>,
 }
 
+mod pages;
 mod voice;
 
 /// Largest request body: a 12 MiB image, base64-encoded, plus JSON around it.
@@ -71,6 +72,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/voice-verifications", post(voice::record_voice))
         .fallback(|| async { Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Outermost: a foreign page's change is refused before its body is read.
+        .layer(axum::middleware::from_fn(pages::guard))
         .with_state(state)
 }
 
@@ -224,18 +227,7 @@ async fn to_kiosk(
 
 /// The kiosk page: camera, check-in button, the decision in big letters.
 async fn kiosk_page() -> impl IntoResponse {
-    html_page(include_str!("../kiosk/index.html"))
-}
-
-/// A page served by the node itself (no CDN), never cached: a node update changes it.
-fn html_page(page: &'static str) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        page,
-    )
+    pages::KIOSK.answer()
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, Problem> {
@@ -622,7 +614,7 @@ async fn check_enrolment_face(
 
 /// The supervisor's enrolment page: capture 3-5 frames with feedback, then confirm.
 async fn enrolment_page() -> impl IntoResponse {
-    html_page(include_str!("../kiosk/enrol.html"))
+    pages::ENROLMENT.answer()
 }
 
 async fn list_people(

@@ -1233,3 +1233,75 @@ fn wait_until_synced(node: &Node, what: &str) {
             .unwrap_or(false)
     });
 }
+
+/// A page elsewhere on the site network cannot check anyone in: a check-in (or any change)
+/// carrying another origin is refused with 403 `cross-origin` before it runs — no event, no
+/// pulse — while the node's own pages and clients that send no Origin are served. Every answer
+/// forbids framing, and the pages run only their own script (by its hash).
+#[test]
+fn a_page_of_another_origin_cannot_check_anyone_in_and_no_page_frames_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(dir.path(), &NodeOptions::standalone()).expect("node starts");
+    node.enrol("obama", "Barack Obama", &photo("sample-obama"))
+        .expect("enrolled");
+    let own = node.url.trim_end_matches('/').to_owned();
+    let http = reqwest::blocking::Client::new();
+    let body = json!({ "image_base64": base64_of(&photo("sample-obama2")),
+                       "position": { "lat": AT_GATE.0, "lon": AT_GATE.1, "accuracy_m": AT_GATE.2 } });
+    let post = |origin: Option<&str>| {
+        let mut r = http.post(format!("{own}/api/v1/checkins")).json(&body);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        let r = r.send().expect("check-in");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    for foreign in [
+        "http://intranet.example",
+        "null",
+        &format!("{own}.evil.example"),
+    ] {
+        let (status, p) = post(Some(foreign));
+        assert_eq!(
+            (status, p["type"].as_str()),
+            (403, Some("urn:rollcall:problem:cross-origin")),
+            "{foreign}: {p}"
+        );
+    }
+    let deleted = http
+        .delete(format!("{own}/api/v1/people/obama"))
+        .bearer_auth(&node.admin_token)
+        .header("origin", "http://intranet.example")
+        .send()
+        .expect("delete");
+    assert_eq!(deleted.status().as_u16(), 403);
+    assert!(node.events().expect("events").is_empty(), "nothing ran");
+    let (status, granted) = post(Some(&own));
+    assert_eq!(
+        (status, granted["decision"].as_str()),
+        (200, Some("granted")),
+        "{granted}"
+    );
+    assert_eq!(node.people().expect("people").len(), 1);
+
+    for path in ["/kiosk", "/enrol", "/healthz", "/api/v1/kiosk/card"] {
+        let r = http.get(format!("{own}{path}")).send().expect("get");
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY", "{path}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+        if path == "/kiosk" || path == "/enrol" {
+            assert!(csp.contains("script-src 'sha256-"), "{path}: {csp}");
+            assert!(!csp.contains("script-src 'unsafe-inline'"), "{path}: {csp}");
+            let page = r.text().expect("page");
+            assert!(
+                !page.contains("sessionStorage"),
+                "{path} keeps no token in storage"
+            );
+        }
+    }
+}
