@@ -163,6 +163,9 @@ pub struct Pipeline {
     keep_frames: KeepFrames,
     /// The embedder's name: templates are read and written under it.
     embedder: String,
+    /// The length of its vectors (`None` if it could not be measured): templates of another
+    /// length, from an older database or pulled from the cloud, are skipped, never adopted.
+    embedding_dim: Option<usize>,
     metrics: Arc<Metrics>,
     live: Arc<LiveFeed>,
 }
@@ -216,8 +219,13 @@ impl Pipeline {
     ) -> Result<Self, StoreError> {
         let mut gallery = Gallery::new();
         let templates = store.lock().templates(&settings.embedder)?;
+        let embedding_dim = Some(engine.embedding_dim()).filter(|d| *d > 0);
         for t in templates {
             let person = t.person_id.clone();
+            if embedding_dim.is_some_and(|d| d != t.vector.len()) {
+                tracing::warn!(%person, length = t.vector.len(), embedder = ?embedding_dim, "skipping a face template of another length than the embedder's");
+                continue;
+            }
             match Embedding::from_raw(t.vector).map(|e| gallery.insert(t.person_id, e)) {
                 Some(Ok(())) => {}
                 Some(Err(e)) => tracing::warn!(%person, error = %e, "skipping a face template"),
@@ -252,6 +260,7 @@ impl Pipeline {
             require_card: settings.require_card,
             keep_frames: settings.keep_frames,
             embedder: settings.embedder,
+            embedding_dim,
             metrics,
             live,
         })
@@ -476,7 +485,9 @@ impl Pipeline {
         change: &rollcall_protocol::wire::PersonChange,
     ) -> Result<rollcall_protocol::merge::Merged, PipelineError> {
         let mut gallery = self.gallery.write();
-        let (merged, update) = self.store().apply_person_change(change, &self.embedder)?;
+        let (merged, update) =
+            self.store()
+                .apply_person_change(change, &self.embedder, self.embedding_dim)?;
         match update {
             crate::store::GalleryChange::Keep => {}
             crate::store::GalleryChange::Remove(id) => gallery.remove(&id),

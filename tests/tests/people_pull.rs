@@ -322,3 +322,84 @@ fn a_person_id_the_cloud_would_refuse_is_refused_at_the_nodes_enrolment() {
         Vec::<Value>::new()
     );
 }
+
+/// A template of the wrong length under the node's model name is refused by the cloud with 409
+/// `template-dimension` (before: accepted, and a fresh node adopted its length, after which every
+/// enrolment there answered 500). A template of the right length reaches the fresh node, and
+/// the node enrols and recognises people as ever.
+#[test]
+fn a_template_of_the_wrong_length_never_reaches_a_fresh_node() {
+    on_each_backend(&[], |backend, cloud, dir| {
+        let fence = json!({ "type": "Polygon", "coordinates": [[
+            [DEMO_SITE.lon - 0.01, DEMO_SITE.lat - 0.01], [DEMO_SITE.lon + 0.01, DEMO_SITE.lat - 0.01],
+            [DEMO_SITE.lon + 0.01, DEMO_SITE.lat + 0.01], [DEMO_SITE.lon - 0.01, DEMO_SITE.lat + 0.01],
+            [DEMO_SITE.lon - 0.01, DEMO_SITE.lat - 0.01]]] });
+        let (status, p) = admin(
+            cloud,
+            "POST",
+            "/api/v1/sites",
+            Some(json!({ "id": "hq", "name": "HQ", "geofence": fence })),
+        );
+        assert_eq!(status, 201, "{backend}: {p}");
+        for id in ["short", "obama"] {
+            let (status, p) = admin(
+                cloud,
+                "POST",
+                "/api/v1/people",
+                Some(json!({ "id": id, "display_name": id, "site_ids": ["hq"] })),
+            );
+            assert_eq!(status, 201, "{backend}: {p}");
+        }
+        let (status, p) = admin(
+            cloud,
+            "POST",
+            "/api/v1/people/short/templates",
+            Some(json!({ "model": DEFAULT_EMBEDDER, "embedding": vec![0.1f32; 128] })),
+        );
+        assert_eq!(
+            (status, p["type"].as_str()),
+            (409, Some("urn:rollcall:problem:template-dimension")),
+            "{backend}: {p}"
+        );
+        assert!(
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("192") && d.contains("128")),
+            "{p}"
+        );
+        // Another embedder's name takes its own length; the node leaves it alone.
+        let (status, p) = admin(
+            cloud,
+            "POST",
+            "/api/v1/people/short/templates",
+            Some(json!({ "model": "station-embedder-v2", "embedding": vec![0.1f32; 128] })),
+        );
+        assert_eq!(status, 201, "{backend}: {p}");
+        let vector = obama_template(&dir.join("station"));
+        let (status, p) = admin(
+            cloud,
+            "POST",
+            "/api/v1/people/obama/templates",
+            Some(json!({ "model": DEFAULT_EMBEDDER, "embedding": vector })),
+        );
+        assert_eq!(status, 201, "{backend}: {p}");
+
+        let (_, token) = cloud.register_node("hq").expect("node registered");
+        let node =
+            Node::start(&dir.join("node"), &NodeOptions::synced(&cloud.url, token)).expect("node");
+        let soon = Duration::from_secs(30);
+        wait_for("both on the node", soon, || {
+            held(&node, "obama") == Some(1) && held(&node, "short") == Some(0)
+        });
+        let enrolled = node
+            .enrol("biden", "Joe Biden", &photo("sample-biden"))
+            .unwrap_or_else(|e| panic!("{backend}: a local enrolment: {e}"));
+        assert!(enrolled.is_object(), "{enrolled}");
+        let d = node.decide(&photo("sample-obama2"), Some(AT_GATE));
+        assert_eq!(
+            (d["decision"].as_str(), d["person"]["id"].as_str()),
+            (Some("granted"), Some("obama")),
+            "{backend}: {d}"
+        );
+    });
+}

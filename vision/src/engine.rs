@@ -88,6 +88,8 @@ pub struct Engine {
     config: EngineConfig,
     /// At most `config.decode.at_once` decodes at once, whoever calls.
     decodes: crate::decode::DecodeGate,
+    /// The length of the embedder's vectors, measured at warm-up.
+    embedding_dim: usize,
 }
 
 impl Engine {
@@ -124,16 +126,18 @@ impl Engine {
             iris,
             decodes: crate::decode::DecodeGate::new(config.decode.at_once),
             config,
+            embedding_dim: 0,
         };
-        engine.warm_up()?;
-        Ok(engine)
+        engine.warm_up()
     }
 
-    /// Runs each model once so the first check-in does not pay for ONNX Runtime's lazy set-up.
-    fn warm_up(&self) -> Result<(), Error> {
+    /// Runs each model once so the first check-in does not pay for ONNX Runtime's lazy set-up,
+    /// and learns the embedder's vector length from its run.
+    fn warm_up(mut self) -> Result<Self, Error> {
         let blank = RgbImage::new(ALIGNED, ALIGNED);
         self.detector.detect(&blank)?;
-        self.embedder.embed(std::slice::from_ref(&blank))?;
+        let probe = self.embedder.embed(std::slice::from_ref(&blank))?;
+        self.embedding_dim = probe.first().map_or(0, |e| e.as_slice().len());
         if let Some(spoof) = &self.spoof {
             let whole = crate::BoxPx {
                 x: 0.0,
@@ -150,15 +154,20 @@ impl Engine {
                 },
             )?;
         }
-        Ok(())
+        Ok(self)
+    }
+
+    /// The length of the embedder's vectors: templates of another length cannot be compared
+    /// with its faces (a node skips such pulled templates rather than adopt them).
+    pub fn embedding_dim(&self) -> usize {
+        self.embedding_dim
     }
 
     /// The same engine with another embedder (another model, runtime or device), warmed up.
     /// Templates made by the old one must not be compared with the new one's embeddings.
     pub fn with_embedder(mut self, embedder: Box<dyn FaceEmbedder>) -> Result<Self, Error> {
         self.embedder = embedder;
-        self.warm_up()?;
-        Ok(self)
+        self.warm_up()
     }
 
     /// Whether the anti-spoofing model is loaded.

@@ -27,6 +27,19 @@ pub const SIMILARITY: std::ops::RangeInclusive<f64> = -1.001..=1.001;
 /// Largest accuracy radius a fix may claim, in metres.
 pub const MAX_ACCURACY_M: f64 = 100_000.0;
 
+/// The embedders rollcall ships (the model manifest's names) and the length of their vectors:
+/// the cloud holds templates under these names to these lengths from the first one on, so no
+/// template of another length can take a shipped model's name.
+pub const KNOWN_EMBEDDERS: &[(&str, usize)] = &[("mobilefacenet", 192)];
+
+/// The vector length of a shipped embedder, if `model` names one.
+pub fn known_embedding_dim(model: &str) -> Option<usize> {
+    KNOWN_EMBEDDERS
+        .iter()
+        .find(|(name, _)| *name == model)
+        .map(|(_, dim)| *dim)
+}
+
 /// Whether a sequence number (of any stream) is one a node can send: 1 to 2^63 - 1, so that it
 /// fits the databases' signed 64-bit columns.
 pub fn valid_seq(seq: u64) -> bool {

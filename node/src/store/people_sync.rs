@@ -287,11 +287,14 @@ impl NodeStore {
     }
 
     /// Merges a person's version pulled from the cloud, in one transaction; templates of
-    /// another model than `model` are not kept. Says what the gallery must do.
+    /// another model than `model`, or of another length than `dim` (the embedder's), are not
+    /// kept — even into an empty gallery, which would otherwise adopt a wrong length and refuse
+    /// every enrolment after. Says what the gallery must do.
     pub fn apply_person_change(
         &mut self,
         change: &PersonChange,
         model: &str,
+        dim: Option<usize>,
     ) -> Result<(Merged, GalleryChange), StoreError> {
         self.clock
             .borrow_mut()
@@ -358,6 +361,10 @@ impl NodeStore {
                         tracing::warn!(person = %change.id, template = %t.id, "a pulled template is not a vector: skipped");
                         continue;
                     };
+                    if dim.is_some_and(|d| d != vector.len()) {
+                        tracing::warn!(person = %change.id, template = %t.id, length = vector.len(), embedder = ?dim, "a pulled template has another length than this node's embedder makes: skipped");
+                        continue;
+                    }
                     let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
                     let sealed = self
                         .key
@@ -476,7 +483,7 @@ mod tests {
     fn pulled_people_replace_older_versions_and_the_losers_are_kept() {
         let (_dir, mut s) = store();
         let (m, g) = s
-            .apply_person_change(&assigned("ann", 10, "Ann", &[&[1.0, 0.0]]), "m")
+            .apply_person_change(&assigned("ann", 10, "Ann", &[&[1.0, 0.0]]), "m", Some(2))
             .expect("apply");
         assert_eq!(m, Merged::Incoming);
         assert_eq!(
@@ -489,12 +496,12 @@ mod tests {
         assert_eq!(s.templates("m").expect("templates").len(), 1);
         // Re-delivered: nothing changes.
         let again = s
-            .apply_person_change(&assigned("ann", 10, "Ann", &[&[1.0, 0.0]]), "m")
+            .apply_person_change(&assigned("ann", 10, "Ann", &[&[1.0, 0.0]]), "m", Some(2))
             .expect("apply");
         assert_eq!(again.0, Merged::Known);
         // An older version arriving late loses, and is kept.
         let (m, _) = s
-            .apply_person_change(&assigned("ann", 5, "Anne", &[]), "m")
+            .apply_person_change(&assigned("ann", 5, "Anne", &[]), "m", Some(2))
             .expect("apply");
         assert_eq!(m, Merged::Current);
         assert_eq!(
@@ -503,11 +510,11 @@ mod tests {
         );
         // That loser delivered again (a page pulled twice) is known: kept once.
         let (m, _) = s
-            .apply_person_change(&assigned("ann", 5, "Anne", &[]), "m")
+            .apply_person_change(&assigned("ann", 5, "Anne", &[]), "m", Some(2))
             .expect("apply");
         assert_eq!(m, Merged::Known);
         // A newer one with one template fewer: the template goes.
-        s.apply_person_change(&assigned("ann", 20, "Ann B.", &[]), "m")
+        s.apply_person_change(&assigned("ann", 20, "Ann B.", &[]), "m", Some(2))
             .expect("apply");
         assert!(s.templates("m").expect("templates").is_empty());
         // A template that is not a vector (bad base64, a length not a multiple of 4) is
@@ -524,8 +531,14 @@ mod tests {
                 model: "m".into(),
                 vector: "AAAAAAA=".into(),
             });
+            // Three numbers, where this embedder makes two: another model's, skipped.
+            templates.push(TemplateRecord {
+                id: "bad-3".into(),
+                model: "m".into(),
+                vector: base64::engine::general_purpose::STANDARD.encode([0u8; 12]),
+            });
         }
-        let (_, g) = s.apply_person_change(&bad, "m").expect("apply");
+        let (_, g) = s.apply_person_change(&bad, "m", Some(2)).expect("apply");
         assert!(matches!(g, GalleryChange::Replace { ref vectors, .. } if vectors.len() == 1));
         let history = s.person_versions("ann").expect("history");
         let outcomes: Vec<&str> = history.iter().map(|h| h.outcome.as_str()).collect();
@@ -536,18 +549,18 @@ mod tests {
     #[test]
     fn an_erasure_beats_a_later_edit_and_the_id_stays_erased() {
         let (_dir, mut s) = store();
-        s.apply_person_change(&assigned("bob", 10, "Bob", &[&[0.5, 0.5]]), "m")
+        s.apply_person_change(&assigned("bob", 10, "Bob", &[&[0.5, 0.5]]), "m", Some(2))
             .expect("apply");
         let erase = PersonChange {
             id: "bob".into(),
             hlc: hlc(11),
             state: PersonState::Erased,
         };
-        let (_, g) = s.apply_person_change(&erase, "m").expect("apply");
+        let (_, g) = s.apply_person_change(&erase, "m", Some(2)).expect("apply");
         assert_eq!(g, GalleryChange::Remove("bob".into()));
         assert!(s.person("bob").expect("p").is_none());
         let (m, _) = s
-            .apply_person_change(&assigned("bob", 99, "Bob", &[]), "m")
+            .apply_person_change(&assigned("bob", 99, "Bob", &[]), "m", Some(2))
             .expect("apply");
         assert_eq!(m, Merged::Current, "a later edit loses to the erasure");
         assert!(s.person("bob").expect("p").is_none());
@@ -560,7 +573,7 @@ mod tests {
     #[test]
     fn a_local_enrolment_after_a_pull_wins_over_that_pull() {
         let (_dir, mut s) = store();
-        s.apply_person_change(&assigned("cy", 10, "Cy", &[]), "m")
+        s.apply_person_change(&assigned("cy", 10, "Cy", &[]), "m", Some(2))
             .expect("apply");
         // The node's own edit after the pull orders after it.
         s.add_template("local-1", "cy", "m", &[0.1, 0.2])
@@ -573,6 +586,7 @@ mod tests {
                     ..late
                 },
                 "m",
+                Some(2),
             )
             .expect("apply");
         assert_eq!(m, Merged::Current);

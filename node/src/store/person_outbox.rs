@@ -414,15 +414,15 @@ mod tests {
                 templates: vec![],
             },
         };
-        s.apply_person_change(&pulled("bob", 10, "cloud"), "m")
+        s.apply_person_change(&pulled("bob", 10, "cloud"), "m", None)
             .expect("bob");
-        s.apply_person_change(&pulled("cy", 10, "node-2"), "m")
+        s.apply_person_change(&pulled("cy", 10, "node-2"), "m", None)
             .expect("cy");
         assert!(ids(&mut s).is_empty(), "other writers' versions stay down");
         s.add_person("dee", "Dee", None).expect("dee");
         assert_eq!(ids(&mut s), ["dee"]);
         let later = now_ms().unsigned_abs() + 60_000;
-        s.apply_person_change(&pulled("dee", later, "cloud"), "m")
+        s.apply_person_change(&pulled("dee", later, "cloud"), "m", None)
             .expect("dee");
         assert!(
             ids(&mut s).is_empty(),
@@ -464,7 +464,7 @@ mod tests {
                 templates: vec![],
             },
         };
-        let (merged, _) = s.apply_person_change(&echo, "m").expect("echo");
+        let (merged, _) = s.apply_person_change(&echo, "m", None).expect("echo");
         assert_eq!(merged, rollcall_protocol::merge::Merged::Known);
         assert!(ids(&mut s).is_empty());
     }

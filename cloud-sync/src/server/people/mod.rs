@@ -9,6 +9,7 @@ use crate::server::http::{problem::Refusals, router::AppState};
 
 pub(crate) mod api;
 pub mod changes;
+pub(crate) mod model_dims;
 pub mod shifts;
 pub mod store;
 pub mod templates;
@@ -43,7 +44,11 @@ pub(crate) const REFUSALS: &[Refusals] = &[
     },
     Refusals {
         operation: "post /api/v1/people/{id}/templates",
-        types: &[&store::UNKNOWN_PERSON, &store::TOO_MANY_TEMPLATES],
+        types: &[
+            &store::UNKNOWN_PERSON,
+            &store::TOO_MANY_TEMPLATES,
+            &store::TEMPLATE_DIMENSION,
+        ],
     },
     Refusals {
         operation: "post /api/v1/shifts",

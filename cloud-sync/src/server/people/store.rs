@@ -38,6 +38,8 @@ pub enum PeopleError {
     ShiftOverlap { person: String, other: String },
     #[error("person `{0}` has {max} templates already; delete one first", max = super::templates::MAX_PER_PERSON)]
     TooManyTemplates(String),
+    #[error("embedding: {0}")]
+    TemplateDimension(super::model_dims::Mismatch),
 }
 
 pub const PERSON_EXISTS: ProblemType = ProblemType {
@@ -89,6 +91,13 @@ pub const TOO_MANY_TEMPLATES: ProblemType = ProblemType {
     meaning: "the person has the most face templates one person may have",
 };
 
+pub const TEMPLATE_DIMENSION: ProblemType = ProblemType {
+    slug: "template-dimension",
+    title: "Wrong embedding length for the model",
+    status: 409,
+    meaning: "each model name stands for one embedding length in a tenant, fixed by its first template",
+};
+
 /// The problem types of this domain, for the OpenAPI document.
 pub const PROBLEMS: &[&ProblemType] = &[
     &PERSON_EXISTS,
@@ -99,6 +108,7 @@ pub const PROBLEMS: &[&ProblemType] = &[
     &NOT_ASSIGNED,
     &SHIFT_OVERLAP,
     &TOO_MANY_TEMPLATES,
+    &TEMPLATE_DIMENSION,
 ];
 
 impl Refused for PeopleError {
@@ -112,6 +122,7 @@ impl Refused for PeopleError {
             PeopleError::NotAssigned { .. } => &NOT_ASSIGNED,
             PeopleError::ShiftOverlap { .. } => &SHIFT_OVERLAP,
             PeopleError::TooManyTemplates(_) => &TOO_MANY_TEMPLATES,
+            PeopleError::TemplateDimension(_) => &TEMPLATE_DIMENSION,
         }
     }
 }

@@ -43,7 +43,9 @@ pub struct NewTemplate {
 
 impl Store {
     /// Seals and stores a template; [`PeopleError::NoPerson`] if the person is not the tenant's,
-    /// [`PeopleError::TooManyTemplates`] if they have [`MAX_PER_PERSON`] already.
+    /// [`PeopleError::TooManyTemplates`] if they have [`MAX_PER_PERSON`] already,
+    /// [`PeopleError::TemplateDimension`] if its model makes embeddings of another length
+    /// (`model_dims`).
     pub async fn add_template(
         &self,
         scope: &TenantScope,
@@ -185,13 +187,16 @@ async fn add(
         }
         Some(_) => {}
     }
+    let dim = t.vector.len() as i64;
+    if let Some(m) = super::model_dims::check_and_bind(tx, &[(t.model.as_str(), dim)]).await? {
+        return Err(PeopleError::TemplateDimension(m).into());
+    }
     let dek = data_key(tx, master).await?;
     let sealed = dek.seal(
         &sealing::template_place(tx.tenant(), &t.person_id, &t.id),
         &sealing::vector_bytes(&t.vector),
     )?;
     let created_ms = now_ms();
-    let dim = t.vector.len() as i64;
     tx.execute(
         "INSERT INTO face_templates (tenant_id, id, person_id, model, dim, nonce, sealed, created_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

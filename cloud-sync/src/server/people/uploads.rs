@@ -482,6 +482,13 @@ async fn merge_upload(
                 Ok(plan) => plan,
                 Err(reason) => return Ok(Outcome::Rejected(reason)),
             };
+            let lengths: Vec<(&str, i64)> = templates
+                .iter()
+                .map(|c| (c.model, (c.bytes.len() / 4) as i64))
+                .collect();
+            if let Some(m) = super::model_dims::check_and_bind(tx, &lengths).await? {
+                return Ok(Outcome::Rejected(format!("template_dimension: {m}")));
+            }
             if let Some(h) = &held {
                 keep(&was, &h.summary(), "replaced").await?;
             }

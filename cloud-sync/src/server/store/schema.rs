@@ -55,6 +55,7 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0026_job_claim_indexes.sql",
     "0027_idempotency_role.sql",
     "0028_user_tokens_from.sql",
+    "0029_template_models.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -85,6 +86,7 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0025_job_claim_indexes.sql",
     "0026_idempotency_role.sql",
     "0027_user_tokens_from.sql",
+    "0028_template_models.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the
@@ -115,6 +117,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "node_stream_marks",
     "record_rejections",
     "job_probe_runs",
+    "template_models",
 ];
 
 /// Tables that carry a `tenant_id` but are not under tenant isolation: the job queue, which the
@@ -198,7 +201,7 @@ mod tests {
     #[test]
     fn the_tenant_tables_setting_is_an_array_literal() {
         assert!(tenant_tables_array().starts_with("{nodes,events,"));
-        assert!(tenant_tables_array().ends_with(",job_probe_runs}"));
+        assert!(tenant_tables_array().ends_with(",template_models}"));
         for t in TENANT_TABLES {
             assert!(
                 t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

@@ -2046,6 +2046,113 @@ async fn alarms_and_node_audit_lines_are_stored_once_per_tenant(store: Store) {
     assert_eq!(ack.accepted, [ulid(200)]);
 }
 
+both!(a_model_name_keeps_the_embedding_length_of_its_first_template);
+async fn a_model_name_keeps_the_embedding_length_of_its_first_template(store: Store) {
+    use crate::server::people::store::TEMPLATE_DIMENSION;
+    use crate::server::sealing::MasterKey;
+    use base64::Engine as _;
+    use rollcall_protocol::{
+        merge::Hlc,
+        wire::{PersonState, PersonUpload, TemplateRecord},
+    };
+    use templates::NewTemplate;
+    let master = MasterKey::from_bytes([9; 32]);
+    let acme = with_sites(&store, "acme", &["hq"]).await;
+    let globex = with_sites(&store, "globex", &["hq"]).await;
+    for scope in [&acme, &globex] {
+        store
+            .create_person(scope, person("p1", &["hq"]), audit())
+            .await
+            .expect("person");
+    }
+    let t = |id: &str, model: &str, dim: usize| NewTemplate {
+        id: id.into(),
+        person_id: "p1".into(),
+        model: model.into(),
+        vector: vec![0.1; dim],
+    };
+    store
+        .add_template(&acme, &master, t("t1", "mfn", 192), audit())
+        .await
+        .expect("the first binds mfn to 192");
+    let r = store
+        .add_template(&acme, &master, t("t2", "mfn", 128), audit())
+        .await;
+    assert!(refused(&r, &TEMPLATE_DIMENSION), "{r:?}");
+    let said = r.expect_err("refused").to_string();
+    assert!(said.contains("192") && said.contains("128"), "{said}");
+    // Another model name, or another tenant, binds afresh.
+    for (scope, id, model) in [(&acme, "t3", "facenet"), (&globex, "t4", "mfn")] {
+        store
+            .add_template(scope, &master, t(id, model, 128), audit())
+            .await
+            .expect("another binding");
+    }
+    assert_eq!(store.templates(&acme, "p1").await.expect("q").len(), 2);
+
+    // A node's push: the person with a template of the wrong length is refused alone, with
+    // nothing of theirs stored; the others are merged.
+    let node = store
+        .node_by_token_hash(&acme, "h-acme")
+        .await
+        .expect("query")
+        .expect("node");
+    let now = rollcall_service::clock::now_ms().unsigned_abs();
+    let upload = |n: u32, person: &str, dims: &[usize]| PersonUpload {
+        id: ulid(n),
+        person_id: person.into(),
+        hlc: Hlc {
+            ms: now - 1_000,
+            counter: n,
+            origin: "n".into(),
+        },
+        state: PersonState::Assigned {
+            display_name: "Ann".into(),
+            templates: dims
+                .iter()
+                .enumerate()
+                .map(|(i, d)| TemplateRecord {
+                    id: format!("{person}-t{i}"),
+                    model: "mfn".into(),
+                    vector: base64::engine::general_purpose::STANDARD.encode(
+                        std::iter::repeat_n(0.2f32, *d)
+                            .flat_map(f32::to_le_bytes)
+                            .collect::<Vec<u8>>(),
+                    ),
+                })
+                .collect(),
+        },
+    };
+    let batch = PushBatch {
+        protocol: 1,
+        events: vec![],
+        alarms: vec![],
+        audit: vec![],
+        people: vec![
+            upload(1, "wrong", &[128]),
+            upload(2, "mixed", &[192, 128]),
+            upload(3, "right", &[192]),
+        ],
+        voice: vec![],
+    };
+    let ack = store
+        .ingest_batch(&acme, &node, batch, Some(&master), audit())
+        .await
+        .expect("ingest");
+    assert_eq!(ack.accepted, [ulid(3)], "{ack:?}");
+    let reasons: Vec<&str> = ack.rejected.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{ack:?}");
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.starts_with("template_dimension: ")),
+        "{reasons:?}"
+    );
+    for refused in ["wrong", "mixed"] {
+        assert!(store.person(&acme, refused).await.expect("q").is_none());
+    }
+}
+
 both!(people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept);
 async fn people_pushed_by_a_node_merge_by_their_clock_and_losers_are_kept(store: Store) {
     use crate::server::sealing::MasterKey;

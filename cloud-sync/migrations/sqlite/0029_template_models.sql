@@ -1,0 +1,11 @@
+-- Each embedder name stands for one embedding length in a tenant, fixed by its first template:
+-- a template of another length under the name is refused (a node adopting it could no longer
+-- enrol anyone). A model of templates stored before this table is bound on its next template,
+-- to the length of those.
+CREATE TABLE template_models (
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    model TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    bound_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, model)
+);
