@@ -1,7 +1,8 @@
 //! What a hostile outsider or a crowd can do to the cloud, each closed (#20), against the real
 //! binary: the NUL character (which PostgreSQL cannot store) refused where it arrives — in every
 //! path and query parameter and JSON body field of every operation of the OpenAPI document, so
-//! a new endpoint is covered without being listed here, and per item in a node's push — and
+//! a new endpoint is covered without being listed here, and per item in a node's push —,
+//! oversized strings in every input of every operation (none accepted, none a 500), and
 //! logins bounded by address and all together, whatever tenant they name, with the password
 //! hashing that cannot take more than its share of the machine.
 
@@ -677,4 +678,133 @@ fn the_metrics_need_their_token_and_health_stays_open() {
     assert_eq!(get("/api/v1/platform/tenants", Some(scrape)).0, 401);
     assert_eq!(get("/api/v2/events", Some(scrape)).0, 401);
     assert_eq!(get("/healthz", None).0, 200);
+}
+
+/// A string of `len` characters that passes every character rule (letters only).
+fn long(len: usize) -> String {
+    "x".repeat(len)
+}
+
+/// Every operation of the document, each input in turn made oversized — path and query
+/// parameters and top-level body fields 64 KiB long, and every field with a declared
+/// `maxLength` one character past it — against objects that exist (site, person and tenant
+/// `xx`): never a server error, and a change is never accepted (each is a 4xx); nothing of it is
+/// stored. New endpoints are covered without being listed here.
+#[test]
+fn every_operation_refuses_oversized_strings_and_stores_nothing() {
+    let unthrottled = [
+        "--rate-limit-user",
+        "1000000",
+        "--rate-limit-tenant",
+        "1000000",
+        "--rate-limit-login",
+        "1000000",
+        "--rate-limit-login-address",
+        "1000000",
+        "--rate-limit-login-global",
+        "1000000",
+    ];
+    on_each_backend(&unthrottled, |backend, cloud, _dir| {
+        let fence = json!({ "type": "Polygon", "coordinates": [[
+            [2.29, 48.85], [2.30, 48.85], [2.30, 48.86], [2.29, 48.85]]] });
+        for (path, body) in [
+            (
+                "/api/v1/sites",
+                json!({ "id": "xx", "name": "XX", "geofence": fence }),
+            ),
+            (
+                "/api/v1/people",
+                json!({ "id": "xx", "display_name": "XX", "site_ids": ["xx"] }),
+            ),
+            (
+                "/api/v1/platform/tenants",
+                json!({ "slug": "xx", "name": "XX" }),
+            ),
+        ] {
+            let (status, p) = cloud.admin_post(path, &body).expect("fixture");
+            assert_eq!(status, 201, "{backend}: {path}: {p}");
+        }
+        let doc: Value = cloud
+            .get("/api/openapi.json")
+            .expect("openapi.json")
+            .json()
+            .expect("JSON");
+        let (mut cases, mut wrong) = (0, Vec::new());
+        let mut statuses = std::collections::BTreeMap::<u16, u32>::new();
+        // 16 KiB in a URI (the HTTP stack's URIs stop at 64 KiB), 64 KiB in a body.
+        let (huge, huge_uri) = (long(64 * 1024), long(16 * 1024));
+        let mut probe = |method: &str, path: &str, body: Option<&Value>, input: &str| {
+            cases += 1;
+            let Ok((status, p)) = cloud.call(method, path, Some(&cloud.admin_token), body, None)
+            else {
+                wrong.push(format!(
+                    "{method} {} ({input}): no answer",
+                    &path[..path.len().min(80)]
+                ));
+                return;
+            };
+            *statuses.entry(status).or_default() += 1;
+            let change = method != "GET";
+            if status >= 500 || (change && status < 400) {
+                let shown: String = p.to_string().chars().take(300).collect();
+                wrong.push(format!(
+                    "{method} {} ({input}): {status} {shown}",
+                    &path[..path.len().min(80)]
+                ));
+            }
+        };
+        for (template, ops) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in ops.as_object().expect("operations") {
+                let method = method.to_uppercase();
+                if template.contains('{') {
+                    probe(&method, &fill(template, &huge_uri), None, "path");
+                }
+                let plain = fill(template, "xx");
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["in"] == "query" {
+                        let name = p["name"].as_str().expect("name");
+                        probe(&method, &format!("{plain}?{name}={huge_uri}"), None, name);
+                    }
+                }
+                let json_body = &op["requestBody"]["content"]["application/json"]["schema"];
+                if json_body.is_null() || template.starts_with("/api/v1/sync/") {
+                    continue;
+                }
+                let schema = resolve(&doc, json_body);
+                for (prop, s) in schema["properties"].as_object().into_iter().flatten() {
+                    let s = resolve(&doc, s);
+                    let mut values = vec![json!(huge)];
+                    if let Some(max) = s["maxLength"].as_u64() {
+                        values.push(json!(long(max as usize + 1)));
+                    }
+                    if s["type"] == "array" || s["type"][0] == "array" {
+                        values.push(json!([huge]));
+                    }
+                    for v in values {
+                        probe(&method, &plain, Some(&json!({ prop.as_str(): v })), prop);
+                    }
+                }
+            }
+        }
+        assert!(cases > 150, "{backend}: only {cases} cases");
+        assert!(
+            wrong.is_empty(),
+            "{backend}: {} of {cases} oversized cases were accepted or failed the server:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        eprintln!(
+            "{backend}: {cases} oversized cases, none accepted, no server error: {statuses:?}"
+        );
+        assert_eq!(cloud.admin_get("/healthz").expect("healthz").0, 200);
+        let (_, people) = cloud.admin_get("/api/v1/people").expect("people");
+        assert_eq!(
+            people["items"].as_array().map(Vec::len),
+            Some(1),
+            "{backend}: {people}"
+        );
+        assert_eq!(people["items"][0]["display_name"], "XX", "{backend}");
+        let (_, site) = cloud.admin_get("/api/v1/sites/xx").expect("site");
+        assert_eq!(site["name"], "XX", "{backend}");
+    });
 }

@@ -212,6 +212,13 @@ fn refusals_are_the_problem_types_their_operation_lists() {
             409,
             "email-taken",
         ),
+        (
+            "POST",
+            "/api/v1/jobs/redrive",
+            serde_json::json!({ "kind": "no.such-kind" }),
+            422,
+            "unknown-job-kind",
+        ),
     ];
     for (method, path, body, status, slug) in steps {
         let body = (!body.is_null()).then_some(&body);
@@ -244,7 +251,7 @@ fn refusals_are_the_problem_types_their_operation_lists() {
         );
         seen.push(slug);
     }
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(seen.len(), 9, "{seen:?}");
 }
 
 /// One schemathesis run with `bearer` on the operations `filter` selects; panics with its

@@ -61,6 +61,14 @@ pub(crate) fn new_tenant_token(tenant: &str) -> Result<String, getrandom::Error>
     Ok(format!("{tenant}.{}", new_token()?))
 }
 
+/// Whether `token` has the shape of a node or refresh token: a slug, a dot, 64 hex digits.
+pub(crate) fn is_tenant_token(token: &str) -> bool {
+    tenant_of_token(token).is_some_and(|slug| {
+        let secret = &token[slug.len() + 1..];
+        secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 pub(crate) fn tenant_of_token(token: &str) -> Option<&str> {
     token
         .split_once('.')
@@ -204,5 +212,15 @@ mod tests {
         assert_eq!(tenant_of_token(&node), Some("acme"));
         assert_eq!(tenant_of_token("no-dot"), None);
         assert_eq!(tenant_of_token("Bad_Slug.abc"), None);
+        assert!(is_tenant_token(&node));
+        for bad in [
+            "acme.abc",
+            "acme",
+            "no-dot",
+            &format!("{node}0"),
+            &"x".repeat(70_000),
+        ] {
+            assert!(!is_tenant_token(bad), "{}", &bad[..bad.len().min(20)]);
+        }
     }
 }

@@ -432,13 +432,19 @@ pub(crate) async fn refresh(
 /// Ends a login: its refresh token and every one rotated from the same login stop working.
 /// Access tokens already issued expire on their own within minutes.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
-    responses((status = 204, description = "Signed out (also when the token was unknown)")))]
+    responses((status = 204, description = "Signed out (also when the token was unknown; 400 when it is no refresh token at all)")))]
 pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
     meta: RequestMeta,
     headers: HeaderMap,
     Json(req): Json<RefreshRequest>,
 ) -> Result<StatusCode, Problem> {
+    // Something that is no refresh token at all is a mistake worth saying (an unknown one is not).
+    if !auth::is_tenant_token(&req.refresh_token) {
+        return Err(Problem::bad_request(
+            "refresh_token: not a refresh token (the refresh_token of a login or a refresh)",
+        ));
+    }
     let Some(slug) = auth::tenant_of_token(&req.refresh_token) else {
         return Ok(StatusCode::NO_CONTENT);
     };

@@ -359,7 +359,8 @@ pub(crate) struct Redriven {
     redriven: u64,
 }
 
-/// Makes every discarded job of a kind (the dead-letter queue) available again.
+/// Makes every discarded job of a kind (the dead-letter queue) available again; a kind the
+/// server does not run is 400 `unknown-job-kind`.
 #[utoipa::path(post, path = "/api/v1/jobs/redrive", tag = "jobs", request_body = Redrive,
     security(("bearer" = [])),
     responses((status = 200, body = Redriven)))]
@@ -369,6 +370,12 @@ pub(crate) async fn redrive(
     Json(req): Json<Redrive>,
 ) -> Result<axum::Json<Redriven>, Problem> {
     caller.require(MANAGERS, "re-drive jobs")?;
+    // A kind this server does not run has nothing to re-drive to (its jobs would fail again).
+    if state.jobs.kind(&req.kind).is_none() {
+        let known = state.jobs.names().collect::<Vec<_>>().join(", ");
+        let shown: String = req.kind.chars().take(64).collect();
+        return Err(store_problem(JobError::UnknownKind(shown, known).into()));
+    }
     let audit = caller.audit(
         "job.redrive",
         Some(req.kind.clone()),

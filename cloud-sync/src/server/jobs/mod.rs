@@ -92,6 +92,10 @@ pub(crate) const REFUSALS: &[Refusals] = &[
         types: &[&store::JOB_NOT_RETRYABLE, &store::JOB_KEY_HELD],
     },
     Refusals {
+        operation: "post /api/v1/jobs/redrive",
+        types: &[&store::UNKNOWN_JOB_KIND],
+    },
+    Refusals {
         operation: "post /api/v1/jobs/{id}/cancel",
         types: &[&store::JOB_FINISHED],
     },
