@@ -808,3 +808,67 @@ fn every_operation_refuses_oversized_strings_and_stores_nothing() {
         assert_eq!(site["name"], "XX", "{backend}");
     });
 }
+
+/// A client that sends a request with an `Idempotency-Key` and hangs up while it runs does not
+/// leave the key stuck "in progress" (before: every retry with it got 409 for 24 h, exactly
+/// when keys should help): the request runs to its end on its own, and the retry gets the
+/// stored answer — one user, made once. (A new user's password hashing keeps the request
+/// running long enough to hang up in the middle of it.)
+#[test]
+fn a_request_whose_client_hangs_up_completes_and_its_key_replays() {
+    use std::io::Write as _;
+    on_each_backend(&[], |backend, cloud, _dir| {
+        let body = json!({ "email": "late@acme.example", "display_name": "Late", "role": "guard",
+                           "password": "a long enough password" })
+        .to_string();
+        let addr = cloud.addr().expect("addr");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            s,
+            "POST /api/v1/users HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Idempotency-Key: hang-up-1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            cloud.admin_token,
+            body.len()
+        )
+        .expect("send");
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        s.shutdown(std::net::Shutdown::Both).expect("hang up");
+        drop(s);
+        let http = reqwest::blocking::Client::new();
+        let retry = || {
+            let r = http
+                .post(format!("{}/api/v1/users", cloud.url))
+                .bearer_auth(&cloud.admin_token)
+                .header("idempotency-key", "hang-up-1")
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .expect("retry");
+            let replayed = r.headers().get("idempotent-replayed").is_some();
+            (r.status().as_u16(), replayed)
+        };
+        // While the first still runs the retry is told 409; it ends within moments.
+        let mut answer = retry();
+        let first = answer;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while answer.0 == 409 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            answer = retry();
+        }
+        assert_eq!(
+            answer,
+            (201, true),
+            "{backend}: the first answer, replayed (first retry: {first:?})"
+        );
+        eprintln!("{backend}: the first retry got {first:?}, then the stored 201");
+        let (_, users) = cloud.admin_get("/api/v1/users").expect("users");
+        let late = users["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|u| u["email"] == "late@acme.example")
+            .count();
+        assert_eq!(late, 1, "{backend}: {users}");
+    });
+}
