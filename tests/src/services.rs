@@ -272,6 +272,21 @@ impl Cloud {
         })
     }
 
+    /// Two replicas on one PostgreSQL database (`dir/one`, `dir/two`), sharing one master key.
+    pub fn two_replicas(
+        dir: &Path,
+        backend: CloudDb,
+        extra_args: &[&str],
+    ) -> Result<(Self, Self), HarnessError> {
+        let one = Self::start_with(&dir.join("one"), None, backend.clone(), extra_args)?;
+        let two = dir.join("two");
+        std::fs::create_dir_all(&two).map_err(io(format!("creating {}", two.display())))?;
+        std::fs::copy(dir.join("one").join("master.key"), two.join("master.key"))
+            .map_err(io("copying the master key".to_owned()))?;
+        let two = Self::start_with(&two, None, backend, extra_args)?;
+        Ok((one, two))
+    }
+
     pub fn addr(&self) -> Result<SocketAddr, HarnessError> {
         self.url
             .trim_start_matches("http://")

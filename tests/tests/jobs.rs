@@ -355,16 +355,7 @@ fn two_cloud_processes_on_one_postgres_work_ten_thousand_jobs_each_exactly_once(
         "--job-tenant-cap",
         "16",
     ];
-    let one = Cloud::start_with(&dir.path().join("one"), None, backend.clone(), &args)
-        .expect("first replica");
-    std::fs::create_dir_all(dir.path().join("two")).expect("dir");
-    std::fs::copy(
-        dir.path().join("one").join("master.key"),
-        dir.path().join("two").join("master.key"),
-    )
-    .expect("master key");
-    let two =
-        Cloud::start_with(&dir.path().join("two"), None, backend, &args).expect("second replica");
+    let (one, two) = Cloud::two_replicas(dir.path(), backend, &args).expect("two replicas");
     // Enqueued in batches through both replicas, while both already work.
     for b in 0..JOBS / BATCH {
         let cloud = if b % 2 == 0 { &one } else { &two };
