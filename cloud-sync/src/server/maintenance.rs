@@ -58,13 +58,16 @@ enum Purge {
     PeopleChanges,
     /// Idempotency keys older than their 24 hours.
     IdempotencyKeys,
+    /// Real-time messages past the stream's retention window, and expired tickets.
+    Stream,
 }
 
 impl Purge {
-    const ALL: [Purge; 3] = [
+    const ALL: [Purge; 4] = [
         Purge::Sessions,
         Purge::PeopleChanges,
         Purge::IdempotencyKeys,
+        Purge::Stream,
     ];
 
     fn what(self) -> &'static str {
@@ -72,6 +75,7 @@ impl Purge {
             Purge::Sessions => "ended browser sessions",
             Purge::PeopleChanges => "superseded people changes",
             Purge::IdempotencyKeys => "expired idempotency keys",
+            Purge::Stream => "real-time messages past retention and expired tickets",
         }
     }
 
@@ -84,6 +88,13 @@ impl Purge {
             }
             Purge::PeopleChanges => store.compact_person_changes(scope).await,
             Purge::IdempotencyKeys => store.idem_purge(scope).await,
+            Purge::Stream => {
+                let now = rollcall_service::clock::now_ms();
+                let messages = store
+                    .prune_stream(scope, now - crate::server::realtime::stream::RETENTION_MS)
+                    .await?;
+                Ok(messages + store.prune_ws_tickets(scope, now).await?)
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod jobs;
 mod maintenance;
 pub(crate) mod nodes;
 pub mod people;
+pub mod realtime;
 pub mod records;
 pub mod sealing;
 pub mod sites;
@@ -106,6 +107,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     hashers.register(metrics.registry_mut());
     let serve_counts = std::sync::Arc::new(rollcall_service::serve::ServeCounts::default());
     metrics.register_serve_counts(serve_counts.clone());
+    let mut supervisor = Supervisor::new();
+    let hub = Arc::new(realtime::hub::Hub::new(supervisor.stop_signal()));
     let state = Arc::new(http::router::AppState {
         store,
         admin_token_sha256: auth::extract::token_hash(&config.admin_token),
@@ -122,11 +125,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         metrics,
         master_key,
         jobs: Arc::new(config.job_kinds.clone()),
+        hub,
     });
     for schedule in jobs::kinds::builtin_schedules() {
         state.store.ensure_platform_schedule(schedule).await?;
     }
-    let mut supervisor = Supervisor::new();
     let maintained = state.clone();
     supervisor.spawn("maintenance", move |stop| {
         maintenance::run(maintained, stop)
@@ -136,6 +139,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     supervisor.spawn("jobs", move |stop| {
         jobs::runner::run(store, kinds, counted, jobs, stop)
     });
+    let pumped = state.clone();
+    supervisor.spawn("realtime", move |stop| realtime::hub::pump(pumped, stop));
     let (listener, local) =
         rollcall_service::listen::bind(config.listen, config.addr_file.as_deref()).await?;
     tracing::info!(addr = %local, db = %config.database.describe(), tenant = %config.tenant, "rollcall-cloud listening on http://{local}");
@@ -143,7 +148,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // The background loops stop with the listener, and are awaited below.
     rollcall_service::serve::serve(
         listener,
-        http::router::router(state),
+        http::router::router(state.clone()),
         config.connections,
         serve_counts,
         async move {
@@ -155,6 +160,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .await;
     // Whether serving ended well or not, the loops are stopped and awaited before returning.
     let panicked = supervisor.shutdown().await;
+    // The real-time connections closed with 1001 when the stop fired; wait for their tasks.
+    state.hub.drained(std::time::Duration::from_secs(5)).await;
     tracing::info!(
         panicked = panicked.len(),
         "background tasks stopped; rollcall-cloud stopped"

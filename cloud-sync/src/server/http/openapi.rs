@@ -51,6 +51,7 @@ use rollcall_service::problem::Problem;
         (name = "audit", description = "Who changed what, when and from where"),
         (name = "tenant", description = "The caller's own tenant's settings"),
         (name = "jobs", description = "Background jobs: their attempts, errors and results; retry, cancel, re-drive the discarded"),
+        (name = "realtime", description = "Live updates over a WebSocket: a single-use ticket, then topics with resume"),
         (name = "platform", description = "Tenants and job queues, for the platform's operators"),
     ),
     components(schemas(Problem))
@@ -416,7 +417,8 @@ mod tests {
             assert!(op["tags"][0].is_string(), "{method} {path} has no tag");
             let responses = op["responses"].as_object().expect("responses");
             assert!(
-                responses.keys().any(|s| s.starts_with('2')),
+                // 101: the WebSocket's switch of protocols is its success.
+                responses.keys().any(|s| s.starts_with('2') || s == "101"),
                 "{method} {path} has no success answer"
             );
         }

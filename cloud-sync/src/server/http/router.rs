@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub master_key: crate::server::sealing::MasterKey,
     /// The job kinds this server runs.
     pub jobs: Arc<crate::server::jobs::registry::Registry>,
+    /// This replica's real-time connections.
+    pub hub: Arc<crate::server::realtime::hub::Hub>,
 }
 
 /// Every documented route: each `routes!` call (here and in each domain's `routes`) registers the
@@ -46,7 +48,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     use crate::server::{
         attendance, audit, auth, cards,
         http::{cors, openapi},
-        jobs, nodes, people, records, sites, sync, tenants, users,
+        jobs, nodes, people, realtime, records, sites, sync, tenants, users,
     };
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
@@ -65,6 +67,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(attendance::routes())
         .merge(audit::routes())
         .merge(jobs::routes())
+        .merge(realtime::routes())
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {

@@ -3,7 +3,8 @@
 //! one connection per replica `LISTEN`s and pokes the workers. A hint only: a notification
 //! lost while the connection is down is made up by the workers' polling, and the connection
 //! is made again a second later. SQLite needs none of this (its commits wake the workers in
-//! process).
+//! process). The same connection listens for the real-time stream (`realtime::wake`): one
+//! listening connection per replica.
 
 use std::time::Duration;
 
@@ -54,19 +55,33 @@ pub(crate) async fn listen(store: Store, mut stop: Shutdown) {
 /// One listening connection: `true` when `stop` fired, `false` when the connection closed.
 async fn listen_once(pg: &PgStore, stop: &mut Shutdown) -> Result<bool, tokio_postgres::Error> {
     let (client, mut conn) = pg.config.connect(NoTls).await?;
-    let wake = pg.wake.clone();
+    let (wake, stream) = (pg.wake.clone(), pg.stream.clone());
     // Polling for messages also drives the connection (the LISTEN below goes through it).
     let mut driver = tokio::spawn(async move {
         while let Some(message) = futures_util::future::poll_fn(|cx| conn.poll_message(cx)).await {
-            if let AsyncMessage::Notification(_) = message? {
-                poke(&wake);
+            if let AsyncMessage::Notification(n) = message? {
+                if n.channel() == crate::server::realtime::wake::CHANNEL {
+                    match n.payload().parse::<i64>() {
+                        Ok(tenant) => stream.mark(tenant),
+                        Err(_) => stream.mark_all(),
+                    }
+                } else {
+                    poke(&wake);
+                }
             }
         }
         Ok::<(), tokio_postgres::Error>(())
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    // Anything enqueued while this connection was being made: look now.
+    client
+        .batch_execute(&format!(
+            "LISTEN {CHANNEL}; LISTEN {}",
+            crate::server::realtime::wake::CHANNEL
+        ))
+        .await?;
+    // Anything enqueued or published while this connection was being made: look now (the
+    // hub reads the stream of every tenant it serves, repairing what it may have missed).
     poke(&pg.wake);
+    pg.stream.mark_all();
     let stopped = tokio::select! {
         ended = &mut driver => match ended {
             Ok(Err(e)) => return Err(e),

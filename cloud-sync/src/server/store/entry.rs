@@ -37,12 +37,13 @@ macro_rules! in_tenant {
             $crate::server::store::Store::Sqlite(s) => {
                 let scope = scope.clone();
                 let wake = s.wake.clone();
+                let stream = s.stream.clone();
                 s.$via(move |conn| {
                     let tx = conn.transaction()?;
-                    let (out, woke) = {
+                    let (out, woke, published) = {
                         let $tx = &$crate::server::store::exec::SqliteTx::new(&tx, &scope);
                         let out = $crate::server::store::exec::poll_now(async { $body.await })?;
-                        (out, $tx.woke())
+                        (out, $tx.woke(), $tx.published_any())
                     };
                     if let Some(a) = audit.as_ref().filter(|_| $changed(&out)) {
                         let t = $crate::server::store::exec::SqliteTx::new(&tx, &scope);
@@ -51,6 +52,9 @@ macro_rules! in_tenant {
                     tx.commit()?;
                     if woke {
                         $crate::server::jobs::wake::poke(&wake);
+                    }
+                    if published {
+                        stream.mark(scope.id());
                     }
                     Ok(out)
                 })

@@ -157,6 +157,11 @@ pub(crate) trait Exec {
     /// transaction's runner reads after commit to wake the workers in process.
     async fn wake_workers(&self) -> Result<(), StoreError>;
 
+    /// Tells the real-time hubs that this transaction wrote to its tenant's stream, once it
+    /// commits: on PostgreSQL a `pg_notify` with the tenant's id (to every replica); on SQLite
+    /// a flag the runner reads after commit to wake this process's hub.
+    async fn published(&self) -> Result<(), StoreError>;
+
     /// Points row-level security at tenant `id` for the rest of the transaction (PostgreSQL;
     /// nothing to do on SQLite): for platform work that learns its tenant on the way.
     async fn enter_tenant(&self, id: i64) -> Result<(), StoreError>;
@@ -218,6 +223,7 @@ pub(crate) struct SqliteTx<'c> {
     conn: &'c rusqlite::Connection,
     tenant: i64,
     woke: std::cell::Cell<bool>,
+    published: std::cell::Cell<bool>,
 }
 
 impl<'c> SqliteTx<'c> {
@@ -231,12 +237,18 @@ impl<'c> SqliteTx<'c> {
             conn,
             tenant,
             woke: std::cell::Cell::new(false),
+            published: std::cell::Cell::new(false),
         }
     }
 
     /// Whether the body enqueued work ([`Exec::wake_workers`]).
     pub(crate) fn woke(&self) -> bool {
         self.woke.get()
+    }
+
+    /// Whether the body wrote to the tenant's stream ([`Exec::published`]).
+    pub(crate) fn published_any(&self) -> bool {
+        self.published.get()
     }
 }
 
@@ -259,6 +271,11 @@ impl<'c> Exec for SqliteTx<'c> {
 
     async fn wake_workers(&self) -> Result<(), StoreError> {
         self.woke.set(true);
+        Ok(())
+    }
+
+    async fn published(&self) -> Result<(), StoreError> {
+        self.published.set(true);
         Ok(())
     }
 
@@ -326,6 +343,8 @@ pub(crate) struct PgTx<'r, 't> {
     tenant: i64,
     /// Whether this transaction already sent its `pg_notify` (once is enough).
     notified: std::sync::atomic::AtomicBool,
+    /// The same for the stream's notification.
+    published: std::sync::atomic::AtomicBool,
 }
 
 impl<'r, 't> PgTx<'r, 't> {
@@ -339,6 +358,7 @@ impl<'r, 't> PgTx<'r, 't> {
             tx,
             tenant,
             notified: std::sync::atomic::AtomicBool::new(false),
+            published: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -399,6 +419,21 @@ impl Exec for PgTx<'_, '_> {
         self.execute(
             "SELECT pg_notify($1, '')",
             &[&crate::server::jobs::wake::CHANNEL],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn published(&self) -> Result<(), StoreError> {
+        if self
+            .published
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        self.execute(
+            "SELECT pg_notify($1, CAST(CAST($2 AS BIGINT) AS TEXT))",
+            &[&crate::server::realtime::wake::CHANNEL, &self.tenant],
         )
         .await
         .map(drop)

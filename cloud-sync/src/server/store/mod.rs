@@ -199,6 +199,14 @@ pub enum Store {
 }
 
 impl Store {
+    /// The marks of tenants whose stream got new messages (this process's hub watches them).
+    pub(crate) fn stream_wake(&self) -> crate::server::realtime::wake::StreamWake {
+        match self {
+            Store::Sqlite(s) => s.stream.clone(),
+            Store::Postgres(p) => p.stream.clone(),
+        }
+    }
+
     pub async fn open(backend: &Backend) -> Result<Self, StoreError> {
         match backend {
             Backend::Sqlite(path) => {

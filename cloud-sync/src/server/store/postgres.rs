@@ -23,6 +23,8 @@ pub struct PgStore {
     pub(crate) config: std::sync::Arc<tokio_postgres::Config>,
     /// Counts the `rollcall_jobs` notifications: the workers of this process watch it.
     pub(crate) wake: crate::server::jobs::wake::Wake,
+    /// The tenants whose stream got new messages: this process's real-time hub watches it.
+    pub(crate) stream: crate::server::realtime::wake::StreamWake,
 }
 
 fn pool_err(e: impl std::fmt::Display) -> StoreError {
@@ -56,6 +58,7 @@ impl PgStore {
             pool,
             config: std::sync::Arc::new(config),
             wake: crate::server::jobs::wake::new_wake(),
+            stream: crate::server::realtime::wake::StreamWake::default(),
         };
         let mut client = store.client().await?;
         let row = client

@@ -56,6 +56,7 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0027_idempotency_role.sql",
     "0028_user_tokens_from.sql",
     "0029_template_models.sql",
+    "0030_realtime.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -87,6 +88,7 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0026_idempotency_role.sql",
     "0027_user_tokens_from.sql",
     "0028_template_models.sql",
+    "0029_realtime.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the
@@ -118,6 +120,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "record_rejections",
     "job_probe_runs",
     "template_models",
+    "stream_heads",
+    "stream_messages",
+    "ws_tickets",
 ];
 
 /// Tables that carry a `tenant_id` but are not under tenant isolation: the job queue, which the
@@ -201,7 +206,7 @@ mod tests {
     #[test]
     fn the_tenant_tables_setting_is_an_array_literal() {
         assert!(tenant_tables_array().starts_with("{nodes,events,"));
-        assert!(tenant_tables_array().ends_with(",template_models}"));
+        assert!(tenant_tables_array().ends_with(",ws_tickets}"));
         for t in TENANT_TABLES {
             assert!(
                 t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

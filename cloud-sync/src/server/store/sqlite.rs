@@ -35,6 +35,8 @@ pub struct SqliteHandle {
     readers: Arc<Readers>,
     /// Counts the commits that enqueued jobs: the workers of this process watch it.
     pub(crate) wake: crate::server::jobs::wake::Wake,
+    /// The tenants whose stream got new messages: this process's real-time hub watches it.
+    pub(crate) stream: crate::server::realtime::wake::StreamWake,
 }
 
 struct Readers {
@@ -53,6 +55,7 @@ impl SqliteHandle {
                 idle: Mutex::new(Vec::new()),
             }),
             wake: crate::server::jobs::wake::new_wake(),
+            stream: crate::server::realtime::wake::StreamWake::default(),
         })
     }
 

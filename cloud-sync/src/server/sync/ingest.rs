@@ -174,6 +174,13 @@ async fn push(
         let dek = data_key(tx, master).await?;
         ingest_people(tx, node, &batch.people, &dek, &mut plan.ack).await?;
     }
+    // Published last: the tenant's stream head stays locked for the least time.
+    let published: Vec<_> = plan
+        .insert
+        .iter()
+        .map(|e| crate::server::realtime::messages::attendance_event(&node.id, e, received))
+        .collect();
+    crate::server::realtime::stream::publish(tx, &published).await?;
     tx.append_audit(&with_ack(audit, &plan.ack)).await?;
     Ok(plan.ack)
 }

@@ -1,0 +1,28 @@
+-- The per-tenant stream of published changes (the WebSocket hub's resume): each message has
+-- the next number of its tenant, taken from the tenant's head row in the transaction that
+-- makes the change, so a later number never commits before an earlier one.
+CREATE TABLE stream_heads (
+    tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id),
+    seq BIGINT NOT NULL
+);
+CREATE TABLE stream_messages (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    seq BIGINT NOT NULL,
+    topic TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+);
+CREATE INDEX stream_messages_by_time ON stream_messages (tenant_id, created_ms);
+-- Single-use, short-lived tickets that open a WebSocket (only their sha256 is kept).
+CREATE TABLE ws_tickets (
+    token_sha256 TEXT PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    user_id TEXT,
+    role TEXT NOT NULL,
+    session_sha256 TEXT,
+    issued_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    used_ms BIGINT
+);
