@@ -7,6 +7,7 @@
 //! - [`ids`]: the identifiers that cross the wire, as parsing newtypes (the one copy of each rule);
 //! - [`merge`]: the hybrid-logical-clock merge rule both sides apply to shared records;
 //! - [`codec`], [`gzip`], [`zstd`]: how a body is encoded and compressed, inflated with a bound;
+//! - [`realtime`]: the frames, topics and close codes of the cloud's WebSocket;
 //! - [`wav`]: the check of a voice record's audio; [`bundle`]: signed node config bundles.
 //! - [`golden`]: one value of every payload shape, and its checked-in JSON and CBOR files.
 //!
@@ -20,6 +21,7 @@ pub mod golden;
 pub mod gzip;
 pub mod ids;
 pub mod merge;
+pub mod realtime;
 pub mod wav;
 pub mod wire;
 pub mod zstd;

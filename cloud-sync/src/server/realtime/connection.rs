@@ -170,8 +170,9 @@ impl Live {
     ) -> Result<(), End> {
         let mut granted = Vec::new();
         for t in topics {
-            let verdict = Topic::parse(&t)
-                .and_then(|topic| topic.allowed(self.ticket.role, self.ticket.user_id.as_deref()));
+            let verdict = Topic::parse(&t).and_then(|topic| {
+                frames::allowed(&topic, self.ticket.role, self.ticket.user_id.as_deref())
+            });
             match verdict {
                 Ok(()) => granted.push(t),
                 Err(why) => {
