@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: the first README command. Fetches what is needed, builds, starts a cloud
 //! and a node on embedded SQLite, enrols a person and replays check-ins, printing each decision
-//! with its reasons, syncs, runs a chain of background jobs in the cloud, then says where to
-//! look; runs until Ctrl-C.
+//! with its reasons, syncs (the events arriving live over the cloud's WebSocket), runs a chain
+//! of background jobs in the cloud, then says where to look; runs until Ctrl-C.
 
 use std::{
     path::{Path, PathBuf},
@@ -250,6 +250,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         node.url, SITE.radius_m, SITE.lat, SITE.lon
     );
 
+    // A client of the cloud's live feed, listening before anything happens.
+    let live = crate::demo_live::open(&cloud)?;
+
     println!("\n== enrolling");
     for (i, (name, photo)) in enrol.iter().enumerate() {
         let id = format!("person-{}", i + 1);
@@ -431,6 +434,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ));
     }
 
+    live.report(in_cloud, &mut wrong);
+
     crate::demo_jobs::run(&cloud, &mut wrong)?;
 
     println!("\n== where to look");
@@ -462,6 +467,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "  cloud jobs       curl -H 'Authorization: Bearer {}' {}/api/v1/jobs",
         cloud.admin_token, cloud.url
+    );
+    println!(
+        "  cloud live feed  POST {}/api/v1/realtime/tickets, then ws://…/api/v1/realtime/ws?ticket=… (docs/API.md, Real time)",
+        cloud.url
     );
     println!(
         "  cloud metrics    curl -H 'Authorization: Bearer {}' {}/metrics (or --metrics-token)",

@@ -5,6 +5,7 @@
 
 mod demo;
 mod demo_jobs;
+mod demo_live;
 mod fetch;
 mod fuzz;
 mod test;
