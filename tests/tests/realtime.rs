@@ -1,6 +1,6 @@
 //! The cloud's real-time hub end to end (#22), on both backends: a single-use ticket opens a
-//! WebSocket, events pushed by a node arrive as `attendance.event` messages on their site's
-//! topic, a reconnecting client gets exactly its gap in order, topics are
+//! WebSocket, events and alarms pushed by a node arrive as `attendance.event` and `alarm`
+//! messages on their site's topic, a reconnecting client gets exactly its gap in order, topics are
 //! authorised by role and tenant, a suspended tenant's connection is closed with 4004, and on
 //! PostgreSQL a client of one replica hears what a node pushed through the other.
 
@@ -131,6 +131,31 @@ fn pushed_events_arrive_live_and_a_resume_gets_exactly_the_gap() {
             json!({ "type": "subscribe", "topics": ["site:HQ!"] }),
         );
         assert_eq!(next(&mut ws).expect("error")["code"], "invalid-topic");
+        // A hardware alarm a node pushes arrives too.
+        let alarm = json!({ "id": "01HZZZZZZZZZZZZZZZZZZZA001", "seq": 1, "kind": "tamper",
+                            "pd": 101, "node_time_ms": 1_700_000_000_000i64, "detail": "lid open" });
+        let (status, ack) = cloud
+            .call(
+                "POST",
+                "/api/v1/sync/push",
+                Some(&node),
+                Some(&json!({ "protocol": 1, "events": [], "alarms": [alarm] })),
+                None,
+            )
+            .expect("push");
+        assert_eq!(status, 200, "{ack}");
+        let m = next(&mut ws).expect("alarm");
+        assert_eq!(
+            (
+                m["type"].as_str(),
+                m["topic"].as_str(),
+                m["data"]["kind"].as_str(),
+                m["data"]["pd"].as_u64()
+            ),
+            (Some("alarm"), Some("site:hq"), Some("tamper"), Some(101)),
+            "{backend}: {m}"
+        );
+        last = m["seq"].as_i64().expect("seq");
         drop(ws);
 
         // Gone while 100 more are stored; back with the last seq: exactly those 100, in order.

@@ -214,16 +214,17 @@ impl Store {
     }
 }
 
-/// Judges and writes a push's records within the push's transaction.
+/// Judges and writes a push's records within the push's transaction; the live messages of
+/// the alarms it stored (published with the push's events).
 pub(crate) async fn ingest_records(
     tx: &impl Exec,
     node: &NodeRow,
     batch: &PushBatch,
     received_ms: i64,
     ack: &mut PushAck,
-) -> Result<(), StoreError> {
+) -> Result<Vec<crate::server::realtime::stream::NewMessage>, StoreError> {
     if !has_records(batch) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (ids, seqs, blobs) = keys(batch);
     let mut existing = Existing {
@@ -282,6 +283,12 @@ pub(crate) async fn ingest_records(
         existing.hold(node, id, node_id, &stream, seq);
     }
     let planned = plan(node, batch, &existing, ack)?;
+    let live = planned
+        .rows
+        .iter()
+        .filter(|r| r.stream == Stream::Alarm)
+        .map(|r| crate::server::realtime::messages::alarm(node, r, received_ms))
+        .collect();
     for r in planned.rows {
         tx.execute(
             INSERT,
@@ -345,7 +352,7 @@ pub(crate) async fn ingest_records(
         .await?;
         ack.streams.push(mark);
     }
-    Ok(())
+    Ok(live)
 }
 
 /// The alarms `f` picks, newest (by node time) first.

@@ -169,17 +169,18 @@ async fn push(
     .await?;
     plan.ack.watermark = watermark;
     plan.ack.missing = missing;
-    ingest_records(tx, node, batch, received, &mut plan.ack).await?;
+    let alarms = ingest_records(tx, node, batch, received, &mut plan.ack).await?;
     if let (Some(master), false) = (master, batch.people.is_empty()) {
         let dek = data_key(tx, master).await?;
         ingest_people(tx, node, &batch.people, &dek, &mut plan.ack).await?;
     }
     // Published last: the tenant's stream head stays locked for the least time.
-    let published: Vec<_> = plan
+    let mut published: Vec<_> = plan
         .insert
         .iter()
         .map(|e| crate::server::realtime::messages::attendance_event(&node.id, e, received))
         .collect();
+    published.extend(alarms);
     crate::server::realtime::stream::publish(tx, &published).await?;
     tx.append_audit(&with_ack(audit, &plan.ack)).await?;
     Ok(plan.ack)
