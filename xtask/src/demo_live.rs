@@ -1,6 +1,6 @@
 //! The demo's live feed: before the first check-in, a WebSocket to the cloud (a single-use
 //! ticket, then `subscribe` to the tenant's topic), read on a thread of its own; once the node
-//! has synced, the `attendance.event` messages that arrived are printed.
+//! has synced, the `attendance.events` messages that arrived are printed.
 
 use std::{
     sync::mpsc,
@@ -48,38 +48,43 @@ impl Live {
     pub fn report(&self, expected: usize, wrong: &mut Vec<String>) {
         println!("\n== live over the cloud's WebSocket");
         let until = Instant::now() + Duration::from_secs(10);
-        let mut events = Vec::new();
-        while events.len() < expected {
+        let (mut messages, mut events) = (0, 0);
+        while events < expected {
             let left = until.saturating_duration_since(Instant::now());
-            match self.messages.recv_timeout(left) {
-                Ok(m) if m["type"] == "attendance.event" => events.push(m),
-                Ok(_) => {}
-                Err(_) => break,
+            let Ok(m) = self.messages.recv_timeout(left) else {
+                break;
+            };
+            if m["type"] != "attendance.events" {
+                continue;
             }
-        }
-        for m in events.iter().take(3) {
+            messages += 1;
             let d = &m["data"];
+            let items = d["events"].as_array().cloned().unwrap_or_default();
+            events += items.len();
+            let shown: Vec<String> = items
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["person_id"].as_str().unwrap_or("nobody"),
+                        e["decision"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
             println!(
-                "  seq {} {} on {}: {} {} (node {}, event {})",
+                "  seq {} attendance.events on {} from node {}: {}",
                 m["seq"],
-                m["type"].as_str().unwrap_or("?"),
                 m["topic"].as_str().unwrap_or("?"),
-                d["person_id"].as_str().unwrap_or("nobody"),
-                d["decision"].as_str().unwrap_or("?"),
                 d["node_id"].as_str().unwrap_or("?"),
-                d["event_id"].as_str().unwrap_or("?"),
+                shown.join(", ")
             );
         }
-        if events.len() > 3 {
-            println!(
-                "  … and {} more, each as its push was stored",
-                events.len() - 3
-            );
-        }
-        if events.len() < expected {
+        println!(
+            "  {events} events in {messages} live message(s), one per push, each as it was stored"
+        );
+        if events < expected {
             wrong.push(format!(
-                "{} of {expected} synced events arrived over the WebSocket",
-                events.len()
+                "{events} of {expected} synced events arrived over the WebSocket"
             ));
         }
     }

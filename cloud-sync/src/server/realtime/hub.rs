@@ -253,7 +253,7 @@ mod tests {
 
     fn msg(seq: i64, topic: &str) -> Message {
         Message {
-            kind: "attendance.event".into(),
+            kind: "attendance.events".into(),
             topic: topic.into(),
             seq,
             time: 0,

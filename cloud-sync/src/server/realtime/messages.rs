@@ -1,9 +1,9 @@
 //! The message types of the stream, one schema each (`data` of the envelope), and the helpers
 //! that make them where the change happens.
 //!
-//! - `attendance.event` on `site:<site id>`: an event a node pushed was stored (published in
-//!   the push's own transaction, so it is on the stream exactly when the event is in the
-//!   database).
+//! - `attendance.events` on `site:<site id>`: the events of a node's push were stored (one
+//!   message per push and site, published in the push's own transaction, so it is on the
+//!   stream exactly when the events are in the database).
 //! - `alarm` on `site:<site id>`: a hardware alarm a node pushed was stored (door forced or
 //!   held open, tamper, reader offline, …), in the same push transaction.
 
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::server::realtime::stream::NewMessage;
 use rollcall_protocol::wire::AttendanceEvent;
 
-pub const ATTENDANCE_EVENT: &str = "attendance.event";
+pub const ATTENDANCE_EVENTS: &str = "attendance.events";
 pub const ALARM: &str = "alarm";
 
 /// `alarm`: a site's hardware alarm reached the cloud.
@@ -54,12 +54,12 @@ pub fn alarm(
     }
 }
 
-/// `attendance.event`: a check-in decided at a node reached the cloud.
+/// One event of an `attendance.events` message: a check-in decided at a node.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct AttendanceEventData {
+pub struct AttendanceEventItem {
     pub event_id: String,
-    pub node_id: String,
-    pub site_id: String,
+    /// The node's own sequence number of the event.
+    pub node_seq: u64,
     pub person_id: Option<String>,
     /// `granted`, `denied` or `review`.
     pub decision: String,
@@ -67,27 +67,58 @@ pub struct AttendanceEventData {
     pub risk_score: f64,
     /// The reason codes (`no_match`, `impossible_travel`, …).
     pub reasons: Vec<String>,
-    /// The node's clock at the decision, and the cloud's at arrival (ms since the epoch).
+    /// The node's clock at the decision (ms since the epoch).
     pub node_time_ms: i64,
-    pub received_ms: i64,
 }
 
-pub fn attendance_event(node_id: &str, e: &AttendanceEvent, received_ms: i64) -> NewMessage {
-    let data = AttendanceEventData {
-        event_id: e.id.clone(),
-        node_id: node_id.to_owned(),
-        site_id: e.site_id.clone(),
-        person_id: e.person_id.clone(),
-        decision: e.decision.as_str().to_owned(),
-        similarity: e.similarity,
-        risk_score: e.risk_score,
-        reasons: e.reasons.iter().map(|r| r.code.clone()).collect(),
-        node_time_ms: e.node_time_ms,
-        received_ms,
-    };
-    NewMessage {
-        topic: format!("site:{}", e.site_id),
-        kind: ATTENDANCE_EVENT,
-        data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+/// `attendance.events`: the events of one push that reached the cloud, one message per push
+/// and site (a push of 1 000 events is one stream row, not 1 000: publishing costs the ingest
+/// almost nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AttendanceEventsData {
+    pub node_id: String,
+    pub site_id: String,
+    /// When the cloud stored them (ms since the epoch).
+    pub received_ms: i64,
+    /// In the node's order.
+    pub events: Vec<AttendanceEventItem>,
+}
+
+/// The messages of a push's stored events: one per site they name, in the push's order.
+pub fn attendance_events(
+    node_id: &str,
+    events: &[&AttendanceEvent],
+    received_ms: i64,
+) -> Vec<NewMessage> {
+    let mut by_site: Vec<(&str, Vec<AttendanceEventItem>)> = Vec::new();
+    for e in events {
+        let item = AttendanceEventItem {
+            event_id: e.id.clone(),
+            node_seq: e.seq,
+            person_id: e.person_id.clone(),
+            decision: e.decision.as_str().to_owned(),
+            similarity: e.similarity,
+            risk_score: e.risk_score,
+            reasons: e.reasons.iter().map(|r| r.code.clone()).collect(),
+            node_time_ms: e.node_time_ms,
+        };
+        match by_site.iter_mut().find(|(s, _)| *s == e.site_id) {
+            Some((_, items)) => items.push(item),
+            None => by_site.push((&e.site_id, vec![item])),
+        }
     }
+    by_site
+        .into_iter()
+        .map(|(site, events)| NewMessage {
+            topic: format!("site:{site}"),
+            kind: ATTENDANCE_EVENTS,
+            data: serde_json::to_value(AttendanceEventsData {
+                node_id: node_id.to_owned(),
+                site_id: site.to_owned(),
+                received_ms,
+                events,
+            })
+            .unwrap_or(serde_json::Value::Null),
+        })
+        .collect()
 }

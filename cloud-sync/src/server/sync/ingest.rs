@@ -175,11 +175,8 @@ async fn push(
         ingest_people(tx, node, &batch.people, &dek, &mut plan.ack).await?;
     }
     // Published last: the tenant's stream head stays locked for the least time.
-    let mut published: Vec<_> = plan
-        .insert
-        .iter()
-        .map(|e| crate::server::realtime::messages::attendance_event(&node.id, e, received))
-        .collect();
+    let mut published =
+        crate::server::realtime::messages::attendance_events(&node.id, &plan.insert, received);
     published.extend(alarms);
     crate::server::realtime::stream::publish(tx, &published).await?;
     tx.append_audit(&with_ack(audit, &plan.ack)).await?;
