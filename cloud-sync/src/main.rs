@@ -101,6 +101,21 @@ enum Cmd {
         /// How often an idle queue looks for work it was not woken for, in milliseconds.
         #[arg(long, env = "ROLLCALL_CLOUD_JOB_POLL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
         job_poll_ms: u64,
+        /// The SMTP server notifications are mailed through: smtp://host:25,
+        /// smtp://user:password@host:587?tls=required (STARTTLS), smtps://user:password@host:465.
+        /// Without it mail is not sent (the inbox still works).
+        #[arg(long, env = "ROLLCALL_CLOUD_SMTP_URL", hide_env_values = true)]
+        smtp_url: Option<String>,
+        /// The sender of notification mail, such as `rollcall <alerts@example.com>`.
+        #[arg(
+            long,
+            env = "ROLLCALL_CLOUD_MAIL_FROM",
+            default_value = "rollcall <rollcall@localhost>"
+        )]
+        mail_from: String,
+        /// Mail jobs running at once in this replica.
+        #[arg(long, env = "ROLLCALL_CLOUD_MAIL_CONCURRENCY", default_value_t = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN))]
+        mail_concurrency: NonZeroU32,
     },
 }
 
@@ -131,6 +146,9 @@ fn main() -> anyhow::Result<()> {
             job_tenant_cap,
             job_lease_ms,
             job_poll_ms,
+            smtp_url,
+            mail_from,
+            mail_concurrency,
         } => {
             let base_domain = base_domain.map(|d| d.to_ascii_lowercase());
             if let Some(d) = &base_domain
@@ -165,6 +183,28 @@ fn main() -> anyhow::Result<()> {
                      every replica must use the same key file (make one with `openssl rand -hex 32 > FILE; chmod 600 FILE`)"
                 ),
             };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            // The SMTP connection pool lives on the runtime.
+            let mailer = {
+                let _on_runtime = runtime.enter();
+                smtp_url
+                    .map(|url| {
+                        rollcall_cloud::server::notifications::mail::Mailer::new(&url, &mail_from)
+                    })
+                    .transpose()?
+                    .map(std::sync::Arc::new)
+            };
+            match &mailer {
+                Some(m) => {
+                    tracing::info!(server = %m.server, "notifications are mailed through {}", m.server)
+                }
+                None => {
+                    tracing::warn!("mail is off (no --smtp-url): notifications stay in the inbox")
+                }
+            }
             let config = rollcall_cloud::server::Config {
                 database,
                 listen,
@@ -193,14 +233,16 @@ fn main() -> anyhow::Result<()> {
                 master_key_file,
                 create_master_key,
                 addr_file,
-                jobs: jobs_config(job_concurrency, job_tenant_cap, job_lease_ms, job_poll_ms),
-                job_kinds: rollcall_cloud::server::jobs::kinds::registry(),
+                jobs: jobs_config(
+                    job_concurrency,
+                    job_tenant_cap,
+                    job_lease_ms,
+                    job_poll_ms,
+                    mail_concurrency,
+                ),
+                job_kinds: rollcall_cloud::server::jobs::kinds::registry_with(mailer),
             };
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?
-                .block_on(rollcall_cloud::server::serve(config))?;
+            runtime.block_on(rollcall_cloud::server::serve(config))?;
             Ok(())
         }
     }
@@ -213,6 +255,7 @@ fn jobs_config(
     tenant_cap: NonZeroU32,
     lease_ms: u64,
     poll_ms: u64,
+    mail_concurrency: NonZeroU32,
 ) -> rollcall_cloud::server::jobs::runner::JobsConfig {
     use rollcall_cloud::server::jobs::runner::{JobsConfig, QueueConfig};
     let lease = std::time::Duration::from_millis(lease_ms);
@@ -226,6 +269,10 @@ fn jobs_config(
             QueueConfig {
                 name: "maintenance".into(),
                 concurrency: 1,
+            },
+            QueueConfig {
+                name: rollcall_cloud::server::notifications::jobs::QUEUE.into(),
+                concurrency: mail_concurrency.get(),
             },
         ],
         tenant_cap: tenant_cap.get(),

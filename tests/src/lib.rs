@@ -9,6 +9,7 @@ mod osdp_peer;
 mod process;
 pub mod scratch;
 mod services;
+mod smtp;
 
 pub use browser::{Browser, browser_available, y4m_from_photo};
 pub use fault_proxy::{Fault, FaultProxy, FaultStats, Rng};
@@ -19,6 +20,7 @@ pub use services::{
     AT_GATE, Cloud, CloudDb, DEMO_SITE, FAR_AWAY, Node, NodeOptions, OWNER_PASSWORD, Site, fields,
     on_each_backend, pg_bytes, reason_codes, sample_photo, wait_for,
 };
+pub use smtp::{Mail, SmtpSink, free_port, smtp_python};
 
 /// Whether a test can run with what this machine has: `Ok` runs it; `Err(why)` skips it with
 /// the reason on a developer's plain `cargo test`, and fails it in CI (`CI` set), where

@@ -125,6 +125,40 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             Some(&json!({ "card": "12:3456", "reason": "acme-lost-card" })),
         );
         assert_eq!(status, 201, "{name}: {r}");
+        // A's admin got the tamper alarm in their inbox; A has mail templates of its own.
+        let (status, s) = cloud
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(&json!({ "tenant": "acme", "email": "ops@acme.example", "password": PW })),
+                None,
+            )
+            .expect("login");
+        assert_eq!(status, 200, "{name}: {s}");
+        let ops = s["access_token"].as_str().expect("token").to_owned();
+        let (_, inbox) = call("GET", "/api/v1/notifications", &ops, None);
+        let a_notification = inbox["items"][0]["id"]
+            .as_str()
+            .expect("A's notification")
+            .to_owned();
+        let acme_templates = json!({ "subject": "acme-template-subject", "text": "acme-template-text",
+                                     "html": "<p>acme-template-html</p>" });
+        let (status, p) = call(
+            "PUT",
+            "/api/v1/mail-templates/alarm.tamper",
+            &a,
+            Some(&acme_templates),
+        );
+        assert_eq!(status, 200, "{name}: {p}");
+        let (status, p) = call(
+            "PATCH",
+            "/api/v1/notification-defaults",
+            &a,
+            Some(&json!({
+            "kinds": [{ "kind": "alarm.other", "in_app": false, "email": false }] })),
+        );
+        assert_eq!(status, 200, "{name}: {p}");
 
         // Tenant B and its owner.
         let b = cloud.tenant_with_owner("globex").expect("tenant B");
@@ -152,6 +186,17 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 || path.starts_with("/api/v1/platform/")
                 || path.starts_with("/api/v1/sync/")
             {
+                continue;
+            }
+            // Templates are by kind, not A's objects: B reads the built-in ones, changes and
+            // drops only its own.
+            if path == "/api/v1/mail-templates/{kind}" {
+                let (status, t) = call("GET", "/api/v1/mail-templates/alarm.tamper", &b, None);
+                assert_eq!(status, 200, "{name}: {t}");
+                assert!(!t.to_string().contains("acme-template"), "{name}: {t}");
+                let (status, _) = call("DELETE", "/api/v1/mail-templates/alarm.tamper", &b, None);
+                assert_eq!(status, 404, "{name}: B has no templates of its own");
+                tried += 1;
                 continue;
             }
             let concrete = match path.as_str() {
@@ -182,6 +227,9 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 "/api/v1/job-schedules/{id}" => format!("/api/v1/job-schedules/{a_schedule}"),
                 "/api/v1/job-schedules/{id}/run" => {
                     format!("/api/v1/job-schedules/{a_schedule}/run")
+                }
+                "/api/v1/notifications/{id}/read" => {
+                    format!("/api/v1/notifications/{a_notification}/read")
                 }
                 other => panic!("{name}: the leak matrix has no case for {other}: add A's object"),
             };
@@ -232,6 +280,12 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
             "/api/v1/jobs",
             "/api/v1/jobs?kind=probe",
             "/api/v1/job-schedules",
+            "/api/v1/notifications",
+            "/api/v1/notifications?unread=true",
+            "/api/v1/notification-defaults",
+            "/api/v1/me/notification-preferences",
+            "/api/v1/mail-templates/alarm.tamper",
+            "/api/v1/mail-templates/*",
         ] {
             let (status, body) = call("GET", path, &b, None);
             assert_eq!(status, 200, "{name}: {path}: {body}");
@@ -251,6 +305,8 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 "acme-lost-card",
                 "acme-probe-note",
                 "acme-nightly",
+                a_notification.as_str(),
+                "acme-template",
             ] {
                 assert!(
                     !text.contains(secret),
@@ -258,6 +314,25 @@ fn no_endpoint_lets_one_tenant_see_or_touch_another() {
                 );
             }
         }
+        // A's notification defaults are A's: B's still come from the kinds.
+        let (_, d) = call("GET", "/api/v1/notification-defaults", &b, None);
+        let other = d["kinds"]
+            .as_array()
+            .expect("kinds")
+            .iter()
+            .find(|k| k["kind"] == "alarm.other")
+            .expect("alarm.other")
+            .clone();
+        assert_eq!(
+            (other["in_app"].clone(), other["source"].clone()),
+            (json!(true), json!("default")),
+            "{name}"
+        );
+        // And A's notification is still unread, its templates still there.
+        let (_, inbox) = call("GET", "/api/v1/notifications", &ops, None);
+        assert!(inbox["items"][0]["read_ms"].is_null(), "{name}: {inbox}");
+        let (_, t) = call("GET", "/api/v1/mail-templates/alarm.tamper", &a, None);
+        assert_eq!(t, acme_templates, "{name}");
         // B's jobs cannot wait for A's: refused as if A's job did not exist, alone or in a batch.
         let waits_on_a = json!({ "kind": "probe", "waits": { "jobs": [a_job] } });
         for (path, body) in [

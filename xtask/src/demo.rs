@@ -217,7 +217,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "\n== starting the cloud and a node (SQLite files under {})",
         demo_dir.display()
     );
-    let cloud = Cloud::start(&demo_dir.join("cloud"), None)?;
+    // A real SMTP server on loopback: the cloud mails the alarms' notifications through it.
+    let mail = crate::demo_mail::start(&demo_dir.join("smtp"))?;
+    let mail_args = crate::demo_mail::cloud_args(&mail);
+    let mail_args: Vec<&str> = mail_args.iter().map(String::as_str).collect();
+    let cloud = Cloud::start_with(
+        &demo_dir.join("cloud"),
+        None,
+        rollcall_tests::CloudDb::Sqlite,
+        &mail_args,
+    )?;
+    crate::demo_mail::add_supervisor(&cloud)?;
     // The site in the cloud, with the node's fence: people enrolled at the node go up to it.
     let (status, body) = cloud.call(
         "POST",
@@ -435,6 +445,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     live.report(in_cloud, &mut wrong);
+    crate::demo_mail::report(&cloud, &mail, &mut wrong)?;
 
     crate::demo_jobs::run(&cloud, &mut wrong)?;
 
@@ -471,6 +482,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "  cloud live feed  POST {}/api/v1/realtime/tickets, then ws://…/api/v1/realtime/ws?ticket=… (docs/API.md, Real time)",
         cloud.url
+    );
+    println!(
+        "  caught mail      {}/*.json (aiosmtpd on 127.0.0.1:{}); the inbox: log in as {} / {:?}, GET /api/v1/notifications",
+        demo_dir.join("smtp/mail").display(),
+        mail.port,
+        crate::demo_mail::SUPERVISOR,
+        crate::demo_mail::PASSWORD
     );
     println!(
         "  cloud metrics    curl -H 'Authorization: Bearer {}' {}/metrics (or --metrics-token)",

@@ -6,6 +6,7 @@
 mod demo;
 mod demo_jobs;
 mod demo_live;
+mod demo_mail;
 mod fetch;
 mod fuzz;
 mod test;

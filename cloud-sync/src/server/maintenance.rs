@@ -60,14 +60,17 @@ enum Purge {
     IdempotencyKeys,
     /// Real-time messages past the stream's retention window, and expired tickets.
     Stream,
+    /// Notifications read 90 days ago, or made a year ago, whose mail is settled.
+    Notifications,
 }
 
 impl Purge {
-    const ALL: [Purge; 4] = [
+    const ALL: [Purge; 5] = [
         Purge::Sessions,
         Purge::PeopleChanges,
         Purge::IdempotencyKeys,
         Purge::Stream,
+        Purge::Notifications,
     ];
 
     fn what(self) -> &'static str {
@@ -76,6 +79,7 @@ impl Purge {
             Purge::PeopleChanges => "superseded people changes",
             Purge::IdempotencyKeys => "expired idempotency keys",
             Purge::Stream => "real-time messages past retention and expired tickets",
+            Purge::Notifications => "old notifications",
         }
     }
 
@@ -94,6 +98,11 @@ impl Purge {
                     .prune_stream(scope, now - crate::server::realtime::stream::RETENTION_MS)
                     .await?;
                 Ok(messages + store.prune_ws_tickets(scope, now).await?)
+            }
+            Purge::Notifications => {
+                store
+                    .prune_notifications(scope, rollcall_service::clock::now_ms())
+                    .await
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The server, one folder per domain — `tenants`, `users`, `sites`, `nodes`, `people`, `cards`,
-//! `sync`, `records`, `attendance`, `audit` — each with its HTTP handlers (`api.rs`) and its
+//! `sync`, `records`, `attendance`, `audit`, `jobs`, `realtime`, `notifications` — each with its HTTP handlers (`api.rs`) and its
 //! storage (`store.rs` or a file named for what it keeps), and cross-cutting code in three
 //! named places: `http` (the router, middleware, problem mapping, OpenAPI), `auth` (who is
 //! calling) and `store` (the executor over both databases, their migrations and connections).
@@ -12,6 +12,7 @@ pub mod http;
 pub mod jobs;
 mod maintenance;
 pub(crate) mod nodes;
+pub mod notifications;
 pub mod people;
 pub mod realtime;
 pub mod records;

@@ -52,6 +52,7 @@ use rollcall_service::problem::Problem;
         (name = "tenant", description = "The caller's own tenant's settings"),
         (name = "jobs", description = "Background jobs: their attempts, errors and results; retry, cancel, re-drive the discarded"),
         (name = "realtime", description = "Live updates over a WebSocket: a single-use ticket, then topics with resume"),
+        (name = "notifications", description = "Each user's inbox, live and by mail: preferences, quiet hours, digests and the tenant's mail templates"),
         (name = "platform", description = "Tenants and job queues, for the platform's operators"),
     ),
     components(schemas(Problem))

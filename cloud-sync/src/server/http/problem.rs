@@ -22,6 +22,7 @@ pub(crate) const OPERATION_REFUSALS: &[&[Refusals]] = &[
     crate::server::nodes::REFUSALS,
     crate::server::people::REFUSALS,
     crate::server::jobs::REFUSALS,
+    crate::server::notifications::REFUSALS,
 ];
 
 /// Every problem type a domain refuses with, by domain, for the OpenAPI document.
@@ -32,6 +33,7 @@ pub(crate) const DOMAIN_PROBLEMS: &[&[&ProblemType]] = &[
     crate::server::nodes::store::PROBLEMS,
     crate::server::people::store::PROBLEMS,
     crate::server::jobs::store::PROBLEMS,
+    crate::server::notifications::PROBLEMS,
 ];
 
 /// A store failure as the client sees it: a domain's refusal as its own problem type, saying

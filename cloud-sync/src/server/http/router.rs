@@ -48,7 +48,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     use crate::server::{
         attendance, audit, auth, cards,
         http::{cors, openapi},
-        jobs, nodes, people, realtime, records, sites, sync, tenants, users,
+        jobs, nodes, notifications, people, realtime, records, sites, sync, tenants, users,
     };
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
@@ -68,6 +68,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(audit::routes())
         .merge(jobs::routes())
         .merge(realtime::routes())
+        .merge(notifications::routes())
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {

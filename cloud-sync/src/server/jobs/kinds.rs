@@ -43,9 +43,18 @@ pub struct Probe {
     pub panic: bool,
 }
 
-/// The kinds of this server, with their options.
+/// The kinds of this server, with their options; mail is not sent (see [`registry_with`]).
 pub fn registry() -> Registry {
+    registry_with(None)
+}
+
+/// The kinds of this server, the mail jobs sending through `mailer` (without one they complete
+/// at once, marking the mail skipped).
+pub fn registry_with(
+    mailer: Option<std::sync::Arc<crate::server::notifications::mail::Mailer>>,
+) -> Registry {
     let mut r = Registry::default();
+    crate::server::notifications::jobs::register(&mut r, mailer);
     r.register(
         "probe",
         KindOptions {

@@ -74,6 +74,10 @@ impl Default for JobsConfig {
                     name: "maintenance".into(),
                     concurrency: 1,
                 },
+                QueueConfig {
+                    name: crate::server::notifications::jobs::QUEUE.into(),
+                    concurrency: 2,
+                },
             ],
             tenant_cap: 2,
             poll: Duration::from_secs(1),

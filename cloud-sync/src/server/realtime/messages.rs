@@ -31,13 +31,14 @@ pub struct AlarmData {
     pub received_ms: i64,
 }
 
-pub fn alarm(
+/// What an alarm record of a push says, as its message and notification show it.
+pub fn alarm_data(
     node: &crate::server::store::NodeRow,
     r: &crate::server::records::plan::RecordRow,
     received_ms: i64,
-) -> NewMessage {
+) -> AlarmData {
     let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-    let data = AlarmData {
+    AlarmData {
         alarm_id: r.id.clone(),
         node_id: node.id.clone(),
         site_id: node.site_id.clone(),
@@ -46,9 +47,12 @@ pub fn alarm(
         detail: body["detail"].as_str().unwrap_or_default().to_owned(),
         node_time_ms: r.node_time_ms,
         received_ms,
-    };
+    }
+}
+
+pub fn alarm(data: &AlarmData) -> NewMessage {
     NewMessage {
-        topic: format!("site:{}", node.site_id),
+        topic: format!("site:{}", data.site_id),
         kind: ALARM,
         data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
     }

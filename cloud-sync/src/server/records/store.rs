@@ -214,15 +214,15 @@ impl Store {
     }
 }
 
-/// Judges and writes a push's records within the push's transaction; the live messages of
-/// the alarms it stored (published with the push's events).
+/// Judges and writes a push's records within the push's transaction; the alarms it stored
+/// (published and notified with the push's events).
 pub(crate) async fn ingest_records(
     tx: &impl Exec,
     node: &NodeRow,
     batch: &PushBatch,
     received_ms: i64,
     ack: &mut PushAck,
-) -> Result<Vec<crate::server::realtime::stream::NewMessage>, StoreError> {
+) -> Result<Vec<crate::server::realtime::messages::AlarmData>, StoreError> {
     if !has_records(batch) {
         return Ok(Vec::new());
     }
@@ -287,7 +287,7 @@ pub(crate) async fn ingest_records(
         .rows
         .iter()
         .filter(|r| r.stream == Stream::Alarm)
-        .map(|r| crate::server::realtime::messages::alarm(node, r, received_ms))
+        .map(|r| crate::server::realtime::messages::alarm_data(node, r, received_ms))
         .collect();
     for r in planned.rows {
         tx.execute(

@@ -57,6 +57,7 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0028_user_tokens_from.sql",
     "0029_template_models.sql",
     "0030_realtime.sql",
+    "0031_notifications.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -89,6 +90,7 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0027_user_tokens_from.sql",
     "0028_template_models.sql",
     "0029_realtime.sql",
+    "0030_notifications.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the

@@ -177,7 +177,9 @@ async fn push(
     // Published last: the tenant's stream head stays locked for the least time.
     let mut published =
         crate::server::realtime::messages::attendance_events(&node.id, &plan.insert, received);
-    published.extend(alarms);
+    published.extend(alarms.iter().map(crate::server::realtime::messages::alarm));
+    let notes = crate::server::notifications::sources::of_push(tx, &alarms, &plan.insert).await?;
+    published.extend(crate::server::notifications::inbox::notify(tx, &notes, received).await?);
     crate::server::realtime::stream::publish(tx, &published).await?;
     tx.append_audit(&with_ack(audit, &plan.ack)).await?;
     Ok(plan.ack)
