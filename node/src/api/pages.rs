@@ -117,7 +117,9 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
             .escape_default()
             .to_string();
         tracing::warn!(%origin, path = %req.uri().path(), "cross-origin request refused");
-        Problem::new(
+        // Refused unread: the body left on the connection would be taken for the next request,
+        // so the connection ends with this answer (and the client knows not to reuse it).
+        let mut refused = Problem::new(
             StatusCode::FORBIDDEN,
             "cross-origin",
             "Cross-origin request refused",
@@ -125,7 +127,11 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
                 "a page of {origin} may not send this to the node; use the node's own pages, or a client that sends no Origin"
             ),
         )
-        .into_response()
+        .into_response();
+        refused
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        refused
     } else {
         next.run(req).await
     };
