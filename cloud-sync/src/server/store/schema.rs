@@ -125,6 +125,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "stream_heads",
     "stream_messages",
     "ws_tickets",
+    "notifications",
+    "notification_prefs",
+    "notification_settings",
+    "mail_templates",
 ];
 
 /// Tables that carry a `tenant_id` but are not under tenant isolation: the job queue, which the
@@ -208,7 +212,7 @@ mod tests {
     #[test]
     fn the_tenant_tables_setting_is_an_array_literal() {
         assert!(tenant_tables_array().starts_with("{nodes,events,"));
-        assert!(tenant_tables_array().ends_with(",ws_tickets}"));
+        assert!(tenant_tables_array().ends_with(",mail_templates}"));
         for t in TENANT_TABLES {
             assert!(
                 t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
