@@ -132,6 +132,17 @@ fn pushed_events_arrive_live_and_a_resume_gets_exactly_the_gap() {
         );
         assert_eq!(m["data"]["events"][0]["decision"], "granted");
         let first = m["seq"].as_i64().expect("seq");
+        // The node's first push says it is up — lagging, as its events are years old — once.
+        let s = next(&mut ws).expect("status");
+        assert_eq!(
+            (
+                s["type"].as_str(),
+                s["data"]["status"].as_str(),
+                s["data"]["node_id"].is_string()
+            ),
+            (Some("node.status"), Some("lagging"), true),
+            "{backend}: {s}"
+        );
         // Pings are answered; a malformed frame gets an error frame and the connection stays.
         send(&mut ws, json!({ "type": "ping", "id": "p1" }));
         assert_eq!(
@@ -291,4 +302,154 @@ fn a_client_of_one_replica_hears_what_a_node_pushed_through_the_other() {
     push(&one, &node, 1..=5);
     let m = next(&mut ws).expect("heard across replicas");
     assert_eq!(ids(&m), ids_of(1..=5), "{m}");
+}
+
+/// Whether `v` fits `schema` (the JSON Schema subset utoipa writes: `$ref`, `type` — one or a
+/// list —, `properties` and `required`, `items`, `oneOf`/`anyOf`/`allOf`, `enum`, `const`);
+/// why not, if it does not.
+fn fits(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let target = doc
+            .pointer(r.trim_start_matches('#'))
+            .ok_or(format!("{at}: {r} missing"))?;
+        return fits(doc, target, v, at);
+    }
+    for (key, any) in [("oneOf", true), ("anyOf", true), ("allOf", false)] {
+        if let Some(options) = schema[key].as_array() {
+            let results: Vec<_> = options.iter().map(|o| fits(doc, o, v, at)).collect();
+            let ok = if any {
+                results.iter().any(Result::is_ok)
+            } else {
+                results.iter().all(Result::is_ok)
+            };
+            if !ok {
+                return Err(format!("{at}: {key} not met by {v}: {results:?}"));
+            }
+        }
+    }
+    if let Some(c) = schema.get("const")
+        && c != v
+    {
+        return Err(format!("{at}: {v} is not {c}"));
+    }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(v)
+    {
+        return Err(format!("{at}: {v} not in {e:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let allowed = types.is_empty()
+        || types.contains(&kind)
+        || (kind == "integer" && types.contains(&"number"));
+    if !allowed {
+        return Err(format!("{at}: {v} is {kind}, the schema says {types:?}"));
+    }
+    if let (Value::Object(o), Some(props)) = (v, schema["properties"].as_object()) {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            let r = r.as_str().unwrap_or_default();
+            if !o.contains_key(r) {
+                return Err(format!("{at}: `{r}` is required"));
+            }
+        }
+        for (k, field) in o {
+            let s = props
+                .get(k)
+                .ok_or(format!("{at}: `{k}` is not in the schema"))?;
+            fits(doc, s, field, &format!("{at}.{k}"))?;
+        }
+    }
+    if let (Value::Array(items), Some(s)) = (v, schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            fits(doc, s, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_message_that_arrives_fits_the_published_asyncapi_document() {
+    on_each_backend(&[], |backend, cloud, _dir| {
+        let (status, doc) = cloud
+            .call("GET", "/api/asyncapi.json", None, None, None)
+            .expect("document");
+        assert_eq!(
+            (status, doc["asyncapi"].as_str()),
+            (200, Some("3.0.0")),
+            "{backend}"
+        );
+        let (_, node) = cloud.register_node("hq").expect("node");
+        let mut ws = open(cloud, Some(&ticket(cloud, &cloud.admin_token))).expect("open");
+        subscribe(&mut ws, &["tenant"], None);
+        // A fresh check-in (the node is online), a person made through the API, an alarm.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut e = event(1);
+        e["node_time_ms"] = now.into();
+        e["decision"] = "review".into();
+        e["reasons"] =
+            json!([{ "code": "impossible_travel", "text": "1 200 km in 10 min", "weight": 0.6 }]);
+        let alarm = json!({ "id": "01HZZZZZZZZZZZZZZZZZZZA001", "seq": 1, "kind": "door_forced",
+                            "pd": 101, "node_time_ms": now, "detail": "door 1" });
+        let (status, ack) = cloud
+            .call(
+                "POST",
+                "/api/v1/sync/push",
+                Some(&node),
+                Some(&json!({ "protocol": 1, "events": [e], "alarms": [alarm] })),
+                None,
+            )
+            .expect("push");
+        assert_eq!(status, 200, "{ack}");
+        let (status, p) = cloud
+            .admin_post(
+                "/api/v1/people",
+                &json!({ "id": "pat", "display_name": "Pat", "site_ids": [] }),
+            )
+            .expect("person");
+        assert_eq!(status, 201, "{p}");
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            let m = next(&mut ws).expect("message");
+            let kind = m["type"].as_str().expect("type").to_owned();
+            let payload = &doc["components"]["messages"][&kind]["payload"];
+            assert!(
+                payload.is_object(),
+                "{backend}: `{kind}` is not in the document"
+            );
+            fits(&doc, payload, &m, &kind).unwrap_or_else(|why| panic!("{backend}: {why}"));
+            // And the check can fail: a field the schema does not name, a missing one.
+            let mut extra = m.clone();
+            extra["data"]["surprise"] = 1.into();
+            assert!(fits(&doc, payload, &extra, &kind).is_err(), "{kind}");
+            let mut missing = m.clone();
+            missing.as_object_mut().map(|o| o.remove("seq"));
+            assert!(fits(&doc, payload, &missing, &kind).is_err(), "{kind}");
+            seen.push(kind);
+        }
+        assert_eq!(
+            seen,
+            [
+                "attendance.events",
+                "alarm",
+                "node.status",
+                "person.changed"
+            ],
+            "{backend}"
+        );
+    });
 }

@@ -76,6 +76,15 @@ pub fn registry_with(
         prune,
     );
     crate::server::maintenance::register(&mut r);
+    r.register(
+        crate::server::nodes::status::WATCH_KIND,
+        KindOptions {
+            max_attempts: 3,
+            timeout: Duration::from_secs(300),
+            ..KindOptions::default()
+        },
+        crate::server::nodes::status::watch,
+    );
     r
 }
 
@@ -96,6 +105,16 @@ pub fn builtin_schedules() -> Vec<NewSchedule> {
     vec![
         hourly("purge-expired", 0, crate::server::maintenance::PURGE_KIND),
         hourly("prune-jobs", 30, PRUNE_KIND),
+        NewSchedule {
+            name: "watch-nodes".into(),
+            cron: Cron::parse("* * * * *").unwrap_or_else(|_| unreachable!()),
+            time_zone: "UTC".into(),
+            kind: crate::server::nodes::status::WATCH_KIND.into(),
+            args: json!({}),
+            // A minute missed is checked by the next one.
+            missed: Missed::Skip,
+            paused: false,
+        },
     ]
 }
 

@@ -1,5 +1,6 @@
 //! A tenant's nodes: registration (and the handover of a replaced node), listing, revocation,
-//! the tenant's signing key and signed config bundles.
+//! the tenant's signing key and signed config bundles; `status` whether each is online, lagging
+//! or offline.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use crate::server::http::{problem::Refusals, router::AppState};
 
 pub(crate) mod api;
 pub(crate) mod handover;
+pub mod status;
 pub(crate) mod store;
 
 /// This domain's routes, each registered with its OpenAPI operation.

@@ -30,6 +30,9 @@ pub const DOOR_HELD_OPEN: &str = "alarm.door_held_open";
 pub const READER_OFFLINE: &str = "alarm.reader_offline";
 pub const OTHER_ALARM: &str = "alarm.other";
 pub const FRAUD_REVIEW: &str = "fraud.review";
+pub const NODE_OFFLINE: &str = "node.offline";
+
+const ADMINS: &[Role] = &[Role::Owner, Role::Admin];
 
 /// Every kind, in the order the preferences list them.
 pub const KINDS: &[Kind] = &[
@@ -67,6 +70,13 @@ pub const KINDS: &[Kind] = &[
         critical: false,
         email_by_default: true,
         roles: SITE_WATCHERS,
+    },
+    Kind {
+        name: NODE_OFFLINE,
+        description: "a site's node stopped reaching the cloud",
+        critical: false,
+        email_by_default: true,
+        roles: ADMINS,
     },
     Kind {
         name: OTHER_ALARM,

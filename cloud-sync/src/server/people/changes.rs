@@ -137,9 +137,9 @@ pub(crate) async fn note_change(
     note_version(tx, person_id, None, erased).await
 }
 
-/// Appends a change stamped with `version` (a node's that won), or with the cloud's clock. The
-/// transaction holds the tenant's feed lock from here until it commits, so change numbers
-/// commit in order.
+/// Appends a change stamped with `version` (a node's that won), or with the cloud's clock, and
+/// publishes it (`person.changed`). The transaction holds the tenant's feed lock from here
+/// until it commits, so change numbers commit in order.
 pub(crate) async fn note_version(
     tx: &impl Exec,
     person_id: &str,
@@ -168,6 +168,9 @@ pub(crate) async fn note_version(
         ],
     )
     .await?;
+    let live =
+        crate::server::realtime::messages::person_changed(person_id, id, &hlc.origin, erased);
+    crate::server::realtime::stream::publish(tx, &[live]).await?;
     Ok(())
 }
 

@@ -6,6 +6,9 @@
 //!   stream exactly when the events are in the database).
 //! - `alarm` on `site:<site id>`: a hardware alarm a node pushed was stored (door forced or
 //!   held open, tamper, reader offline, …), in the same push transaction.
+//! - `person.changed` on `tenant`: a person was made, changed or erased.
+//!
+//! `notifications::inbox` has `notification` and `notifications.read`; `catalogue` lists all.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -15,6 +18,35 @@ use rollcall_protocol::wire::AttendanceEvent;
 
 pub const ATTENDANCE_EVENTS: &str = "attendance.events";
 pub const ALARM: &str = "alarm";
+pub const PERSON_CHANGED: &str = "person.changed";
+
+/// `person.changed` on `tenant`: a person was made, changed (name, sites, templates…) or
+/// erased — through the API or by a node's enrolment that won — in the change's transaction.
+/// Read the person (`GET /api/v1/people/{id}`) for what they are now.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PersonChangedData {
+    pub person_id: String,
+    /// The change's number in the tenant's people feed (what nodes pull after).
+    pub change_id: i64,
+    /// Who made it: `cloud`, or the id of the node whose enrolment won.
+    pub origin: String,
+    /// The person was erased (their templates are gone).
+    pub erased: bool,
+}
+
+pub fn person_changed(person_id: &str, change_id: i64, origin: &str, erased: bool) -> NewMessage {
+    NewMessage {
+        topic: "tenant".into(),
+        kind: PERSON_CHANGED,
+        data: serde_json::to_value(PersonChangedData {
+            person_id: person_id.to_owned(),
+            change_id,
+            origin: origin.to_owned(),
+            erased,
+        })
+        .unwrap_or(serde_json::Value::Null),
+    }
+}
 
 /// `alarm`: a site's hardware alarm reached the cloud.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

@@ -8,7 +8,8 @@
 //!   each connection behind a bounded queue (a slow consumer is closed, never waited for).
 //! - `api` (tickets and the upgrade), `connection` (one connection's life), `frames` (the
 //!   client's frames, topics and their authorisation, close codes), `tickets` (single-use
-//!   tickets, stored so that any replica takes them).
+//!   tickets, stored so that any replica takes them), `catalogue` (every message type and its
+//!   schema, and the AsyncAPI document made from them).
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::server::http::router::AppState;
 
 pub(crate) mod api;
+pub mod catalogue;
 pub(crate) mod connection;
 pub mod frames;
 pub(crate) mod hub;
@@ -30,4 +32,5 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(api::ticket))
         .routes(routes!(api::open))
+        .routes(routes!(catalogue::serve))
 }

@@ -58,6 +58,7 @@ pub const SQLITE: Migrations = migrations!("sqlite":
     "0029_template_models.sql",
     "0030_realtime.sql",
     "0031_notifications.sql",
+    "0032_node_status.sql",
 );
 
 pub const POSTGRES: Migrations = migrations!("postgres":
@@ -91,6 +92,7 @@ pub const POSTGRES: Migrations = migrations!("postgres":
     "0028_template_models.sql",
     "0029_realtime.sql",
     "0030_notifications.sql",
+    "0031_node_status.sql",
 );
 
 /// Tables that carry a tenant's rows (a `tenant_id` column): on PostgreSQL each is under the

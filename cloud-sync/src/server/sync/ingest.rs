@@ -169,6 +169,8 @@ async fn push(
     .await?;
     plan.ack.watermark = watermark;
     plan.ack.missing = missing;
+    let status =
+        crate::server::nodes::status::on_push(tx, node, lag_ms(&plan, received), received).await?;
     let alarms = ingest_records(tx, node, batch, received, &mut plan.ack).await?;
     if let (Some(master), false) = (master, batch.people.is_empty()) {
         let dek = data_key(tx, master).await?;
@@ -178,6 +180,7 @@ async fn push(
     let mut published =
         crate::server::realtime::messages::attendance_events(&node.id, &plan.insert, received);
     published.extend(alarms.iter().map(crate::server::realtime::messages::alarm));
+    published.extend(status);
     let notes = crate::server::notifications::sources::of_push(tx, &alarms, &plan.insert).await?;
     published.extend(crate::server::notifications::inbox::notify(tx, &notes, received).await?);
     crate::server::realtime::stream::publish(tx, &published).await?;
