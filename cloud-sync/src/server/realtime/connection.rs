@@ -15,7 +15,6 @@ use crate::server::{
     http::router::AppState,
     realtime::{
         frames::{self, ClientFrame, ServerFrame, Topic, close},
-        stream::Message,
         tickets::Ticket,
     },
     store::TenantScope,
@@ -76,7 +75,7 @@ pub(crate) async fn run(
         tokio::select! {
             frame = live.socket.recv() => match frame {
                 Some(Ok(WsMessage::Text(text))) => {
-                    if let Err(e) = live.frame(&member.conn, text.as_str()).await {
+                    if let Err(e) = live.frame(&member, text.as_str()).await {
                         break e;
                     }
                 }
@@ -130,7 +129,8 @@ impl Live {
         self.socket.send(WsMessage::Text(text.into())).await
     }
 
-    async fn deliver(&mut self, m: &Message) -> Result<(), axum::Error> {
+    async fn deliver(&mut self, d: &super::hub::Delivery) -> Result<(), axum::Error> {
+        let m = &d.message;
         if self
             .replayed
             .get(&m.topic)
@@ -139,24 +139,20 @@ impl Live {
         {
             return Ok(());
         }
-        let text = serde_json::to_string(m).unwrap_or_default();
-        self.socket.send(WsMessage::Text(text.into())).await
+        self.socket.send(WsMessage::Text(d.text.clone())).await
     }
 
-    async fn frame(&mut self, conn: &super::hub::Conn, text: &str) -> Result<(), End> {
+    async fn frame(&mut self, member: &super::hub::Member, text: &str) -> Result<(), End> {
         let reply = match frames::parse(text) {
             Err(e) => e,
             Ok(ClientFrame::Ping { id }) => ServerFrame::Pong { id },
             Ok(ClientFrame::Ack { .. }) => return Ok(()),
             Ok(ClientFrame::Unsubscribe { topics }) => {
-                let mut held = conn.topics.lock();
-                for t in &topics {
-                    held.remove(t);
-                }
+                self.state.hub.unsubscribe(member, &topics);
                 ServerFrame::Unsubscribed { topics }
             }
             Ok(ClientFrame::Subscribe { topics, since }) => {
-                return self.subscribe(conn, topics, since).await;
+                return self.subscribe(member, topics, since).await;
             }
         };
         self.send(&reply).await.map_err(|_| End::Client)
@@ -164,7 +160,7 @@ impl Live {
 
     async fn subscribe(
         &mut self,
-        conn: &super::hub::Conn,
+        member: &super::hub::Member,
         topics: Vec<String>,
         since: Option<i64>,
     ) -> Result<(), End> {
@@ -191,7 +187,7 @@ impl Live {
             return Ok(());
         }
         // Delivered live from now on; what came before is replayed below, once.
-        conn.topics.lock().extend(granted.iter().cloned());
+        self.state.hub.subscribe(member, &granted);
         let bounds = match self.state.store.stream_bounds(&self.scope).await {
             Ok(b) => b,
             Err(e) => {

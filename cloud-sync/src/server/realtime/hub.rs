@@ -20,10 +20,7 @@ use std::{
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 
-use crate::server::{
-    http::router::AppState,
-    realtime::{frames, stream::Message},
-};
+use crate::server::{http::router::AppState, realtime::stream::Message};
 use rollcall_service::shutdown::Shutdown;
 
 /// Messages a connection may have waiting before it counts as a slow consumer.
@@ -37,17 +34,38 @@ const SWEEP: Duration = Duration::from_secs(5);
 /// One live connection as the hub sees it.
 pub(crate) struct Conn {
     id: u64,
+    /// What it subscribed to; changed only through [`Hub::subscribe`] and
+    /// [`Hub::unsubscribe`], which keep the tenant's topic index beside it.
     pub topics: Mutex<HashSet<String>>,
-    queue: mpsc::Sender<Arc<Message>>,
+    queue: mpsc::Sender<Arc<Delivery>>,
     /// Set when the hub dropped it; `kick` then wakes its task to close.
     pub slow: AtomicBool,
     pub kick: Notify,
+}
+
+/// A message as it goes out: serialised once, however many connections take it.
+pub(crate) struct Delivery {
+    pub message: Message,
+    pub text: axum::extract::ws::Utf8Bytes,
 }
 
 struct Tenant {
     /// The last number handed to this tenant's connections.
     cursor: i64,
     conns: Vec<Arc<Conn>>,
+    /// The connections by topic they subscribed to, so a message costs its subscribers, not
+    /// the tenant's connections (`tenant` subscribers also take every `site:` message).
+    by_topic: HashMap<String, Vec<Arc<Conn>>>,
+}
+
+impl Tenant {
+    fn forget(&mut self, gone: &HashSet<u64>) {
+        self.conns.retain(|c| !gone.contains(&c.id));
+        self.by_topic.retain(|_, list| {
+            list.retain(|c| !gone.contains(&c.id));
+            !list.is_empty()
+        });
+    }
 }
 
 pub(crate) struct Hub {
@@ -93,7 +111,7 @@ impl Hub {
         self: &Arc<Self>,
         tenant: i64,
         head: i64,
-    ) -> (Member, mpsc::Receiver<Arc<Message>>) {
+    ) -> (Member, mpsc::Receiver<Arc<Delivery>>) {
         let (queue, rx) = mpsc::channel(QUEUE);
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -108,6 +126,7 @@ impl Hub {
             .or_insert(Tenant {
                 cursor: head,
                 conns: Vec::new(),
+                by_topic: HashMap::new(),
             })
             .conns
             .push(conn.clone());
@@ -123,9 +142,45 @@ impl Hub {
     fn leave(&self, tenant: i64, id: u64) {
         let mut tenants = self.tenants.lock();
         if let Some(t) = tenants.get_mut(&tenant) {
-            t.conns.retain(|c| c.id != id);
+            t.forget(&HashSet::from([id]));
             if t.conns.is_empty() {
                 tenants.remove(&tenant);
+            }
+        }
+    }
+
+    /// Adds `topics` to the member's subscriptions.
+    pub(crate) fn subscribe(&self, member: &Member, topics: &[String]) {
+        let mut tenants = self.tenants.lock();
+        let mut held = member.conn.topics.lock();
+        let Some(t) = tenants.get_mut(&member.tenant) else {
+            return;
+        };
+        for topic in topics {
+            if held.insert(topic.clone()) {
+                t.by_topic
+                    .entry(topic.clone())
+                    .or_default()
+                    .push(member.conn.clone());
+            }
+        }
+    }
+
+    /// Drops `topics` from the member's subscriptions.
+    pub(crate) fn unsubscribe(&self, member: &Member, topics: &[String]) {
+        let mut tenants = self.tenants.lock();
+        let mut held = member.conn.topics.lock();
+        let Some(t) = tenants.get_mut(&member.tenant) else {
+            return;
+        };
+        for topic in topics {
+            if held.remove(topic)
+                && let Some(list) = t.by_topic.get_mut(topic)
+            {
+                list.retain(|c| c.id != member.conn.id);
+                if list.is_empty() {
+                    t.by_topic.remove(topic);
+                }
             }
         }
     }
@@ -159,32 +214,51 @@ impl Hub {
     }
 
     /// Hands `messages` (the tenant's next ones, in order) to its connections subscribed to
-    /// their topics; a connection with a full queue is dropped and kicked.
+    /// their topics, each serialised once; a connection with a full queue is dropped and
+    /// kicked.
     pub(crate) fn fan_out(&self, tenant: i64, messages: Vec<Message>) {
         let mut tenants = self.tenants.lock();
         let Some(t) = tenants.get_mut(&tenant) else {
             return;
         };
+        let mut gone = HashSet::new();
         for m in messages {
             if m.seq <= t.cursor {
                 continue;
             }
             t.cursor = m.seq;
-            let m = Arc::new(m);
-            t.conns.retain(|c| {
-                if !frames::delivers(&c.topics.lock(), &m.topic) {
-                    return true;
+            let text = serde_json::to_string(&m).unwrap_or_default().into();
+            let d = Arc::new(Delivery { message: m, text });
+            let topic = d.message.topic.as_str();
+            let tenant_wide = topic == "tenant" || topic.starts_with("site:");
+            let own = t.by_topic.get(topic).into_iter().flatten();
+            let wide = t
+                .by_topic
+                .get("tenant")
+                .filter(|_| tenant_wide && topic != "tenant")
+                .into_iter()
+                .flatten()
+                // Subscribed to both: once.
+                .filter(|c| !c.topics.lock().contains(topic));
+            for c in own.chain(wide) {
+                if gone.contains(&c.id) {
+                    continue;
                 }
-                match c.queue.try_send(m.clone()) {
-                    Ok(()) => true,
+                match c.queue.try_send(d.clone()) {
+                    Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         c.slow.store(true, Ordering::Release);
                         c.kick.notify_one();
-                        false
+                        gone.insert(c.id);
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        gone.insert(c.id);
+                    }
                 }
-            });
+            }
+        }
+        if !gone.is_empty() {
+            t.forget(&gone);
         }
     }
 
@@ -269,16 +343,21 @@ mod tests {
         let (fast, mut fast_rx) = hub.join(7, 0);
         let (other, mut other_rx) = hub.join(8, 0);
         for m in [&slow, &fast] {
-            m.conn.topics.lock().insert("site:hq".into());
+            hub.subscribe(m, &["site:hq".into()]);
         }
-        other.conn.topics.lock().insert("tenant".into());
+        hub.subscribe(&other, &["tenant".into(), "site:x".into()]);
         let n = QUEUE as i64 + 10;
         let mut received = 0;
         for seq in 1..=n {
             hub.fan_out(7, vec![msg(seq, "site:hq"), msg(seq, "site:hq")]);
             while let Ok(m) = fast_rx.try_recv() {
-                assert_eq!(m.seq, received + 1, "in order, once");
-                received = m.seq;
+                assert_eq!(m.message.seq, received + 1, "in order, once");
+                assert!(
+                    m.text
+                        .as_str()
+                        .contains(&format!("\"seq\":{}", m.message.seq))
+                );
+                received = m.message.seq;
             }
         }
         assert_eq!(received, n);
@@ -288,8 +367,17 @@ mod tests {
         );
         assert!(!fast.conn.slow.load(Ordering::Acquire));
         assert!(other_rx.try_recv().is_err(), "another tenant gets nothing");
-        hub.fan_out(8, vec![msg(1, "user:u9"), msg(2, "site:x")]);
-        assert_eq!(other_rx.try_recv().map(|m| m.seq).ok(), Some(2));
+        hub.fan_out(
+            8,
+            vec![msg(1, "user:u9"), msg(2, "site:x"), msg(3, "site:y")],
+        );
+        // Subscribed to the tenant and to site:x: site:x once, and site:y through the tenant.
+        assert_eq!(other_rx.try_recv().map(|m| m.message.seq).ok(), Some(2));
+        assert_eq!(other_rx.try_recv().map(|m| m.message.seq).ok(), Some(3));
+        assert!(other_rx.try_recv().is_err());
+        hub.unsubscribe(&other, &["tenant".into()]);
+        hub.fan_out(8, vec![msg(4, "site:y"), msg(5, "site:x")]);
+        assert_eq!(other_rx.try_recv().map(|m| m.message.seq).ok(), Some(5));
         assert_eq!(hub.connections(), 3);
         drop((slow, fast, other));
         assert_eq!(hub.connections(), 0);
