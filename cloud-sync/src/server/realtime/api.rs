@@ -127,7 +127,12 @@ pub(crate) async fn open(
         .await
         .map_err(store_problem)?
         .ok_or_else(refused)?;
+    // Small buffers: an idle connection holds what it needs, not tungstenite's 128 KiB read
+    // and write buffers (the client sends frames of at most 16 KiB; a larger read is
+    // assembled outside the buffer).
     Ok(upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(4096)
         .max_message_size(frames::MAX_FRAME)
         .max_frame_size(frames::MAX_FRAME)
         .on_upgrade(move |socket| super::connection::run(state, scope, ticket, socket)))
