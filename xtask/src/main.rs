@@ -97,6 +97,10 @@ fn main() -> anyhow::Result<()> {
             test::ensure_test_venv()?;
             run_step(
                 "cargo",
+                &["bench", "-p", "rollcall-cloud", "--bench", "realtime"],
+            )?;
+            run_step(
+                "cargo",
                 &[
                     "bench",
                     "-p",
