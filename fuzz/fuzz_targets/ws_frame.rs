@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
                         Topic::Site(s) => format!("site:{s}"),
                         Topic::User(u) => format!("user:{u}"),
                         Topic::Role(r) => format!("role:{r}"),
+                        Topic::Job(id) => format!("job:{id}"),
                     };
                     assert_eq!(&back, t);
                 }

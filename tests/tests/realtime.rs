@@ -453,3 +453,101 @@ fn every_message_that_arrives_fits_the_published_asyncapi_document() {
         );
     });
 }
+
+#[test]
+fn a_job_someone_started_is_followed_live_to_its_end() {
+    on_each_backend(&[], |backend, cloud, _dir| {
+        let (_, doc) = cloud
+            .call("GET", "/api/asyncapi.json", None, None, None)
+            .expect("document");
+        let enqueue = |args: Value, at: Option<i64>| {
+            let (status, e) = cloud
+                .admin_post(
+                    "/api/v1/jobs",
+                    &json!({ "kind": "probe", "args": args, "scheduled_ms": at }),
+                )
+                .expect("enqueue");
+            assert_eq!(status, 201, "{e}");
+            e["job"]["id"].as_i64().expect("id")
+        };
+        let check = |m: &Value| {
+            let payload =
+                &doc["components"]["messages"][m["type"].as_str().unwrap_or("?")]["payload"];
+            fits(&doc, payload, m, "job").unwrap_or_else(|why| panic!("{backend}: {why}"));
+        };
+        // Subscribed before it runs: its progress, then its end with the result.
+        let id = enqueue(json!({ "note": "followed", "sleep_ms": 600 }), None);
+        let mut ws = open(cloud, Some(&ticket(cloud, &cloud.admin_token))).expect("open");
+        subscribe(&mut ws, &[&format!("job:{id}")], Some(0));
+        let p = next(&mut ws).expect("progress");
+        check(&p);
+        assert_eq!(
+            (
+                p["type"].as_str(),
+                p["data"]["percent"].as_u64(),
+                p["data"]["job_id"].as_i64()
+            ),
+            (Some("job.progress"), Some(50), Some(id)),
+            "{backend}: {p}"
+        );
+        let f = next(&mut ws).expect("finished");
+        check(&f);
+        assert_eq!(
+            (
+                f["type"].as_str(),
+                f["data"]["state"].as_str(),
+                f["data"]["result"]["note"].as_str()
+            ),
+            (Some("job.finished"), Some("completed"), Some("followed")),
+            "{backend}: {f}"
+        );
+        // A cancelled one (due in an hour) ends as cancelled.
+        let later = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64 + 3_600_000)
+            .unwrap_or(0);
+        let long = enqueue(json!({ "note": "long" }), Some(later));
+        subscribe(&mut ws, &[&format!("job:{long}")], None);
+        let (status, c) = cloud
+            .admin_post(&format!("/api/v1/jobs/{long}/cancel"), &json!({}))
+            .expect("cancel");
+        assert!(status < 300, "{c}");
+        let f = loop {
+            let m = next(&mut ws).expect("message");
+            if m["type"] == "job.finished" {
+                break m;
+            }
+        };
+        check(&f);
+        assert_eq!(f["data"]["state"], "cancelled", "{backend}: {f}");
+        // A supervisor follows no job they did not start.
+        let owner = cloud.tenant_with_owner("globex").expect("tenant");
+        let (status, u) = cloud
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(&owner),
+                Some(&json!({
+                "email": "sup@globex.example", "display_name": "Sup", "role": "supervisor",
+                "password": "a long enough password" })),
+                None,
+            )
+            .expect("user");
+        assert_eq!(status, 201, "{u}");
+        let (_, s) = cloud
+            .call("POST", "/api/v1/auth/login", None, Some(&json!({
+                "tenant": "globex", "email": "sup@globex.example", "password": "a long enough password" })), None)
+            .expect("login");
+        let sup = s["access_token"].as_str().expect("token").to_owned();
+        let mut ws = open(cloud, Some(&ticket(cloud, &sup))).expect("open");
+        send(
+            &mut ws,
+            json!({ "type": "subscribe", "topics": [format!("job:{id}")] }),
+        );
+        assert_eq!(
+            next(&mut ws).expect("refused")["code"],
+            "forbidden",
+            "{backend}"
+        );
+    });
+}

@@ -129,13 +129,15 @@ pub enum Topic {
     User(String),
     /// The users of one role (its name: `owner`, `admin`, `supervisor`, `guard`, `auditor`).
     Role(String),
+    /// One background job's progress and end (its id).
+    Job(i64),
 }
 
 impl Topic {
     pub fn parse(s: &str) -> Result<Topic, String> {
         let bad = || {
             format!(
-                "topic `{}`: one of tenant, site:<site id>, user:<user id>, role:<role>",
+                "topic `{}`: one of tenant, site:<site id>, user:<user id>, role:<role>, job:<job id>",
                 s.chars().take(80).collect::<String>()
             )
         };
@@ -146,6 +148,14 @@ impl Topic {
                 Ok(Topic::User(id.to_owned()))
             }
             Some(("role", r)) if ROLES.contains(&r) => Ok(Topic::Role(r.to_owned())),
+            Some(("job", id))
+                if !id.is_empty()
+                    && id.len() <= 18
+                    && id.bytes().all(|b| b.is_ascii_digit())
+                    && !id.starts_with('0') =>
+            {
+                id.parse().map(Topic::Job).map_err(|_| bad())
+            }
             _ => Err(bad()),
         }
     }
@@ -204,6 +214,17 @@ mod tests {
     fn topics_parse_and_tenant_covers_the_sites() {
         assert_eq!(Topic::parse("site:hq"), Ok(Topic::Site("hq".into())));
         assert_eq!(Topic::parse("role:guard"), Ok(Topic::Role("guard".into())));
+        assert_eq!(Topic::parse("job:42"), Ok(Topic::Job(42)));
+        for bad in [
+            "job:",
+            "job:0",
+            "job:007",
+            "job:-1",
+            "job:1e3",
+            "job:1234567890123456789",
+        ] {
+            assert!(Topic::parse(bad).is_err(), "{bad}");
+        }
         for bad in [
             "",
             "tenants",

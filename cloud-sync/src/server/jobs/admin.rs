@@ -121,6 +121,19 @@ async fn cancel(tx: &impl Exec, id: i64) -> Result<Option<Job>, StoreError> {
         &[&tx.tenant(), &id, &now_ms()],
     )
     .await?;
+    if job.actor.is_some() {
+        let data = crate::server::jobs::live::JobFinishedData {
+            job_id: id,
+            kind: job.kind.clone(),
+            state: JobState::Cancelled,
+            attempt: job.attempt,
+            result: None,
+            error: None,
+        };
+        let m =
+            crate::server::jobs::live::message(id, crate::server::jobs::live::JOB_FINISHED, &data);
+        crate::server::realtime::stream::publish(tx, &[m]).await?;
+    }
     one(tx, id).await
 }
 

@@ -78,7 +78,10 @@ pub fn registry_with(
     crate::server::maintenance::register(&mut r);
     r.register(
         crate::server::nodes::status::WATCH_KIND,
+        // Beside the purges, off the tenants' own queue (an hourly purge may hold it up for
+        // the length of its run; the next minute's watch catches up).
         KindOptions {
+            queue: "maintenance",
             max_attempts: 3,
             timeout: Duration::from_secs(300),
             ..KindOptions::default()
@@ -177,7 +180,12 @@ async fn probe(run: JobRun, p: Probe) -> Result<Done, Failed> {
             "note is at most 200 characters, sleep_ms at most 600000".into(),
         ));
     }
-    tokio::time::sleep(Duration::from_millis(p.sleep_ms)).await;
+    // Halfway through its wait it says so (on `job:<id>`, when someone started it).
+    tokio::time::sleep(Duration::from_millis(p.sleep_ms / 2)).await;
+    if p.sleep_ms > 0 {
+        run.progress(50, "halfway through the wait").await?;
+    }
+    tokio::time::sleep(Duration::from_millis(p.sleep_ms - p.sleep_ms / 2)).await;
     if p.panic {
         panic!("the probe was asked to panic");
     }

@@ -6,7 +6,8 @@
 //! `model` (what a job is), `problems` (what the job API refuses), `store` (enqueue, claim, finish, rescue, both backends), `admin`
 //! (what the admin API does to the queue), `registry` (the kinds and their typed arguments), `kinds` (this server's kinds),
 //! `runner` (the workers in the supervised server), `metrics` (their Prometheus families),
-//! `wake` (how PostgreSQL replicas hear of new work), `waits` (chains and groups: jobs that
+//! `wake` (how PostgreSQL replicas hear of new work), `live` (jobs a person started, followed
+//! on `job:<id>`), `waits` (chains and groups: jobs that
 //! wait for others), `backoff`, `api` (the admin API);
 //! `cron`, `schedule` (schedules and their storage), `beat` (the scheduler every replica runs)
 //! and `schedule_api`.
@@ -24,6 +25,7 @@ pub mod beat;
 pub(crate) mod completer;
 pub mod cron;
 pub mod kinds;
+pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod problems;

@@ -298,6 +298,22 @@ async fn attempt(workers: Workers, job: Claimed, stop: Shutdown) {
                         metrics.ended(&job, Outcome::Completed);
                         None
                     }
+                    // A job a person follows: in its tenant's transaction, with its message.
+                    Ok((Done::Result(result), false)) if crate::server::jobs::live::watched(&job) => {
+                        let outcome = match tenant_scope(&store, &tenants, &job).await {
+                            Some(scope) => match store.complete_watched_job(&scope, &job, result).await {
+                                Ok(true) => Outcome::Completed,
+                                Ok(false) => Outcome::Lost,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "completing a job failed: its lease will expire");
+                                    Outcome::Lost
+                                }
+                            },
+                            None => Outcome::Lost,
+                        };
+                        metrics.ended(&job, outcome);
+                        None
+                    }
                     // Recorded (and counted) by the completer with the next batch.
                     Ok((Done::Result(result), false)) => {
                         if !completer.submit(job.clone(), result) {
@@ -318,7 +334,15 @@ async fn attempt(workers: Workers, job: Claimed, stop: Shutdown) {
             }
         };
         if let Some(failure) = failure {
-            let outcome = match store.fail_job(&job, failure).await {
+            let scope = match crate::server::jobs::live::watched(&job) {
+                true => tenant_scope(&store, &tenants, &job).await,
+                false => None,
+            };
+            let recorded = match &scope {
+                Some(scope) => store.fail_watched_job(scope, &job, failure).await,
+                None => store.fail_job(&job, failure).await,
+            };
+            let outcome = match recorded {
                 Ok(Some(state)) => {
                     tracing::info!(state = state.as_str(), "job attempt failed");
                     Outcome::of_state(state)
@@ -338,6 +362,20 @@ async fn attempt(workers: Workers, job: Claimed, stop: Shutdown) {
     .instrument(span)
     .await;
     running.lock().remove(&job.id);
+}
+
+/// The job's tenant's scope, if it is active.
+async fn tenant_scope(
+    store: &Store,
+    tenants: &TenantCache,
+    job: &Claimed,
+) -> Option<crate::server::store::TenantScope> {
+    tenants
+        .get_by_id(store, job.tenant_id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|t| t.scope())
 }
 
 fn millis(d: Duration) -> i64 {

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::server::{
     jobs::{
+        live,
         model::{AttemptError, Claimed, Enqueued, Failure, Job, JobState, NewJob},
         waits,
     },
@@ -280,12 +281,16 @@ pub(crate) async fn complete(
             &[&job.id, &job.lease_token, &result, &now_ms()],
         )
         .await?;
+    if n == 1 && live::watched(job) {
+        let result: Option<Value> = result.as_deref().and_then(|r| serde_json::from_str(r).ok());
+        live::finished(tx, job, JobState::Completed, result.as_ref(), None).await?;
+    }
     Ok(n == 1)
 }
 
 /// Records an attempt that did not complete, if `token` still holds its lease; the state the
 /// job went to, or `None` if the lease was lost (nothing written).
-async fn fail(
+pub(crate) async fn fail(
     tx: &impl Exec,
     job: &Claimed,
     failure: &Failure,
@@ -352,6 +357,10 @@ async fn fail(
         ],
     )
     .await?;
+    if state == JobState::Discarded {
+        let error = errors.last().map(|e| e.error.as_str());
+        live::finished(tx, job, state, None, error).await?;
+    }
     Ok(Some(state))
 }
 

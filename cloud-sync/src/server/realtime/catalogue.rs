@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use utoipa::{ToSchema, openapi::RefOr, openapi::schema::Schema};
 
 use crate::server::{
+    jobs::live::{JOB_FINISHED, JOB_PROGRESS, JobFinishedData, JobProgressData},
     nodes::status::{NODE_STATUS, NodeStatusData},
     notifications::inbox::{NOTIFICATION, NOTIFICATIONS_READ, Notification, NotificationsReadData},
     realtime::messages::{
@@ -62,6 +63,18 @@ pub const MESSAGES: &[MessageType] = &[
         schema: schema_of::<NodeStatusData>,
     },
     MessageType {
+        name: JOB_PROGRESS,
+        topics: &["job"],
+        summary: "How far a job's handler says it is.",
+        schema: schema_of::<JobProgressData>,
+    },
+    MessageType {
+        name: JOB_FINISHED,
+        topics: &["job"],
+        summary: "A job completed (with its result), was discarded after its last attempt (with the error) or was cancelled.",
+        schema: schema_of::<JobFinishedData>,
+    },
+    MessageType {
         name: PERSON_CHANGED,
         topics: &["tenant"],
         summary: "A person was made, changed (name, sites, face templates) or erased, through the API or by a node's enrolment.",
@@ -97,6 +110,11 @@ const CHANNELS: &[(&str, &str, &str)] = &[
         "user",
         "user:{userId}",
         "One user's own messages (that user only).",
+    ),
+    (
+        "job",
+        "job:{jobId}",
+        "One background job's progress and end (owner, admin, auditor; or the user who started it). Published for jobs a person started.",
     ),
     (
         "role",

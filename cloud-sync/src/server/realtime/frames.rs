@@ -5,6 +5,9 @@ pub use rollcall_protocol::realtime::*;
 
 use crate::server::users::store::Role;
 
+/// Why a job topic is refused unless the job is the caller's own.
+pub const JOB_OF_ANOTHER: &str = "only those who read the jobs, or who started it, follow a job";
+
 /// Whether a caller of `role` (user `user`, none for the platform token) may subscribe to
 /// `topic`: the tenant's and the sites' messages to those who read attendance, a user's to
 /// that user, a role's to its users.
@@ -23,6 +26,10 @@ pub fn allowed(topic: &Topic, role: Role, user: Option<&str>) -> Result<(), Stri
         Topic::User(_) => Err("only a user subscribes to their own messages".into()),
         Topic::Role(r) if r == role.as_str() => Ok(()),
         Topic::Role(_) => Err("only the users of a role subscribe to it".into()),
+        // Those who read the jobs follow any; anyone else only a job they started (looked up
+        // by the connection: `needs_actor_check`).
+        Topic::Job(_) if matches!(role, Role::Owner | Role::Admin | Role::Auditor) => Ok(()),
+        Topic::Job(_) => Err(JOB_OF_ANOTHER.into()),
     }
 }
 
