@@ -106,6 +106,10 @@ enum Cmd {
         /// Without it mail is not sent (the inbox still works).
         #[arg(long, env = "ROLLCALL_CLOUD_SMTP_URL", hide_env_values = true)]
         smtp_url: Option<String>,
+        /// A PEM file of the private CA that signed the SMTP server's certificate (trusted
+        /// beside the system's; with smtps:// or ?tls=required).
+        #[arg(long, env = "ROLLCALL_CLOUD_SMTP_CA_FILE")]
+        smtp_ca_file: Option<PathBuf>,
         /// The sender of notification mail, such as `rollcall <alerts@example.com>`.
         #[arg(
             long,
@@ -147,6 +151,7 @@ fn main() -> anyhow::Result<()> {
             job_lease_ms,
             job_poll_ms,
             smtp_url,
+            smtp_ca_file,
             mail_from,
             mail_concurrency,
         } => {
@@ -190,9 +195,20 @@ fn main() -> anyhow::Result<()> {
             // The SMTP connection pool lives on the runtime.
             let mailer = {
                 let _on_runtime = runtime.enter();
+                let ca = smtp_ca_file
+                    .map(|f| {
+                        std::fs::read(&f).with_context(|| {
+                            format!("--smtp-ca-file {}: cannot be read", f.display())
+                        })
+                    })
+                    .transpose()?;
                 smtp_url
                     .map(|url| {
-                        rollcall_cloud::server::notifications::mail::Mailer::new(&url, &mail_from)
+                        rollcall_cloud::server::notifications::mail::Mailer::new(
+                            &url,
+                            &mail_from,
+                            ca.as_deref(),
+                        )
                     })
                     .transpose()?
                     .map(std::sync::Arc::new)

@@ -7,16 +7,18 @@ of the sender's) and written to OUT_DIR as NNNNN.json:
 
 Recipients whose local part starts with `refuse` are refused for good (550), ones starting with
 `later` for now (451). With --auth USER:PASSWORD, mail is taken only after AUTH with those
-(PLAIN or LOGIN, allowed without TLS on loopback).
+(PLAIN or LOGIN; allowed without TLS unless --tls). With --tls CERT KEY it offers STARTTLS
+and requires it before MAIL.
 
 Prints `listening on HOST:PORT` once it accepts connections; stops on SIGTERM.
 
-Usage: smtp_sink.py PORT OUT_DIR [--auth USER:PASSWORD]
+Usage: smtp_sink.py PORT OUT_DIR [--auth USER:PASSWORD] [--tls CERT KEY]
 """
 import itertools
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 from email import policy
@@ -71,6 +73,12 @@ def main():
         i = args.index("--auth")
         auth = args[i + 1].split(":", 1)
         del args[i : i + 2]
+    tls = None
+    if "--tls" in args:
+        i = args.index("--tls")
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args[i + 1], args[i + 2])
+        del args[i : i + 3]
     port, out = int(args[0]), args[1]
     os.makedirs(out, exist_ok=True)
     kwargs = {}
@@ -84,8 +92,12 @@ def main():
             return AuthResult(success=ok)
 
         kwargs = dict(
-            authenticator=authenticator, auth_required=True, auth_require_tls=False
+            authenticator=authenticator,
+            auth_required=True,
+            auth_require_tls=tls is not None,
         )
+    if tls is not None:
+        kwargs.update(tls_context=tls, require_starttls=True)
     controller = Controller(Sink(out), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     print(f"listening on 127.0.0.1:{port}", flush=True)

@@ -10,6 +10,7 @@ mod process;
 pub mod scratch;
 mod services;
 mod smtp;
+mod tls;
 
 pub use browser::{Browser, browser_available, y4m_from_photo};
 pub use fault_proxy::{Fault, FaultProxy, FaultStats, Rng};
@@ -21,6 +22,7 @@ pub use services::{
     on_each_backend, pg_bytes, reason_codes, sample_photo, wait_for,
 };
 pub use smtp::{Mail, SmtpSink, free_port, smtp_python};
+pub use tls::private_ca;
 
 /// Whether a test can run with what this machine has: `Ok` runs it; `Err(why)` skips it with
 /// the reason on a developer's plain `cargo test`, and fails it in CI (`CI` set), where

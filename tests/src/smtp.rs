@@ -58,6 +58,8 @@ pub struct SmtpSink {
     out: PathBuf,
     dir: PathBuf,
     auth: Option<(String, String)>,
+    /// The certificate and key it offers STARTTLS with.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// A loopback port nothing listens on now.
@@ -81,14 +83,33 @@ impl SmtpSink {
         port: u16,
         auth: Option<(&str, &str)>,
     ) -> Result<Self, HarnessError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| HarnessError::Unexpected(format!("creating {}: {e}", dir.display())))?;
         let mut sink = Self {
             process: None,
             port,
             out: dir.join("mail"),
             dir: dir.to_path_buf(),
             auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            tls: None,
+        };
+        sink.restart()?;
+        Ok(sink)
+    }
+
+    /// Starts a server on a free port that requires STARTTLS (with `cert` and `key`) and AUTH
+    /// with `auth`.
+    pub fn start_tls(
+        dir: &Path,
+        auth: (&str, &str),
+        cert: &Path,
+        key: &Path,
+    ) -> Result<Self, HarnessError> {
+        let mut sink = Self {
+            process: None,
+            port: free_port()?,
+            out: dir.join("mail"),
+            dir: dir.to_path_buf(),
+            auth: Some((auth.0.to_owned(), auth.1.to_owned())),
+            tls: Some((cert.to_path_buf(), key.to_path_buf())),
         };
         sink.restart()?;
         Ok(sink)
@@ -96,6 +117,9 @@ impl SmtpSink {
 
     /// Starts it again (after [`SmtpSink::stop`]) on the same port, keeping what it received.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            HarnessError::Unexpected(format!("creating {}: {e}", self.dir.display()))
+        })?;
         let python = smtp_python().map_err(HarnessError::Unexpected)?;
         let mut cmd = Command::new(python);
         cmd.arg(workspace().join("tests/peers/smtp_sink.py"))
@@ -103,6 +127,9 @@ impl SmtpSink {
             .arg(&self.out);
         if let Some((u, p)) = &self.auth {
             cmd.arg("--auth").arg(format!("{u}:{p}"));
+        }
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg("--tls").arg(cert).arg(key);
         }
         let log = self.dir.join("smtp-sink.log");
         let mut p = Process::spawn("smtp-sink", cmd, &log)?;
@@ -120,11 +147,22 @@ impl SmtpSink {
         }
     }
 
-    /// `smtp://127.0.0.1:<port>` (with the credentials, if it asks for them).
+    /// `smtp://127.0.0.1:<port>` (with the credentials, if it asks for them; by the name
+    /// `localhost` with `?tls=required`, if it speaks TLS).
     pub fn url(&self) -> String {
+        let host = if self.tls.is_some() {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        let query = if self.tls.is_some() {
+            "?tls=required"
+        } else {
+            ""
+        };
         match &self.auth {
-            Some((u, p)) => format!("smtp://{u}:{p}@127.0.0.1:{}", self.port),
-            None => format!("smtp://127.0.0.1:{}", self.port),
+            Some((u, p)) => format!("smtp://{u}:{p}@{host}:{}{query}", self.port),
+            None => format!("smtp://{host}:{}{query}", self.port),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::{
     net::TcpListener,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
@@ -14,81 +14,6 @@ use std::{
 use rollcall_tests::{
     AT_GATE, Cloud, Node, NodeOptions, bin_path, environment_ready, sample_photo, wait_for,
 };
-
-/// A private CA and the cloud's certificate for localhost and 127.0.0.1 signed by it:
-/// `(ca, cert, key)`.
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-days", "1", "-subj", "/CN=rollcall test CA"],
-            &["-keyout", "ca.key", "-out", "ca.pem"],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                "cloud.key",
-                "-out",
-                "cloud.csr",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("cloud.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("extensions");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "cloud.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "cloud.ext",
-        "-out",
-        "cloud.pem",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("cloud.pem"),
-        dir.join("cloud.key"),
-    )
-}
 
 /// socat terminating TLS on a free port in front of `upstream`; killed on drop.
 struct Terminator(std::process::Child, u16);
@@ -145,7 +70,7 @@ fn a_node_syncs_over_https_when_it_trusts_the_clouds_ca() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ca, cert, key) = certificates(dir.path());
+    let (ca, cert, key) = rollcall_tests::private_ca(dir.path());
     let cloud = Cloud::start(&dir.path().join("cloud"), None).expect("cloud starts");
     let tls = Terminator::start(&cert, &key, cloud.addr().expect("addr"));
     let https = format!("https://localhost:{}", tls.1);

@@ -517,3 +517,78 @@ fn rollcall_now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[test]
+fn mail_goes_over_starttls_with_auth_to_a_server_a_private_ca_signed() {
+    if !environment_ready(smtp_python()) {
+        return;
+    }
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let (ca, cert, key) = rollcall_tests::private_ca(dir.path());
+    let sink = SmtpSink::start_tls(
+        &dir.path().join("smtp"),
+        ("alerts", "s3cret pass"),
+        &cert,
+        &key,
+    )
+    .expect("SMTP server with STARTTLS");
+    let url = sink.url();
+    let ca = ca.display().to_string();
+    // Trusting the CA: delivered over TLS, after AUTH.
+    let trusting = Cloud::start_with(
+        &dir.path().join("trusting"),
+        None,
+        rollcall_tests::CloudDb::Sqlite,
+        &["--smtp-url", &url, "--smtp-ca-file", &ca],
+    )
+    .expect("cloud");
+    user(&trusting, "tess@acme.example", "Tess", "admin");
+    let (_, node) = trusting.register_node("hq").expect("node");
+    push_alarms(&trusting, &node, &[alarm(1, "tamper", "")]);
+    let mails = sink.wait_for(1, Duration::from_secs(30));
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].rcpt_tos, ["tess@acme.example"]);
+    // Not trusting it: the certificate is refused, nothing is sent, the job retries.
+    let wary = Cloud::start_with(
+        &dir.path().join("wary"),
+        None,
+        rollcall_tests::CloudDb::Sqlite,
+        &["--smtp-url", &url],
+    )
+    .expect("cloud");
+    user(&wary, "will@acme.example", "Will", "admin");
+    let (_, node) = wary.register_node("hq").expect("node");
+    push_alarms(&wary, &node, &[alarm(1, "tamper", "")]);
+    let failed = until_jobs(&wary, "notifications.mail", "a refused certificate", |j| {
+        j.first()
+            .is_some_and(|j| j["errors"].as_array().is_some_and(|e| !e.is_empty()))
+    });
+    assert_ne!(failed[0]["state"], "completed");
+    assert!(
+        failed[0]["errors"]
+            .to_string()
+            .to_lowercase()
+            .contains("certificate"),
+        "{}",
+        failed[0]
+    );
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "nothing reached the server from the wary cloud"
+    );
+    // A CA file that holds no certificate stops the start with a precise message.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").expect("write");
+    let junk = junk.display().to_string();
+    let refused = Cloud::start_with(
+        &dir.path().join("junk"),
+        None,
+        rollcall_tests::CloudDb::Sqlite,
+        &["--smtp-url", &url, "--smtp-ca-file", &junk],
+    );
+    let Err(e) = refused else {
+        panic!("a cloud started with a junk CA file")
+    };
+    assert!(e.to_string().contains("--smtp-ca-file"), "{e}");
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
+    transport::smtp::client::{Certificate, Tls, TlsParameters},
 };
 
 /// Why the mail settings were refused at start-up.
@@ -21,6 +22,8 @@ pub enum MailConfigError {
     Url { url: String, why: String },
     #[error("--mail-from `{0}`: not a mail address such as `rollcall <alerts@example.com>`")]
     From(String),
+    #[error("--smtp-ca-file: {0}")]
+    Ca(String),
 }
 
 /// Why a mail did not go.
@@ -79,7 +82,9 @@ impl Mailer {
     /// A transport for `url`, sending as `from`; nothing is connected yet (a server that is
     /// down at start-up is retried by the mail jobs). Called on the Tokio runtime (the
     /// connection pool lives there).
-    pub fn new(url: &str, from: &str) -> Result<Self, MailConfigError> {
+    /// `ca_pem`: a private CA the server's certificate is signed by, trusted beside the
+    /// system's (with `smtps://` or `?tls=required|opportunistic`).
+    pub fn new(url: &str, from: &str, ca_pem: Option<&[u8]>) -> Result<Self, MailConfigError> {
         let refuse = |why: String| MailConfigError::Url {
             url: redacted(url),
             why,
@@ -87,10 +92,35 @@ impl Mailer {
         if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
             return Err(refuse("the scheme is smtp:// or smtps://".into()));
         }
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| refuse(e.to_string()))?
-            .timeout(Some(Duration::from_secs(30)))
-            .build();
+            .timeout(Some(Duration::from_secs(30)));
+        if let Some(pem) = ca_pem {
+            let ca = |e: lettre::transport::smtp::Error| MailConfigError::Ca(e.to_string());
+            if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(MailConfigError::Ca(
+                    "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+                ));
+            }
+            let host = host_of(url).ok_or_else(|| refuse("no host".into()))?;
+            let params = TlsParameters::builder(host)
+                .add_root_certificate(Certificate::from_pem(pem).map_err(ca)?)
+                .build_rustls()
+                .map_err(ca)?;
+            let tls = if url.starts_with("smtps://") {
+                Tls::Wrapper(params)
+            } else if url.contains("tls=required") {
+                Tls::Required(params)
+            } else if url.contains("tls=opportunistic") {
+                Tls::Opportunistic(params)
+            } else {
+                return Err(MailConfigError::Ca(
+                    "a CA is for TLS: use smtps:// or add ?tls=required to --smtp-url".into(),
+                ));
+            };
+            builder = builder.tls(tls);
+        }
+        let transport = builder.build();
         let from: Mailbox = from
             .parse()
             .map_err(|_| MailConfigError::From(from.to_owned()))?;
@@ -125,6 +155,18 @@ impl Mailer {
     }
 }
 
+/// The host of an SMTP URL (without user, port, path or query).
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
 /// A subject on one line, without control characters, at most 200 characters.
 pub fn one_line(s: &str) -> String {
     s.chars()
@@ -141,14 +183,25 @@ mod tests {
 
     #[tokio::test]
     async fn settings_are_checked_with_a_precise_message() {
-        assert!(Mailer::new("smtp://127.0.0.1:2525", "rollcall <alerts@example.com>").is_ok());
-        assert!(Mailer::new("smtp://u:p@mail.example:587?tls=required", "a@example.com").is_ok());
-        let e = Mailer::new("http://mail.example", "a@example.com").expect_err("scheme");
+        let new = |url: &str, from: &str| Mailer::new(url, from, None);
+        assert!(new("smtp://127.0.0.1:2525", "rollcall <alerts@example.com>").is_ok());
+        assert!(new("smtp://u:p@mail.example:587?tls=required", "a@example.com").is_ok());
+        let e = new("http://mail.example", "a@example.com").expect_err("scheme");
         assert!(e.to_string().contains("smtp:// or smtps://"), "{e}");
-        let e = Mailer::new("smtp://127.0.0.1:2525", "not an address").expect_err("from");
+        let e = new("smtp://127.0.0.1:2525", "not an address").expect_err("from");
         assert!(e.to_string().contains("--mail-from"), "{e}");
-        let e = Mailer::new("smtp://u:secret@[::1", "a@example.com").expect_err("url");
+        let e = new("smtp://u:secret@[::1", "a@example.com").expect_err("url");
         assert!(!e.to_string().contains("secret"), "{e}");
+        // A CA file that holds no certificate, or a CA without TLS, is refused.
+        let e = Mailer::new("smtp://h:587?tls=required", "a@example.com", Some(b"nope"))
+            .expect_err("not a certificate");
+        assert!(e.to_string().contains("--smtp-ca-file"), "{e}");
+        assert_eq!(
+            host_of("smtp://u:p@mail.example:587?tls=required").as_deref(),
+            Some("mail.example")
+        );
+        assert_eq!(host_of("smtps://[::1]:465").as_deref(), Some("::1"));
+        assert_eq!(host_of("smtp://localhost").as_deref(), Some("localhost"));
     }
 
     #[test]
