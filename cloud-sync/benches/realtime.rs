@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p rollcall-cloud --bench realtime` (the cloud is its built binary, in its own
 //! process, so the two sides' 10 000 sockets each fit under the file limit). `ROLLCALL_WS_CONNS`,
-//! `ROLLCALL_WS_RATE`, `ROLLCALL_WS_SECONDS`, `ROLLCALL_WS_FANOUT` change the load.
+//! `ROLLCALL_WS_RATE`, `ROLLCALL_WS_SECONDS`, `ROLLCALL_WS_FANOUT` change the load;
+//! `ROLLCALL_WS_DIR` where the cloud's database goes (`/dev/shm`: without the disk's fsyncs).
 
 use std::{
     io::{BufRead, BufReader},
@@ -444,7 +445,11 @@ async fn publish(
 }
 
 async fn rollcall(load: Load) -> Result<(), Error> {
-    let dir = tempfile::TempDir::new()?;
+    // `ROLLCALL_WS_DIR=/dev/shm` puts the database in memory (to tell the fsyncs' share).
+    let dir = match std::env::var_os("ROLLCALL_WS_DIR") {
+        Some(d) => tempfile::TempDir::new_in(d)?,
+        None => tempfile::TempDir::new()?,
+    };
     let sink = match rollcall_tests::smtp_python() {
         Ok(_) => Some(rollcall_tests::SmtpSink::start(&dir.path().join("smtp"))?),
         Err(why) => {
