@@ -181,6 +181,20 @@ fn pushed_events_arrive_live_and_a_resume_gets_exactly_the_gap() {
             "{backend}: {m}"
         );
         let last = m["seq"].as_i64().expect("seq");
+        // The replica counts its connections and what it handed them.
+        let metrics = cloud.metrics().expect("metrics");
+        assert!(
+            metrics.contains("rollcall_cloud_realtime_connections 1"),
+            "{backend}"
+        );
+        let delivered = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("rollcall_cloud_realtime_delivered_total "))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(
+            delivered.is_some_and(|n| n >= 3),
+            "{backend}: {delivered:?}"
+        );
         assert!(last > first, "{backend}: increasing");
         drop(ws);
 

@@ -110,6 +110,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     metrics.register_serve_counts(serve_counts.clone());
     let mut supervisor = Supervisor::new();
     let hub = Arc::new(realtime::hub::Hub::new(supervisor.stop_signal()));
+    hub.register(metrics.registry_mut());
     let state = Arc::new(http::router::AppState {
         store,
         admin_token_sha256: auth::extract::token_hash(&config.admin_token),

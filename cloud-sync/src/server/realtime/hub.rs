@@ -68,7 +68,16 @@ impl Tenant {
     }
 }
 
+/// The hub's Prometheus figures (this replica's).
+#[derive(Default)]
+pub(crate) struct HubCounts {
+    pub connections: prometheus_client::metrics::gauge::Gauge,
+    pub delivered: prometheus_client::metrics::counter::Counter,
+    pub slow_consumers: prometheus_client::metrics::counter::Counter,
+}
+
 pub(crate) struct Hub {
+    pub counts: HubCounts,
     tenants: Mutex<HashMap<i64, Tenant>>,
     next_id: AtomicU64,
     /// Connections open (their tasks), and a wake-up when it drops to 0.
@@ -88,6 +97,7 @@ pub(crate) struct Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.hub.leave(self.tenant, self.conn.id);
+        self.hub.counts.connections.dec();
         if self.hub.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.hub.drained.notify_waiters();
         }
@@ -97,6 +107,7 @@ impl Drop for Member {
 impl Hub {
     pub(crate) fn new(stop: Shutdown) -> Self {
         Self {
+            counts: HubCounts::default(),
             tenants: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             live: AtomicUsize::new(0),
@@ -131,6 +142,7 @@ impl Hub {
             .conns
             .push(conn.clone());
         self.live.fetch_add(1, Ordering::AcqRel);
+        self.counts.connections.inc();
         let member = Member {
             hub: self.clone(),
             tenant,
@@ -183,6 +195,25 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Registers the hub's figures (`rollcall_cloud_realtime_*`).
+    pub(crate) fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "realtime_connections",
+            "WebSocket connections open on this replica",
+            self.counts.connections.clone(),
+        );
+        registry.register(
+            "realtime_delivered",
+            "Messages handed to WebSocket connections",
+            self.counts.delivered.clone(),
+        );
+        registry.register(
+            "realtime_slow_consumers",
+            "WebSocket connections closed as slow consumers (4008)",
+            self.counts.slow_consumers.clone(),
+        );
     }
 
     /// Connections open now.
@@ -245,8 +276,11 @@ impl Hub {
                     continue;
                 }
                 match c.queue.try_send(d.clone()) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        self.counts.delivered.inc();
+                    }
                     Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.counts.slow_consumers.inc();
                         c.slow.store(true, Ordering::Release);
                         c.kick.notify_one();
                         gone.insert(c.id);
@@ -379,8 +413,12 @@ mod tests {
         hub.fan_out(8, vec![msg(4, "site:y"), msg(5, "site:x")]);
         assert_eq!(other_rx.try_recv().map(|m| m.message.seq).ok(), Some(5));
         assert_eq!(hub.connections(), 3);
+        assert_eq!(hub.counts.connections.get(), 3);
+        assert_eq!(hub.counts.slow_consumers.get(), 1);
+        assert!(hub.counts.delivered.get() >= n as u64);
         drop((slow, fast, other));
         assert_eq!(hub.connections(), 0);
+        assert_eq!(hub.counts.connections.get(), 0);
         assert!(hub.served().is_empty());
     }
 }
