@@ -480,8 +480,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cloud.admin_token, cloud.url
     );
     println!(
-        "  cloud live feed  POST {}/api/v1/realtime/tickets, then ws://…/api/v1/realtime/ws?ticket=… (docs/API.md, Real time)",
-        cloud.url
+        "  cloud live feed  POST {}/api/v1/realtime/tickets, then ws://…/api/v1/realtime/ws?ticket=… (message schemas: {}/api/asyncapi.json)",
+        cloud.url, cloud.url
     );
     println!(
         "  caught mail      {}/*.json (aiosmtpd on 127.0.0.1:{}); the inbox: log in as {} / {:?}, GET /api/v1/notifications",
