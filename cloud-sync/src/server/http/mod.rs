@@ -16,3 +16,12 @@ pub(crate) mod problem;
 pub mod rate_limit;
 pub(crate) mod request_meta;
 pub(crate) mod router;
+
+/// For `#[serde(default, deserialize_with = "crate::server::http::present")]` on an
+/// `Option<Option<T>>` field of a request body: an absent field stays `None` (leave it as it
+/// is), `null` becomes `Some(None)` (clear it), a value `Some(Some(v))`.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}

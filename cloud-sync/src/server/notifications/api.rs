@@ -188,23 +188,17 @@ pub(crate) struct Preferences {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PreferencesChange {
     /// An IANA time zone name (`Europe/Berlin`); `null` for UTC.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::server::http::present")]
     #[schema(value_type = Option<String>, max_length = 64)]
     time_zone: Option<Option<String>>,
     /// Mail that is not critical waits through these hours; `null` for none.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::server::http::present")]
     #[schema(value_type = Option<QuietHours>)]
     quiet_hours: Option<Option<QuietHours>>,
     /// Kinds to set (each once).
     #[serde(default)]
     #[schema(max_items = 64)]
     kinds: Vec<KindPref>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn pref_problem(e: PrefError) -> Problem {

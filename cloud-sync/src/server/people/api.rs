@@ -9,7 +9,7 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::server::{
@@ -38,11 +38,6 @@ const MAX_SITES: usize = 100;
 /// Embedding lengths accepted (the embedders in use have 128-512).
 const DIMS: std::ops::RangeInclusive<usize> = 64..=1024;
 
-/// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewPersonRequest {
@@ -70,7 +65,7 @@ pub(crate) struct PersonPatchRequest {
     )]
     display_name: Option<String>,
     /// `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::server::http::present")]
     #[schema(max_length = 64)]
     employee_ref: Option<Option<String>>,
     active: Option<bool>,

@@ -55,16 +55,9 @@ pub(crate) struct SitePatch {
     /// The fraud policy the site's nodes score with, as `rollcall_fraud::Policy` fields
     /// (`deny_at`, `weights`, `deny_outright`, `disabled`, `max_accuracy_m`, …; missing ones take
     /// their defaults); `null` drops it (the nodes go back to their own `[fraud]`).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::server::http::present")]
     #[schema(value_type = Option<Object>)]
     fraud_policy: Option<Option<serde_json::Value>>,
-}
-
-/// A field that is there, `null` or not: `Some(None)` for `null`, told apart from absent.
-fn present<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<serde_json::Value>>, D::Error> {
-    Option::<serde_json::Value>::deserialize(d).map(Some)
 }
 
 /// The policy as stored text, or why it is refused (the node's own checks, key by key).
