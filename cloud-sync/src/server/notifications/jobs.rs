@@ -176,13 +176,16 @@ async fn send(run: JobRun, mailer: Option<Arc<Mailer>>, pending: Pending) -> Res
         kind: out.kind,
         items: &out.items,
     };
-    let rendered = match out.templates.as_ref().map(|t| templates::render(t, &cx)) {
-        Some(Ok(r)) => r,
+    let own = match out.templates.as_ref().map(|t| templates::render(t, &cx)) {
+        Some(Ok(r)) => Some(r),
         Some(Err(e)) => {
             tracing::warn!(tenant = scope.slug(), kind = out.kind.name, error = %e, "the tenant's mail template failed: sent with the built-in one");
-            templates::render(&templates::builtin(), &cx)
-                .map_err(|e| Failed::Discard(e.to_string()))?
+            None
         }
+        None => None,
+    };
+    let rendered = match own {
+        Some(r) => r,
         None => templates::render(&templates::builtin(), &cx)
             .map_err(|e| Failed::Discard(e.to_string()))?,
     };

@@ -111,11 +111,9 @@ pub(crate) async fn stored_settings(
     Ok(rows
         .into_iter()
         .map(|(user, time_zone, from, to)| {
-            let quiet_hours = match (from, to) {
-                (Some(f), Some(t)) => QuietHours::new(
-                    u16::try_from(f).ok().unwrap_or(0),
-                    u16::try_from(t).ok().unwrap_or(0),
-                ),
+            let minute = |m: Option<i64>| m.and_then(|m| u16::try_from(m).ok());
+            let quiet_hours = match (minute(from), minute(to)) {
+                (Some(f), Some(t)) => QuietHours::new(f, t),
                 _ => None,
             };
             (
