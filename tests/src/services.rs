@@ -385,18 +385,25 @@ impl Cloud {
                 "creating tenant {slug}: {status} {body}"
             )));
         }
+        self.login(slug, &email, OWNER_PASSWORD)
+    }
+
+    /// Logs `email` of tenant `tenant` in with `password`; their access token.
+    pub fn login(&self, tenant: &str, email: &str, password: &str) -> Result<String, HarnessError> {
         let (status, session) = self.call(
             "POST",
             "/api/v1/auth/login",
             None,
-            Some(&json!({ "tenant": slug, "email": email, "password": OWNER_PASSWORD })),
+            Some(&json!({ "tenant": tenant, "email": email, "password": password })),
             None,
         )?;
         session["access_token"]
             .as_str()
             .filter(|_| status == 200)
             .map(str::to_owned)
-            .ok_or_else(|| HarnessError::Unexpected(format!("owner login: {status} {session}")))
+            .ok_or_else(|| {
+                HarnessError::Unexpected(format!("login of {email}: {status} {session}"))
+            })
     }
 
     /// PATCHes `path` with JSON as the admin; returns status and JSON body.

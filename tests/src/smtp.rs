@@ -83,16 +83,7 @@ impl SmtpSink {
         port: u16,
         auth: Option<(&str, &str)>,
     ) -> Result<Self, HarnessError> {
-        let mut sink = Self {
-            process: None,
-            port,
-            out: dir.join("mail"),
-            dir: dir.to_path_buf(),
-            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
-            tls: None,
-        };
-        sink.restart()?;
-        Ok(sink)
+        Self::launch(dir, port, auth, None)
     }
 
     /// Starts a server on a free port that requires STARTTLS (with `cert` and `key`) and AUTH
@@ -103,13 +94,22 @@ impl SmtpSink {
         cert: &Path,
         key: &Path,
     ) -> Result<Self, HarnessError> {
+        Self::launch(dir, free_port()?, Some(auth), Some((cert, key)))
+    }
+
+    fn launch(
+        dir: &Path,
+        port: u16,
+        auth: Option<(&str, &str)>,
+        tls: Option<(&Path, &Path)>,
+    ) -> Result<Self, HarnessError> {
         let mut sink = Self {
             process: None,
-            port: free_port()?,
+            port,
             out: dir.join("mail"),
             dir: dir.to_path_buf(),
-            auth: Some((auth.0.to_owned(), auth.1.to_owned())),
-            tls: Some((cert.to_path_buf(), key.to_path_buf())),
+            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            tls: tls.map(|(c, k)| (c.to_path_buf(), k.to_path_buf())),
         };
         sink.restart()?;
         Ok(sink)

@@ -24,20 +24,8 @@ fn user(cloud: &Cloud, email: &str, name: &str, role: &str) -> (String, String) 
         )
         .expect("user");
     assert_eq!(status, 201, "{u}");
-    let (status, s) = cloud
-        .call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({ "tenant": "acme", "email": email, "password": PASSWORD })),
-            None,
-        )
-        .expect("login");
-    assert_eq!(status, 200, "{s}");
-    (
-        u["id"].as_str().expect("id").to_owned(),
-        s["access_token"].as_str().expect("token").to_owned(),
-    )
+    let token = cloud.login("acme", email, PASSWORD).expect("login");
+    (u["id"].as_str().expect("id").to_owned(), token)
 }
 
 fn alarm(n: u32, kind: &str, detail: &str) -> Value {
@@ -355,7 +343,7 @@ fn quiet_hours_hold_mail_critical_goes_and_a_digest_groups() {
         let (_, token) = user(cloud, &email, "Quinn", "admin");
         let (_, node) = cloud.register_node("hq").expect("node");
         // Quiet from an hour ago to an hour from now, in Kolkata (UTC+05:30, no DST).
-        let now_min = (rollcall_now_ms() / 60_000 + 330) % 1440;
+        let now_min = (rollcall_service::clock::now_ms() / 60_000 + 330) % 1440;
         let hhmm = |m: i64| {
             format!(
                 "{:02}:{:02}",
@@ -388,7 +376,8 @@ fn quiet_hours_hold_mail_critical_goes_and_a_digest_groups() {
         });
         let waiting: Vec<_> = held.iter().filter(|j| j["state"] == "available").collect();
         assert_eq!(waiting.len(), 1, "{backend}: {held:?}");
-        let wait_ms = waiting[0]["scheduled_ms"].as_i64().expect("scheduled") - rollcall_now_ms();
+        let wait_ms = waiting[0]["scheduled_ms"].as_i64().expect("scheduled")
+            - rollcall_service::clock::now_ms();
         assert!(
             (55 * 60_000..=61 * 60_000).contains(&wait_ms),
             "{backend}: held {wait_ms} ms"
@@ -509,13 +498,6 @@ fn a_mail_server_down_then_up_delivers_once_and_a_refusal_is_a_dead_letter() {
         assert_eq!(d["attempt"], 1, "a 5xx is not retried");
         sink.stop();
     });
-}
-
-fn rollcall_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[test]

@@ -408,10 +408,7 @@ fn every_message_that_arrives_fits_the_published_asyncapi_document() {
         let mut ws = open(cloud, Some(&ticket(cloud, &cloud.admin_token))).expect("open");
         subscribe(&mut ws, &["tenant"], None);
         // A fresh check-in (the node is online), a person made through the API, an alarm.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now = rollcall_service::clock::now_ms();
         let mut e = event(1);
         e["node_time_ms"] = now.into();
         e["decision"] = "review".into();
@@ -516,10 +513,7 @@ fn a_job_someone_started_is_followed_live_to_its_end() {
             "{backend}: {f}"
         );
         // A cancelled one (due in an hour) ends as cancelled.
-        let later = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64 + 3_600_000)
-            .unwrap_or(0);
+        let later = rollcall_service::clock::now_ms() + 3_600_000;
         let long = enqueue(json!({ "note": "long" }), Some(later));
         subscribe(&mut ws, &[&format!("job:{long}")], None);
         let (status, c) = cloud
@@ -548,11 +542,9 @@ fn a_job_someone_started_is_followed_live_to_its_end() {
             )
             .expect("user");
         assert_eq!(status, 201, "{u}");
-        let (_, s) = cloud
-            .call("POST", "/api/v1/auth/login", None, Some(&json!({
-                "tenant": "globex", "email": "sup@globex.example", "password": "a long enough password" })), None)
+        let sup = cloud
+            .login("globex", "sup@globex.example", "a long enough password")
             .expect("login");
-        let sup = s["access_token"].as_str().expect("token").to_owned();
         let mut ws = open(cloud, Some(&ticket(cloud, &sup))).expect("open");
         send(
             &mut ws,
